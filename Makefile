@@ -1,0 +1,49 @@
+# The two commands of the README's quick start: `make run` and `make test`.
+# Both create .venv on first use and reinstall when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FRONTEND_DIR := $(wildcard frontend)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-only lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "chat-service needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run ## serve the API (and the page, if frontend/ exists) on 127.0.0.1:8000
+	CHAT_FRONTEND_DIR=$${CHAT_FRONTEND_DIR-$(FRONTEND_DIR)} $(BIN)/chat-service
+
+test: $(VENV)/.installed-test ## run every test, then the linters
+	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory lint
+
+test-only: $(VENV)/.installed-test ## run the tests without the linters (pass ARGS="-k name")
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(VENV)/.installed-test ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-test ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## remove the virtualenv and caches (not your chat.db)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

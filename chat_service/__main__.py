@@ -1,0 +1,97 @@
+"""Command line: ``chat-service`` / ``python -m chat_service``.
+
+Settings come from CHAT_* variables; ``--host``, ``--port`` and ``--db`` override them.
+Any start-up failure (bad setting, unopenable database, port in use) prints one line on
+stderr and exits non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from aiohttp import web
+
+from chat_service import __version__
+from chat_service.app import create_app
+from chat_service.config import ConfigError, Settings
+from chat_service.store import StoreOpenError
+
+log = logging.getLogger("chat_service")
+
+EXIT_CONFIG = 2
+EXIT_STARTUP = 1
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Report a bad flag in one line, like every other start-up error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see --help)\n")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _OneLineParser(
+        prog="chat-service",
+        description="Serve the chat API (and the frontend, with CHAT_FRONTEND_DIR).",
+        epilog="Every option can also be set with its CHAT_* environment variable.",
+    )
+    parser.add_argument("--host", help="address to listen on (CHAT_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (CHAT_PORT, default 8000)")
+    parser.add_argument("--db", type=Path, help="SQLite database file (CHAT_DB_PATH, default chat.db)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    settings = Settings.from_env(environ)
+    overrides = {"host": args.host, "port": args.port, "db_path": args.db}
+    return settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level_number,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(args, os.environ)
+    except ConfigError as exc:
+        print(f"chat-service: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings)
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            shutdown_timeout=settings.shutdown_timeout_s,
+            print=lambda _: log.info(
+                "serving on http://%s:%d", settings.host, settings.port
+            ),
+        )
+    except StoreOpenError as exc:
+        print(f"chat-service: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(
+            f"chat-service: cannot listen on {settings.host}:{settings.port}: {reason}",
+            file=sys.stderr,
+        )
+        return EXIT_STARTUP
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

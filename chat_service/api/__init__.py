@@ -1,0 +1,22 @@
+"""HTTP layer: route table, handlers and middlewares. Nothing below it knows about HTTP."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from chat_service.api import chat, docs, health
+from chat_service.api.errors import json_errors
+from chat_service.api.frontend import add_frontend_routes
+from chat_service.config import Settings
+
+
+def setup_routes(app: web.Application, settings: Settings) -> None:
+    """Register the API routes, then the frontend (last, so the API always wins)."""
+    app.router.add_routes(chat.routes)
+    app.router.add_routes(health.routes)
+    app.router.add_routes(docs.routes)
+    if settings.frontend_dir is not None:
+        add_frontend_routes(app, settings.frontend_dir)
+
+
+__all__ = ["json_errors", "setup_routes"]

@@ -1,0 +1,79 @@
+"""The chat contract: ``GET /chat/history`` and ``POST /chat/message``.
+
+Handlers stay thin: parse and validate, call the store and the assistant, shape the
+contract's JSON. Failures of the store or the assistant are logged once here, where
+they become the contract's 500 bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import hdrs, web
+from yarl import URL
+
+from chat_service.api.errors import ApiError, error_response
+from chat_service.api.validation import (
+    HistoryQuery,
+    parse_history_query,
+    parse_message_body,
+)
+from chat_service.assistant import AssistantError
+from chat_service.keys import ASSISTANT, SETTINGS, STORE
+from chat_service.store import DEFAULT_CONVERSATION, HistoryPage, StoreError
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/chat/history")
+async def get_history(request: web.Request) -> web.Response:
+    query = parse_history_query(request.query)
+    try:
+        page = await request.app[STORE].history(
+            query.conversation_id, limit=query.limit, before=query.before
+        )
+    except StoreError:
+        log.exception("failed to fetch chat history")
+        return web.json_response({"message": "Failed to fetch chat history."}, status=500)
+    body = [{"user": e.user, "AI": e.ai} for e in page.exchanges]
+    headers = {}
+    if (link := _next_page_link(query, page)) is not None:
+        headers[hdrs.LINK] = link
+    return web.json_response(body, headers=headers)
+
+
+def _next_page_link(query: HistoryQuery, page: HistoryPage) -> str | None:
+    """``Link: <...>; rel="next"`` to the next older page, when there is one."""
+    if not page.has_older or not page.exchanges or query.limit is None:
+        return None
+    params: dict[str, str | int] = {"limit": query.limit, "before": page.exchanges[0].id}
+    if query.conversation_id != DEFAULT_CONVERSATION:
+        params["conversation_id"] = query.conversation_id
+    return f'<{URL("/chat/history").with_query(params)}>; rel="next"'
+
+
+@routes.post("/chat/message")
+async def post_message(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise ApiError(413, f"Request body is larger than {settings.max_body_bytes} bytes.")
+    new = parse_message_body(await request.read(), max_chars=settings.max_message_chars)
+    store = request.app[STORE]
+    try:
+        history = await store.recent(new.conversation_id, settings.context_turns)
+    except StoreError:
+        log.exception("failed to load the conversation")
+        return error_response(500, "Failed to load the conversation.")
+    try:
+        reply = await request.app[ASSISTANT].reply(new.text, history)
+    except AssistantError:
+        log.exception("the assistant failed to reply")
+        return error_response(500, "The assistant failed to reply.")
+    try:
+        await store.append(new.conversation_id, new.text, reply.text)
+    except StoreError:
+        log.exception("failed to store the exchange")
+        return error_response(500, "Failed to store the message.")
+    return web.json_response({"status": "Success", "response": reply.text})

@@ -1,0 +1,25 @@
+"""``GET /openapi.json``: the API contract, from ``chat_service/openapi.yaml``."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from chat_service.keys import OPENAPI_DOCUMENT
+
+routes = web.RouteTableDef()
+
+
+def load_openapi() -> dict[str, Any]:
+    """The OpenAPI document shipped inside the package."""
+    text = resources.files("chat_service").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
+
+
+@routes.get("/openapi.json")
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI_DOCUMENT])

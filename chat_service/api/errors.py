@@ -1,0 +1,63 @@
+"""The contract's error bodies and the middleware that guarantees every error uses them.
+
+No request ever gets aiohttp's HTML/text error page or a stack trace: client errors
+become ``{"status": "error", "message": ...}`` with the right status, and anything
+unexpected is logged once, here, and answered with a generic 500 of the same shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+log = logging.getLogger(__name__)
+
+_REASONS = {
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body is too large.",
+}
+
+
+class ApiError(Exception):
+    """A request the service refuses, with the status and message the client should see."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """The contract's error shape: ``{"status": "error", "message": ...}``."""
+    return web.json_response({"status": "error", "message": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every error raised below into the contract's JSON error shape."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {}
+        if exc.status == 405 and hdrs.ALLOW in exc.headers:
+            headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        message = _REASONS.get(exc.status, exc.reason + ".")
+        if exc.status == 413:
+            message = f"Request body is larger than {request.client_max_size} bytes."
+        return error_response(exc.status, message, headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "Internal server error.")

@@ -1,0 +1,30 @@
+"""Probes: ``/healthz`` says the process serves requests, ``/readyz`` that the store answers."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from chat_service.api.errors import error_response
+from chat_service.keys import STORE
+from chat_service.store import StoreError
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except StoreError as exc:
+        log.warning("not ready: %s", exc)
+        return error_response(503, "The store is not available.")
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,98 @@
+"""Parsing and validation of request bodies and query strings, as the contract defines it.
+
+Every rejection is an :class:`ApiError` whose message tells the client what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chat_service.api.errors import ApiError
+from chat_service.store import DEFAULT_CONVERSATION
+
+MAX_HISTORY_LIMIT = 1000
+_CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_POSITIVE_INT = re.compile(r"[0-9]{1,18}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    conversation_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    conversation_id: str
+    limit: int | None
+    before: int | None
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ApiError(400, f"Request body has a duplicate key: {key!r}.")
+        result[key] = value
+    return result
+
+
+def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
+    """Validate a ``POST /chat/message`` body (bytes as received, any Content-Type)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "Request body is not valid UTF-8.") from None
+    try:
+        body = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "Request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object.")
+    if "message" not in body:
+        raise ApiError(400, "Field 'message' is required.")
+    message = body["message"]
+    if not isinstance(message, str):
+        raise ApiError(400, "Field 'message' must be a string.")
+    if not message.strip():
+        raise ApiError(400, "Field 'message' must not be blank.")
+    if len(message) > max_chars:
+        raise ApiError(400, f"Field 'message' must be at most {max_chars} characters.")
+    return NewMessage(_conversation_id(body.get("conversation_id")), message)
+
+
+def parse_history_query(query: Mapping[str, str]) -> HistoryQuery:
+    """Validate ``GET /chat/history``'s optional ``limit``, ``before`` and ``conversation_id``."""
+    limit = _positive_int(query, "limit")
+    if limit is not None and limit > MAX_HISTORY_LIMIT:
+        raise ApiError(400, f"Query parameter 'limit' must be at most {MAX_HISTORY_LIMIT}.")
+    return HistoryQuery(
+        conversation_id=_conversation_id(query.get("conversation_id")),
+        limit=limit,
+        before=_positive_int(query, "before"),
+    )
+
+
+def _positive_int(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not _POSITIVE_INT.fullmatch(raw) or int(raw) == 0:
+        raise ApiError(400, f"Query parameter {name!r} must be a positive integer.")
+    return int(raw)
+
+
+def _conversation_id(value: object) -> str:
+    if value is None:
+        return DEFAULT_CONVERSATION
+    if not isinstance(value, str) or not _CONVERSATION_ID.fullmatch(value):
+        raise ApiError(
+            400,
+            "'conversation_id' must be 1-128 characters of letters, digits, '.', '_', ':' "
+            "or '-', starting with a letter or digit.",
+        )
+    return value

@@ -1,0 +1,102 @@
+"""Settings: one frozen dataclass read from CHAT_* environment variables.
+
+Environment first (12-factor); the command line overrides the common ones. Every
+invalid value raises :class:`ConfigError` with a message that names the variable,
+so start-up can print one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+ASSISTANTS = ("dummy",)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service reads from its environment, validated."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_path: Path = Path("chat.db")
+    log_level: str = "INFO"
+    frontend_dir: Path | None = None
+    max_message_chars: int = 4000
+    max_body_bytes: int = 64 * 1024
+    assistant: str = "dummy"
+    assistant_latency_ms: int = 0
+    context_turns: int = 20
+    shutdown_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"CHAT_PORT must be between 0 and 65535, got {self.port}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"CHAT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if self.assistant not in ASSISTANTS:
+            raise ConfigError(
+                f"CHAT_ASSISTANT must be one of {', '.join(ASSISTANTS)}, got {self.assistant!r}"
+            )
+        _require(self.max_message_chars >= 1, "CHAT_MAX_MESSAGE_CHARS must be at least 1")
+        _require(self.max_body_bytes >= 1024, "CHAT_MAX_BODY_BYTES must be at least 1024")
+        _require(self.assistant_latency_ms >= 0, "CHAT_ASSISTANT_LATENCY_MS must not be negative")
+        _require(self.context_turns >= 0, "CHAT_CONTEXT_TURNS must not be negative")
+        _require(self.shutdown_timeout_s > 0, "CHAT_SHUTDOWN_TIMEOUT must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``CHAT_*`` variables; unset or empty ones keep their default."""
+        defaults = cls()
+
+        def read(name: str, parse: Callable[[str], T], default: T) -> T:
+            raw = environ.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return parse(raw)
+            except ValueError:
+                raise ConfigError(f"{name} has an invalid value: {raw!r}") from None
+
+        frontend = environ.get("CHAT_FRONTEND_DIR", "").strip()
+        return cls(
+            host=read("CHAT_HOST", str, defaults.host),
+            port=read("CHAT_PORT", int, defaults.port),
+            db_path=read("CHAT_DB_PATH", Path, defaults.db_path),
+            log_level=read("CHAT_LOG_LEVEL", str.upper, defaults.log_level),
+            frontend_dir=Path(frontend) if frontend else None,
+            max_message_chars=read("CHAT_MAX_MESSAGE_CHARS", int, defaults.max_message_chars),
+            max_body_bytes=read("CHAT_MAX_BODY_BYTES", int, defaults.max_body_bytes),
+            assistant=read("CHAT_ASSISTANT", str.lower, defaults.assistant),
+            assistant_latency_ms=read(
+                "CHAT_ASSISTANT_LATENCY_MS", int, defaults.assistant_latency_ms
+            ),
+            context_turns=read("CHAT_CONTEXT_TURNS", int, defaults.context_turns),
+            shutdown_timeout_s=read("CHAT_SHUTDOWN_TIMEOUT", float, defaults.shutdown_timeout_s),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        """Return a copy with ``changes`` applied (and validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelName(self.log_level)  # type: ignore[no-any-return]
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

@@ -1,0 +1,16 @@
+"""Typed application state (``web.AppKey``), shared by the app factory and the handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from chat_service.assistant import Assistant
+from chat_service.config import Settings
+from chat_service.store import ChatStore
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", ChatStore)
+ASSISTANT = web.AppKey("assistant", Assistant)
+OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])

@@ -1,0 +1,56 @@
+"""The storage seam: what the service needs from a chat store, nothing about HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+DEFAULT_CONVERSATION = "default"
+
+
+class StoreError(Exception):
+    """The store could not carry out an operation (I/O error, locked, corrupt, ...)."""
+
+
+class StoreOpenError(StoreError):
+    """The database could not be opened or migrated at start-up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One user message and the assistant's reply, as stored."""
+
+    id: int
+    conversation_id: str
+    turn: int
+    user: str
+    ai: str
+    created_at: str
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Exchanges oldest first, and whether older ones exist before the first of them."""
+
+    exchanges: Sequence[Exchange]
+    has_older: bool
+
+
+class ChatStore(Protocol):
+    """Durable storage for exchanges. ``append`` returns only once the row is on disk."""
+
+    async def append(
+        self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
+    ) -> Exchange: ...
+
+    async def history(
+        self, conversation_id: str, *, limit: int | None = None, before: int | None = None
+    ) -> HistoryPage: ...
+
+    async def recent(self, conversation_id: str, count: int) -> Sequence[Exchange]: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

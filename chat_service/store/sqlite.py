@@ -1,0 +1,269 @@
+"""SQLite store on aiosqlite: WAL, ``synchronous=FULL``, one writer, group commit.
+
+Durability: an exchange is acknowledged only after the transaction holding it has been
+committed with ``synchronous=FULL``, i.e. fsynced. To keep that affordable under load,
+``append`` does not write by itself: it queues the exchange for a single writer task,
+which drains everything queued into one transaction (group commit), so a burst of N
+concurrent requests costs one fsync rather than N.
+
+Reads go through a separate connection (WAL lets it read while the writer writes), so
+a long history read never waits behind a commit and vice versa.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from chat_service.store.base import Exchange, HistoryPage, StoreError, StoreOpenError
+from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+MAX_BATCH = 512
+
+_INSERT = """
+INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
+VALUES (
+    :conversation_id,
+    COALESCE(
+        (SELECT turn FROM exchanges WHERE conversation_id = :conversation_id
+         ORDER BY id DESC LIMIT 1),
+        0
+    ) + 1,
+    :user, :ai, :created_at, :trace_id
+)
+"""
+_COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """Counters of the writer task; tests and metrics read them."""
+
+    commits: int = 0
+    exchanges: int = 0
+    failed_batches: int = 0
+    largest_batch: int = 0
+
+
+@dataclass(slots=True)
+class _PendingWrite:
+    params: dict[str, Any]
+    future: asyncio.Future[Exchange] = field(repr=False)
+
+
+def utc_now() -> str:
+    """RFC 3339 UTC timestamp with milliseconds, e.g. ``2026-11-24T10:00:00.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SQLiteChatStore:
+    """A :class:`~chat_service.store.base.ChatStore` on one SQLite file."""
+
+    def __init__(self, path: Path, *, max_batch: int = MAX_BATCH) -> None:
+        self.path = path
+        self.stats = WriteStats()
+        self._max_batch = max_batch
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[_PendingWrite | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @classmethod
+    async def open(cls, path: Path, *, max_batch: int = MAX_BATCH) -> SQLiteChatStore:
+        """Open (creating if needed) and migrate the database; raise StoreOpenError if not."""
+        store = cls(path, max_batch=max_batch)
+        try:
+            await store._connect()
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            await store._close_connections()
+            if isinstance(exc, StoreOpenError):
+                raise
+            raise StoreOpenError(f"cannot open database {str(path)!r}: {exc}") from exc
+        return store
+
+    async def _connect(self) -> None:
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._configure(self._writer)
+        mode = await self._scalar(self._writer, "PRAGMA journal_mode=WAL")
+        if str(mode).lower() != "wal":
+            raise StoreOpenError(f"cannot use WAL journal mode on {str(self.path)!r} (got {mode})")
+        await self._migrate(self._writer)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._configure(self._reader)
+        await self._reader.execute("PRAGMA query_only=ON")
+        self._writer_task = asyncio.create_task(self._write_loop(), name="chat-store-writer")
+
+    @staticmethod
+    async def _configure(conn: aiosqlite.Connection) -> None:
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA synchronous=FULL")
+
+    @staticmethod
+    async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
+        rows = list(await conn.execute_fetchall(sql))
+        return rows[0][0] if rows else None
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        version = int(await self._scalar(conn, "PRAGMA user_version"))
+        if version > SCHEMA_VERSION:
+            raise StoreOpenError(
+                f"database {str(self.path)!r} has schema version {version}, newer than this "
+                f"release supports ({SCHEMA_VERSION}); upgrade chat-service"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            # executescript commits first, so wrap each migration in its own transaction:
+            # a crash mid-migration leaves the previous version intact.
+            await conn.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version={number};\nCOMMIT;"
+            )
+            log.info("database migrated", extra={"schema_version": number})
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def append(
+        self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
+    ) -> Exchange:
+        if self._closing or self._writer_task is None or self._writer_task.done():
+            raise StoreError("the store is closed")
+        future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
+        params = {
+            "conversation_id": conversation_id,
+            "user": user,
+            "ai": ai,
+            "created_at": utc_now(),
+            "trace_id": trace_id,
+        }
+        self._queue.put_nowait(_PendingWrite(params, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        """Commit whatever is queued, one transaction per batch, until the sentinel."""
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            await self._commit(batch)
+            if stop:
+                return
+
+    async def _commit(self, batch: list[_PendingWrite]) -> None:
+        conn = self._writer
+        assert conn is not None
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.executemany(_INSERT, [item.params for item in batch])
+            # We hold the write lock and ids only grow (AUTOINCREMENT), so the newest
+            # len(batch) rows are exactly this batch, in insertion order once reversed.
+            rows = await conn.execute_fetchall(
+                f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?", (len(batch),)
+            )
+            await conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            self.stats.failed_batches += 1
+            with contextlib.suppress(sqlite3.Error, OSError):
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+            log.error("group commit of %d exchanges failed: %s", len(batch), exc)
+            error = StoreError(f"commit failed: {exc}")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            return
+        self.stats.commits += 1
+        self.stats.exchanges += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        for item, row in zip(batch, reversed(list(rows)), strict=True):
+            if not item.future.done():
+                item.future.set_result(_exchange(row))
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def history(
+        self, conversation_id: str, *, limit: int | None = None, before: int | None = None
+    ) -> HistoryPage:
+        where = "conversation_id = ?"
+        params: list[Any] = [conversation_id]
+        if before is not None:
+            where += " AND id < ?"
+            params.append(before)
+        if limit is None:
+            rows = await self._read(f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id", params)
+            return HistoryPage([_exchange(row) for row in rows], has_older=False)
+        # One row more than asked tells whether an older page exists.
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id DESC LIMIT ?",
+            [*params, limit + 1],
+        )
+        page = [_exchange(row) for row in rows[:limit]]
+        page.reverse()
+        return HistoryPage(page, has_older=len(rows) > limit)
+
+    async def recent(self, conversation_id: str, count: int) -> Sequence[Exchange]:
+        if count <= 0:
+            return []
+        return (await self.history(conversation_id, limit=count)).exchanges
+
+    async def ping(self) -> None:
+        if self._writer_task is None or self._writer_task.done():
+            raise StoreError("the writer task is not running")
+        await self._read("SELECT 1", [])
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        if self._reader is None:
+            raise StoreError("the store is closed")
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"read failed: {exc}") from exc
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Commit everything already queued, then close both connections."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._writer_task is not None and not self._writer_task.done():
+            self._queue.put_nowait(None)
+            await self._writer_task
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await conn.close()
+        self._reader = self._writer = None
+
+
+def _exchange(row: Sequence[Any]) -> Exchange:
+    return Exchange(
+        id=row[0],
+        conversation_id=row[1],
+        turn=row[2],
+        user=row[3],
+        ai=row[4],
+        created_at=row[5],
+        trace_id=row[6],
+    )
