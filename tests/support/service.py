@@ -1,0 +1,128 @@
+"""Start the real ``chat-service`` process on a free loopback port, for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STARTUP_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without CHAT_* and OTEL_* leaking in, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OTEL_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "chat_service", *args]
+
+
+@dataclass
+class ServiceProcess:
+    """A running chat-service; its stdout and stderr are collected in files."""
+
+    port: int
+    db_path: Path
+    env: dict[str, str]
+    workdir: Path
+    process: subprocess.Popen[bytes] = field(init=False, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.workdir / f"service-{self.port}.stdout"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.workdir / f"service-{self.port}.stderr"
+
+    def start(self) -> ServiceProcess:
+        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
+            self.process = subprocess.Popen(
+                command("--port", str(self.port), "--db", str(self.db_path)),
+                env=self.env,
+                cwd=self.workdir,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"chat-service exited with {self.process.returncode}:\n{self.stderr()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"chat-service not ready after {timeout}s:\n{self.stderr()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send ``sig`` and wait for the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        """A blocking HTTP call with JSON in and out: (status, headers, decoded body)."""
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:
+                status, raw, hdrs = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, raw, hdrs = error.code, error.read(), error.headers
+        return status, dict(hdrs.items()), json.loads(raw) if raw else None
