@@ -43,7 +43,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", help="address to listen on (CHAT_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (CHAT_PORT, default 8000)")
-    parser.add_argument("--db", type=Path, help="SQLite database file (CHAT_DB_PATH, default chat.db)")
+    parser.add_argument(
+        "--db", type=Path, help="SQLite database file (CHAT_DB_PATH, default chat.db)"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
@@ -76,9 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=settings.host,
             port=settings.port,
             shutdown_timeout=settings.shutdown_timeout_s,
-            print=lambda _: log.info(
-                "serving on http://%s:%d", settings.host, settings.port
-            ),
+            print=lambda _: log.info("serving on http://%s:%d", settings.host, settings.port),
         )
     except StoreOpenError as exc:
         print(f"chat-service: {exc}", file=sys.stderr)

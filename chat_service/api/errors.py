@@ -36,7 +36,9 @@ def error_response(
     status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     """The contract's error shape: ``{"status": "error", "message": ...}``."""
-    return web.json_response({"status": "error", "message": message}, status=status, headers=headers)
+    return web.json_response(
+        {"status": "error", "message": message}, status=status, headers=headers
+    )
 
 
 @web.middleware
@@ -49,9 +51,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        headers = {}
+        headers: dict[str, str] = {}
         if exc.status == 405 and hdrs.ALLOW in exc.headers:
-            headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+            headers["Allow"] = exc.headers[hdrs.ALLOW]
         message = _REASONS.get(exc.status, exc.reason + ".")
         if exc.status == 413:
             message = f"Request body is larger than {request.client_max_size} bytes."

@@ -126,8 +126,9 @@ class SQLiteChatStore:
         for number in range(version + 1, SCHEMA_VERSION + 1):
             # executescript commits first, so wrap each migration in its own transaction:
             # a crash mid-migration leaves the previous version intact.
+            migration = MIGRATIONS[number - 1]
             await conn.executescript(
-                f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version={number};\nCOMMIT;"
+                f"BEGIN IMMEDIATE;\n{migration}\nPRAGMA user_version={number};\nCOMMIT;"
             )
             log.info("database migrated", extra={"schema_version": number})
 
@@ -208,7 +209,9 @@ class SQLiteChatStore:
             where += " AND id < ?"
             params.append(before)
         if limit is None:
-            rows = await self._read(f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id", params)
+            rows = await self._read(
+                f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id", params
+            )
             return HistoryPage([_exchange(row) for row in rows], has_older=False)
         # One row more than asked tells whether an older page exists.
         rows = await self._read(

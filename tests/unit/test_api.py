@@ -1,0 +1,371 @@
+"""The REST contract, in process: every success and error case of DESIGN.md's table.
+
+Each response is also checked against the schema ``/openapi.json`` documents for it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from chat_service.app import create_app
+from chat_service.assistant import AssistantError, Reply
+from chat_service.config import Settings
+from chat_service.keys import ASSISTANT, STORE
+from chat_service.store import Exchange
+from tests.support.openapi import validate_response
+from tests.unit.conftest import MakeClient
+
+Client = TestClient[Any, Any]
+ERROR_KEYS = {"status", "message"}
+
+
+async def call(
+    client: Client, method: str, path: str, *, documented: str | None = None, **kwargs: Any
+) -> tuple[int, Any, Any]:
+    """Make a request; return (status, headers, JSON body), checking it is JSON, not HTML."""
+    response = await client.request(method, path, **kwargs)
+    assert response.content_type == "application/json", await response.text()
+    body = await response.json()
+    if documented is not None:
+        validate_response(documented, method, response.status, body)
+    return response.status, response.headers, body
+
+
+async def post(client: Client, **kwargs: Any) -> tuple[int, Any, Any]:
+    return await call(client, "POST", "/chat/message", documented="/chat/message", **kwargs)
+
+
+async def history(client: Client, query: str = "") -> tuple[int, Any, Any]:
+    return await call(client, "GET", "/chat/history" + query, documented="/chat/history")
+
+
+async def test_history_starts_empty(make_client: MakeClient) -> None:
+    client = await make_client()
+    status, _, body = await history(client)
+    assert (status, body) == (200, [])
+
+
+async def test_post_answers_success_and_is_in_history(make_client: MakeClient) -> None:
+    client = await make_client()
+    status, _, body = await post(client, json={"message": "hello there"})
+    assert status == 200
+    assert set(body) == {"status", "response"}
+    assert body["status"] == "Success"
+    assert body["response"]
+
+    status, _, items = await history(client)
+    assert status == 200
+    assert items == [{"user": "hello there", "AI": body["response"]}]
+    assert set(items[0]) == {"user", "AI"}
+
+
+async def test_history_is_oldest_first(make_client: MakeClient) -> None:
+    client = await make_client()
+    for i in range(3):
+        assert (await post(client, json={"message": f"m{i}"}))[0] == 200
+    _, _, items = await history(client)
+    assert [item["user"] for item in items] == ["m0", "m1", "m2"]
+
+
+async def test_any_content_type_is_parsed_as_json(make_client: MakeClient) -> None:
+    client = await make_client()
+    status, _, body = await post(
+        client, data=b'{"message": "plain"}', headers={"Content-Type": "text/plain"}
+    )
+    assert (status, body["status"]) == (200, "Success")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", "not valid JSON"),
+        (b"{not json", "not valid JSON"),
+        (b'{"message": "caf\xe9"}', "not valid UTF-8"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'"just a string"', "must be a JSON object"),
+        (b"42", "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"{}", "'message' is required"),
+        (b'{"text": "hi"}', "'message' is required"),
+        (b'{"message": 5}', "must be a string"),
+        (b'{"message": null}', "must be a string"),
+        (b'{"message": ["hi"]}', "must be a string"),
+        (b'{"message": ""}', "must not be blank"),
+        (b'{"message": " \\n\\t "}', "must not be blank"),
+        (b'{"message": "a", "message": "b"}', "duplicate key"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (b'{"message": "hi", "conversation_id": "has space"}', "conversation_id"),
+        (b'{"message": "hi", "conversation_id": 7}', "conversation_id"),
+    ],
+)
+async def test_bad_message_bodies_are_400(
+    make_client: MakeClient, raw: bytes, expected: str
+) -> None:
+    client = await make_client(max_body_bytes=1024 * 1024)
+    status, _, body = await post(client, data=raw)
+    assert status == 400
+    assert set(body) == ERROR_KEYS
+    assert body["status"] == "error"
+    assert expected in body["message"]
+    assert (await history(client))[2] == [], "a rejected message must not be stored"
+
+
+async def test_message_length_limit_is_inclusive(make_client: MakeClient) -> None:
+    client = await make_client(max_message_chars=10)
+    assert (await post(client, json={"message": "é" * 10}))[0] == 200
+    status, _, body = await post(client, json={"message": "é" * 11})
+    assert status == 400
+    assert body == {"status": "error", "message": "Field 'message' must be at most 10 characters."}
+
+
+async def test_body_over_the_byte_limit_is_413(make_client: MakeClient) -> None:
+    client = await make_client(max_body_bytes=2048, max_message_chars=100_000)
+    status, _, body = await post(client, json={"message": "x" * 4000})
+    assert status == 413
+    assert set(body) == ERROR_KEYS
+    assert body["status"] == "error"
+    assert "2048 bytes" in body["message"]
+
+
+async def test_chunked_body_over_the_byte_limit_is_413(make_client: MakeClient) -> None:
+    client = await make_client(max_body_bytes=2048, max_message_chars=100_000)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"message": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    status, _, body = await post(client, data=chunks())
+    assert status == 413
+    assert body["status"] == "error"
+
+
+async def test_unknown_route_is_404_with_error_shape(make_client: MakeClient) -> None:
+    client = await make_client()
+    status, _, body = await call(client, "GET", "/no/such/route")
+    assert (status, body) == (404, {"status": "error", "message": "Not found."})
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/chat/history"), ("GET", "/chat/message"), ("DELETE", "/chat/history")],
+)
+async def test_wrong_method_is_405_with_error_shape(
+    make_client: MakeClient, method: str, path: str
+) -> None:
+    client = await make_client()
+    status, headers, body = await call(client, method, path)
+    assert status == 405
+    assert body == {"status": "error", "message": "Method not allowed."}
+    assert headers["Allow"]
+
+
+def break_table(db_path: Path) -> None:
+    """A real fault: the table the store reads and writes is gone."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DROP TABLE exchanges")
+
+
+def refuse_inserts(db_path: Path) -> None:
+    """A real fault at commit time: SQLite aborts every insert."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON exchanges "
+            "BEGIN SELECT RAISE(ABORT, 'inserts refused'); END"
+        )
+
+
+async def test_history_store_failure_is_the_contract_500(
+    make_client: MakeClient, settings: Settings
+) -> None:
+    client = await make_client()
+    break_table(settings.db_path)
+    status, _, body = await history(client)
+    assert (status, body) == (500, {"message": "Failed to fetch chat history."})
+
+
+async def test_post_when_reading_fails_is_500(make_client: MakeClient, settings: Settings) -> None:
+    client = await make_client()
+    break_table(settings.db_path)
+    status, _, body = await post(client, json={"message": "hi"})
+    assert status == 500
+    assert body == {"status": "error", "message": "Failed to load the conversation."}
+
+
+async def test_post_when_commit_fails_is_500_and_nothing_stored(
+    make_client: MakeClient, settings: Settings
+) -> None:
+    client = await make_client()
+    refuse_inserts(settings.db_path)
+    status, _, body = await post(client, json={"message": "hi"})
+    assert status == 500
+    assert body == {"status": "error", "message": "Failed to store the message."}
+    assert (await history(client))[2] == []
+
+
+class FailingAssistant:
+    """An assistant whose backend is down: a fault the dummy cannot produce for real."""
+
+    provider = "test"
+    model = "failing"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def reply(self, message: str, history: Sequence[Exchange]) -> Reply:
+        raise self.error
+
+    async def close(self) -> None:
+        return None
+
+
+def app_with_assistant(settings: Settings, assistant: FailingAssistant) -> web.Application:
+    app = create_app(settings)
+
+    async def replace_assistant(app: web.Application) -> AsyncIterator[None]:
+        app[ASSISTANT] = assistant
+        yield
+
+    app.cleanup_ctx.append(replace_assistant)
+    return app
+
+
+async def test_assistant_failure_is_500_and_nothing_stored(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    client = await aiohttp_client(
+        app_with_assistant(settings, FailingAssistant(AssistantError("model down")))
+    )
+    status, _, body = await post(client, json={"message": "hi"})
+    assert status == 500
+    assert body == {"status": "error", "message": "The assistant failed to reply."}
+    assert (await history(client))[2] == []
+
+
+async def test_unexpected_error_is_a_generic_500_without_details(
+    aiohttp_client: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await aiohttp_client(
+        app_with_assistant(settings, FailingAssistant(RuntimeError("secret internals")))
+    )
+    status, _, body = await post(client, json={"message": "hi"})
+    assert status == 500
+    assert body == {"status": "error", "message": "Internal server error."}
+    logged = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(logged) == 1, "the error is logged exactly once"
+    assert logged[0].exc_info is not None
+    assert "secret internals" in str(logged[0].exc_info[1])
+
+
+async def test_history_pages_follow_the_link_header(make_client: MakeClient) -> None:
+    client = await make_client()
+    for i in range(5):
+        await post(client, json={"message": f"m{i}"})
+
+    status, headers, page = await history(client, "?limit=2")
+    assert status == 200
+    assert [item["user"] for item in page] == ["m3", "m4"]
+    seen = [page]
+    while "Link" in headers:
+        link = headers["Link"]
+        assert link.endswith('>; rel="next"')
+        _, headers, page = await history(client, link[link.index("/chat/history") + 13 : -13])
+        seen.append(page)
+    assert [[item["user"] for item in p] for p in seen] == [["m3", "m4"], ["m1", "m2"], ["m0"]]
+
+
+async def test_limit_larger_than_history_has_no_link(make_client: MakeClient) -> None:
+    client = await make_client()
+    await post(client, json={"message": "only"})
+    status, headers, page = await history(client, "?limit=50")
+    assert (status, len(page)) == (200, 1)
+    assert "Link" not in headers
+
+
+async def test_before_alone_returns_everything_older(make_client: MakeClient) -> None:
+    client = await make_client()
+    for i in range(4):
+        await post(client, json={"message": f"m{i}"})
+    _, headers, _ = await history(client, "?limit=1")
+    cursor = headers["Link"].split("before=")[1].split(">")[0]
+    _, headers, page = await history(client, f"?before={cursor}")
+    assert [item["user"] for item in page] == ["m0", "m1", "m2"]
+    assert "Link" not in headers
+
+
+async def test_conversations_are_separate(make_client: MakeClient) -> None:
+    client = await make_client()
+    await post(client, json={"message": "in a", "conversation_id": "a"})
+    await post(client, json={"message": "in default"})
+    _, _, only_a = await history(client, "?conversation_id=a")
+    _, _, default = await history(client)
+    assert [item["user"] for item in only_a] == ["in a"]
+    assert [item["user"] for item in default] == ["in default"]
+
+
+async def test_link_keeps_a_non_default_conversation(make_client: MakeClient) -> None:
+    client = await make_client()
+    for i in range(2):
+        await post(client, json={"message": f"m{i}", "conversation_id": "room-1"})
+    _, headers, _ = await history(client, "?limit=1&conversation_id=room-1")
+    assert "conversation_id=room-1" in headers["Link"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?limit=0",
+        "?limit=-1",
+        "?limit=abc",
+        "?limit=1.5",
+        "?limit=",
+        "?limit=1001",
+        "?limit=1000000000",
+        "?before=0",
+        "?before=-3",
+        "?before=cursor",
+        "?before=" + "9" * 40,
+        "?conversation_id=",
+        "?conversation_id=" + "x" * 129,
+    ],
+)
+async def test_bad_history_queries_are_400(make_client: MakeClient, query: str) -> None:
+    client = await make_client()
+    status, _, body = await history(client, query)
+    assert status == 400
+    assert set(body) == ERROR_KEYS
+    assert body["status"] == "error"
+
+
+async def test_healthz_and_readyz(make_client: MakeClient) -> None:
+    client = await make_client()
+    status, _, body = await call(client, "GET", "/healthz", documented="/healthz")
+    assert (status, body) == (200, {"status": "ok"})
+    status, _, body = await call(client, "GET", "/readyz", documented="/readyz")
+    assert (status, body) == (200, {"status": "ready"})
+
+
+async def test_readyz_is_503_when_the_store_is_closed(make_client: MakeClient) -> None:
+    client = await make_client()
+    await client.app[STORE].close()
+    status, _, body = await call(client, "GET", "/readyz", documented="/readyz")
+    assert status == 503
+    assert body == {"status": "error", "message": "The store is not available."}
+    healthz = await client.get("/healthz")
+    assert healthz.status == 200, "liveness does not depend on the store"
+
+
+async def test_openapi_json_is_the_packaged_document(make_client: MakeClient) -> None:
+    client = await make_client()
+    status, _, document = await call(client, "GET", "/openapi.json")
+    assert status == 200
+    assert document["openapi"].startswith("3.1")
+    assert set(document["paths"]) >= {"/chat/history", "/chat/message", "/healthz", "/readyz"}

@@ -1,0 +1,40 @@
+"""CHAT_FRONTEND_DIR: the service serves the page's files and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.unit.conftest import MakeClient
+
+
+async def test_serves_the_page_and_its_assets_only(make_client: MakeClient, tmp_path: Path) -> None:
+    folder = tmp_path / "frontend"
+    folder.mkdir()
+    (folder / "frontend.html").write_text("<!doctype html><title>chat</title>")
+    (folder / "app.js").write_text("console.log('hi')")
+    (folder / "nginx.conf.template").write_text("server {}")
+    (folder / "docs").mkdir()
+    (tmp_path / "secret.txt").write_text("do not serve")
+
+    client = await make_client(frontend_dir=folder)
+    for path in ("/", "/frontend.html"):
+        response = await client.get(path)
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        assert "<title>chat</title>" in await response.text()
+    script = await client.get("/app.js")
+    assert script.status == 200
+    assert "javascript" in script.content_type
+    for path in ("/nginx.conf.template", "/docs", "/../secret.txt", "/%2e%2e/secret.txt"):
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert (await response.json())["status"] == "error"
+    # The API still wins over the frontend.
+    assert (await client.get("/chat/history")).status == 200
+
+
+async def test_without_a_frontend_root_is_404(make_client: MakeClient) -> None:
+    client = await make_client()
+    response = await client.get("/")
+    assert response.status == 404
+    assert await response.json() == {"status": "error", "message": "Not found."}

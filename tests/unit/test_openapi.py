@@ -1,0 +1,31 @@
+"""The OpenAPI document is valid OpenAPI 3.1 and documents the whole contract."""
+
+from __future__ import annotations
+
+import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+from chat_service.api.docs import load_openapi
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    document = load_openapi()
+    assert document["openapi"].startswith("3.1.")
+    OpenAPIV31SpecValidator(document).validate()
+
+
+def test_the_validator_would_catch_a_broken_document() -> None:
+    document = load_openapi()
+    document["paths"]["/chat/history"]["get"]["responses"]["200"] = {"content": {}}
+    with pytest.raises(OpenAPIValidationError):
+        OpenAPIV31SpecValidator(document).validate()
+
+
+def test_every_route_and_error_is_documented() -> None:
+    paths = load_openapi()["paths"]
+    assert set(paths["/chat/history"]["get"]["responses"]) == {"200", "400", "500"}
+    assert set(paths["/chat/message"]["post"]["responses"]) == {"200", "400", "413", "500"}
+    assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
+    parameters = {p.get("name") or p["$ref"] for p in paths["/chat/history"]["get"]["parameters"]}
+    assert {"limit", "before"} <= parameters

@@ -1,0 +1,176 @@
+"""The SQLite store: durability settings, migrations, paging and group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chat_service.store import SQLiteChatStore, StoreError, StoreOpenError
+from chat_service.store.migrations import SCHEMA_VERSION
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteChatStore]:
+    opened = await SQLiteChatStore.open(tmp_path / "chat.db")
+    yield opened
+    await opened.close()
+
+
+def pragma(path: Path, name: str) -> object:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+async def test_database_uses_wal_and_current_schema(store: SQLiteChatStore) -> None:
+    assert pragma(store.path, "journal_mode") == "wal"
+    assert pragma(store.path, "user_version") == SCHEMA_VERSION
+
+
+async def test_connections_are_durable_and_wait_on_locks(store: SQLiteChatStore) -> None:
+    for conn in (store._writer, store._reader):
+        assert conn is not None
+        assert (await conn.execute_fetchall("PRAGMA synchronous"))[0][0] == 2  # type: ignore[index]
+        assert (await conn.execute_fetchall("PRAGMA busy_timeout"))[0][0] == 5000  # type: ignore[index]
+
+
+async def test_reader_connection_cannot_write(store: SQLiteChatStore) -> None:
+    assert store._reader is not None
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await store._reader.execute("DELETE FROM exchanges")
+
+
+async def test_append_returns_the_stored_exchange(store: SQLiteChatStore) -> None:
+    first = await store.append("default", "hi", "hello", trace_id="ab" * 16)
+    second = await store.append("default", "again", "hello again")
+    other = await store.append("other", "elsewhere", "ok")
+    assert (first.turn, second.turn, other.turn) == (1, 2, 1)
+    assert first.id < second.id < other.id
+    assert first.trace_id == "ab" * 16
+    assert first.created_at.endswith("Z")
+    page = await store.history("default")
+    assert [(e.user, e.ai) for e in page.exchanges] == [("hi", "hello"), ("again", "hello again")]
+    assert not page.has_older
+
+
+async def test_history_pages(store: SQLiteChatStore) -> None:
+    ids = [(await store.append("c", f"m{i}", "r")).id for i in range(5)]
+    newest = await store.history("c", limit=2)
+    assert [e.id for e in newest.exchanges] == ids[3:]
+    assert newest.has_older
+    older = await store.history("c", limit=2, before=ids[3])
+    assert [e.id for e in older.exchanges] == ids[1:3]
+    assert older.has_older
+    oldest = await store.history("c", limit=2, before=ids[1])
+    assert [e.id for e in oldest.exchanges] == ids[:1]
+    assert not oldest.has_older
+    exact = await store.history("c", limit=5)
+    assert not exact.has_older
+
+
+async def test_recent_gives_the_latest_oldest_first(store: SQLiteChatStore) -> None:
+    for i in range(4):
+        await store.append("c", f"m{i}", "r")
+    assert [e.user for e in await store.recent("c", 2)] == ["m2", "m3"]
+    assert await store.recent("c", 0) == []
+
+
+async def test_unicode_round_trips_exactly(store: SQLiteChatStore) -> None:
+    text = "emoji 🧪👩🏽‍🚀, RTL שלום عربى, combining e\u0301, 4-byte 𝄞, NUL \x00 inside"
+    await store.append("default", text, text[::-1])
+    (exchange,) = (await store.history("default")).exchanges
+    assert (exchange.user, exchange.ai) == (text, text[::-1])
+
+
+async def test_concurrent_appends_are_group_committed(store: SQLiteChatStore) -> None:
+    count = 200
+    results = await asyncio.gather(
+        *(store.append("load", f"message {i}", f"reply {i}") for i in range(count))
+    )
+    # Everything acknowledged is stored, in the order the requests were made.
+    stored = (await store.history("load")).exchanges
+    assert [e.user for e in stored] == [f"message {i}" for i in range(count)]
+    assert [e.id for e in results] == [e.id for e in stored]
+    assert [e.turn for e in stored] == list(range(1, count + 1))
+    # ... and it took fewer transactions than requests.
+    assert store.stats.exchanges == count
+    assert store.stats.commits < count
+    assert store.stats.largest_batch > 1
+
+
+async def test_data_is_on_disk_when_append_returns(store: SQLiteChatStore) -> None:
+    await store.append("default", "durable", "yes")
+    # A separate connection, as another process would open it, sees the row already.
+    with sqlite3.connect(store.path) as conn:
+        rows = conn.execute("SELECT user_message FROM exchanges").fetchall()
+    assert rows == [("durable",)]
+
+
+async def test_failed_commit_fails_every_request_of_the_batch(store: SQLiteChatStore) -> None:
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON exchanges "
+            "WHEN NEW.user_message = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    results = await asyncio.gather(
+        store.append("c", "fine", "r"), store.append("c", "poison", "r"), return_exceptions=True
+    )
+    assert all(isinstance(r, StoreError) for r in results)
+    assert (await store.history("c")).exchanges == []
+    assert store.stats.failed_batches == 1
+    # The writer keeps going after a failed batch.
+    assert (await store.append("c", "after", "r")).user == "after"
+
+
+async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    pending = [asyncio.ensure_future(store.append("c", f"m{i}", "r")) for i in range(20)]
+    await asyncio.sleep(0)
+    await store.close()
+    assert all(p.done() and not p.exception() for p in pending)
+    with pytest.raises(StoreError, match="closed"):
+        await store.append("c", "late", "r")
+    reopened = await SQLiteChatStore.open(tmp_path / "chat.db")
+    assert len((await reopened.history("c")).exchanges) == 20
+    await reopened.close()
+
+
+async def test_ping_fails_once_closed(tmp_path: Path) -> None:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    await store.ping()
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.ping()
+
+
+async def test_unopenable_path_raises_store_open_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreOpenError, match="cannot open database"):
+        await SQLiteChatStore.open(tmp_path / "missing-dir" / "chat.db")
+
+
+async def test_file_that_is_not_a_database_raises_store_open_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreOpenError, match="not a database"):
+        await SQLiteChatStore.open(path)
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreOpenError, match="newer than this release"):
+        await SQLiteChatStore.open(path)
+
+
+async def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    first = await SQLiteChatStore.open(path)
+    await first.append("c", "kept", "r")
+    await first.close()
+    second = await SQLiteChatStore.open(path)
+    assert [e.user for e in (await second.history("c")).exchanges] == ["kept"]
+    await second.close()
