@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from aiohttp import web
+from opentelemetry.sdk.resources import SERVICE_NAME
 
 from chat_service import __version__
 from chat_service.app import create_app
 from chat_service.config import ConfigError, Settings
 from chat_service.store import StoreOpenError
+from chat_service.telemetry.logs import ACCESS_LOGGER, JsonAccessLogger, configure_logging
+from chat_service.telemetry.metrics import Metrics
+from chat_service.telemetry.tracing import build_resource, configure_tracing
 
 log = logging.getLogger("chat_service")
 
@@ -56,29 +60,30 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     return settings.replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level_number,
-        stream=sys.stdout,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_settings(args, os.environ)
+        configure_logging(settings.log_level_number, str(build_resource().attributes[SERVICE_NAME]))
+        metrics = Metrics()
+        provider = configure_tracing(os.environ, metrics.spans_dropped.inc)
     except ConfigError as exc:
         print(f"chat-service: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings)
     try:
         web.run_app(
-            create_app(settings),
+            create_app(settings, metrics=metrics, tracer_provider=provider),
             host=settings.host,
             port=settings.port,
             shutdown_timeout=settings.shutdown_timeout_s,
-            print=lambda _: log.info("serving on http://%s:%d", settings.host, settings.port),
+            access_log_class=JsonAccessLogger,
+            access_log=logging.getLogger(ACCESS_LOGGER),
+            print=lambda _: log.info(
+                "serving on http://%s:%d",
+                settings.host,
+                settings.port,
+                extra={"version": __version__},
+            ),
         )
     except StoreOpenError as exc:
         print(f"chat-service: {exc}", file=sys.stderr)
@@ -90,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_STARTUP
+    log.info("stopped")
     return 0
 
 

@@ -39,6 +39,8 @@ class Settings:
     assistant_latency_ms: int = 0
     context_turns: int = 20
     shutdown_timeout_s: float = 10.0
+    log_content: bool = False
+    capture_content: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -86,6 +88,8 @@ class Settings:
             ),
             context_turns=read("CHAT_CONTEXT_TURNS", int, defaults.context_turns),
             shutdown_timeout_s=read("CHAT_SHUTDOWN_TIMEOUT", float, defaults.shutdown_timeout_s),
+            log_content=read("CHAT_LOG_CONTENT", parse_bool, defaults.log_content),
+            capture_content=read("CHAT_CAPTURE_CONTENT", parse_bool, defaults.capture_content),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -95,6 +99,16 @@ class Settings:
     @property
     def log_level_number(self) -> int:
         return logging.getLevelName(self.log_level)  # type: ignore[no-any-return]
+
+
+def parse_bool(raw: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off``, any case; anything else is an error."""
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def _require(condition: bool, message: str) -> None:

@@ -9,8 +9,10 @@ from aiohttp import web
 from chat_service.assistant import Assistant
 from chat_service.config import Settings
 from chat_service.store import ChatStore
+from chat_service.telemetry.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", ChatStore)
 ASSISTANT = web.AppKey("assistant", Assistant)
+METRICS = web.AppKey("metrics", Metrics)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,3 +36,20 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
     yield start
     for service in started:
         service.kill()
+    for service in started:
+        assert_json_lines(service.stdout())
+
+
+REQUIRED_LOG_KEYS = {"timestamp", "level", "logger", "message", "service"}
+
+
+def assert_json_lines(stdout: str) -> None:
+    """Every line a service printed on stdout is one JSON object with the common fields."""
+    for number, line in enumerate(stdout.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            pytest.fail(f"stdout line {number} is not JSON: {line!r}")
+        assert isinstance(record, dict), line
+        missing = REQUIRED_LOG_KEYS - record.keys()
+        assert not missing, f"stdout line {number} lacks {missing}: {line}"

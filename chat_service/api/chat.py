@@ -21,6 +21,7 @@ from chat_service.api.validation import (
 from chat_service.assistant import AssistantError
 from chat_service.keys import ASSISTANT, SETTINGS, STORE
 from chat_service.store import DEFAULT_CONVERSATION, HistoryPage, StoreError
+from chat_service.telemetry.context import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,27 @@ async def post_message(request: web.Request) -> web.Response:
         log.exception("failed to load the conversation")
         return error_response(500, "Failed to load the conversation.")
     try:
-        reply = await request.app[ASSISTANT].reply(new.text, history)
+        reply = await request.app[ASSISTANT].reply(
+            new.text, history, conversation_id=new.conversation_id
+        )
     except AssistantError:
         log.exception("the assistant failed to reply")
         return error_response(500, "The assistant failed to reply.")
     try:
-        await store.append(new.conversation_id, new.text, reply.text)
+        exchange = await store.append(
+            new.conversation_id, new.text, reply.text, trace_id=current_trace_id()
+        )
     except StoreError:
         log.exception("failed to store the exchange")
         return error_response(500, "Failed to store the message.")
+    fields: dict[str, object] = {
+        "conversation_id": exchange.conversation_id,
+        "exchange_id": exchange.id,
+        "turn": exchange.turn,
+        "message_chars": len(new.text),
+        "reply_chars": len(reply.text),
+    }
+    if settings.log_content:
+        fields |= {"user_message": new.text, "ai_response": reply.text}
+    log.info("exchange stored", extra=fields)
     return web.json_response({"status": "Success", "response": reply.text})

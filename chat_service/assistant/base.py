@@ -29,12 +29,19 @@ class Reply:
 
 
 class Assistant(Protocol):
-    """Produces replies. ``provider`` and ``model`` name it in telemetry."""
+    """Produces replies.
+
+    ``provider`` and ``model`` name it in telemetry; ``in_process`` tells whether it runs
+    inside the service (an INTERNAL span) or calls a remote API (a CLIENT span).
+    """
 
     provider: str
     model: str
+    in_process: bool
 
-    async def reply(self, message: str, history: Sequence[Exchange]) -> Reply:
+    async def reply(
+        self, message: str, history: Sequence[Exchange], *, conversation_id: str
+    ) -> Reply:
         """Answer ``message``; ``history`` is the conversation's latest exchanges, oldest first."""
         ...
 

@@ -34,11 +34,14 @@ class DummyAssistant:
 
     provider = "chat-service"
     model = "dummy-1"
+    in_process = True
 
     def __init__(self, latency_ms: int = 0) -> None:
         self._latency_s = latency_ms / 1000
 
-    async def reply(self, message: str, history: Sequence[Exchange]) -> Reply:
+    async def reply(
+        self, message: str, history: Sequence[Exchange], *, conversation_id: str = "default"
+    ) -> Reply:
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
         turn = history[-1].turn + 1 if history else 1

@@ -38,6 +38,29 @@ class HistoryPage:
     has_older: bool
 
 
+class StoreObserver(Protocol):
+    """Receives the store's timings; the telemetry package turns them into metrics."""
+
+    def store_read(self, operation: str, seconds: float) -> None: ...
+
+    def store_committed(self, batch_size: int, seconds: float) -> None: ...
+
+    def store_commit_failed(self, batch_size: int) -> None: ...
+
+
+class NullObserver:
+    """Observes nothing: for stores used outside the service (tools, tests)."""
+
+    def store_read(self, operation: str, seconds: float) -> None:
+        return None
+
+    def store_committed(self, batch_size: int, seconds: float) -> None:
+        return None
+
+    def store_commit_failed(self, batch_size: int) -> None:
+        return None
+
+
 class ChatStore(Protocol):
     """Durable storage for exchanges. ``append`` returns only once the row is on disk."""
 

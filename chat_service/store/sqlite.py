@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,11 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
-from chat_service.store.base import Exchange, HistoryPage, StoreError, StoreOpenError
+from chat_service.store.base import (
+    Exchange,
+    HistoryPage,
+    NullObserver,
+    StoreError,
+    StoreObserver,
+    StoreOpenError,
+)
 from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 512
@@ -45,6 +57,7 @@ VALUES (
 )
 """
 _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
+_TABLE = "exchanges"
 
 
 @dataclass(slots=True)
@@ -61,6 +74,8 @@ class WriteStats:
 class _PendingWrite:
     params: dict[str, Any]
     future: asyncio.Future[Exchange] = field(repr=False)
+    # The request's span: the commit span links to every request it committed for.
+    requester: SpanContext | None = None
 
 
 def utc_now() -> str:
@@ -71,8 +86,16 @@ def utc_now() -> str:
 class SQLiteChatStore:
     """A :class:`~chat_service.store.base.ChatStore` on one SQLite file."""
 
-    def __init__(self, path: Path, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, path: Path, *, max_batch: int = MAX_BATCH, observer: StoreObserver | None = None
+    ) -> None:
         self.path = path
+        self._observer: StoreObserver = observer or NullObserver()
+        self._span_attributes = {
+            "db.system.name": "sqlite",
+            "db.namespace": path.name,
+            "db.collection.name": _TABLE,
+        }
         self.stats = WriteStats()
         self._max_batch = max_batch
         self._writer: aiosqlite.Connection | None = None
@@ -82,9 +105,11 @@ class SQLiteChatStore:
         self._closing = False
 
     @classmethod
-    async def open(cls, path: Path, *, max_batch: int = MAX_BATCH) -> SQLiteChatStore:
+    async def open(
+        cls, path: Path, *, max_batch: int = MAX_BATCH, observer: StoreObserver | None = None
+    ) -> SQLiteChatStore:
         """Open (creating if needed) and migrate the database; raise StoreOpenError if not."""
-        store = cls(path, max_batch=max_batch)
+        store = cls(path, max_batch=max_batch, observer=observer)
         try:
             await store._connect()
         except (sqlite3.Error, OSError, StoreError) as exc:
@@ -147,8 +172,16 @@ class SQLiteChatStore:
             "created_at": utc_now(),
             "trace_id": trace_id,
         }
-        self._queue.put_nowait(_PendingWrite(params, future))
-        return await future
+        requester = trace.get_current_span().get_span_context()
+        with tracer.start_as_current_span(
+            f"INSERT {_TABLE}",
+            kind=SpanKind.CLIENT,
+            attributes={**self._span_attributes, "db.operation.name": "INSERT"},
+        ):
+            self._queue.put_nowait(
+                _PendingWrite(params, future, requester if requester.is_valid else None)
+            )
+            return await future
 
     async def _write_loop(self) -> None:
         """Commit whatever is queued, one transaction per batch, until the sentinel."""
@@ -169,6 +202,31 @@ class SQLiteChatStore:
                 return
 
     async def _commit(self, batch: list[_PendingWrite]) -> None:
+        links = [Link(item.requester) for item in batch if item.requester is not None]
+        # A root span of its own trace (empty parent context), linked to every request it
+        # serves: one transaction belongs to many requests, so it can be no one's child.
+        with tracer.start_as_current_span(
+            f"BATCH INSERT {_TABLE}",
+            context=otel_context.Context(),
+            kind=SpanKind.CLIENT,
+            links=links,
+            attributes={
+                **self._span_attributes,
+                "db.operation.name": "BATCH INSERT",
+                "db.operation.batch.size": len(batch),
+            },
+        ) as span:
+            started = time.perf_counter()
+            error = await self._commit_batch(batch)
+            if error is None:
+                self._observer.store_committed(len(batch), time.perf_counter() - started)
+            else:
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                span.set_attribute("error.type", type(error.__cause__).__qualname__)
+                self._observer.store_commit_failed(len(batch))
+
+    async def _commit_batch(self, batch: list[_PendingWrite]) -> StoreError | None:
+        """One transaction for the batch; resolve every future once it is committed (or not)."""
         conn = self._writer
         assert conn is not None
         try:
@@ -185,18 +243,20 @@ class SQLiteChatStore:
             with contextlib.suppress(sqlite3.Error, OSError):
                 if conn.in_transaction:
                     await conn.execute("ROLLBACK")
-            log.error("group commit of %d exchanges failed: %s", len(batch), exc)
+            log.error("group commit failed: %s", exc, extra={"batch_size": len(batch)})
             error = StoreError(f"commit failed: {exc}")
+            error.__cause__ = exc
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(error)
-            return
+            return error
         self.stats.commits += 1
         self.stats.exchanges += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for item, row in zip(batch, reversed(list(rows)), strict=True):
             if not item.future.done():
                 item.future.set_result(_exchange(row))
+        return None
 
     # -- reads -------------------------------------------------------------------------
 
@@ -209,12 +269,12 @@ class SQLiteChatStore:
             where += " AND id < ?"
             params.append(before)
         if limit is None:
-            rows = await self._read(
+            rows = await self._select(
                 f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id", params
             )
             return HistoryPage([_exchange(row) for row in rows], has_older=False)
         # One row more than asked tells whether an older page exists.
-        rows = await self._read(
+        rows = await self._select(
             f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id DESC LIMIT ?",
             [*params, limit + 1],
         )
@@ -231,6 +291,24 @@ class SQLiteChatStore:
         if self._writer_task is None or self._writer_task.done():
             raise StoreError("the writer task is not running")
         await self._read("SELECT 1", [])
+
+    async def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """A traced and timed read of the exchanges table."""
+        with tracer.start_as_current_span(
+            f"SELECT {_TABLE}",
+            kind=SpanKind.CLIENT,
+            attributes={**self._span_attributes, "db.operation.name": "SELECT"},
+        ) as span:
+            started = time.perf_counter()
+            try:
+                rows = await self._read(sql, params)
+            except StoreError as exc:
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                span.set_attribute("error.type", type(exc.__cause__).__qualname__)
+                raise
+            self._observer.store_read("SELECT", time.perf_counter() - started)
+            span.set_attribute("db.response.returned_rows", len(rows))
+            return rows
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         if self._reader is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import assert_json_lines
 from tests.support.service import command, free_port, service_env
 
 
@@ -21,6 +22,7 @@ def run_to_exit(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -
         timeout=30,
         check=False,
     )
+    assert_json_lines(result.stdout)
     return result.returncode, result.stderr
 
 

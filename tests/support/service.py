@@ -115,7 +115,7 @@ class ServiceProcess:
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], Any]:
-        """A blocking HTTP call with JSON in and out: (status, headers, decoded body)."""
+        """A blocking HTTP call: (status, headers, body), the body decoded when it is JSON."""
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         req = urllib.request.Request(
             self.base_url + path, data=data, method=method, headers=headers or {}
@@ -125,4 +125,6 @@ class ServiceProcess:
                 status, raw, hdrs = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
             status, raw, hdrs = error.code, error.read(), error.headers
-        return status, dict(hdrs.items()), json.loads(raw) if raw else None
+        if hdrs.get_content_type() == "application/json":
+            return status, dict(hdrs.items()), json.loads(raw) if raw else None
+        return status, dict(hdrs.items()), raw.decode("utf-8", "replace")

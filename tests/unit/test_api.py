@@ -216,11 +216,14 @@ class FailingAssistant:
 
     provider = "test"
     model = "failing"
+    in_process = True
 
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    async def reply(self, message: str, history: Sequence[Exchange]) -> Reply:
+    async def reply(
+        self, message: str, history: Sequence[Exchange], *, conversation_id: str
+    ) -> Reply:
         raise self.error
 
     async def close(self) -> None:

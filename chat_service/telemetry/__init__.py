@@ -1,0 +1,1 @@
+"""Observability: OpenTelemetry tracing, JSON logs, Prometheus metrics."""

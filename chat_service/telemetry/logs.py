@@ -1,0 +1,87 @@
+"""JSON logs on stdout: one object per line, correlated with traces.
+
+Every record (the access log included) carries an RFC 3339 UTC ``timestamp``, ``level``,
+``logger``, ``message``, ``service``, and ``trace_id``/``span_id`` in lowercase hex when
+a span is active, plus the event's own fields passed with ``extra=``. Serialisation and
+escaping are python-json-logger's.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from pythonjsonlogger.json import JsonFormatter
+
+from chat_service.telemetry.context import current_ids
+
+ACCESS_LOGGER = "chat_service.access"
+# Stored on the request by the telemetry middleware: the access log is written after the
+# request's span has ended, so it cannot read the ids from the active context.
+REQUEST_TRACE_IDS = web.RequestKey("trace_ids", tuple[str, str])
+REQUEST_ROUTE = web.RequestKey("route", str)
+
+
+class TraceJsonFormatter(JsonFormatter):
+    """python-json-logger's formatter with our field names and the active span's ids."""
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            static_fields={"service": service_name},
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["timestamp"] = (
+            datetime.fromtimestamp(record.created, tz=UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+        super().add_fields(log_data, record, message_dict)
+        if "trace_id" not in log_data and (ids := current_ids()) is not None:
+            log_data["trace_id"], log_data["span_id"] = ids
+
+
+def configure_logging(level: int, service_name: str) -> None:
+    """Send every logger's records to stdout as JSON lines, at ``level`` and above."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(TraceJsonFormatter(service_name))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Python warnings (deprecations and the like) become log records too, not stray text.
+    logging.captureWarnings(True)
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """aiohttp access log as structured fields instead of an Apache-style line."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        fields: dict[str, Any] = {
+            "http_method": request.method,
+            "route": request.get(REQUEST_ROUTE),
+            "path": request.path,
+            "status": response.status,
+            "duration_ms": round(time * 1000, 3),
+            "response_bytes": response.body_length,
+            "remote": request.remote,
+            "user_agent": request.headers.get("User-Agent"),
+        }
+        if request_id := request.headers.get("X-Request-ID"):
+            fields["request_id"] = request_id
+        if (ids := request.get(REQUEST_TRACE_IDS)) is not None:
+            fields["trace_id"], fields["span_id"] = ids
+        self.logger.info("%s %s %s", request.method, request.path, response.status, extra=fields)
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)

@@ -1,0 +1,147 @@
+"""Prometheus metrics: one registry per service instance, served at ``/metrics``.
+
+Names follow the OpenTelemetry semantic conventions translated to Prometheus
+(``http.server.request.duration`` -> ``http_server_request_duration_seconds``), with the
+conventions' recommended buckets. Labels are bounded: route templates, methods, status
+codes, model names; never raw paths, ids or user text.
+"""
+
+from __future__ import annotations
+
+from aiohttp.typedefs import Handler
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from chat_service import __version__
+from chat_service.telemetry.context import current_exemplar
+
+# Recommended by the HTTP semantic conventions for http.server.request.duration.
+HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+# Recommended by the GenAI semantic conventions for gen_ai.client.operation.duration ...
+GENAI_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+# ... and for gen_ai.client.token.usage.
+GENAI_TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+# SQLite on local disk: sub-millisecond reads up to fsync-bound commits.
+STORE_DURATION_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+UNMATCHED_ROUTE = "unmatched"
+
+
+def bounded_method(method: str) -> str:
+    """The method, or ``_OTHER`` (as the HTTP conventions say) so clients cannot add labels."""
+    return method if method in KNOWN_METHODS else "_OTHER"
+
+
+class Metrics:
+    """Every metric the service exports, registered on a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+
+        self.build_info = Info(
+            "chat_service_build", "Version of the running service.", registry=registry
+        )
+        self.build_info.info({"version": __version__})
+
+        self.request_duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests.",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=HTTP_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.active_requests = Gauge(
+            "http_server_active_requests",
+            "Number of HTTP server requests in flight.",
+            ["http_request_method", "http_route"],
+            registry=registry,
+        )
+        self.exchanges = Counter(
+            "chat_exchanges",
+            "Exchanges the store was asked to persist, by outcome (stored or failed).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.genai_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of assistant (GenAI) operations.",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type"],
+            buckets=GENAI_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.genai_tokens = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens used per assistant operation, by token type (input or output).",
+            [
+                "gen_ai_operation_name",
+                "gen_ai_provider_name",
+                "gen_ai_request_model",
+                "gen_ai_token_type",
+            ],
+            buckets=GENAI_TOKEN_BUCKETS,
+            registry=registry,
+        )
+        self.store_duration = Histogram(
+            "chat_store_operation_duration_seconds",
+            "Duration of store operations (reads, and each group-commit transaction).",
+            ["db_operation_name"],
+            buckets=STORE_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "chat_store_commit_batch_size",
+            "Exchanges committed per group-commit transaction.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.spans_dropped = Counter(
+            "chat_telemetry_spans_dropped",
+            "Finished spans that could not be exported (collector down, slow or refusing).",
+            registry=registry,
+        )
+        # Pre-create the outcome series so that rate() works from the first scrape.
+        for outcome in ("stored", "failed"):
+            self.exchanges.labels(outcome=outcome)
+
+    def handler(self) -> Handler:
+        """The ``/metrics`` handler: text format, or OpenMetrics when the scraper asks for it."""
+        return make_aiohttp_handler(self.registry)
+
+    # -- the store's observer (see chat_service.store.base.StoreObserver) -------------
+
+    def store_read(self, operation: str, seconds: float) -> None:
+        self.store_duration.labels(db_operation_name=operation).observe(
+            seconds, exemplar=current_exemplar()
+        )
+
+    def store_committed(self, batch_size: int, seconds: float) -> None:
+        exemplar = current_exemplar()
+        self.store_duration.labels(db_operation_name="BATCH INSERT").observe(seconds, exemplar)
+        self.batch_size.observe(batch_size, exemplar)
+        self.exchanges.labels(outcome="stored").inc(batch_size)
+
+    def store_commit_failed(self, batch_size: int) -> None:
+        self.exchanges.labels(outcome="failed").inc(batch_size)

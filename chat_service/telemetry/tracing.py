@@ -1,0 +1,160 @@
+"""OpenTelemetry tracing: SDK, OTLP exporter and the aiohttp server instrumentation.
+
+Everything is configured by the standard OTEL_* variables, so the service drops into any
+OpenTelemetry setup: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG),
+OTEL_TRACES_EXPORTER (``otlp`` or ``none``), OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL
+(``http/protobuf`` or ``grpc``), and the exporter's own endpoint/headers/timeout variables.
+
+Spans are always created (so logs and the ``traceresponse`` header carry trace ids), but
+exported only when an OTLP endpoint is configured. Export happens in the
+BatchSpanProcessor's thread, never on the event loop: a slow or dead collector costs the
+requests nothing; spans it could not take are counted instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from chat_service import __version__
+from chat_service.config import ConfigError, parse_bool
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_NAME = "chat-service"
+# Probes and scrapes would drown the real traffic in Jaeger; users can override this.
+EXCLUDED_URLS_VARIABLE = "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"
+DEFAULT_EXCLUDED_URLS = "^/healthz$,^/readyz$,^/metrics$"
+# The stable HTTP conventions (http.request.method, url.path, http.response.status_code)
+# rather than the instrumentation's pre-1.0 default names.
+SEMCONV_VARIABLE = "OTEL_SEMCONV_STABILITY_OPT_IN"
+DEFAULT_SEMCONV = "http"
+PROTOCOLS = ("http/protobuf", "grpc")
+
+
+class CountingExporter(SpanExporter):
+    """Delegates to the real exporter and reports how many spans it failed to deliver."""
+
+    def __init__(self, inner: SpanExporter, on_dropped: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._on_dropped = on_dropped
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception:
+            log.exception("span export raised")
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self._on_dropped(len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+def build_resource() -> Resource:
+    """``Resource.create({})`` (reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES), with
+    our service name and version filled in where those variables do not set them."""
+    resource = Resource.create({})
+    defaults: dict[str, str] = {}
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        defaults[SERVICE_NAME] = DEFAULT_SERVICE_NAME
+    if SERVICE_VERSION not in resource.attributes:
+        defaults[SERVICE_VERSION] = __version__
+    return resource.merge(Resource(defaults)) if defaults else resource
+
+
+def sdk_disabled(environ: Mapping[str, str]) -> bool:
+    return _flag(environ, "OTEL_SDK_DISABLED")
+
+
+def build_exporter(environ: Mapping[str, str]) -> SpanExporter | None:
+    """The OTLP span exporter the environment asks for, or None when nothing is to be sent."""
+    exporters = {
+        name.strip().lower()
+        for name in environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")
+        if name.strip()
+    }
+    if unsupported := exporters - {"otlp", "none"}:
+        raise ConfigError(
+            f"OTEL_TRACES_EXPORTER supports 'otlp' and 'none', got {', '.join(sorted(unsupported))}"
+            " (stdout carries the JSON logs)"
+        )
+    if "otlp" not in exporters or sdk_disabled(environ):
+        return None
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return None
+    protocol = otlp_protocol(environ)
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    raise ConfigError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
+    )
+
+
+def otlp_protocol(environ: Mapping[str, str]) -> str:
+    return (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+
+
+def configure_tracing(
+    environ: Mapping[str, str], on_spans_dropped: Callable[[int], None]
+) -> TracerProvider:
+    """Install the global tracer provider and instrument aiohttp's server.
+
+    Call before the application is built: the instrumentation replaces ``web.Application``.
+    """
+    # Built before anything is installed, so a bad variable is one clear start-up error.
+    exporter = build_exporter(environ)
+    provider = TracerProvider(resource=build_resource())
+    if exporter is not None:
+        provider.add_span_processor(
+            BatchSpanProcessor(CountingExporter(exporter, on_spans_dropped))
+        )
+    trace.set_tracer_provider(provider)
+    os.environ.setdefault(EXCLUDED_URLS_VARIABLE, DEFAULT_EXCLUDED_URLS)
+    os.environ.setdefault(SEMCONV_VARIABLE, DEFAULT_SEMCONV)
+    AioHttpServerInstrumentor().instrument(tracer_provider=provider)
+    log.info(
+        "tracing configured",
+        extra={
+            "exporter": f"otlp {otlp_protocol(environ)}" if exporter else "none",
+            "service_name": provider.resource.attributes.get(SERVICE_NAME),
+        },
+    )
+    return provider
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip()
+    try:
+        return parse_bool(raw) if raw else False
+    except ValueError:
+        raise ConfigError(f"{name} must be true or false, got {raw!r}") from None

@@ -1,0 +1,70 @@
+"""Logs as a log pipeline reads them: JSON lines on stdout, no user text by default."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tests.conftest import StartService
+
+RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+SECRET = "my secret diary entry"
+
+
+def test_records_are_json_with_trace_ids_and_no_content(start_service: StartService) -> None:
+    service = start_service()
+    service.request("POST", "/chat/message", {"message": SECRET, "conversation_id": "diary"})
+    service.request("POST", "/chat/message", {"message": 42})
+    service.stop()
+
+    records = [json.loads(line) for line in service.stdout().splitlines()]
+    assert all(RFC3339_UTC.fullmatch(r["timestamp"]) for r in records)
+    assert {r["service"] for r in records} == {"chat-service"}
+    assert SECRET not in service.stdout(), "message content is not logged by default"
+
+    stored = next(r for r in records if r["message"] == "exchange stored")
+    assert stored["conversation_id"] == "diary"
+    assert stored["message_chars"] == len(SECRET)
+    assert re.fullmatch(r"[0-9a-f]{32}", stored["trace_id"])
+    assert re.fullmatch(r"[0-9a-f]{16}", stored["span_id"])
+
+    access = [r for r in records if r["logger"] == "chat_service.access"]
+    posts = [r for r in access if r["route"] == "/chat/message"]
+    assert [r["status"] for r in posts] == [200, 400]
+    assert all(isinstance(r["duration_ms"], float) for r in posts)
+    assert posts[0]["trace_id"] == stored["trace_id"]
+
+
+def test_content_is_logged_when_enabled(start_service: StartService) -> None:
+    service = start_service(env={"CHAT_LOG_CONTENT": "true"})
+    _, _, body = service.request("POST", "/chat/message", {"message": SECRET})
+    service.stop()
+    records = [json.loads(line) for line in service.stdout().splitlines()]
+    stored = next(r for r in records if r["message"] == "exchange stored")
+    assert stored["user_message"] == SECRET
+    assert stored["ai_response"] == body["response"]
+
+
+def test_log_level_filters_records(start_service: StartService) -> None:
+    service = start_service(env={"CHAT_LOG_LEVEL": "WARNING"})
+    service.request("POST", "/chat/message", {"message": "quiet"})
+    service.stop()
+    assert service.stdout() == "", "INFO records (access log included) are filtered out"
+
+
+def test_an_error_is_logged_once_with_its_exception(start_service: StartService) -> None:
+    service = start_service()
+    service.request("POST", "/chat/message", {"message": "first"})
+    import sqlite3
+
+    with sqlite3.connect(service.db_path) as conn:
+        conn.execute("DROP TABLE exchanges")
+    status, headers, body = service.request("GET", "/chat/history")
+    assert (status, body) == (500, {"message": "Failed to fetch chat history."})
+    service.stop()
+    records = [json.loads(line) for line in service.stdout().splitlines()]
+    errors = [r for r in records if r["level"] == "ERROR"]
+    assert len(errors) == 1, errors
+    assert errors[0]["message"] == "failed to fetch chat history"
+    assert "no such table" in errors[0]["exc_info"]
+    assert errors[0]["trace_id"] == headers["traceresponse"].split("-")[1]

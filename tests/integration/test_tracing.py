@@ -1,0 +1,239 @@
+"""Traces as a collector receives them: decoded from what the real exporter sends."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from tests.conftest import StartService
+from tests.support.otlp import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
+
+CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALLER_SPAN = "b7ad6b7169203331"
+
+
+def exporting_to(endpoint: str, protocol: str = "http/protobuf", **extra: str) -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+        **extra,
+    }
+
+
+def by_name(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
+    matches = [span for span in spans if span.name == name]
+    assert len(matches) == 1, f"expected one {name!r} span, got {[s.name for s in spans]}"
+    return matches[0]
+
+
+def one_post_is_exported(spans: list[ReceivedSpan]) -> bool:
+    names = {span.name for span in spans}
+    return {"POST /chat/message", "chat dummy-1", "BATCH INSERT exchanges"} <= names
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_one_post_exports_a_connected_trace(start_service: StartService, protocol: str) -> None:
+    receiver_type = OtlpGrpcReceiver if protocol == "grpc" else OtlpHttpReceiver
+    with receiver_type() as receiver:
+        service = start_service(env=exporting_to(receiver.endpoint, protocol))
+        status, headers, _ = service.request("POST", "/chat/message", {"message": "hello"})
+        assert status == 200
+        spans = receiver.wait_for(one_post_is_exported)
+
+    server = by_name(spans, "POST /chat/message")
+    assert server.kind == "SPAN_KIND_SERVER"
+    assert server.attributes["http.route"] == "/chat/message"
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.resource["service.name"] == "chat-service"
+    assert server.resource["service.version"]
+    version, trace_id, span_id, flags = headers["traceresponse"].split("-")
+    assert (version, trace_id, span_id) == ("00", server.trace_id, server.span_id)
+    assert int(flags, 16) & 0x01, "sampled flag"
+
+    genai = by_name(spans, "chat dummy-1")
+    assert (genai.trace_id, genai.parent_span_id) == (server.trace_id, server.span_id)
+    assert genai.kind == "SPAN_KIND_INTERNAL"
+    assert genai.attributes["gen_ai.operation.name"] == "chat"
+    assert genai.attributes["gen_ai.provider.name"] == "chat-service"
+    assert genai.attributes["gen_ai.request.model"] == "dummy-1"
+    assert genai.attributes["gen_ai.response.model"] == "dummy-1"
+    assert genai.attributes["gen_ai.conversation.id"] == "default"
+    assert genai.attributes["gen_ai.usage.input_tokens"] == 1
+    assert genai.attributes["gen_ai.usage.output_tokens"] > 0
+    assert not any(key.endswith(".messages") for key in genai.attributes), "content is opt-in"
+
+    for name, operation in (("SELECT exchanges", "SELECT"), ("INSERT exchanges", "INSERT")):
+        db = by_name(spans, name)
+        assert (db.trace_id, db.parent_span_id) == (server.trace_id, server.span_id)
+        assert db.kind == "SPAN_KIND_CLIENT"
+        assert db.attributes["db.system.name"] == "sqlite"
+        assert db.attributes["db.operation.name"] == operation
+        assert db.attributes["db.collection.name"] == "exchanges"
+
+    commit = by_name(spans, "BATCH INSERT exchanges")
+    assert commit.parent_span_id == "", "the commit is the root of its own trace"
+    assert commit.trace_id != server.trace_id
+    assert (server.trace_id, server.span_id) in commit.links
+    assert commit.attributes["db.operation.batch.size"] == 1
+    assert commit.attributes["db.operation.name"] == "BATCH INSERT"
+
+
+def test_commit_span_links_every_request_of_its_batch(start_service: StartService) -> None:
+    import concurrent.futures
+
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(env=exporting_to(receiver.endpoint))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(
+                pool.map(
+                    lambda i: service.request("POST", "/chat/message", {"message": f"m{i}"}),
+                    range(64),
+                )
+            )
+        assert all(status == 200 for status, _, _ in results)
+        spans = receiver.wait_for(
+            lambda s: (
+                sum(span.name == "POST /chat/message" for span in s) == 64
+                and sum(
+                    span.attributes.get("db.operation.batch.size", 0)
+                    for span in s
+                    if span.name == "BATCH INSERT exchanges"
+                )
+                == 64
+            )
+        )
+    requests = {(s.trace_id, s.span_id) for s in spans if s.name == "POST /chat/message"}
+    commits = [s for s in spans if s.name == "BATCH INSERT exchanges"]
+    linked = [link for commit in commits for link in commit.links]
+    assert sorted(linked) == sorted(requests), "each request is linked from exactly one commit"
+    for commit in commits:
+        assert len(commit.links) == commit.attributes["db.operation.batch.size"]
+
+
+def test_traceparent_continues_the_callers_trace(start_service: StartService) -> None:
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(env=exporting_to(receiver.endpoint))
+        status, headers, _ = service.request(
+            "POST",
+            "/chat/message",
+            {"message": "traced"},
+            headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+        )
+        assert status == 200
+        spans = receiver.wait_for(one_post_is_exported)
+        service.stop()
+
+    server = by_name(spans, "POST /chat/message")
+    assert (server.trace_id, server.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+    assert headers["traceresponse"].startswith(f"00-{CALLER_TRACE}-{server.span_id}-")
+
+    logs = [json.loads(line) for line in service.stdout().splitlines()]
+    request_logs = [line for line in logs if line.get("trace_id") == CALLER_TRACE]
+    assert {line["logger"] for line in request_logs} >= {
+        "chat_service.access",
+        "chat_service.api.chat",
+    }
+    access = next(line for line in request_logs if line["logger"] == "chat_service.access")
+    assert access["span_id"] == server.span_id
+    assert access["route"] == "/chat/message"
+
+    with sqlite3.connect(service.db_path) as conn:
+        stored = conn.execute("SELECT trace_id FROM exchanges").fetchall()
+    assert stored == [(CALLER_TRACE,)]
+
+
+def test_unsampled_caller_gets_a_trace_id_but_nothing_exported(start_service: StartService) -> None:
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(env=exporting_to(receiver.endpoint))
+        status, headers, _ = service.request(
+            "GET", "/chat/history", headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"}
+        )
+        assert status == 200
+        assert headers["traceresponse"].startswith(f"00-{CALLER_TRACE}-")
+        assert not int(headers["traceresponse"].rsplit("-", 1)[1], 16) & 0x01
+        service.stop()  # flushes the exporter
+    assert receiver.spans == []
+
+
+def test_message_content_is_captured_only_when_asked(start_service: StartService) -> None:
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(env=exporting_to(receiver.endpoint, CHAT_CAPTURE_CONTENT="true"))
+        service.request("POST", "/chat/message", {"message": "secret plan"})
+        spans = receiver.wait_for(one_post_is_exported)
+    genai = by_name(spans, "chat dummy-1")
+    inputs = json.loads(genai.attributes["gen_ai.input.messages"])
+    outputs = json.loads(genai.attributes["gen_ai.output.messages"])
+    assert inputs[-1] == {"role": "user", "parts": [{"type": "text", "content": "secret plan"}]}
+    assert outputs[0]["role"] == "assistant"
+    assert "secret plan" in outputs[0]["parts"][0]["content"]
+
+
+def test_probes_and_metrics_are_not_traced(start_service: StartService) -> None:
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(env=exporting_to(receiver.endpoint))
+        for path in ("/healthz", "/readyz", "/metrics", "/chat/history"):
+            assert service.request("GET", path)[0] == 200
+        service.stop()
+    names = {span.name for span in receiver.spans}
+    assert "GET /chat/history" in names
+    assert not names & {"GET /healthz", "GET /readyz", "GET /metrics"}
+
+
+def test_unknown_paths_are_not_span_names(start_service: StartService) -> None:
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(env=exporting_to(receiver.endpoint))
+        assert service.request("GET", "/users/12345/secret")[0] == 404
+        service.stop()
+    (span,) = receiver.spans
+    assert span.name == "GET"
+    assert span.attributes["http.response.status_code"] == 404
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_SDK_DISABLED": "true"},
+        {"OTEL_TRACES_EXPORTER": "none"},
+        {},  # no endpoint configured
+    ],
+    ids=["sdk-disabled", "exporter-none", "no-endpoint"],
+)
+def test_nothing_is_exported_or_printed_when_export_is_off(
+    start_service: StartService, env: dict[str, str]
+) -> None:
+    with OtlpHttpReceiver() as receiver:
+        # The receiver listens on the default port's stand-in; nothing should reach it.
+        service = start_service(env={"OTEL_BSP_SCHEDULE_DELAY": "50", **env})
+        for i in range(5):
+            assert service.request("POST", "/chat/message", {"message": f"m{i}"})[0] == 200
+        time.sleep(0.3)
+        assert service.stop() == 0
+    assert receiver.requests == 0
+    loggers = {json.loads(line)["logger"] for line in service.stdout().splitlines()}
+    assert not any(name.startswith("opentelemetry") for name in loggers), loggers
+    assert service.stderr() == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "console"}, "OTEL_TRACES_EXPORTER supports 'otlp' and 'none'"),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+            },
+            "OTEL_EXPORTER_OTLP_PROTOCOL must be one of",
+        ),
+        ({"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED must be true or false"),
+    ],
+)
+def test_bad_otel_settings_stop_start_up(
+    start_service: StartService, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(RuntimeError, match=message):
+        start_service(env=env)
