@@ -1,0 +1,71 @@
+# syntax=docker/dockerfile:1
+#
+# Two images from one file (docker-compose.yml builds both, k8s/ runs them):
+#   docker build --target service  -t chat-service:0.1.0 .           the API on :8000
+#   docker build --target frontend -t chat-service-frontend:0.1.0 .  NGINX with the page on :8085
+# Without --target, the last stage (service) is built.
+
+# ---------------------------------------------------------------- Python base
+FROM python:3.12.12-slim-bookworm AS python-base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+# ---------------------------------------------------------------- builder
+# Builds the project's wheel (and its dependencies' wheels), then installs them into a
+# virtualenv without pip; only that virtualenv reaches the final image.
+FROM python-base AS builder
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY chat_service/ chat_service/
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
+    && python -m venv --without-pip /opt/venv \
+    && pip --python /opt/venv/bin/python install --no-cache-dir --no-index \
+        --find-links /wheels /wheels/chat_service-*.whl
+
+# ---------------------------------------------------------------- frontend
+# NGINX (unprivileged image: uid 101, no root needed) serving the page and proxying the API.
+# The official entrypoint renders /etc/nginx/templates/*.template with envsubst into
+# /etc/nginx/conf.d/ at start-up; the template reads exactly these three variables.
+FROM nginxinc/nginx-unprivileged:1.29.4-alpine AS frontend
+ENV NGINX_PORT=8085 \
+    CHAT_SERVICE_URL=http://chat-service:8000 \
+    FRONTEND_ROOT=/usr/share/nginx/html
+USER 0
+RUN rm -f /usr/share/nginx/html/index.html /usr/share/nginx/html/50x.html
+USER 101
+COPY frontend/*.html frontend/*.js frontend/*.css frontend/*.json frontend/*.svg /usr/share/nginx/html/
+# Named default.conf.template so that it replaces the image's stock server on :8080.
+COPY frontend/nginx.conf.template /etc/nginx/templates/default.conf.template
+EXPOSE 8085
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["sh", "-c", "wget -q -O /dev/null http://127.0.0.1:${NGINX_PORT}/nginx-health"]
+
+# ---------------------------------------------------------------- service
+FROM python-base AS service
+LABEL org.opencontainers.image.title="chat-service" \
+      org.opencontainers.image.description="Chat backend on aiohttp and SQLite with OpenTelemetry traces and Prometheus metrics" \
+      org.opencontainers.image.licenses="MIT"
+RUN groupadd --system --gid 10001 chat \
+    && useradd --system --uid 10001 --gid chat --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin chat \
+    && mkdir /data \
+    && chown chat:chat /data
+COPY --from=builder /opt/venv /opt/venv
+# Containers listen on all interfaces (the service's own default is 127.0.0.1) and keep the
+# database on the /data volume.
+ENV PATH=/opt/venv/bin:$PATH \
+    CHAT_HOST=0.0.0.0 \
+    CHAT_PORT=8000 \
+    CHAT_DB_PATH=/data/chat.db
+VOLUME ["/data"]
+WORKDIR /data
+USER 10001:10001
+EXPOSE 8000
+# SIGTERM is the default stop signal; with the exec-form CMD the service is PID 1 and gets it
+# directly, then drains within CHAT_SHUTDOWN_TIMEOUT (10 s): give `docker stop` more than that.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CHAT_PORT', '8000'), timeout=2)"]
+CMD ["chat-service"]
