@@ -1,0 +1,151 @@
+"""docker-compose.yml: valid per the compose specification, and a stack that starts in order."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import PurePosixPath
+
+import pytest
+
+from chat_service.config import Settings
+from tests.deploy.stack import (
+    COMPONENTS,
+    REPO,
+    Doc,
+    bind_mounts,
+    load_yaml,
+    published_ports,
+    run,
+    venv_tool,
+)
+
+# The UIs the README sends people to: compose service -> container port.
+UI_PORTS = {"frontend": 8085, "jaeger": 16686, "prometheus": 9090, "grafana": 3000}
+PINNED_TAG = re.compile(r"[a-z0-9./-]+:v?\d+\.\d+\.\d+(-[a-z0-9.]+)?")
+# Images without a shell or HTTP client cannot run a healthcheck; what depends on them
+# waits for service_started instead.
+NO_HEALTHCHECK = {"otel-collector"}
+
+
+def test_validates_against_the_compose_specification() -> None:
+    tool = venv_tool("check-jsonschema", package="PyPI check-jsonschema")
+    result = run(tool, "--builtin-schema", "vendor.compose-spec", "docker-compose.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runs_the_whole_stack(compose_file: Doc) -> None:
+    assert set(compose_file["services"]) == {*COMPONENTS, "grafana"}
+
+
+@pytest.mark.parametrize("name", [*COMPONENTS, "grafana"])
+def test_service_is_pinned_restarted_and_health_checked(compose_file: Doc, name: str) -> None:
+    service = compose_file["services"][name]
+    assert PINNED_TAG.fullmatch(service["image"]), service["image"]
+    assert service["restart"] in ("unless-stopped", "always")
+    if name in NO_HEALTHCHECK:
+        assert "healthcheck" not in service
+        return
+    check = service["healthcheck"]
+    assert check["test"][0] == "CMD"
+    assert {"interval", "timeout", "retries", "start_period"} <= check.keys()
+
+
+def test_dependencies_wait_for_health_where_there_is_one(compose_file: Doc) -> None:
+    services = compose_file["services"]
+    edges = 0
+    for name, service in services.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            edges += 1
+            expected = "service_started" if dependency in NO_HEALTHCHECK else "service_healthy"
+            assert rule == {"condition": expected}, f"{name} -> {dependency}"
+    assert services["frontend"]["depends_on"] == {"chat-service": {"condition": "service_healthy"}}
+    assert edges >= 5
+
+
+def test_our_images_build_from_the_dockerfile_targets(compose_file: Doc) -> None:
+    for name, target in (("chat-service", "service"), ("frontend", "frontend")):
+        build = compose_file["services"][name]["build"]
+        assert build == {"context": ".", "target": target}
+
+
+def test_the_uis_are_published_on_localhost(compose_file: Doc) -> None:
+    for name, port in UI_PORTS.items():
+        service = compose_file["services"][name]
+        assert published_ports(service) == {port: port}
+        assert all(str(entry).startswith("127.0.0.1:") for entry in service["ports"])
+
+
+def test_chat_service_listens_everywhere_keeps_its_database_and_sends_traces(
+    compose_file: Doc,
+) -> None:
+    service = compose_file["services"]["chat-service"]
+    env = service["environment"]
+    assert env["CHAT_HOST"] == "0.0.0.0"
+    assert published_ports(service) == {Settings().port: Settings().port}
+    volume, mount_point = service["volumes"][0].split(":")
+    assert volume in compose_file["volumes"]
+    assert PurePosixPath(env["CHAT_DB_PATH"]).parent == PurePosixPath(mount_point)
+    assert env["OTEL_SERVICE_NAME"] == "chat-service"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    # Readiness (the store answers), not just liveness, before the frontend starts.
+    assert any("/readyz" in part for part in service["healthcheck"]["test"])
+    grace = int(service["stop_grace_period"].removesuffix("s"))
+    assert grace > float(env.get("CHAT_SHUTDOWN_TIMEOUT", Settings().shutdown_timeout_s))
+
+
+def test_our_containers_are_read_only_and_unprivileged(compose_file: Doc) -> None:
+    for name in ("chat-service", "frontend"):
+        service = compose_file["services"][name]
+        assert service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert "/tmp" in service["tmpfs"]
+
+
+def test_the_frontend_links_traces_to_the_published_jaeger(compose_file: Doc) -> None:
+    service = compose_file["services"]["frontend"]
+    (config,) = service["configs"]
+    assert config["target"] == service["environment"]["FRONTEND_ROOT"] + "/config.json"
+    content = json.loads(compose_file["configs"][config["source"]]["content"])
+    jaeger_port = published_ports(compose_file["services"]["jaeger"])[16686]
+    assert content == {"jaegerBaseUrl": f"http://localhost:{jaeger_port}"}
+
+
+def test_prometheus_loads_the_repository_config_rules_and_stores_exemplars(
+    compose_file: Doc,
+) -> None:
+    service = compose_file["services"]["prometheus"]
+    mounts = bind_mounts(service)
+    config_path = next(
+        arg.split("=", 1)[1] for arg in service["command"] if arg.startswith("--config.file=")
+    )
+    assert mounts[config_path] == "observability/prometheus.yml"
+    config_dir = PurePosixPath(config_path).parent
+    for pattern in load_yaml(REPO / "observability/prometheus.yml")["rule_files"]:
+        # rules/*.yml next to the config in the container is observability/rules/ here.
+        container_dir = str(config_dir / PurePosixPath(pattern).parent)
+        repo_dir = REPO / mounts[container_dir]
+        assert list(repo_dir.glob(PurePosixPath(pattern).name))
+    assert "--enable-feature=exemplar-storage" in service["command"]
+
+
+def test_the_collector_runs_the_repository_config(compose_file: Doc) -> None:
+    service = compose_file["services"]["otel-collector"]
+    (flag,) = service["command"]
+    assert (
+        bind_mounts(service)[flag.removeprefix("--config=")] == "observability/otel-collector.yaml"
+    )
+
+
+def test_grafana_is_provisioned_from_the_repository(compose_file: Doc) -> None:
+    service = compose_file["services"]["grafana"]
+    mounts = bind_mounts(service)
+    assert mounts["/etc/grafana/provisioning"] == "observability/grafana/provisioning"
+    providers = load_yaml(REPO / "observability/grafana/provisioning/dashboards/dashboards.yml")
+    (provider,) = providers["providers"]
+    dashboards_dir = REPO / mounts[provider["options"]["path"]]
+    assert (dashboards_dir / "chat-service.json").is_file()
+    home = service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (dashboards_dir / PurePosixPath(home).name).is_file()

@@ -1,0 +1,133 @@
+"""k8s/ NetworkPolicies: default deny, then exactly the flows the stack needs.
+
+The rendered policies are evaluated the way the API defines them (a connection needs an
+egress rule on the source pod AND an ingress rule on the destination pod, unless a side
+has no policy of that type) for pods of the stack in the chat-service namespace.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy.stack import Doc, find, pod_spec, workloads
+
+# (source, destination, port): the flows the stack needs.
+NEEDED = [
+    ("frontend", "chat-service", 8000),
+    ("chat-service", "otel-collector", 4318),
+    ("otel-collector", "jaeger", 4317),
+    ("prometheus", "chat-service", 8000),
+    ("prometheus", "otel-collector", 8888),
+]
+# Flows nothing needs; a sample of what default deny must keep closed.
+CLOSED = [
+    ("frontend", "otel-collector", 4318),
+    ("frontend", "jaeger", 16686),
+    ("frontend", "prometheus", 9090),
+    ("chat-service", "jaeger", 4317),
+    ("chat-service", "prometheus", 9090),
+    ("otel-collector", "chat-service", 8000),
+    ("jaeger", "chat-service", 8000),
+    ("jaeger", "otel-collector", 4317),
+    ("prometheus", "jaeger", 16686),
+]
+
+
+def pod_labels(rendered: list[Doc], name: str) -> dict[str, str]:
+    for item in workloads(rendered):
+        if item["metadata"]["name"] == name:
+            labels: dict[str, str] = item["spec"]["template"]["metadata"]["labels"]
+            return labels
+    raise AssertionError(f"no workload {name}")
+
+
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels selectors are evaluated here"
+    return bool(selector.get("matchLabels", {}).items() <= labels.items())
+
+
+def peer_matches(peer: Doc, labels: dict[str, str]) -> bool:
+    """A same-namespace pod matches a peer given by podSelector only."""
+    if "namespaceSelector" in peer or "ipBlock" in peer:
+        return False
+    return selects(peer["podSelector"], labels)
+
+
+def port_matches(rule: Doc, port: int) -> bool:
+    ports = rule.get("ports")
+    return ports is None or any(
+        p.get("port") == port and p.get("protocol", "TCP") == "TCP" for p in ports
+    )
+
+
+def allowed(
+    rendered: list[Doc], direction: str, pod: dict[str, str], peer: dict[str, str], port: int
+) -> bool:
+    """Whether the policies selecting ``pod`` let ``direction`` traffic with ``peer`` through."""
+    policy_type = direction.capitalize()
+    applying = [
+        p
+        for p in rendered
+        if p["kind"] == "NetworkPolicy"
+        and policy_type in p["spec"]["policyTypes"]
+        and selects(p["spec"]["podSelector"], pod)
+    ]
+    assert applying, "default deny should select every pod"
+    peers_key = "from" if direction == "ingress" else "to"
+
+    def rule_allows(rule: Doc) -> bool:
+        # A rule without from/to admits every peer; without ports, every port.
+        if not port_matches(rule, port):
+            return False
+        return peers_key not in rule or any(peer_matches(entry, peer) for entry in rule[peers_key])
+
+    return any(rule_allows(rule) for p in applying for rule in p["spec"].get(direction, []))
+
+
+def connects(rendered: list[Doc], source: str, destination: str, port: int) -> bool:
+    src, dst = pod_labels(rendered, source), pod_labels(rendered, destination)
+    return allowed(rendered, "egress", src, dst, port) and allowed(
+        rendered, "ingress", dst, src, port
+    )
+
+
+def test_default_deny_selects_every_pod_in_both_directions(rendered: list[Doc]) -> None:
+    deny = find(rendered, "NetworkPolicy", "default-deny")
+    assert deny["spec"]["podSelector"] == {}
+    assert sorted(deny["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    assert "ingress" not in deny["spec"]
+    assert "egress" not in deny["spec"]
+
+
+@pytest.mark.parametrize(("source", "destination", "port"), NEEDED)
+def test_needed_flow_is_open(rendered: list[Doc], source: str, destination: str, port: int) -> None:
+    assert connects(rendered, source, destination, port)
+
+
+@pytest.mark.parametrize(("source", "destination", "port"), CLOSED)
+def test_unneeded_flow_is_closed(
+    rendered: list[Doc], source: str, destination: str, port: int
+) -> None:
+    assert not connects(rendered, source, destination, port)
+
+
+def test_every_pod_may_resolve_names_with_cluster_dns(rendered: list[Doc]) -> None:
+    dns = find(rendered, "NetworkPolicy", "allow-dns")
+    assert dns["spec"]["podSelector"] == {}
+    (rule,) = dns["spec"]["egress"]
+    assert {(p["protocol"], p["port"]) for p in rule["ports"]} == {("UDP", 53), ("TCP", 53)}
+    (peer,) = rule["to"]
+    assert peer["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "kube-system"
+    }
+
+
+def test_only_the_frontend_takes_traffic_from_outside_the_stack(rendered: list[Doc]) -> None:
+    outsider: dict[str, str] = {"app.kubernetes.io/name": "someone-else"}
+    open_to_all = []
+    for item in workloads(rendered):
+        labels = pod_labels(rendered, item["metadata"]["name"])
+        for entry in pod_spec(item)["containers"][0].get("ports", []):
+            if allowed(rendered, "ingress", labels, outsider, entry["containerPort"]):
+                open_to_all.append((item["metadata"]["name"], entry["containerPort"]))
+    assert open_to_all == [("frontend", 8085)]
