@@ -1,0 +1,506 @@
+// The chat page: history, sending, errors with retry, connection state.
+//
+// An ES module (strict mode by definition), no framework, no build step. Every piece of user
+// or assistant text goes into the page through textContent / text nodes, never as HTML; the
+// Content-Security-Policy's Trusted Types directive makes any HTML sink throw, as a backstop.
+// URLs are relative ("chat/history"), so the page works behind NGINX and from the service.
+
+const HISTORY_PAGE_SIZE = 50;
+const HISTORY_TIMEOUT_MS = 15_000;
+// A real model can be slow. NGINX's proxy_read_timeout is the same, so the page never gives up
+// on a reply the proxy is still waiting for.
+const SEND_TIMEOUT_MS = 120_000;
+// Within this distance of the bottom the reader is "following" the conversation.
+const FOLLOW_THRESHOLD_PX = 80;
+// While the service is unreachable, /readyz is polled with this backoff.
+const RECONNECT_DELAYS_MS = [2_000, 4_000, 8_000, 15_000, 30_000];
+const UNAVAILABLE_STATUSES = new Set([502, 503, 504]);
+const SETTLED_MESSAGES = ".message:not(.message--failed, .message--pending, .message--thinking)";
+const TRACERESPONSE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  log: $("log"),
+  messages: $("messages"),
+  empty: $("empty"),
+  loadEarlier: $("load-earlier"),
+  historyNotice: $("history-notice"),
+  jump: $("jump"),
+  announcer: $("announcer"),
+  connection: $("connection"),
+  connectionLabel: $("connection-label"),
+  composer: $("composer"),
+  input: $("message"),
+  send: $("send"),
+};
+
+const state = {
+  jaegerBaseUrl: "",
+  historyLoaded: false,
+  nextPage: null, // URL of the next older history page, from the Link header
+  loadingEarlier: false,
+  earlierFailed: false,
+  pending: false,
+  following: true,
+  topObserver: null,
+  reconnectTimer: 0,
+  reconnectAttempt: 0,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the service
+
+// `unreachable`: no answer from the service itself (network error, or 502/503/504 from NGINX).
+class ApiError extends Error {
+  constructor(message, { unreachable = false } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.unreachable = unreachable;
+  }
+}
+
+async function callApi(url, init, timeoutMs) {
+  let response;
+  try {
+    response = await fetch(url, {
+      ...init,
+      headers: { Accept: "application/json", ...init?.headers },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (error) {
+    if (error.name === "TimeoutError") {
+      throw new ApiError("The service took too long to answer.");
+    }
+    throw new ApiError("Can't reach the chat service. Check that it is running, then retry.", {
+      unreachable: true,
+    });
+  }
+  const body = await readJson(response);
+  if (!response.ok) {
+    throw new ApiError(errorMessage(response, body), {
+      unreachable: UNAVAILABLE_STATUSES.has(response.status),
+    });
+  }
+  setConnection("online");
+  return { response, body };
+}
+
+async function readJson(response) {
+  try {
+    return await response.json();
+  } catch {
+    return null; // an empty or non-JSON body; the status decides what to say
+  }
+}
+
+// The service's own message when it sent one (the contract's error shape), else the status.
+function errorMessage(response, body) {
+  if (body && typeof body.message === "string" && body.message.trim()) {
+    return body.message;
+  }
+  const reason = response.statusText ? ` ${response.statusText}` : "";
+  return `The service answered with an error (HTTP ${response.status}${reason}).`;
+}
+
+function isExchangeList(body) {
+  return (
+    Array.isArray(body) &&
+    body.every((e) => e && typeof e.user === "string" && typeof e.AI === "string")
+  );
+}
+
+// RFC 8288 Link header: the same-origin target of rel="next", or null.
+function nextLink(response) {
+  const header = response.headers.get("Link");
+  if (!header) return null;
+  for (const part of header.split(",")) {
+    const match = /<([^>]*)>\s*;(?:.*;)?\s*rel="?next"?/i.exec(part);
+    if (match) {
+      const url = new URL(match[1], response.url);
+      return url.origin === location.origin ? url.href : null;
+    }
+  }
+  return null;
+}
+
+// The trace id of the W3C traceresponse header, when the service sent one.
+function traceIdOf(response) {
+  const match = TRACERESPONSE.exec(response.headers.get("traceresponse")?.trim() ?? "");
+  return match && !/^0+$/.test(match[1]) ? match[1] : null;
+}
+
+// config.json is optional: without it, or with an empty jaegerBaseUrl, there are no trace links.
+async function loadConfig() {
+  try {
+    const response = await fetch("config.json", {
+      cache: "no-cache",
+      signal: AbortSignal.timeout(HISTORY_TIMEOUT_MS),
+    });
+    const config = response.ok ? await response.json() : {};
+    state.jaegerBaseUrl = safeBaseUrl(config?.jaegerBaseUrl);
+  } catch {
+    state.jaegerBaseUrl = ""; // a missing or broken config only hides the optional links
+  }
+}
+
+// Only http(s) URLs become links, so a bad config cannot inject javascript: URLs.
+function safeBaseUrl(value) {
+  if (typeof value !== "string" || !value.trim()) return "";
+  try {
+    const url = new URL(value.trim());
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href.replace(/\/+$/, "") : "";
+  } catch {
+    return "";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection indicator
+
+const CONNECTION_LABELS = {
+  connecting: "Connecting…",
+  online: "Online",
+  offline: "Offline",
+};
+
+function setConnection(status) {
+  ui.connection.dataset.state = status;
+  if (ui.connectionLabel.textContent !== CONNECTION_LABELS[status]) {
+    ui.connectionLabel.textContent = CONNECTION_LABELS[status];
+  }
+  if (status === "offline") {
+    scheduleReconnectCheck();
+  } else {
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = 0;
+    state.reconnectAttempt = 0;
+  }
+}
+
+// While offline, watch /readyz so the indicator turns green again by itself. Nothing is re-sent
+// automatically: the reader decides, with the Retry buttons.
+function scheduleReconnectCheck() {
+  if (state.reconnectTimer) return;
+  const delays = RECONNECT_DELAYS_MS;
+  const delay = delays[Math.min(state.reconnectAttempt, delays.length - 1)];
+  state.reconnectAttempt += 1;
+  state.reconnectTimer = setTimeout(async () => {
+    state.reconnectTimer = 0;
+    if (ui.connection.dataset.state !== "offline") return;
+    try {
+      const response = await fetch("readyz", { signal: AbortSignal.timeout(5_000) });
+      setConnection(response.ok ? "online" : "offline");
+    } catch {
+      setConnection("offline");
+    }
+  }, delay);
+}
+
+function reportFailure(error) {
+  setConnection(error.unreachable ? "offline" : "online");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering: text only, through textContent
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function messageItem(role, text, { traceId = null } = {}) {
+  const item = element("li", `message message--${role}`);
+  if (role === "ai") item.append(avatar());
+  const body = element("div", "message__body");
+  const bubble = element("p", "bubble");
+  // Screen readers hear who spoke; sighted readers see it from side and colour.
+  bubble.append(element("span", "visually-hidden", role === "user" ? "You: " : "Assistant: "));
+  bubble.append(document.createTextNode(text));
+  body.append(bubble);
+  if (traceId && state.jaegerBaseUrl) body.append(traceLink(traceId));
+  item.append(body);
+  return item;
+}
+
+// Decoration only: the bubble itself says "Assistant:" to screen readers.
+function avatar() {
+  const node = element("span", "avatar", "AI");
+  node.setAttribute("aria-hidden", "true");
+  return node;
+}
+
+function traceLink(traceId) {
+  const meta = element("div", "message__meta");
+  const link = element("a", "trace-link", "trace");
+  link.href = `${state.jaegerBaseUrl}/trace/${traceId}`;
+  link.target = "_blank";
+  link.rel = "noopener noreferrer";
+  link.title = `Trace ${traceId} in Jaeger`;
+  link.setAttribute("aria-label", "Open the trace of this reply in Jaeger");
+  meta.append(link);
+  return meta;
+}
+
+function exchangeItems(exchanges) {
+  const fragment = document.createDocumentFragment();
+  for (const exchange of exchanges) {
+    fragment.append(messageItem("user", exchange.user), messageItem("ai", exchange.AI));
+  }
+  return fragment;
+}
+
+function thinkingItem() {
+  const item = element("li", "message message--ai message--thinking");
+  item.append(avatar());
+  const bubble = element("p", "bubble");
+  const dots = element("span", "dots");
+  dots.setAttribute("aria-hidden", "true");
+  dots.append(element("span", "dot"), element("span", "dot"), element("span", "dot"));
+  bubble.append(dots, element("span", "thinking__label", "Thinking…"));
+  item.append(bubble);
+  return item;
+}
+
+// An in-place error: what went wrong and a button to try again.
+function errorNotice(message, onRetry) {
+  const notice = element("div", "notice notice--error");
+  notice.setAttribute("role", "alert");
+  notice.append(element("span", "notice__text", message));
+  const retry = element("button", "button button--small", "Retry");
+  retry.type = "button";
+  retry.addEventListener("click", onRetry);
+  notice.append(retry);
+  return notice;
+}
+
+function updateEmptyState() {
+  const empty = state.historyLoaded && ui.messages.childElementCount === 0;
+  ui.empty.hidden = !empty;
+}
+
+function announce(text) {
+  ui.announcer.textContent = text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scrolling that follows the conversation but not a reader who scrolled up
+
+function distanceFromBottom() {
+  return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight;
+}
+
+function scrollToBottom() {
+  ui.log.scrollTop = ui.log.scrollHeight;
+  state.following = true;
+  ui.jump.hidden = true;
+}
+
+function followOrNotify() {
+  if (state.following) {
+    scrollToBottom();
+  } else {
+    ui.jump.hidden = false;
+  }
+}
+
+function onScroll() {
+  state.following = distanceFromBottom() <= FOLLOW_THRESHOLD_PX;
+  if (state.following) ui.jump.hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// History
+
+async function loadLatest() {
+  clearHistoryNotice();
+  try {
+    const { response, body } = await callApi(
+      `chat/history?limit=${HISTORY_PAGE_SIZE}`,
+      {},
+      HISTORY_TIMEOUT_MS,
+    );
+    if (!isExchangeList(body)) throw new ApiError("The history came in an unknown format.");
+    // On a retry, messages sent meanwhile are part of this history now; unsent and pending
+    // ones are not, and stay after it.
+    for (const item of ui.messages.querySelectorAll(SETTLED_MESSAGES)) item.remove();
+    ui.messages.prepend(exchangeItems(body));
+    setNextPage(nextLink(response));
+    state.historyLoaded = true;
+    updateEmptyState();
+    scrollToBottom();
+    watchTopOfHistory();
+  } catch (error) {
+    reportFailure(error);
+    showHistoryNotice(`Couldn't load the conversation. ${error.message}`, loadLatest);
+  }
+}
+
+// `automatic` is a load asked for by scrolling; after a failure only the Retry button loads again,
+// so an outage does not turn into a request loop.
+async function loadEarlier({ automatic = false } = {}) {
+  if (!state.nextPage || state.loadingEarlier || (automatic && state.earlierFailed)) return;
+  state.loadingEarlier = true;
+  ui.loadEarlier.disabled = true;
+  ui.loadEarlier.textContent = "Loading earlier messages…";
+  clearHistoryNotice();
+  try {
+    const { response, body } = await callApi(state.nextPage, {}, HISTORY_TIMEOUT_MS);
+    if (!isExchangeList(body)) throw new ApiError("The history came in an unknown format.");
+    // Keep what the reader is looking at in place while older messages appear above it.
+    const fromBottom = ui.log.scrollHeight - ui.log.scrollTop;
+    ui.messages.prepend(exchangeItems(body));
+    ui.log.scrollTop = ui.log.scrollHeight - fromBottom;
+    state.earlierFailed = false;
+    setNextPage(nextLink(response));
+  } catch (error) {
+    reportFailure(error);
+    state.earlierFailed = true;
+    showHistoryNotice(`Couldn't load earlier messages. ${error.message}`, () => loadEarlier());
+  } finally {
+    state.loadingEarlier = false;
+    ui.loadEarlier.disabled = false;
+    ui.loadEarlier.textContent = "Load earlier messages";
+  }
+}
+
+function setNextPage(url) {
+  state.nextPage = url;
+  ui.loadEarlier.hidden = !url;
+}
+
+function showHistoryNotice(message, retry) {
+  ui.historyNotice.replaceChildren(errorNotice(message, retry));
+}
+
+function clearHistoryNotice() {
+  ui.historyNotice.replaceChildren();
+}
+
+// Older pages load by themselves when the top of the history scrolls into view.
+function watchTopOfHistory() {
+  if (state.topObserver) return;
+  state.topObserver = new IntersectionObserver(
+    (entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) loadEarlier({ automatic: true });
+    },
+    { root: ui.log, rootMargin: "200px 0px 0px 0px" },
+  );
+  state.topObserver.observe(ui.loadEarlier);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+async function send(text) {
+  if (state.pending) return;
+  setPending(true);
+  const userItem = messageItem("user", text);
+  userItem.classList.add("message--pending");
+  const thinking = thinkingItem();
+  ui.messages.append(userItem, thinking);
+  updateEmptyState();
+  scrollToBottom(); // the reader just sent this, so they want to see it
+  try {
+    const { response, body } = await callApi(
+      "chat/message",
+      {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ message: text }),
+      },
+      SEND_TIMEOUT_MS,
+    );
+    if (body?.status !== "Success" || typeof body.response !== "string") {
+      throw new ApiError("The service sent a reply in an unknown format.");
+    }
+    userItem.classList.remove("message--pending");
+    thinking.replaceWith(messageItem("ai", body.response, { traceId: traceIdOf(response) }));
+    announce(`Assistant: ${body.response}`);
+    followOrNotify();
+  } catch (error) {
+    thinking.remove();
+    reportFailure(error);
+    markFailed(userItem, text, error.message);
+  } finally {
+    setPending(false);
+  }
+}
+
+function setPending(pending) {
+  state.pending = pending;
+  ui.send.disabled = pending;
+  ui.log.setAttribute("aria-busy", String(pending));
+  // A disabled button drops keyboard focus; hand it to the message box instead of the body.
+  if (!pending && (document.activeElement === document.body || document.activeElement === null)) {
+    ui.input.focus();
+  }
+}
+
+// The failed message stays in the log, marked, with a Retry; its text also goes back into the box
+// (unless the reader has started another one), so nothing typed is ever lost.
+function markFailed(userItem, text, message) {
+  userItem.classList.replace("message--pending", "message--failed");
+  const notice = errorNotice(`Not sent. ${message}`, () => {
+    if (state.pending) return; // one message at a time; this one keeps its Retry
+    userItem.remove();
+    if (ui.input.value === text) ui.input.value = "";
+    send(text);
+  });
+  notice.classList.add("message__error");
+  userItem.querySelector(".message__body").append(notice);
+  if (!ui.input.value) ui.input.value = text;
+  followOrNotify();
+}
+
+// Sending the same text again from the box replaces its failed copy in the log.
+function dropFailedCopies(text) {
+  for (const item of ui.messages.querySelectorAll(".message--failed")) {
+    if (item.querySelector(".bubble")?.lastChild?.textContent === text) item.remove();
+  }
+}
+
+function submitFromBox() {
+  const text = ui.input.value;
+  if (state.pending || !text.trim()) return;
+  ui.input.value = "";
+  dropFailedCopies(text);
+  send(text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+function wire() {
+  ui.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitFromBox();
+  });
+  ui.input.addEventListener("keydown", (event) => {
+    // Enter sends, Shift+Enter is a new line; never interrupt an IME composition.
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    submitFromBox();
+  });
+  ui.loadEarlier.addEventListener("click", () => loadEarlier());
+  ui.jump.addEventListener("click", () => {
+    scrollToBottom();
+    ui.input.focus();
+  });
+  ui.log.addEventListener("scroll", onScroll, { passive: true });
+  // When the box grows or the window shrinks, a reader following the conversation stays at the end.
+  new ResizeObserver(() => {
+    if (state.following) ui.log.scrollTop = ui.log.scrollHeight;
+  }).observe(ui.log);
+  for (const chip of document.querySelectorAll("[data-suggestion]")) {
+    chip.addEventListener("click", () => {
+      ui.input.value = chip.dataset.suggestion;
+      submitFromBox();
+      ui.input.focus();
+    });
+  }
+}
+
+wire();
+await Promise.all([loadConfig(), loadLatest()]);
