@@ -1,0 +1,87 @@
+"""The chat page as the tests see it: its controls, and the text of its messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from playwright.sync_api import Locator, Page, expect
+
+from tests.e2e.browser import WatchedPage
+
+USER = "#messages .message--user"
+AI = "#messages .message--ai:not(.message--thinking)"
+# The bubble's last node is the message itself; before it is the screen-reader-only speaker.
+_TEXTS = "items => items.map(item => item.querySelector('.bubble').lastChild.textContent)"
+
+
+@dataclass
+class ChatPage:
+    watched: WatchedPage
+    base_url: str
+
+    @property
+    def page(self) -> Page:
+        return self.watched.page
+
+    @property
+    def input(self) -> Locator:
+        return self.page.get_by_label("Message", exact=True)
+
+    @property
+    def send_button(self) -> Locator:
+        return self.page.get_by_role("button", name="Send")
+
+    @property
+    def thinking(self) -> Locator:
+        return self.page.locator(".message--thinking")
+
+    @property
+    def connection(self) -> Locator:
+        return self.page.locator("#connection-label")
+
+    @property
+    def failed(self) -> Locator:
+        return self.page.locator(".message--failed")
+
+    @property
+    def history_notice(self) -> Locator:
+        return self.page.locator("#history-notice .notice")
+
+    @property
+    def log(self) -> Locator:
+        return self.page.locator("#log")
+
+    def open(self, path: str = "/", *, online: bool = True) -> ChatPage:
+        self.page.goto(self.base_url + path)
+        if online:
+            expect(self.connection).to_have_text("Online")
+        return self
+
+    def user_texts(self) -> list[str]:
+        texts: list[str] = self.page.locator(USER).evaluate_all(_TEXTS)
+        return texts
+
+    def ai_texts(self) -> list[str]:
+        texts: list[str] = self.page.locator(AI).evaluate_all(_TEXTS)
+        return texts
+
+    def send(self, text: str) -> str:
+        """Type ``text``, press Send, wait for the reply and return it."""
+        replies = self.page.locator(AI).count()
+        self.input.fill(text)
+        self.send_button.click()
+        return self.wait_for_reply(replies)
+
+    def wait_for_reply(self, replies_before: int) -> str:
+        expect(self.page.locator(AI)).to_have_count(replies_before + 1)
+        return self.ai_texts()[-1]
+
+    def scroll_metrics(self) -> dict[str, float]:
+        metrics: dict[str, float] = self.log.evaluate(
+            "log => ({top: log.scrollTop, height: log.scrollHeight, client: log.clientHeight})"
+        )
+        return metrics
+
+    def distance_from_bottom(self) -> float:
+        m = self.scroll_metrics()
+        return m["height"] - m["top"] - m["client"]

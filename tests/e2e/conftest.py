@@ -1,0 +1,103 @@
+"""Fixtures for the browser tests: one Chromium for the session, watched pages, services, NGINX.
+
+The service and NGINX are real processes on free loopback ports, shared by the tests of a
+module (starting them is most of the cost); every test gets fresh browser contexts, and
+fails if its pages logged a console error, threw, opened a dialog or violated the CSP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.e2e.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ColorScheme,
+    WatchedPage,
+    open_watched_page,
+)
+from tests.e2e.nginx import REPO
+from tests.support.binaries import require_binary
+from tests.support.service import ServiceProcess, free_port, service_env
+
+OpenPage = Callable[..., WatchedPage]
+StartModuleService = Callable[..., ServiceProcess]
+
+OUTPUT_DIR = REPO / "test-results" / "e2e"
+
+# Generous for a loaded 2-core CI machine; passing runs never wait this long.
+expect.set_options(timeout=10_000)
+
+
+# Package scope: Chromium and Playwright's own event loop are gone before other folders' async
+# tests run.
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    executable = require_binary("chromium", path=CHROMIUM)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[OpenPage]:
+    """``open_page(viewport=..., color_scheme=...)``: a watched page in a fresh context.
+
+    At the end of the test, every page opened must have stayed free of problems.
+    """
+    opened: list[WatchedPage] = []
+
+    def open_(
+        *,
+        viewport: dict[str, int] | None = None,
+        color_scheme: ColorScheme = "light",
+        reduced_motion: bool = False,
+    ) -> WatchedPage:
+        watched = open_watched_page(
+            browser, viewport=viewport, color_scheme=color_scheme, reduced_motion=reduced_motion
+        )
+        opened.append(watched)
+        return watched
+
+    yield open_
+    problems = [problem for watched in opened for problem in watched.problems()]
+    for watched in opened:
+        watched.context.close()
+    assert not problems, "the browser reported problems:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Where screenshots go (git-ignored)."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    return OUTPUT_DIR
+
+
+@pytest.fixture(scope="module")
+def start_module_service(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StartModuleService]:
+    """Start a chat-service shared by a module's tests: ``start(env={...})``."""
+    started: list[ServiceProcess] = []
+
+    def start(*, env: dict[str, str] | None = None) -> ServiceProcess:
+        workdir = tmp_path_factory.mktemp("service")
+        service = ServiceProcess(
+            port=free_port(), db_path=workdir / "chat.db", env=service_env(env), workdir=workdir
+        )
+        started.append(service)
+        return service.start()
+
+    yield start
+    for service in started:
+        service.kill()
+
+
+@pytest.fixture(scope="module")
+def nginx_binary() -> str:
+    return require_binary("nginx", package="nginx-light")

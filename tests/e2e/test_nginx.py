@@ -1,0 +1,317 @@
+"""The NGINX template, run for real: what it serves, proxies, adds, logs and refuses.
+
+Three NGINX instances from the same template: one in front of the real service, one in
+front of an upstream that echoes the request headers it receives (to see exactly what
+NGINX forwards), and one in front of a port nothing listens on (the service is down).
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import re
+import threading
+from collections.abc import Iterator
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import StartModuleService
+from tests.e2e.nginx import FRONTEND_DIR, NginxServer
+from tests.support.service import ServiceProcess, free_port
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+LONG_CACHE = "public, max-age=31536000, immutable"
+
+
+class Reply:
+    def __init__(self, status: int, headers: Message, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def call(
+    server: NginxServer,
+    path: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One raw HTTP/1.1 request: the path goes out exactly as given (no normalising)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+class _EchoHeaders(BaseHTTPRequestHandler):
+    """An upstream that answers every request with the headers it received, as JSON."""
+
+    def _echo(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        # What NGINX must replace rather than pass on twice.
+        self.send_header("X-Frame-Options", "SAMEORIGIN")
+        self.send_header("Cache-Control", "public, max-age=600")
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _echo
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads the echoed JSON, not stderr."""
+
+
+@pytest.fixture(scope="module")
+def service(start_module_service: StartModuleService) -> ServiceProcess:
+    return start_module_service()
+
+
+@pytest.fixture(scope="module")
+def nginx(
+    nginx_binary: str, service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxServer]:
+    server = NginxServer(
+        binary=nginx_binary,
+        workdir=tmp_path_factory.mktemp("nginx"),
+        service_url=service.base_url,
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def echo_nginx(
+    nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxServer]:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHeaders)
+    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
+    thread.start()
+    server = NginxServer(
+        binary=nginx_binary,
+        workdir=tmp_path_factory.mktemp("nginx-echo"),
+        service_url=f"http://127.0.0.1:{upstream.server_address[1]}",
+    ).start()
+    yield server
+    server.stop()
+    upstream.shutdown()
+    upstream.server_close()
+
+
+@pytest.fixture(scope="module")
+def dead_nginx(
+    nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxServer]:
+    server = NginxServer(
+        binary=nginx_binary,
+        workdir=tmp_path_factory.mktemp("nginx-dead"),
+        service_url=f"http://127.0.0.1:{free_port()}",
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_nginx_t_accepts_the_rendered_template(nginx_binary: str, tmp_path: Path) -> None:
+    server = NginxServer(binary=nginx_binary, workdir=tmp_path, service_url="http://127.0.0.1:9")
+    server.write_config()
+    result = server.check_config()
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+    assert "[warn]" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("path", ["/", "/frontend.html"])
+def test_serves_the_page(nginx: NginxServer, path: str) -> None:
+    reply = call(nginx, path)
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert reply.body == (FRONTEND_DIR / "frontend.html").read_bytes()
+
+
+def test_every_response_carries_the_security_headers(nginx: NginxServer) -> None:
+    replies = {
+        "page": call(nginx, "/"),
+        "asset": call(nginx, "/app.js"),
+        "api": call(nginx, "/chat/history"),
+        "api error": call(nginx, "/chat/message", method="POST", body=b"{}"),
+        "not found": call(nginx, "/nope"),
+        "wrong method": call(nginx, "/app.js", method="POST", body=b"x"),
+        "probe": call(nginx, "/nginx-health"),
+    }
+    assert [r.status for r in replies.values()] == [200, 200, 200, 400, 404, 405, 200]
+    for name, reply in replies.items():
+        for header, value in SECURITY_HEADERS.items():
+            assert reply.headers.get_all(header) == [value], (name, header)
+        csp = reply.headers["Content-Security-Policy"]
+        for directive in (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "require-trusted-types-for 'script'",
+        ):
+            assert directive in csp, (name, directive)
+        assert "unsafe-" not in csp
+        assert "camera=()" in reply.headers["Permissions-Policy"], name
+        assert reply.headers["X-Request-ID"], name
+
+
+def test_cache_headers(nginx: NginxServer) -> None:
+    assert call(nginx, "/app.js?v=0123456789").headers["Cache-Control"] == LONG_CACHE
+    assert call(nginx, "/style.css?v=0123456789").headers["Cache-Control"] == LONG_CACHE
+    # Without a version the URL's content can change: revalidate.
+    assert call(nginx, "/app.js").headers["Cache-Control"] == "no-cache"
+    for path in ("/", "/frontend.html", "/config.json"):
+        assert call(nginx, path).headers["Cache-Control"] == "no-cache", path
+    for path in ("/chat/history", "/healthz", "/readyz", "/openapi.json"):
+        assert call(nginx, path).headers.get_all("Cache-Control") == ["no-store"], path
+
+
+def test_text_is_gzipped(nginx: NginxServer) -> None:
+    for name in ("app.js", "style.css", "frontend.html"):
+        reply = call(nginx, f"/{name}", headers={"Accept-Encoding": "gzip"})
+        assert reply.headers["Content-Encoding"] == "gzip", name
+        assert "Accept-Encoding" in reply.headers["Vary"]
+        assert gzip.decompress(reply.body) == (FRONTEND_DIR / name).read_bytes()
+    spec = call(nginx, "/openapi.json", headers={"Accept-Encoding": "gzip"})
+    assert spec.headers["Content-Encoding"] == "gzip"
+    assert "paths" in json.loads(gzip.decompress(spec.body))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nginx.conf.template",
+        "/docs/screenshot.png",
+        "/../README.md",
+        "/%2e%2e/README.md",
+        "/metrics",
+        "/frontend.html/",
+    ],
+)
+def test_serves_nothing_but_the_page_files(nginx: NginxServer, path: str) -> None:
+    reply = call(nginx, path)
+    assert reply.status in (400, 404), path
+    if reply.status == 404:
+        assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert reply.json() == {"status": "error", "message": "Not found."}
+
+
+def test_proxies_the_contract(nginx: NginxServer) -> None:
+    sent = call(
+        nginx,
+        "/chat/message",
+        method="POST",
+        body=json.dumps({"message": "through nginx"}).encode(),
+        headers={"Content-Type": "application/json", "traceparent": TRACEPARENT},
+    )
+    assert sent.status == 200
+    assert sent.json()["status"] == "Success"
+    # The service continued the browser's trace: traceparent reached it.
+    assert sent.headers["traceresponse"].split("-")[1] == TRACEPARENT.split("-")[1]
+    history = call(nginx, "/chat/history?limit=1")
+    assert history.json()[-1]["user"] == "through nginx"
+    blank = call(nginx, "/chat/message", method="POST", body=b'{"message": " "}')
+    assert blank.status == 400
+    assert blank.json() == {"status": "error", "message": "Field 'message' must not be blank."}
+    for path in ("/healthz", "/readyz"):
+        assert call(nginx, path).status == 200, path
+
+
+def test_forwards_client_and_trace_headers(echo_nginx: NginxServer) -> None:
+    reply = call(
+        echo_nginx,
+        "/chat/message",
+        method="POST",
+        body=b"{}",
+        headers={
+            "traceparent": TRACEPARENT,
+            "tracestate": "vendor=1",
+            "X-Request-ID": "req-42",
+            "X-Forwarded-For": "203.0.113.7",
+        },
+    )
+    seen = reply.json()
+    assert seen["traceparent"] == TRACEPARENT
+    assert seen["tracestate"] == "vendor=1"
+    assert seen["x-request-id"] == "req-42"
+    assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-real-ip"] == "127.0.0.1"
+    assert reply.headers.get_all("X-Request-ID") == ["req-42"]
+    # NGINX's own policy replaces the upstream's, never doubles it.
+    assert reply.headers.get_all("X-Frame-Options") == ["DENY"]
+    assert reply.headers.get_all("Cache-Control") == ["no-store"]
+
+
+def test_makes_up_a_request_id_when_the_client_has_none_or_a_bad_one(
+    echo_nginx: NginxServer,
+) -> None:
+    for headers in ({}, {"X-Request-ID": 'no spaces or quotes"allowed'}):
+        reply = call(echo_nginx, "/chat/history", headers=headers)
+        made_up = reply.headers["X-Request-ID"]
+        assert re.fullmatch(r"[0-9a-f]{32}", made_up), made_up
+        assert reply.json()["x-request-id"] == made_up
+
+
+def test_upstream_down_is_a_json_502(dead_nginx: NginxServer) -> None:
+    reply = call(dead_nginx, "/chat/message", method="POST", body=b'{"message": "hi"}')
+    assert reply.status == 502
+    assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert reply.json() == {
+        "status": "error",
+        "message": "The chat service is unavailable. Try again in a moment.",
+    }
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    # The probe does not depend on the service.
+    probe = call(dead_nginx, "/nginx-health")
+    assert (probe.status, probe.body) == (200, b"ok\n")
+
+
+def test_oversized_body_is_a_json_413_from_nginx(nginx: NginxServer) -> None:
+    reply = call(nginx, "/chat/message", method="POST", body=b"x" * (2 * 1024 * 1024))
+    assert reply.status == 413
+    assert reply.json() == {"status": "error", "message": "Request body is too large."}
+
+
+def test_below_nginx_limit_the_service_answers_413_itself(nginx: NginxServer) -> None:
+    reply = call(nginx, "/chat/message", method="POST", body=b"x" * (100 * 1024))
+    assert reply.status == 413
+    assert reply.json()["message"].startswith("Request body is larger than")
+
+
+def test_json_access_log_with_request_and_upstream_time(nginx: NginxServer) -> None:
+    call(nginx, "/chat/history", headers={"X-Request-ID": "log-me", "traceparent": TRACEPARENT})
+    call(nginx, "/nginx-health")
+    entries = nginx.access_log()  # json.loads on every line: each must be one JSON object
+    entry = next(e for e in entries if e["request_id"] == "log-me")
+    assert entry["uri"] == "/chat/history"
+    assert entry["status"] == 200
+    assert isinstance(entry["request_time"], float)
+    assert float(entry["upstream_response_time"]) >= 0
+    assert entry["upstream_status"] == "200"
+    assert entry["traceparent"] == TRACEPARENT
+    # Probes are not logged: they would drown the real traffic.
+    assert not any(e["uri"] == "/nginx-health" for e in entries)
