@@ -120,6 +120,9 @@ class SQLiteChatStore:
         return store
 
     async def _connect(self) -> None:
+        # Fail on an unopenable path here, synchronously: a failed aiosqlite.connect leaves
+        # its worker thread calling back into the loop, which may be closed by then.
+        await asyncio.to_thread(_check_openable, self.path)
         self._writer = await aiosqlite.connect(self.path, isolation_level=None)
         await self._configure(self._writer)
         mode = await self._scalar(self._writer, "PRAGMA journal_mode=WAL")
@@ -336,6 +339,15 @@ class SQLiteChatStore:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await conn.close()
         self._reader = self._writer = None
+
+
+def _check_openable(path: Path) -> None:
+    """Open and read the schema once; raises sqlite3.Error if the file cannot be a database."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
 
 
 def _exchange(row: Sequence[Any]) -> Exchange:
