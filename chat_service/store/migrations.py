@@ -21,6 +21,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX exchanges_by_conversation ON exchanges (conversation_id, id);
     """,
+    # 2: one row that readiness probes rewrite, proving the database accepts commits.
+    """
+    CREATE TABLE store_probe (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        checked_at TEXT NOT NULL
+    );
+    INSERT INTO store_probe (id, checked_at) VALUES (1, '');
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

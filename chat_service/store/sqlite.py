@@ -8,6 +8,12 @@ concurrent requests costs one fsync rather than N.
 
 Reads go through a separate connection (WAL lets it read while the writer writes), so
 a long history read never waits behind a commit and vice versa.
+
+Faults (disk full, read-only file, corruption) fail the requests they hit with StoreError
+and never stop the service: the connection that failed is dropped and reopened on next
+use, so the store recovers by itself once the fault is gone. ``ping`` (``/readyz``) proves
+both paths: a read, and a real write committed through the writer queue; after a read
+fault it also runs ``PRAGMA quick_check``.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ VALUES (
     :user, :ai, :created_at, :trace_id
 )
 """
+_PROBE = "UPDATE store_probe SET checked_at = ? WHERE id = 1"
 _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
 _TABLE = "exchanges"
 
@@ -76,6 +83,16 @@ class _PendingWrite:
     future: asyncio.Future[Exchange] = field(repr=False)
     # The request's span: the commit span links to every request it committed for.
     requester: SpanContext | None = None
+
+
+@dataclass(slots=True)
+class _Probe:
+    """A write that proves the database takes commits; rides along with the next batch."""
+
+    future: asyncio.Future[None] = field(repr=False)
+
+
+_Queued = _PendingWrite | _Probe
 
 
 def utc_now() -> str:
@@ -100,9 +117,12 @@ class SQLiteChatStore:
         self._max_batch = max_batch
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._queue: asyncio.Queue[_PendingWrite | None] = asyncio.Queue()
+        self._reader_lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._closing = False
+        # Why the last read failed; cleared once an integrity check passes again.
+        self._read_fault: str | None = None
 
     @classmethod
     async def open(
@@ -111,28 +131,41 @@ class SQLiteChatStore:
         """Open (creating if needed) and migrate the database; raise StoreOpenError if not."""
         store = cls(path, max_batch=max_batch, observer=observer)
         try:
-            await store._connect()
-        except (sqlite3.Error, OSError, StoreError) as exc:
+            # Fail on an unopenable path here, synchronously: a failed aiosqlite.connect
+            # leaves its worker thread calling back into the loop, which may be closed by then.
+            await asyncio.to_thread(_check_openable, path)
+            store._writer = await store._open_writer()
+            await store._migrate(store._writer)
+            store._reader = await store._open_reader()
+        except (sqlite3.Error, OSError, ValueError, StoreError) as exc:
             await store._close_connections()
             if isinstance(exc, StoreOpenError):
                 raise
             raise StoreOpenError(f"cannot open database {str(path)!r}: {exc}") from exc
+        store._writer_task = asyncio.create_task(store._write_loop(), name="chat-store-writer")
         return store
 
-    async def _connect(self) -> None:
-        # Fail on an unopenable path here, synchronously: a failed aiosqlite.connect leaves
-        # its worker thread calling back into the loop, which may be closed by then.
-        await asyncio.to_thread(_check_openable, self.path)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._configure(self._writer)
-        mode = await self._scalar(self._writer, "PRAGMA journal_mode=WAL")
-        if str(mode).lower() != "wal":
-            raise StoreOpenError(f"cannot use WAL journal mode on {str(self.path)!r} (got {mode})")
-        await self._migrate(self._writer)
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._configure(self._reader)
-        await self._reader.execute("PRAGMA query_only=ON")
-        self._writer_task = asyncio.create_task(self._write_loop(), name="chat-store-writer")
+    async def _open_writer(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await self._configure(conn)
+            mode = await self._scalar(conn, "PRAGMA journal_mode=WAL")
+            if str(mode).lower() != "wal":
+                raise StoreOpenError(f"cannot use WAL journal mode on {str(self.path)!r} ({mode})")
+        except BaseException:
+            await _close_quietly(conn)
+            raise
+        return conn
+
+    async def _open_reader(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await self._configure(conn)
+            await conn.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await _close_quietly(conn)
+            raise
+        return conn
 
     @staticmethod
     async def _configure(conn: aiosqlite.Connection) -> None:
@@ -162,11 +195,14 @@ class SQLiteChatStore:
 
     # -- writes ------------------------------------------------------------------------
 
+    def _enqueue(self, item: _Queued) -> None:
+        if self._closing or self._writer_task is None or self._writer_task.done():
+            raise StoreError("the store is closed")
+        self._queue.put_nowait(item)
+
     async def append(
         self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
     ) -> Exchange:
-        if self._closing or self._writer_task is None or self._writer_task.done():
-            raise StoreError("the store is closed")
         future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
         params = {
             "conversation_id": conversation_id,
@@ -181,10 +217,13 @@ class SQLiteChatStore:
             kind=SpanKind.CLIENT,
             attributes={**self._span_attributes, "db.operation.name": "INSERT"},
         ):
-            self._queue.put_nowait(
-                _PendingWrite(params, future, requester if requester.is_valid else None)
-            )
+            self._enqueue(_PendingWrite(params, future, requester if requester.is_valid else None))
             return await future
+
+    async def _probe_write(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Probe(future))
+        await future
 
     async def _write_loop(self) -> None:
         """Commit whatever is queued, one transaction per batch, until the sentinel."""
@@ -200,12 +239,26 @@ class SQLiteChatStore:
                     stop = True
                     break
                 batch.append(item)
-            await self._commit(batch)
+            try:
+                await self._commit(batch)
+            except Exception as exc:  # the writer must outlive any single batch
+                log.exception("unexpected error in the writer task")
+                _fail(batch, StoreError(f"commit failed: {exc}"))
             if stop:
                 return
 
-    async def _commit(self, batch: list[_PendingWrite]) -> None:
-        links = [Link(item.requester) for item in batch if item.requester is not None]
+    async def _commit(self, batch: list[_Queued]) -> None:
+        writes = [item for item in batch if isinstance(item, _PendingWrite)]
+        if not writes:
+            # Readiness probes alone: not traced, like the /readyz requests behind them.
+            try:
+                await self._commit_batch([], probe=True)
+            except StoreError as error:
+                _fail(batch, error)
+                return
+            _resolve(batch, [])
+            return
+        links = [Link(item.requester) for item in writes if item.requester is not None]
         # A root span of its own trace (empty parent context), linked to every request it
         # serves: one transaction belongs to many requests, so it can be no one's child.
         with tracer.start_as_current_span(
@@ -216,50 +269,60 @@ class SQLiteChatStore:
             attributes={
                 **self._span_attributes,
                 "db.operation.name": "BATCH INSERT",
-                "db.operation.batch.size": len(batch),
+                "db.operation.batch.size": len(writes),
             },
         ) as span:
             started = time.perf_counter()
-            error = await self._commit_batch(batch)
-            if error is None:
-                self._observer.store_committed(len(batch), time.perf_counter() - started)
-            else:
+            try:
+                rows = await self._commit_batch(writes, probe=len(writes) < len(batch))
+            except StoreError as error:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 span.set_attribute("error.type", type(error.__cause__).__qualname__)
-                self._observer.store_commit_failed(len(batch))
+                self.stats.failed_batches += 1
+                self._observer.store_commit_failed(len(writes))
+                _fail(batch, error)
+                return
+            if writes:
+                self._observer.store_committed(len(writes), time.perf_counter() - started)
+                self.stats.commits += 1
+                self.stats.exchanges += len(writes)
+                self.stats.largest_batch = max(self.stats.largest_batch, len(writes))
+        _resolve(batch, rows)
 
-    async def _commit_batch(self, batch: list[_PendingWrite]) -> StoreError | None:
-        """One transaction for the batch; resolve every future once it is committed (or not)."""
-        conn = self._writer
-        assert conn is not None
+    async def _commit_batch(self, writes: list[_PendingWrite], *, probe: bool) -> list[Any]:
+        """One transaction for the batch; returns the inserted rows in the batch's order."""
+        rows: list[Any] = []
         try:
+            if self._writer is None:
+                self._writer = await self._open_writer()
+                log.info("reopened the writer connection")
+            conn = self._writer
             await conn.execute("BEGIN IMMEDIATE")
-            await conn.executemany(_INSERT, [item.params for item in batch])
-            # We hold the write lock and ids only grow (AUTOINCREMENT), so the newest
-            # len(batch) rows are exactly this batch, in insertion order once reversed.
-            rows = await conn.execute_fetchall(
-                f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?", (len(batch),)
-            )
+            if writes:
+                await conn.executemany(_INSERT, [item.params for item in writes])
+                # We hold the write lock and ids only grow (AUTOINCREMENT), so the newest
+                # len(writes) rows are exactly this batch, in insertion order once reversed.
+                rows = list(
+                    await conn.execute_fetchall(
+                        f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?",
+                        (len(writes),),
+                    )
+                )
+                rows.reverse()
+            if probe:
+                await conn.execute(_PROBE, (utc_now(),))
             await conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            self.stats.failed_batches += 1
-            with contextlib.suppress(sqlite3.Error, OSError):
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
-            log.error("group commit failed: %s", exc, extra={"batch_size": len(batch)})
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            log.error("group commit failed: %s", exc, extra={"batch_size": len(writes)})
+            # Drop the connection: the next batch reopens it, with a clean state and cache,
+            # which is how the store recovers once the disk or file is healthy again.
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                await _close_quietly(writer)
             error = StoreError(f"commit failed: {exc}")
             error.__cause__ = exc
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(error)
-            return error
-        self.stats.commits += 1
-        self.stats.exchanges += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        for item, row in zip(batch, reversed(list(rows)), strict=True):
-            if not item.future.done():
-                item.future.set_result(_exchange(row))
-        return None
+            raise error from exc
+        return rows
 
     # -- reads -------------------------------------------------------------------------
 
@@ -291,9 +354,18 @@ class SQLiteChatStore:
         return (await self.history(conversation_id, limit=count)).exchanges
 
     async def ping(self) -> None:
+        """Raise StoreError unless the store can both read and commit right now."""
         if self._writer_task is None or self._writer_task.done():
             raise StoreError("the writer task is not running")
-        await self._read("SELECT 1", [])
+        if self._read_fault is None:
+            await self._read("SELECT 1", [])
+        else:
+            result = await self._read("PRAGMA quick_check", [])
+            if [tuple(row) for row in result] != [("ok",)]:
+                raise StoreError(f"integrity check failed: {result[0][0]}")
+            log.info("store recovered", extra={"fault": self._read_fault})
+            self._read_fault = None
+        await self._probe_write()
 
     async def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """A traced and timed read of the exchanges table."""
@@ -314,12 +386,29 @@ class SQLiteChatStore:
             return rows
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        if self._reader is None:
+        if self._closing:
             raise StoreError("the store is closed")
         try:
-            return list(await self._reader.execute_fetchall(sql, params))
-        except (sqlite3.Error, OSError) as exc:
+            conn = await self._reader_connection()
+            return list(await conn.execute_fetchall(sql, params))
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            # ValueError: aiosqlite's "connection closed", when a fault dropped it meanwhile.
+            self._read_fault = str(exc)
+            await self._drop_reader()
             raise StoreError(f"read failed: {exc}") from exc
+
+    async def _reader_connection(self) -> aiosqlite.Connection:
+        async with self._reader_lock:
+            if self._reader is None:
+                self._reader = await self._open_reader()
+                log.info("reopened the reader connection")
+            return self._reader
+
+    async def _drop_reader(self) -> None:
+        async with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            await _close_quietly(reader)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -336,9 +425,31 @@ class SQLiteChatStore:
     async def _close_connections(self) -> None:
         for conn in (self._reader, self._writer):
             if conn is not None:
-                with contextlib.suppress(sqlite3.Error, ValueError):
-                    await conn.close()
+                await _close_quietly(conn)
         self._reader = self._writer = None
+
+
+async def _close_quietly(conn: aiosqlite.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error, ValueError, OSError):
+        await conn.close()
+
+
+def _resolve(batch: list[_Queued], rows: list[Any]) -> None:
+    """Answer every request of a committed batch; ``rows`` are its inserts, in order."""
+    inserted = iter(rows)
+    for item in batch:
+        if isinstance(item, _PendingWrite):
+            row = next(inserted)
+            if not item.future.done():
+                item.future.set_result(_exchange(row))
+        elif not item.future.done():
+            item.future.set_result(None)
+
+
+def _fail(batch: list[_Queued], error: StoreError) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(error)
 
 
 def _check_openable(path: Path) -> None:
