@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 
 from chat_service.api import json_errors, setup_routes, telemetry_middleware
+from chat_service.api.auth import ApiKeys, auth_middleware
 from chat_service.api.docs import load_openapi
+from chat_service.api.ratelimit import TokenBuckets, parse_networks, rate_limit_middleware
+from chat_service.api.security import add_security_headers
 from chat_service.assistant import create_assistant
 from chat_service.config import Settings
-from chat_service.keys import ASSISTANT, METRICS, OPENAPI_DOCUMENT, SETTINGS, STORE
+from chat_service.keys import (
+    ASSISTANT,
+    LIFECYCLE,
+    METRICS,
+    OPENAPI_DOCUMENT,
+    SETTINGS,
+    STORE,
+    Lifecycle,
+)
 from chat_service.store import SQLiteChatStore
 from chat_service.telemetry.genai import InstrumentedAssistant
 from chat_service.telemetry.metrics import Metrics
@@ -39,14 +51,43 @@ async def assistant_ctx(app: web.Application) -> AsyncIterator[None]:
     await assistant.close()
 
 
+# How long stopping may wait for the exporter to hand over the last spans.
+EXPORT_FLUSH_TIMEOUT_S = 5.0
+
+
 def tracing_ctx(provider: TracerProvider) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Flush and shut the exporter down last, off the event loop (it may block on network)."""
+    """Flush and shut the exporter down last, off the event loop, for a bounded time: a dead
+    collector must not hold the process past the orchestrator's grace period."""
 
     async def flush_on_exit(app: web.Application) -> AsyncIterator[None]:
         yield
-        await asyncio.to_thread(provider.shutdown)
+        done = asyncio.get_running_loop().create_future()
+
+        def shutdown() -> None:
+            try:
+                provider.shutdown()
+            finally:
+                done.get_loop().call_soon_threadsafe(_set_done, done)
+
+        # A daemon thread, so an exporter stuck past the timeout cannot block the exit.
+        threading.Thread(target=shutdown, name="otel-shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(done, EXPORT_FLUSH_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("span exporter did not flush within %.0f s", EXPORT_FLUSH_TIMEOUT_S)
 
     return flush_on_exit
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def start_draining(app: web.Application) -> None:
+    """``on_shutdown``: from now on /readyz answers 503 while in-flight requests finish."""
+    app[LIFECYCLE].draining = True
+    log.info("draining: finishing in-flight requests")
 
 
 def create_app(
@@ -61,13 +102,21 @@ def create_app(
     shuts it down when it stops. Tests may leave both telemetry arguments out.
     """
     metrics = metrics or Metrics()
+    keys = ApiKeys(settings.api_keys)
+    middlewares = [telemetry_middleware(metrics), json_errors]
+    if settings.rate_limit_rps > 0:
+        buckets = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
+        trusted = parse_networks(settings.trusted_proxies)
+        middlewares.append(rate_limit_middleware(buckets, keys, trusted))
+    if keys:
+        middlewares.append(auth_middleware(keys, protect_metrics=settings.metrics_require_key))
     # client_max_size bounds what request.read() buffers; the handler answers 413 above it.
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[telemetry_middleware(metrics), json_errors],
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[LIFECYCLE] = Lifecycle()
+    app.on_response_prepare.append(add_security_headers)
+    app.on_shutdown.append(start_draining)
     app[OPENAPI_DOCUMENT] = load_openapi()
     if tracer_provider is not None:
         app.cleanup_ctx.append(tracing_ctx(tracer_provider))

@@ -8,9 +8,10 @@ so start-up can print one clear line instead of a traceback.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,6 +42,11 @@ class Settings:
     shutdown_timeout_s: float = 10.0
     log_content: bool = False
     capture_content: bool = False
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # secrets: never printed
+    metrics_require_key: bool = False
+    rate_limit_rps: float = 20.0
+    rate_limit_burst: int = 40
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -58,6 +64,24 @@ class Settings:
         _require(self.assistant_latency_ms >= 0, "CHAT_ASSISTANT_LATENCY_MS must not be negative")
         _require(self.context_turns >= 0, "CHAT_CONTEXT_TURNS must not be negative")
         _require(self.shutdown_timeout_s > 0, "CHAT_SHUTDOWN_TIMEOUT must be positive")
+        _require(self.rate_limit_rps >= 0, "CHAT_RATE_LIMIT_RPS must not be negative (0 = off)")
+        _require(self.rate_limit_burst >= 1, "CHAT_RATE_LIMIT_BURST must be at least 1")
+        _require(
+            not self.metrics_require_key or bool(self.api_keys),
+            "CHAT_METRICS_REQUIRE_KEY needs CHAT_API_KEYS or CHAT_API_KEYS_FILE",
+        )
+        for key in self.api_keys:
+            _require(
+                len(key) >= 16 and key.isprintable() and " " not in key,
+                "API keys must be at least 16 printable characters without spaces",
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"CHAT_TRUSTED_PROXIES has an invalid address or network: {proxy!r}"
+                ) from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -90,6 +114,13 @@ class Settings:
             shutdown_timeout_s=read("CHAT_SHUTDOWN_TIMEOUT", float, defaults.shutdown_timeout_s),
             log_content=read("CHAT_LOG_CONTENT", parse_bool, defaults.log_content),
             capture_content=read("CHAT_CAPTURE_CONTENT", parse_bool, defaults.capture_content),
+            api_keys=_read_api_keys(environ),
+            metrics_require_key=read(
+                "CHAT_METRICS_REQUIRE_KEY", parse_bool, defaults.metrics_require_key
+            ),
+            rate_limit_rps=read("CHAT_RATE_LIMIT_RPS", float, defaults.rate_limit_rps),
+            rate_limit_burst=read("CHAT_RATE_LIMIT_BURST", int, defaults.rate_limit_burst),
+            trusted_proxies=read("CHAT_TRUSTED_PROXIES", _split_list, defaults.trusted_proxies),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -99,6 +130,24 @@ class Settings:
     @property
     def log_level_number(self) -> int:
         return logging.getLevelName(self.log_level)  # type: ignore[no-any-return]
+
+
+def _split_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _read_api_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """CHAT_API_KEYS (comma-separated) plus CHAT_API_KEYS_FILE (one per line, # comments)."""
+    keys = list(_split_list(environ.get("CHAT_API_KEYS", "")))
+    if file_name := environ.get("CHAT_API_KEYS_FILE", "").strip():
+        try:
+            text = Path(file_name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"CHAT_API_KEYS_FILE cannot be read: {exc}") from None
+        keys += [
+            line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+        ]
+    return tuple(dict.fromkeys(keys))
 
 
 def parse_bool(raw: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -11,8 +12,17 @@ from chat_service.config import Settings
 from chat_service.store import ChatStore
 from chat_service.telemetry.metrics import Metrics
 
+
+@dataclass
+class Lifecycle:
+    """Where the process is in its life; ``draining`` once a stop signal arrived."""
+
+    draining: bool = False
+
+
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", ChatStore)
 ASSISTANT = web.AppKey("assistant", Assistant)
 METRICS = web.AppKey("metrics", Metrics)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from chat_service.api.errors import error_response
-from chat_service.keys import STORE
+from chat_service.keys import LIFECYCLE, STORE
 from chat_service.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[LIFECYCLE].draining:
+        return error_response(503, "The service is shutting down.")
     try:
         await request.app[STORE].ping()
     except StoreError as exc:

@@ -60,6 +60,8 @@ def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
         raise ApiError(400, "Field 'message' must be a string.")
     if not message.strip():
         raise ApiError(400, "Field 'message' must not be blank.")
+    if "\x00" in message:
+        raise ApiError(400, "Field 'message' must not contain NUL characters.")
     if len(message) > max_chars:
         raise ApiError(400, f"Field 'message' must be at most {max_chars} characters.")
     return NewMessage(_conversation_id(body.get("conversation_id")), message)

@@ -86,7 +86,7 @@ def test_commit_span_links_every_request_of_its_batch(start_service: StartServic
     import concurrent.futures
 
     with OtlpHttpReceiver() as receiver:
-        service = start_service(env=exporting_to(receiver.endpoint))
+        service = start_service(env=exporting_to(receiver.endpoint, CHAT_RATE_LIMIT_RPS="0"))
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
             results = list(
                 pool.map(
