@@ -22,7 +22,12 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
     started: list[ServiceProcess] = []
 
     def start(
-        *, env: dict[str, str] | None = None, db_path: Path | None = None, port: int | None = None
+        *,
+        env: dict[str, str] | None = None,
+        db_path: Path | None = None,
+        port: int | None = None,
+        ready_path: str = "/readyz",
+        user: str | None = None,
     ) -> ServiceProcess:
         service = ServiceProcess(
             port=port or free_port(),
@@ -31,7 +36,7 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
             workdir=tmp_path,
         )
         started.append(service)
-        return service.start()
+        return service.start(ready_path=ready_path, user=user)
 
     yield start
     for service in started:

@@ -15,6 +15,12 @@ from chat_service.api.errors import ApiError
 from chat_service.store import DEFAULT_CONVERSATION
 
 MAX_HISTORY_LIMIT = 1000
+# Whitespace as JSON Schema's (ECMA-262) \s defines it, so "blank" here means exactly what
+# the OpenAPI pattern of `message` says.
+_BLANK = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _POSITIVE_INT = re.compile(r"[0-9]{1,18}")
 
@@ -58,12 +64,16 @@ def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
     message = body["message"]
     if not isinstance(message, str):
         raise ApiError(400, "Field 'message' must be a string.")
-    if not message.strip():
+    if not message.strip(_BLANK):
         raise ApiError(400, "Field 'message' must not be blank.")
     if "\x00" in message:
         raise ApiError(400, "Field 'message' must not contain NUL characters.")
+    if not _is_encodable(message):  # "\ud800" is valid JSON but no Unicode text
+        raise ApiError(400, "Field 'message' must be valid Unicode (no lone surrogates).")
     if len(message) > max_chars:
         raise ApiError(400, f"Field 'message' must be at most {max_chars} characters.")
+    if "conversation_id" in body and body["conversation_id"] is None:
+        raise ApiError(400, "'conversation_id' must be a string when given.")
     return NewMessage(_conversation_id(body.get("conversation_id")), message)
 
 
@@ -77,6 +87,14 @@ def parse_history_query(query: Mapping[str, str]) -> HistoryQuery:
         limit=limit,
         before=_positive_int(query, "before"),
     )
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _positive_int(query: Mapping[str, str], name: str) -> int | None:

@@ -26,3 +26,13 @@ def require_binary(name: str, *, package: str | None = None, path: str | None = 
     if in_ci():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+def require_root(reason: str) -> None:
+    """Skip (locally) / fail (in CI) a test that needs root, e.g. to mount a filesystem."""
+    if os.geteuid() == 0:
+        return
+    message = f"needs root: {reason} (CI runs as root)"
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)

@@ -60,7 +60,8 @@ class ServiceProcess:
     def stderr_path(self) -> Path:
         return self.workdir / f"service-{self.port}.stderr"
 
-    def start(self) -> ServiceProcess:
+    def start(self, *, ready_path: str = "/readyz", user: str | None = None) -> ServiceProcess:
+        """Start the process and wait until ``ready_path`` answers 200 (``user``: run as)."""
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self.process = subprocess.Popen(
                 command("--port", str(self.port), "--db", str(self.db_path)),
@@ -69,11 +70,12 @@ class ServiceProcess:
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
+                user=user,
             )
-        self.wait_ready()
+        self.wait_ready(path=ready_path)
         return self
 
-    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S, path: str = "/readyz") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -81,7 +83,7 @@ class ServiceProcess:
                     f"chat-service exited with {self.process.returncode}:\n{self.stderr()}"
                 )
             try:
-                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.base_url}{path}", timeout=1) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):

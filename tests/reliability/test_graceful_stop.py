@@ -1,0 +1,117 @@
+"""SIGTERM/SIGINT: stop accepting, finish what is in flight, flush, exit 0 in bounded time."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from chat_service.app import EXPORT_FLUSH_TIMEOUT_S, create_app
+from chat_service.config import Settings
+from tests.conftest import StartService
+from tests.support.load import PostLoad
+from tests.support.otlp import OtlpHttpReceiver
+
+IN_FLIGHT = 16
+# CHAT_SHUTDOWN_TIMEOUT (10 s) + exporter flush (5 s): what k8s/ must allow after preStop.
+STOP_BOUND_S = 10 + EXPORT_FLUSH_TIMEOUT_S
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return False
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_in_flight_requests_finish_and_are_stored(start_service: StartService, sig: int) -> None:
+    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "500", "CHAT_RATE_LIMIT_RPS": "0"})
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        futures = [
+            pool.submit(service.request, "POST", "/chat/message", {"message": f"in flight {i}"})
+            for i in range(IN_FLIGHT)
+        ]
+        time.sleep(0.2)  # every request is now inside the assistant's 500 ms
+        stopped_at = time.monotonic()
+        service.process.send_signal(sig)
+        deadline = time.monotonic() + 0.3
+        while not refuses_connections(service.port) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert refuses_connections(service.port), "no new connections while draining"
+        statuses = [future.result()[0] for future in futures]
+    assert statuses == [200] * IN_FLIGHT
+    assert service.process.wait(STOP_BOUND_S) == 0
+    assert time.monotonic() - stopped_at < STOP_BOUND_S
+    messages = [json.loads(line)["message"] for line in service.stdout().splitlines()]
+    assert "draining: finishing in-flight requests" in messages
+
+    restarted = start_service(db_path=service.db_path)
+    _, _, history = restarted.request("GET", "/chat/history")
+    assert sorted(item["user"] for item in history) == sorted(
+        f"in flight {i}" for i in range(IN_FLIGHT)
+    )
+
+
+def test_sigterm_under_load_fails_no_accepted_request(start_service: StartService) -> None:
+    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "20", "CHAT_RATE_LIMIT_RPS": "0"})
+    load = PostLoad(service.port, clients=16, prefix="load").start()
+    time.sleep(1.0)
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(STOP_BOUND_S) == 0
+    load.stop()
+    assert load.acked_count > 50
+    assert load.non_200_responses() == {}, "every request the service answered succeeded"
+
+    restarted = start_service(db_path=service.db_path)
+    _, _, history = restarted.request("GET", "/chat/history")
+    stored = {item["user"] for item in history}
+    assert all(text in stored for record in load.records for text in record.acked)
+
+
+def test_spans_are_flushed_on_stop(start_service: StartService) -> None:
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_BSP_SCHEDULE_DELAY": "600000",  # nothing leaves before the stop
+            }
+        )
+        service.request("POST", "/chat/message", {"message": "last words"})
+        assert receiver.spans == []
+        assert service.stop(signal.SIGTERM) == 0
+        names = {span.name for span in receiver.spans}
+    assert {"POST /chat/message", "chat dummy-1", "BATCH INSERT exchanges"} <= names
+
+
+def test_a_stuck_collector_does_not_hold_the_stop(start_service: StartService) -> None:
+    with OtlpHttpReceiver(delay_s=60) as receiver:
+        service = start_service(
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_BSP_SCHEDULE_DELAY": "600000",
+                "OTEL_EXPORTER_OTLP_TIMEOUT": "60",
+            }
+        )
+        service.request("POST", "/chat/message", {"message": "hello"})
+        started = time.monotonic()
+        assert service.stop(signal.SIGTERM, timeout=STOP_BOUND_S + 5) == 0
+        elapsed = time.monotonic() - started
+    assert elapsed < EXPORT_FLUSH_TIMEOUT_S + 3, elapsed
+
+
+async def test_readyz_is_503_once_draining(aiohttp_client: Any, tmp_path: Any) -> None:
+    app = create_app(Settings(db_path=tmp_path / "chat.db"))
+    client = await aiohttp_client(app)
+    assert (await client.get("/readyz")).status == 200
+    await app.shutdown()  # what aiohttp runs on SIGTERM, before waiting for in-flight requests
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert await response.json() == {"status": "error", "message": "The service is shutting down."}
+    assert (await client.get("/healthz")).status == 200
