@@ -1,0 +1,197 @@
+"""Judge results against their targets, print the table, write ``results/latest.json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.runner import ScenarioResult
+from bench.scenarios import REFERENCE
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    failures: tuple[str, ...]
+    unchecked: tuple[str, ...]  # targets that need a scenario that did not run
+
+    @property
+    def label(self) -> str:
+        if self.failures:
+            return "FAIL (" + ", ".join(self.failures) + ")"
+        if self.unchecked:
+            return "n/a (" + ", ".join(self.unchecked) + ")"
+        return "PASS"
+
+
+def ratio(result: ScenarioResult, reference_rps: float | None) -> float | None:
+    if not reference_rps:
+        return None
+    return result.wrk.requests_per_s / reference_rps
+
+
+def judge(result: ScenarioResult, reference_rps: float | None) -> Verdict:
+    target = result.scenario.target
+    failures: list[str] = []
+    unchecked: list[str] = []
+    if target.min_ratio is not None:
+        share = ratio(result, reference_rps)
+        if share is None:
+            unchecked.append(f"needs ({REFERENCE})")
+        elif share < target.min_ratio:
+            failures.append("req/s")
+    if target.min_rps is not None and result.wrk.requests_per_s < target.min_rps:
+        failures.append("req/s")
+    if target.max_p99_ms is not None and result.wrk.latency_ms["p99"] > target.max_p99_ms:
+        failures.append("p99")
+    if target.max_errors is not None and result.wrk.error_count > target.max_errors:
+        failures.append("errors")
+    if (
+        target.max_rss_mb is not None
+        and result.peak_rss_mb is not None
+        and result.peak_rss_mb > target.max_rss_mb
+    ):
+        failures.append("RSS")
+    return Verdict(tuple(failures), tuple(unchecked))
+
+
+def reference_rps(results: list[ScenarioResult]) -> float | None:
+    for result in results:
+        if result.scenario.key == REFERENCE:
+            return result.wrk.requests_per_s
+    return None
+
+
+_HEADER: tuple[str, ...] = ("", "scenario", "req/s", f"vs ({REFERENCE})", "p50 ms", "p95 ms")
+_HEADER += ("p99 ms", "errors", "RSS MB", "CPU", "target", "result")
+_RIGHT = {2, 3, 4, 5, 6, 7, 8, 9}
+
+
+def table(results: list[ScenarioResult]) -> str:
+    """The results as an aligned plain-text (and Markdown-compatible) table."""
+    base = reference_rps(results)
+    rows: list[tuple[str, ...]] = [_HEADER]
+    for result in results:
+        share = ratio(result, base)
+        latency = result.wrk.latency_ms
+        rows.append(
+            (
+                f"({result.scenario.key})",
+                result.scenario.title,
+                f"{result.wrk.requests_per_s:,.0f}",
+                f"{share:.0%}" if share is not None else "-",
+                f"{latency['p50']:.1f}",
+                f"{latency['p95']:.1f}",
+                f"{latency['p99']:.1f}",
+                str(result.wrk.error_count),
+                f"{result.peak_rss_mb:.0f}" if result.peak_rss_mb is not None else "-",
+                f"{cores:.2f}" if (cores := result.server_cpu_cores) is not None else "-",
+                result.scenario.target.describe(),
+                judge(result, base).label,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        padded = (
+            cell.rjust(widths[i]) if i in _RIGHT else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        )
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|"
+        + "|".join(
+            "-" * (w + 1) + ":" if i in _RIGHT else "-" * (w + 2) for i, w in enumerate(widths)
+        )
+        + "|"
+    )
+    return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
+
+
+def notes(results: list[ScenarioResult]) -> list[str]:
+    """What explains the figures: group commit, store timings, spans, log volume, errors."""
+    lines = []
+    for result in results:
+        wrk = result.wrk
+        parts = [f"{wrk.requests:,} requests in {wrk.duration_s:.1f}s"]
+        if (cpu_ms := result.cpu_ms_per_request) is not None:
+            parts.append(f"server CPU {cpu_ms:.3f} ms per request")
+        if (batch := result.average_commit_batch) and (commit_ms := result.average_commit_ms):
+            parts.append(f"group commit {batch:.1f} exchanges per commit, {commit_ms:.1f} ms each")
+        if select_ms := result.average_select_ms:
+            parts.append(f"SELECT {select_ms:.1f} ms (mean, as the handler waits for it)")
+        if result.otlp:
+            parts.append(
+                f"OTLP sink received {result.otlp.get('spans', 0):,} spans in "
+                f"{result.otlp.get('export_requests', 0):,} exports "
+                f"({result.spans_per_request or 0:.1f} per request, warm-up included)"
+            )
+        if dropped := result.service_metrics.get("spans_dropped"):
+            parts.append(f"{dropped:.0f} spans dropped")
+        if result.server_output_lines:
+            parts.append(
+                f"stdout {result.server_output_lines:,} log lines "
+                f"({result.server_output_bytes / 2**20:.1f} MB)"
+            )
+        if wrk.error_count:
+            parts.append("errors " + ", ".join(f"{k} {v}" for k, v in wrk.errors.items() if v))
+        if result.error_sample:
+            parts.append(f"a request now answers: {result.error_sample}")
+        lines.append(f"({result.scenario.key}) " + "; ".join(parts))
+    return lines
+
+
+def to_json(results: list[ScenarioResult], run: dict[str, Any]) -> dict[str, Any]:
+    base = reference_rps(results)
+    scenarios = []
+    for result in results:
+        scenario = result.scenario
+        verdict = judge(result, base)
+        share = ratio(result, base)
+        scenarios.append(
+            {
+                "key": scenario.key,
+                "title": scenario.title,
+                "request": f"{scenario.method} {scenario.path}",
+                "server": scenario.server.value,
+                "tracing": scenario.tracing,
+                "seed_exchanges": scenario.seed_exchanges,
+                "seed_seconds": round(result.seed_seconds, 2),
+                "requests": result.wrk.requests,
+                "warmup_requests": result.warmup_requests,
+                "duration_s": round(result.wrk.duration_s, 3),
+                "requests_per_s": round(result.wrk.requests_per_s, 1),
+                "ratio_to_reference": round(share, 3) if share is not None else None,
+                "latency_ms": {k: round(v, 3) for k, v in result.wrk.latency_ms.items()},
+                "errors": {**result.wrk.errors, "total": result.wrk.error_count},
+                "bytes_read": result.wrk.bytes_read,
+                "peak_rss_mb": round(result.peak_rss_mb, 1) if result.peak_rss_mb else None,
+                "server_cpu_cores": result.server_cpu_cores,
+                "server_cpu_ms_per_request": result.cpu_ms_per_request,
+                "server_output": {
+                    "lines": result.server_output_lines,
+                    "bytes": result.server_output_bytes,
+                },
+                "server_exit_status": result.server_exit_status,
+                "load_average_before": list(result.load_average_before),
+                "service_metrics": result.service_metrics,
+                "average_commit_batch": result.average_commit_batch,
+                "average_commit_ms": result.average_commit_ms,
+                "average_select_ms": result.average_select_ms,
+                "otlp_spans_per_request": result.spans_per_request,
+                "otlp_sink": result.otlp or None,
+                "target": scenario.target.describe(),
+                "passed": not verdict.failures and not verdict.unchecked,
+                "failures": list(verdict.failures),
+                "error_sample": result.error_sample,
+                "wrk_output": result.wrk.output,
+            }
+        )
+    return {**run, "scenarios": scenarios}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,257 @@
+"""Run one scenario: seed, start (pinned), warm up, measure, collect, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.otlp_sink import Sink, running_sink
+from bench.processes import (
+    Pinning,
+    cpu_seconds,
+    free_port,
+    http_get,
+    peak_rss_bytes,
+    running_server,
+    wait_idle,
+)
+from bench.scenarios import Scenario, Server
+from bench.seed import seed_database
+from bench.wrk import POST_SCRIPT, REPORT_SCRIPT, WrkResult, run_wrk
+
+# Service-side figures that explain the throughput: (metric sample name, label filter).
+# Each is summed over the label sets that contain the filter text.
+SCRAPED_METRICS = {
+    "commit_batch_size_sum": ("chat_store_commit_batch_size_sum", ""),
+    "commit_batch_size_count": ("chat_store_commit_batch_size_count", ""),
+    "commit_seconds_sum": (
+        "chat_store_operation_duration_seconds_sum",
+        'db_operation_name="BATCH INSERT"',
+    ),
+    "select_seconds_sum": (
+        "chat_store_operation_duration_seconds_sum",
+        'db_operation_name="SELECT"',
+    ),
+    "select_count": ("chat_store_operation_duration_seconds_count", 'db_operation_name="SELECT"'),
+    "exchanges_stored": ("chat_exchanges_total", 'outcome="stored"'),
+    "spans_dropped": ("chat_telemetry_spans_dropped_total", ""),
+}
+# Settings every service scenario gets (``--set`` overrides them). The per-client rate
+# limit is off: wrk's 64 connections come from one address but stand for many users.
+SERVICE_DEFAULTS = {"CHAT_RATE_LIMIT_RPS": "0"}
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    warmup_s: int
+    duration_s: int
+    connections: int
+    pinning: Pinning
+    settings: dict[str, str]  # extra CHAT_*/OTEL_* variables for the service
+    repo: Path
+    workdir: Path
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    scenario: Scenario
+    wrk: WrkResult
+    warmup_requests: int
+    peak_rss_mb: float | None
+    server_output_bytes: int
+    server_output_lines: int
+    server_exit_status: int
+    load_average_before: tuple[float, float, float]
+    seed_seconds: float = 0.0
+    service_metrics: dict[str, float] = field(default_factory=dict)
+    otlp: dict[str, int] = field(default_factory=dict)
+    server_cpu_seconds: float | None = None  # used by the server during the measured run
+    error_sample: str | None = None  # one request's answer, when wrk saw error statuses
+
+    @property
+    def server_cpu_cores(self) -> float | None:
+        """Below ~0.95 on a pinned core under load: something else ran there too."""
+        if self.server_cpu_seconds is None or not self.wrk.duration_s:
+            return None
+        return self.server_cpu_seconds / self.wrk.duration_s
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        """CPU cost per request: steadier than req/s when other work shares the core."""
+        if self.server_cpu_seconds is None or not self.wrk.requests:
+            return None
+        return 1000 * self.server_cpu_seconds / self.wrk.requests
+
+    def _mean(self, total: str, count: str) -> float | None:
+        divisor = self.service_metrics.get(count)
+        dividend = self.service_metrics.get(total)
+        return dividend / divisor if divisor and dividend is not None else None
+
+    @property
+    def average_commit_batch(self) -> float | None:
+        return self._mean("commit_batch_size_sum", "commit_batch_size_count")
+
+    @property
+    def average_commit_ms(self) -> float | None:
+        mean = self._mean("commit_seconds_sum", "commit_batch_size_count")
+        return mean * 1000 if mean is not None else None
+
+    @property
+    def average_select_ms(self) -> float | None:
+        mean = self._mean("select_seconds_sum", "select_count")
+        return mean * 1000 if mean is not None else None
+
+    @property
+    def spans_per_request(self) -> float | None:
+        served = self.warmup_requests + self.wrk.requests
+        return self.otlp["spans"] / served if self.otlp.get("spans") and served else None
+
+
+def base_environment() -> dict[str, str]:
+    """The bench's environment minus CHAT_*/OTEL_*, so the figures depend on flags only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OTEL_"))}
+    env["PYTHONUNBUFFERED"] = "1"  # as in the Dockerfile: each log line is written at once
+    return env
+
+
+def parse_settings(items: list[str]) -> dict[str, str]:
+    """``VAR=VALUE`` items (CHAT_* or OTEL_* only) as a dict for the service's environment."""
+    settings = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith(("CHAT_", "OTEL_")):
+            raise ValueError(f"a setting is CHAT_*=VALUE or OTEL_*=VALUE, got {item!r}")
+        settings[name] = value
+    return settings
+
+
+def scrape(base_url: str) -> dict[str, float]:
+    """The SCRAPED_METRICS from the service's /metrics (Prometheus text format)."""
+    status, body = http_get(f"{base_url}/metrics")
+    if status != 200:
+        return {}
+    totals: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if not (match := _SAMPLE.match(line)):
+            continue
+        name, labels, value = match[1], match[2] or "", match[3]
+        for key, (metric, label_filter) in SCRAPED_METRICS.items():
+            if name == metric and label_filter in labels:
+                totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
+def _sample_error(url: str, scenario: Scenario) -> str:
+    """wrk counts non-2xx answers but does not show them: ask once more and keep the answer."""
+    body = b'{"message": "bench error sample"}' if scenario.method == "POST" else None
+    try:
+        status, text = http_get(url, body=body)
+    except OSError as exc:
+        return f"request failed: {exc}"
+    return f"{status} {text[:300].decode(errors='replace')}"
+
+
+def _server_command(scenario: Scenario, port: int, db_path: Path) -> list[str]:
+    if scenario.server is Server.REFERENCE:
+        return [sys.executable, "-m", "bench.reference_app", "--port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "chat_service",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db",
+        str(db_path),
+    ]
+
+
+def run_scenario(
+    scenario: Scenario,
+    options: Options,
+    observe: Callable[[int], AbstractContextManager[object]] | None = None,
+) -> ScenarioResult:
+    """Run ``scenario`` once; ``observe(server_pid)`` wraps the measured run (profiling)."""
+    seed_seconds = 0.0
+    db_path = options.workdir / f"{scenario.key}.db"
+    if scenario.seed_exchanges:
+        started = time.perf_counter()
+        seed_database(db_path, scenario.seed_exchanges)
+        seed_seconds = time.perf_counter() - started
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = base_environment()
+    output = options.workdir / f"{scenario.key}-server.log"
+    load_average = os.getloadavg()
+    sink: Sink | None = None
+    warmup_requests = 0
+    with contextlib.ExitStack() as stack:
+        if scenario.server is Server.REFERENCE:
+            env["PYTHONPATH"] = str(options.repo)
+        else:
+            if scenario.tracing:
+                sink = stack.enter_context(running_sink(options.pinning.load(), options.repo))
+                env |= {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+                    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                    "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+                }
+            else:
+                env["OTEL_TRACES_EXPORTER"] = "none"
+            env |= SERVICE_DEFAULTS | options.settings
+        server = stack.enter_context(
+            running_server(
+                _server_command(scenario, port, db_path),
+                env=env,
+                cpu_prefix=options.pinning.server(),
+                ready_url=f"{base_url}/readyz",
+                output=output,
+                cwd=options.workdir,
+            )
+        )
+        url = f"{base_url}{scenario.path}"
+        drive = functools.partial(
+            run_wrk,
+            url,
+            script=POST_SCRIPT if scenario.method == "POST" else REPORT_SCRIPT,
+            connections=options.connections,
+            cpu_prefix=options.pinning.load(),
+        )
+        if options.warmup_s > 0:
+            warmup_requests = drive(duration_s=options.warmup_s).requests
+            wait_idle(server.pid)
+        cpu_before = cpu_seconds(server.pid)
+        with observe(server.pid) if observe is not None else contextlib.nullcontext():
+            measured = drive(duration_s=options.duration_s)
+        cpu_after = cpu_seconds(server.pid)
+        rss = peak_rss_bytes(server.pid)
+        error_sample = _sample_error(url, scenario) if measured.errors["status"] else None
+        metrics = scrape(base_url) if scenario.server is Server.SERVICE else {}
+    text = output.read_bytes()
+    return ScenarioResult(
+        scenario=scenario,
+        wrk=measured,
+        warmup_requests=warmup_requests,
+        peak_rss_mb=rss / 2**20 if rss is not None else None,
+        server_output_bytes=len(text),
+        server_output_lines=text.count(b"\n"),
+        server_exit_status=server.returncode,
+        load_average_before=load_average,
+        seed_seconds=seed_seconds,
+        service_metrics=metrics,
+        otlp=sink.stats if sink is not None else {},
+        error_sample=error_sample,
+        server_cpu_seconds=(
+            cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
+        ),
+    )

@@ -1,0 +1,101 @@
+"""The five scenarios of the benchmark and the targets each must reach (issue 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+REFERENCE = "e"
+MAX_RSS_MB = 150.0
+
+
+class Server(Enum):
+    SERVICE = "service"
+    REFERENCE = "reference"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a scenario must reach; ``None`` means no requirement on that figure."""
+
+    min_ratio: float | None = None  # of the reference's req/s
+    min_rps: float | None = None
+    max_p99_ms: float | None = None
+    max_rss_mb: float | None = MAX_RSS_MB
+    max_errors: int | None = 0
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_ratio is not None:
+            parts.append(f">={self.min_ratio:.0%} of ({REFERENCE})")
+        if self.min_rps is not None:
+            parts.append(f">={self.min_rps:g} req/s")
+        if self.max_p99_ms is not None:
+            parts.append(f"p99<={self.max_p99_ms:g}ms")
+        if self.max_errors is not None:
+            parts.append("0 errors" if self.max_errors == 0 else f"<={self.max_errors} errors")
+        if self.max_rss_mb is not None:
+            parts.append(f"RSS<={self.max_rss_mb:g}MB")
+        return ", ".join(parts) or "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    key: str
+    title: str
+    method: str
+    path: str
+    server: Server
+    target: Target
+    tracing: bool = False
+    seed_exchanges: int = 0
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.key: s
+    for s in (
+        Scenario(
+            "a",
+            "POST /chat/message, tracing off",
+            "POST",
+            "/chat/message",
+            Server.SERVICE,
+            Target(min_ratio=0.5, max_p99_ms=25),
+        ),
+        Scenario(
+            "b",
+            "POST /chat/message, tracing 100% to OTLP",
+            "POST",
+            "/chat/message",
+            Server.SERVICE,
+            Target(min_ratio=0.3, max_p99_ms=25),
+            tracing=True,
+        ),
+        Scenario(
+            "c",
+            "GET /chat/history?limit=50, 100k rows",
+            "GET",
+            "/chat/history?limit=50",
+            Server.SERVICE,
+            Target(min_ratio=0.5),
+            seed_exchanges=100_000,
+        ),
+        Scenario(
+            "d",
+            "GET /chat/history (all), 10k rows",
+            "GET",
+            "/chat/history",
+            Server.SERVICE,
+            Target(min_rps=250),
+            seed_exchanges=10_000,
+        ),
+        Scenario(
+            REFERENCE,
+            "reference: bare aiohttp, parse JSON",
+            "POST",
+            "/chat/message",
+            Server.REFERENCE,
+            Target(max_rss_mb=None),
+        ),
+    )
+}
