@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from chat_service.app import EXPORT_FLUSH_TIMEOUT_S
 from chat_service.config import Settings
 from tests.deploy.stack import (
     COMPONENTS,
@@ -92,7 +93,8 @@ def test_chat_service_listens_everywhere_keeps_its_database_and_sends_traces(
     # Readiness (the store answers), not just liveness, before the frontend starts.
     assert any("/readyz" in part for part in service["healthcheck"]["test"])
     grace = int(service["stop_grace_period"].removesuffix("s"))
-    assert grace > float(env.get("CHAT_SHUTDOWN_TIMEOUT", Settings().shutdown_timeout_s))
+    shutdown = float(env.get("CHAT_SHUTDOWN_TIMEOUT", Settings().shutdown_timeout_s))
+    assert grace > shutdown + EXPORT_FLUSH_TIMEOUT_S
 
 
 def test_our_containers_are_read_only_and_unprivileged(compose_file: Doc) -> None:

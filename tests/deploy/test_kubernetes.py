@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
+from chat_service.app import EXPORT_FLUSH_TIMEOUT_S
 from chat_service.config import Settings
 from tests.deploy.stack import (
     COMPONENTS,
@@ -155,9 +156,10 @@ def test_chat_service_probes_and_graceful_shutdown_fit_the_service(rendered: lis
     assert command[0] == "sleep"
     pre_stop = float(command[1])
     shutdown = float(env.get("CHAT_SHUTDOWN_TIMEOUT", Settings().shutdown_timeout_s))
+    shutdown += EXPORT_FLUSH_TIMEOUT_S
     grace = pod_spec(item)["terminationGracePeriodSeconds"]
     # The kubelet sends SIGTERM after preStop; the service then needs up to its shutdown
-    # timeout. Both must fit in the grace period, with room to spare before SIGKILL.
+    # timeout plus the span flush. All must fit in the grace period, with room to spare.
     assert pre_stop + shutdown + 5 <= grace
 
 

@@ -81,6 +81,8 @@ class NginxServer:
     service_url: str
     frontend_root: Path = FRONTEND_DIR
     port: int = field(default_factory=free_port)
+    # The API key NGINX sends upstream (the file a Secret would provide), if any.
+    upstream_api_key: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -117,6 +119,10 @@ class NginxServer:
         # Workers keep the uid of the master, as in nginx-unprivileged (uid 101 for both);
         # as root, NGINX would otherwise drop workers to "nobody", who cannot enter the
         # test's private temp folder.
+        if self.upstream_api_key is not None:
+            auth = self.workdir / "chat-service" / "upstream-auth.conf"
+            auth.parent.mkdir(exist_ok=True)
+            auth.write_text(f'proxy_set_header Authorization "Bearer {self.upstream_api_key}";\n')
         user = "user root;" if os.geteuid() == 0 else ""
         self.main_conf.write_text(
             MAIN_CONF.format(user=user, workdir=self.workdir, snippet=snippet)

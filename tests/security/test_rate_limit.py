@@ -1,0 +1,84 @@
+"""Per-client token buckets: 429 with Retry-After, clients told apart the right way."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat_service.api.ratelimit import TokenBuckets
+from tests.conftest import StartService
+from tests.support.service import ServiceProcess
+
+KEY_A = "key-a-0123456789abcdef"
+KEY_B = "key-b-0123456789abcdef"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_allows_a_burst_then_the_rate() -> None:
+    clock = FakeClock()
+    buckets = TokenBuckets(rate=2, burst=3, clock=clock)
+    assert [buckets.take("a") for _ in range(3)] == [0, 0, 0]
+    assert buckets.take("a") == pytest.approx(0.5)
+    assert buckets.take("b") == 0, "another client has its own bucket"
+    clock.now += 0.5
+    assert buckets.take("a") == 0
+    assert buckets.take("a") > 0
+    clock.now += 100
+    assert [buckets.take("a") for _ in range(3)] == [0, 0, 0], "refills up to the burst only"
+    assert buckets.take("a") > 0
+
+
+def test_bucket_memory_is_bounded() -> None:
+    buckets = TokenBuckets(rate=1, burst=1, clock=FakeClock(), max_clients=100)
+    for client in range(1000):
+        buckets.take(str(client))
+    assert len(buckets._buckets) == 100
+
+
+def burst(service: ServiceProcess, count: int, headers: dict[str, str] | None = None) -> list[int]:
+    return [service.request("GET", "/chat/history", headers=headers)[0] for _ in range(count)]
+
+
+def test_over_the_limit_is_429_with_retry_after(start_service: StartService) -> None:
+    service = start_service(env={"CHAT_RATE_LIMIT_RPS": "1", "CHAT_RATE_LIMIT_BURST": "5"})
+    assert burst(service, 5) == [200] * 5
+    status, headers, body = service.request("GET", "/chat/history")
+    assert status == 429
+    assert body == {"status": "error", "message": "Too many requests; slow down."}
+    assert int(headers["Retry-After"]) >= 1
+    # Probes and metrics are never limited.
+    assert service.request("GET", "/readyz")[0] == 200
+    assert service.request("GET", "/metrics")[0] == 200
+
+
+def test_forwarded_for_counts_only_from_trusted_proxies(start_service: StartService) -> None:
+    limits = {"CHAT_RATE_LIMIT_RPS": "0.5", "CHAT_RATE_LIMIT_BURST": "3"}
+    untrusted = start_service(env=limits)
+    spoofed = [
+        untrusted.request("GET", "/chat/history", headers={"X-Forwarded-For": f"10.0.0.{i}"})[0]
+        for i in range(4)
+    ]
+    assert spoofed == [200, 200, 200, 429], "a direct caller cannot choose its identity"
+
+    behind_proxy = start_service(env={**limits, "CHAT_TRUSTED_PROXIES": "127.0.0.1/32"})
+    for user in ("203.0.113.7", "203.0.113.8"):
+        statuses = burst(behind_proxy, 4, {"X-Forwarded-For": f"{user}, 127.0.0.1"})
+        assert statuses == [200, 200, 200, 429], f"{user} has a bucket of its own"
+
+
+def test_api_keys_are_separate_clients(start_service: StartService) -> None:
+    service = start_service(
+        env={
+            "CHAT_RATE_LIMIT_RPS": "0.5",
+            "CHAT_RATE_LIMIT_BURST": "2",
+            "CHAT_API_KEYS": f"{KEY_A},{KEY_B}",
+        }
+    )
+    assert burst(service, 3, {"Authorization": f"Bearer {KEY_A}"}) == [200, 200, 429]
+    assert burst(service, 3, {"Authorization": f"Bearer {KEY_B}"}) == [200, 200, 429]
