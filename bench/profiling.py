@@ -135,16 +135,38 @@ _ENCLOSING = {name: re.compile(pattern) for name, pattern in ENCLOSING_AREAS.ite
 _INNERMOST = {name: re.compile(pattern) for name, pattern in AREAS.items()}
 
 
-def area(frames: list[str]) -> str:
-    """The area a sample's CPU belongs to (see ENCLOSING_AREAS and AREAS)."""
+_GENERIC = re.compile(
+    r"/(asyncio|concurrent)/|/(contextlib|functools|threading|abc)\.py|<frozen|<string>"
+)
+
+
+def area(frames: list[str]) -> tuple[str, int | None]:
+    """The area a sample's CPU belongs to (see ENCLOSING_AREAS and AREAS), and the index of
+    the frame that decided it."""
     for name, pattern in _ENCLOSING.items():
-        if any(pattern.search(frame) for frame in frames):
-            return name
-    for frame in reversed(frames):
-        for name, pattern in _INNERMOST.items():
+        for index, frame in enumerate(frames):
             if pattern.search(frame):
-                return name
-    return OTHER_AREA
+                return name, index
+    for index in range(len(frames) - 1, -1, -1):
+        for name, pattern in _INNERMOST.items():
+            if pattern.search(frames[index]):
+                return name, index
+    return OTHER_AREA, None
+
+
+def entry(frames: list[str], name: str, index: int) -> str:
+    """``caller -> first frame`` of the area's run of frames around ``index``: who spends it.
+
+    For tracing it tells the server-span middleware from the store's spans, for logging
+    the access log from the handler's own records.
+    """
+    pattern = _ENCLOSING.get(name) or _INNERMOST[name]
+    while index > 0 and (pattern.search(frames[index - 1]) or _GENERIC.search(frames[index - 1])):
+        index -= 1
+    while _GENERIC.search(frames[index]) and index + 1 < len(frames):
+        index += 1
+    caller = _function(frames[index - 1]).split(" (")[0] if index > 0 else "-"
+    return f"{caller} -> {_function(frames[index])}"
 
 
 def summarize(
@@ -154,6 +176,7 @@ def summarize(
     total = 0
     threads: Counter[str] = Counter()
     areas: Counter[str] = Counter()
+    entries: dict[str, Counter[str]] = {}
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     for line in collapsed.splitlines():
@@ -168,7 +191,10 @@ def summarize(
             own[_function(frames[-1])] += count
         for function in {_function(frame) for frame in frames}:
             inclusive[function] += count
-        areas[area(frames)] += count
+        name, index = area(frames)
+        areas[name] += count
+        if index is not None:
+            entries.setdefault(name, Counter())[entry(frames, name, index)] += count
     if total == 0:
         return "no samples\n"
 
@@ -190,6 +216,11 @@ def summarize(
     lines += [f"{total} samples of the thread holding the GIL; shares of all of them:", ""]
     lines += section("per thread:", threads)
     lines += section("per area (rules: AREAS in bench/profiling.py; adds up to 100%):", areas)
+    lines.append("per area, where it is entered (caller -> first frame of the area), top 5:")
+    for name, _ in areas.most_common():
+        if name in entries:
+            lines += [f"  {name}:", *section("", entries[name], 5)[1:-1]]
+    lines.append("")
     lines += section(f"top {top} functions by self time:", own, top)
     lines += section(f"top {top} functions by inclusive time:", inclusive, top)
     return "\n".join(lines)

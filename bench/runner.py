@@ -195,10 +195,11 @@ def run_scenario(
     load_average = os.getloadavg()
     sink: Sink | None = None
     warmup_requests = 0
+    # The servers import from the bench's own checkout (bench.reference_app, and
+    # chat_service even where another checkout is installed in the virtualenv).
+    env["PYTHONPATH"] = str(options.repo)
     with contextlib.ExitStack() as stack:
-        if scenario.server is Server.REFERENCE:
-            env["PYTHONPATH"] = str(options.repo)
-        else:
+        if scenario.server is Server.SERVICE:
             if scenario.tracing:
                 sink = stack.enter_context(running_sink(options.pinning.load(), options.repo))
                 env |= {
