@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from yarl import URL
 
 from chat_service.api.errors import ApiError, error_response
+from chat_service.api.jsonio import json_response, raw_json_response
 from chat_service.api.validation import (
     HistoryQuery,
     parse_history_query,
@@ -22,6 +23,7 @@ from chat_service.assistant import AssistantError
 from chat_service.keys import ASSISTANT, SETTINGS, STORE
 from chat_service.store import DEFAULT_CONVERSATION, HistoryPage, StoreError
 from chat_service.telemetry.context import current_trace_id
+from chat_service.telemetry.logs import EVENT_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +33,21 @@ routes = web.RouteTableDef()
 @routes.get("/chat/history")
 async def get_history(request: web.Request) -> web.Response:
     query = parse_history_query(request.query)
+    store = request.app[STORE]
     try:
-        page = await request.app[STORE].history(
-            query.conversation_id, limit=query.limit, before=query.before
-        )
+        if query.limit is None:
+            # The whole history: serialised by the store in one piece (it can be long).
+            document = await store.history_json(query.conversation_id, before=query.before)
+            return raw_json_response(document.encode())
+        page = await store.history(query.conversation_id, limit=query.limit, before=query.before)
     except StoreError:
         log.exception("failed to fetch chat history")
-        return web.json_response({"message": "Failed to fetch chat history."}, status=500)
+        return json_response({"message": "Failed to fetch chat history."}, status=500)
     body = [{"user": e.user, "AI": e.ai} for e in page.exchanges]
-    headers = {}
+    headers: dict[str, str] = {}
     if (link := _next_page_link(query, page)) is not None:
-        headers[hdrs.LINK] = link
-    return web.json_response(body, headers=headers)
+        headers["Link"] = link
+    return json_response(body, headers=headers)
 
 
 def _next_page_link(query: HistoryQuery, page: HistoryPage) -> str | None:
@@ -81,6 +86,7 @@ async def post_message(request: web.Request) -> web.Response:
     except StoreError:
         log.exception("failed to store the exchange")
         return error_response(500, "Failed to store the message.")
+    # One log line per request: the access log carries these (see telemetry/logs.py).
     fields: dict[str, object] = {
         "conversation_id": exchange.conversation_id,
         "exchange_id": exchange.id,
@@ -90,5 +96,5 @@ async def post_message(request: web.Request) -> web.Response:
     }
     if settings.log_content:
         fields |= {"user_message": new.text, "ai_response": reply.text}
-    log.info("exchange stored", extra=fields)
-    return web.json_response({"status": "Success", "response": reply.text})
+    request[EVENT_FIELDS] = fields
+    return json_response({"status": "Success", "response": reply.text})

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from chat_service.api.jsonio import json_response
 from chat_service.keys import OPENAPI_DOCUMENT
 
 routes = web.RouteTableDef()
@@ -22,4 +23,4 @@ def load_openapi() -> dict[str, Any]:
 
 @routes.get("/openapi.json")
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI_DOCUMENT])
+    return json_response(request.app[OPENAPI_DOCUMENT])

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
+from chat_service.api.jsonio import json_response
+
 log = logging.getLogger(__name__)
 
 _REASONS = {
@@ -39,9 +41,7 @@ def error_response(
     status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     """The contract's error shape: ``{"status": "error", "message": ...}``."""
-    return web.json_response(
-        {"status": "error", "message": message}, status=status, headers=headers
-    )
+    return json_response({"status": "error", "message": message}, status=status, headers=headers)
 
 
 @web.middleware

@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from chat_service.api.errors import error_response
+from chat_service.api.jsonio import json_response
 from chat_service.keys import LIFECYCLE, STORE
 from chat_service.store import StoreError
 
@@ -17,7 +18,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
@@ -29,4 +30,4 @@ async def readyz(request: web.Request) -> web.Response:
     except StoreError as exc:
         log.warning("not ready: %s", exc)
         return error_response(503, "The store is not available.")
-    return web.json_response({"status": "ready"})
+    return json_response({"status": "ready"})

@@ -22,6 +22,7 @@ from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrument
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from chat_service import __version__
 from chat_service.config import ConfigError, parse_bool
@@ -133,15 +134,17 @@ def configure_tracing(
     """
     # Built before anything is installed, so a bad variable is one clear start-up error.
     exporter = build_exporter(environ)
-    provider = TracerProvider(resource=build_resource())
+    sampler = None  # the SDK's, from OTEL_TRACES_SAMPLER
+    if exporter is None and not environ.get("OTEL_TRACES_SAMPLER"):
+        # Nothing would leave the process: spans still carry ids (for the logs and the
+        # traceresponse header) but record nothing, which costs next to nothing.
+        sampler = ALWAYS_OFF
+    provider = TracerProvider(resource=build_resource(), sampler=sampler)
     if exporter is not None:
         provider.add_span_processor(
             BatchSpanProcessor(CountingExporter(exporter, on_spans_dropped))
         )
     trace.set_tracer_provider(provider)
-    os.environ.setdefault(EXCLUDED_URLS_VARIABLE, DEFAULT_EXCLUDED_URLS)
-    os.environ.setdefault(SEMCONV_VARIABLE, DEFAULT_SEMCONV)
-    AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     log.info(
         "tracing configured",
         extra={
@@ -149,6 +152,11 @@ def configure_tracing(
             "service_name": provider.resource.attributes.get(SERVICE_NAME),
         },
     )
+    if sdk_disabled(environ):
+        return provider  # a no-op provider: no instrumentation, no trace ids
+    os.environ.setdefault(EXCLUDED_URLS_VARIABLE, DEFAULT_EXCLUDED_URLS)
+    os.environ.setdefault(SEMCONV_VARIABLE, DEFAULT_SEMCONV)
+    AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     return provider
 
 

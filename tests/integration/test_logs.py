@@ -22,17 +22,18 @@ def test_records_are_json_with_trace_ids_and_no_content(start_service: StartServ
     assert {r["service"] for r in records} == {"chat-service"}
     assert SECRET not in service.stdout(), "message content is not logged by default"
 
-    stored = next(r for r in records if r["message"] == "exchange stored")
-    assert stored["conversation_id"] == "diary"
-    assert stored["message_chars"] == len(SECRET)
-    assert re.fullmatch(r"[0-9a-f]{32}", stored["trace_id"])
-    assert re.fullmatch(r"[0-9a-f]{16}", stored["span_id"])
-
     access = [r for r in records if r["logger"] == "chat_service.access"]
     posts = [r for r in access if r["route"] == "/chat/message"]
     assert [r["status"] for r in posts] == [200, 400]
     assert all(isinstance(r["duration_ms"], float) for r in posts)
-    assert posts[0]["trace_id"] == stored["trace_id"]
+    # One line per request: the stored exchange's fields ride on its access-log line.
+    stored = posts[0]
+    assert stored["conversation_id"] == "diary"
+    assert stored["message_chars"] == len(SECRET)
+    assert stored["turn"] == 1
+    assert re.fullmatch(r"[0-9a-f]{32}", stored["trace_id"])
+    assert re.fullmatch(r"[0-9a-f]{16}", stored["span_id"])
+    assert "conversation_id" not in posts[1], "nothing was stored for the 400"
 
 
 def test_content_is_logged_when_enabled(start_service: StartService) -> None:
@@ -40,7 +41,7 @@ def test_content_is_logged_when_enabled(start_service: StartService) -> None:
     _, _, body = service.request("POST", "/chat/message", {"message": SECRET})
     service.stop()
     records = [json.loads(line) for line in service.stdout().splitlines()]
-    stored = next(r for r in records if r["message"] == "exchange stored")
+    stored = next(r for r in records if r.get("route") == "/chat/message")
     assert stored["user_message"] == SECRET
     assert stored["ai_response"] == body["response"]
 

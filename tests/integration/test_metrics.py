@@ -8,6 +8,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.conftest import StartService
 from tests.support.binaries import require_binary
+from tests.support.otlp import OtlpHttpReceiver
 from tests.support.service import ServiceProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,9 +43,28 @@ def drive_traffic(service: ServiceProcess) -> str:
 
 
 @pytest.fixture
-def busy_service(start_service: StartService) -> tuple[ServiceProcess, str]:
-    service = start_service()
+def exporting(start_service: StartService) -> Iterator[StartService]:
+    """Start services whose traces are exported (and so sampled: exemplars need that)."""
+    with OtlpHttpReceiver() as receiver:
+
+        def start() -> ServiceProcess:
+            return start_service(env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint})
+
+        yield start
+
+
+@pytest.fixture
+def busy_service(exporting: StartService) -> tuple[ServiceProcess, str]:
+    service = exporting()
     return service, drive_traffic(service)
+
+
+def test_no_exemplars_without_exported_traces(start_service: StartService) -> None:
+    """They would link to traces that never left the process."""
+    service = start_service()
+    drive_traffic(service)
+    _, text = scrape(service, OPENMETRICS)
+    assert "# {" not in text
 
 
 def test_text_format_passes_promtool(busy_service: tuple[ServiceProcess, str]) -> None:
@@ -162,9 +183,9 @@ def render_prometheus_config(target_dir: Path, service_port: int) -> Path:
     return config_path
 
 
-def test_real_prometheus_scrapes_the_service(start_service: StartService, tmp_path: Path) -> None:
+def test_real_prometheus_scrapes_the_service(exporting: StartService, tmp_path: Path) -> None:
     prometheus = require_binary("prometheus")
-    service = start_service()
+    service = exporting()
     trace_id = drive_traffic(service)
     config = render_prometheus_config(tmp_path / "observability", service.port)
     port = free_port()

@@ -132,14 +132,11 @@ def test_traceparent_continues_the_callers_trace(start_service: StartService) ->
     assert headers["traceresponse"].startswith(f"00-{CALLER_TRACE}-{server.span_id}-")
 
     logs = [json.loads(line) for line in service.stdout().splitlines()]
-    request_logs = [line for line in logs if line.get("trace_id") == CALLER_TRACE]
-    assert {line["logger"] for line in request_logs} >= {
-        "chat_service.access",
-        "chat_service.api.chat",
-    }
-    access = next(line for line in request_logs if line["logger"] == "chat_service.access")
+    (access,) = [line for line in logs if line.get("trace_id") == CALLER_TRACE]
+    assert access["logger"] == "chat_service.access"
     assert access["span_id"] == server.span_id
     assert access["route"] == "/chat/message"
+    assert access["conversation_id"] == "default"
 
     with sqlite3.connect(service.db_path) as conn:
         stored = conn.execute("SELECT trace_id FROM exchanges").fetchall()

@@ -1,0 +1,84 @@
+"""The newest exchanges of recently used conversations, kept in memory.
+
+Sending a message reads the conversation's latest turns (the assistant's context) and the
+page reads the latest page of history: both are the newest rows of one conversation, the
+hottest reads there are. The service is the database's only writer (SQLite has one writer;
+the deployment runs one replica), so it sees every commit and can keep these rows current
+without asking SQLite: after a commit the new exchanges are appended here, and a read that
+raced with a commit is simply not cached (a generation counter tells).
+
+Bounded: ``depth`` exchanges for each of at most ``max_conversations`` conversations,
+least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from chat_service.store.base import Exchange, HistoryPage
+
+DEFAULT_DEPTH = 100
+DEFAULT_MAX_CONVERSATIONS = 1000
+
+
+@dataclass(slots=True)
+class _Entry:
+    newest: deque[Exchange]
+    # Whether the conversation has exchanges older than the ones held here.
+    has_older: bool = field(default=False)
+
+
+class RecentCache:
+    def __init__(
+        self, depth: int = DEFAULT_DEPTH, max_conversations: int = DEFAULT_MAX_CONVERSATIONS
+    ) -> None:
+        self.depth = depth
+        self._max_conversations = max_conversations
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # Bumped by every commit: a read that saw an older generation must not be cached.
+        self.generation = 0
+
+    def page(self, conversation_id: str, limit: int) -> HistoryPage | None:
+        """The newest ``limit`` exchanges, oldest first, if this cache can answer."""
+        entry = self._entries.get(conversation_id)
+        if entry is None:
+            return None
+        held = len(entry.newest)
+        if limit > held and entry.has_older:
+            return None
+        self._entries.move_to_end(conversation_id)
+        page = list(entry.newest)[-limit:] if limit < held else list(entry.newest)
+        return HistoryPage(page, has_older=held > limit or entry.has_older)
+
+    def fill(
+        self,
+        conversation_id: str,
+        newest: Sequence[Exchange],
+        *,
+        has_older: bool,
+        generation: int,
+    ) -> None:
+        """Remember what a read returned: up to ``depth`` newest exchanges, oldest first."""
+        if generation != self.generation:
+            return  # a commit landed while the read ran; its rows may be missing
+        self._entries[conversation_id] = _Entry(deque(newest, maxlen=self.depth), has_older)
+        self._entries.move_to_end(conversation_id)
+        while len(self._entries) > self._max_conversations:
+            self._entries.popitem(last=False)
+
+    def committed(self, exchanges: Iterable[Exchange]) -> None:
+        """Append freshly committed exchanges to the conversations held here."""
+        self.generation += 1
+        for exchange in exchanges:
+            entry = self._entries.get(exchange.conversation_id)
+            if entry is None:
+                continue
+            if len(entry.newest) == self.depth:
+                entry.has_older = True
+            entry.newest.append(exchange)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()

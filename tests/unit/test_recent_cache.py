@@ -1,0 +1,104 @@
+"""The in-memory newest pages: answers only what it knows, never a stale page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from chat_service.store import Exchange, SQLiteChatStore
+from chat_service.store.recent import RecentCache
+
+
+def exchange(i: int, conversation: str = "c") -> Exchange:
+    return Exchange(
+        id=i, conversation_id=conversation, turn=i, user=f"u{i}", ai=f"a{i}", created_at="t"
+    )
+
+
+def test_answers_only_from_what_it_holds() -> None:
+    cache = RecentCache(depth=3)
+    assert cache.page("c", 2) is None
+    cache.fill("c", [exchange(1), exchange(2), exchange(3)], has_older=True, generation=0)
+    page = cache.page("c", 2)
+    assert page is not None
+    assert [e.id for e in page.exchanges] == [2, 3]
+    assert page.has_older
+    assert cache.page("c", 4) is None, "older rows exist that it does not hold"
+
+
+def test_a_complete_short_conversation_answers_any_limit() -> None:
+    cache = RecentCache(depth=5)
+    cache.fill("c", [exchange(1)], has_older=False, generation=0)
+    page = cache.page("c", 50)
+    assert page is not None
+    assert ([e.id for e in page.exchanges], page.has_older) == ([1], False)
+
+
+def test_commits_are_appended_and_old_rows_roll_out() -> None:
+    cache = RecentCache(depth=2)
+    cache.fill("c", [exchange(1)], has_older=False, generation=0)
+    cache.committed([exchange(2), exchange(3), exchange(9, "other")])
+    page = cache.page("c", 2)
+    assert page is not None
+    assert ([e.id for e in page.exchanges], page.has_older) == ([2, 3], True)
+    assert cache.page("other", 1) is None, "conversations it never read are not invented"
+
+
+def test_a_read_that_raced_a_commit_is_not_cached() -> None:
+    cache = RecentCache()
+    generation = cache.generation
+    cache.committed([exchange(5)])  # lands while the read is in flight
+    cache.fill("c", [exchange(1)], has_older=False, generation=generation)
+    assert cache.page("c", 1) is None
+
+
+def test_conversations_are_bounded() -> None:
+    cache = RecentCache(depth=1, max_conversations=3)
+    for name in "abcd":
+        cache.fill(name, [exchange(1, name)], has_older=False, generation=cache.generation)
+    assert cache.page("a", 1) is None
+    assert cache.page("d", 1) is not None
+
+
+async def test_store_pages_match_the_database_under_concurrent_writes(tmp_path: Path) -> None:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    fresh = None
+    try:
+
+        async def writer(n: int) -> None:
+            for i in range(20):
+                await store.append(f"conv{n % 3}", f"w{n}-{i}", "r")
+
+        async def reader(n: int) -> None:
+            for _ in range(20):
+                await store.history(f"conv{n % 3}", limit=10)
+
+        await asyncio.gather(*(writer(n) for n in range(6)), *(reader(n) for n in range(6)))
+        fresh = await SQLiteChatStore.open(tmp_path / "chat.db")
+        for conversation in ("conv0", "conv1", "conv2"):
+            for limit in (1, 10, 40, 100):
+                cached = await store.history(conversation, limit=limit)
+                direct = await fresh.history(conversation, limit=limit, before=10**9)
+                assert [e.id for e in cached.exchanges] == [e.id for e in direct.exchanges]
+                assert cached.has_older == direct.has_older
+    finally:
+        await store.close()
+        if fresh is not None:
+            await fresh.close()
+
+
+async def test_history_json_is_the_whole_history_in_order(tmp_path: Path) -> None:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        texts = [f'line {i} "quoted" \\ é 😀' for i in range(500)]
+        await asyncio.gather(*(store.append("c", text, text[::-1]) for text in texts))
+        await store.append("other", "elsewhere", "x")
+        document = json.loads(await store.history_json("c"))
+        assert document == [{"user": t, "AI": t[::-1]} for t in texts]
+        assert list(document[0]) == ["user", "AI"]
+        older = json.loads(await store.history_json("c", before=3))
+        assert [item["user"] for item in older] == texts[:2]
+        assert json.loads(await store.history_json("nobody")) == []
+    finally:
+        await store.close()
