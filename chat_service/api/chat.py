@@ -38,7 +38,7 @@ async def get_history(request: web.Request) -> web.Response:
         if query.limit is None:
             # The whole history: serialised by the store in one piece (it can be long).
             document = await store.history_json(query.conversation_id, before=query.before)
-            return raw_json_response(document.encode())
+            return raw_json_response(document)
         page = await store.history(query.conversation_id, limit=query.limit, before=query.before)
     except StoreError:
         log.exception("failed to fetch chat history")

@@ -8,6 +8,7 @@ this is. CHAT_ASSISTANT_LATENCY_MS simulates a model's think time without using 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Sequence
 
@@ -29,6 +30,12 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
+@functools.lru_cache(maxsize=4096)
+def _exchange_tokens(exchange: Exchange) -> int:
+    # The same recent exchanges are the context of every message in a conversation.
+    return count_tokens(exchange.user) + count_tokens(exchange.ai)
+
+
 class DummyAssistant:
     """Replies from rules, not a model. Safe for tests and benchmarks."""
 
@@ -46,9 +53,7 @@ class DummyAssistant:
             await asyncio.sleep(self._latency_s)
         turn = history[-1].turn + 1 if history else 1
         text = self._compose(message.strip(), turn)
-        prompt_tokens = count_tokens(message) + sum(
-            count_tokens(e.user) + count_tokens(e.ai) for e in history
-        )
+        prompt_tokens = count_tokens(message) + sum(_exchange_tokens(e) for e in history)
         return Reply(
             text=text,
             model=self.model,

@@ -72,7 +72,7 @@ class ChatStore(Protocol):
         self, conversation_id: str, *, limit: int | None = None, before: int | None = None
     ) -> HistoryPage: ...
 
-    async def history_json(self, conversation_id: str, *, before: int | None = None) -> str:
+    async def history_json(self, conversation_id: str, *, before: int | None = None) -> bytes:
         """The whole history (older than ``before``) as the API's JSON array, oldest first."""
         ...
 

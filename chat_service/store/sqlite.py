@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,14 +44,14 @@ from chat_service.store.base import (
     StoreObserver,
     StoreOpenError,
 )
-from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.recent import RecentCache
+from chat_service.store.writer import BUSY_TIMEOUT_MS, WriterThread, migrate, transaction
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 512
+MAX_CACHED_DOCUMENTS = 8
 
 _INSERT = """
 INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
@@ -116,7 +118,7 @@ class SQLiteChatStore:
         }
         self.stats = WriteStats()
         self._max_batch = max_batch
-        self._writer: aiosqlite.Connection | None = None
+        self._writer = WriterThread(path)
         self._reader: aiosqlite.Connection | None = None
         self._reader_lock = asyncio.Lock()
         self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
@@ -125,6 +127,9 @@ class SQLiteChatStore:
         # Why the last read failed; cleared once an integrity check passes again.
         self._read_fault: str | None = None
         self._recent = RecentCache()
+        # Whole-history documents by conversation, with the commit generation they are of.
+        self._documents: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._building: dict[str, tuple[int, asyncio.Future[bytes]]] = {}
 
     @classmethod
     async def open(
@@ -136,8 +141,7 @@ class SQLiteChatStore:
             # Fail on an unopenable path here, synchronously: a failed aiosqlite.connect
             # leaves its worker thread calling back into the loop, which may be closed by then.
             await asyncio.to_thread(_check_openable, path)
-            store._writer = await store._open_writer()
-            await store._migrate(store._writer)
+            await store._writer.run(migrate)
             store._reader = await store._open_reader()
         except (sqlite3.Error, OSError, ValueError, StoreError) as exc:
             await store._close_connections()
@@ -146,18 +150,6 @@ class SQLiteChatStore:
             raise StoreOpenError(f"cannot open database {str(path)!r}: {exc}") from exc
         store._writer_task = asyncio.create_task(store._write_loop(), name="chat-store-writer")
         return store
-
-    async def _open_writer(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            await self._configure(conn)
-            mode = await self._scalar(conn, "PRAGMA journal_mode=WAL")
-            if str(mode).lower() != "wal":
-                raise StoreOpenError(f"cannot use WAL journal mode on {str(self.path)!r} ({mode})")
-        except BaseException:
-            await _close_quietly(conn)
-            raise
-        return conn
 
     async def _open_reader(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -173,27 +165,6 @@ class SQLiteChatStore:
     async def _configure(conn: aiosqlite.Connection) -> None:
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA synchronous=FULL")
-
-    @staticmethod
-    async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
-        rows = list(await conn.execute_fetchall(sql))
-        return rows[0][0] if rows else None
-
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        version = int(await self._scalar(conn, "PRAGMA user_version"))
-        if version > SCHEMA_VERSION:
-            raise StoreOpenError(
-                f"database {str(self.path)!r} has schema version {version}, newer than this "
-                f"release supports ({SCHEMA_VERSION}); upgrade chat-service"
-            )
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            # executescript commits first, so wrap each migration in its own transaction:
-            # a crash mid-migration leaves the previous version intact.
-            migration = MIGRATIONS[number - 1]
-            await conn.executescript(
-                f"BEGIN IMMEDIATE;\n{migration}\nPRAGMA user_version={number};\nCOMMIT;"
-            )
-            log.info("database migrated", extra={"schema_version": number})
 
     # -- writes ------------------------------------------------------------------------
 
@@ -294,38 +265,23 @@ class SQLiteChatStore:
 
     async def _commit_batch(self, writes: list[_PendingWrite], *, probe: bool) -> list[Any]:
         """One transaction for the batch; returns the inserted rows in the batch's order."""
-        rows: list[Any] = []
+        statements = [(_PROBE, (utc_now(),))] if probe else []
+        inserts = (_INSERT, [item.params for item in writes])
+        read_back = f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?"
         try:
-            if self._writer is None:
-                self._writer = await self._open_writer()
-                log.info("reopened the writer connection")
-            conn = self._writer
-            await conn.execute("BEGIN IMMEDIATE")
-            if writes:
-                await conn.executemany(_INSERT, [item.params for item in writes])
-                # We hold the write lock and ids only grow (AUTOINCREMENT), so the newest
-                # len(writes) rows are exactly this batch, in insertion order once reversed.
-                rows = list(
-                    await conn.execute_fetchall(
-                        f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?",
-                        (len(writes),),
-                    )
+            return await self._writer.run(
+                functools.partial(
+                    transaction, statements=statements, inserts=inserts, read_back=read_back
                 )
-                rows.reverse()
-            if probe:
-                await conn.execute(_PROBE, (utc_now(),))
-            await conn.execute("COMMIT")
-        except (sqlite3.Error, OSError, ValueError) as exc:
+            )
+        except (sqlite3.Error, OSError) as exc:
             log.error("group commit failed: %s", exc, extra={"batch_size": len(writes)})
             # Drop the connection: the next batch reopens it, with a clean state and cache,
             # which is how the store recovers once the disk or file is healthy again.
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                await _close_quietly(writer)
+            await self._writer.reset()
             error = StoreError(f"commit failed: {exc}")
             error.__cause__ = exc
             raise error from exc
-        return rows
 
     # -- reads -------------------------------------------------------------------------
 
@@ -372,10 +328,45 @@ class SQLiteChatStore:
         page = newest[-limit:] if limit < len(newest) else newest
         return HistoryPage(page, has_older=len(rows) > limit)
 
-    async def history_json(self, conversation_id: str, *, before: int | None = None) -> str:
+    async def history_json(self, conversation_id: str, *, before: int | None = None) -> bytes:
         """Every exchange (older than ``before``) as a JSON array of ``{"user", "AI"}``
-        objects, oldest first, serialised by SQLite itself: a long history never becomes
-        thousands of Python objects (see bench/README.md for the figures)."""
+        objects, oldest first, UTF-8, serialised by SQLite itself: a long history never
+        becomes thousands of Python objects (see bench/README.md for the figures).
+
+        The whole-conversation document is kept until the next commit, and concurrent
+        requests for it share one build, so N readers of a long history cost one query and
+        one buffer, not N of each.
+        """
+        if before is not None:
+            return await self._build_history_json(conversation_id, before)
+        generation = self._recent.generation
+        cached = self._documents.get(conversation_id)
+        if cached is not None and cached[0] == generation:
+            self._documents.move_to_end(conversation_id)
+            return cached[1]
+        building = self._building.get(conversation_id)
+        if building is None or building[0] != generation:
+            future = asyncio.ensure_future(self._build_history_json(conversation_id, None))
+            building = (generation, future)
+            self._building[conversation_id] = building
+            future.add_done_callback(
+                lambda done: self._finish_document(conversation_id, generation, done)
+            )
+        return await asyncio.shield(building[1])
+
+    def _finish_document(
+        self, conversation_id: str, generation: int, done: asyncio.Future[bytes]
+    ) -> None:
+        if self._building.get(conversation_id, (None,))[0] == generation:
+            del self._building[conversation_id]
+        if done.cancelled() or done.exception() is not None:
+            return
+        if generation == self._recent.generation:
+            self._documents[conversation_id] = (generation, done.result())
+            while len(self._documents) > MAX_CACHED_DOCUMENTS:
+                self._documents.popitem(last=False)
+
+    async def _build_history_json(self, conversation_id: str, before: int | None) -> bytes:
         where = "conversation_id = ?"
         params: list[Any] = [conversation_id]
         if before is not None:
@@ -388,7 +379,7 @@ class SQLiteChatStore:
             params,
         )
         document: str = rows[0][0]
-        return document
+        return document.encode()
 
     async def recent(self, conversation_id: str, count: int) -> Sequence[Exchange]:
         if count <= 0:
@@ -437,6 +428,7 @@ class SQLiteChatStore:
             # ValueError: aiosqlite's "connection closed", when a fault dropped it meanwhile.
             self._read_fault = str(exc)
             self._recent.clear()
+            self._documents.clear()
             await self._drop_reader()
             raise StoreError(f"read failed: {exc}") from exc
 
@@ -466,10 +458,10 @@ class SQLiteChatStore:
         await self._close_connections()
 
     async def _close_connections(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await _close_quietly(conn)
-        self._reader = self._writer = None
+        if self._reader is not None:
+            await _close_quietly(self._reader)
+            self._reader = None
+        await self._writer.close()
 
 
 async def _close_quietly(conn: aiosqlite.Connection) -> None:

@@ -102,3 +102,17 @@ async def test_history_json_is_the_whole_history_in_order(tmp_path: Path) -> Non
         assert json.loads(await store.history_json("nobody")) == []
     finally:
         await store.close()
+
+
+async def test_full_history_documents_are_shared_and_never_stale(tmp_path: Path) -> None:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        await store.append("c", "first", "r")
+        concurrent = await asyncio.gather(*(store.history_json("c") for _ in range(10)))
+        assert all(document is concurrent[0] for document in concurrent), "one shared build"
+        assert await store.history_json("c") is concurrent[0], "kept until the next commit"
+        await store.append("c", "second", "r")
+        after = json.loads(await store.history_json("c"))
+        assert [item["user"] for item in after] == ["first", "second"], "a commit invalidates"
+    finally:
+        await store.close()

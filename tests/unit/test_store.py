@@ -31,10 +31,15 @@ async def test_database_uses_wal_and_current_schema(store: SQLiteChatStore) -> N
 
 
 async def test_connections_are_durable_and_wait_on_locks(store: SQLiteChatStore) -> None:
-    for conn in (store._writer, store._reader):
-        assert conn is not None
-        assert (await conn.execute_fetchall("PRAGMA synchronous"))[0][0] == 2  # type: ignore[index]
-        assert (await conn.execute_fetchall("PRAGMA busy_timeout"))[0][0] == 5000  # type: ignore[index]
+    def pragmas(conn: sqlite3.Connection) -> tuple[int, int]:
+        synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
+        busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        return synchronous, busy
+
+    assert await store._writer.run(pragmas) == (2, 5000)  # 2: FULL
+    assert store._reader is not None
+    assert (await store._reader.execute_fetchall("PRAGMA synchronous"))[0][0] == 2  # type: ignore[index]
+    assert (await store._reader.execute_fetchall("PRAGMA busy_timeout"))[0][0] == 5000  # type: ignore[index]
 
 
 async def test_reader_connection_cannot_write(store: SQLiteChatStore) -> None:
