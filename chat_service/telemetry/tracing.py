@@ -152,8 +152,10 @@ def configure_tracing(
             "service_name": provider.resource.attributes.get(SERVICE_NAME),
         },
     )
-    if sdk_disabled(environ):
-        return provider  # a no-op provider: no instrumentation, no trace ids
+    if exporter is None:
+        # Nothing is exported, so nothing needs the instrumentation's attributes: the app
+        # uses a light middleware for trace ids instead (chat_service/api/telemetry.py).
+        return provider
     os.environ.setdefault(EXCLUDED_URLS_VARIABLE, DEFAULT_EXCLUDED_URLS)
     os.environ.setdefault(SEMCONV_VARIABLE, DEFAULT_SEMCONV)
     AioHttpServerInstrumentor().instrument(tracer_provider=provider)

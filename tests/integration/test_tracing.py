@@ -234,3 +234,24 @@ def test_bad_otel_settings_stop_start_up(
 ) -> None:
     with pytest.raises(RuntimeError, match=message):
         start_service(env=env)
+
+
+def test_without_export_ids_still_flow_to_headers_and_logs(start_service: StartService) -> None:
+    service = start_service()  # no endpoint: nothing recorded, ids kept
+    status, headers, _ = service.request(
+        "POST",
+        "/chat/message",
+        {"message": "untraced"},
+        headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+    )
+    assert status == 200
+    version, trace_id, span_id, flags = headers["traceresponse"].split("-")
+    assert (version, trace_id) == ("00", CALLER_TRACE)
+    assert span_id != CALLER_SPAN, "the service's own span, a child of the caller's"
+    assert not int(flags, 16) & 0x01, "not recorded, and the header says so"
+    _, headers, _ = service.request("GET", "/chat/history")
+    assert headers["traceresponse"].split("-")[1] != CALLER_TRACE, "a new trace otherwise"
+    service.stop()
+    logs = [json.loads(line) for line in service.stdout().splitlines()]
+    (access,) = [line for line in logs if line.get("trace_id") == CALLER_TRACE]
+    assert access["span_id"] == span_id
