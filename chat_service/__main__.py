@@ -8,6 +8,7 @@ stderr and exits non-zero, never a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -70,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chat-service: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    # Everything imported and built so far lives as long as the process: move it out of the
+    # collector's sight, so full collections only walk what requests allocate (shorter
+    # pauses, lower tail latency; see bench/README.md).
+    gc.collect()
+    gc.freeze()
     try:
         web.run_app(
             create_app(settings, metrics=metrics, tracer_provider=provider),

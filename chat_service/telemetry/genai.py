@@ -34,37 +34,30 @@ class InstrumentedAssistant:
         self.in_process = inner.in_process
         self._metrics = metrics
         self._capture_content = capture_content
+        # gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model
+        self._labels = (OPERATION, self.provider, self.model)
+        self._duration_ok = metrics.genai_duration.labels(*self._labels, "")
+        self._input_tokens = metrics.genai_tokens.labels(*self._labels, "input")
+        self._output_tokens = metrics.genai_tokens.labels(*self._labels, "output")
 
     async def reply(
         self, message: str, history: Sequence[Exchange], *, conversation_id: str
     ) -> Reply:
+        if not trace.get_current_span().is_recording():
+            # The request's trace is not recorded, so neither would this child be (parent-
+            # based sampling): skip building a span nobody keeps; the metrics still count.
+            return await self._timed(message, history, conversation_id, None)
         attributes = {
             "gen_ai.operation.name": OPERATION,
             "gen_ai.provider.name": self.provider,
             "gen_ai.request.model": self.model,
             "gen_ai.conversation.id": conversation_id,
         }
-        labels = {
-            "gen_ai_operation_name": OPERATION,
-            "gen_ai_provider_name": self.provider,
-            "gen_ai_request_model": self.model,
-        }
         kind = SpanKind.INTERNAL if self.in_process else SpanKind.CLIENT
         with tracer.start_as_current_span(
             f"{OPERATION} {self.model}", kind=kind, attributes=attributes
         ) as span:
-            started = time.perf_counter()
-            try:
-                reply = await self.inner.reply(message, history, conversation_id=conversation_id)
-            except Exception as exc:
-                error_type = type(exc).__qualname__
-                span.set_attribute("error.type", error_type)
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
-                self._metrics.genai_duration.labels(**labels, error_type=error_type).observe(
-                    time.perf_counter() - started, current_exemplar()
-                )
-                raise
-            elapsed = time.perf_counter() - started
+            reply = await self._timed(message, history, conversation_id, span)
             span.set_attributes(
                 {
                     "gen_ai.response.model": reply.model,
@@ -74,14 +67,34 @@ class InstrumentedAssistant:
             )
             if self._capture_content:
                 span.set_attributes(_content_attributes(message, history, reply))
-            exemplar = current_exemplar()
-            self._metrics.genai_duration.labels(**labels, error_type="").observe(elapsed, exemplar)
-            tokens = self._metrics.genai_tokens
-            tokens.labels(**labels, gen_ai_token_type="input").observe(reply.input_tokens, exemplar)
-            tokens.labels(**labels, gen_ai_token_type="output").observe(
-                reply.output_tokens, exemplar
-            )
             return reply
+
+    async def _timed(
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        conversation_id: str,
+        span: trace.Span | None,
+    ) -> Reply:
+        """Call the assistant, recording the GenAI duration and token metrics."""
+        started = time.perf_counter()
+        try:
+            reply = await self.inner.reply(message, history, conversation_id=conversation_id)
+        except Exception as exc:
+            error_type = type(exc).__qualname__
+            if span is not None:
+                span.set_attribute("error.type", error_type)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+            self._metrics.genai_duration.labels(*self._labels, error_type).observe(
+                time.perf_counter() - started, current_exemplar()
+            )
+            raise
+        elapsed = time.perf_counter() - started
+        exemplar = current_exemplar()
+        self._duration_ok.observe(elapsed, exemplar)
+        self._input_tokens.observe(reply.input_tokens, exemplar)
+        self._output_tokens.observe(reply.output_tokens, exemplar)
+        return reply
 
     async def close(self) -> None:
         await self.inner.close()
