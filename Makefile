@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 FRONTEND_DIR := $(wildcard frontend)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-only lint format audit clean
+.PHONY: help run test test-only lint format audit bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: $(VENV)/.installed-test ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: $(VENV)/.installed-test ## load benchmark (needs wrk; ARGS="--quick" for a short run)
+	$(BIN)/python -m bench $(ARGS)
 
 audit: $(VENV)/.installed-test ## pip-audit: fail on known vulnerabilities in the dependencies
 	$(BIN)/pip-audit --skip-editable --strict --progress-spinner off
