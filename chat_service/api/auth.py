@@ -31,7 +31,8 @@ class ApiKeys:
 
     def identify(self, token: str) -> str | None:
         """A stable, non-secret id of the matching key (for rate limiting), or None."""
-        presented = token.encode()
+        # aiohttp keeps undecodable header bytes as surrogates: such a token matches no key.
+        presented = token.encode("utf-8", "surrogateescape")
         match: bytes | None = None
         for key in self._keys:
             if hmac.compare_digest(presented, key):  # no early exit: same work either way

@@ -25,6 +25,9 @@ _REASONS = {
 }
 
 
+CLIENT_CLOSED_REQUEST = 499
+
+
 class ApiError(Exception):
     """A request the service refuses, with the status and message the client should see."""
 
@@ -61,6 +64,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status == 413:
             message = f"Request body is larger than {request.client_max_size} bytes."
         return error_response(exc.status, message, headers)
+    except ConnectionResetError:
+        # The client went away mid-request (aiohttp's read raises this): nothing to answer
+        # and nothing wrong with the service. 499 as NGINX records it, for the access log.
+        log.info("client closed the connection during %s %s", request.method, request.path)
+        return error_response(CLIENT_CLOSED_REQUEST, "Client closed the request.")
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -75,18 +75,24 @@ def parse_networks(values: Sequence[str]) -> tuple[IpNetwork, ...]:
 
 
 def client_address(request: web.Request, trusted: tuple[IpNetwork, ...]) -> str:
-    """The peer, or the nearest address in X-Forwarded-For that is not a trusted proxy."""
+    """The peer; when the peer is a trusted proxy, the address that proxy saw.
+
+    A proxy vouches only for the entry it appended itself, the last one of X-Forwarded-For
+    (NGINX's ``$proxy_add_x_forwarded_for``); everything left of it was written by the
+    client. One hop, as NGINX's ``real_ip_recursive off``: a client on a private network
+    behind the proxy is still told apart, and cannot borrow an identity.
+    """
     peer = request.remote or "unknown"
-    chain = [peer]
-    if trusted:
-        # Walk from the nearest hop outwards; each trusted proxy vouches for the next one.
-        forwarded = request.headers.getall("X-Forwarded-For", [])
-        hops = [hop.strip() for value in forwarded for hop in value.split(",") if hop.strip()]
-        chain = [peer, *reversed(hops)]
-    for address in chain:
-        if not _is_trusted(address, trusted):
-            return address
-    return chain[-1]
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    hops = [hop.strip() for value in forwarded for hop in value.split(",") if hop.strip()]
+    if not hops:
+        return peer
+    try:
+        return str(ipaddress.ip_address(hops[-1]))
+    except ValueError:
+        return peer  # not an address: ignore the header rather than trust a made-up name
 
 
 def _is_trusted(address: str, trusted: tuple[IpNetwork, ...]) -> bool:

@@ -75,6 +75,9 @@ class RecentCache:
             entry = self._entries.get(exchange.conversation_id)
             if entry is None:
                 continue
+            if entry.newest and exchange.id <= entry.newest[-1].id:
+                # A read that ran between the COMMIT and this call already saw the row.
+                continue
             if len(entry.newest) == self.depth:
                 entry.has_older = True
             entry.newest.append(exchange)

@@ -52,6 +52,7 @@ tracer = trace.get_tracer(__name__)
 
 MAX_BATCH = 512
 MAX_CACHED_DOCUMENTS = 8
+COMMIT_WAIT_SPAN = "wait for group commit"
 
 _INSERT = """
 INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
@@ -189,11 +190,9 @@ class SQLiteChatStore:
         self._enqueue(_PendingWrite(params, future, requester if current.is_recording() else None))
         if not current.is_recording():
             return await future  # an unrecorded trace: no child span either (parent-based)
-        with tracer.start_as_current_span(
-            f"INSERT {_TABLE}",
-            kind=SpanKind.CLIENT,
-            attributes={**self._span_attributes, "db.operation.name": "INSERT"},
-        ):
+        # Not a database span: the request only waits here; the database work is the commit
+        # span (its own trace, linked to this request), so span-derived DB metrics count it once.
+        with tracer.start_as_current_span(COMMIT_WAIT_SPAN, kind=SpanKind.INTERNAL):
             return await future
 
     async def _probe_write(self) -> None:
@@ -235,18 +234,22 @@ class SQLiteChatStore:
             _resolve(batch, [])
             return
         links = [Link(item.requester) for item in writes if item.requester is not None]
+        # One row is an INSERT; more are a batch (the conventions: batch size is never 1).
+        operation = "INSERT" if len(writes) == 1 else "BATCH INSERT"
+        attributes: dict[str, str | int] = {
+            **self._span_attributes,
+            "db.operation.name": operation,
+        }
+        if len(writes) > 1:
+            attributes["db.operation.batch.size"] = len(writes)
         # A root span of its own trace (empty parent context), linked to every request it
         # serves: one transaction belongs to many requests, so it can be no one's child.
         with tracer.start_as_current_span(
-            f"BATCH INSERT {_TABLE}",
+            f"{operation} {_TABLE}",
             context=otel_context.Context(),
             kind=SpanKind.CLIENT,
             links=links,
-            attributes={
-                **self._span_attributes,
-                "db.operation.name": "BATCH INSERT",
-                "db.operation.batch.size": len(writes),
-            },
+            attributes=attributes,
         ) as span:
             started = time.perf_counter()
             try:
@@ -277,7 +280,8 @@ class SQLiteChatStore:
                     transaction, statements=statements, inserts=inserts, read_back=read_back
                 )
             )
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            # StoreError: reopening the writer refused (e.g. WAL mode could not be set).
             log.error("group commit failed: %s", exc, extra={"batch_size": len(writes)})
             # Drop the connection: the next batch reopens it, with a clean state and cache,
             # which is how the store recovers once the disk or file is healthy again.

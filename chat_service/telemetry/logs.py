@@ -50,6 +50,24 @@ class TraceJsonFormatter(OrjsonFormatter):
         if "trace_id" not in log_data and (ids := current_ids()) is not None:
             log_data["trace_id"], log_data["span_id"] = ids
 
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        try:
+            return super().jsonify_log_record(log_data)
+        except TypeError:
+            # orjson refuses strings that are not valid UTF-8, such as header bytes aiohttp
+            # kept as surrogates: print them with replacement characters, never drop the line.
+            return super().jsonify_log_record(_valid_text(log_data))
+
+
+def _valid_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_valid_text(item) for item in value]
+    return value
+
 
 def configure_logging(level: int, service_name: str) -> None:
     """Send every logger's records to stdout as JSON lines, at ``level`` and above."""
@@ -74,7 +92,7 @@ class JsonAccessLogger(AbstractAccessLogger):
             "path": request.path,
             "status": response.status,
             "duration_ms": round(time * 1000, 3),
-            "response_bytes": response.body_length,
+            "bytes_sent": response.body_length,  # status line and headers included
             "remote": request.remote,
             "user_agent": request.headers.get("User-Agent"),
         }

@@ -87,7 +87,7 @@ def test_spans_are_flushed_on_stop(start_service: StartService) -> None:
         assert receiver.spans == []
         assert service.stop(signal.SIGTERM) == 0
         names = {span.name for span in receiver.spans}
-    assert {"POST /chat/message", "chat dummy-1", "BATCH INSERT exchanges"} <= names
+    assert {"POST /chat/message", "chat dummy-1", "INSERT exchanges"} <= names
 
 
 def test_a_stuck_collector_does_not_hold_the_stop(start_service: StartService) -> None:

@@ -67,9 +67,33 @@ def test_forwarded_for_counts_only_from_trusted_proxies(start_service: StartServ
     assert spoofed == [200, 200, 200, 429], "a direct caller cannot choose its identity"
 
     behind_proxy = start_service(env={**limits, "CHAT_TRUSTED_PROXIES": "127.0.0.1/32"})
-    for user in ("203.0.113.7", "203.0.113.8"):
-        statuses = burst(behind_proxy, 4, {"X-Forwarded-For": f"{user}, 127.0.0.1"})
+    # NGINX appends the address it saw; that last entry is the one it vouches for.
+    for user in ("203.0.113.7", "192.168.1.20"):
+        statuses = burst(behind_proxy, 4, {"X-Forwarded-For": user})
         assert statuses == [200, 200, 200, 429], f"{user} has a bucket of its own"
+
+
+def test_entries_a_client_adds_before_the_proxys_are_ignored(start_service: StartService) -> None:
+    service = start_service(
+        env={
+            "CHAT_RATE_LIMIT_RPS": "0.5",
+            "CHAT_RATE_LIMIT_BURST": "3",
+            "CHAT_TRUSTED_PROXIES": "127.0.0.1/32",
+        }
+    )
+    # The client wrote "spoof-i, 10.9.9.i"; NGINX appended the client's real (private)
+    # address. Rotating the written part must not buy new buckets.
+    statuses = [
+        service.request(
+            "GET",
+            "/chat/history",
+            headers={"X-Forwarded-For": f"spoof-{i}, 10.9.9.{i}, 192.168.1.20"},
+        )[0]
+        for i in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    # Not an address at all: the header is ignored and the peer (the proxy) is the client.
+    assert service.request("GET", "/chat/history", headers={"X-Forwarded-For": "junk"})[0] == 200
 
 
 def test_api_keys_are_separate_clients(start_service: StartService) -> None:

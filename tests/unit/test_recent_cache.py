@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from chat_service.store import Exchange, SQLiteChatStore
 from chat_service.store.recent import RecentCache
@@ -114,5 +115,41 @@ async def test_full_history_documents_are_shared_and_never_stale(tmp_path: Path)
         await store.append("c", "second", "r")
         after = json.loads(await store.history_json("c"))
         assert [item["user"] for item in after] == ["first", "second"], "a commit invalidates"
+    finally:
+        await store.close()
+
+
+def test_a_row_already_read_is_not_appended_twice() -> None:
+    cache = RecentCache()
+    cache.fill("c", [exchange(1), exchange(2)], has_older=False, generation=0)
+    cache.committed([exchange(2), exchange(3)])
+    page = cache.page("c", 10)
+    assert page is not None
+    assert [e.id for e in page.exchanges] == [1, 2, 3]
+
+
+async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(tmp_path: Path) -> None:
+    """The writer thread has committed, the event loop has not yet run the bookkeeping, and a
+    read of the (uncached) conversation sees the new row: the row must appear once."""
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        real_run = store._writer.run
+        committed = asyncio.Event()
+
+        async def slow_to_resume(function: Any) -> Any:
+            result = await real_run(function)
+            committed.set()
+            await asyncio.sleep(0.05)  # a busy loop resumes the writer task late
+            return result
+
+        store._writer.run = slow_to_resume  # type: ignore[method-assign]
+        post = asyncio.create_task(store.append("c", "hello", "hi"))
+        await committed.wait()
+        first = await store.history("c", limit=10)  # a miss: reads the row from SQLite
+        await post
+        second = await store.history("c", limit=10)
+        assert [e.user for e in first.exchanges] == ["hello"]
+        assert [e.user for e in second.exchanges] == ["hello"]
+        assert [e.turn for e in await store.recent("c", 20)] == [1]
     finally:
         await store.close()
