@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
-from chat_service.telemetry.context import current_exemplar, current_ids, traceresponse_header
+from chat_service.telemetry.context import active, exemplar_of, ids_of, traceresponse_of
 from chat_service.telemetry.logs import REQUEST_ROUTE, REQUEST_TRACE_IDS
 from chat_service.telemetry.metrics import UNMATCHED_ROUTE, Metrics, bounded_method
 
@@ -57,7 +57,8 @@ def telemetry_middleware(metrics: Metrics) -> Middleware:
         route = route_template(request)
         method = bounded_method(request.method)
         request[REQUEST_ROUTE] = route
-        if (ids := current_ids()) is not None:
+        span = active()  # the request's span, for its whole life in this middleware
+        if (ids := ids_of(span)) is not None:
             request[REQUEST_TRACE_IDS] = ids
         in_flight = in_flight_children.get((method, route))
         if in_flight is None:
@@ -69,7 +70,7 @@ def telemetry_middleware(metrics: Metrics) -> Middleware:
         try:
             response = await handler(request)
             status = response.status
-            if (header := traceresponse_header()) is not None:
+            if (header := traceresponse_of(span)) is not None:
                 response.headers[TRACERESPONSE] = header
             return response
         except web.HTTPException as exc:  # redirects; errors are responses by now
@@ -81,6 +82,6 @@ def telemetry_middleware(metrics: Metrics) -> Middleware:
             if duration is None:
                 duration = metrics.request_duration.labels(method, route, str(status))
                 duration_children[(method, route, status)] = duration
-            duration.observe(time.perf_counter() - started, current_exemplar())
+            duration.observe(time.perf_counter() - started, exemplar_of(span))
 
     return observe

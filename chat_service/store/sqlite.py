@@ -45,7 +45,7 @@ from chat_service.store.base import (
     StoreOpenError,
 )
 from chat_service.store.recent import RecentCache
-from chat_service.store.writer import BUSY_TIMEOUT_MS, WriterThread, migrate, transaction
+from chat_service.store.writer import CONNECTION_PRAGMAS, WriterThread, migrate, transaction
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -139,9 +139,8 @@ class SQLiteChatStore:
         """Open (creating if needed) and migrate the database; raise StoreOpenError if not."""
         store = cls(path, max_batch=max_batch, observer=observer)
         try:
-            # Fail on an unopenable path here, synchronously: a failed aiosqlite.connect
-            # leaves its worker thread calling back into the loop, which may be closed by then.
-            await asyncio.to_thread(_check_openable, path)
+            # The writer (plain sqlite3) opens first: an unopenable path fails there, before
+            # aiosqlite, whose failed connect leaves a thread calling back into the loop.
             await store._writer.run(migrate)
             store._reader = await store._open_reader()
         except (sqlite3.Error, OSError, ValueError, StoreError) as exc:
@@ -164,8 +163,8 @@ class SQLiteChatStore:
 
     @staticmethod
     async def _configure(conn: aiosqlite.Connection) -> None:
-        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA synchronous=FULL")
+        for pragma in CONNECTION_PRAGMAS:
+            await conn.execute(pragma)
 
     # -- writes ------------------------------------------------------------------------
 
@@ -497,15 +496,6 @@ def _fail(batch: list[_Queued], error: StoreError) -> None:
     for item in batch:
         if not item.future.done():
             item.future.set_exception(error)
-
-
-def _check_openable(path: Path) -> None:
-    """Open and read the schema once; raises sqlite3.Error if the file cannot be a database."""
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    finally:
-        conn.close()
 
 
 def _exchange(row: Sequence[Any]) -> Exchange:

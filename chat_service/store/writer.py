@@ -27,10 +27,14 @@ BUSY_TIMEOUT_MS = 5000
 T = TypeVar("T")
 
 
+# Every connection, reader or writer: durable (each commit fsynced) and patient (a locked
+# database is waited for, not an error).
+CONNECTION_PRAGMAS = (f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA synchronous=FULL")
+
+
 def configure(conn: sqlite3.Connection) -> None:
-    """Durable and patient: every commit is fsynced; a locked database is waited for."""
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA synchronous=FULL")
+    for pragma in CONNECTION_PRAGMAS:
+        conn.execute(pragma)
 
 
 class WriterThread:
