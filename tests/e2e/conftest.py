@@ -20,7 +20,7 @@ from tests.e2e.browser import (
     WatchedPage,
     open_watched_page,
 )
-from tests.e2e.nginx import REPO
+from tests.e2e.nginx import REPO, NginxServer
 from tests.support.binaries import require_binary
 from tests.support.service import ServiceProcess, free_port, service_env
 
@@ -101,3 +101,14 @@ def start_module_service(
 @pytest.fixture(scope="module")
 def nginx_binary() -> str:
     return require_binary("nginx", package="nginx-light")
+
+
+@pytest.fixture(scope="module")
+def nginx(
+    nginx_binary: str, service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxServer]:
+    """NGINX with the template in front of the module's own ``service`` fixture."""
+    with NginxServer(
+        binary=nginx_binary, workdir=tmp_path_factory.mktemp("nginx"), service_url=service.base_url
+    ) as server:
+        yield server

@@ -13,15 +13,12 @@ import json
 import os
 import re
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.service import free_port
+from tests.support.service import free_port, wait_until_ok
 
 REPO = Path(__file__).resolve().parents[2]
 FRONTEND_DIR = REPO / "frontend"
@@ -155,19 +152,17 @@ class NginxServer:
 
     def _wait_ready(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.errors()}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/nginx-health", timeout=1) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
+        try:
+            wait_until_ok(f"{self.base_url}/nginx-health", self.process, STARTUP_TIMEOUT_S)
+        except RuntimeError as error:
+            self.stop()
+            raise RuntimeError(f"nginx {error}:\n{self.errors()}") from None
+
+    def __enter__(self) -> NginxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
         self.stop()
-        raise RuntimeError(f"nginx not ready after {STARTUP_TIMEOUT_S}s:\n{self.errors()}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

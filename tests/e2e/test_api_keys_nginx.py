@@ -32,9 +32,8 @@ def nginx(
     server.write_config()
     result = server.check_config()
     assert result.returncode == 0, result.stderr
-    server.start()
-    yield server
-    server.stop()
+    with server:
+        yield server
 
 
 def test_the_service_refuses_callers_without_the_key(service: ServiceProcess) -> None:
@@ -56,14 +55,13 @@ def test_without_the_include_nginx_sends_no_key(
     import urllib.error
     import urllib.request
 
-    server = NginxServer(
-        binary=nginx_binary,
-        workdir=tmp_path_factory.mktemp("nginx-nokey"),
-        service_url=service.base_url,
-    ).start()
-    try:
-        with pytest.raises(urllib.error.HTTPError) as error:
-            urllib.request.urlopen(f"{server.base_url}/chat/history", timeout=10)
-        assert error.value.code == 401
-    finally:
-        server.stop()
+    with (
+        NginxServer(
+            binary=nginx_binary,
+            workdir=tmp_path_factory.mktemp("nginx-nokey"),
+            service_url=service.base_url,
+        ) as server,
+        pytest.raises(urllib.error.HTTPError) as error,
+    ):
+        urllib.request.urlopen(f"{server.base_url}/chat/history", timeout=10)
+    assert error.value.code == 401

@@ -90,32 +90,18 @@ def service(start_module_service: StartModuleService) -> ServiceProcess:
 
 
 @pytest.fixture(scope="module")
-def nginx(
-    nginx_binary: str, service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[NginxServer]:
-    server = NginxServer(
-        binary=nginx_binary,
-        workdir=tmp_path_factory.mktemp("nginx"),
-        service_url=service.base_url,
-    ).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def echo_nginx(
     nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NginxServer]:
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHeaders)
     thread = threading.Thread(target=upstream.serve_forever, daemon=True)
     thread.start()
-    server = NginxServer(
+    with NginxServer(
         binary=nginx_binary,
         workdir=tmp_path_factory.mktemp("nginx-echo"),
         service_url=f"http://127.0.0.1:{upstream.server_address[1]}",
-    ).start()
-    yield server
-    server.stop()
+    ) as server:
+        yield server
     upstream.shutdown()
     upstream.server_close()
 
@@ -124,13 +110,12 @@ def echo_nginx(
 def dead_nginx(
     nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NginxServer]:
-    server = NginxServer(
+    with NginxServer(
         binary=nginx_binary,
         workdir=tmp_path_factory.mktemp("nginx-dead"),
         service_url=f"http://127.0.0.1:{free_port()}",
-    ).start()
-    yield server
-    server.stop()
+    ) as server:
+        yield server
 
 
 def test_nginx_t_accepts_the_rendered_template(nginx_binary: str, tmp_path: Path) -> None:

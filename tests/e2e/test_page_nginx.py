@@ -7,7 +7,6 @@ The service answers after 500 ms (CHAT_ASSISTANT_LATENCY_MS), long enough to see
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -25,17 +24,6 @@ def service(start_module_service: StartModuleService) -> ServiceProcess:
     return start_module_service(
         env={"CHAT_ASSISTANT_LATENCY_MS": "500", "CHAT_MAX_MESSAGE_CHARS": str(MAX_CHARS)}
     )
-
-
-@pytest.fixture(scope="module")
-def nginx(
-    nginx_binary: str, service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[NginxServer]:
-    server = NginxServer(
-        binary=nginx_binary, workdir=tmp_path_factory.mktemp("nginx"), service_url=service.base_url
-    ).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -34,6 +34,22 @@ def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll ``url`` until it answers 200; RuntimeError if ``process`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"not ready after {timeout}s")
+
+
 def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "chat_service", *args]
 
@@ -76,21 +92,11 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S, path: str = "/readyz") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"chat-service exited with {self.process.returncode}:\n{self.stderr()}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.base_url}{path}", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"chat-service not ready after {timeout}s:\n{self.stderr()}")
+        try:
+            wait_until_ok(f"{self.base_url}{path}", self.process, timeout)
+        except RuntimeError as error:
+            self.kill()
+            raise RuntimeError(f"chat-service {error}:\n{self.stderr()}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         """Send ``sig`` and wait for the exit code."""
