@@ -49,7 +49,3 @@ def current_trace_id() -> str | None:
 
 def current_exemplar() -> dict[str, str] | None:
     return exemplar_of(active())
-
-
-def traceresponse_header() -> str | None:
-    return traceresponse_of(active())
