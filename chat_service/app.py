@@ -16,7 +16,6 @@ from chat_service.api.auth import ApiKeys, auth_middleware
 from chat_service.api.docs import load_openapi
 from chat_service.api.ratelimit import TokenBuckets, parse_networks, rate_limit_middleware
 from chat_service.api.security import add_security_headers
-from chat_service.api.telemetry import trace_context_middleware
 from chat_service.assistant import create_assistant
 from chat_service.config import Settings
 from chat_service.keys import (
@@ -105,9 +104,8 @@ def create_app(
     """
     metrics = metrics or Metrics()
     keys = ApiKeys(settings.api_keys)
-    middlewares = [telemetry_middleware(metrics), json_errors]
-    if not AioHttpServerInstrumentor().is_instrumented_by_opentelemetry:
-        middlewares.insert(0, trace_context_middleware())
+    instrumented = AioHttpServerInstrumentor().is_instrumented_by_opentelemetry
+    middlewares = [telemetry_middleware(metrics, continue_traces=not instrumented), json_errors]
     if settings.rate_limit_rps > 0:
         buckets = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
         trusted = parse_networks(settings.trusted_proxies)

@@ -22,8 +22,7 @@ from chat_service.api.validation import (
 from chat_service.assistant import AssistantError
 from chat_service.keys import ASSISTANT, SETTINGS, STORE
 from chat_service.store import DEFAULT_CONVERSATION, HistoryPage, StoreError
-from chat_service.telemetry.context import current_trace_id
-from chat_service.telemetry.logs import EVENT_FIELDS
+from chat_service.telemetry.logs import EVENT_FIELDS, REQUEST_TRACE_IDS
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +78,10 @@ async def post_message(request: web.Request) -> web.Response:
     except AssistantError:
         log.exception("the assistant failed to reply")
         return error_response(500, "The assistant failed to reply.")
+    ids = request.get(REQUEST_TRACE_IDS)
     try:
         exchange = await store.append(
-            new.conversation_id, new.text, reply.text, trace_id=current_trace_id()
+            new.conversation_id, new.text, reply.text, trace_id=ids and ids.trace_id
         )
     except StoreError:
         log.exception("failed to store the exchange")

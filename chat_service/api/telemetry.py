@@ -1,7 +1,11 @@
-"""Per-request telemetry: RED metrics, the ``traceresponse`` header, ids for the access log.
+"""Per-request telemetry: trace ids, RED metrics, the ``traceresponse`` header.
 
-Runs inside the request's server span: the aiohttp-server instrumentation's when spans are
-exported (its middleware is always outermost), else the light one below.
+One middleware, outermost of ours. When spans are exported it runs inside the server span
+of the aiohttp-server instrumentation (whose middleware is outermost of all) and reads its
+ids. When nothing is exported the instrumentation is not installed (its per-request
+attribute work would be for nobody) and this middleware continues the caller's trace
+itself, with a non-recording span: logs and ``traceresponse`` still carry the ids, at a
+fraction of the cost (bench/README.md).
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
-from chat_service.telemetry.context import active, exemplar_of, ids_of, traceresponse_of
+from chat_service.telemetry.context import active, span_ids
 from chat_service.telemetry.logs import REQUEST_ROUTE, REQUEST_TRACE_IDS
 from chat_service.telemetry.metrics import UNMATCHED_ROUTE, Metrics, bounded_method
 
@@ -27,26 +33,44 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
-def trace_context_middleware() -> Middleware:
-    """Trace ids without recording: used when no span would be exported.
+class TraceContinuation:
+    """Gives each request a span context without recording a span.
 
-    The aiohttp-server instrumentation collects a dozen attributes for every request before
-    it knows the span will not be recorded; with nothing exported that was a fifth of the
-    service's CPU (bench/README.md). This continues an incoming ``traceparent`` (or starts a
-    trace) with a non-recording span, so logs and ``traceresponse`` still carry the ids.
+    Continues the caller's trace when its headers carry one (through the configured
+    propagators, W3C ``traceparent`` by default), else starts a new one. The span is
+    never sampled: nothing is exported, and ``traceresponse`` says so (flags ``00``).
     """
-    tracer = trace.get_tracer(__name__)
 
-    @web.middleware
-    async def continue_trace(request: web.Request, handler: Handler) -> web.StreamResponse:
-        parent = propagate.extract(request.headers)
-        with tracer.start_as_current_span("request", context=parent, kind=SpanKind.SERVER):
-            return await handler(request)
+    def __init__(self) -> None:
+        self._propagator = propagate.get_global_textmap()
+        # The header names the propagators read: most requests carry none of them, and
+        # then there is nothing to extract.
+        self._fields = tuple(self._propagator.fields)
+        self._ids = RandomIdGenerator()
 
-    return continue_trace
+    def start(self, request: web.Request) -> tuple[SpanContext, otel_context.Context]:
+        headers = request.headers
+        parent: otel_context.Context | None = None
+        trace_id = 0
+        trace_state = None
+        if any(field in headers for field in self._fields):
+            parent = self._propagator.extract(headers)
+            caller = trace.get_current_span(parent).get_span_context()
+            if caller.is_valid:
+                trace_id, trace_state = caller.trace_id, caller.trace_state
+        span_context = SpanContext(
+            trace_id or self._ids.generate_trace_id(),
+            self._ids.generate_span_id(),
+            is_remote=False,
+            trace_state=trace_state,  # flags: the default, not sampled
+        )
+        return span_context, trace.set_span_in_context(NonRecordingSpan(span_context), parent)
 
 
-def telemetry_middleware(metrics: Metrics) -> Middleware:
+def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middleware:
+    """RED metrics and trace ids for every request; ``continue_traces`` when no
+    instrumentation provides the request's span (see the module's docstring)."""
+    continuation = TraceContinuation() if continue_traces else None
     # prometheus_client's labels() looks children up under a lock; these are looked up
     # on every request, so keep them at hand (their label values are bounded).
     in_flight_children: dict[tuple[str, str], Any] = {}
@@ -57,8 +81,14 @@ def telemetry_middleware(metrics: Metrics) -> Middleware:
         route = route_template(request)
         method = bounded_method(request.method)
         request[REQUEST_ROUTE] = route
-        span = active()  # the request's span, for its whole life in this middleware
-        if (ids := ids_of(span)) is not None:
+        token = None
+        if continuation is not None:
+            span, request_context = continuation.start(request)
+            token = otel_context.attach(request_context)
+        else:
+            span = active()  # the instrumentation's server span
+        ids = span_ids(span)
+        if ids is not None:
             request[REQUEST_TRACE_IDS] = ids
         in_flight = in_flight_children.get((method, route))
         if in_flight is None:
@@ -70,8 +100,8 @@ def telemetry_middleware(metrics: Metrics) -> Middleware:
         try:
             response = await handler(request)
             status = response.status
-            if (header := traceresponse_of(span)) is not None:
-                response.headers[TRACERESPONSE] = header
+            if ids is not None:
+                response.headers[TRACERESPONSE] = ids.traceresponse
             return response
         except web.HTTPException as exc:  # redirects; errors are responses by now
             status = exc.status
@@ -82,6 +112,10 @@ def telemetry_middleware(metrics: Metrics) -> Middleware:
             if duration is None:
                 duration = metrics.request_duration.labels(method, route, str(status))
                 duration_children[(method, route, status)] = duration
-            duration.observe(time.perf_counter() - started, exemplar_of(span))
+            duration.observe(
+                time.perf_counter() - started, ids.exemplar if ids is not None else None
+            )
+            if token is not None:
+                otel_context.detach(token)
 
     return observe

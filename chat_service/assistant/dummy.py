@@ -8,7 +8,6 @@ this is. CHAT_ASSISTANT_LATENCY_MS simulates a model's think time without using 
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 from collections.abc import Sequence
 
@@ -30,10 +29,8 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
-@functools.lru_cache(maxsize=4096)
-def _exchange_tokens(exchange: Exchange) -> int:
-    # The same recent exchanges are the context of every message in a conversation.
-    return count_tokens(exchange.user) + count_tokens(exchange.ai)
+# How many exchanges' token counts to remember (about 100 KiB).
+_TOKEN_CACHE_SIZE = 2048
 
 
 class DummyAssistant:
@@ -45,6 +42,9 @@ class DummyAssistant:
 
     def __init__(self, latency_ms: int = 0) -> None:
         self._latency_s = latency_ms / 1000
+        # Token counts of stored exchanges by id: the same recent exchanges are the context
+        # of every message in a conversation, and a stored exchange never changes.
+        self._exchange_tokens: dict[int, int] = {}
 
     async def reply(
         self, message: str, history: Sequence[Exchange], *, conversation_id: str = "default"
@@ -53,13 +53,27 @@ class DummyAssistant:
             await asyncio.sleep(self._latency_s)
         turn = history[-1].turn + 1 if history else 1
         text = self._compose(message.strip(), turn)
-        prompt_tokens = count_tokens(message) + sum(_exchange_tokens(e) for e in history)
+        prompt_tokens = count_tokens(message) + self._context_tokens(history)
         return Reply(
             text=text,
             model=self.model,
             input_tokens=prompt_tokens,
             output_tokens=count_tokens(text),
         )
+
+    def _context_tokens(self, history: Sequence[Exchange]) -> int:
+        known = self._exchange_tokens
+        total = 0
+        for exchange in history:
+            tokens = known.get(exchange.id)
+            if tokens is None:
+                if len(known) >= _TOKEN_CACHE_SIZE:
+                    known.clear()
+                tokens = known[exchange.id] = count_tokens(exchange.user) + count_tokens(
+                    exchange.ai
+                )
+            total += tokens
+        return total
 
     @staticmethod
     def _compose(message: str, turn: int) -> str:

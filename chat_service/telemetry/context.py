@@ -1,51 +1,51 @@
-"""A span's ids, as logs, exemplars and response headers want them.
-
-Each helper takes a span context (so a caller that needs several reads the active span
-once) and has a ``current_*`` form for the active span.
-"""
+"""A span's ids, as logs, exemplars and response headers want them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
+
+
+@dataclass(frozen=True, slots=True)
+class SpanIds:
+    """A valid span context's ids in lowercase hex, formatted once per request."""
+
+    trace_id: str
+    span_id: str
+    sampled: bool
+
+    @property
+    def traceresponse(self) -> str:
+        """W3C Trace Context level 2 ``traceresponse``: ``00-{trace id}-{span id}-{flags}``."""
+        return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
+
+    @property
+    def exemplar(self) -> dict[str, str] | None:
+        """A ``trace_id`` exemplar, if the span is sampled (so the trace exists)."""
+        return {"trace_id": self.trace_id} if self.sampled else None
 
 
 def active() -> SpanContext:
     return trace.get_current_span().get_span_context()
 
 
-def ids_of(context: SpanContext) -> tuple[str, str] | None:
-    """``(trace_id, span_id)`` in lowercase hex, or None for no (valid) span."""
+def span_ids(context: SpanContext) -> SpanIds | None:
+    """The ids of ``context``, or None for no (valid) span."""
     if not context.is_valid:
         return None
-    return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)
-
-
-def exemplar_of(context: SpanContext) -> dict[str, str] | None:
-    """A ``trace_id`` exemplar, if the span is sampled (so the trace exists)."""
-    if not context.is_valid or not context.trace_flags.sampled:
-        return None
-    return {"trace_id": trace.format_trace_id(context.trace_id)}
-
-
-def traceresponse_of(context: SpanContext) -> str | None:
-    """W3C Trace Context level 2 ``traceresponse``: ``00-{trace id}-{span id}-{flags}``."""
-    if not context.is_valid:
-        return None
-    return (
-        f"00-{trace.format_trace_id(context.trace_id)}-"
-        f"{trace.format_span_id(context.span_id)}-{int(context.trace_flags):02x}"
+    return SpanIds(
+        f"{context.trace_id:032x}", f"{context.span_id:016x}", context.trace_flags.sampled
     )
 
 
-def current_ids() -> tuple[str, str] | None:
-    return ids_of(active())
-
-
-def current_trace_id() -> str | None:
-    ids = current_ids()
-    return ids[0] if ids else None
+def current_ids() -> SpanIds | None:
+    return span_ids(active())
 
 
 def current_exemplar() -> dict[str, str] | None:
-    return exemplar_of(active())
+    context = active()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {"trace_id": f"{context.trace_id:032x}"}

@@ -10,26 +10,31 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from chat_service.telemetry.context import current_ids
+from chat_service.telemetry.context import SpanIds, current_ids
 
 ACCESS_LOGGER = "chat_service.access"
 # Stored on the request by the telemetry middleware: the access log is written after the
 # request's span has ended, so it cannot read the ids from the active context.
-REQUEST_TRACE_IDS = web.RequestKey("trace_ids", tuple[str, str])
+REQUEST_TRACE_IDS = web.RequestKey("trace_ids", SpanIds)
 REQUEST_ROUTE = web.RequestKey("route", str)
 # What a handler adds to its request's access-log line (conversation, sizes, ...).
 EVENT_FIELDS = web.RequestKey("event_fields", dict[str, object])
 
 
 class TraceJsonFormatter(OrjsonFormatter):
-    """python-json-logger's (orjson) formatter with our field names and the active span's ids."""
+    """python-json-logger's (orjson) formatter with our field names and the active span's ids.
+
+    ``add_fields`` (the library's extension point) is ours: every request writes a line,
+    and the generic version (renames, defaults, a scan of each record attribute) was a
+    sixth of a request's CPU time (bench/README.md). The output is the same.
+    """
 
     def __init__(self, service_name: str) -> None:
         super().__init__(
@@ -37,18 +42,35 @@ class TraceJsonFormatter(OrjsonFormatter):
             rename_fields={"levelname": "level", "name": "logger"},
             static_fields={"service": service_name},
         )
+        self._service_name = service_name
+        self._second = -1
+        self._second_text = ""
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        log_data["timestamp"] = (
-            datetime.fromtimestamp(record.created, tz=UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
-        super().add_fields(log_data, record, message_dict)
+        log_data["timestamp"] = self._timestamp(record.created)
+        log_data["level"] = record.levelname
+        log_data["logger"] = record.name
+        log_data["message"] = record.message
+        log_data["service"] = self._service_name
+        log_data.update(message_dict)
+        # The caller's extra= fields, in their order: what is not a LogRecord attribute.
+        attributes = record.__dict__
+        if extras := attributes.keys() - self._skip_fields:
+            for key, value in attributes.items():
+                if key in extras and not key.startswith("_"):
+                    log_data[key] = value
         if "trace_id" not in log_data and (ids := current_ids()) is not None:
-            log_data["trace_id"], log_data["span_id"] = ids
+            log_data["trace_id"], log_data["span_id"] = ids.trace_id, ids.span_id
+
+    def _timestamp(self, created: float) -> str:
+        """RFC 3339 UTC with milliseconds; the part up to the second is reused within it."""
+        second = int(created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         try:
@@ -71,6 +93,12 @@ def _valid_text(value: Any) -> Any:
 
 def configure_logging(level: int, service_name: str) -> None:
     """Send every logger's records to stdout as JSON lines, at ``level`` and above."""
+    # What LogRecord would gather for fields we never print (the logging HOWTO's
+    # "Optimization" section): the caller's frame, thread, process and its name.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(TraceJsonFormatter(service_name))
     root = logging.getLogger()
@@ -99,7 +127,7 @@ class JsonAccessLogger(AbstractAccessLogger):
         if request_id := request.headers.get("X-Request-ID"):
             fields["request_id"] = request_id
         if (ids := request.get(REQUEST_TRACE_IDS)) is not None:
-            fields["trace_id"], fields["span_id"] = ids
+            fields["trace_id"], fields["span_id"] = ids.trace_id, ids.span_id
         if (event := request.get(EVENT_FIELDS)) is not None:
             fields |= event
         self.logger.info("%s %s %s", request.method, request.path, response.status, extra=fields)

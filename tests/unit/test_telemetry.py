@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from chat_service.config import ConfigError
-from chat_service.telemetry.context import active, current_exemplar, traceresponse_of
+from chat_service.telemetry.context import active, current_exemplar, span_ids
 from chat_service.telemetry.logs import TraceJsonFormatter
 from chat_service.telemetry.metrics import bounded_method
 from chat_service.telemetry.tracing import CountingExporter, build_exporter, build_resource
@@ -129,15 +129,15 @@ def test_log_record_carries_the_active_span_ids() -> None:
         context = span.get_span_context()
         assert record["trace_id"] == f"{context.trace_id:032x}"
         assert record["span_id"] == f"{context.span_id:016x}"
-        assert (
-            traceresponse_of(active())
-            == f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
-        )
+        ids = span_ids(active())
+        assert ids is not None
+        assert ids.traceresponse == f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+        assert ids.exemplar == {"trace_id": f"{context.trace_id:032x}"}
         assert current_exemplar() == {"trace_id": f"{context.trace_id:032x}"}
 
 
 def test_no_span_no_header_no_exemplar() -> None:
-    assert traceresponse_of(active()) is None
+    assert span_ids(active()) is None
     assert current_exemplar() is None
 
 
