@@ -14,7 +14,7 @@ from chat_service.telemetry.metrics import Metrics
 
 def setup_routes(app: web.Application, settings: Settings, metrics: Metrics) -> None:
     """Register the API routes, then the frontend (last, so the API always wins)."""
-    app.router.add_routes(chat.routes)
+    chat.setup_chat(app)
     app.router.add_routes(health.routes)
     app.router.add_routes(docs.routes)
     app.router.add_get("/metrics", metrics.handler())

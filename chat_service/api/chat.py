@@ -10,23 +10,25 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from yarl import URL
 
 from chat_service.api.errors import ApiError, error_response
 from chat_service.api.jsonio import json_response, raw_json_response
-from chat_service.api.validation import (
-    HistoryQuery,
-    parse_history_query,
-    parse_message_body,
-)
+from chat_service.api.pages import PageRenderer
+from chat_service.api.validation import parse_history_query, parse_message_body
 from chat_service.assistant import AssistantError
 from chat_service.keys import ASSISTANT, SETTINGS, STORE
-from chat_service.store import DEFAULT_CONVERSATION, HistoryPage, StoreError
+from chat_service.store import StoreError
 from chat_service.telemetry.logs import EVENT_FIELDS, REQUEST_TRACE_IDS
 
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
+PAGE_RENDERER = web.AppKey("page_renderer", PageRenderer)
+
+
+def setup_chat(app: web.Application) -> None:
+    app[PAGE_RENDERER] = PageRenderer()
+    app.router.add_routes(routes)
 
 
 @routes.get("/chat/history")
@@ -42,21 +44,9 @@ async def get_history(request: web.Request) -> web.Response:
     except StoreError:
         log.exception("failed to fetch chat history")
         return json_response({"message": "Failed to fetch chat history."}, status=500)
-    body = [{"user": e.user, "AI": e.ai} for e in page.exchanges]
-    headers: dict[str, str] = {}
-    if (link := _next_page_link(query, page)) is not None:
-        headers["Link"] = link
-    return json_response(body, headers=headers)
-
-
-def _next_page_link(query: HistoryQuery, page: HistoryPage) -> str | None:
-    """``Link: <...>; rel="next"`` to the next older page, when there is one."""
-    if not page.has_older or not page.exchanges or query.limit is None:
-        return None
-    params: dict[str, str | int] = {"limit": query.limit, "before": page.exchanges[0].id}
-    if query.conversation_id != DEFAULT_CONVERSATION:
-        params["conversation_id"] = query.conversation_id
-    return f'<{URL("/chat/history").with_query(params)}>; rel="next"'
+    rendered = request.app[PAGE_RENDERER].render(query, page)
+    headers = {"Link": rendered.link} if rendered.link is not None else None
+    return raw_json_response(rendered.body, headers=headers)
 
 
 @routes.post("/chat/message")

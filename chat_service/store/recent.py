@@ -23,11 +23,18 @@ DEFAULT_DEPTH = 100
 DEFAULT_MAX_CONVERSATIONS = 1000
 
 
+# Pages kept per conversation between its commits (pages of different sizes).
+_PAGES_PER_CONVERSATION = 8
+
+
 @dataclass(slots=True)
 class _Entry:
     newest: deque[Exchange]
     # Whether the conversation has exchanges older than the ones held here.
     has_older: bool = field(default=False)
+    # Pages answered since the conversation's last commit, by size: until it changes, the
+    # same page object is returned, so callers may key what they derive from it on it.
+    pages: dict[int, HistoryPage] = field(default_factory=dict)
 
 
 class RecentCache:
@@ -49,8 +56,17 @@ class RecentCache:
         if limit > held and entry.has_older:
             return None
         self._entries.move_to_end(conversation_id)
-        page = list(entry.newest)[-limit:] if limit < held else list(entry.newest)
-        return HistoryPage(page, has_older=held > limit or entry.has_older)
+        page = entry.pages.get(limit)
+        if page is None:
+            newest = tuple(entry.newest)
+            page = HistoryPage(
+                newest[-limit:] if limit < held else newest,
+                has_older=held > limit or entry.has_older,
+            )
+            if len(entry.pages) >= _PAGES_PER_CONVERSATION:
+                entry.pages.clear()
+            entry.pages[limit] = page
+        return page
 
     def fill(
         self,
@@ -81,6 +97,7 @@ class RecentCache:
             if len(entry.newest) == self.depth:
                 entry.has_older = True
             entry.newest.append(exchange)
+            entry.pages.clear()
 
     def clear(self) -> None:
         self.generation += 1

@@ -1,21 +1,29 @@
 """JSON logs on stdout: one object per line, correlated with traces.
 
-Every record (the access log included) carries an RFC 3339 UTC ``timestamp``, ``level``,
+Every line (the access log included) carries an RFC 3339 UTC ``timestamp``, ``level``,
 ``logger``, ``message``, ``service``, and ``trace_id``/``span_id`` in lowercase hex when
-a span is active, plus the event's own fields passed with ``extra=``. Serialisation and
-escaping are python-json-logger's (with orjson, the fastest of its encoders).
+a span is active, plus the event's own fields passed with ``extra=``. Records are
+formatted by python-json-logger (with orjson, the fastest of its encoders).
+
+The access log is the exception to "records": a line per request is the hottest log there
+is, and through ``logging`` (a LogRecord, the handler chain, the formatter, a write and a
+flush per line) it was a fifth of a request's CPU time (bench/README.md). It builds the
+same line itself and writes it to the same stdout, flushed once per event-loop iteration.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, ClassVar, TextIO
 
+import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from pythonjsonlogger.orjson import OrjsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter, orjson_default
 
 from chat_service.telemetry.context import SpanIds, current_ids
 
@@ -28,12 +36,26 @@ REQUEST_ROUTE = web.RequestKey("route", str)
 EVENT_FIELDS = web.RequestKey("event_fields", dict[str, object])
 
 
+class Timestamps:
+    """RFC 3339 UTC with milliseconds; the text up to the second is reused within it."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._second_text = ""
+
+    def format(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
+
 class TraceJsonFormatter(OrjsonFormatter):
     """python-json-logger's (orjson) formatter with our field names and the active span's ids.
 
-    ``add_fields`` (the library's extension point) is ours: every request writes a line,
-    and the generic version (renames, defaults, a scan of each record attribute) was a
-    sixth of a request's CPU time (bench/README.md). The output is the same.
+    ``add_fields`` (the library's extension point) is ours: the generic one (renames,
+    defaults, a scan of every record attribute) cost more than the rest of the formatting.
     """
 
     def __init__(self, service_name: str) -> None:
@@ -43,13 +65,12 @@ class TraceJsonFormatter(OrjsonFormatter):
             static_fields={"service": service_name},
         )
         self._service_name = service_name
-        self._second = -1
-        self._second_text = ""
+        self._timestamps = Timestamps()
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        log_data["timestamp"] = self._timestamp(record.created)
+        log_data["timestamp"] = self._timestamps.format(record.created)
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
         log_data["message"] = record.message
@@ -64,21 +85,20 @@ class TraceJsonFormatter(OrjsonFormatter):
         if "trace_id" not in log_data and (ids := current_ids()) is not None:
             log_data["trace_id"], log_data["span_id"] = ids.trace_id, ids.span_id
 
-    def _timestamp(self, created: float) -> str:
-        """RFC 3339 UTC with milliseconds; the part up to the second is reused within it."""
-        second = int(created)
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
-
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
-        try:
-            return super().jsonify_log_record(log_data)
-        except TypeError:
-            # orjson refuses strings that are not valid UTF-8, such as header bytes aiohttp
-            # kept as surrogates: print them with replacement characters, never drop the line.
-            return super().jsonify_log_record(_valid_text(log_data))
+        return json_line(log_data).decode()
+
+
+def json_line(data: dict[str, Any]) -> bytes:
+    """``data`` as one line of JSON (no newline), whatever text it holds."""
+    try:
+        return orjson.dumps(data, default=orjson_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # orjson refuses strings that are not valid UTF-8, such as header bytes aiohttp
+        # kept as surrogates: print them with replacement characters, never drop the line.
+        return orjson.dumps(
+            _valid_text(data), default=orjson_default, option=orjson.OPT_NON_STR_KEYS
+        )
 
 
 def _valid_text(value: Any) -> Any:
@@ -91,25 +111,45 @@ def _valid_text(value: Any) -> Any:
     return value
 
 
-def configure_logging(level: int, service_name: str) -> None:
-    """Send every logger's records to stdout as JSON lines, at ``level`` and above."""
-    # What LogRecord would gather for fields we never print (the logging HOWTO's
-    # "Optimization" section): the caller's frame, thread, process and its name.
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(TraceJsonFormatter(service_name))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # Python warnings (deprecations and the like) become log records too, not stray text.
-    logging.captureWarnings(True)
+class LineOutput:
+    """JSON lines to a text stream, flushed once per event-loop iteration.
+
+    Under load one iteration serves many requests: their lines leave in one write. Bytes
+    go to the stream's binary buffer when it has one, behind anything the logging handler
+    wrote (it flushes every record), so lines keep their order and never interleave.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._binary = getattr(stream, "buffer", None)
+        self._flush_scheduled = False
+
+    def write(self, line: bytes) -> None:
+        if self._binary is not None:
+            self._binary.write(line + b"\n")
+        else:
+            self._stream.write(line.decode() + "\n")
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        with contextlib.suppress(OSError, ValueError):  # stdout closed or gone: carry on
+            self._stream.flush()
 
 
 class JsonAccessLogger(AbstractAccessLogger):
-    """aiohttp access log as structured fields instead of an Apache-style line."""
+    """aiohttp's access log: a JSON line per request, with the request's trace ids.
+
+    The line has the same shape as every other log line. ``configure_logging`` sets where
+    it goes; until then it is an ordinary record of the ``chat_service.access`` logger,
+    whose level decides in both cases whether it is written.
+    """
+
+    service_name: ClassVar[str] = "chat-service"
+    output: ClassVar[LineOutput | None] = None
+    timestamps: ClassVar[Timestamps] = Timestamps()
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
@@ -130,8 +170,43 @@ class JsonAccessLogger(AbstractAccessLogger):
             fields["trace_id"], fields["span_id"] = ids.trace_id, ids.span_id
         if (event := request.get(EVENT_FIELDS)) is not None:
             fields |= event
-        self.logger.info("%s %s %s", request.method, request.path, response.status, extra=fields)
+        message = f"{request.method} {request.path} {response.status}"
+        if self.output is None:
+            self.logger.info(message, extra=fields)
+            return
+        line = {
+            "timestamp": self.timestamps.format(_now()),
+            "level": "INFO",
+            "logger": self.logger.name,
+            "message": message,
+            "service": self.service_name,
+            **fields,
+        }
+        self.output.write(json_line(line))
 
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
+
+
+_now = time.time
+
+
+def configure_logging(level: int, service_name: str) -> None:
+    """Send every logger's records, and the access log, to stdout as JSON lines, at
+    ``level`` and above."""
+    # What LogRecord would gather for fields we never print (the logging HOWTO's
+    # "Optimization" section): the caller's frame, thread, process and its name.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(TraceJsonFormatter(service_name))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    JsonAccessLogger.service_name = service_name
+    JsonAccessLogger.output = LineOutput(sys.stdout)
+    # Python warnings (deprecations and the like) become log records too, not stray text.
+    logging.captureWarnings(True)

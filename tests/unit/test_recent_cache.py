@@ -153,3 +153,20 @@ async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(tmp_path
         assert [e.turn for e in await store.recent("c", 20)] == [1]
     finally:
         await store.close()
+
+
+def test_the_same_page_object_until_the_conversation_changes() -> None:
+    cache = RecentCache(depth=4)
+    cache.fill("c", [exchange(1), exchange(2)], has_older=False, generation=0)
+    cache.fill("d", [exchange(3, "d")], has_older=False, generation=0)
+    first = cache.page("c", 2)
+    assert first is not None
+    assert cache.page("c", 2) is first
+    assert cache.page("c", 1) is not first, "another size, another page"
+    cache.committed([exchange(4, "d")])
+    assert cache.page("c", 2) is first, "a commit to another conversation changes nothing"
+    cache.committed([exchange(5)])
+    after = cache.page("c", 2)
+    assert after is not None
+    assert after is not first
+    assert [e.id for e in after.exchanges] == [2, 5]

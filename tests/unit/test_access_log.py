@@ -1,0 +1,195 @@
+"""The access log's direct path: same line shape as every record, written once per loop turn."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from typing_extensions import Buffer
+
+from chat_service.telemetry.context import SpanIds
+from chat_service.telemetry.logs import (
+    EVENT_FIELDS,
+    REQUEST_ROUTE,
+    REQUEST_TRACE_IDS,
+    JsonAccessLogger,
+    LineOutput,
+    Timestamps,
+    TraceJsonFormatter,
+)
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+IDS = SpanIds("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", sampled=False)
+
+
+class RecordingRaw(io.RawIOBase):
+    """A raw stream that keeps each write(2)-level call separately."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Buffer) -> int:
+        chunk = bytes(data)
+        self.writes.append(chunk)
+        return len(chunk)
+
+    def lines(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in b"".join(self.writes).splitlines()]
+
+
+@pytest.fixture
+def raw() -> RecordingRaw:
+    return RecordingRaw()
+
+
+@pytest.fixture
+def stdout(raw: RecordingRaw) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BufferedWriter(raw, buffer_size=1 << 16), encoding="utf-8")
+
+
+@pytest.fixture
+def access_logger(stdout: io.TextIOWrapper) -> Iterator[JsonAccessLogger]:
+    JsonAccessLogger.output = LineOutput(stdout)
+    JsonAccessLogger.service_name = "svc"
+    logger = logging.getLogger("chat_service.access")
+    logger.setLevel(logging.INFO)
+    yield JsonAccessLogger(logger, "")
+    JsonAccessLogger.output = None
+    logger.setLevel(logging.NOTSET)
+
+
+def a_request(path: str = "/chat/message", **headers: str) -> web.Request:
+    request = make_mocked_request("POST", path, headers={"User-Agent": "ua/1", **headers})
+    request[REQUEST_ROUTE] = "/chat/message"
+    request[REQUEST_TRACE_IDS] = IDS
+    request[EVENT_FIELDS] = {"conversation_id": "c1", "turn": 2}
+    return request
+
+
+async def test_access_line_has_the_shape_of_every_log_line(
+    access_logger: JsonAccessLogger, raw: RecordingRaw
+) -> None:
+    access_logger.log(a_request(**{"X-Request-ID": "r-1"}), web.Response(status=201), 0.0123456)
+    await asyncio.sleep(0)  # the flush runs on the next turn of the loop
+    (line,) = raw.lines()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    formatted = json.loads(TraceJsonFormatter("svc").format(record))
+    assert (
+        list(line)[:5]
+        == list(formatted)[:5]
+        == [
+            "timestamp",
+            "level",
+            "logger",
+            "message",
+            "service",
+        ]
+    )
+    assert TIMESTAMP.fullmatch(str(line["timestamp"]))
+    assert line["level"] == "INFO"
+    assert line["logger"] == "chat_service.access"
+    assert line["message"] == "POST /chat/message 201"
+    assert line["service"] == "svc"
+    assert line["status"] == 201
+    assert line["duration_ms"] == 12.346
+    assert line["route"] == "/chat/message"
+    assert line["user_agent"] == "ua/1"
+    assert line["request_id"] == "r-1"
+    assert (line["trace_id"], line["span_id"]) == (IDS.trace_id, IDS.span_id)
+    assert (line["conversation_id"], line["turn"]) == ("c1", 2)
+
+
+async def test_lines_of_one_loop_turn_leave_in_one_write(
+    access_logger: JsonAccessLogger, raw: RecordingRaw
+) -> None:
+    for _ in range(3):
+        access_logger.log(a_request(), web.Response(), 0.001)
+    assert raw.writes == [], "nothing is written before the loop turns"
+    await asyncio.sleep(0)
+    assert len(raw.writes) == 1
+    assert len(raw.lines()) == 3
+    access_logger.log(a_request(), web.Response(), 0.001)
+    await asyncio.sleep(0)
+    assert len(raw.writes) == 2, "a later turn flushes again"
+
+
+async def test_records_and_access_lines_keep_their_order(
+    access_logger: JsonAccessLogger, stdout: io.TextIOWrapper, raw: RecordingRaw
+) -> None:
+    handler = logging.StreamHandler(stdout)
+    handler.setFormatter(TraceJsonFormatter("svc"))
+    logger = logging.getLogger("chat_service.test_order")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("first")
+        access_logger.log(a_request("/second"), web.Response(), 0.001)
+        logger.warning("third")
+        await asyncio.sleep(0)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert [line["message"] for line in raw.lines()] == [
+        "first",
+        "POST /second 200",
+        "third",
+    ]
+
+
+async def test_undecodable_header_text_is_replaced_not_dropped(
+    access_logger: JsonAccessLogger, raw: RecordingRaw
+) -> None:
+    request = a_request()
+    fields: dict[str, object] = {"note": "bad \udcff byte"}
+    request[EVENT_FIELDS] = fields
+    access_logger.log(request, web.Response(), 0.001)
+    await asyncio.sleep(0)
+    (line,) = raw.lines()
+    assert line["note"] == "bad \ufffd byte"
+
+
+def test_without_configured_output_the_line_is_a_log_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert JsonAccessLogger.output is None
+    logger = JsonAccessLogger(logging.getLogger("chat_service.access"), "")
+    with caplog.at_level(logging.INFO, logger="chat_service.access"):
+        logger.log(a_request(), web.Response(status=404), 0.002)
+    (record,) = caplog.records
+    assert record.getMessage() == "POST /chat/message 404"
+    assert record.__dict__["status"] == 404
+    assert record.__dict__["trace_id"] == IDS.trace_id
+
+
+async def test_access_log_follows_its_logger_level(
+    access_logger: JsonAccessLogger, raw: RecordingRaw
+) -> None:
+    access_logger.logger.setLevel(logging.WARNING)
+    assert not access_logger.enabled
+    access_logger.log(a_request(), web.Response(), 0.001)
+    await asyncio.sleep(0)
+    assert raw.writes == []
+
+
+@pytest.mark.parametrize(
+    ("created", "text"),
+    [
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (1700000000.9996, "2023-11-14T22:13:20.999Z"),
+        (1700000001.25, "2023-11-14T22:13:21.250Z"),
+    ],
+)
+def test_timestamps_are_rfc3339_utc_milliseconds(created: float, text: str) -> None:
+    timestamps = Timestamps()
+    timestamps.format(created - 1)  # a cached second before must not leak into the next
+    assert timestamps.format(created) == text
