@@ -47,6 +47,10 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# One decoder for every request (json.loads with a hook builds a new one per call).
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys)
+
+
 def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
     """Validate a ``POST /chat/message`` body (bytes as received, any Content-Type)."""
     try:
@@ -54,7 +58,7 @@ def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
     except UnicodeDecodeError:
         raise ApiError(400, "Request body is not valid UTF-8.") from None
     try:
-        body = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        body = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise ApiError(400, "Request body is not valid JSON.") from None
     if not isinstance(body, dict):

@@ -63,17 +63,14 @@ class DummyAssistant:
 
     def _context_tokens(self, history: Sequence[Exchange]) -> int:
         known = self._exchange_tokens
-        total = 0
-        for exchange in history:
-            tokens = known.get(exchange.id)
-            if tokens is None:
-                if len(known) >= _TOKEN_CACHE_SIZE:
-                    known.clear()
-                tokens = known[exchange.id] = count_tokens(exchange.user) + count_tokens(
-                    exchange.ai
-                )
-            total += tokens
-        return total
+        try:
+            return sum([known[exchange.id] for exchange in history])
+        except KeyError:  # a new exchange in the context (once per exchange)
+            if len(known) >= _TOKEN_CACHE_SIZE:
+                known.clear()
+            for exchange in history:
+                known[exchange.id] = count_tokens(exchange.user) + count_tokens(exchange.ai)
+            return sum([known[exchange.id] for exchange in history])
 
     @staticmethod
     def _compose(message: str, turn: int) -> str:

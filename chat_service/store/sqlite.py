@@ -27,7 +27,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from chat_service.store.base import (
 )
 from chat_service.store.recent import RecentCache
 from chat_service.store.writer import CONNECTION_PRAGMAS, WriterThread, migrate, transaction
+from chat_service.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -97,11 +97,6 @@ class _Probe:
 
 
 _Queued = _PendingWrite | _Probe
-
-
-def utc_now() -> str:
-    """RFC 3339 UTC timestamp with milliseconds, e.g. ``2026-11-24T10:00:00.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class SQLiteChatStore:
@@ -185,10 +180,10 @@ class SQLiteChatStore:
             "trace_id": trace_id,
         }
         current = trace.get_current_span()
-        requester = current.get_span_context()
-        self._enqueue(_PendingWrite(params, future, requester if current.is_recording() else None))
         if not current.is_recording():
+            self._enqueue(_PendingWrite(params, future))
             return await future  # an unrecorded trace: no child span either (parent-based)
+        self._enqueue(_PendingWrite(params, future, current.get_span_context()))
         # Not a database span: the request only waits here; the database work is the commit
         # span (its own trace, linked to this request), so span-derived DB metrics count it once.
         with tracer.start_as_current_span(COMMIT_WAIT_SPAN, kind=SpanKind.INTERNAL):
@@ -260,13 +255,14 @@ class SQLiteChatStore:
                 self._observer.store_commit_failed(len(writes))
                 _fail(batch, error)
                 return
+            exchanges = [_exchange(row) for row in rows]
             if writes:
-                self._recent.committed(_exchange(row) for row in rows)
+                self._recent.committed(exchanges)
                 self._observer.store_committed(len(writes), time.perf_counter() - started)
                 self.stats.commits += 1
                 self.stats.exchanges += len(writes)
                 self.stats.largest_batch = max(self.stats.largest_batch, len(writes))
-        _resolve(batch, rows)
+        _resolve(batch, exchanges)
 
     async def _commit_batch(self, writes: list[_PendingWrite], *, probe: bool) -> list[Any]:
         """One transaction for the batch; returns the inserted rows in the batch's order."""
@@ -480,14 +476,14 @@ async def _close_quietly(conn: aiosqlite.Connection) -> None:
         await conn.close()
 
 
-def _resolve(batch: list[_Queued], rows: list[Any]) -> None:
-    """Answer every request of a committed batch; ``rows`` are its inserts, in order."""
-    inserted = iter(rows)
+def _resolve(batch: list[_Queued], exchanges: list[Exchange]) -> None:
+    """Answer every request of a committed batch; ``exchanges`` are its inserts, in order."""
+    inserted = iter(exchanges)
     for item in batch:
         if isinstance(item, _PendingWrite):
-            row = next(inserted)
+            exchange = next(inserted)
             if not item.future.done():
-                item.future.set_result(_exchange(row))
+                item.future.set_result(exchange)
         elif not item.future.done():
             item.future.set_result(None)
 

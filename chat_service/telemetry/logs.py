@@ -26,6 +26,7 @@ from aiohttp.abc import AbstractAccessLogger
 from pythonjsonlogger.orjson import OrjsonFormatter, orjson_default
 
 from chat_service.telemetry.context import SpanIds, current_ids
+from chat_service.timestamps import Timestamps
 
 ACCESS_LOGGER = "chat_service.access"
 # Stored on the request by the telemetry middleware: the access log is written after the
@@ -34,21 +35,6 @@ REQUEST_TRACE_IDS = web.RequestKey("trace_ids", SpanIds)
 REQUEST_ROUTE = web.RequestKey("route", str)
 # What a handler adds to its request's access-log line (conversation, sizes, ...).
 EVENT_FIELDS = web.RequestKey("event_fields", dict[str, object])
-
-
-class Timestamps:
-    """RFC 3339 UTC with milliseconds; the text up to the second is reused within it."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._second_text = ""
-
-    def format(self, created: float) -> str:
-        second = int(created)
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
 
 
 class TraceJsonFormatter(OrjsonFormatter):

@@ -21,9 +21,9 @@ from chat_service.telemetry.logs import (
     REQUEST_TRACE_IDS,
     JsonAccessLogger,
     LineOutput,
-    Timestamps,
     TraceJsonFormatter,
 )
+from chat_service.timestamps import Timestamps
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 IDS = SpanIds("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", sampled=False)
