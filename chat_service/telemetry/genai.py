@@ -90,7 +90,8 @@ class InstrumentedAssistant:
             )
             raise
         elapsed = time.perf_counter() - started
-        exemplar = current_exemplar()
+        # Unrecorded (span None) means unsampled: no trace for an exemplar to point to.
+        exemplar = current_exemplar() if span is not None else None
         self._duration_ok.observe(elapsed, exemplar)
         self._input_tokens.observe(reply.input_tokens, exemplar)
         self._output_tokens.observe(reply.output_tokens, exemplar)

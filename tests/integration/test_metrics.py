@@ -122,8 +122,11 @@ def test_red_metrics_are_labelled_by_route_template(
     assert counts[("GET", "unmatched", "404")] == 1
     assert "12345" not in text, "raw paths never become label values"
     assert "users" not in text
-    in_flight = samples(text, "http_server_active_requests")
-    assert {s["http_route"] for s in in_flight} >= {"/chat/message", "/metrics"}
+    in_flight = {
+        s["http_route"]: float(s["value"]) for s in samples(text, "http_server_active_requests")
+    }
+    assert in_flight["/chat/message"] == 0, "every request counted in has been counted out"
+    assert in_flight["/metrics"] == 1, "the scrape itself is in flight while it is answered"
 
 
 def test_chat_metrics(busy_service: tuple[ServiceProcess, str]) -> None:
