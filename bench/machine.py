@@ -69,8 +69,14 @@ def _version(package: str) -> str | None:
 
 
 def filesystem_type(path: Path) -> str | None:
-    """The database's filesystem: on tmpfs an fsync is free and durability costs nothing."""
-    return _run(["stat", "-f", "-c", "%T", str(path)], path)
+    """The database's filesystem: on tmpfs an fsync is free and durability costs nothing.
+
+    findmnt reads the mount table (``ext4``); ``stat -f`` only knows the superblock's magic
+    number, which ext2, ext3 and ext4 share, and is the fallback.
+    """
+    return _run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(path)], path) or _run(
+        ["stat", "-f", "-c", "%T", str(path)], path
+    )
 
 
 def describe(repo: Path) -> dict[str, Any]:

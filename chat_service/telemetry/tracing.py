@@ -5,8 +5,9 @@ OpenTelemetry setup: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_S
 OTEL_TRACES_EXPORTER (``otlp`` or ``none``), OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL
 (``http/protobuf`` or ``grpc``), and the exporter's own endpoint/headers/timeout variables.
 
-Spans are always created (so logs and the ``traceresponse`` header carry trace ids), but
-exported only when an OTLP endpoint is configured. Export happens in the
+Spans are recorded and exported only when an OTLP endpoint is configured. Without one,
+every request still gets a (non-recording) span context, so logs, the ``traceresponse``
+header and stored rows carry trace ids (chat_service/api/telemetry.py). Export happens in the
 BatchSpanProcessor's thread, never on the event loop: a slow or dead collector costs the
 requests nothing; spans it could not take are counted instead.
 """
