@@ -48,7 +48,6 @@ from chat_service.store.writer import CONNECTION_PRAGMAS, WriterThread, migrate,
 from chat_service.timestamps import utc_now
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 MAX_BATCH = 512
 MAX_CACHED_DOCUMENTS = 8
@@ -106,6 +105,9 @@ class SQLiteChatStore:
         self, path: Path, *, max_batch: int = MAX_BATCH, observer: StoreObserver | None = None
     ) -> None:
         self.path = path
+        # The provider's own tracer, taken when the store opens (after tracing is set up):
+        # the module-level proxy would add a layer to every span.
+        self._tracer = trace.get_tracer(__name__)
         self._observer: StoreObserver = observer or NullObserver()
         self._span_attributes = {
             "db.system.name": "sqlite",
@@ -186,7 +188,7 @@ class SQLiteChatStore:
         self._enqueue(_PendingWrite(params, future, current.get_span_context()))
         # Not a database span: the request only waits here; the database work is the commit
         # span (its own trace, linked to this request), so span-derived DB metrics count it once.
-        with tracer.start_as_current_span(COMMIT_WAIT_SPAN, kind=SpanKind.INTERNAL):
+        with self._tracer.start_as_current_span(COMMIT_WAIT_SPAN, kind=SpanKind.INTERNAL):
             return await future
 
     async def _probe_write(self) -> None:
@@ -238,7 +240,7 @@ class SQLiteChatStore:
             attributes["db.operation.batch.size"] = len(writes)
         # A root span of its own trace (empty parent context), linked to every request it
         # serves: one transaction belongs to many requests, so it can be no one's child.
-        with tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             f"{operation} {_TABLE}",
             context=otel_context.Context(),
             kind=SpanKind.CLIENT,
@@ -409,7 +411,7 @@ class SQLiteChatStore:
             rows = await self._read(sql, params)
             self._observer.store_read("SELECT", time.perf_counter() - started)
             return rows
-        with tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             f"SELECT {_TABLE}",
             kind=SpanKind.CLIENT,
             attributes={**self._span_attributes, "db.operation.name": "SELECT"},

@@ -21,7 +21,6 @@ from chat_service.telemetry.context import current_exemplar
 from chat_service.telemetry.metrics import Metrics
 
 OPERATION = "chat"
-tracer = trace.get_tracer(__name__)
 
 
 class InstrumentedAssistant:
@@ -33,6 +32,8 @@ class InstrumentedAssistant:
         self.model = inner.model
         self.in_process = inner.in_process
         self._metrics = metrics
+        # Taken at start-up, after tracing is set up: not the proxy a module-level one would be.
+        self._tracer = trace.get_tracer(__name__)
         self._capture_content = capture_content
         # gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model
         self._labels = (OPERATION, self.provider, self.model)
@@ -54,7 +55,7 @@ class InstrumentedAssistant:
             "gen_ai.conversation.id": conversation_id,
         }
         kind = SpanKind.INTERNAL if self.in_process else SpanKind.CLIENT
-        with tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             f"{OPERATION} {self.model}", kind=kind, attributes=attributes
         ) as span:
             reply = await self._timed(message, history, conversation_id, span)
