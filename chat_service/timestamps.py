@@ -17,12 +17,14 @@ class Timestamps:
         self._cached = (-1, "")
 
     def format(self, created: float) -> str:
-        second = int(created)
+        # As datetime does: round to the microsecond, then cut to the millisecond (so
+        # 0.001 is .001, not the .000 that float error would make of it).
+        second, micros = divmod(round(created * 1_000_000), 1_000_000)
         cached = self._cached
         if cached[0] != second:
             cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
             self._cached = cached
-        return f"{cached[1]}.{int((created - second) * 1000):03d}Z"
+        return f"{cached[1]}.{micros // 1000:03d}Z"
 
 
 _timestamps = Timestamps()

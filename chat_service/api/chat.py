@@ -23,10 +23,13 @@ from chat_service.telemetry.logs import EVENT_FIELDS, REQUEST_TRACE_IDS
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
+# Beside the routes that use it rather than in keys.py, which would then import this
+# package while the package imports keys.py.
 PAGE_RENDERER = web.AppKey("page_renderer", PageRenderer)
 
 
 def setup_chat(app: web.Application) -> None:
+    """The chat routes, and the state they keep per app."""
     app[PAGE_RENDERER] = PageRenderer()
     app.router.add_routes(routes)
 

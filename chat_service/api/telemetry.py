@@ -71,16 +71,9 @@ def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middlewa
     """RED metrics and trace ids for every request; ``continue_traces`` when no
     instrumentation provides the request's span (see the module's docstring)."""
     continuation = TraceContinuation() if continue_traces else None
-    # Requests in flight, counted here (only the event loop touches it) and read by the
-    # gauge when scraped: no lock taken twice per request, as inc()/dec() would.
-    in_flight: dict[tuple[str, str], int] = {}
     # prometheus_client's labels() looks children up under a lock; this one is looked up
     # on every request, so keep them at hand (their label values are bounded).
     duration_children: dict[tuple[str, str, int], Any] = {}
-
-    def count_in_flight(key: tuple[str, str]) -> None:
-        in_flight[key] = 0
-        metrics.active_requests.labels(*key).set_function(lambda: in_flight[key])
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -96,10 +89,8 @@ def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middlewa
         ids = span_ids(span)
         if ids is not None:
             request[REQUEST_TRACE_IDS] = ids
-        key = (method, route)
-        if key not in in_flight:
-            count_in_flight(key)
-        in_flight[key] += 1
+        in_flight = metrics.in_flight(method, route)
+        in_flight.count += 1
         started = time.perf_counter()
         status = 500
         try:
@@ -112,7 +103,7 @@ def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middlewa
             status = exc.status
             raise
         finally:
-            in_flight[key] -= 1
+            in_flight.count -= 1
             duration = duration_children.get((method, route, status))
             if duration is None:
                 duration = metrics.request_duration.labels(method, route, str(status))

@@ -36,6 +36,9 @@ class HistoryPage:
 
     exchanges: Sequence[Exchange]
     has_older: bool
+    # The store hands out this very object again until the conversation changes (a page
+    # served from memory), so what a caller derives from it may be kept alongside it.
+    shared: bool = False
 
 
 class StoreObserver(Protocol):

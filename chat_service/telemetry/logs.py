@@ -8,24 +8,25 @@ formatted by python-json-logger (with orjson, the fastest of its encoders).
 The access log is the exception to "records": a line per request is the hottest log there
 is, and through ``logging`` (a LogRecord, the handler chain, the formatter, a write and a
 flush per line) it was a fifth of a request's CPU time (bench/README.md). It builds the
-same line itself and writes it to the same stdout, flushed once per event-loop iteration.
+same line itself; both go to stdout through one ``LineOutput`` (log_output.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import atexit
 import logging
 import sys
 import time
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar
 
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter, orjson_default
 
 from chat_service.telemetry.context import SpanIds, current_ids
+from chat_service.telemetry.log_output import LineHandler, LineOutput
 from chat_service.timestamps import Timestamps
 
 ACCESS_LOGGER = "chat_service.access"
@@ -37,19 +38,20 @@ REQUEST_ROUTE = web.RequestKey("route", str)
 EVENT_FIELDS = web.RequestKey("event_fields", dict[str, object])
 
 
+# What every LogRecord has; anything else on a record came from the caller's extra=.
+_RECORD_ATTRIBUTES = frozenset(RESERVED_ATTRS)
+
+
 class TraceJsonFormatter(OrjsonFormatter):
     """python-json-logger's (orjson) formatter with our field names and the active span's ids.
 
     ``add_fields`` (the library's extension point) is ours: the generic one (renames,
     defaults, a scan of every record attribute) cost more than the rest of the formatting.
+    It writes ``levelname`` as ``level`` and ``name`` as ``logger``.
     """
 
     def __init__(self, service_name: str) -> None:
-        super().__init__(
-            "%(levelname)s %(name)s %(message)s",
-            rename_fields={"levelname": "level", "name": "logger"},
-            static_fields={"service": service_name},
-        )
+        super().__init__("%(levelname)s %(name)s %(message)s")
         self._service_name = service_name
         self._timestamps = Timestamps()
 
@@ -64,7 +66,7 @@ class TraceJsonFormatter(OrjsonFormatter):
         log_data.update(message_dict)
         # The caller's extra= fields, in their order: what is not a LogRecord attribute.
         attributes = record.__dict__
-        if extras := attributes.keys() - self._skip_fields:
+        if extras := attributes.keys() - _RECORD_ATTRIBUTES:
             for key, value in attributes.items():
                 if key in extras and not key.startswith("_"):
                     log_data[key] = value
@@ -95,34 +97,6 @@ def _valid_text(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_valid_text(item) for item in value]
     return value
-
-
-class LineOutput:
-    """JSON lines to a text stream, flushed once per event-loop iteration.
-
-    Under load one iteration serves many requests: their lines leave in one write. Bytes
-    go to the stream's binary buffer when it has one, behind anything the logging handler
-    wrote (it flushes every record), so lines keep their order and never interleave.
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._binary = getattr(stream, "buffer", None)
-        self._flush_scheduled = False
-
-    def write(self, line: bytes) -> None:
-        if self._binary is not None:
-            self._binary.write(line + b"\n")
-        else:
-            self._stream.write(line.decode() + "\n")
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        self._flush_scheduled = False
-        with contextlib.suppress(OSError, ValueError):  # stdout closed or gone: carry on
-            self._stream.flush()
 
 
 class JsonAccessLogger(AbstractAccessLogger):
@@ -168,7 +142,7 @@ class JsonAccessLogger(AbstractAccessLogger):
             "service": self.service_name,
             **fields,
         }
-        self.output.write(json_line(line))
+        self.output.write_soon(json_line(line))
 
     @property
     def enabled(self) -> bool:
@@ -187,12 +161,20 @@ def configure_logging(level: int, service_name: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stdout)
+    binary = getattr(sys.stdout, "buffer", None)
+    handler: logging.Handler
+    if binary is not None:
+        output = LineOutput(binary)
+        atexit.register(output.flush)
+        handler = LineHandler(output)
+        JsonAccessLogger.output = output
+    else:  # stdout replaced by a text-only stream: plain records, the access log included
+        handler = logging.StreamHandler(sys.stdout)
+        JsonAccessLogger.output = None
+    JsonAccessLogger.service_name = service_name
     handler.setFormatter(TraceJsonFormatter(service_name))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    JsonAccessLogger.service_name = service_name
-    JsonAccessLogger.output = LineOutput(sys.stdout)
     # Python warnings (deprecations and the like) become log records too, not stray text.
     logging.captureWarnings(True)

@@ -51,6 +51,19 @@ def bounded_method(method: str) -> str:
     return method if method in KNOWN_METHODS else "_OTHER"
 
 
+class InFlight:
+    """Requests in flight, counted by the event loop with ``+=``/``-=``.
+
+    Gauge.inc()/dec() take a lock each; on every request that was measurable, and only
+    the event loop counts here, so the gauge reads this plain integer at scrape time.
+    """
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class Metrics:
     """Every metric the service exports, registered on a registry of its own."""
 
@@ -79,6 +92,7 @@ class Metrics:
             ["http_request_method", "http_route"],
             registry=registry,
         )
+        self._in_flight: dict[tuple[str, str], InFlight] = {}
         self.exchanges = Counter(
             "chat_exchanges",
             "Exchanges the store was asked to persist, by outcome (stored or failed).",
@@ -125,6 +139,14 @@ class Metrics:
         # Pre-create the outcome series so that rate() works from the first scrape.
         for outcome in ("stored", "failed"):
             self.exchanges.labels(outcome=outcome)
+
+    def in_flight(self, method: str, route: str) -> InFlight:
+        """The in-flight count of ``method`` ``route``, which the gauge reads when scraped."""
+        counter = self._in_flight.get((method, route))
+        if counter is None:
+            counter = self._in_flight[(method, route)] = InFlight()
+            self.active_requests.labels(method, route).set_function(lambda: counter.count)
+        return counter
 
     def handler(self) -> Handler:
         """The ``/metrics`` handler: text format, or OpenMetrics when the scraper asks for it."""

@@ -136,9 +136,10 @@ def configure_tracing(
     # Built before anything is installed, so a bad variable is one clear start-up error.
     exporter = build_exporter(environ)
     sampler = None  # the SDK's, from OTEL_TRACES_SAMPLER
-    if exporter is None and not environ.get("OTEL_TRACES_SAMPLER"):
-        # Nothing would leave the process: spans still carry ids (for the logs and the
-        # traceresponse header) but record nothing, which costs next to nothing.
+    if exporter is None:
+        # Nothing would leave the process, so nothing is recorded whatever the sampler:
+        # requests get their ids from the app's own trace continuation, and the spans
+        # the SDK is still asked for (the group commit's) are non-recording, nearly free.
         sampler = ALWAYS_OFF
     provider = TracerProvider(resource=build_resource(), sampler=sampler)
     if exporter is not None:

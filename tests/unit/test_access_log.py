@@ -1,4 +1,5 @@
-"""The access log's direct path: same line shape as every record, written once per loop turn."""
+"""The access log's direct path and the log output: same line shape as every record, one
+write per loop turn, lines in the order they were logged, a failing stdout costs no request."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import io
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
@@ -15,12 +18,12 @@ from aiohttp.test_utils import make_mocked_request
 from typing_extensions import Buffer
 
 from chat_service.telemetry.context import SpanIds
+from chat_service.telemetry.log_output import LineHandler, LineOutput
 from chat_service.telemetry.logs import (
     EVENT_FIELDS,
     REQUEST_ROUTE,
     REQUEST_TRACE_IDS,
     JsonAccessLogger,
-    LineOutput,
     TraceJsonFormatter,
 )
 from chat_service.timestamps import Timestamps
@@ -30,16 +33,18 @@ IDS = SpanIds("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", sampled=Fa
 
 
 class RecordingRaw(io.RawIOBase):
-    """A raw stream that keeps each write(2)-level call separately."""
+    """An unbuffered stream (stdout under PYTHONUNBUFFERED) that keeps each write(2)
+    separately; it takes at most ``take`` bytes per call, as a pipe may."""
 
-    def __init__(self) -> None:
+    def __init__(self, take: int = 1 << 20) -> None:
         self.writes: list[bytes] = []
+        self._take = take
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Buffer) -> int:
-        chunk = bytes(data)
+        chunk = bytes(data)[: self._take]
         self.writes.append(chunk)
         return len(chunk)
 
@@ -53,19 +58,33 @@ def raw() -> RecordingRaw:
 
 
 @pytest.fixture
-def stdout(raw: RecordingRaw) -> io.TextIOWrapper:
-    return io.TextIOWrapper(io.BufferedWriter(raw, buffer_size=1 << 16), encoding="utf-8")
+def output(raw: RecordingRaw) -> LineOutput:
+    return LineOutput(raw)
 
 
 @pytest.fixture
-def access_logger(stdout: io.TextIOWrapper) -> Iterator[JsonAccessLogger]:
-    JsonAccessLogger.output = LineOutput(stdout)
+def access_logger(output: LineOutput) -> Iterator[JsonAccessLogger]:
+    JsonAccessLogger.output = output
     JsonAccessLogger.service_name = "svc"
     logger = logging.getLogger("chat_service.access")
     logger.setLevel(logging.INFO)
     yield JsonAccessLogger(logger, "")
     JsonAccessLogger.output = None
+    JsonAccessLogger.service_name = "chat-service"
     logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture
+def records(output: LineOutput) -> Iterator[logging.Logger]:
+    """A logger whose records go through ``output``, as the root logger's do in the service."""
+    handler = LineHandler(output)
+    handler.setFormatter(TraceJsonFormatter("svc"))
+    logger = logging.getLogger("chat_service.test_output")
+    logger.addHandler(handler)
+    logger.propagate = False
+    yield logger
+    logger.removeHandler(handler)
+    logger.propagate = True
 
 
 def a_request(path: str = "/chat/message", **headers: str) -> web.Request:
@@ -124,26 +143,77 @@ async def test_lines_of_one_loop_turn_leave_in_one_write(
 
 
 async def test_records_and_access_lines_keep_their_order(
-    access_logger: JsonAccessLogger, stdout: io.TextIOWrapper, raw: RecordingRaw
+    access_logger: JsonAccessLogger, records: logging.Logger, raw: RecordingRaw
 ) -> None:
-    handler = logging.StreamHandler(stdout)
-    handler.setFormatter(TraceJsonFormatter("svc"))
-    logger = logging.getLogger("chat_service.test_order")
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        logger.warning("first")
-        access_logger.log(a_request("/second"), web.Response(), 0.001)
-        logger.warning("third")
-        await asyncio.sleep(0)
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
+    records.warning("first")
+    access_logger.log(a_request("/second"), web.Response(), 0.001)
+    access_logger.log(a_request("/third"), web.Response(), 0.001)
+    records.warning("fourth")  # written at once, behind the two waiting access lines
+    access_logger.log(a_request("/fifth"), web.Response(), 0.001)
+    await asyncio.sleep(0)
     assert [line["message"] for line in raw.lines()] == [
         "first",
         "POST /second 200",
-        "third",
+        "POST /third 200",
+        "fourth",
+        "POST /fifth 200",
     ]
+    assert len(raw.writes) == 3, "a record, the two waiting lines with the next, the last"
+
+
+async def test_records_from_other_threads_are_whole_lines(
+    access_logger: JsonAccessLogger, records: logging.Logger, raw: RecordingRaw
+) -> None:
+    def log_many(name: str) -> None:
+        for i in range(200):
+            records.warning("%s %d", name, i)
+
+    threads = [threading.Thread(target=log_many, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(200):
+        access_logger.log(a_request(), web.Response(), 0.001)
+        await asyncio.sleep(0)
+    for thread in threads:
+        thread.join()
+    lines = raw.lines()  # json.loads on every line: a torn one would fail here
+    assert len(lines) == 4 * 200 + 200
+    for n in range(4):
+        mine = [line["message"] for line in lines if str(line["message"]).startswith(f"t{n} ")]
+        assert mine == [f"t{n} {i}" for i in range(200)], "each thread's lines in its order"
+
+
+async def test_a_stream_that_takes_part_of_a_write_gets_the_rest(
+    access_logger: JsonAccessLogger,
+) -> None:
+    raw = RecordingRaw(take=7)
+    JsonAccessLogger.output = LineOutput(raw)
+    access_logger.log(a_request(), web.Response(), 0.001)
+    access_logger.log(a_request(), web.Response(), 0.001)
+    await asyncio.sleep(0)
+    assert len(raw.lines()) == 2
+    assert max(len(chunk) for chunk in raw.writes) == 7
+
+
+class ClosedPipe(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Buffer) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+async def test_a_failing_stdout_costs_lines_not_requests(
+    access_logger: JsonAccessLogger,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    JsonAccessLogger.output = LineOutput(ClosedPipe())
+    for _ in range(3):
+        access_logger.log(a_request(), web.Response(), 0.001)  # must not raise
+        await asyncio.sleep(0)
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1, "reported once, not per line"
+    assert "BrokenPipeError" in errors[0]
 
 
 async def test_undecodable_header_text_is_replaced_not_dropped(
@@ -187,9 +257,23 @@ async def test_access_log_follows_its_logger_level(
         (0.0, "1970-01-01T00:00:00.000Z"),
         (1700000000.9996, "2023-11-14T22:13:20.999Z"),
         (1700000001.25, "2023-11-14T22:13:21.250Z"),
+        (1700000000.001, "2023-11-14T22:13:20.001Z"),
+        (1700000000.9999996, "2023-11-14T22:13:21.000Z"),
     ],
 )
 def test_timestamps_are_rfc3339_utc_milliseconds(created: float, text: str) -> None:
     timestamps = Timestamps()
     timestamps.format(created - 1)  # a cached second before must not leak into the next
     assert timestamps.format(created) == text
+
+
+def test_timestamps_agree_with_datetime() -> None:
+    timestamps = Timestamps()
+    for step in range(5000):
+        created = 1_700_000_000 + step * 0.000_731
+        expected = (
+            datetime.fromtimestamp(created, tz=UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+        assert timestamps.format(created) == expected, created

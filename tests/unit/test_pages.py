@@ -9,7 +9,9 @@ from chat_service.api.validation import HistoryQuery
 from chat_service.store import Exchange, HistoryPage
 
 
-def page_of(*ids: int, has_older: bool = True, conversation: str = "default") -> HistoryPage:
+def page_of(
+    *ids: int, has_older: bool = True, conversation: str = "default", shared: bool = True
+) -> HistoryPage:
     return HistoryPage(
         tuple(
             Exchange(
@@ -23,6 +25,7 @@ def page_of(*ids: int, has_older: bool = True, conversation: str = "default") ->
             for i in ids
         ),
         has_older=has_older,
+        shared=shared,
     )
 
 
@@ -54,15 +57,25 @@ def test_a_new_page_object_is_rendered_again() -> None:
     assert json.loads(newer.body)[-1] == {"user": "u3", "AI": "a3"}
 
 
-def test_older_pages_are_not_kept() -> None:
+def test_pages_read_from_the_database_are_not_kept() -> None:
     renderer = PageRenderer()
-    older = HistoryQuery("default", limit=2, before=9)
-    page = page_of(7, 8)
-    assert renderer.render(older, page) is not renderer.render(older, page)
+    page = page_of(7, 8, shared=False)  # the store will not hand this object out again
+    first = renderer.render(NEWEST, page)
+    assert renderer.render(NEWEST, page) is not first
+    assert renderer.render(NEWEST, page).body == first.body
 
 
 def test_the_number_of_kept_pages_is_bounded() -> None:
     renderer = PageRenderer(max_pages=2)
+    pages = {c: page_of(1, 2, conversation=c) for c in ("a", "b", "c")}
+    kept = {c: renderer.render(HistoryQuery(c, 2, None), p) for c, p in pages.items()}
+    assert renderer.render(HistoryQuery("c", 2, None), pages["c"]) is kept["c"]
+    assert renderer.render(HistoryQuery("a", 2, None), pages["a"]) is not kept["a"]
+
+
+def test_the_bytes_of_kept_pages_are_bounded() -> None:
+    one_page = len(PageRenderer().render(NEWEST, page_of(1, 2)).body)
+    renderer = PageRenderer(max_bytes=2 * one_page)
     pages = {c: page_of(1, 2, conversation=c) for c in ("a", "b", "c")}
     kept = {c: renderer.render(HistoryQuery(c, 2, None), p) for c, p in pages.items()}
     assert renderer.render(HistoryQuery("c", 2, None), pages["c"]) is kept["c"]

@@ -11,9 +11,14 @@ from chat_service.store import Exchange, SQLiteChatStore
 from chat_service.store.recent import RecentCache
 
 
-def exchange(i: int, conversation: str = "c") -> Exchange:
+def exchange(i: int, conversation: str = "c", text: str = "") -> Exchange:
     return Exchange(
-        id=i, conversation_id=conversation, turn=i, user=f"u{i}", ai=f"a{i}", created_at="t"
+        id=i,
+        conversation_id=conversation,
+        turn=i,
+        user=text or f"u{i}",
+        ai=text or f"a{i}",
+        created_at="t",
     )
 
 
@@ -170,3 +175,32 @@ def test_the_same_page_object_until_the_conversation_changes() -> None:
     assert after is not None
     assert after is not first
     assert [e.id for e in after.exchanges] == [2, 5]
+
+
+def test_pages_from_memory_are_marked_shared() -> None:
+    cache = RecentCache(depth=4)
+    cache.fill("c", [exchange(1)], has_older=False, generation=0)
+    page = cache.page("c", 1)
+    assert page is not None
+    assert page.shared
+
+
+def test_message_text_held_is_bounded() -> None:
+    cache = RecentCache(depth=10, max_chars=1000)
+    cache.fill("a", [exchange(1, "a", "x" * 200)], has_older=False, generation=0)  # 400
+    cache.fill("b", [exchange(2, "b", "x" * 200)], has_older=False, generation=0)  # 800
+    assert cache.page("a", 1) is not None, "within the bound: both held"
+    cache.committed([exchange(3, "b", "x" * 150)])  # 1100: the least recently used goes
+    assert cache.page("a", 1) is None
+    page = cache.page("b", 2)
+    assert page is not None
+    assert [e.id for e in page.exchanges] == [2, 3]
+
+
+def test_rolled_out_exchanges_no_longer_count_against_the_bound() -> None:
+    cache = RecentCache(depth=2, max_chars=1000)
+    cache.fill("a", [exchange(1, "a", "x" * 100)], has_older=False, generation=0)  # 200
+    cache.fill("b", [exchange(2, "b", "x" * 100)], has_older=False, generation=0)  # 400
+    for i in range(3, 20):  # "b" keeps its newest 2 (400 chars): never over 600 in all
+        cache.committed([exchange(i, "b", "x" * 100)])
+    assert cache.page("a", 1) is not None, "a conversation within the bound is kept"
