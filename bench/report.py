@@ -123,7 +123,7 @@ def notes(results: list[ScenarioResult]) -> list[str]:
         if select_ms := result.average_select_ms:
             selects = int(result.service_metrics.get("select_count", 0))
             parts.append(
-                f"{selects:,} SELECTs (the rest served from memory), "
+                f"{selects:,} SELECT{'' if selects == 1 else 's'} (the rest served from memory), "
                 f"{select_ms:.1f} ms each as the handler waits for it"
             )
         if result.otlp:
