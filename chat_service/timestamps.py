@@ -27,9 +27,10 @@ class Timestamps:
         return f"{cached[1]}.{micros // 1000:03d}Z"
 
 
-_timestamps = Timestamps()
+# One for the process: the store's rows and every log line share its cached second.
+rfc3339 = Timestamps().format
 
 
 def utc_now() -> str:
     """Now, e.g. ``2026-11-24T10:00:00.123Z``."""
-    return _timestamps.format(time.time())
+    return rfc3339(time.time())

@@ -45,7 +45,5 @@ def current_ids() -> SpanIds | None:
 
 
 def current_exemplar() -> dict[str, str] | None:
-    context = active()
-    if not context.is_valid or not context.trace_flags.sampled:
-        return None
-    return {"trace_id": f"{context.trace_id:032x}"}
+    ids = current_ids()
+    return ids.exemplar if ids is not None else None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
-import time
 from typing import Any, ClassVar
 
 import orjson
@@ -27,7 +26,7 @@ from pythonjsonlogger.orjson import OrjsonFormatter, orjson_default
 
 from chat_service.telemetry.context import SpanIds, current_ids
 from chat_service.telemetry.log_output import LineHandler, LineOutput
-from chat_service.timestamps import Timestamps
+from chat_service.timestamps import rfc3339, utc_now
 
 ACCESS_LOGGER = "chat_service.access"
 # Stored on the request by the telemetry middleware: the access log is written after the
@@ -53,12 +52,11 @@ class TraceJsonFormatter(OrjsonFormatter):
     def __init__(self, service_name: str) -> None:
         super().__init__("%(levelname)s %(name)s %(message)s")
         self._service_name = service_name
-        self._timestamps = Timestamps()
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        log_data["timestamp"] = self._timestamps.format(record.created)
+        log_data["timestamp"] = rfc3339(record.created)
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
         log_data["message"] = record.message
@@ -109,7 +107,6 @@ class JsonAccessLogger(AbstractAccessLogger):
 
     service_name: ClassVar[str] = "chat-service"
     output: ClassVar[LineOutput | None] = None
-    timestamps: ClassVar[Timestamps] = Timestamps()
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
@@ -135,7 +132,7 @@ class JsonAccessLogger(AbstractAccessLogger):
             self.logger.info(message, extra=fields)
             return
         line = {
-            "timestamp": self.timestamps.format(_now()),
+            "timestamp": utc_now(),
             "level": "INFO",
             "logger": self.logger.name,
             "message": message,
@@ -147,9 +144,6 @@ class JsonAccessLogger(AbstractAccessLogger):
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
-
-
-_now = time.time
 
 
 def configure_logging(level: int, service_name: str) -> None:
