@@ -20,10 +20,11 @@ from aiohttp import web
 from opentelemetry.sdk.resources import SERVICE_NAME
 
 from chat_service import __version__
+from chat_service.api.access_log import ACCESS_LOGGER, JsonAccessLogger
 from chat_service.app import create_app
 from chat_service.config import ConfigError, Settings
 from chat_service.store import StoreOpenError
-from chat_service.telemetry.logs import ACCESS_LOGGER, JsonAccessLogger, configure_logging
+from chat_service.telemetry.logs import configure_logging
 from chat_service.telemetry.metrics import Metrics
 from chat_service.telemetry.tracing import build_resource, configure_tracing
 
@@ -65,9 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_settings(args, os.environ)
-        configure_logging(settings.log_level_number, str(build_resource().attributes[SERVICE_NAME]))
+        service_name = str(build_resource().attributes[SERVICE_NAME])
+        JsonAccessLogger.configure(
+            configure_logging(settings.log_level_number, service_name), service_name
+        )
         metrics = Metrics()
-        provider = configure_tracing(os.environ, metrics.spans_dropped.inc)
+        tracing = configure_tracing(
+            os.environ,
+            metrics.spans_dropped.inc,
+            capture_content=settings.capture_content,
+            instrument_openai=settings.assistant == "openai",
+        )
     except ConfigError as exc:
         print(f"chat-service: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -78,10 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.freeze()
     try:
         web.run_app(
-            create_app(settings, metrics=metrics, tracer_provider=provider),
+            create_app(settings, metrics=metrics, tracing=tracing),
             host=settings.host,
             port=settings.port,
             shutdown_timeout=settings.shutdown_timeout_s,
+            # A client that closes its connection cancels its request: a reply being
+            # generated for it stops at once (see api/streaming.py).
+            handler_cancellation=True,
             access_log_class=JsonAccessLogger,
             access_log=logging.getLogger(ACCESS_LOGGER),
             print=lambda _: log.info(

@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
 
 from chat_service.api import json_errors, setup_routes, telemetry_middleware
 from chat_service.api.auth import ApiKeys, auth_middleware
 from chat_service.api.docs import load_openapi
 from chat_service.api.ratelimit import TokenBuckets, parse_networks, rate_limit_middleware
 from chat_service.api.security import add_security_headers
-from chat_service.assistant import create_assistant
+from chat_service.api.telemetry import add_traceresponse
+from chat_service.assistant import Assistant, create_assistant
 from chat_service.config import Settings
 from chat_service.keys import (
-    ASSISTANT,
     LIFECYCLE,
     METRICS,
     OPENAPI_DOCUMENT,
+    REPLIES,
     SETTINGS,
     STORE,
     Lifecycle,
 )
+from chat_service.replies import ModelSlots, ReplyCache, ReplyService
 from chat_service.store import SQLiteChatStore
-from chat_service.telemetry.genai import InstrumentedAssistant
+from chat_service.telemetry.genai import GenAITelemetry
 from chat_service.telemetry.metrics import Metrics
+from chat_service.telemetry.tracing import Tracing, tracing_ctx
 
 log = logging.getLogger(__name__)
 
@@ -42,47 +41,43 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
-async def assistant_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    assistant = InstrumentedAssistant(
-        create_assistant(settings), app[METRICS], capture_content=settings.capture_content
-    )
-    app[ASSISTANT] = assistant
-    yield
-    await assistant.close()
+def replies_ctx(
+    assistant: Assistant | None, tracing: Tracing | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The reply service: the configured assistant (or ``assistant``), its telemetry, the
+    reply cache and the model slots; the assistant's connections close on exit."""
 
+    async def open_replies(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        telemetry: GenAITelemetry | None = None
 
-# How long stopping may wait for the exporter to hand over the last spans.
-EXPORT_FLUSH_TIMEOUT_S = 5.0
+        def retried() -> None:
+            if telemetry is not None:
+                telemetry.retried()
 
-
-def tracing_ctx(provider: TracerProvider) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Flush and shut the exporter down last, off the event loop, for a bounded time: a dead
-    collector must not hold the process past the orchestrator's grace period."""
-
-    async def flush_on_exit(app: web.Application) -> AsyncIterator[None]:
+        model = assistant or create_assistant(settings, on_retry=retried)
+        telemetry = GenAITelemetry(
+            app[METRICS],
+            provider=model.provider,
+            model=model.model,
+            server_url=model.server_url,
+            system_prompt=settings.system_prompt,
+            tracer_provider=tracing.provider if tracing is not None else None,
+        )
+        service = ReplyService(
+            app[STORE],
+            model,
+            telemetry,
+            context_turns=settings.context_turns,
+            slots=ModelSlots(settings.model_max_concurrency, settings.model_timeout_s),
+            system_prompt=settings.system_prompt,
+            cache=ReplyCache(settings.reply_cache_ttl_s) if settings.reply_cache_ttl_s else None,
+        )
+        app[REPLIES] = service
         yield
-        done = asyncio.get_running_loop().create_future()
+        await service.close()
 
-        def shutdown() -> None:
-            try:
-                provider.shutdown()
-            finally:
-                done.get_loop().call_soon_threadsafe(_set_done, done)
-
-        # A daemon thread, so an exporter stuck past the timeout cannot block the exit.
-        threading.Thread(target=shutdown, name="otel-shutdown", daemon=True).start()
-        try:
-            await asyncio.wait_for(done, EXPORT_FLUSH_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("span exporter did not flush within %.0f s", EXPORT_FLUSH_TIMEOUT_S)
-
-    return flush_on_exit
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    return open_replies
 
 
 async def start_draining(app: web.Application) -> None:
@@ -95,17 +90,21 @@ def create_app(
     settings: Settings,
     *,
     metrics: Metrics | None = None,
-    tracer_provider: TracerProvider | None = None,
+    tracing: Tracing | None = None,
+    assistant: Assistant | None = None,
 ) -> web.Application:
     """Build the service's application for ``settings``; resources open on start-up.
 
-    ``tracer_provider`` is the process's provider (see ``telemetry.tracing``); the app
-    shuts it down when it stops. Tests may leave both telemetry arguments out.
+    ``tracing`` is how the process set tracing up (``telemetry.tracing.configure_tracing``);
+    the app shuts its provider down when it stops. Tests may leave the telemetry arguments
+    out, and pass an ``assistant`` instead of the one the settings name.
     """
     metrics = metrics or Metrics()
     keys = ApiKeys(settings.api_keys)
-    instrumented = AioHttpServerInstrumentor().is_instrumented_by_opentelemetry
-    middlewares = [telemetry_middleware(metrics, continue_traces=not instrumented), json_errors]
+    # With spans exported, the aiohttp instrumentation's middleware provides each request's
+    # span; otherwise ours continues the caller's trace itself.
+    exporting = tracing is not None and tracing.exporting
+    middlewares = [telemetry_middleware(metrics, continue_traces=not exporting), json_errors]
     if settings.rate_limit_rps > 0:
         buckets = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
         trusted = parse_networks(settings.trusted_proxies)
@@ -118,11 +117,12 @@ def create_app(
     app[METRICS] = metrics
     app[LIFECYCLE] = Lifecycle()
     app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(add_traceresponse)
     app.on_shutdown.append(start_draining)
     app[OPENAPI_DOCUMENT] = load_openapi()
-    if tracer_provider is not None:
-        app.cleanup_ctx.append(tracing_ctx(tracer_provider))
+    if tracing is not None:
+        app.cleanup_ctx.append(tracing_ctx(tracing.provider))
     app.cleanup_ctx.append(store_ctx)
-    app.cleanup_ctx.append(assistant_ctx)
+    app.cleanup_ctx.append(replies_ctx(assistant, tracing))
     setup_routes(app, settings, metrics)
     return app

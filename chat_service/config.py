@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-ASSISTANTS = ("dummy",)
+ASSISTANTS = ("dummy", "openai")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 T = TypeVar("T")
@@ -38,7 +38,18 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     assistant: str = "dummy"
     assistant_latency_ms: int = 0
+    assistant_token_ms: int = 0
     context_turns: int = 20
+    # The OpenAI-compatible assistant (CHAT_ASSISTANT=openai).
+    model: str | None = None
+    system_prompt: str | None = None
+    max_output_tokens: int | None = None
+    model_timeout_s: float = 60.0
+    model_max_retries: int = 2
+    model_max_concurrency: int = 32
+    openai_base_url: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)  # a secret: never printed
+    reply_cache_ttl_s: float = 0.0
     shutdown_timeout_s: float = 10.0
     log_content: bool = False
     capture_content: bool = False
@@ -62,7 +73,30 @@ class Settings:
         _require(self.max_message_chars >= 1, "CHAT_MAX_MESSAGE_CHARS must be at least 1")
         _require(self.max_body_bytes >= 1024, "CHAT_MAX_BODY_BYTES must be at least 1024")
         _require(self.assistant_latency_ms >= 0, "CHAT_ASSISTANT_LATENCY_MS must not be negative")
+        _require(self.assistant_token_ms >= 0, "CHAT_ASSISTANT_TOKEN_MS must not be negative")
         _require(self.context_turns >= 0, "CHAT_CONTEXT_TURNS must not be negative")
+        _require(self.model_timeout_s > 0, "CHAT_MODEL_TIMEOUT_S must be positive")
+        _require(self.model_max_retries >= 0, "CHAT_MODEL_MAX_RETRIES must not be negative")
+        _require(self.model_max_concurrency >= 1, "CHAT_MODEL_MAX_CONCURRENCY must be at least 1")
+        _require(
+            self.max_output_tokens is None or self.max_output_tokens >= 1,
+            "CHAT_MAX_OUTPUT_TOKENS must be at least 1",
+        )
+        _require(
+            self.reply_cache_ttl_s >= 0, "CHAT_REPLY_CACHE_TTL_S must not be negative (0 = off)"
+        )
+        if self.assistant == "openai":
+            _require(bool(self.model), "CHAT_ASSISTANT=openai needs CHAT_MODEL (the model to ask)")
+            _require(
+                bool(self.openai_api_key),
+                "CHAT_ASSISTANT=openai needs OPENAI_API_KEY or OPENAI_API_KEY_FILE (servers that "
+                "do not check keys, such as Ollama, accept any value)",
+            )
+        if self.openai_base_url is not None:
+            _require(
+                self.openai_base_url.startswith(("http://", "https://")),
+                "OPENAI_BASE_URL must be an http:// or https:// URL",
+            )
         _require(self.shutdown_timeout_s > 0, "CHAT_SHUTDOWN_TIMEOUT must be positive")
         _require(self.rate_limit_rps >= 0, "CHAT_RATE_LIMIT_RPS must not be negative (0 = off)")
         _require(self.rate_limit_burst >= 1, "CHAT_RATE_LIMIT_BURST must be at least 1")
@@ -110,7 +144,19 @@ class Settings:
             assistant_latency_ms=read(
                 "CHAT_ASSISTANT_LATENCY_MS", int, defaults.assistant_latency_ms
             ),
+            assistant_token_ms=read("CHAT_ASSISTANT_TOKEN_MS", int, defaults.assistant_token_ms),
             context_turns=read("CHAT_CONTEXT_TURNS", int, defaults.context_turns),
+            model=read("CHAT_MODEL", str, defaults.model),
+            system_prompt=environ.get("CHAT_SYSTEM_PROMPT", "").strip() or None,
+            max_output_tokens=read("CHAT_MAX_OUTPUT_TOKENS", int, defaults.max_output_tokens),
+            model_timeout_s=read("CHAT_MODEL_TIMEOUT_S", float, defaults.model_timeout_s),
+            model_max_retries=read("CHAT_MODEL_MAX_RETRIES", int, defaults.model_max_retries),
+            model_max_concurrency=read(
+                "CHAT_MODEL_MAX_CONCURRENCY", int, defaults.model_max_concurrency
+            ),
+            openai_base_url=read("OPENAI_BASE_URL", str, defaults.openai_base_url),
+            openai_api_key=_read_secret(environ, "OPENAI_API_KEY"),
+            reply_cache_ttl_s=read("CHAT_REPLY_CACHE_TTL_S", float, defaults.reply_cache_ttl_s),
             shutdown_timeout_s=read("CHAT_SHUTDOWN_TIMEOUT", float, defaults.shutdown_timeout_s),
             log_content=read("CHAT_LOG_CONTENT", parse_bool, defaults.log_content),
             capture_content=read("CHAT_CAPTURE_CONTENT", parse_bool, defaults.capture_content),
@@ -148,6 +194,21 @@ def _read_api_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
             line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
         ]
     return tuple(dict.fromkeys(keys))
+
+
+def _read_secret(environ: Mapping[str, str], name: str) -> str | None:
+    """``name``, or the content of the file ``name``_FILE names (a mounted secret)."""
+    if value := environ.get(name, "").strip():
+        return value
+    if file_name := environ.get(f"{name}_FILE", "").strip():
+        try:
+            value = Path(file_name).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{name}_FILE cannot be read: {exc}") from None
+        if not value:
+            raise ConfigError(f"{name}_FILE is empty: {file_name}")
+        return value
+    return None
 
 
 def parse_bool(raw: str) -> bool:

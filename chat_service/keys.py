@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from chat_service.assistant import Assistant
 from chat_service.config import Settings
+from chat_service.replies import ReplyService
 from chat_service.store import ChatStore
 from chat_service.telemetry.metrics import Metrics
 
@@ -22,7 +22,7 @@ class Lifecycle:
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", ChatStore)
-ASSISTANT = web.AppKey("assistant", Assistant)
+REPLIES = web.AppKey("replies", ReplyService)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])

@@ -1,24 +1,34 @@
 """The chat contract: ``GET /chat/history`` and ``POST /chat/message``.
 
-Handlers stay thin: parse and validate, call the store and the assistant, shape the
-contract's JSON. Failures of the store or the assistant are logged once here, where
-they become the contract's 500 bodies.
+Handlers stay thin: parse and validate, call the store or the reply service, shape the
+contract's JSON (or its event stream: see streaming.py). Failures of the store or the
+assistant are logged once here, where they become the contract's error bodies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiohttp import web
 
+from chat_service.api.access_log import REQUEST_TRACE_IDS
 from chat_service.api.errors import ApiError, error_response
 from chat_service.api.jsonio import json_response, raw_json_response
 from chat_service.api.pages import PageRenderer
+from chat_service.api.replies import (
+    ASSISTANT_FAILED,
+    STORE_FAILED,
+    log_model_failure,
+    model_busy_response,
+    record_exchange,
+)
+from chat_service.api.streaming import stream_reply, wants_event_stream
 from chat_service.api.validation import parse_history_query, parse_message_body
 from chat_service.assistant import AssistantError
-from chat_service.keys import ASSISTANT, SETTINGS, STORE
+from chat_service.keys import REPLIES, SETTINGS, STORE
+from chat_service.replies import ModelBusy, Turn
 from chat_service.store import StoreError
-from chat_service.telemetry.logs import EVENT_FIELDS, REQUEST_TRACE_IDS
 
 log = logging.getLogger(__name__)
 
@@ -53,41 +63,37 @@ async def get_history(request: web.Request) -> web.Response:
 
 
 @routes.post("/chat/message")
-async def post_message(request: web.Request) -> web.Response:
+async def post_message(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, f"Request body is larger than {settings.max_body_bytes} bytes.")
     new = parse_message_body(await request.read(), max_chars=settings.max_message_chars)
-    store = request.app[STORE]
+    ids = request.get(REQUEST_TRACE_IDS)
+    trace_id = ids.trace_id if ids is not None else None
     try:
-        history = await store.recent(new.conversation_id, settings.context_turns)
+        async with request.app[REPLIES].turn(new.conversation_id, new.text) as turn:
+            if wants_event_stream(request):
+                return await stream_reply(request, turn, trace_id)
+            return await plain_reply(request, turn, trace_id)
     except StoreError:
         log.exception("failed to load the conversation")
         return error_response(500, "Failed to load the conversation.")
+
+
+async def plain_reply(request: web.Request, turn: Turn, trace_id: str | None) -> web.Response:
+    """The contract's JSON answer: the whole reply, once the exchange is stored."""
     try:
-        reply = await request.app[ASSISTANT].reply(
-            new.text, history, conversation_id=new.conversation_id
-        )
-    except AssistantError:
-        log.exception("the assistant failed to reply")
-        return error_response(500, "The assistant failed to reply.")
-    ids = request.get(REQUEST_TRACE_IDS)
+        async with contextlib.aclosing(turn.reply()) as pieces:
+            reply = "".join([piece async for piece in pieces])
+    except ModelBusy as busy:
+        return model_busy_response(busy)
+    except AssistantError as exc:
+        log_model_failure(exc, turn)
+        return error_response(500, ASSISTANT_FAILED)
     try:
-        exchange = await store.append(
-            new.conversation_id, new.text, reply.text, trace_id=ids and ids.trace_id
-        )
+        exchange = await turn.save(reply, trace_id=trace_id)
     except StoreError:
         log.exception("failed to store the exchange")
-        return error_response(500, "Failed to store the message.")
-    # One log line per request: the access log carries these (see telemetry/logs.py).
-    fields: dict[str, object] = {
-        "conversation_id": exchange.conversation_id,
-        "exchange_id": exchange.id,
-        "turn": exchange.turn,
-        "message_chars": len(new.text),
-        "reply_chars": len(reply.text),
-    }
-    if settings.log_content:
-        fields |= {"user_message": new.text, "ai_response": reply.text}
-    request[EVENT_FIELDS] = fields
-    return json_response({"status": "Success", "response": reply.text})
+        return error_response(500, STORE_FAILED)
+    record_exchange(request, turn, exchange, reply)
+    return json_response({"status": "Success", "response": reply})

@@ -1,15 +1,17 @@
 """Per-request telemetry: trace ids, RED metrics, the ``traceresponse`` header.
 
-One middleware, outermost of ours. When spans are exported it runs inside the server span
-of the aiohttp-server instrumentation (whose middleware is outermost of all) and reads its
-ids. When nothing is exported the instrumentation is not installed (its per-request
-attribute work would be for nobody) and this middleware continues the caller's trace
-itself, with a non-recording span: logs and ``traceresponse`` still carry the ids, at a
-fraction of the cost (bench/README.md).
+One middleware, outermost of ours, and a response-prepare hook for the header (so streamed
+responses, whose headers leave before the handler returns, carry it too). When spans are
+exported the middleware runs inside the server span of the aiohttp-server instrumentation
+(whose middleware is outermost of all) and reads its ids. When nothing is exported the
+instrumentation is not installed (its per-request attribute work would be for nobody) and
+this middleware continues the caller's trace itself, with a non-recording span: logs and
+``traceresponse`` still carry the ids, at a fraction of the cost (bench/README.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -20,8 +22,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
+from chat_service.api.access_log import REQUEST_ROUTE, REQUEST_TRACE_IDS
+from chat_service.api.errors import CLIENT_CLOSED_REQUEST, error_response
 from chat_service.telemetry.context import active, span_ids
-from chat_service.telemetry.logs import REQUEST_ROUTE, REQUEST_TRACE_IDS
 from chat_service.telemetry.metrics import UNMATCHED_ROUTE, Metrics, bounded_method
 
 TRACERESPONSE = "traceresponse"
@@ -67,6 +70,17 @@ class TraceContinuation:
         return span_context, trace.set_span_in_context(NonRecordingSpan(span_context), parent)
 
 
+def client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def add_traceresponse(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the request's trace in a W3C ``traceresponse`` header."""
+    if (ids := request.get(REQUEST_TRACE_IDS)) is not None:
+        response.headers[TRACERESPONSE] = ids.traceresponse
+
+
 def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middleware:
     """RED metrics and trace ids for every request; ``continue_traces`` when no
     instrumentation provides the request's span (see the module's docstring)."""
@@ -96,12 +110,20 @@ def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middlewa
         try:
             response = await handler(request)
             status = response.status
-            if ids is not None:
-                response.headers[TRACERESPONSE] = ids.traceresponse
             return response
         except web.HTTPException as exc:  # redirects; errors are responses by now
             status = exc.status
             raise
+        except asyncio.CancelledError:
+            if not client_gone(request):
+                raise  # the server is stopping: let the cancellation run its course
+            # The client closed the connection (aiohttp cancels the handler then): a 499
+            # for the metrics, the span and the access log, not an error of ours.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            status = CLIENT_CLOSED_REQUEST
+            return error_response(CLIENT_CLOSED_REQUEST, "Client closed the request.")
         finally:
             in_flight.count -= 1
             duration = duration_children.get((method, route, status))

@@ -1,13 +1,19 @@
-"""The assistant seam: anything that turns a message and its context into a reply.
+"""The assistant seam: anything that turns a message and its context into a streamed reply.
 
-The dummy lives in ``dummy.py``; a client for a real LLM API plugs in beside it and is
-chosen by CHAT_ASSISTANT. Assistants know nothing of HTTP or storage: they receive the
-conversation's recent exchanges and return text plus the usage figures telemetry reports.
+An assistant yields the reply's text piece by piece as the model produces it, and ends
+with a :class:`Completion` (the model that answered, why it stopped, the token usage).
+A caller that does not stream collects the pieces. Closing the stream early (``aclose``)
+stops the model call: an assistant that talks to a server closes that request, so the
+server stops spending tokens.
+
+Assistants know nothing of HTTP, storage, caching or telemetry: they receive the
+conversation's recent exchanges and the new message, and raise :class:`AssistantError`
+when no reply can be had.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,34 +21,43 @@ from chat_service.store.base import Exchange
 
 
 class AssistantError(Exception):
-    """The assistant could not produce a reply."""
+    """The assistant could not produce a reply.
+
+    ``error_type`` names the underlying failure for telemetry and logs (the SDK's exception
+    class, such as ``RateLimitError``); the message never holds user text or secrets.
+    """
+
+    def __init__(self, message: str, *, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type or type(self).__qualname__
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
-    """An assistant's answer with the model that produced it and its token usage."""
+class Completion:
+    """How a reply ended: the last item of an assistant's stream."""
 
-    text: str
     model: str
-    input_tokens: int
-    output_tokens: int
+    finish_reason: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    response_id: str | None = None
+
+
+# What an assistant's stream yields: pieces of text, then one Completion.
+ReplyChunk = str | Completion
 
 
 class Assistant(Protocol):
-    """Produces replies.
-
-    ``provider`` and ``model`` name it in telemetry; ``in_process`` tells whether it runs
-    inside the service (an INTERNAL span) or calls a remote API (a CLIENT span).
-    """
+    """Produces streamed replies. ``provider`` and ``model`` name it in telemetry, and
+    ``server_url`` says where the model is (None: in process)."""
 
     provider: str
     model: str
-    in_process: bool
+    server_url: str | None
 
-    async def reply(
-        self, message: str, history: Sequence[Exchange], *, conversation_id: str
-    ) -> Reply:
-        """Answer ``message``; ``history`` is the conversation's latest exchanges, oldest first."""
+    def stream(self, message: str, history: Sequence[Exchange]) -> AsyncGenerator[ReplyChunk, None]:
+        """Answer ``message``; ``history`` is the conversation's latest exchanges, oldest
+        first. An async generator: ``aclose()`` it to stop early."""
         ...
 
     async def close(self) -> None:

@@ -2,20 +2,24 @@
 
 It does a little more than echo, so that the page and the tests have something to look
 at: it greets back, explains itself on "help", and says which turn of the conversation
-this is. CHAT_ASSISTANT_LATENCY_MS simulates a model's think time without using CPU.
+this is. It streams its reply word by word like a model: CHAT_ASSISTANT_LATENCY_MS
+simulates the model's think time before the first word and CHAT_ASSISTANT_TOKEN_MS the
+pause between words, both without using CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 
-from chat_service.assistant.base import Reply
+from chat_service.assistant.base import Completion, ReplyChunk
 from chat_service.store.base import Exchange
 
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
 _HELP = re.compile(r"^\s*help\s*[?!.]*\s*$", re.IGNORECASE)
+# A word with the whitespace after it, or whitespace alone (only ever at the start).
+_WORD = re.compile(r"\S+\s*|\s+")
 
 HELP_TEXT = (
     "I am the dummy assistant of chat-service: I answer instantly and predictably, "
@@ -29,6 +33,11 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
+def split_words(text: str) -> list[str]:
+    """``text`` in word-sized pieces that join back to exactly ``text``."""
+    return _WORD.findall(text)
+
+
 # How many exchanges' token counts to remember (about 100 KiB).
 _TOKEN_CACHE_SIZE = 2048
 
@@ -38,26 +47,33 @@ class DummyAssistant:
 
     provider = "chat-service"
     model = "dummy-1"
-    in_process = True
+    server_url: str | None = None
 
-    def __init__(self, latency_ms: int = 0) -> None:
+    def __init__(self, latency_ms: int = 0, token_ms: int = 0) -> None:
         self._latency_s = latency_ms / 1000
+        self._token_s = token_ms / 1000
         # Token counts of stored exchanges by id: the same recent exchanges are the context
         # of every message in a conversation, and a stored exchange never changes.
         self._exchange_tokens: dict[int, int] = {}
 
-    async def reply(
-        self, message: str, history: Sequence[Exchange], *, conversation_id: str = "default"
-    ) -> Reply:
+    async def stream(
+        self, message: str, history: Sequence[Exchange]
+    ) -> AsyncGenerator[ReplyChunk, None]:
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
         turn = history[-1].turn + 1 if history else 1
-        text = self._compose(message.strip(), turn)
-        prompt_tokens = count_tokens(message) + self._context_tokens(history)
-        return Reply(
-            text=text,
+        text = self.compose(message.strip(), turn)
+        if self._token_s:
+            for index, word in enumerate(split_words(text)):
+                if index:
+                    await asyncio.sleep(self._token_s)
+                yield word
+        else:
+            yield text  # no pause to show: one piece, as cheap as a plain reply
+        yield Completion(
             model=self.model,
-            input_tokens=prompt_tokens,
+            finish_reason="stop",
+            input_tokens=count_tokens(message) + self._context_tokens(history),
             output_tokens=count_tokens(text),
         )
 
@@ -73,7 +89,8 @@ class DummyAssistant:
             return sum([known[exchange.id] for exchange in history])
 
     @staticmethod
-    def _compose(message: str, turn: int) -> str:
+    def compose(message: str, turn: int) -> str:
+        """The reply to ``message`` (already stripped) at ``turn`` of a conversation."""
         if _HELP.match(message):
             return HELP_TEXT
         if _GREETING.match(message):

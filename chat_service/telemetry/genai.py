@@ -1,122 +1,215 @@
-"""GenAI telemetry around any assistant: a ``chat {model}`` span and the GenAI metrics.
+"""GenAI telemetry around an assistant's streamed reply: one ``chat {model}`` span and the
+GenAI metrics.
 
-Follows the OpenTelemetry GenAI semantic conventions: span name ``{operation} {model}``,
-``gen_ai.*`` attributes, ``gen_ai.client.operation.duration`` and
-``gen_ai.client.token.usage``. Message content goes on the span only when
-CHAT_CAPTURE_CONTENT is true, as the conventions require it to be opt-in.
+The span comes from ``opentelemetry-util-genai``, the GenAI conventions' own helper: it
+names it ``{operation} {model}`` (kind CLIENT), sets the ``gen_ai.*`` attributes, and
+owns the nesting rule that keeps it one span per model call: when the openai SDK is
+instrumented too (``opentelemetry-instrumentation-genai-openai``, installed when spans
+are exported), that instrumentation's invocation inside ours starts no span of its own
+and adds what it read from the SDK (server address, response details) to ours. What the
+conventions leave to the application is added here: the conversation, whether the reply
+came from the reply cache, whether the client stopped it.
+
+Metrics go to the service's Prometheus registry (the util's own OpenTelemetry metrics go
+to a no-op meter): operation duration and token usage per call, and for streams the time
+to the first chunk and between chunks. Message content goes on the span only when
+content capture is on (CHAT_CAPTURE_CONTENT, i.e. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+``span_only``), as the conventions require it to be opt-in.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import TracerProvider
+from opentelemetry.util.genai.handler import TelemetryHandler
+from opentelemetry.util.genai.invocation import InferenceInvocation
+from opentelemetry.util.genai.types import Error, InputMessage, OutputMessage, TextPart
 
-from chat_service.assistant.base import Assistant, Reply
+from chat_service.assistant.base import AssistantError, Completion, ReplyChunk
 from chat_service.store.base import Exchange
 from chat_service.telemetry.context import current_exemplar
 from chat_service.telemetry.metrics import Metrics
 
 OPERATION = "chat"
+# Attributes the conventions have no name for; namespaced as the application's own.
+CACHE_HIT_ATTRIBUTE = "chat_service.reply_cache.hit"
+STOPPED_ATTRIBUTE = "chat_service.reply.stopped"
 
 
-class InstrumentedAssistant:
-    """Wraps an assistant; every reply gets a GenAI span and metrics."""
+class GenAITelemetry:
+    """Observes the streams of one assistant (its provider and model name the telemetry)."""
 
-    def __init__(self, inner: Assistant, metrics: Metrics, *, capture_content: bool) -> None:
-        self.inner = inner
-        self.provider = inner.provider
-        self.model = inner.model
-        self.in_process = inner.in_process
-        self._metrics = metrics
-        # Taken at start-up, after tracing is set up: not the proxy a module-level one would be.
-        self._tracer = trace.get_tracer(__name__)
-        self._capture_content = capture_content
-        # gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model
-        self._labels = (OPERATION, self.provider, self.model)
-        self._duration_ok = metrics.genai_duration.labels(*self._labels, "")
-        self._input_tokens = metrics.genai_tokens.labels(*self._labels, "input")
-        self._output_tokens = metrics.genai_tokens.labels(*self._labels, "output")
-
-    async def reply(
-        self, message: str, history: Sequence[Exchange], *, conversation_id: str
-    ) -> Reply:
-        if not trace.get_current_span().is_recording():
-            # The request's trace is not recorded, so neither would this child be (parent-
-            # based sampling): skip building a span nobody keeps; the metrics still count.
-            return await self._timed(message, history, conversation_id, None)
-        attributes = {
-            "gen_ai.operation.name": OPERATION,
-            "gen_ai.provider.name": self.provider,
-            "gen_ai.request.model": self.model,
-            "gen_ai.conversation.id": conversation_id,
-        }
-        kind = SpanKind.INTERNAL if self.in_process else SpanKind.CLIENT
-        with self._tracer.start_as_current_span(
-            f"{OPERATION} {self.model}", kind=kind, attributes=attributes
-        ) as span:
-            reply = await self._timed(message, history, conversation_id, span)
-            span.set_attributes(
-                {
-                    "gen_ai.response.model": reply.model,
-                    "gen_ai.usage.input_tokens": reply.input_tokens,
-                    "gen_ai.usage.output_tokens": reply.output_tokens,
-                }
-            )
-            if self._capture_content:
-                span.set_attributes(_content_attributes(message, history, reply))
-            return reply
-
-    async def _timed(
+    def __init__(
         self,
+        metrics: Metrics,
+        *,
+        provider: str,
+        model: str,
+        server_url: str | None = None,
+        system_prompt: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self._metrics = metrics
+        self._system_prompt = system_prompt
+        # Built at start-up, after tracing is set up: the provider's own tracer.
+        self._handler = TelemetryHandler(tracer_provider=tracer_provider)
+        self._server: dict[str, Any] = {}
+        if server_url:
+            url = urlsplit(server_url)
+            default_port = 443 if url.scheme == "https" else 80
+            self._server = {"server_address": url.hostname, "server_port": url.port or default_port}
+        # gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model
+        labels = (OPERATION, provider, model)
+        self._labels = labels
+        self._duration_ok = metrics.genai_duration.labels(*labels, "")
+        self._input_tokens = metrics.genai_tokens.labels(*labels, "input")
+        self._output_tokens = metrics.genai_tokens.labels(*labels, "output")
+        self._first_chunk = metrics.genai_time_to_first_chunk.labels(*labels)
+        self._next_chunk = metrics.genai_time_per_chunk.labels(*labels)
+        self._cache_hits = metrics.reply_cache.labels(result="hit")
+        self._cache_misses = metrics.reply_cache.labels(result="miss")
+
+    def retried(self) -> None:
+        """A model request is being retried (the assistant's retry hook)."""
+        self._metrics.model_retries.labels(self.provider, self.model).inc()
+
+    def cache_lookup(self, *, hit: bool) -> None:
+        (self._cache_hits if hit else self._cache_misses).inc()
+
+    async def observe(
+        self,
+        chunks: AsyncGenerator[ReplyChunk, None],
+        *,
         message: str,
         history: Sequence[Exchange],
         conversation_id: str,
-        span: trace.Span | None,
-    ) -> Reply:
-        """Call the assistant, recording the GenAI duration and token metrics."""
+        cached: bool = False,
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        """Pass ``chunks`` through, timing them; ``cached``: a reply replayed from the cache,
+        which gets the span (marked) but none of a model call's metrics."""
+        invocation = self._start(message, history, conversation_id, cached=cached)
         started = time.perf_counter()
+        last_chunk: float | None = None
+        completion: Completion | None = None
+        text: list[str] = []
         try:
-            reply = await self.inner.reply(message, history, conversation_id=conversation_id)
-        except Exception as exc:
-            error_type = type(exc).__qualname__
-            if span is not None:
-                span.set_attribute("error.type", error_type)
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
-            self._metrics.genai_duration.labels(*self._labels, error_type).observe(
-                time.perf_counter() - started, current_exemplar()
-            )
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if isinstance(chunk, Completion):
+                        completion = chunk
+                    else:
+                        now = time.perf_counter()
+                        if last_chunk is None:
+                            if invocation is not None:
+                                invocation.ttfc_seconds = now - started
+                            if not cached:
+                                self._first_chunk.observe(now - started, current_exemplar())
+                        elif not cached:
+                            self._next_chunk.observe(now - last_chunk)
+                        last_chunk = now
+                        if invocation is not None and invocation.should_capture_content:
+                            text.append(chunk)
+                    yield chunk
+        except AssistantError as exc:
+            self._failed(invocation, started, exc.error_type, str(exc))
             raise
-        elapsed = time.perf_counter() - started
-        # Unrecorded (span None) means unsampled: no trace for an exemplar to point to.
-        exemplar = current_exemplar() if span is not None else None
-        self._duration_ok.observe(elapsed, exemplar)
-        self._input_tokens.observe(reply.input_tokens, exemplar)
-        self._output_tokens.observe(reply.output_tokens, exemplar)
-        return reply
+        except (GeneratorExit, asyncio.CancelledError):
+            # Our caller stopped the reply (the client went away): not a failure of the
+            # model, and no complete call to time.
+            if invocation is not None:
+                invocation.attributes[STOPPED_ATTRIBUTE] = True
+                invocation.stop()
+            raise
+        except BaseException as exc:
+            self._failed(invocation, started, type(exc).__qualname__, str(exc))
+            raise
+        if invocation is not None:
+            self._finish(invocation, completion, "".join(text))
+        if not cached:
+            self._record(time.perf_counter() - started, completion, invocation is not None)
 
-    async def close(self) -> None:
-        await self.inner.close()
+    def _start(
+        self, message: str, history: Sequence[Exchange], conversation_id: str, *, cached: bool
+    ) -> InferenceInvocation | None:
+        if not trace.get_current_span().is_recording():
+            # The request's trace is not recorded, so neither would this child be (parent-
+            # based sampling): skip building a span nobody keeps; the metrics still count.
+            return None
+        invocation = self._handler.inference(
+            self.provider,
+            request_model=self.model,
+            conversation_id=conversation_id,
+            **self._server,
+        )
+        invocation.request_stream = True
+        if cached:
+            invocation.attributes[CACHE_HIT_ATTRIBUTE] = True
+        if invocation.should_capture_content:
+            if self._system_prompt:
+                invocation.system_instruction = [TextPart(content=self._system_prompt)]
+            invocation.input_messages = [*_as_messages(history), _user(message)]
+        return invocation
+
+    def _finish(
+        self, invocation: InferenceInvocation, completion: Completion | None, text: str
+    ) -> None:
+        if completion is not None:
+            invocation.response_model_name = completion.model
+            invocation.response_id = completion.response_id
+            invocation.finish_reasons = [completion.finish_reason]
+            invocation.input_tokens = completion.input_tokens
+            invocation.output_tokens = completion.output_tokens
+        if invocation.should_capture_content:
+            invocation.output_messages = [
+                OutputMessage(
+                    role="assistant",
+                    parts=[TextPart(content=text)],
+                    finish_reason=completion.finish_reason if completion else None,
+                )
+            ]
+        invocation.stop()
+
+    def _record(self, seconds: float, completion: Completion | None, sampled: bool) -> None:
+        # An unrecorded request (no invocation) has no trace for an exemplar to point to.
+        exemplar = current_exemplar() if sampled else None
+        self._duration_ok.observe(seconds, exemplar)
+        if completion is None:
+            return
+        if completion.input_tokens is not None:
+            self._input_tokens.observe(completion.input_tokens, exemplar)
+        if completion.output_tokens is not None:
+            self._output_tokens.observe(completion.output_tokens, exemplar)
+
+    def _failed(
+        self,
+        invocation: InferenceInvocation | None,
+        started: float,
+        error_type: str,
+        message: str,
+    ) -> None:
+        if invocation is not None:
+            invocation.fail(Error(message=message, type=error_type))
+        self._metrics.genai_duration.labels(*self._labels, error_type).observe(
+            time.perf_counter() - started, current_exemplar()
+        )
 
 
-def _content_attributes(message: str, history: Sequence[Exchange], reply: Reply) -> dict[str, str]:
-    """``gen_ai.input.messages`` / ``gen_ai.output.messages`` in the conventions' JSON shape."""
-    inputs: list[dict[str, object]] = []
+def _user(text: str) -> InputMessage:
+    return InputMessage(role="user", parts=[TextPart(content=text)])
+
+
+def _as_messages(history: Sequence[Exchange]) -> list[InputMessage]:
+    messages: list[InputMessage] = []
     for exchange in history:
-        inputs.append({"role": "user", "parts": [{"type": "text", "content": exchange.user}]})
-        inputs.append({"role": "assistant", "parts": [{"type": "text", "content": exchange.ai}]})
-    inputs.append({"role": "user", "parts": [{"type": "text", "content": message}]})
-    output = [
-        {
-            "role": "assistant",
-            "parts": [{"type": "text", "content": reply.text}],
-            "finish_reason": "stop",
-        }
-    ]
-    return {
-        "gen_ai.input.messages": json.dumps(inputs, ensure_ascii=False),
-        "gen_ai.output.messages": json.dumps(output, ensure_ascii=False),
-    }
+        messages.append(_user(exchange.user))
+        messages.append(InputMessage(role="assistant", parts=[TextPart(content=exchange.ai)]))
+    return messages

@@ -5,10 +5,11 @@ Every line (the access log included) carries an RFC 3339 UTC ``timestamp``, ``le
 a span is active, plus the event's own fields passed with ``extra=``. Records are
 formatted by python-json-logger (with orjson, the fastest of its encoders).
 
-The access log is the exception to "records": a line per request is the hottest log there
-is, and through ``logging`` (a LogRecord, the handler chain, the formatter, a write and a
-flush per line) it was a fifth of a request's CPU time (bench/README.md). It builds the
-same line itself; both go to stdout through one ``LineOutput`` (log_output.py).
+The access log (chat_service/api/access_log.py) is the exception to "records": a line per
+request is the hottest log there is, and through ``logging`` (a LogRecord, the handler
+chain, the formatter, a write and a flush per line) it was a fifth of a request's CPU time
+(bench/README.md). It builds the same line itself, with :func:`json_line`; both go to
+stdout through the one ``LineOutput`` (log_output.py) that ``configure_logging`` returns.
 """
 
 from __future__ import annotations
@@ -16,26 +17,15 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter, orjson_default
 
-from chat_service.telemetry.context import SpanIds, current_ids
+from chat_service.telemetry.context import current_ids
 from chat_service.telemetry.log_output import LineHandler, LineOutput
-from chat_service.timestamps import rfc3339, utc_now
-
-ACCESS_LOGGER = "chat_service.access"
-# Stored on the request by the telemetry middleware: the access log is written after the
-# request's span has ended, so it cannot read the ids from the active context.
-REQUEST_TRACE_IDS = web.RequestKey("trace_ids", SpanIds)
-REQUEST_ROUTE = web.RequestKey("route", str)
-# What a handler adds to its request's access-log line (conversation, sizes, ...).
-EVENT_FIELDS = web.RequestKey("event_fields", dict[str, object])
-
+from chat_service.timestamps import rfc3339
 
 # What every LogRecord has; anything else on a record came from the caller's extra=.
 _RECORD_ATTRIBUTES = frozenset(RESERVED_ATTRS)
@@ -97,58 +87,10 @@ def _valid_text(value: Any) -> Any:
     return value
 
 
-class JsonAccessLogger(AbstractAccessLogger):
-    """aiohttp's access log: a JSON line per request, with the request's trace ids.
-
-    The line has the same shape as every other log line. ``configure_logging`` sets where
-    it goes; until then it is an ordinary record of the ``chat_service.access`` logger,
-    whose level decides in both cases whether it is written.
-    """
-
-    service_name: ClassVar[str] = "chat-service"
-    output: ClassVar[LineOutput | None] = None
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if not self.logger.isEnabledFor(logging.INFO):
-            return
-        fields: dict[str, Any] = {
-            "http_method": request.method,
-            "route": request.get(REQUEST_ROUTE),
-            "path": request.path,
-            "status": response.status,
-            "duration_ms": round(time * 1000, 3),
-            "bytes_sent": response.body_length,  # status line and headers included
-            "remote": request.remote,
-            "user_agent": request.headers.get("User-Agent"),
-        }
-        if request_id := request.headers.get("X-Request-ID"):
-            fields["request_id"] = request_id
-        if (ids := request.get(REQUEST_TRACE_IDS)) is not None:
-            fields["trace_id"], fields["span_id"] = ids.trace_id, ids.span_id
-        if (event := request.get(EVENT_FIELDS)) is not None:
-            fields |= event
-        message = f"{request.method} {request.path} {response.status}"
-        if self.output is None:
-            self.logger.info(message, extra=fields)
-            return
-        line = {
-            "timestamp": utc_now(),
-            "level": "INFO",
-            "logger": self.logger.name,
-            "message": message,
-            "service": self.service_name,
-            **fields,
-        }
-        self.output.write_soon(json_line(line))
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
-
-
-def configure_logging(level: int, service_name: str) -> None:
-    """Send every logger's records, and the access log, to stdout as JSON lines, at
-    ``level`` and above."""
+def configure_logging(level: int, service_name: str) -> LineOutput | None:
+    """Send every logger's records to stdout as JSON lines, at ``level`` and above; return
+    the output they go through, for other writers of whole lines (None when stdout takes
+    only text)."""
     # What LogRecord would gather for fields we never print (the logging HOWTO's
     # "Optimization" section): the caller's frame, thread, process and its name.
     logging._srcfile = None
@@ -157,18 +99,22 @@ def configure_logging(level: int, service_name: str) -> None:
     logging.logMultiprocessing = False
     binary = getattr(sys.stdout, "buffer", None)
     handler: logging.Handler
+    output: LineOutput | None = None
     if binary is not None:
         output = LineOutput(binary)
         atexit.register(output.flush)
         handler = LineHandler(output)
-        JsonAccessLogger.output = output
-    else:  # stdout replaced by a text-only stream: plain records, the access log included
+    else:  # stdout replaced by a text-only stream: plain records
         handler = logging.StreamHandler(sys.stdout)
-        JsonAccessLogger.output = None
-    JsonAccessLogger.service_name = service_name
     handler.setFormatter(TraceJsonFormatter(service_name))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Python warnings (deprecations and the like) become log records too, not stray text.
     logging.captureWarnings(True)
+    # The model client's libraries log every request (httpx) and retry (openai) at INFO:
+    # a second line per request. Retries are counted in /metrics instead.
+    if level > logging.DEBUG:
+        for name in ("httpx", "httpx2", "openai"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    return output

@@ -34,6 +34,11 @@ GENAI_DURATION_BUCKETS = (
 GENAI_TOKEN_BUCKETS = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )  # fmt: skip
+# Between streamed chunks: the server-side time-per-output-token buckets of the GenAI
+# conventions, with finer ones below 10 ms for fast local models.
+GENAI_CHUNK_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5,
+)  # fmt: skip
 # SQLite on local disk: sub-millisecond reads up to fsync-bound commits.
 STORE_DURATION_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
@@ -118,6 +123,38 @@ class Metrics:
             buckets=GENAI_TOKEN_BUCKETS,
             registry=registry,
         )
+        genai_labels = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
+        self.genai_time_to_first_chunk = Histogram(
+            "gen_ai_client_operation_time_to_first_chunk_seconds",
+            "Time from asking the model to receiving the first chunk of its streamed reply.",
+            genai_labels,
+            buckets=GENAI_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.genai_time_per_chunk = Histogram(
+            "gen_ai_client_operation_time_per_output_chunk_seconds",
+            "Time between consecutive chunks of a streamed reply, after the first.",
+            genai_labels,
+            buckets=GENAI_CHUNK_BUCKETS,
+            registry=registry,
+        )
+        self.model_retries = Counter(
+            "chat_model_retries",
+            "Model requests retried (429, 5xx, connection errors), by provider and model.",
+            ["gen_ai_provider_name", "gen_ai_request_model"],
+            registry=registry,
+        )
+        self.reply_cache = Counter(
+            "chat_reply_cache_requests",
+            "Reply cache lookups (CHAT_REPLY_CACHE_TTL_S), by result (hit or miss).",
+            ["result"],
+            registry=registry,
+        )
+        self.streams_open = Gauge(
+            "chat_streams_open",
+            "Replies being streamed to clients (server-sent events) right now.",
+            registry=registry,
+        )
         self.store_duration = Histogram(
             "chat_store_operation_duration_seconds",
             "Duration of store operations (reads, and each group-commit transaction).",
@@ -139,6 +176,8 @@ class Metrics:
         # Pre-create the outcome series so that rate() works from the first scrape.
         for outcome in ("stored", "failed"):
             self.exchanges.labels(outcome=outcome)
+        for result in ("hit", "miss"):
+            self.reply_cache.labels(result=result)
 
     def in_flight(self, method: str, route: str) -> InFlight:
         """The in-flight count of ``method`` ``route``, which the gauge reads when scraped."""

@@ -14,10 +14,14 @@ requests nothing; spans it could not take are counted instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
+from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -39,6 +43,19 @@ DEFAULT_EXCLUDED_URLS = "^/healthz$,^/readyz$,^/metrics$"
 SEMCONV_VARIABLE = "OTEL_SEMCONV_STABILITY_OPT_IN"
 DEFAULT_SEMCONV = "http"
 PROTOCOLS = ("http/protobuf", "grpc")
+# What CHAT_CAPTURE_CONTENT=true means to opentelemetry-util-genai: content on the span.
+CAPTURE_CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+# How long stopping may wait for the exporter to hand over the last spans.
+EXPORT_FLUSH_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tracing:
+    """How tracing was set up: the process's provider, and whether spans are exported
+    (then they are recorded, and the aiohttp server and openai SDK are instrumented)."""
+
+    provider: TracerProvider
+    exporting: bool
 
 
 class CountingExporter(SpanExporter):
@@ -127,11 +144,17 @@ def otlp_protocol(environ: Mapping[str, str]) -> str:
 
 
 def configure_tracing(
-    environ: Mapping[str, str], on_spans_dropped: Callable[[int], None]
-) -> TracerProvider:
-    """Install the global tracer provider and instrument aiohttp's server.
+    environ: Mapping[str, str],
+    on_spans_dropped: Callable[[int], None],
+    *,
+    capture_content: bool = False,
+    instrument_openai: bool = False,
+) -> Tracing:
+    """Install the global tracer provider and, when spans are exported, instrument aiohttp's
+    server and the openai SDK.
 
-    Call before the application is built: the instrumentation replaces ``web.Application``.
+    Call before the application is built: the aiohttp instrumentation replaces
+    ``web.Application``.
     """
     # Built before anything is installed, so a bad variable is one clear start-up error.
     exporter = build_exporter(environ)
@@ -154,14 +177,52 @@ def configure_tracing(
             "service_name": provider.resource.attributes.get(SERVICE_NAME),
         },
     )
+    if capture_content:
+        os.environ.setdefault(CAPTURE_CONTENT_VARIABLE, "span_only")
     if exporter is None:
-        # Nothing is exported, so nothing needs the instrumentation's attributes: the app
+        # Nothing is exported, so nothing needs the instrumentations' attributes: the app
         # uses a light middleware for trace ids instead (chat_service/api/telemetry.py).
-        return provider
+        return Tracing(provider, exporting=False)
     os.environ.setdefault(EXCLUDED_URLS_VARIABLE, DEFAULT_EXCLUDED_URLS)
     os.environ.setdefault(SEMCONV_VARIABLE, DEFAULT_SEMCONV)
     AioHttpServerInstrumentor().instrument(tracer_provider=provider)
-    return provider
+    if instrument_openai:
+        # Imported here: the SDK is loaded only when a model is used.
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+        # Inside the service's own GenAI span (telemetry/genai.py) it adds what it reads
+        # from the SDK to that span instead of starting a second one.
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+    return Tracing(provider, exporting=True)
+
+
+def tracing_ctx(provider: TracerProvider) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Flush and shut the exporter down last, off the event loop, for a bounded time: a dead
+    collector must not hold the process past the orchestrator's grace period."""
+
+    async def flush_on_exit(app: web.Application) -> AsyncIterator[None]:
+        yield
+        done = asyncio.get_running_loop().create_future()
+
+        def shutdown() -> None:
+            try:
+                provider.shutdown()
+            finally:
+                done.get_loop().call_soon_threadsafe(_set_done, done)
+
+        # A daemon thread, so an exporter stuck past the timeout cannot block the exit.
+        threading.Thread(target=shutdown, name="otel-shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(done, EXPORT_FLUSH_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("span exporter did not flush within %.0f s", EXPORT_FLUSH_TIMEOUT_S)
+
+    return flush_on_exit
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from chat_service.app import EXPORT_FLUSH_TIMEOUT_S, create_app
+from chat_service.app import create_app
 from chat_service.config import Settings
+from chat_service.telemetry.tracing import EXPORT_FLUSH_TIMEOUT_S
 from tests.conftest import StartService
 from tests.support.load import PostLoad
 from tests.support.otlp import OtlpHttpReceiver

@@ -17,15 +17,15 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from typing_extensions import Buffer
 
-from chat_service.telemetry.context import SpanIds
-from chat_service.telemetry.log_output import LineHandler, LineOutput
-from chat_service.telemetry.logs import (
+from chat_service.api.access_log import (
     EVENT_FIELDS,
     REQUEST_ROUTE,
     REQUEST_TRACE_IDS,
     JsonAccessLogger,
-    TraceJsonFormatter,
 )
+from chat_service.telemetry.context import SpanIds
+from chat_service.telemetry.log_output import LineHandler, LineOutput
+from chat_service.telemetry.logs import TraceJsonFormatter
 from chat_service.timestamps import Timestamps
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -64,13 +64,11 @@ def output(raw: RecordingRaw) -> LineOutput:
 
 @pytest.fixture
 def access_logger(output: LineOutput) -> Iterator[JsonAccessLogger]:
-    JsonAccessLogger.output = output
-    JsonAccessLogger.service_name = "svc"
+    JsonAccessLogger.configure(output, "svc")
     logger = logging.getLogger("chat_service.access")
     logger.setLevel(logging.INFO)
     yield JsonAccessLogger(logger, "")
-    JsonAccessLogger.output = None
-    JsonAccessLogger.service_name = "chat-service"
+    JsonAccessLogger.configure(None, "chat-service")
     logger.setLevel(logging.NOTSET)
 
 

@@ -6,7 +6,7 @@ Each response is also checked against the schema ``/openapi.json`` documents for
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from chat_service.app import create_app
-from chat_service.assistant import AssistantError, Reply
+from chat_service.assistant import AssistantError, ReplyChunk
 from chat_service.config import Settings
-from chat_service.keys import ASSISTANT, STORE
+from chat_service.keys import STORE
 from chat_service.store import Exchange
 from tests.support.openapi import validate_response
 from tests.unit.conftest import MakeClient
@@ -212,33 +212,29 @@ async def test_post_when_commit_fails_is_500_and_nothing_stored(
 
 
 class FailingAssistant:
-    """An assistant whose backend is down: a fault the dummy cannot produce for real."""
+    """An assistant that breaks in a way no model server can make it: an unexpected error
+    inside the service (a real model failure comes from tests/support's model server)."""
 
     provider = "test"
     model = "failing"
-    in_process = True
+    server_url: str | None = None
 
     def __init__(self, error: Exception) -> None:
-        self.error = error
+        self.error: Exception | None = error
 
-    async def reply(
-        self, message: str, history: Sequence[Exchange], *, conversation_id: str
-    ) -> Reply:
-        raise self.error
+    async def stream(
+        self, message: str, history: Sequence[Exchange]
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        if self.error is not None:  # always: the yield only makes this an async generator
+            raise self.error
+        yield ""
 
     async def close(self) -> None:
         return None
 
 
 def app_with_assistant(settings: Settings, assistant: FailingAssistant) -> web.Application:
-    app = create_app(settings)
-
-    async def replace_assistant(app: web.Application) -> AsyncIterator[None]:
-        app[ASSISTANT] = assistant
-        yield
-
-    app.cleanup_ctx.append(replace_assistant)
-    return app
+    return create_app(settings, assistant=assistant)
 
 
 async def test_assistant_failure_is_500_and_nothing_stored(

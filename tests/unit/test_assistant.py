@@ -1,13 +1,15 @@
-"""The dummy assistant: deterministic replies that know the turn number."""
+"""The dummy assistant: deterministic replies that know the turn number, streamed word by
+word like a model's."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import pytest
 
-from chat_service.assistant import DummyAssistant, create_assistant
-from chat_service.assistant.dummy import HELP_TEXT
+from chat_service.assistant import Completion, DummyAssistant, create_assistant
+from chat_service.assistant.dummy import HELP_TEXT, split_words
 from chat_service.config import Settings
 from chat_service.store import Exchange
 
@@ -19,47 +21,113 @@ def exchanges(count: int) -> list[Exchange]:
     ]
 
 
+async def reply(
+    assistant: DummyAssistant, message: str, history: Sequence[Exchange] = ()
+) -> tuple[list[str], Completion]:
+    """The pieces of a reply, and the completion that ends its stream (checked to be last)."""
+    items = [item async for item in assistant.stream(message, history)]
+    *pieces, completion = items
+    assert isinstance(completion, Completion)
+    assert all(isinstance(piece, str) for piece in pieces)
+    return [str(piece) for piece in pieces], completion
+
+
+async def text(message: str, history: Sequence[Exchange] = ()) -> str:
+    return "".join((await reply(DummyAssistant(), message, history))[0])
+
+
 async def test_greets_back_on_the_first_turn() -> None:
-    reply = await DummyAssistant().reply("Hello!", [])
-    assert reply.text == "Hello! Nice to meet you. This is the start of our conversation."
+    assert await text("Hello!") == "Hello! Nice to meet you. This is the start of our conversation."
 
 
 async def test_greets_again_later_with_the_turn() -> None:
-    reply = await DummyAssistant().reply("hey you", exchanges(3))
-    assert "turn 4" in reply.text
-    assert reply.text.startswith("Hello again")
+    assert await text("hey you", exchanges(3)) == (
+        "Hello again! We are at turn 4 of our conversation."
+    )
 
 
 async def test_answers_help() -> None:
-    assert (await DummyAssistant().reply("  HELP? ", exchanges(1))).text == HELP_TEXT
+    assert await text("  HELP? ", exchanges(1)) == HELP_TEXT
 
 
 async def test_echoes_with_the_turn_number() -> None:
-    reply = await DummyAssistant().reply("what is 2+2", exchanges(2))
-    assert reply.text == 'You said: "what is 2+2". This is turn 3 of our conversation.'
+    assert await text("what is 2+2", exchanges(2)) == (
+        'You said: "what is 2+2". This is turn 3 of our conversation.'
+    )
+
+
+async def test_without_a_token_delay_the_reply_is_one_piece() -> None:
+    pieces, _ = await reply(DummyAssistant(), "hello")
+    assert pieces == ["Hello! Nice to meet you. This is the start of our conversation."]
+
+
+async def test_with_a_token_delay_it_streams_word_by_word() -> None:
+    started = time.monotonic()
+    pieces, _ = await reply(DummyAssistant(token_ms=20), "hello")
+    elapsed = time.monotonic() - started
+    assert pieces == [
+        "Hello! ", "Nice ", "to ", "meet ", "you. ", "This ", "is ", "the ", "start ", "of ",
+        "our ", "conversation.",
+    ]  # fmt: skip
+    # A pause between words, none before the first: 11 pauses of 20 ms.
+    assert elapsed >= 0.2
+
+
+async def test_streamed_and_whole_replies_are_the_same_text() -> None:
+    message = "  spaces\tand\nnew lines  "
+    whole, _ = await reply(DummyAssistant(), message, exchanges(1))
+    streamed, _ = await reply(DummyAssistant(token_ms=1), message, exchanges(1))
+    assert (
+        "".join(streamed)
+        == "".join(whole)
+        == ('You said: "spaces\tand\nnew lines". This is turn 2 of our conversation.')
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("one two", ["one ", "two"]),
+        ("  lead", ["  ", "lead"]),
+        ("trail  ", ["trail  "]),
+        ("a\n\nb", ["a\n\n", "b"]),
+        ("", []),
+    ],
+)
+def test_split_words_keeps_every_character(text: str, pieces: list[str]) -> None:
+    assert split_words(text) == pieces
 
 
 async def test_is_deterministic_and_reports_usage() -> None:
     history = exchanges(2)
-    first = await DummyAssistant().reply("same words here", history)
-    second = await DummyAssistant().reply("same words here", history)
+    first = await reply(DummyAssistant(), "same words here", history)
+    second = await reply(DummyAssistant(), "same words here", history)
     assert first == second
-    assert first.model == "dummy-1"
-    assert first.input_tokens == 3 + 4  # the message, plus one word per stored user/AI text
-    assert first.output_tokens == len(first.text.split())
+    pieces, completion = first
+    assert completion.model == "dummy-1"
+    assert completion.finish_reason == "stop"
+    assert completion.input_tokens == 3 + 4  # the message, plus one word per stored text
+    assert completion.output_tokens == len("".join(pieces).split())
 
 
-async def test_simulated_latency() -> None:
+async def test_simulated_latency_comes_before_the_first_word() -> None:
     started = time.monotonic()
-    await DummyAssistant(latency_ms=100).reply("hi", [])
+    stream = DummyAssistant(latency_ms=100).stream("hi", [])
+    await anext(stream)
     assert time.monotonic() - started >= 0.09
+    await stream.aclose()
 
 
 def test_factory_builds_the_configured_assistant() -> None:
-    assistant = create_assistant(Settings(assistant="dummy", assistant_latency_ms=5))
+    assistant = create_assistant(Settings(assistant="dummy", assistant_token_ms=5))
     assert isinstance(assistant, DummyAssistant)
+    assert (assistant.provider, assistant.model, assistant.server_url) == (
+        "chat-service",
+        "dummy-1",
+        None,
+    )
 
 
 @pytest.mark.parametrize("message", ["hi", "help", "anything else"])
 async def test_reply_is_never_empty(message: str) -> None:
-    assert (await DummyAssistant().reply(message, [])).text.strip()
+    assert (await text(message)).strip()

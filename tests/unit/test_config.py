@@ -60,7 +60,7 @@ def test_empty_values_keep_defaults() -> None:
         ({"CHAT_PORT": "70000"}, "CHAT_PORT must be between 0 and 65535"),
         ({"CHAT_PORT": "-1"}, "CHAT_PORT must be between"),
         ({"CHAT_LOG_LEVEL": "chatty"}, "CHAT_LOG_LEVEL must be one of"),
-        ({"CHAT_ASSISTANT": "gpt-9"}, "CHAT_ASSISTANT must be one of dummy, got 'gpt-9'"),
+        ({"CHAT_ASSISTANT": "gpt-9"}, "CHAT_ASSISTANT must be one of dummy, openai, got 'gpt-9'"),
         ({"CHAT_MAX_MESSAGE_CHARS": "0"}, "CHAT_MAX_MESSAGE_CHARS must be at least 1"),
         ({"CHAT_MAX_BODY_BYTES": "10"}, "CHAT_MAX_BODY_BYTES must be at least 1024"),
         ({"CHAT_ASSISTANT_LATENCY_MS": "-5"}, "must not be negative"),

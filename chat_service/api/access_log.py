@@ -1,0 +1,80 @@
+"""The access log: one JSON line per request, in the shape of every other log line.
+
+Built here directly instead of through ``logging`` (see telemetry/logs.py for why) and
+written through the process's ``LineOutput``. A handler adds its request's event fields
+(conversation, sizes, ...) with ``EVENT_FIELDS``; the telemetry middleware stores the
+request's trace ids and route, since the line is written after the request's span ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from chat_service.telemetry.context import SpanIds
+from chat_service.telemetry.log_output import LineOutput
+from chat_service.telemetry.logs import json_line
+from chat_service.timestamps import utc_now
+
+ACCESS_LOGGER = "chat_service.access"
+REQUEST_TRACE_IDS = web.RequestKey("trace_ids", SpanIds)
+REQUEST_ROUTE = web.RequestKey("route", str)
+EVENT_FIELDS = web.RequestKey("event_fields", dict[str, object])
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log: a JSON line per request, with the request's trace ids.
+
+    The line has the same shape as every other log line. :meth:`configure` sets where it
+    goes; until then it is an ordinary record of the ``chat_service.access`` logger, whose
+    level decides in both cases whether it is written.
+    """
+
+    service_name: ClassVar[str] = "chat-service"
+    output: ClassVar[LineOutput | None] = None
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        fields: dict[str, Any] = {
+            "http_method": request.method,
+            "route": request.get(REQUEST_ROUTE),
+            "path": request.path,
+            "status": response.status,
+            "duration_ms": round(time * 1000, 3),
+            "bytes_sent": response.body_length,  # status line and headers included
+            "remote": request.remote,
+            "user_agent": request.headers.get("User-Agent"),
+        }
+        if request_id := request.headers.get("X-Request-ID"):
+            fields["request_id"] = request_id
+        if (ids := request.get(REQUEST_TRACE_IDS)) is not None:
+            fields["trace_id"], fields["span_id"] = ids.trace_id, ids.span_id
+        if (event := request.get(EVENT_FIELDS)) is not None:
+            fields |= event
+        message = f"{request.method} {request.path} {response.status}"
+        if self.output is None:
+            self.logger.info(message, extra=fields)
+            return
+        line = {
+            "timestamp": utc_now(),
+            "level": "INFO",
+            "logger": self.logger.name,
+            "message": message,
+            "service": self.service_name,
+            **fields,
+        }
+        self.output.write_soon(json_line(line))
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    @classmethod
+    def configure(cls, output: LineOutput | None, service_name: str) -> None:
+        """Write lines through ``output`` (None: as records), naming ``service_name``."""
+        cls.output = output
+        cls.service_name = service_name

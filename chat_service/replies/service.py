@@ -1,0 +1,155 @@
+"""Answering a message: the domain's one workflow, shared by the plain and streamed APIs.
+
+A turn holds its conversation (one message at a time, in arrival order: see
+``ordering.py``), reads the context, gets the reply from the reply cache or the model, and
+stores the exchange. Model calls are capped at CHAT_MODEL_MAX_CONCURRENCY at once; a call
+that cannot start within CHAT_MODEL_TIMEOUT_S raises :class:`ModelBusy` before producing
+anything, so the API can still answer 503 instead of starting a stream.
+
+What the client is sent decides what is stored: the API saves the whole reply once it is
+complete, or, when the client stops a stream, the part of it that was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+
+from chat_service.assistant.base import Assistant, Completion, ReplyChunk
+from chat_service.replies.cache import ReplyCache, cache_key
+from chat_service.replies.ordering import ConversationLocks
+from chat_service.store.base import ChatStore, Exchange
+from chat_service.telemetry.genai import GenAITelemetry
+
+
+class ModelBusy(Exception):
+    """Every model slot stayed taken for the whole wait."""
+
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(f"no model slot became free within {waited_s:g} s")
+        self.waited_s = waited_s
+
+
+class ModelSlots:
+    """At most ``limit`` model calls at once; later ones queue, each for at most ``wait_s``."""
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.limit = limit
+        self._wait_s = wait_s
+        self._free = asyncio.Semaphore(limit)
+
+    @contextlib.asynccontextmanager
+    async def take(self) -> AsyncIterator[None]:
+        try:
+            await asyncio.wait_for(self._free.acquire(), self._wait_s)
+        except TimeoutError:
+            raise ModelBusy(self._wait_s) from None
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+class ReplyService:
+    def __init__(
+        self,
+        store: ChatStore,
+        assistant: Assistant,
+        telemetry: GenAITelemetry,
+        *,
+        context_turns: int,
+        slots: ModelSlots,
+        system_prompt: str | None = None,
+        cache: ReplyCache | None = None,
+    ) -> None:
+        self.store = store
+        self.assistant = assistant
+        self.telemetry = telemetry
+        self.context_turns = context_turns
+        self.slots = slots
+        self.system_prompt = system_prompt
+        self.cache = cache
+        self._locks = ConversationLocks()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, conversation_id: str, message: str) -> AsyncIterator[Turn]:
+        """Wait for the conversation's turn and read its context; the turn is this
+        conversation's until the ``with`` block ends. Raises StoreError."""
+        async with self._locks.hold(conversation_id):
+            history = await self.store.recent(conversation_id, self.context_turns)
+            yield Turn(self, conversation_id, message, history)
+
+    async def close(self) -> None:
+        await self.assistant.close()
+
+
+class Turn:
+    """One message being answered; see :meth:`ReplyService.turn`."""
+
+    def __init__(
+        self,
+        service: ReplyService,
+        conversation_id: str,
+        message: str,
+        history: Sequence[Exchange],
+    ) -> None:
+        self._service = service
+        self.conversation_id = conversation_id
+        self.message = message
+        self.history = history
+
+    async def reply(self) -> AsyncGenerator[str, None]:
+        """The reply, piece by piece. Raises ModelBusy (before the first piece) or
+        AssistantError; ``aclose()`` it to stop the model call."""
+        service = self._service
+        key = None
+        if service.cache is not None:
+            key = cache_key(
+                service.assistant.model, service.system_prompt, self.history, self.message
+            )
+            cached = service.cache.get(key)
+            service.telemetry.cache_lookup(hit=cached is not None)
+            if cached is not None:
+                replay = self._observe(_replay(cached), cached=True)
+                async with contextlib.aclosing(replay) as chunks:
+                    async for chunk in chunks:
+                        if isinstance(chunk, str):
+                            yield chunk
+                return
+        pieces: list[str] = []
+        completion: Completion | None = None
+        async with service.slots.take():
+            stream = service.assistant.stream(self.message, self.history)
+            async with contextlib.aclosing(self._observe(stream, cached=False)) as chunks:
+                async for chunk in chunks:
+                    if isinstance(chunk, Completion):
+                        completion = chunk
+                        continue
+                    if key is not None:
+                        pieces.append(chunk)
+                    yield chunk
+        complete = completion is not None and completion.finish_reason == "stop"
+        if key is not None and service.cache is not None and complete:
+            service.cache.put(key, "".join(pieces))
+
+    def _observe(
+        self, chunks: AsyncGenerator[ReplyChunk, None], *, cached: bool
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        return self._service.telemetry.observe(
+            chunks,
+            message=self.message,
+            history=self.history,
+            conversation_id=self.conversation_id,
+            cached=cached,
+        )
+
+    async def save(self, reply: str, *, trace_id: str | None = None) -> Exchange:
+        """Store the exchange (the whole reply, or the part the client was sent)."""
+        return await self._service.store.append(
+            self.conversation_id, self.message, reply, trace_id=trace_id
+        )
+
+
+async def _replay(reply: str) -> AsyncGenerator[ReplyChunk, None]:
+    yield reply
