@@ -25,7 +25,11 @@ def test_the_validator_would_catch_a_broken_document() -> None:
 def test_every_route_and_error_is_documented() -> None:
     paths = load_openapi()["paths"]
     assert set(paths["/chat/history"]["get"]["responses"]) == {"200", "400", "500"}
-    assert set(paths["/chat/message"]["post"]["responses"]) == {"200", "400", "413", "500"}
+    assert set(paths["/chat/message"]["post"]["responses"]) == {"200", "400", "413", "500", "503"}
+    assert set(paths["/chat/message"]["post"]["responses"]["200"]["content"]) == {
+        "application/json",
+        "text/event-stream",
+    }
     assert set(paths["/readyz"]["get"]["responses"]) == {"200", "503"}
     parameters = {p.get("name") or p["$ref"] for p in paths["/chat/history"]["get"]["parameters"]}
     assert {"limit", "before"} <= parameters

@@ -1,0 +1,271 @@
+"""The reply workflow's parts: one message at a time per conversation, the reply cache,
+the model slots, and the service that ties them to the store and the assistant."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from chat_service.assistant import DummyAssistant, ReplyChunk
+from chat_service.replies import ModelBusy, ModelSlots, ReplyCache, ReplyService
+from chat_service.replies.cache import cache_key
+from chat_service.replies.ordering import ConversationLocks
+from chat_service.store import Exchange, SQLiteChatStore
+from chat_service.telemetry.genai import GenAITelemetry
+from chat_service.telemetry.metrics import Metrics
+
+
+def exchange(turn: int, user: str = "u", ai: str = "a") -> Exchange:
+    return Exchange(id=turn, conversation_id="c", turn=turn, user=user, ai=ai, created_at="t")
+
+
+# -- ordering ---------------------------------------------------------------------------
+
+
+async def test_one_holder_per_conversation_and_waiters_go_in_arrival_order() -> None:
+    locks = ConversationLocks()
+    order: list[int] = []
+    release = asyncio.Event()
+
+    async def take(n: int) -> None:
+        async with locks.hold("c"):
+            order.append(n)
+            await release.wait()
+
+    tasks = [asyncio.create_task(take(n)) for n in range(5)]
+    await asyncio.sleep(0.01)
+    assert order == [0], "the first holds the conversation, the others wait"
+    release.set()
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3, 4]
+    assert len(locks) == 0, "an idle conversation keeps no lock"
+
+
+async def test_conversations_do_not_wait_for_each_other() -> None:
+    locks = ConversationLocks()
+    async with locks.hold("a"):
+        async with asyncio.timeout(1):
+            async with locks.hold("b"):
+                assert len(locks) == 2
+
+
+async def test_a_waiter_that_gives_up_leaves_no_lock_behind() -> None:
+    locks = ConversationLocks()
+    async with locks.hold("c"):
+        waiter = asyncio.create_task(locks.hold("c").__aenter__())
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+    assert len(locks) == 0
+
+
+# -- reply cache ------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cache_returns_a_reply_until_its_ttl_has_passed() -> None:
+    clock = Clock()
+    cache = ReplyCache(10, clock=clock)
+    cache.put("k", "reply")
+    clock.now += 9.9
+    assert cache.get("k") == "reply"
+    clock.now += 0.1
+    assert cache.get("k") is None
+    assert len(cache) == 0, "an expired entry is dropped"
+
+
+def test_cache_drops_the_least_recently_used_entry_first() -> None:
+    cache = ReplyCache(60, max_entries=2)
+    cache.put("a", "1")
+    cache.put("b", "2")
+    assert cache.get("a") == "1"  # now b is the least recently used
+    cache.put("c", "3")
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == ("1", None, "3")
+
+
+def test_cache_is_bounded_by_characters_of_reply_text() -> None:
+    cache = ReplyCache(60, max_chars=10)
+    cache.put("a", "x" * 6)
+    cache.put("b", "y" * 4)
+    assert len(cache) == 2, "exactly at the bound: both kept"
+    cache.put("c", "z")
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (None, "y" * 4, "z")
+    cache.put("huge", "w" * 11)
+    assert cache.get("huge") is None, "a reply over the whole bound is not kept"
+    assert cache.get("b") == "y" * 4, "and does not push others out"
+
+
+def test_cache_put_replaces_the_reply_under_a_key() -> None:
+    cache = ReplyCache(60, max_chars=10)
+    cache.put("a", "x" * 8)
+    cache.put("a", "y" * 8)
+    assert cache.get("a") == "y" * 8
+    cache.put("b", "zz")
+    assert cache.get("a") == "y" * 8, "the replaced reply no longer counts against the bound"
+
+
+def test_cache_key_covers_everything_the_model_sees() -> None:
+    history = [exchange(1, "q", "a")]
+    key = cache_key("m", "sys", history, "hello")
+    assert key == cache_key("m", "sys", [exchange(7, "q", "a")], "hello"), "text, not ids"
+    others = {
+        cache_key("other", "sys", history, "hello"),
+        cache_key("m", None, history, "hello"),
+        cache_key("m", "sys2", history, "hello"),
+        cache_key("m", "sys", [], "hello"),
+        cache_key("m", "sys", [exchange(1, "q", "b")], "hello"),
+        cache_key("m", "sys", [exchange(1, "q2", "a")], "hello"),
+        cache_key("m", "sys", history, "hello!"),
+        # The same characters split differently between user and AI text.
+        cache_key("m", "sys", [exchange(1, "qa", "")], "hello"),
+    }
+    assert key not in others
+    assert len(others) == 8
+
+
+# -- model slots ------------------------------------------------------------------------
+
+
+async def test_slots_admit_up_to_the_limit_and_queue_the_rest() -> None:
+    slots = ModelSlots(2, wait_s=1)
+    entered = asyncio.Event()
+    async with slots.take(), slots.take():
+        waiting = asyncio.create_task(_enter(slots, entered))
+        await asyncio.sleep(0.05)
+        assert not entered.is_set(), "a third call waits while two run"
+    await asyncio.wait_for(waiting, 1)
+    assert entered.is_set()
+
+
+async def test_a_call_that_cannot_start_in_time_is_refused() -> None:
+    slots = ModelSlots(1, wait_s=0.05)
+    async with slots.take():
+        with pytest.raises(ModelBusy) as refused:
+            async with slots.take():
+                pass
+    assert refused.value.waited_s == 0.05
+    async with asyncio.timeout(1), slots.take():
+        pass  # the slot is free again after the holder left
+
+
+async def _enter(slots: ModelSlots, entered: asyncio.Event) -> None:
+    async with slots.take():
+        entered.set()
+
+
+# -- the service ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteChatStore]:
+    opened = await SQLiteChatStore.open(tmp_path / "chat.db")
+    yield opened
+    await opened.close()
+
+
+def service_for(
+    store: SQLiteChatStore,
+    assistant: DummyAssistant,
+    metrics: Metrics | None = None,
+    *,
+    context_turns: int = 20,
+    cache: ReplyCache | None = None,
+) -> ReplyService:
+    telemetry = GenAITelemetry(
+        metrics or Metrics(), provider=assistant.provider, model=assistant.model
+    )
+    return ReplyService(
+        store,
+        assistant,
+        telemetry,
+        context_turns=context_turns,
+        slots=ModelSlots(8, wait_s=1),
+        cache=cache,
+    )
+
+
+async def answer(service: ReplyService, conversation: str, message: str) -> str:
+    async with service.turn(conversation, message) as turn:
+        async with contextlib.aclosing(turn.reply()) as pieces:
+            reply = "".join([piece async for piece in pieces])
+        await turn.save(reply)
+    return reply
+
+
+async def test_concurrent_messages_to_one_conversation_are_answered_in_order(
+    store: SQLiteChatStore,
+) -> None:
+    service = service_for(store, DummyAssistant(latency_ms=20))
+    replies = await asyncio.gather(*(answer(service, "c", f"m{n}") for n in range(5)))
+    assert replies == [
+        f'You said: "m{n}". This is turn {n + 1} of our conversation.' for n in range(5)
+    ]
+    stored = (await store.history("c")).exchanges
+    assert [(e.user, e.turn) for e in stored] == [(f"m{n}", n + 1) for n in range(5)]
+
+
+async def test_different_conversations_are_answered_at_the_same_time(
+    store: SQLiteChatStore,
+) -> None:
+    service = service_for(store, DummyAssistant(latency_ms=200))
+    async with asyncio.timeout(0.35):  # five conversations: one latency, not five
+        await asyncio.gather(*(answer(service, f"c{n}", "hi") for n in range(5)))
+
+
+async def test_the_context_is_the_conversations_latest_exchanges(
+    store: SQLiteChatStore,
+) -> None:
+    service = service_for(store, DummyAssistant(), context_turns=2)
+    for n in range(3):
+        await answer(service, "c", f"m{n}")
+    async with service.turn("c", "next") as turn:
+        assert [e.user for e in turn.history] == ["m1", "m2"]
+
+
+async def test_a_cached_reply_is_reused_without_the_model(store: SQLiteChatStore) -> None:
+    metrics = Metrics()
+    assistant = CountingAssistant()
+    service = service_for(store, assistant, metrics, cache=ReplyCache(60))
+    first = await answer(service, "a", "same question")
+    second = await answer(service, "b", "same question")  # another conversation, same context
+    assert first == second
+    assert assistant.calls == 1
+    third = await answer(service, "a", "same question")  # "a" now has context: a new reply
+    assert assistant.calls == 2
+    assert third != first
+    hits = metrics.reply_cache.labels(result="hit")._value.get()
+    misses = metrics.reply_cache.labels(result="miss")._value.get()
+    assert (hits, misses) == (1, 2)
+
+
+async def test_a_stopped_reply_is_not_cached(store: SQLiteChatStore) -> None:
+    assistant = CountingAssistant(token_ms=1)
+    service = service_for(store, assistant, cache=ReplyCache(60))
+    async with service.turn("a", "q") as turn:
+        pieces = turn.reply()
+        await anext(pieces)
+        await pieces.aclose()
+    await answer(service, "b", "q")
+    assert assistant.calls == 2
+
+
+class CountingAssistant(DummyAssistant):
+    def __init__(self, token_ms: int = 0) -> None:
+        super().__init__(token_ms=token_ms)
+        self.calls = 0
+
+    def stream(self, message: str, history: Sequence[Exchange]) -> AsyncGenerator[ReplyChunk, None]:
+        self.calls += 1
+        return super().stream(message, history)
