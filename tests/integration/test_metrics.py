@@ -18,6 +18,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.conftest import StartService
 from tests.support.binaries import require_binary
+from tests.support.metrics import samples
 from tests.support.otlp import OtlpHttpReceiver
 from tests.support.service import ServiceProcess, free_port
 
@@ -94,15 +95,6 @@ def test_openmetrics_format_parses_strictly_with_exemplars(
     assert trace_id in {exemplar.labels["trace_id"] for exemplar in exemplars}
     genai = families["gen_ai_client_operation_duration_seconds"].samples
     assert any(s.exemplar and s.exemplar.labels["trace_id"] == trace_id for s in genai)
-
-
-def samples(text: str, name: str) -> list[dict[str, str]]:
-    return [
-        dict(sample.labels) | {"value": str(sample.value)}
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    ]
 
 
 def test_red_metrics_are_labelled_by_route_template(

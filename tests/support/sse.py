@@ -1,0 +1,100 @@
+"""A blocking client for the service's server-sent events, for process tests.
+
+Reads a ``text/event-stream`` response line by line as the server writes it, and parses
+events as the SSE specification does (``event:``/``data:``/``id:`` fields, comment lines,
+CRLF or LF line ends, blank line ends an event). ``close()`` drops the connection at once,
+which is how a client stops a reply.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    event: str
+    data: Any  # the data field, decoded as JSON
+    received_at: float  # time.monotonic() when its last line arrived
+
+
+@dataclass
+class EventStream:
+    connection: http.client.HTTPConnection
+    comments: list[str] = field(default_factory=list)
+    _response: http.client.HTTPResponse | None = None
+
+    @property
+    def response(self) -> http.client.HTTPResponse:
+        """The response, waited for on first use (a stream's headers leave with its first
+        event, so a test can also close the request before they arrive)."""
+        if self._response is None:
+            self._response = self.connection.getresponse()
+        return self._response
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    def header(self, name: str) -> str | None:
+        return self.response.getheader(name)
+
+    def body(self) -> Any:
+        """The whole body as JSON: for answers that are not streams (errors)."""
+        return json.loads(self.response.read())
+
+    def events(self) -> Iterator[Event]:
+        name, data = "message", list[str]()
+        while True:
+            raw = self.response.readline()
+            if not raw:
+                return
+            line = raw.decode("utf-8").rstrip("\r\n")
+            if not line:
+                if data:
+                    yield Event(name, json.loads("\n".join(data)), time.monotonic())
+                name, data = "message", []
+            elif line.startswith(":"):
+                self.comments.append(line[1:].strip())
+            else:
+                key, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if key == "event":
+                    name = value
+                elif key == "data":
+                    data.append(value)
+
+    def close(self) -> None:
+        """Drop the connection (the socket is shut, not drained)."""
+        sock = self.connection.sock
+        if sock is not None:
+            sock.close()
+        self.connection.close()
+
+
+def post_stream(
+    port: int,
+    body: Any,
+    *,
+    path: str = "/chat/message",
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> EventStream:
+    """``POST`` ``body`` (JSON) asking for an event stream; the response is read on demand."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    connection.request(
+        "POST",
+        path,
+        body=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **(headers or {}),
+        },
+    )
+    return EventStream(connection)
