@@ -38,8 +38,9 @@ def split_words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-# How many exchanges' token counts to remember (about 100 KiB).
-_TOKEN_CACHE_SIZE = 2048
+# How many exchanges' token counts to remember (about 3 MiB): enough for the context of a
+# thousand busy conversations.
+_TOKEN_CACHE_SIZE = 32768
 
 
 class DummyAssistant:

@@ -41,10 +41,14 @@ class ModelSlots:
 
     @contextlib.asynccontextmanager
     async def take(self) -> AsyncIterator[None]:
-        try:
-            await asyncio.wait_for(self._free.acquire(), self._wait_s)
-        except TimeoutError:
-            raise ModelBusy(self._wait_s) from None
+        if self._free.locked():  # all taken: wait, for a while
+            try:
+                async with asyncio.timeout(self._wait_s):
+                    await self._free.acquire()
+            except TimeoutError:
+                raise ModelBusy(self._wait_s) from None
+        else:  # a free slot: taken at once, without arming a timer
+            await self._free.acquire()
         try:
             yield
         finally:
