@@ -66,6 +66,22 @@ def test_port_in_use(tmp_path: Path) -> None:
         ([], {"CHAT_PORT": "99999"}, "CHAT_PORT must be between 0 and 65535"),
         ([], {"CHAT_ASSISTANT": "nonexistent"}, "CHAT_ASSISTANT must be one of"),
         ([], {"CHAT_MAX_MESSAGE_CHARS": "lots"}, "CHAT_MAX_MESSAGE_CHARS has an invalid value"),
+        (
+            [],
+            {"CHAT_ASSISTANT": "openai", "OPENAI_API_KEY": "sk-test-0123456789"},
+            "CHAT_ASSISTANT=openai needs CHAT_MODEL",
+        ),
+        (
+            [],
+            {"CHAT_ASSISTANT": "openai", "CHAT_MODEL": "gpt-test"},
+            "CHAT_ASSISTANT=openai needs OPENAI_API_KEY or OPENAI_API_KEY_FILE",
+        ),
+        (
+            [],
+            {"CHAT_ASSISTANT": "openai", "CHAT_MODEL": "m", "OPENAI_API_KEY_FILE": "/no/such/key"},
+            "OPENAI_API_KEY_FILE cannot be read",
+        ),
+        ([], {"CHAT_MODEL_TIMEOUT_S": "0"}, "CHAT_MODEL_TIMEOUT_S must be positive"),
     ],
 )
 def test_bad_settings(tmp_path: Path, args: list[str], env: dict[str, str], expected: str) -> None:

@@ -65,6 +65,15 @@ def test_empty_values_keep_defaults() -> None:
         ({"CHAT_MAX_BODY_BYTES": "10"}, "CHAT_MAX_BODY_BYTES must be at least 1024"),
         ({"CHAT_ASSISTANT_LATENCY_MS": "-5"}, "must not be negative"),
         ({"CHAT_SHUTDOWN_TIMEOUT": "0"}, "CHAT_SHUTDOWN_TIMEOUT must be positive"),
+        ({"CHAT_ASSISTANT_TOKEN_MS": "-1"}, "CHAT_ASSISTANT_TOKEN_MS must not be negative"),
+        ({"CHAT_MODEL_TIMEOUT_S": "0"}, "CHAT_MODEL_TIMEOUT_S must be positive"),
+        ({"CHAT_MODEL_MAX_RETRIES": "-1"}, "CHAT_MODEL_MAX_RETRIES must not be negative"),
+        ({"CHAT_MODEL_MAX_CONCURRENCY": "0"}, "CHAT_MODEL_MAX_CONCURRENCY must be at least 1"),
+        ({"CHAT_MAX_OUTPUT_TOKENS": "0"}, "CHAT_MAX_OUTPUT_TOKENS must be at least 1"),
+        ({"CHAT_REPLY_CACHE_TTL_S": "-1"}, "CHAT_REPLY_CACHE_TTL_S must not be negative"),
+        ({"OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL must be an http"),
+        ({"CHAT_ASSISTANT": "openai", "OPENAI_API_KEY": "k"}, "needs CHAT_MODEL"),
+        ({"CHAT_ASSISTANT": "openai", "CHAT_MODEL": "m"}, "needs OPENAI_API_KEY"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -81,3 +90,60 @@ def test_flags_override_the_environment() -> None:
 def test_unset_flags_leave_the_environment() -> None:
     settings = load_settings(parse_args([]), {"CHAT_PORT": "9001"})
     assert settings.port == 9001
+
+
+def test_model_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "CHAT_ASSISTANT": "OpenAI",
+            "CHAT_MODEL": "llama3.2",
+            "CHAT_SYSTEM_PROMPT": "  Be brief.  ",
+            "CHAT_MAX_OUTPUT_TOKENS": "512",
+            "CHAT_MODEL_TIMEOUT_S": "7.5",
+            "CHAT_MODEL_MAX_RETRIES": "0",
+            "CHAT_MODEL_MAX_CONCURRENCY": "1",
+            "CHAT_REPLY_CACHE_TTL_S": "300",
+            "CHAT_ASSISTANT_TOKEN_MS": "40",
+            "OPENAI_BASE_URL": "http://localhost:11434/v1",
+            "OPENAI_API_KEY": "ollama",
+        }
+    )
+    assert settings.assistant == "openai"
+    assert (settings.model, settings.system_prompt, settings.max_output_tokens) == (
+        "llama3.2",
+        "Be brief.",
+        512,
+    )
+    assert (settings.model_timeout_s, settings.model_max_retries) == (7.5, 0)
+    assert settings.model_max_concurrency == 1
+    assert (settings.reply_cache_ttl_s, settings.assistant_token_ms) == (300, 40)
+    assert settings.openai_base_url == "http://localhost:11434/v1"
+    assert settings.openai_api_key == "ollama"
+
+
+def test_model_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.model_timeout_s == 60
+    assert settings.model_max_retries == 2
+    assert settings.model_max_concurrency == 32
+    assert settings.reply_cache_ttl_s == 0
+    assert settings.assistant_token_ms == 0
+    assert settings.model is settings.system_prompt is settings.openai_api_key is None
+
+
+def test_the_model_key_can_come_from_a_file_and_is_never_printed(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("sk-from-a-mounted-secret\n")
+    env = {"CHAT_ASSISTANT": "openai", "CHAT_MODEL": "m", "OPENAI_API_KEY_FILE": str(key_file)}
+    settings = Settings.from_env(env)
+    assert settings.openai_api_key == "sk-from-a-mounted-secret"
+    assert "sk-from" not in repr(settings)
+    explicit = Settings.from_env({**env, "OPENAI_API_KEY": "sk-explicit"})
+    assert explicit.openai_api_key == "sk-explicit", "the variable wins over the file"
+
+
+def test_an_empty_key_file_is_an_error(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("\n")
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY_FILE is empty"):
+        Settings.from_env({"OPENAI_API_KEY_FILE": str(key_file)})
