@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.model import ModelServer
 from tests.support.service import ServiceProcess, free_port, service_env
 
 StartService = Callable[..., ServiceProcess]
@@ -58,3 +59,17 @@ def assert_json_lines(stdout: str) -> None:
         assert isinstance(record, dict), line
         missing = REQUIRED_LOG_KEYS - record.keys()
         assert not missing, f"stdout line {number} lacks {missing}: {line}"
+
+
+@pytest.fixture(scope="session")
+def model_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
+    server = ModelServer(tmp_path_factory.mktemp("model-server")).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def model_server(model_server_process: ModelServer) -> ModelServer:
+    """The OpenAI-compatible model server, shared by the session, reset for each test."""
+    model_server_process.reset()
+    return model_server_process

@@ -66,15 +66,10 @@ class OpenAIAssistant:
             ),
         )
         self.server_url: str | None = str(self._client.base_url)
-        # OpenAI's own API takes the current parameter; compatible servers (Ollama,
-        # llama.cpp, older vLLM) know only the older one, which OpenAI deprecated.
-        self._max_completion_tokens: int | openai.Omit = openai.omit
-        self._max_tokens: int | openai.Omit = openai.omit
-        if max_output_tokens is not None:
-            if self._client.base_url.host == OPENAI_API_HOST:
-                self._max_completion_tokens = max_output_tokens
-            else:
-                self._max_tokens = max_output_tokens
+        limit: int | openai.Omit = openai.omit if max_output_tokens is None else max_output_tokens
+        parameter = output_limit_parameter(self._client.base_url.host)
+        self._max_tokens = limit if parameter == "max_tokens" else openai.omit
+        self._max_completion_tokens = limit if parameter == "max_completion_tokens" else openai.omit
 
     def messages(
         self, message: str, history: Sequence[Exchange]
@@ -151,8 +146,8 @@ class OpenAIAssistant:
                 messages=messages,
                 stream=True,
                 stream_options={"include_usage": True},
-                max_completion_tokens=self._max_completion_tokens,
                 max_tokens=self._max_tokens,
+                max_completion_tokens=self._max_completion_tokens,
             )
         except openai.APIError as exc:
             raise _failure(exc) from exc
@@ -171,6 +166,13 @@ class OpenAIAssistant:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def output_limit_parameter(host: str) -> str:
+    """The request parameter that bounds a reply's tokens on ``host``: OpenAI's own API takes
+    the current one; compatible servers (Ollama, llama.cpp, older vLLM) know only the older
+    one, which OpenAI deprecated."""
+    return "max_completion_tokens" if host == OPENAI_API_HOST else "max_tokens"
 
 
 def _delta(chunk: ChatCompletionChunk) -> tuple[str, str | None]:

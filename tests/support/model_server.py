@@ -1,0 +1,229 @@
+"""An OpenAI-compatible model server for tests: the stand-in for a remote model API.
+
+A real HTTP server (``python -m tests.support.model_server --port N``) speaking the
+chat-completions wire format as OpenAI does: plain JSON completions, or ``text/event-stream``
+chunks (``chat.completion.chunk``: the role first, then the content pieces, then the finish
+reason, the usage chunk when ``stream_options.include_usage`` asks for it, then
+``data: [DONE]``), and OpenAI's error bodies. The service's SDK talks to it unmodified.
+
+Faults are injected per request (``/_control/script``) or for all (``/_control/default``):
+an error status with ``Retry-After``, slowness before the answer or between chunks, a hang
+before answering or after some chunks. Everything received is recorded (``/_control/
+requests``), including when the client went away: the server runs with aiohttp's handler
+cancellation, so a client closing its connection is noticed at once, even mid-pause.
+
+The default reply is predictable: ``"Reply {n}: {last}"``, where ``n`` counts the user
+messages sent (so a test can see how much context arrived) and ``last`` is the newest one;
+it is streamed word by word (each word with the whitespace after it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import re
+import time
+from collections import deque
+from typing import Any
+
+from aiohttp import web
+
+Behaviour = dict[str, Any]
+
+_WORD = re.compile(r"\S+\s*|\s+")
+_ids = itertools.count(1)
+_ERROR_TYPES = {
+    401: ("invalid_request_error", "invalid_api_key"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+SCRIPT = web.AppKey("script", deque[Behaviour])
+DEFAULT = web.AppKey("default", dict[str, Behaviour])
+RECORDS = web.AppKey("records", list[dict[str, Any]])
+
+
+def default_reply(messages: list[dict[str, Any]]) -> str:
+    users = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
+    return f"Reply {len(users)}: {users[-1] if users else ''}"
+
+
+def split_words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _usage(messages: list[dict[str, Any]], pieces: list[str]) -> dict[str, int]:
+    prompt = sum(len(str(m.get("content", "")).split()) for m in messages)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": len(pieces),
+        "total_tokens": prompt + len(pieces),
+    }
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    script = request.app[SCRIPT]
+    behaviour = script.popleft() if script else request.app[DEFAULT]["behaviour"]
+    record: dict[str, Any] = {
+        "index": len(request.app[RECORDS]),
+        "path": request.path,
+        "headers": {name.lower(): value for name, value in request.headers.items()},
+        "body": body,
+        "received_at": time.time(),
+        "status": None,
+        "stream": bool(body.get("stream")),
+        "chunks_sent": 0,
+        "completed": False,
+        "disconnected_at": None,
+        "ended_at": None,
+    }
+    request.app[RECORDS].append(record)
+    try:
+        return await _answer(request, body, behaviour, record)
+    except (asyncio.CancelledError, ConnectionResetError):
+        record["disconnected_at"] = time.time()
+        raise
+    finally:
+        record["ended_at"] = time.time()
+
+
+async def _answer(
+    request: web.Request, body: dict[str, Any], behaviour: Behaviour, record: dict[str, Any]
+) -> web.StreamResponse:
+    if delay := behaviour.get("first_chunk_delay_s"):
+        await asyncio.sleep(delay)
+    if behaviour.get("hang"):
+        await asyncio.Event().wait()
+    status = int(behaviour.get("status", 200))
+    record["status"] = status
+    if status != 200:
+        return _error(request, status, behaviour)
+    messages: list[dict[str, Any]] = body.get("messages", [])
+    text = behaviour.get("reply", default_reply(messages))
+    pieces: list[str] = list(behaviour.get("chunks") or split_words(text))
+    model = behaviour.get("model", body.get("model", ""))
+    finish = behaviour.get("finish_reason", "stop")
+    common = {"id": f"chatcmpl-{next(_ids)}", "created": int(time.time()), "model": model}
+    usage = _usage(messages, pieces)
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": "".join(pieces)}
+        completion = {
+            **common,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage,
+        }
+        record["completed"] = True
+        return web.json_response(completion)
+
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+
+    async def send(delta: dict[str, Any], finish_reason: str | None = None) -> None:
+        chunk = {
+            **common,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+        if include_usage:
+            chunk["usage"] = None
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+    await send({"role": "assistant", "content": ""})
+    hang_after = behaviour.get("hang_after_chunks")
+    for number, piece in enumerate(pieces):
+        if hang_after is not None and number == hang_after:
+            await asyncio.Event().wait()
+        if delay := behaviour.get("chunk_delay_s"):
+            await asyncio.sleep(delay)
+        await send({"content": piece})
+        record["chunks_sent"] += 1
+    await send({}, finish)
+    if include_usage:
+        final = {**common, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+        await response.write(f"data: {json.dumps(final)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    record["completed"] = True
+    return response
+
+
+def _error(request: web.Request, status: int, behaviour: Behaviour) -> web.Response:
+    kind, code = _ERROR_TYPES.get(status, ("server_error", None))
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    message = str(behaviour.get("error_message", f"Test error {status}"))
+    error = {"message": message.replace("{api_key}", token), "type": kind, "param": None}
+    headers = {}
+    if (retry_after := behaviour.get("retry_after")) is not None:
+        headers["Retry-After"] = str(retry_after)
+    return web.json_response({"error": {**error, "code": code}}, status=status, headers=headers)
+
+
+async def list_models(request: web.Request) -> web.Response:
+    known = sorted({r["body"].get("model", "") for r in request.app[RECORDS]} - {""})
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in known]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def script(request: web.Request) -> web.Response:
+    request.app[SCRIPT].extend((await request.json())["behaviours"])
+    return web.json_response({"queued": len(request.app[SCRIPT])})
+
+
+async def set_default(request: web.Request) -> web.Response:
+    request.app[DEFAULT]["behaviour"] = await request.json()
+    return web.json_response({"status": "ok"})
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[SCRIPT].clear()
+    request.app[DEFAULT]["behaviour"] = {}
+    request.app[RECORDS].clear()
+    return web.json_response({"status": "ok"})
+
+
+async def requests(request: web.Request) -> web.Response:
+    return web.json_response(request.app[RECORDS])
+
+
+def create_app() -> web.Application:
+    app = web.Application()
+    app[SCRIPT] = deque[Behaviour]()
+    default: dict[str, Behaviour] = {"behaviour": {}}
+    app[DEFAULT] = default
+    app[RECORDS] = list[dict[str, Any]]()
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/health", health)
+    app.router.add_post("/_control/script", script)
+    app.router.add_post("/_control/default", set_default)
+    app.router.add_post("/_control/reset", reset)
+    app.router.add_get("/_control/requests", requests)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    web.run_app(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        handler_cancellation=True,  # a client going away cancels its handler: recorded
+        shutdown_timeout=0.5,
+        access_log=None,
+        print=None,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The OpenAI-compatible assistant against a real OpenAI-compatible server process
+(tests/support/model_server.py), through the unmodified openai SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from chat_service.assistant import AssistantError, Completion, ReplyChunk
+from chat_service.assistant.openai import OpenAIAssistant, output_limit_parameter
+from chat_service.store import Exchange
+from tests.support.model import ModelServer
+
+HISTORY = [
+    Exchange(
+        id=n,
+        conversation_id="c",
+        turn=n,
+        user=f"{word} question",
+        ai=f"{word} answer",
+        created_at="",
+    )
+    for n, word in ((1, "first"), (2, "second"))
+]
+
+
+@pytest.fixture
+async def assistant(model_server: ModelServer) -> AsyncIterator[OpenAIAssistant]:
+    made = OpenAIAssistant(
+        model="gpt-test",
+        api_key="sk-unit-test",
+        base_url=model_server.base_url,
+        system_prompt="Be brief.",
+        timeout_s=2,
+        max_retries=1,
+    )
+    yield made
+    await made.close()
+
+
+async def collect(chunks: AsyncIterator[ReplyChunk]) -> tuple[list[str], Completion]:
+    items = [chunk async for chunk in chunks]
+    *pieces, completion = items
+    assert isinstance(completion, Completion)
+    return [str(piece) for piece in pieces], completion
+
+
+async def test_sends_the_system_prompt_the_context_and_the_message(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    await collect(assistant.stream("third question", HISTORY))
+    [request] = model_server.requests()
+    body = request["body"]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": "second question"},
+        {"role": "assistant", "content": "second answer"},
+        {"role": "user", "content": "third question"},
+    ]
+    assert body["model"] == "gpt-test"
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert "max_tokens" not in body
+    assert "max_completion_tokens" not in body
+    assert request["headers"]["authorization"] == "Bearer sk-unit-test"
+
+
+async def test_streams_the_pieces_and_ends_with_the_models_usage(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    model_server.script({"chunks": ["Hel", "lo ", "world"], "model": "gpt-test-2026-01-01"})
+    pieces, completion = await collect(assistant.stream("hi", []))
+    assert pieces == ["Hel", "lo ", "world"]
+    [request] = model_server.requests()
+    assert completion.model == "gpt-test-2026-01-01"
+    assert completion.finish_reason == "stop"
+    # The server's usage: 1 word of prompt plus the system prompt's 2; one token per chunk.
+    assert (completion.input_tokens, completion.output_tokens) == (3, 3)
+    assert completion.response_id is not None
+    assert completion.response_id.startswith("chatcmpl-")
+    assert request["completed"] is True
+
+
+async def test_the_finish_reason_is_the_models(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    model_server.script({"reply": "cut short", "finish_reason": "length"})
+    _, completion = await collect(assistant.stream("hi", []))
+    assert completion.finish_reason == "length"
+
+
+async def test_without_a_system_prompt_the_conversation_comes_first(
+    model_server: ModelServer,
+) -> None:
+    assistant = OpenAIAssistant(model="m", api_key="k", base_url=model_server.base_url)
+    await collect(assistant.stream("hi", []))
+    await assistant.close()
+    assert model_server.requests()[0]["body"]["messages"] == [{"role": "user", "content": "hi"}]
+
+
+async def test_the_output_limit_is_sent(model_server: ModelServer) -> None:
+    assistant = OpenAIAssistant(
+        model="m", api_key="k", base_url=model_server.base_url, max_output_tokens=64
+    )
+    await collect(assistant.stream("hi", []))
+    await assistant.close()
+    body = model_server.requests()[0]["body"]
+    assert body["max_tokens"] == 64, "a compatible server gets the parameter they all know"
+    assert "max_completion_tokens" not in body
+
+
+@pytest.mark.parametrize(
+    ("host", "parameter"),
+    [
+        ("api.openai.com", "max_completion_tokens"),
+        ("localhost", "max_tokens"),
+        ("api.openai.com.example", "max_tokens"),
+    ],
+)
+def test_openai_itself_gets_the_current_output_limit_parameter(host: str, parameter: str) -> None:
+    assert output_limit_parameter(host) == parameter
+
+
+async def test_a_429_is_retried_and_counted(model_server: ModelServer) -> None:
+    retries: list[float] = []
+    assistant = OpenAIAssistant(
+        model="m",
+        api_key="k",
+        base_url=model_server.base_url,
+        max_retries=2,
+        on_retry=lambda: retries.append(time.monotonic()),
+    )
+    model_server.script({"status": 429, "retry_after": 0.3})
+    started = time.monotonic()
+    pieces, _ = await collect(assistant.stream("hi", []))
+    await assistant.close()
+    assert "".join(pieces) == "Reply 1: hi"
+    first, second = model_server.requests()
+    assert (first["status"], second["status"]) == (429, 200)
+    assert len(retries) == 1
+    assert second["received_at"] - first["received_at"] >= 0.25, "Retry-After is honoured"
+    assert time.monotonic() - started < 2
+
+
+async def test_a_server_that_keeps_failing_raises_with_its_type(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    model_server.default(status=500, error_message="upstream broke while reading {api_key}")
+    with pytest.raises(AssistantError) as failure:
+        await collect(assistant.stream("my private words", []))
+    assert failure.value.error_type == "InternalServerError"
+    assert len(model_server.requests()) == 2, "the first try and max_retries=1 retry"
+    assert "sk-unit-test" not in str(failure.value)
+    assert "private" not in str(failure.value)
+    assert str(failure.value) == "the model call failed (HTTP 500)"
+
+
+async def test_a_model_that_never_answers_times_out(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    model_server.default(hang=True)
+    started = time.monotonic()
+    with pytest.raises(AssistantError) as failure:
+        await collect(assistant.stream("hi", []))
+    elapsed = time.monotonic() - started
+    # The whole wait is bounded by the timeout (2 s), retries included.
+    assert 1.9 <= elapsed < 3, elapsed
+    assert failure.value.error_type == "TimeoutError"
+
+
+async def test_a_stall_mid_reply_fails_after_the_pieces_already_given(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    model_server.script({"hang_after_chunks": 2})
+    stream = assistant.stream("one two three", [])
+    assert [await anext(stream), await anext(stream)] == ["Reply ", "1: "]
+    with pytest.raises(AssistantError) as failure:
+        await anext(stream)
+    assert failure.value.error_type == "APITimeoutError"
+
+
+async def test_closing_the_stream_closes_the_request_to_the_model(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    model_server.script({"chunk_delay_s": 0.2, "reply": "a b c d e f g h i j"})
+    stream = assistant.stream("hi", [])
+    assert await anext(stream) == "a "
+    closed = time.time()
+    await stream.aclose()
+    deadline = time.monotonic() + 2
+    while (record := model_server.requests()[0])["disconnected_at"] is None:
+        assert time.monotonic() < deadline, "the model server never saw the client go"
+    assert record["disconnected_at"] - closed < 1
+    assert record["completed"] is False
+    assert record["chunks_sent"] < 10
+
+
+async def test_requests_carry_the_active_traceparent(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        await collect(assistant.stream("hi", []))
+        context = span.get_span_context()
+    headers = model_server.requests()[0]["headers"]
+    version, trace_id, parent_id, flags = headers["traceparent"].split("-")
+    assert (version, trace_id, parent_id) == (
+        "00",
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
+    )
+    assert int(flags, 16) & 0x01, "sampled"
+    assert trace.get_current_span().get_span_context().is_valid is False
