@@ -6,11 +6,16 @@ chunks (``chat.completion.chunk``: the role first, then the content pieces, then
 reason, the usage chunk when ``stream_options.include_usage`` asks for it, then
 ``data: [DONE]``), and OpenAI's error bodies. The service's SDK talks to it unmodified.
 
-Faults are injected per request (``/_control/script``) or for all (``/_control/default``):
-an error status with ``Retry-After``, slowness before the answer or between chunks, a hang
-before answering or after some chunks. Everything received is recorded (``/_control/
-requests``), including when the client went away: the server runs with aiohttp's handler
-cancellation, so a client closing its connection is noticed at once, even mid-pause.
+Faults are injected per request (``/_control/script``) or for all (``/_control/default``).
+A behaviour is a JSON object, every field optional: ``status`` (an error status, with
+OpenAI's error body; ``error_message`` may quote the presented key as ``{api_key}``),
+``retry_after`` (seconds), ``reply`` or ``chunks`` (the text, or its exact pieces),
+``model`` (the response's model), ``finish_reason``, ``first_chunk_delay_s`` (before
+answering), ``chunk_delay_s`` or ``chunk_delays`` (before each content chunk), ``hang``
+(never answer) and ``hang_after_chunks`` (stall after that many content chunks).
+Everything received is recorded (``/_control/requests``), including when the client went
+away: the server runs with aiohttp's handler cancellation, so a client closing its
+connection is noticed at once, even mid-pause.
 
 The default reply is predictable: ``"Reply {n}: {last}"``, where ``n`` counts the user
 messages sent (so a test can see how much context arrived) and ``last`` is the newest one;
@@ -134,11 +139,12 @@ async def _answer(
 
     await send({"role": "assistant", "content": ""})
     hang_after = behaviour.get("hang_after_chunks")
+    delays = behaviour.get("chunk_delays") or [behaviour.get("chunk_delay_s", 0)] * len(pieces)
     for number, piece in enumerate(pieces):
         if hang_after is not None and number == hang_after:
             await asyncio.Event().wait()
-        if delay := behaviour.get("chunk_delay_s"):
-            await asyncio.sleep(delay)
+        if delays[number]:
+            await asyncio.sleep(delays[number])
         await send({"content": piece})
         record["chunks_sent"] += 1
     await send({}, finish)
