@@ -17,6 +17,7 @@ from chat_service.telemetry.tracing import EXPORT_FLUSH_TIMEOUT_S
 from tests.conftest import StartService
 from tests.support.load import PostLoad
 from tests.support.otlp import OtlpHttpReceiver
+from tests.support.sse import post_stream
 
 IN_FLIGHT = 16
 # CHAT_SHUTDOWN_TIMEOUT (10 s) + exporter flush (5 s): what k8s/ must allow after preStop.
@@ -35,8 +36,14 @@ def refuses_connections(port: int) -> bool:
 def test_in_flight_requests_finish_and_are_stored(start_service: StartService, sig: int) -> None:
     service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "500", "CHAT_RATE_LIMIT_RPS": "0"})
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        # One conversation each: a conversation answers one message at a time.
         futures = [
-            pool.submit(service.request, "POST", "/chat/message", {"message": f"in flight {i}"})
+            pool.submit(
+                service.request,
+                "POST",
+                "/chat/message",
+                {"message": f"in flight {i}", "conversation_id": f"c{i}"},
+            )
             for i in range(IN_FLIGHT)
         ]
         time.sleep(0.2)  # every request is now inside the assistant's 500 ms
@@ -54,10 +61,24 @@ def test_in_flight_requests_finish_and_are_stored(start_service: StartService, s
     assert "draining: finishing in-flight requests" in messages
 
     restarted = start_service(db_path=service.db_path)
-    _, _, history = restarted.request("GET", "/chat/history")
-    assert sorted(item["user"] for item in history) == sorted(
-        f"in flight {i}" for i in range(IN_FLIGHT)
-    )
+    for i in range(IN_FLIGHT):
+        _, _, history = restarted.request("GET", f"/chat/history?conversation_id=c{i}")
+        assert [item["user"] for item in history] == [f"in flight {i}"]
+
+
+def test_a_stream_open_at_sigterm_finishes_and_is_stored(start_service: StartService) -> None:
+    service = start_service(env={"CHAT_ASSISTANT_TOKEN_MS": "100"})
+    stream = post_stream(service.port, {"message": "keep talking"})
+    events = stream.events()
+    assert next(events).event == "delta"
+    service.process.send_signal(signal.SIGTERM)
+    rest = list(events)
+    assert rest[-1].event == "done"
+    reply = rest[-1].data["response"]
+    assert reply == 'You said: "keep talking". This is turn 1 of our conversation.'
+    assert service.process.wait(STOP_BOUND_S) == 0
+    restarted = start_service(db_path=service.db_path)
+    assert restarted.request("GET", "/chat/history")[2] == [{"user": "keep talking", "AI": reply}]
 
 
 def test_sigterm_under_load_fails_no_accepted_request(start_service: StartService) -> None:
