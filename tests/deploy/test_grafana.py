@@ -69,7 +69,7 @@ def test_the_dashboard_shows_what_the_issue_asks_for(dashboard: Doc) -> None:
     assert 'http_response_status_code=~"5.."' in errors["targets"][0]["expr"]
     for words, metric in (
         ("request latency", "http_server_request_duration_seconds_bucket"),
-        ("assistant latency", "gen_ai_client_operation_duration_seconds_bucket"),
+        ("model call duration", "gen_ai_client_operation_duration_seconds_bucket"),
     ):
         panel = panel_titled(dashboard, words)
         quantiles = {quantile_of(t["expr"]) for t in panel["targets"]}
@@ -79,6 +79,58 @@ def test_the_dashboard_shows_what_the_issue_asks_for(dashboard: Doc) -> None:
         "chat_store_commit_batch_size"
         in panel_titled(dashboard, "batch size")["targets"][0]["expr"]
     )
+
+
+def test_the_dashboard_shows_the_model(dashboard: Doc) -> None:
+    first_chunk = panel_titled(dashboard, "time to first chunk")
+    assert {quantile_of(t["expr"]) for t in first_chunk["targets"]} == {"0.5", "0.95"}
+    for target in first_chunk["targets"]:
+        assert "gen_ai_client_operation_time_to_first_chunk_seconds_bucket" in target["expr"]
+        assert "by (le, gen_ai_request_model)" in target["expr"]
+        assert target["exemplar"] is True
+    assert first_chunk["fieldConfig"]["defaults"]["unit"] == "s"
+
+    [tokens_per_second] = panel_titled(dashboard, "tokens per second")["targets"]
+    assert tokens_per_second["expr"].startswith("sum by (gen_ai_request_model) (rate(")
+    assert (
+        'gen_ai_client_token_usage_sum{job="chat-service", gen_ai_token_type="output"}'
+        in (tokens_per_second["expr"])
+    )
+
+    [usage] = panel_titled(dashboard, "token usage by model")["targets"]
+    assert "by (gen_ai_request_model, gen_ai_token_type)" in usage["expr"]
+    assert "gen_ai_client_token_usage_sum" in usage["expr"]
+
+    [errors] = panel_titled(dashboard, "model errors by type")["targets"]
+    assert errors["expr"].startswith("sum by (error_type) (rate(")
+    assert (
+        'gen_ai_client_operation_duration_seconds_count{job="chat-service", error_type!=""}'
+        in (errors["expr"])
+    )
+
+    retries, streams = panel_titled(dashboard, "retries and open streams")["targets"]
+    assert "rate(chat_model_retries_total" in retries["expr"]
+    assert streams["expr"] == 'sum(chat_streams_open{job="chat-service"})'
+
+    cache = panel_titled(dashboard, "cache hit ratio")
+    assert 'result="hit"' in cache["targets"][0]["expr"]
+    assert cache["fieldConfig"]["defaults"]["unit"] == "percentunit"
+
+
+def test_panels_do_not_overlap(dashboard: Doc) -> None:
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        area = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        assert not area & cells, f"{panel['title']!r} overlaps another panel"
+        cells |= area
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
 
 
 def test_every_panel_queries_the_provisioned_prometheus(
