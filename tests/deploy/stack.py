@@ -121,8 +121,39 @@ def env_of(docs: list[Doc], container: Doc) -> dict[str, str]:
 # ---------------------------------------------------------------- compose
 
 
-def compose() -> Doc:
-    doc: Doc = load_yaml(REPO / "docker-compose.yml")
+# Compose's interpolation: ${NAME}, ${NAME:-default} (unset or empty) and ${NAME-default}
+# (unset); $$ is a literal dollar sign.
+_INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+
+
+def interpolate(value: Any, environ: dict[str, str]) -> Any:
+    """``value`` (the parsed compose file, or a part of it) as compose fills it in from
+    ``environ``, the environment of the shell that runs ``docker compose``."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, environ) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, operator, default = match.groups()
+        current = environ.get(name)
+        if operator == ":-" and not current:
+            return str(default)
+        if operator == "-" and current is None:
+            return str(default)
+        return current or ""
+
+    return _INTERPOLATION.sub(substitute, value)
+
+
+def compose(environ: dict[str, str] | None = None) -> Doc:
+    """docker-compose.yml as compose reads it, from a shell whose environment is ``environ``
+    (none of the variables set, by default)."""
+    doc: Doc = interpolate(load_yaml(REPO / "docker-compose.yml"), environ or {})
     return doc
 
 

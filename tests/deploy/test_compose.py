@@ -8,13 +8,15 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from chat_service.app import EXPORT_FLUSH_TIMEOUT_S
 from chat_service.config import Settings
+from chat_service.telemetry.tracing import EXPORT_FLUSH_TIMEOUT_S
 from tests.deploy.stack import (
     COMPONENTS,
     REPO,
     Doc,
     bind_mounts,
+    compose,
+    interpolate,
     load_yaml,
     published_ports,
     run,
@@ -151,3 +153,52 @@ def test_grafana_is_provisioned_from_the_repository(compose_file: Doc) -> None:
     assert (dashboards_dir / "chat-service.json").is_file()
     home = service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (dashboards_dir / PurePosixPath(home).name).is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "expected"),
+    [
+        ("${A:-d}", {}, "d"),
+        ("${A:-d}", {"A": ""}, "d"),
+        ("${A:-d}", {"A": "x"}, "x"),
+        ("${A-d}", {"A": ""}, ""),
+        ("${A-d}", {}, "d"),
+        ("${A}", {}, ""),
+        ("pre-${A}-post", {"A": "x"}, "pre-x-post"),
+        ("$$A", {"A": "x"}, "$A"),
+    ],
+)
+def test_interpolation_reads_the_compose_file_as_compose_does(
+    text: str, environ: dict[str, str], expected: str
+) -> None:
+    assert interpolate(text, environ) == expected
+
+
+def test_the_assistant_is_the_dummy_unless_the_shell_names_a_model() -> None:
+    environment = compose()["services"]["chat-service"]["environment"]
+    settings = Settings.from_env(environment)
+    assert settings.assistant == "dummy"
+    assert settings.model is settings.openai_api_key is settings.openai_base_url is None
+
+    shell = {
+        "CHAT_ASSISTANT": "openai",
+        "CHAT_MODEL": "llama3.2",
+        "OPENAI_BASE_URL": "http://host.docker.internal:11434/v1",
+        "OPENAI_API_KEY": "ollama",
+        "CHAT_SYSTEM_PROMPT": "Be brief.",
+    }
+    settings = Settings.from_env(compose(shell)["services"]["chat-service"]["environment"])
+    assert (settings.assistant, settings.model, settings.system_prompt) == (
+        "openai",
+        "llama3.2",
+        "Be brief.",
+    )
+    assert settings.openai_base_url == "http://host.docker.internal:11434/v1"
+    assert settings.openai_api_key == "ollama"
+
+
+def test_a_model_server_on_the_host_is_reachable(compose_file: Doc) -> None:
+    assert (
+        "host.docker.internal:host-gateway"
+        in compose_file["services"]["chat-service"]["extra_hosts"]
+    )

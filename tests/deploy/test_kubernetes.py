@@ -8,8 +8,8 @@ from pathlib import PurePosixPath
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
-from chat_service.app import EXPORT_FLUSH_TIMEOUT_S
 from chat_service.config import Settings
+from chat_service.telemetry.tracing import EXPORT_FLUSH_TIMEOUT_S
 from tests.deploy.stack import (
     COMPONENTS,
     KUBERNETES_VERSION,
@@ -224,3 +224,21 @@ def test_observability_configmaps_are_the_files_compose_mounts(rendered: list[Do
     assert volume["configMap"]["name"] == collector["metadata"]["name"]
     mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
     assert f"--config={mount['mountPath']}/config.yaml" in container["args"]
+
+
+def test_the_model_key_is_an_optional_secret_mounted_as_a_file(rendered: list[Doc]) -> None:
+    statefulset = find(rendered, "StatefulSet", "chat-service")
+    (container,) = containers(statefulset)
+    volumes = {volume["name"]: volume for volume in pod_spec(statefulset)["volumes"]}
+    secret = volumes["model-key"]["secret"]
+    assert (secret["secretName"], secret["optional"]) == ("chat-service-model", True)
+    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    assert mounts["model-key"]["readOnly"] is True
+    # The key file the env file points at (commented out, like the Secret) is in that mount.
+    lines = (REPO / "k8s" / "chat-service.env").read_text().splitlines()
+    [key_file] = [line.split("=", 1)[1] for line in lines if "OPENAI_API_KEY_FILE=" in line]
+    assert PurePosixPath(key_file).parent == PurePosixPath(mounts["model-key"]["mountPath"])
+    env = env_of(rendered, container)
+    assert env["CHAT_ASSISTANT"] == "dummy"
+    assert "OPENAI_API_KEY" not in env, "a key never goes in a ConfigMap"
+    assert "OPENAI_API_KEY_FILE" not in env, "only once the Secret exists"

@@ -7,6 +7,8 @@ has no policy of that type) for pods of the stack in the chat-service namespace.
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from tests.deploy.stack import Doc, find, pod_spec, workloads
@@ -131,3 +133,43 @@ def test_only_the_frontend_takes_traffic_from_outside_the_stack(rendered: list[D
             if allowed(rendered, "ingress", labels, outsider, entry["containerPort"]):
                 open_to_all.append((item["metadata"]["name"], entry["containerPort"]))
     assert open_to_all == [("frontend", 8085)]
+
+
+def reaches_address(rendered: list[Doc], source: str, address: str, port: int) -> bool:
+    """Whether ``source``'s egress policies let it open ``address``:``port`` outside the
+    cluster (ipBlock peers: the CIDR minus its exceptions)."""
+    labels = pod_labels(rendered, source)
+    ip = ipaddress.ip_address(address)
+    for policy in rendered:
+        if policy["kind"] != "NetworkPolicy" or "Egress" not in policy["spec"]["policyTypes"]:
+            continue
+        if not selects(policy["spec"]["podSelector"], labels):
+            continue
+        for rule in policy["spec"].get("egress", []):
+            if not port_matches(rule, port):
+                continue
+            for peer in rule.get("to", []):
+                block = peer.get("ipBlock")
+                if block is None:
+                    continue
+                inside = ip in ipaddress.ip_network(block["cidr"])
+                excepted = any(ip in ipaddress.ip_network(c) for c in block.get("except", []))
+                if inside and not excepted:
+                    return True
+    return False
+
+
+# A public address (documentation range) standing for a hosted model API, and private ones.
+PUBLIC = "203.0.113.10"
+
+
+def test_the_service_may_reach_a_model_api_over_https(rendered: list[Doc]) -> None:
+    assert reaches_address(rendered, "chat-service", PUBLIC, 443)
+    assert not reaches_address(rendered, "chat-service", PUBLIC, 80), "HTTPS only"
+    for private in ("10.1.2.3", "172.16.0.5", "192.168.1.1"):
+        assert not reaches_address(rendered, "chat-service", private, 443), private
+
+
+def test_no_other_pod_reaches_outside_the_cluster(rendered: list[Doc]) -> None:
+    for name in ("frontend", "otel-collector", "jaeger", "prometheus"):
+        assert not reaches_address(rendered, name, PUBLIC, 443), name
