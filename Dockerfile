@@ -24,6 +24,14 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
     && pip --python /opt/venv/bin/python install --no-cache-dir --no-index \
         --find-links /wheels /wheels/chat_service-*.whl
 
+# ---------------------------------------------------------------- frontend libraries
+# The page's two npm libraries (marked, DOMPurify), installed exactly as the lock file says;
+# npm ci copies their ES module builds into vendor/, and only that folder reaches NGINX.
+FROM node:24.11.1-alpine3.22 AS frontend-libraries
+WORKDIR /build
+COPY frontend/package.json frontend/package-lock.json frontend/copy-vendor.mjs ./
+RUN npm ci --no-audit --no-fund
+
 # ---------------------------------------------------------------- frontend
 # NGINX (unprivileged image: uid 101, no root needed) serving the page and proxying the API.
 # The official entrypoint renders /etc/nginx/templates/*.template with envsubst into
@@ -35,7 +43,8 @@ ENV NGINX_PORT=8085 \
 USER 0
 RUN rm -f /usr/share/nginx/html/index.html /usr/share/nginx/html/50x.html
 USER 101
-COPY frontend/*.html frontend/*.js frontend/*.css frontend/*.json frontend/*.svg /usr/share/nginx/html/
+COPY frontend/*.html frontend/*.js frontend/*.css frontend/config.json frontend/*.svg /usr/share/nginx/html/
+COPY --from=frontend-libraries /build/vendor/ /usr/share/nginx/html/vendor/
 # Named default.conf.template so that it replaces the image's stock server on :8080.
 COPY frontend/nginx.conf.template /etc/nginx/templates/default.conf.template
 EXPOSE 8085

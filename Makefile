@@ -18,6 +18,23 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The page's Markdown libraries (frontend/package.json) when Node.js is here; the page works
+# without them, showing replies as plain text.
+NPM := $(shell command -v npm 2>/dev/null)
+ifdef NPM
+FRONTEND_LIBRARIES := frontend/vendor/.installed
+else
+FRONTEND_LIBRARIES := no-frontend-libraries
+endif
+
+frontend/vendor/.installed: frontend/package.json frontend/package-lock.json frontend/copy-vendor.mjs
+	cd frontend && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: no-frontend-libraries
+no-frontend-libraries:
+	@echo "npm not found: the page shows replies as plain text; install Node.js and run make again for Markdown."
+
 $(VENV)/.installed-run: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
@@ -26,14 +43,14 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run ## serve the API (and the page, if frontend/ exists) on 127.0.0.1:8000
+run: $(VENV)/.installed-run $(FRONTEND_LIBRARIES) ## serve the API (and the page, if frontend/ exists) on 127.0.0.1:8000
 	CHAT_FRONTEND_DIR=$${CHAT_FRONTEND_DIR-$(FRONTEND_DIR)} $(BIN)/chat-service
 
-test: $(VENV)/.installed-test ## run every test, then the linters
+test: $(VENV)/.installed-test $(FRONTEND_LIBRARIES) ## run every test, then the linters
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
 
-test-only: $(VENV)/.installed-test ## run the tests without the linters (pass ARGS="-k name")
+test-only: $(VENV)/.installed-test $(FRONTEND_LIBRARIES) ## run the tests without the linters (pass ARGS="-k name")
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed-test ## ruff (lint and format check) and mypy
@@ -51,5 +68,6 @@ format: $(VENV)/.installed-test ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean: ## remove the virtualenv and caches (not your chat.db)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+clean: ## remove the virtualenv, the page's libraries and caches (not your chat.db)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info \
+		frontend/node_modules frontend/vendor

@@ -1,21 +1,28 @@
-// The chat page: history, sending, errors with retry, connection state.
+// The chat page: history, streamed replies with Stop, errors with retry, connection state.
 //
-// An ES module (strict mode by definition), no framework, no build step. Every piece of user
-// or assistant text goes into the page through textContent / text nodes, never as HTML; the
+// An ES module (strict mode by definition), no framework, no build step. User text goes into
+// the page through textContent / text nodes only; assistant replies are rendered as sanitized
+// Markdown (markdown.js) when its libraries are installed, as text otherwise. The
 // Content-Security-Policy's Trusted Types directive makes any HTML sink throw, as a backstop.
 // URLs are relative ("chat/history"), so the page works behind NGINX and from the service.
 
+import { loadMarkdown } from "./markdown.js";
+import { readEvents } from "./sse.js";
+
 const HISTORY_PAGE_SIZE = 50;
 const HISTORY_TIMEOUT_MS = 15_000;
-// A real model can be slow. NGINX's proxy_read_timeout is the same, so the page never gives up
-// on a reply the proxy is still waiting for.
+// How long the page waits for a reply to start. A real model can be slow to begin; NGINX's
+// proxy_read_timeout is the same, so the page never gives up on a reply the proxy still waits
+// for. Once the reply streams there is no limit: the service's keep-alive comments and the
+// Stop button take over.
 const SEND_TIMEOUT_MS = 120_000;
 // Within this distance of the bottom the reader is "following" the conversation.
 const FOLLOW_THRESHOLD_PX = 80;
 // While the service is unreachable, /readyz is polled with this backoff.
 const RECONNECT_DELAYS_MS = [2_000, 4_000, 8_000, 15_000, 30_000];
 const UNAVAILABLE_STATUSES = new Set([502, 503, 504]);
-const SETTLED_MESSAGES = ".message:not(.message--failed, .message--pending, .message--thinking)";
+const SETTLED_MESSAGES =
+  ".message:not(.message--failed, .message--pending, .message--thinking, .message--streaming)";
 const TRACERESPONSE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 const $ = (id) => document.getElementById(id);
@@ -32,6 +39,7 @@ const ui = {
   composer: $("composer"),
   input: $("message"),
   send: $("send"),
+  stop: $("stop"),
 };
 
 const state = {
@@ -45,6 +53,8 @@ const state = {
   topObserver: null,
   reconnectTimer: 0,
   reconnectAttempt: 0,
+  renderMarkdown: null, // text -> DocumentFragment, once markdown.js has its libraries
+  reply: null, // the reply being streamed: { controller, stopped }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -214,14 +224,27 @@ function messageItem(role, text, { traceId = null } = {}) {
   const item = element("li", `message message--${role}`);
   if (role === "ai") item.append(avatar());
   const body = element("div", "message__body");
-  const bubble = element("p", "bubble");
+  const bubble = element("div", "bubble");
   // Screen readers hear who spoke; sighted readers see it from side and colour.
   bubble.append(element("span", "visually-hidden", role === "user" ? "You: " : "Assistant: "));
-  bubble.append(document.createTextNode(text));
+  const content = element("div", "message__text");
+  bubble.append(content);
   body.append(bubble);
   if (traceId && state.jaegerBaseUrl) body.append(traceLink(traceId));
   item.append(body);
+  setText(item, role, text);
   return item;
+}
+
+// The message's text: a reply as Markdown when the page can render it safely, else as text.
+function setText(item, role, text) {
+  const content = item.querySelector(".message__text");
+  if (role === "ai" && state.renderMarkdown) {
+    content.classList.add("message__text--markdown");
+    content.replaceChildren(state.renderMarkdown(text));
+  } else {
+    content.textContent = text;
+  }
 }
 
 // Decoration only: the bubble itself says "Assistant:" to screen readers.
@@ -254,7 +277,7 @@ function exchangeItems(exchanges) {
 function thinkingItem() {
   const item = element("li", "message message--ai message--thinking");
   item.append(avatar());
-  const bubble = element("p", "bubble");
+  const bubble = element("div", "bubble");
   const dots = element("span", "dots");
   dots.setAttribute("aria-hidden", "true");
   dots.append(element("span", "dot"), element("span", "dot"), element("span", "dot"));
@@ -395,6 +418,8 @@ function watchTopOfHistory() {
 
 async function send(text) {
   if (state.pending) return;
+  const reply = { controller: new AbortController(), stopped: false };
+  state.reply = reply;
   setPending(true);
   const userItem = messageItem("user", text);
   userItem.classList.add("message--pending");
@@ -402,38 +427,156 @@ async function send(text) {
   ui.messages.append(userItem, thinking);
   updateEmptyState();
   scrollToBottom(); // the reader just sent this, so they want to see it
+  const streamed = { item: null, text: "", frame: 0 };
   try {
-    const { response, body } = await callApi(
-      "chat/message",
-      {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ message: text }),
-      },
-      SEND_TIMEOUT_MS,
-    );
-    if (body?.status !== "Success" || typeof body.response !== "string") {
-      throw new ApiError("The service sent a reply in an unknown format.");
-    }
+    const response = await startReply(text, reply.controller);
+    const traceId = traceIdOf(response);
+    const showPiece = (piece) => {
+      if (!streamed.item) {
+        streamed.item = messageItem("ai", "", { traceId });
+        streamed.item.classList.add("message--streaming");
+        thinking.replaceWith(streamed.item);
+      }
+      streamed.text += piece;
+      scheduleRender(streamed);
+    };
+    const whole = await readReply(response, showPiece);
+    cancelAnimationFrame(streamed.frame);
     userItem.classList.remove("message--pending");
-    thinking.replaceWith(messageItem("ai", body.response, { traceId: traceIdOf(response) }));
-    announce(`Assistant: ${body.response}`);
+    const item = streamed.item ?? messageItem("ai", "", { traceId });
+    if (!streamed.item) thinking.replaceWith(item);
+    item.classList.remove("message--streaming");
+    setText(item, "ai", whole);
+    announce(`Assistant: ${whole}`);
     followOrNotify();
   } catch (error) {
+    cancelAnimationFrame(streamed.frame);
     thinking.remove();
-    reportFailure(error);
-    markFailed(userItem, text, error.message);
+    if (streamed.item && (reply.stopped || error.cutOff)) {
+      // The service stores what it sent when a stream ends early: keep it, as it will be.
+      if (error.cutOff) reportFailure(error);
+      userItem.classList.remove("message--pending");
+      keepPartial(streamed, reply.stopped ? "Stopped" : "Connection lost: the reply was cut off");
+    } else {
+      streamed.item?.remove();
+      if (!reply.stopped) reportFailure(error);
+      markFailed(
+        userItem,
+        text,
+        reply.stopped ? "Stopped before the reply began." : error.message,
+      );
+    }
   } finally {
+    state.reply = null;
     setPending(false);
   }
 }
 
+// POST the message asking for a stream; resolves once the reply has started (or failed).
+async function startReply(text, controller) {
+  const timer = setTimeout(() => controller.abort(new DOMException("", "TimeoutError")), SEND_TIMEOUT_MS);
+  let response;
+  try {
+    response = await fetch("chat/message", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ message: text }),
+      signal: controller.signal,
+    });
+  } catch (error) {
+    throw requestError(error, controller);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!response.ok) {
+    const body = await readJson(response);
+    throw new ApiError(errorMessage(response, body), {
+      unreachable: UNAVAILABLE_STATUSES.has(response.status),
+    });
+  }
+  setConnection("online");
+  return response;
+}
+
+function requestError(error, controller) {
+  if (controller.signal.reason?.name === "TimeoutError") {
+    return new ApiError("The service took too long to answer.");
+  }
+  if (error.name === "AbortError") return error; // Stop
+  return new ApiError("Can't reach the chat service. Check that it is running, then retry.", {
+    unreachable: true,
+  });
+}
+
+// The reply's events: each delta to showPiece, and the whole reply, once stored, as the result.
+async function readReply(response, showPiece) {
+  if (!response.headers.get("Content-Type")?.startsWith("text/event-stream")) {
+    // A whole answer instead of a stream (the contract's JSON): take it as one piece.
+    const body = await readJson(response);
+    if (body?.status !== "Success" || typeof body.response !== "string") {
+      throw new ApiError("The service sent a reply in an unknown format.");
+    }
+    return body.response;
+  }
+  try {
+    for await (const event of readEvents(response)) {
+      const data = JSON.parse(event.data);
+      if (event.type === "delta" && typeof data.text === "string") showPiece(data.text);
+      else if (event.type === "done" && typeof data.response === "string") return data.response;
+      else if (event.type === "error") throw new ApiError(data.message || "The reply failed.");
+    }
+  } catch (error) {
+    if (error instanceof ApiError || error.name === "AbortError") throw error;
+    throw cutOff(); // the connection broke mid-stream
+  }
+  throw cutOff(); // the stream ended without its done event
+}
+
+function cutOff() {
+  const error = new ApiError("The reply was cut off.", { unreachable: true });
+  error.cutOff = true;
+  return error;
+}
+
+// Rendering the Markdown of a growing reply once per frame, not once per piece.
+function scheduleRender(streamed) {
+  if (streamed.frame) return;
+  streamed.frame = requestAnimationFrame(() => {
+    streamed.frame = 0;
+    setText(streamed.item, "ai", streamed.text);
+    followOrNotify();
+  });
+}
+
+function keepPartial(streamed, note) {
+  const item = streamed.item;
+  item.classList.remove("message--streaming");
+  item.classList.add("message--stopped");
+  setText(item, "ai", streamed.text);
+  item.querySelector(".message__body").append(element("p", "message__note", note));
+  announce(`${note}. Assistant: ${streamed.text}`);
+  followOrNotify();
+}
+
+// Stop (the button, or Escape): closing the request stops the model; the service keeps the
+// part of the reply it sent.
+function stopReply() {
+  if (!state.reply) return;
+  state.reply.stopped = true;
+  state.reply.controller.abort();
+}
+
 function setPending(pending) {
   state.pending = pending;
-  ui.send.disabled = pending;
+  const sendHadFocus = document.activeElement === ui.send;
+  const stopHadFocus = document.activeElement === ui.stop;
+  ui.send.hidden = pending;
+  ui.stop.hidden = !pending;
   ui.log.setAttribute("aria-busy", String(pending));
-  // A disabled button drops keyboard focus; hand it to the message box instead of the body.
-  if (!pending && (document.activeElement === document.body || document.activeElement === null)) {
+  // A hidden button drops keyboard focus: hand it to the one that takes its place, or back to
+  // the message box.
+  if (pending && sendHadFocus) ui.stop.focus();
+  if (!pending && (stopHadFocus || document.activeElement === document.body || !document.activeElement)) {
     ui.input.focus();
   }
 }
@@ -457,7 +600,7 @@ function markFailed(userItem, text, message) {
 // Sending the same text again from the box replaces its failed copy in the log.
 function dropFailedCopies(text) {
   for (const item of ui.messages.querySelectorAll(".message--failed")) {
-    if (item.querySelector(".bubble")?.lastChild?.textContent === text) item.remove();
+    if (item.querySelector(".message__text")?.textContent === text) item.remove();
   }
 }
 
@@ -483,6 +626,13 @@ function wire() {
     event.preventDefault();
     submitFromBox();
   });
+  ui.stop.addEventListener("click", stopReply);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && state.reply) {
+      event.preventDefault();
+      stopReply();
+    }
+  });
   ui.loadEarlier.addEventListener("click", () => loadEarlier());
   ui.jump.addEventListener("click", () => {
     scrollToBottom();
@@ -503,4 +653,11 @@ function wire() {
 }
 
 wire();
-await Promise.all([loadConfig(), loadLatest()]);
+// Replies in the history render as Markdown too, so the libraries load first (they are local).
+await Promise.all([
+  loadConfig(),
+  loadMarkdown().then((render) => {
+    state.renderMarkdown = render;
+  }),
+]);
+await loadLatest();

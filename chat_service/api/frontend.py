@@ -2,7 +2,8 @@
 
 Each servable file found at start-up gets its own route (``/`` is ``frontend.html``), so
 unknown paths still 404 with the JSON error shape and nothing outside the folder, nor the
-NGINX template inside it, can be reached.
+NGINX template or npm's files inside it, can be reached. The page's libraries, which
+``npm ci`` copies into ``vendor/``, are served from ``/vendor/`` the same way.
 """
 
 from __future__ import annotations
@@ -17,19 +18,37 @@ log = logging.getLogger(__name__)
 
 INDEX = "frontend.html"
 SERVED_SUFFIXES = frozenset({".html", ".js", ".css", ".json", ".svg", ".png", ".ico"})
+# npm's files in the folder: what the page is built from, not part of it.
+NOT_SERVED = frozenset({"package.json", "package-lock.json"})
+VENDOR = "vendor"
 
 
 def add_frontend_routes(app: web.Application, folder: Path) -> None:
-    """Route ``/`` and ``/{file}`` to the servable files directly inside ``folder``."""
+    """Route ``/`` and ``/{file}`` to the servable files directly inside ``folder``, and
+    ``/vendor/{file}`` to the scripts directly inside its ``vendor`` folder."""
     if not folder.is_dir():
         log.warning("CHAT_FRONTEND_DIR %s is not a folder; not serving a frontend", folder)
         return
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in SERVED_SUFFIXES and not path.name.startswith("."):
-            handler = _file_handler(path.resolve())
-            app.router.add_get(f"/{path.name}", handler)
-            if path.name == INDEX:
-                app.router.add_get("/", handler)
+    for path in _servable(folder, SERVED_SUFFIXES):
+        handler = _file_handler(path.resolve())
+        app.router.add_get(f"/{path.name}", handler)
+        if path.name == INDEX:
+            app.router.add_get("/", handler)
+    vendor = folder / VENDOR
+    if vendor.is_dir():
+        for path in _servable(vendor, frozenset({".js"})):
+            app.router.add_get(f"/{VENDOR}/{path.name}", _file_handler(path.resolve()))
+
+
+def _servable(folder: Path, suffixes: frozenset[str]) -> list[Path]:
+    return [
+        path
+        for path in sorted(folder.iterdir())
+        if path.is_file()
+        and path.suffix in suffixes
+        and not path.name.startswith(".")
+        and path.name not in NOT_SERVED
+    ]
 
 
 def _file_handler(path: Path) -> Handler:

@@ -156,10 +156,36 @@ def test_the_frontend_image_holds_every_file_the_nginx_template_serves() -> None
         for source in args[:-1]
         for path in repo_files(source)
     }
+    # npm's own files sit in the folder too, and the template refuses them.
+    npm_files = {"frontend/package.json", "frontend/package-lock.json"}
+    assert 'location ~ "^/package(?:-lock)?\\.json$"' in template
     page_files = {
         str(p.relative_to(REPO))
         for p in (REPO / "frontend").iterdir()
         if p.is_file() and p.suffix.lstrip(".") in extensions
-    }
-    assert "frontend/frontend.html" in page_files
+    } - npm_files
+    assert {"frontend/frontend.html", "frontend/app.js", "frontend/markdown.js"} <= page_files
     assert page_files == copied
+
+
+def test_the_frontend_image_gets_the_libraries_from_the_lock_file() -> None:
+    instructions = dockerfile()
+    libraries = stage(instructions, "frontend-libraries")
+    assert stage_base(instructions, "frontend-libraries").startswith("node:")
+    copied = [shlex.split(i.args) for i in libraries if i.keyword == "COPY"]
+    assert copied == [
+        [
+            "frontend/package.json",
+            "frontend/package-lock.json",
+            "frontend/copy-vendor.mjs",
+            "./",
+        ]
+    ]
+    [install] = [i.args for i in libraries if i.keyword == "RUN"]
+    assert install.startswith("npm ci"), "exactly the locked versions"
+    root = stage_env(instructions, "frontend")["FRONTEND_ROOT"]
+    frontend_copies = [i.args for i in stage(instructions, "frontend") if i.keyword == "COPY"]
+    assert f"--from=frontend-libraries /build/vendor/ {root}/vendor/" in frontend_copies
+    # Only what npm ci produced reaches the image: never a local node_modules or vendor/.
+    assert not in_build_context("frontend/node_modules/marked/package.json")
+    assert not in_build_context("frontend/vendor/marked.js")

@@ -10,8 +10,9 @@ from tests.e2e.browser import WatchedPage
 
 USER = "#messages .message--user"
 AI = "#messages .message--ai:not(.message--thinking)"
-# The bubble's last node is the message itself; before it is the screen-reader-only speaker.
-_TEXTS = "items => items.map(item => item.querySelector('.bubble').lastChild.textContent)"
+# The message's text (a reply's rendered Markdown, read as text); beside it in the bubble is
+# the screen-reader-only speaker.
+_TEXTS = "items => items.map(item => item.querySelector('.message__text').textContent)"
 
 
 @dataclass
@@ -30,6 +31,10 @@ class ChatPage:
     @property
     def send_button(self) -> Locator:
         return self.page.get_by_role("button", name="Send")
+
+    @property
+    def stop_button(self) -> Locator:
+        return self.page.get_by_role("button", name="Stop")
 
     @property
     def thinking(self) -> Locator:

@@ -82,13 +82,16 @@ def output_dir() -> Path:
 def start_module_service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StartModuleService]:
-    """Start a chat-service shared by a module's tests: ``start(env={...})``."""
+    """Start a chat-service shared by a module's tests: ``start(env={...}, db_path=...)``."""
     started: list[ServiceProcess] = []
 
-    def start(*, env: dict[str, str] | None = None) -> ServiceProcess:
+    def start(*, env: dict[str, str] | None = None, db_path: Path | None = None) -> ServiceProcess:
         workdir = tmp_path_factory.mktemp("service")
         service = ServiceProcess(
-            port=free_port(), db_path=workdir / "chat.db", env=service_env(env), workdir=workdir
+            port=free_port(),
+            db_path=db_path or workdir / "chat.db",
+            env=service_env(env),
+            workdir=workdir,
         )
         started.append(service)
         return service.start()

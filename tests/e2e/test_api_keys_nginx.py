@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.e2e.chat_page import ChatPage
+from tests.e2e.chat_page import USER, ChatPage
 from tests.e2e.conftest import OpenPage, StartModuleService
 from tests.e2e.nginx import NginxServer
 from tests.support.service import ServiceProcess
@@ -46,7 +47,9 @@ def test_the_page_works_through_nginx(open_page: OpenPage, nginx: NginxServer) -
     reply = chat.send("Hello through the keyed proxy")
     assert reply.startswith("Hello")
     chat.page.reload()
-    assert chat.user_texts()[-1] == "Hello through the keyed proxy"
+    expect(chat.page.locator(USER)).to_have_count(1)
+    assert chat.user_texts() == ["Hello through the keyed proxy"]
+    assert chat.ai_texts() == [reply]
 
 
 def test_without_the_include_nginx_sends_no_key(

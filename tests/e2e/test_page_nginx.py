@@ -38,10 +38,11 @@ def test_send_a_message_and_see_the_reply(chat: ChatPage) -> None:
     chat.send_button.click()
 
     # While the reply is pending: the message is shown, the assistant is thinking, and
-    # the button cannot send a second one.
+    # Stop takes the place of Send, so a second message cannot be sent.
     expect(chat.thinking).to_be_visible()
     expect(chat.thinking).to_contain_text("Thinking")
-    expect(chat.send_button).to_be_disabled()
+    expect(chat.send_button).to_be_hidden()
+    expect(chat.stop_button).to_be_visible()
     assert chat.user_texts()[-1] == "What is the capital of France?"
     expect(chat.input).to_have_value("")
 
@@ -49,6 +50,7 @@ def test_send_a_message_and_see_the_reply(chat: ChatPage) -> None:
     assert re.fullmatch(r'You said: "What is the capital of France\?"\. This is turn \d+.*', reply)
     expect(chat.thinking).to_have_count(0)
     expect(chat.send_button).to_be_enabled()
+    expect(chat.stop_button).to_be_hidden()
     # Screen readers get the reply from the live region.
     expect(chat.page.locator("#announcer[aria-live=polite]")).to_have_text(f"Assistant: {reply}")
     # config.json ships without a Jaeger URL: no trace links.

@@ -7,6 +7,7 @@ more than the page's first page of 50. Replies take 500 ms, time for a reader to
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from chat_service.assistant import DummyAssistant
+from chat_service.store import SQLiteChatStore
 from tests.e2e.chat_page import AI, USER, ChatPage
 from tests.e2e.conftest import OpenPage, StartModuleService
 from tests.e2e.nginx import FRONTEND_DIR
@@ -32,28 +35,42 @@ def frontend_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for path in FRONTEND_DIR.iterdir():
         if path.is_file():
             shutil.copy(path, folder / path.name)
+    if (FRONTEND_DIR / "vendor").is_dir():  # the page's libraries, when npm ci ran
+        shutil.copytree(FRONTEND_DIR / "vendor", folder / "vendor")
     (folder / "config.json").write_text(json.dumps({"jaegerBaseUrl": JAEGER + "/"}))
     return folder
 
 
+async def prefill(path: Path) -> None:
+    """The history the service would have stored for PREFILLED messages, written directly:
+    posting them would take PREFILLED times the reply latency, one message at a time."""
+    store = await SQLiteChatStore.open(path)
+    try:
+        for n in range(PREFILLED):
+            text = f"prefilled {n}"
+            await store.append("default", text, DummyAssistant.compose(text, n + 1))
+    finally:
+        await store.close()
+
+
 @pytest.fixture(scope="module")
-def service(start_module_service: StartModuleService, frontend_copy: Path) -> ServiceProcess:
-    service = start_module_service(
+def service(
+    start_module_service: StartModuleService,
+    frontend_copy: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServiceProcess:
+    db_path = tmp_path_factory.mktemp("prefilled") / "chat.db"
+    # In a thread of its own: Playwright's event loop runs in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, prefill(db_path)).result()
+    return start_module_service(
+        db_path=db_path,
         env={
             "CHAT_FRONTEND_DIR": str(frontend_copy),
             "CHAT_ASSISTANT_LATENCY_MS": "500",
-            # The prefill is 60 parallel posts from one address: more than a person's burst.
             "CHAT_RATE_LIMIT_RPS": "0",
-        }
+        },
     )
-
-    def post(n: int) -> int:
-        status, _, _ = service.request("POST", "/chat/message", {"message": f"prefilled {n}"})
-        return status
-
-    with ThreadPoolExecutor(max_workers=PREFILLED) as pool:  # the latency is a sleep: overlap it
-        assert set(pool.map(post, range(PREFILLED))) == {200}
-    return service
 
 
 @pytest.fixture

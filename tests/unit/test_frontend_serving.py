@@ -38,3 +38,36 @@ async def test_without_a_frontend_root_is_404(make_client: MakeClient) -> None:
     response = await client.get("/")
     assert response.status == 404
     assert await response.json() == {"status": "error", "message": "Not found."}
+
+
+async def test_serves_the_vendored_libraries_and_not_npms_files(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    folder = tmp_path / "frontend"
+    (folder / "vendor").mkdir(parents=True)
+    (folder / "node_modules" / "marked").mkdir(parents=True)
+    (folder / "frontend.html").write_text("<!doctype html>")
+    (folder / "config.json").write_text("{}")
+    (folder / "package.json").write_text('{"name": "page"}')
+    (folder / "package-lock.json").write_text("{}")
+    (folder / "copy-vendor.mjs").write_text("// build step")
+    (folder / "vendor" / "marked.js").write_text("export const marked = 1;")
+    (folder / "vendor" / "notes.txt").write_text("not a script")
+    (folder / "node_modules" / "marked" / "index.js").write_text("module.exports = 1;")
+
+    client = await make_client(frontend_dir=folder)
+    library = await client.get("/vendor/marked.js")
+    assert library.status == 200
+    assert "javascript" in library.content_type
+    assert await library.text() == "export const marked = 1;"
+    assert (await client.get("/config.json")).status == 200
+    for path in (
+        "/package.json",
+        "/package-lock.json",
+        "/copy-vendor.mjs",
+        "/vendor/notes.txt",
+        "/vendor/",
+        "/node_modules/marked/index.js",
+        "/vendor/../package.json",
+    ):
+        assert (await client.get(path)).status == 404, path

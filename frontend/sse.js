@@ -1,0 +1,37 @@
+// Server-sent events from a fetch() response: the service streams a reply to a POST, which
+// EventSource (GET only) cannot send. The parsing follows the HTML standard's event stream
+// rules: lines end with CRLF, LF or CR; "event:" names the event, "data:" lines are joined
+// with "\n", a line starting with ":" is a comment (keep-alive), a blank line ends the event.
+
+// Aborting the fetch (Stop) errors the body, so the pending read rejects with an AbortError.
+export async function* readEvents(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let event = { type: "message", data: [] };
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      // A CR at the very end may be the first half of a CRLF: wait for the next chunk.
+      const lines = buffer.split(/\r\n|\r(?!$)|\n/);
+      buffer = lines.pop();
+      for (const line of lines) {
+        if (line === "") {
+          if (event.data.length) yield { type: event.type, data: event.data.join("\n") };
+          event = { type: "message", data: [] };
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon === -1 ? line : line.slice(0, colon);
+        let value = colon === -1 ? "" : line.slice(colon + 1);
+        if (value.startsWith(" ")) value = value.slice(1);
+        if (field === "event") event.type = value;
+        else if (field === "data") event.data.push(value);
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
