@@ -1,0 +1,318 @@
+"""Streamed replies in Chromium, through NGINX and from the service itself: the text grows as
+the model writes, Stop keeps what was shown, Markdown renders, and hostile replies stay inert.
+
+The assistant is the real OpenAI-compatible one, talking to the model server of
+tests/support, which replays scripted replies chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.chat_page import AI, ChatPage
+from tests.e2e.conftest import OpenPage, StartModuleService
+from tests.e2e.nginx import FRONTEND_DIR, NginxServer
+from tests.support.binaries import in_ci
+from tests.support.model import ModelServer
+from tests.support.service import ServiceProcess
+from tests.support.sse import post_stream
+
+# 24 words, one every 0.3 s: a reply that takes seven seconds to write.
+WORDS = [f"word{n} " for n in range(24)]
+SLOW = {"chunks": WORDS, "chunk_delay_s": 0.3}
+MARKDOWN = (
+    "Here is **bold** and a list:\n\n"
+    "- first item\n"
+    "- second item\n\n"
+    "See [the docs](https://example.com/docs) or run:\n\n"
+    "```python\n"
+    "print('hello')\n"
+    "```\n"
+)
+# Every way a reply could try to run script or load something, each setting a flag if it ran.
+HOSTILE = (
+    '<img src="x" onerror="window.__pwned = 1">\n\n'
+    "<script>window.__pwned = 2</script>\n\n"
+    "[click me](javascript:window.__pwned=3)\n\n"
+    '<a href="javascript:window.__pwned=4">raw link</a>\n\n'
+    '<iframe src="javascript:window.__pwned=5"></iframe>\n\n'
+    '<svg onload="window.__pwned=6"><circle r="5"/></svg>\n\n'
+    '**<b onclick="window.__pwned=7">bold</b>**\n\n'
+    "![tracker](https://tracker.example/pixel.png)\n\n"
+    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)\n\n"
+    "The end."
+)
+
+
+def require_markdown_libraries() -> None:
+    """The page renders Markdown only with the libraries `npm ci` copies into vendor/."""
+    if (FRONTEND_DIR / "vendor" / "marked.js").exists():
+        return
+    reason = "frontend/vendor/ is missing: run `make` with Node.js (npm ci in frontend/)"
+    if in_ci():
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def service(
+    start_module_service: StartModuleService, model_server_process: ModelServer
+) -> ServiceProcess:
+    # A short model timeout, so a model that stalls mid-reply fails the stream quickly.
+    return start_module_service(
+        env=model_server_process.openai_env(
+            CHAT_FRONTEND_DIR=str(FRONTEND_DIR), CHAT_MODEL_TIMEOUT_S="2"
+        )
+    )
+
+
+@pytest.fixture(params=["service", "nginx"])
+def base_url(request: pytest.FixtureRequest, service: ServiceProcess) -> str:
+    """The page from the service itself, and from NGINX in front of it."""
+    if request.param == "nginx":
+        server: NginxServer = request.getfixturevalue("nginx")
+        return server.base_url
+    return service.base_url
+
+
+@pytest.fixture
+def chat(open_page: OpenPage, base_url: str, model_server: ModelServer) -> ChatPage:
+    return ChatPage(open_page(), base_url)
+
+
+def last_reply(chat: ChatPage) -> str:
+    texts = chat.ai_texts()
+    return texts[-1] if texts else ""
+
+
+def stored(service: ServiceProcess) -> list[dict[str, str]]:
+    status, _, body = service.request("GET", "/chat/history")
+    assert status == 200
+    return list(body)
+
+
+def test_the_reply_grows_while_it_streams(chat: ChatPage, model_server: ModelServer) -> None:
+    model_server.script({"chunks": WORDS[:8], "chunk_delay_s": 0.3})
+    chat.open()
+    replies = chat.page.locator(AI).count()
+    chat.input.fill("count for me")
+    chat.send_button.click()
+    seen: list[str] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        done = chat.send_button.is_visible()  # before reading: the text is final once Send is back
+        text = last_reply(chat).strip() if chat.page.locator(AI).count() > replies else ""
+        if text and (not seen or text != seen[-1]):
+            seen.append(text)
+        if done:
+            break
+        chat.page.wait_for_timeout(50)
+    final = "".join(WORDS[:8]).strip()
+    assert seen[-1] == final
+    intermediate = seen[:-1]
+    assert len(intermediate) >= 2, f"the text grew in steps: {seen}"
+    assert all(final.startswith(text) for text in intermediate)
+    assert all(len(a) < len(b) for a, b in itertools.pairwise(seen))
+
+
+def test_stop_keeps_the_partial_reply_after_a_reload(
+    chat: ChatPage, model_server: ModelServer, service: ServiceProcess
+) -> None:
+    model_server.script(SLOW)
+    chat.open()
+    replies = chat.page.locator(AI).count()
+    chat.input.fill("tell me everything")
+    chat.send_button.click()
+    expect(chat.page.locator(AI)).to_have_count(replies + 1)
+    # Stop right after a word arrives: the next one is 0.3 s away.
+    expect(chat.page.locator(AI).last).to_contain_text("word2")
+    chat.stop_button.click()
+    expect(chat.send_button).to_be_visible()
+    expect(chat.stop_button).to_be_hidden()
+    expect(chat.page.locator(".message--stopped .message__note")).to_have_text("Stopped")
+    shown = last_reply(chat)
+    words = shown.split()
+    assert words[:3] == ["word0", "word1", "word2"]
+    assert len(words) < len(WORDS)
+
+    deadline = time.monotonic() + 5
+    while not (history := stored(service)) or history[-1]["user"] != "tell me everything":
+        assert time.monotonic() < deadline, "the partial reply was not stored"
+        time.sleep(0.05)
+    # What was stored is exactly the pieces the page had shown.
+    assert history[-1]["AI"] == "".join(WORDS[: len(words)])
+    chat.page.reload()
+    expect(chat.page.locator(AI)).to_have_count(replies + 1)
+    assert last_reply(chat) == shown
+    # The model stopped writing soon after: it saw the request close.
+    [record] = model_server.requests()
+    assert record["completed"] is False
+    assert record["disconnected_at"] is not None
+
+
+def test_escape_stops_the_reply(
+    open_page: OpenPage, service: ServiceProcess, model_server: ModelServer
+) -> None:
+    chat = ChatPage(open_page(), service.base_url)
+    model_server.script(SLOW)
+    chat.open()
+    chat.input.fill("and now stop")
+    chat.input.press("Enter")
+    expect(chat.page.locator(AI).last).to_contain_text("word1")
+    chat.page.keyboard.press("Escape")
+    expect(chat.send_button).to_be_visible()
+    expect(chat.page.locator(AI).last).not_to_contain_text("word23")
+    expect(chat.input).to_be_focused()
+
+
+def test_markdown_renders_with_a_copy_button(
+    chat: ChatPage, model_server: ModelServer, base_url: str
+) -> None:
+    require_markdown_libraries()
+    chat.watched.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    model_server.script({"reply": MARKDOWN})
+    chat.open()
+    chat.send("show me some markdown")
+    reply = chat.page.locator(AI).last
+    expect(reply.locator("strong")).to_have_text("bold")
+    expect(reply.locator("li")).to_have_text(["first item", "second item"])
+    link = reply.get_by_role("link", name="the docs")
+    expect(link).to_have_attribute("href", "https://example.com/docs")
+    expect(link).to_have_attribute("target", "_blank")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(reply.locator("pre code")).to_have_text("print('hello')\n")
+    copy = reply.get_by_role("button", name="Copy code")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert chat.page.evaluate("navigator.clipboard.readText()") == "print('hello')\n"
+    # The user's own message is never rendered: its asterisks stay.
+    chat.send("**not bold**")
+    expect(chat.page.locator(".message--user").last.locator("strong")).to_have_count(0)
+
+
+def test_hostile_markdown_and_html_stay_inert(chat: ChatPage, model_server: ModelServer) -> None:
+    require_markdown_libraries()
+    model_server.script({"reply": HOSTILE})
+    chat.open()
+    chat.send("say something nasty")
+    reply = chat.page.locator(AI).last
+    expect(reply).to_contain_text("The end.")
+    chat.page.wait_for_timeout(300)  # time for an onerror or onload to fire, if one got in
+    assert chat.page.evaluate("window.__pwned") is None
+    for tag in ("img", "script", "iframe", "svg", "b[onclick]", "[onerror]", "[onload]"):
+        expect(reply.locator(tag)).to_have_count(0)
+    # Raw HTML is shown as text, not dropped silently.
+    expect(reply).to_contain_text("<script>window.__pwned = 2</script>")
+    # Links with a script or data URL keep their text and lose the URL.
+    for name in ("click me", "data"):
+        assert reply.get_by_text(name, exact=True).get_attribute("href") is None, name
+    # An image becomes a link to it: nothing is loaded from elsewhere.
+    expect(reply.get_by_role("link", name="tracker")).to_have_attribute(
+        "href", "https://tracker.example/pixel.png"
+    )
+    # Clicking what was a javascript: link runs nothing.
+    reply.get_by_text("click me", exact=True).click()
+    assert chat.page.evaluate("window.__pwned") is None
+
+
+def test_a_model_that_fails_marks_the_message_failed(
+    chat: ChatPage, model_server: ModelServer, service: ServiceProcess
+) -> None:
+    model_server.default(status=500)
+    chat.open()
+    before = len(stored(service))
+    chat.watched.expect_failed_requests("/chat/message")
+    chat.input.fill("this will fail")
+    chat.send_button.click()
+    expect(chat.failed).to_have_count(1)
+    expect(chat.failed).to_contain_text("The assistant failed to reply.")
+    expect(chat.failed.get_by_role("button", name="Retry")).to_be_visible()
+    assert len(stored(service)) == before
+
+
+def test_a_model_that_stalls_mid_reply_ends_in_an_error_not_a_partial_reply(
+    chat: ChatPage, model_server: ModelServer, service: ServiceProcess
+) -> None:
+    model_server.script({"chunks": ["half ", "a ", "reply"], "hang_after_chunks": 2})
+    chat.open()
+    replies = chat.page.locator(AI).count()
+    before = len(stored(service))
+    chat.input.fill("this will stall")
+    chat.send_button.click()
+    expect(chat.page.locator(AI).last).to_contain_text("half a")
+    # The service gives up after its 2 s model timeout and sends an error event: nothing is
+    # stored, so the page drops the half reply and offers a retry.
+    expect(chat.failed).to_have_count(1)
+    expect(chat.failed).to_contain_text("The assistant failed to reply.")
+    expect(chat.page.locator(AI)).to_have_count(replies)
+    assert len(stored(service)) == before
+    chat.failed.get_by_role("button", name="Retry").click()
+    expect(chat.page.locator(AI)).to_have_count(replies + 1)
+    expect(chat.failed).to_have_count(0)
+
+
+@pytest.fixture(scope="module")
+def plain_frontend(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The page's files without vendor/: as set up on a machine without Node.js."""
+    folder = tmp_path_factory.mktemp("frontend-plain")
+    for path in FRONTEND_DIR.iterdir():
+        if path.is_file():
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def plain_service(
+    start_module_service: StartModuleService,
+    model_server_process: ModelServer,
+    plain_frontend: Path,
+) -> ServiceProcess:
+    return start_module_service(
+        env=model_server_process.openai_env(CHAT_FRONTEND_DIR=str(plain_frontend))
+    )
+
+
+def test_without_the_libraries_replies_are_plain_text(
+    open_page: OpenPage, plain_service: ServiceProcess, model_server: ModelServer
+) -> None:
+    chat = ChatPage(open_page(), plain_service.base_url)
+    chat.watched.expect_failed_requests("/vendor/marked.js", "/vendor/purify.js")
+    model_server.script({"reply": MARKDOWN})
+    chat.open()
+    chat.send("markdown, please")
+    reply = chat.page.locator(AI).last
+    expect(reply.locator("strong")).to_have_count(0)
+    assert last_reply(chat) == MARKDOWN
+    assert any("npm ci" in message.text for message in chat.watched.console)
+
+
+def test_nginx_passes_a_stream_through_as_it_is_written(
+    nginx: NginxServer, model_server: ModelServer
+) -> None:
+    model_server.script({"chunks": ["a ", "b ", "c ", "d ", "e"], "chunk_delay_s": 0.4})
+    stream = post_stream(nginx.port, {"message": "through the proxy"})
+    assert stream.status == 200
+    assert stream.header("Content-Type") == "text/event-stream"
+    assert stream.header("Content-Encoding") is None, "not compressed: that would buffer"
+    events = list(stream.events())
+    assert [e.event for e in events] == ["delta"] * 5 + ["done"]
+    # Each piece arrived when the model wrote it, not all at the end: the five are spread
+    # over the four 0.4 s pauses between them.
+    spread = events[4].received_at - events[0].received_at
+    assert spread > 4 * 0.4 * 0.75, spread
+    assert events[-1].data == {"status": "Success", "response": "a b c d e"}
+
+
+def test_nginx_refuses_npms_files(nginx: NginxServer) -> None:
+    for path in ("/package.json", "/package-lock.json", "/copy-vendor.mjs", "/node_modules/x.js"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(nginx.base_url + path, timeout=5)
+        assert refused.value.code == 404, path
