@@ -7,6 +7,7 @@ fails if its pages logged a console error, threw, opened a dialog or violated th
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.e2e.browser import (
     WatchedPage,
     open_watched_page,
 )
-from tests.e2e.nginx import REPO, NginxServer
+from tests.e2e.nginx import FRONTEND_DIR, REPO, NginxServer
 from tests.support.binaries import require_binary
 from tests.support.service import ServiceProcess, free_port, service_env
 
@@ -76,6 +77,17 @@ def output_dir() -> Path:
     """Where screenshots go (git-ignored)."""
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     return OUTPUT_DIR
+
+
+def copy_page(folder: Path, *, libraries: bool) -> Path:
+    """The page's files in ``folder``: to change config.json, or to serve it without the
+    Markdown libraries (``libraries=False``: as set up on a machine without Node.js)."""
+    for path in FRONTEND_DIR.iterdir():
+        if path.is_file():
+            shutil.copy(path, folder / path.name)
+    if libraries and (FRONTEND_DIR / "vendor").is_dir():
+        shutil.copytree(FRONTEND_DIR / "vendor", folder / "vendor")
+    return folder
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from playwright.sync_api import expect
 from chat_service.assistant import DummyAssistant
 from chat_service.store import SQLiteChatStore
 from tests.e2e.chat_page import AI, USER, ChatPage
-from tests.e2e.conftest import OpenPage, StartModuleService
-from tests.e2e.nginx import FRONTEND_DIR
+from tests.e2e.conftest import OpenPage, StartModuleService, copy_page
 from tests.support.service import ServiceProcess
 
 JAEGER = "http://jaeger.example:16686"
@@ -31,12 +29,7 @@ PAGE_SIZE = 50  # app.js HISTORY_PAGE_SIZE
 
 @pytest.fixture(scope="module")
 def frontend_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("frontend")
-    for path in FRONTEND_DIR.iterdir():
-        if path.is_file():
-            shutil.copy(path, folder / path.name)
-    if (FRONTEND_DIR / "vendor").is_dir():  # the page's libraries, when npm ci ran
-        shutil.copytree(FRONTEND_DIR / "vendor", folder / "vendor")
+    folder = copy_page(tmp_path_factory.mktemp("frontend"), libraries=True)
     (folder / "config.json").write_text(json.dumps({"jaegerBaseUrl": JAEGER + "/"}))
     return folder
 

@@ -8,7 +8,6 @@ tests/support, which replays scripted replies chunk by chunk.
 from __future__ import annotations
 
 import itertools
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.chat_page import AI, ChatPage
-from tests.e2e.conftest import OpenPage, StartModuleService
+from tests.e2e.conftest import OpenPage, StartModuleService, copy_page
 from tests.e2e.nginx import FRONTEND_DIR, NginxServer
 from tests.support.binaries import in_ci
 from tests.support.model import ModelServer
@@ -262,11 +261,7 @@ def test_a_model_that_stalls_mid_reply_ends_in_an_error_not_a_partial_reply(
 @pytest.fixture(scope="module")
 def plain_frontend(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The page's files without vendor/: as set up on a machine without Node.js."""
-    folder = tmp_path_factory.mktemp("frontend-plain")
-    for path in FRONTEND_DIR.iterdir():
-        if path.is_file():
-            shutil.copy(path, folder / path.name)
-    return folder
+    return copy_page(tmp_path_factory.mktemp("frontend-plain"), libraries=False)
 
 
 @pytest.fixture(scope="module")

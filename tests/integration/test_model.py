@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from tests.conftest import StartService
 from tests.integration.test_tracing import by_name, exporting_to
 from tests.support import metrics
@@ -157,12 +159,18 @@ def test_a_rejected_key_is_never_logged(
     assert failure["error_type"] == "AuthenticationError"
 
 
-def test_a_model_that_does_not_answer_times_out(
-    start_service: StartService, model_server: ModelServer
-) -> None:
-    service = start_service(
+@pytest.fixture
+def impatient(start_service: StartService, model_server: ModelServer) -> ServiceProcess:
+    """A service that waits at most 1 s for the model, and does not retry."""
+    return start_service(
         env=model_server.openai_env(CHAT_MODEL_TIMEOUT_S="1", CHAT_MODEL_MAX_RETRIES="0")
     )
+
+
+def test_a_model_that_does_not_answer_times_out(
+    impatient: ServiceProcess, model_server: ModelServer
+) -> None:
+    service = impatient
     model_server.default(hang=True)
     started = time.monotonic()
     stream = post_stream(service.port, {"message": "hi"})
@@ -175,11 +183,9 @@ def test_a_model_that_does_not_answer_times_out(
 
 
 def test_a_model_that_fails_mid_stream_ends_it_with_an_error_event(
-    start_service: StartService, model_server: ModelServer
+    impatient: ServiceProcess, model_server: ModelServer
 ) -> None:
-    service = start_service(
-        env=model_server.openai_env(CHAT_MODEL_TIMEOUT_S="1", CHAT_MODEL_MAX_RETRIES="0")
-    )
+    service = impatient
     model_server.script({"chunks": ["one ", "two ", "three"], "hang_after_chunks": 2})
     events = list(post_stream(service.port, {"message": "count"}).events())
     assert [(e.event, e.data) for e in events] == [
