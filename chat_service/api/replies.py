@@ -4,7 +4,6 @@ log line of a model failure, and the access-log fields of a stored exchange."""
 from __future__ import annotations
 
 import logging
-import math
 
 from aiohttp import web
 
@@ -26,9 +25,7 @@ BUSY_RETRY_AFTER_S = 2
 
 def model_busy_response(busy: ModelBusy) -> web.Response:
     log.warning("no model slot free", extra={"waited_s": busy.waited_s})
-    return error_response(
-        503, ASSISTANT_BUSY, headers={"Retry-After": str(math.ceil(BUSY_RETRY_AFTER_S))}
-    )
+    return error_response(503, ASSISTANT_BUSY, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
 
 
 def log_model_failure(exc: AssistantError, turn: Turn) -> None:

@@ -54,6 +54,9 @@ def wants_event_stream(request: web.Request) -> bool:
 async def stream_reply(
     request: web.Request, turn: Turn, trace_id: str | None
 ) -> web.StreamResponse:
+    """The reply to ``turn`` as an event stream, or a JSON error if it fails before its
+    first piece. Returns when the stream ends, so the request's span, access-log line and
+    duration cover all of it."""
     gauge = request.app[METRICS].streams_open
     response: EventSourceResponse | None = None
     sent: list[str] = []
