@@ -76,6 +76,9 @@ def test_deltas_then_done_after_the_commit(service: ServiceProcess) -> None:
     [line] = access_lines(service)
     assert (line["status"], line["streamed"], line["reply_chars"]) == (200, True, len(FIRST_REPLY))
     assert "stopped" not in line
+    # The request's line (like its span and duration metric) ends with the stream: it lasted
+    # at least the pauses between the words.
+    assert line["duration_ms"] >= (len(deltas) - 1) * TOKEN_MS * 0.9
 
 
 def test_without_the_accept_header_the_contract_is_unchanged(service: ServiceProcess) -> None:
