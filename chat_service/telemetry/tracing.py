@@ -1,4 +1,5 @@
-"""OpenTelemetry tracing: SDK, OTLP exporter and the aiohttp server instrumentation.
+"""OpenTelemetry tracing: SDK, OTLP exporter, and the aiohttp server and openai SDK
+instrumentations.
 
 Everything is configured by the standard OTEL_* variables, so the service drops into any
 OpenTelemetry setup: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG),
@@ -9,7 +10,9 @@ Spans are recorded and exported only when an OTLP endpoint is configured. Withou
 every request still gets a (non-recording) span context, so logs, the ``traceresponse``
 header and stored rows carry trace ids (chat_service/api/telemetry.py). Export happens in the
 BatchSpanProcessor's thread, never on the event loop: a slow or dead collector costs the
-requests nothing; spans it could not take are counted instead.
+requests nothing; spans it could not take are counted instead. The GenAI spans of model
+calls are the service's own (telemetry/genai.py); the openai instrumentation, installed
+when spans are exported and a model is used, adds to them what it reads from the SDK.
 """
 
 from __future__ import annotations
