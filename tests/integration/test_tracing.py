@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
-import time
 
 import pytest
 
 from tests.conftest import StartService
 from tests.support.otlp import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
+from tests.support.service import ServiceProcess
 
 COMMIT_SPANS = {"INSERT exchanges", "BATCH INSERT exchanges"}
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -202,25 +203,37 @@ def test_unknown_paths_are_not_span_names(start_service: StartService) -> None:
 
 
 @pytest.mark.parametrize(
-    "env",
-    [
-        {"OTEL_SDK_DISABLED": "true"},
-        {"OTEL_TRACES_EXPORTER": "none"},
-        {},  # no endpoint configured
-    ],
-    ids=["sdk-disabled", "exporter-none", "no-endpoint"],
+    "switch_off",
+    [{"OTEL_SDK_DISABLED": "true"}, {"OTEL_TRACES_EXPORTER": "none"}],
+    ids=["sdk-disabled", "exporter-none"],
 )
-def test_nothing_is_exported_or_printed_when_export_is_off(
-    start_service: StartService, env: dict[str, str]
+def test_switching_export_off_wins_over_an_endpoint(
+    start_service: StartService, switch_off: dict[str, str]
 ) -> None:
     with OtlpHttpReceiver() as receiver:
-        # The receiver listens on the default port's stand-in; nothing should reach it.
-        service = start_service(env={"OTEL_BSP_SCHEDULE_DELAY": "50", **env})
+        # Pointed at a live receiver, and told not to export: nothing may reach it.
+        service = start_service(env={**exporting_to(receiver.endpoint), **switch_off})
         for i in range(5):
-            assert service.request("POST", "/chat/message", {"message": f"m{i}"})[0] == 200
-        time.sleep(0.3)
-        assert service.stop() == 0
+            status, headers, _ = service.request("POST", "/chat/message", {"message": f"m{i}"})
+            assert status == 200
+            assert headers["traceresponse"].endswith("-00"), "not recorded, so not sampled"
+        assert service.stop() == 0  # a stop flushes whatever the exporter holds
     assert receiver.requests == 0
+    assert_no_telemetry_noise(service)
+
+
+def test_without_an_endpoint_nothing_is_recorded_or_printed(start_service: StartService) -> None:
+    service = start_service()
+    for i in range(5):
+        status, headers, _ = service.request("POST", "/chat/message", {"message": f"m{i}"})
+        assert status == 200
+        # Every request still has a trace id (for logs and this header), recorded by no one.
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", headers["traceresponse"])
+    assert service.stop() == 0
+    assert_no_telemetry_noise(service)
+
+
+def assert_no_telemetry_noise(service: ServiceProcess) -> None:
     loggers = {json.loads(line)["logger"] for line in service.stdout().splitlines()}
     assert not any(name.startswith("opentelemetry") for name in loggers), loggers
     assert service.stderr() == ""

@@ -15,6 +15,7 @@ from chat_service.app import create_app
 from chat_service.config import Settings
 from chat_service.telemetry.tracing import EXPORT_FLUSH_TIMEOUT_S
 from tests.conftest import StartService
+from tests.support import metrics
 from tests.support.load import PostLoad
 from tests.support.otlp import OtlpHttpReceiver
 from tests.support.sse import post_stream
@@ -46,7 +47,12 @@ def test_in_flight_requests_finish_and_are_stored(start_service: StartService, s
             )
             for i in range(IN_FLIGHT)
         ]
-        time.sleep(0.2)  # every request is now inside the assistant's 500 ms
+        # Wait until the service counts all of them in flight (inside the assistant's 500 ms).
+        in_flight = {"http_request_method": "POST", "http_route": "/chat/message"}
+        deadline = time.monotonic() + 5
+        while metrics.value(service, "http_server_active_requests", **in_flight) != IN_FLIGHT:
+            assert time.monotonic() < deadline, "the requests never were all in flight"
+            time.sleep(0.01)
         stopped_at = time.monotonic()
         service.process.send_signal(sig)
         deadline = time.monotonic() + 0.3

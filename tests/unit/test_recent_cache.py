@@ -85,7 +85,11 @@ async def test_store_pages_match_the_database_under_concurrent_writes(tmp_path: 
         for conversation in ("conv0", "conv1", "conv2"):
             for limit in (1, 10, 40, 100):
                 cached = await store.history(conversation, limit=limit)
+                # From memory (the same page object again), yet what the database holds.
+                assert cached.shared
+                assert await store.history(conversation, limit=limit) is cached
                 direct = await fresh.history(conversation, limit=limit, before=10**9)
+                assert not direct.shared, "a cursor read goes to the database"
                 assert [e.id for e in cached.exchanges] == [e.id for e in direct.exchanges]
                 assert cached.has_older == direct.has_older
     finally:

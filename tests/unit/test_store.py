@@ -90,20 +90,25 @@ async def test_unicode_round_trips_exactly(store: SQLiteChatStore) -> None:
     assert (exchange.user, exchange.ai) == (text, text[::-1])
 
 
-async def test_concurrent_appends_are_group_committed(store: SQLiteChatStore) -> None:
-    count = 200
-    results = await asyncio.gather(
-        *(store.append("load", f"message {i}", f"reply {i}") for i in range(count))
-    )
-    # Everything acknowledged is stored, in the order the requests were made.
-    stored = (await store.history("load")).exchanges
-    assert [e.user for e in stored] == [f"message {i}" for i in range(count)]
-    assert [e.id for e in results] == [e.id for e in stored]
-    assert [e.turn for e in stored] == list(range(1, count + 1))
-    # ... and it took fewer transactions than requests.
-    assert store.stats.exchanges == count
-    assert store.stats.commits < count
-    assert store.stats.largest_batch > 1
+async def test_concurrent_appends_are_group_committed(tmp_path: Path) -> None:
+    count, max_batch = 200, 16
+    store = await SQLiteChatStore.open(tmp_path / "chat.db", max_batch=max_batch)
+    try:
+        results = await asyncio.gather(
+            *(store.append("load", f"message {i}", f"reply {i}") for i in range(count))
+        )
+        # Everything acknowledged is stored, in the order the requests were made.
+        stored = (await store.history("load")).exchanges
+        assert [e.user for e in stored] == [f"message {i}" for i in range(count)]
+        assert [e.id for e in results] == [e.id for e in stored]
+        assert [e.turn for e in stored] == list(range(1, count + 1))
+        # ... in full batches: every request was queued before the writer ran, so each
+        # transaction took as many as a batch holds, and no more.
+        assert store.stats.exchanges == count
+        assert store.stats.largest_batch == max_batch
+        assert store.stats.commits == -(-count // max_batch)  # 13: twelve of 16, one of 8
+    finally:
+        await store.close()
 
 
 async def test_data_is_on_disk_when_append_returns(store: SQLiteChatStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aiohttp.test_utils import make_mocked_request
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
@@ -41,9 +42,20 @@ def test_without_a_traceparent_a_new_trace_starts() -> None:
     assert not first.trace_flags.sampled
 
 
-def test_an_invalid_traceparent_starts_a_new_trace_without_its_tracestate() -> None:
-    span, _ = continue_from(traceparent="00-not-a-trace-01", tracestate="vendor=abc")
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        f"00-{CALLER_TRACE}-{'0' * 16}-01",  # the parent span id may not be all zeros
+        f"ff-{CALLER_TRACE}-{CALLER_SPAN}-01",  # version ff is forbidden
+        f"00-{CALLER_TRACE.upper()}-{CALLER_SPAN}-01",  # ids are lowercase hex
+    ],
+)
+def test_an_invalid_traceparent_starts_a_new_trace_without_its_tracestate(
+    traceparent: str,
+) -> None:
+    span, _ = continue_from(traceparent=traceparent, tracestate="vendor=abc")
     assert span.is_valid
+    # The header named the caller's trace, but invalidly: it is not continued.
     assert f"{span.trace_id:032x}" != CALLER_TRACE
     assert span.trace_state.to_header() == ""
 
