@@ -1,0 +1,161 @@
+"""The contract's validation, both sides of every boundary, with the message a client gets.
+
+Each rejection's message is the contract's promise to say what to fix, so it is pinned
+here word for word.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from multidict import MultiDict
+
+from chat_service.api.errors import ApiError
+from chat_service.api.validation import (
+    HistoryQuery,
+    NewMessage,
+    parse_history_query,
+    parse_message_body,
+)
+
+LIMIT = 10  # CHAT_MAX_MESSAGE_CHARS, small for the tests
+ID_RULE = (
+    "'conversation_id' must be 1-128 characters of letters, digits, '.', '_', ':' or '-', "
+    "starting with a letter or digit."
+)
+
+
+def body(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def rejected(raw: bytes) -> tuple[int, str]:
+    with pytest.raises(ApiError) as refused:
+        parse_message_body(raw, max_chars=LIMIT)
+    return refused.value.status, refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff\xfe", "Request body is not valid UTF-8."),
+        (b"{", "Request body is not valid JSON."),
+        (b"", "Request body is not valid JSON."),
+        (b"[" * 100_000, "Request body is not valid JSON."),  # too deep: RecursionError
+        (b'"text"', "Request body must be a JSON object."),
+        (b"[]", "Request body must be a JSON object."),
+        (b"{}", "Field 'message' is required."),
+        (b'{"text": "hi"}', "Field 'message' is required."),
+        (b'{"message": 5}', "Field 'message' must be a string."),
+        (b'{"message": null}', "Field 'message' must be a string."),
+        (b'{"message": ""}', "Field 'message' must not be blank."),
+        (b'{"message": "hi", "message": "again"}', "Request body has a duplicate key: 'message'."),
+        (b'{"message": "a\\u0000b"}', "Field 'message' must not contain NUL characters."),
+        (
+            b'{"message": "a\\ud800b"}',
+            "Field 'message' must be valid Unicode (no lone surrogates).",
+        ),
+        (b'{"message": "12345678901"}', "Field 'message' must be at most 10 characters."),
+        (
+            b'{"message": "hi", "conversation_id": null}',
+            "'conversation_id' must be a string when given.",
+        ),
+    ],
+)
+def test_each_rejection_says_what_to_fix(raw: bytes, message: str) -> None:
+    assert rejected(raw) == (400, message)
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [" ", "\t\n\r\v\f", "\u00a0", "\u1680", "\u2000\u200a", "\u2028\u2029", "\u202f", "\u205f",
+     "\u3000", "\ufeff", " \u3000\ufeff "],
+)  # fmt: skip
+def test_blank_is_any_whitespace_the_openapi_pattern_calls_blank(blank: str) -> None:
+    assert rejected(body({"message": blank})) == (400, "Field 'message' must not be blank.")
+
+
+@pytest.mark.parametrize("text", ["a", "\u200bword", "\u3000x\u3000", "🙂"])
+def test_a_message_with_something_to_say_is_accepted(text: str) -> None:
+    assert parse_message_body(body({"message": text}), max_chars=LIMIT) == NewMessage(
+        "default", text
+    )
+
+
+def test_the_length_limit_is_inclusive() -> None:
+    exactly = "x" * LIMIT
+    assert parse_message_body(body({"message": exactly}), max_chars=LIMIT).text == exactly
+    assert rejected(body({"message": exactly + "x"}))[0] == 400
+    # Characters, not bytes: ten 4-byte characters fit.
+    emoji = "😀" * LIMIT
+    assert parse_message_body(body({"message": emoji}), max_chars=LIMIT).text == emoji
+
+
+@pytest.mark.parametrize(
+    "conversation",
+    ["a", "Z9", "team.chat_1:2-3", "x" * 128, "0", "a.", "a-", "a:"],
+)
+def test_conversation_ids_that_are_accepted(conversation: str) -> None:
+    parsed = parse_message_body(
+        body({"message": "hi", "conversation_id": conversation}), max_chars=LIMIT
+    )
+    assert parsed == NewMessage(conversation, "hi")
+
+
+@pytest.mark.parametrize(
+    "conversation",
+    [".a", "-a", ":a", "_a", "", "x" * 129, "a b", "a/b", "ä", 5, True, [], {}],
+)
+def test_conversation_ids_that_are_refused(conversation: object) -> None:
+    assert rejected(body({"message": "hi", "conversation_id": conversation})) == (400, ID_RULE)
+
+
+def test_other_fields_are_ignored() -> None:
+    raw = body({"message": "hi", "stream": True, "extra": [1, 2]})
+    assert parse_message_body(raw, max_chars=LIMIT) == NewMessage("default", "hi")
+
+
+# -- GET /chat/history's query --------------------------------------------------------------
+
+
+def query(**params: str) -> HistoryQuery:
+    return parse_history_query(MultiDict(params))
+
+
+def query_rejected(**params: str) -> str:
+    with pytest.raises(ApiError) as refused:
+        query(**params)
+    assert refused.value.status == 400
+    return refused.value.message
+
+
+def test_no_parameters_is_the_whole_default_conversation() -> None:
+    assert query() == HistoryQuery("default", None, None)
+
+
+def test_limits_accepted_up_to_one_thousand() -> None:
+    assert query(limit="1").limit == 1
+    assert query(limit="1000").limit == 1000
+    assert query_rejected(limit="1001") == "Query parameter 'limit' must be at most 1000."
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "", "ten", "+5", " 5", "0x10", "٣"])
+def test_limit_and_before_must_be_positive_integers(value: str) -> None:
+    for name in ("limit", "before"):
+        assert query_rejected(**{name: value}) == (
+            f"Query parameter '{name}' must be a positive integer."
+        )
+
+
+def test_cursors_accepted_up_to_eighteen_digits() -> None:
+    assert query(before="1").before == 1
+    assert query(before="9" * 18).before == 10**18 - 1
+    assert query(before="000000000000000007").before == 7
+    # 19 digits could overflow SQLite's integers: refused as a bad cursor, never a 500.
+    assert query_rejected(before="9" * 19) == "Query parameter 'before' must be a positive integer."
+
+
+def test_the_conversation_of_a_history_query() -> None:
+    assert query(conversation_id="team.a").conversation_id == "team.a"
+    assert query_rejected(conversation_id="-team") == ID_RULE
