@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -184,3 +185,119 @@ async def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
     second = await SQLiteChatStore.open(path)
     assert [e.user for e in (await second.history("c")).exchanges] == ["kept"]
     await second.close()
+
+
+class CountingObserver:
+    """Counts the store's reads and commits (the seam its metrics use)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.commits: list[int] = []
+        self.failed: list[int] = []
+
+    def store_read(self, operation: str, seconds: float) -> None:
+        assert operation == "SELECT"
+        assert seconds >= 0
+        self.reads += 1
+
+    def store_committed(self, batch_size: int, seconds: float) -> None:
+        self.commits.append(batch_size)
+
+    def store_commit_failed(self, batch_size: int) -> None:
+        self.failed.append(batch_size)
+
+
+async def seed(path: Path, conversation: str, count: int) -> None:
+    store = await SQLiteChatStore.open(path)
+    try:
+        await asyncio.gather(*(store.append(conversation, f"u{i}", f"a{i}") for i in range(count)))
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("rows", "limit", "returned", "older"),
+    [
+        (150, 100, 100, True),  # deeper than the memory of recent rows (100): from disk
+        (100, 100, 100, False),  # exactly the limit: no older page
+        (101, 100, 100, True),
+        (100, 99, 99, True),
+        (5, 50, 5, False),
+        (150, 101, 101, True),
+    ],
+)
+async def test_a_cold_conversation_pages_right_at_every_boundary(
+    tmp_path: Path, rows: int, limit: int, returned: int, older: bool
+) -> None:
+    path = tmp_path / "chat.db"
+    await seed(path, "c", rows)
+    store = await SQLiteChatStore.open(path)  # nothing in memory yet
+    try:
+        for attempt in ("cold", "warm"):
+            page = await store.history("c", limit=limit)
+            assert len(page.exchanges) == returned, attempt
+            assert page.has_older is older, attempt
+            assert [e.user for e in page.exchanges] == [
+                f"u{i}" for i in range(rows - returned, rows)
+            ]
+    finally:
+        await store.close()
+
+
+async def test_recent_reads_are_served_from_memory_after_the_first(tmp_path: Path) -> None:
+    observer = CountingObserver()
+    store = await SQLiteChatStore.open(tmp_path / "chat.db", observer=observer)
+    try:
+        await store.append("c", "u", "a")
+        await store.recent("c", 20)
+        reads = observer.reads
+        assert reads == 1, "the first read of a conversation goes to the database"
+        await store.recent("c", 20)
+        await store.history("c", limit=50)
+        assert observer.reads == reads, "then it is held in memory"
+        assert await store.recent("c", 0) == []
+        assert observer.commits == [1]
+    finally:
+        await store.close()
+
+
+async def test_whole_history_documents_are_bounded(tmp_path: Path) -> None:
+    observer = CountingObserver()
+    store = await SQLiteChatStore.open(tmp_path / "chat.db", observer=observer)
+    try:
+        # Eight whole-history documents are kept (memory is the bound); a ninth evicts one.
+        conversations = [f"c{i}" for i in range(9)]
+        for name in conversations:
+            await store.append(name, "u", "a")
+        for name in conversations:
+            await store.history_json(name)
+        reads = observer.reads
+        for name in conversations[1:]:
+            await store.history_json(name)
+        assert observer.reads == reads, "the newest documents are kept"
+        await store.history_json(conversations[0])
+        assert observer.reads == reads + 1, "the oldest was let go: read again"
+    finally:
+        await store.close()
+
+
+async def test_readiness_proves_a_real_commit(store: SQLiteChatStore) -> None:
+    def probe() -> object:
+        with sqlite3.connect(store.path) as conn:
+            return conn.execute("SELECT checked_at FROM store_probe").fetchone()[0]
+
+    assert probe() == ""
+    await store.ping()
+    first = probe()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(first))
+    assert store.stats.commits == 0, "a probe is not an exchange"
+
+
+async def test_readiness_fails_when_commits_fail(store: SQLiteChatStore) -> None:
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON store_probe "
+            "BEGIN SELECT RAISE(ABORT, 'read-only'); END"
+        )
+    with pytest.raises(StoreError):
+        await store.ping()
