@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 FRONTEND_DIR := $(wildcard frontend)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-only lint format audit bench clean
+.PHONY: help run test test-only lint format audit bench mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,12 @@ lint: $(VENV)/.installed-test ## ruff (lint and format check) and mypy
 bench: $(VENV)/.installed-test ## load benchmark (needs wrk; ARGS="--quick" for a short run)
 	$(BIN)/python -m bench $(ARGS)
 
+# ARGS=chat_service/api/validation.py mutates that module only (mutmut's names are dotted).
+mutate: $(VENV)/.installed-test ## mutation testing with the unit tests (ARGS=path: one module)
+	$(BIN)/mutmut run $(if $(ARGS),"$(subst /,.,$(basename $(ARGS))).*") > mutants.log 2>&1 \
+		|| { tail -n 30 mutants.log; exit 1; }
+	$(BIN)/python -m tests.support.mutation
+
 audit: $(VENV)/.installed-test ## pip-audit: fail on known vulnerabilities in the dependencies
 	$(BIN)/pip-audit --skip-editable --strict --progress-spinner off
 
@@ -70,4 +76,4 @@ format: $(VENV)/.installed-test ## apply ruff's fixes and formatting
 
 clean: ## remove the virtualenv, the page's libraries and caches (not your chat.db)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info \
-		frontend/node_modules frontend/vendor
+		frontend/node_modules frontend/vendor mutants mutants.log

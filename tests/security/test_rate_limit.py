@@ -1,53 +1,14 @@
-"""Per-client token buckets: 429 with Retry-After, clients told apart the right way."""
+"""Rate limits on the real process: 429 with Retry-After, clients told apart the right way.
+
+The token buckets themselves are unit-tested in tests/unit/test_identity.py."""
 
 from __future__ import annotations
 
-import pytest
-
-from chat_service.api.ratelimit import TokenBuckets
 from tests.conftest import StartService
 from tests.support.service import ServiceProcess
 
 KEY_A = "key-a-0123456789abcdef"
 KEY_B = "key-b-0123456789abcdef"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_bucket_allows_a_burst_then_the_rate() -> None:
-    clock = FakeClock()
-    buckets = TokenBuckets(rate=2, burst=3, clock=clock)
-    assert [buckets.take("a") for _ in range(3)] == [0, 0, 0]
-    assert buckets.take("a") == pytest.approx(0.5)
-    assert buckets.take("b") == 0, "another client has its own bucket"
-    clock.now += 0.5
-    assert buckets.take("a") == 0, "half a second at 2/s: one token back"
-    # Empty again; at 2 tokens a second the next one is half a second away.
-    assert buckets.take("a") == pytest.approx(0.5)
-    clock.now += 0.25
-    assert buckets.take("a") == pytest.approx(0.25), "half a token there: half the wait"
-    clock.now += 100
-    assert [buckets.take("a") for _ in range(3)] == [0, 0, 0], "refills up to the burst only"
-    assert buckets.take("a") == pytest.approx(0.5)
-
-
-def test_bucket_memory_is_bounded_and_forgets_the_least_recently_seen() -> None:
-    clock = FakeClock()
-    buckets = TokenBuckets(rate=1, burst=1, clock=clock, max_clients=3)
-    for client in ("a", "b", "c"):
-        assert buckets.take(client) == 0  # each spends its only token
-    assert buckets.take("a") == pytest.approx(1), "a is empty, and now the most recent"
-    assert buckets.take("d") == 0  # a fourth client: the least recently seen (b) goes
-    # A forgotten client starts again with a full bucket; the ones kept are still empty.
-    assert buckets.take("b") == 0, "b was forgotten"
-    assert buckets.take("a") == pytest.approx(1), "a was kept"
-    assert buckets.take("d") == pytest.approx(1), "d was kept"
 
 
 def burst(service: ServiceProcess, count: int, headers: dict[str, str] | None = None) -> list[int]:

@@ -12,7 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from chat_service.api.auth import ApiKeys, is_protected
-from chat_service.api.ratelimit import client_address, parse_networks
+from chat_service.api.errors import ApiError
+from chat_service.api.ratelimit import TokenBuckets, client_address, parse_networks
 from tests.unit.conftest import MakeClient
 
 KEY = "alpha-key-0123456789"
@@ -29,18 +30,29 @@ def key_id(key: str) -> str:
 class Transport:
     """Just enough of a transport for ``request.remote``: the peer's address."""
 
-    def __init__(self, peer: str) -> None:
+    def __init__(self, peer: str | None) -> None:
         self.peer = peer
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return (self.peer, 40000) if name == "peername" else default
+        if name != "peername" or self.peer is None:
+            return default
+        return (self.peer, 40000)
 
 
-def request(peer: str = "192.0.2.1", headers: dict[str, str] | None = None) -> web.Request:
+def request(peer: str | None = "192.0.2.1", headers: dict[str, str] | None = None) -> web.Request:
     return make_mocked_request("GET", "/chat/history", headers=headers, transport=Transport(peer))
 
 
 # -- API keys ---------------------------------------------------------------------------
+
+
+def test_an_api_error_reads_as_its_message() -> None:
+    error = ApiError(429, "Too many requests; slow down.", headers={"Retry-After": "1"})
+    assert (str(error), error.status, error.headers) == (
+        "Too many requests; slow down.",
+        429,
+        {"Retry-After": "1"},
+    )
 
 
 def test_keys_are_known_by_a_digest_never_by_themselves() -> None:
@@ -127,6 +139,56 @@ async def test_metrics_can_be_put_behind_the_keys(make_client: MakeClient) -> No
     assert (await client.get("/healthz")).status == 200
 
 
+# -- token buckets -------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_allows_a_burst_then_the_rate() -> None:
+    clock = FakeClock()
+    buckets = TokenBuckets(rate=2, burst=3, clock=clock)
+    assert [buckets.take("a") for _ in range(3)] == [0, 0, 0]
+    assert buckets.take("a") == pytest.approx(0.5)
+    assert buckets.take("b") == 0, "another client has its own bucket"
+    clock.now += 0.5
+    assert buckets.take("a") == 0, "half a second at 2/s: one token back"
+    # Empty again; at 2 tokens a second the next one is half a second away.
+    assert buckets.take("a") == pytest.approx(0.5)
+    clock.now += 0.25
+    assert buckets.take("a") == pytest.approx(0.25), "half a token there: half the wait"
+    clock.now += 100
+    assert [buckets.take("a") for _ in range(3)] == [0, 0, 0], "refills up to the burst only"
+    assert buckets.take("a") == pytest.approx(0.5)
+
+
+def test_bucket_memory_is_bounded_and_forgets_the_least_recently_seen() -> None:
+    clock = FakeClock()
+    buckets = TokenBuckets(rate=1, burst=1, clock=clock, max_clients=3)
+    for client in ("a", "b", "c"):
+        assert buckets.take(client) == 0  # each spends its only token
+    assert buckets.take("a") == pytest.approx(1), "a is empty, and now the most recent"
+    assert buckets.take("d") == 0  # a fourth client: the least recently seen (b) goes
+    # A forgotten client starts again with a full bucket; the ones kept are still empty.
+    assert buckets.take("b") == 0, "b was forgotten"
+    assert buckets.take("a") == pytest.approx(1), "a was kept"
+    assert buckets.take("d") == pytest.approx(1), "d was kept"
+
+
+def test_a_bucket_with_exactly_one_token_allows_one_request() -> None:
+    clock = FakeClock()
+    buckets = TokenBuckets(rate=1, burst=1, clock=clock)
+    assert buckets.take("a") == 0
+    clock.now += 1  # exactly one token again
+    assert buckets.take("a") == 0
+    assert buckets.take("a") == pytest.approx(1)
+
+
 # -- the client a rate limit counts -------------------------------------------------------
 
 
@@ -165,12 +227,26 @@ def test_forwarded_addresses_are_normalised() -> None:
 
 
 def test_a_peer_that_is_not_an_address_is_not_trusted() -> None:
-    assert client_address(request("unix-socket"), TRUSTED) == "unix-socket"
+    claim = {"X-Forwarded-For": "198.51.100.9"}
+    assert client_address(request("unix-socket", claim), TRUSTED) == "unix-socket"
+
+
+def test_a_peer_without_an_address_is_one_unknown_client() -> None:
+    assert client_address(request(None), TRUSTED) == "unknown"
+
+
+def test_a_trusted_proxy_without_x_forwarded_for_is_the_client() -> None:
+    assert client_address(request(NGINX), TRUSTED) == NGINX
+
+
+def test_entries_are_split_on_commas_even_without_spaces() -> None:
+    forwarded = request(NGINX, {"X-Forwarded-For": "1.1.1.1,198.51.100.9"})
+    assert client_address(forwarded, TRUSTED) == "198.51.100.9"
 
 
 def test_trusted_proxies_are_networks_or_addresses() -> None:
-    assert parse_networks(["10.0.0.0/8", " 192.0.2.5 ", "", "2001:db8::/32"]) == (
-        ipaddress.ip_network("10.0.0.0/8"),
+    assert parse_networks(["10.1.2.3/8", " 192.0.2.5 ", "", "2001:db8::/32"]) == (
+        ipaddress.ip_network("10.0.0.0/8"),  # host bits given are tolerated
         ipaddress.ip_network("192.0.2.5/32"),
         ipaddress.ip_network("2001:db8::/32"),
     )

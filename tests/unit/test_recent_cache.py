@@ -208,3 +208,112 @@ def test_rolled_out_exchanges_no_longer_count_against_the_bound() -> None:
     for i in range(3, 20):  # "b" keeps its newest 2 (400 chars): never over 600 in all
         cache.committed([exchange(i, "b", "x" * 100)])
     assert cache.page("a", 1) is not None, "a conversation within the bound is kept"
+
+
+def held(cache: RecentCache, *conversations: str) -> list[str]:
+    """Which of ``conversations`` the cache still answers for (reading refreshes them)."""
+    return [name for name in conversations if cache.page(name, 1) is not None]
+
+
+def text_of(chars: int) -> str:
+    return "x" * (chars // 2)  # user and AI text each: chars in all
+
+
+def test_the_character_bound_is_inclusive() -> None:
+    cache = RecentCache(depth=5, max_chars=100)
+    cache.fill("a", [exchange(1, "a", text_of(60))], has_older=False, generation=0)
+    cache.fill("b", [exchange(2, "b", text_of(40))], has_older=False, generation=0)
+    assert held(cache, "a", "b") == ["a", "b"], "exactly at the bound: both kept"
+    cache.committed([exchange(3, "b", text_of(2))])  # 102: one over
+    assert held(cache, "a", "b") == ["b"]
+
+
+def test_a_conversation_larger_than_the_bound_alone_is_kept() -> None:
+    cache = RecentCache(depth=5, max_chars=100)
+    cache.fill("huge", [exchange(1, "huge", text_of(300))], has_older=False, generation=0)
+    assert held(cache, "huge") == ["huge"], "the newest conversation always stays"
+
+
+def test_refilling_a_conversation_replaces_its_characters() -> None:
+    cache = RecentCache(depth=5, max_chars=100)
+    cache.fill("a", [exchange(1, "a", text_of(80))], has_older=False, generation=0)
+    cache.fill("a", [exchange(1, "a", text_of(10))], has_older=False, generation=0)
+    cache.fill("b", [exchange(2, "b", text_of(90))], has_older=False, generation=0)  # 100
+    assert held(cache, "a", "b") == ["a", "b"], "the 80 replaced no longer count"
+
+
+def test_evicted_conversations_no_longer_count() -> None:
+    cache = RecentCache(depth=5, max_conversations=2, max_chars=100)
+    cache.fill("a", [exchange(1, "a", text_of(50))], has_older=False, generation=0)
+    cache.fill("b", [exchange(2, "b", text_of(10))], has_older=False, generation=0)
+    cache.fill("c", [exchange(3, "c", text_of(10))], has_older=False, generation=0)  # a goes
+    cache.fill("d", [exchange(4, "d", text_of(80))], has_older=False, generation=0)  # b goes
+    # c (10) and d (80): 90, within the bound, if a's 50 stopped counting when it left.
+    assert held(cache, "c", "d") == ["c", "d"]
+
+
+def test_appended_exchanges_count_and_rolled_out_ones_stop_counting() -> None:
+    cache = RecentCache(depth=2, max_chars=100)
+    cache.fill("a", [exchange(1, "a", text_of(30))], has_older=False, generation=0)
+    cache.fill("b", [exchange(2, "b", text_of(10))], has_older=False, generation=0)
+    cache.committed([exchange(3, "b", text_of(40))])  # b: 10 + 40; 80 in all
+    assert held(cache, "a", "b") == ["a", "b"]
+    cache.committed([exchange(4, "b", text_of(20))])  # b rolls out its 10: 40 + 20; 90
+    assert held(cache, "a", "b") == ["a", "b"]
+    cache.committed([exchange(5, "b", text_of(30))])  # b: 20 + 30; 80
+    assert held(cache, "a", "b") == ["a", "b"]
+    cache.committed([exchange(6, "b", text_of(60))])  # b: 30 + 60; 120: a goes
+    assert held(cache, "a", "b") == ["b"]
+
+
+def test_the_conversation_bound_is_inclusive() -> None:
+    cache = RecentCache(depth=1, max_conversations=3)
+    for name in "abc":
+        cache.fill(name, [exchange(1, name)], has_older=False, generation=cache.generation)
+    assert held(cache, "a", "b", "c") == ["a", "b", "c"]
+
+
+def test_a_commit_reaches_every_conversation_it_names() -> None:
+    cache = RecentCache(depth=5)
+    cache.fill("known", [exchange(1, "known")], has_older=False, generation=0)
+    # The first exchange is for a conversation the cache does not hold.
+    cache.committed([exchange(2, "stranger"), exchange(3, "known")])
+    page = cache.page("known", 5)
+    assert page is not None
+    assert [e.id for e in page.exchanges] == [1, 3]
+
+
+def test_a_read_that_raced_a_commit_is_not_cached_even_after_a_clear() -> None:
+    cache = RecentCache()
+    generation = cache.generation  # a read starts
+    cache.committed([exchange(5)])
+    cache.clear()  # a read fault: everything dropped
+    cache.fill("c", [exchange(1)], has_older=False, generation=generation)
+    assert cache.page("c", 1) is None, "its rows predate the commit"
+    fresh = cache.generation
+    cache.fill("c", [exchange(1), exchange(5)], has_older=False, generation=fresh)
+    assert cache.page("c", 1) is not None
+
+
+def test_a_clear_forgets_every_character_held() -> None:
+    cache = RecentCache(depth=5, max_chars=100)
+    cache.fill("a", [exchange(1, "a", text_of(100))], has_older=False, generation=0)
+    cache.clear()
+    generation = cache.generation
+    cache.fill("b", [exchange(2, "b", text_of(50))], has_older=False, generation=generation)
+    cache.fill("c", [exchange(3, "c", text_of(50))], has_older=False, generation=generation)
+    assert held(cache, "b", "c") == ["b", "c"], "a's 100 were forgotten with it"
+
+
+def test_at_most_eight_page_sizes_are_kept_per_conversation() -> None:
+    cache = RecentCache(depth=20)
+    cache.fill("c", [exchange(i) for i in range(1, 21)], has_older=False, generation=0)
+    first = cache.page("c", 1)
+    for limit in range(2, 9):  # eight sizes in all: all kept
+        cache.page("c", limit)
+    assert cache.page("c", 1) is first
+    cache.page("c", 9)  # a ninth: the kept pages are let go
+    again = cache.page("c", 1)
+    assert again is not first
+    assert again is not None
+    assert [e.id for e in again.exchanges] == [20]

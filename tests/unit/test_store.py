@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chat_service.store import SQLiteChatStore, StoreError, StoreOpenError
-from chat_service.store.migrations import SCHEMA_VERSION
+from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -172,9 +172,36 @@ async def test_file_that_is_not_a_database_raises_store_open_error(tmp_path: Pat
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     with sqlite3.connect(path) as conn:
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
-    with pytest.raises(StoreOpenError, match="newer than this release"):
+        conn.execute("PRAGMA user_version=99")
+    with pytest.raises(StoreOpenError) as refused:
         await SQLiteChatStore.open(path)
+    assert str(refused.value) == (
+        f"database {str(path)!r} has schema version 99, newer than this release supports "
+        "(2); upgrade chat-service"
+    )
+
+
+async def test_a_database_of_the_first_release_is_migrated_keeping_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # schema version 1: the exchanges table only
+        conn.executescript(
+            f"{MIGRATIONS[0]}\n"
+            "INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at)"
+            " VALUES ('c', 1, 'from before', 'still here', '2026-01-01T00:00:00.000Z');"
+            "PRAGMA user_version=1;"
+        )
+    store = await SQLiteChatStore.open(path)
+    try:
+        assert pragma(path, "user_version") == 2
+        assert [(e.user, e.ai) for e in (await store.history("c")).exchanges] == [
+            ("from before", "still here")
+        ]
+        await store.ping()  # migration 2's probe row is there to be written
+        assert (await store.append("c", "new", "reply")).turn == 2
+    finally:
+        await store.close()
 
 
 async def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:

@@ -1,0 +1,195 @@
+"""What the store tells telemetry: database spans per the conventions (a read, the wait for
+a group commit, the commit linked to every request it served), and its timings."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from chat_service.store import SQLiteChatStore, StoreError
+
+_EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session")
+def global_provider() -> TracerProvider:
+    """The process's tracer provider, recording into memory (it can be set only once)."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    trace.set_tracer_provider(provider)
+    assert trace.get_tracer_provider() is provider, "another test set a provider first"
+    return provider
+
+
+@pytest.fixture
+def spans(global_provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+class Timings:
+    def __init__(self) -> None:
+        self.reads: list[tuple[str, float]] = []
+        self.commits: list[tuple[int, float]] = []
+        self.failed: list[int] = []
+
+    def store_read(self, operation: str, seconds: float) -> None:
+        self.reads.append((operation, seconds))
+
+    def store_committed(self, batch_size: int, seconds: float) -> None:
+        self.commits.append((batch_size, seconds))
+
+    def store_commit_failed(self, batch_size: int) -> None:
+        self.failed.append(batch_size)
+
+
+@pytest.fixture
+def timings() -> Timings:
+    return Timings()
+
+
+@pytest.fixture
+async def store(
+    tmp_path: Path, spans: InMemorySpanExporter, timings: Timings
+) -> AsyncIterator[SQLiteChatStore]:
+    opened = await SQLiteChatStore.open(tmp_path / "chat.db", observer=timings)
+    yield opened
+    await opened.close()
+
+
+def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
+    return [span for span in exporter.get_finished_spans() if span.name == name]
+
+
+DB = {"db.system.name": "sqlite", "db.namespace": "chat.db", "db.collection.name": "exchanges"}
+
+
+async def test_an_append_waits_in_a_child_span_for_a_commit_linked_to_it(
+    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+) -> None:
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("POST /chat/message") as request:
+        await store.append("c", "u", "a")
+    context = request.get_span_context()
+    [wait] = named(spans, "wait for group commit")
+    assert wait.kind == SpanKind.INTERNAL
+    assert wait.parent is not None
+    assert wait.parent.span_id == context.span_id
+    assert not any(key.startswith("db.") for key in wait.attributes or {})
+    [commit] = named(spans, "INSERT exchanges")
+    assert commit.kind == SpanKind.CLIENT
+    assert commit.parent is None, "the root of its own trace"
+    assert commit.context.trace_id != context.trace_id
+    assert [link.context.span_id for link in commit.links] == [context.span_id]
+    assert dict(commit.attributes or {}) == {**DB, "db.operation.name": "INSERT"}
+    assert commit.status.status_code != StatusCode.ERROR
+    [(size, seconds)] = timings.commits
+    assert size == 1
+    assert 0 <= seconds < 5
+
+
+async def test_a_batch_commit_links_every_request_and_says_its_size(
+    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+) -> None:
+    tracer = trace.get_tracer("test")
+    requests = []
+
+    async def post(n: int) -> None:
+        with tracer.start_as_current_span(f"request {n}") as span:
+            requests.append(span.get_span_context().span_id)
+            await store.append("c", f"u{n}", "a")
+
+    await asyncio.gather(*(post(n) for n in range(3)))
+    [commit] = named(spans, "BATCH INSERT exchanges")
+    assert sorted(link.context.span_id for link in commit.links) == sorted(requests)
+    assert dict(commit.attributes or {}) == {
+        **DB,
+        "db.operation.name": "BATCH INSERT",
+        "db.operation.batch.size": 3,
+    }
+    assert [size for size, _ in timings.commits] == [3]
+
+
+async def test_an_unrecorded_request_gets_no_spans_and_no_links(
+    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+) -> None:
+    await store.append("c", "u", "a")  # no request span at all
+    assert named(spans, "wait for group commit") == []
+    [commit] = named(spans, "INSERT exchanges")  # the commit itself is still traced
+    assert list(commit.links) == []
+    await store.history("c")
+    assert named(spans, "SELECT exchanges") == []
+    [(operation, seconds)] = timings.reads
+    assert operation == "SELECT"
+    assert 0 <= seconds < 5
+
+
+async def test_a_read_is_a_client_span_with_the_rows_it_returned(
+    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+) -> None:
+    for n in range(3):
+        await store.append("c", f"u{n}", "a")
+    with trace.get_tracer("test").start_as_current_span("GET /chat/history") as request:
+        page = await store.history("c", limit=2, before=10**9)
+    assert len(page.exchanges) == 2
+    [select] = named(spans, "SELECT exchanges")
+    assert select.kind == SpanKind.CLIENT
+    assert select.parent is not None
+    assert select.parent.span_id == request.get_span_context().span_id
+    # One row more than the page, to learn whether an older page exists.
+    assert dict(select.attributes or {}) == {
+        **DB,
+        "db.operation.name": "SELECT",
+        "db.response.returned_rows": 3,
+    }
+    [(operation, seconds)] = timings.reads
+    assert operation == "SELECT"
+    assert 0 <= seconds < 5
+
+
+async def test_a_failed_commit_is_an_error_span_and_counted(
+    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+) -> None:
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON exchanges BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    with trace.get_tracer("test").start_as_current_span("request"), pytest.raises(StoreError):
+        await store.append("c", "u", "a")
+    [commit] = named(spans, "INSERT exchanges")
+    assert commit.status.status_code == StatusCode.ERROR
+    assert commit.status.description == "commit failed: no"
+    assert (commit.attributes or {})["error.type"] == "IntegrityError"
+    assert timings.failed == [1]
+    assert timings.commits == []
+    assert store.stats.failed_batches == 1
+
+
+async def test_a_failed_read_is_an_error_span(
+    store: SQLiteChatStore, spans: InMemorySpanExporter
+) -> None:
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("DROP TABLE exchanges")
+    with trace.get_tracer("test").start_as_current_span("request"), pytest.raises(StoreError):
+        await store.history("c")
+    [select] = named(spans, "SELECT exchanges")
+    assert select.status.status_code == StatusCode.ERROR
+    assert (select.attributes or {})["error.type"] == "OperationalError"
+
+
+async def test_readiness_probes_are_not_traced(
+    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+) -> None:
+    await store.ping()
+    assert [span.name for span in spans.get_finished_spans()] == []
+    assert timings.commits == []
