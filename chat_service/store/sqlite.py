@@ -33,7 +33,7 @@ from typing import Any
 import aiosqlite
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TracerProvider
 
 from chat_service.store.base import (
     Exchange,
@@ -102,12 +102,17 @@ class SQLiteChatStore:
     """A :class:`~chat_service.store.base.ChatStore` on one SQLite file."""
 
     def __init__(
-        self, path: Path, *, max_batch: int = MAX_BATCH, observer: StoreObserver | None = None
+        self,
+        path: Path,
+        *,
+        max_batch: int = MAX_BATCH,
+        observer: StoreObserver | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.path = path
-        # The provider's own tracer, taken when the store opens (after tracing is set up):
-        # the module-level proxy would add a layer to every span.
-        self._tracer = trace.get_tracer(__name__)
+        # The provider's own tracer (the process's unless one is given), taken when the store
+        # opens, after tracing is set up: the module-level proxy would add a layer to every span.
+        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._observer: StoreObserver = observer or NullObserver()
         self._span_attributes = {
             "db.system.name": "sqlite",
@@ -131,10 +136,15 @@ class SQLiteChatStore:
 
     @classmethod
     async def open(
-        cls, path: Path, *, max_batch: int = MAX_BATCH, observer: StoreObserver | None = None
+        cls,
+        path: Path,
+        *,
+        max_batch: int = MAX_BATCH,
+        observer: StoreObserver | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> SQLiteChatStore:
         """Open (creating if needed) and migrate the database; raise StoreOpenError if not."""
-        store = cls(path, max_batch=max_batch, observer=observer)
+        store = cls(path, max_batch=max_batch, observer=observer, tracer_provider=tracer_provider)
         try:
             # The writer (plain sqlite3) opens first: an unopenable path fails there, before
             # aiosqlite, whose failed connect leaves a thread calling back into the loop.

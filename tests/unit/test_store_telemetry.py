@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -17,24 +16,18 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from chat_service.store import SQLiteChatStore, StoreError
 
-_EXPORTER = InMemorySpanExporter()
 
-
-@pytest.fixture(scope="session")
-def global_provider() -> TracerProvider:
-    """The process's tracer provider, recording into memory (it can be set only once)."""
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-    trace.set_tracer_provider(provider)
-    assert trace.get_tracer_provider() is provider, "another test set a provider first"
-    return provider
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
 
 
 @pytest.fixture
-def spans(global_provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+def provider(spans: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    made = TracerProvider()
+    made.add_span_processor(SimpleSpanProcessor(spans))
+    yield made
+    made.shutdown()
 
 
 class Timings:
@@ -60,9 +53,11 @@ def timings() -> Timings:
 
 @pytest.fixture
 async def store(
-    tmp_path: Path, spans: InMemorySpanExporter, timings: Timings
+    tmp_path: Path, provider: TracerProvider, timings: Timings
 ) -> AsyncIterator[SQLiteChatStore]:
-    opened = await SQLiteChatStore.open(tmp_path / "chat.db", observer=timings)
+    opened = await SQLiteChatStore.open(
+        tmp_path / "chat.db", observer=timings, tracer_provider=provider
+    )
     yield opened
     await opened.close()
 
@@ -75,9 +70,9 @@ DB = {"db.system.name": "sqlite", "db.namespace": "chat.db", "db.collection.name
 
 
 async def test_an_append_waits_in_a_child_span_for_a_commit_linked_to_it(
-    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+    provider: TracerProvider, store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
 ) -> None:
-    tracer = trace.get_tracer("test")
+    tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("POST /chat/message") as request:
         await store.append("c", "u", "a")
     context = request.get_span_context()
@@ -99,9 +94,9 @@ async def test_an_append_waits_in_a_child_span_for_a_commit_linked_to_it(
 
 
 async def test_a_batch_commit_links_every_request_and_says_its_size(
-    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+    provider: TracerProvider, store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
 ) -> None:
-    tracer = trace.get_tracer("test")
+    tracer = provider.get_tracer("test")
     requests = []
 
     async def post(n: int) -> None:
@@ -135,11 +130,11 @@ async def test_an_unrecorded_request_gets_no_spans_and_no_links(
 
 
 async def test_a_read_is_a_client_span_with_the_rows_it_returned(
-    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+    provider: TracerProvider, store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
 ) -> None:
     for n in range(3):
         await store.append("c", f"u{n}", "a")
-    with trace.get_tracer("test").start_as_current_span("GET /chat/history") as request:
+    with provider.get_tracer("test").start_as_current_span("GET /chat/history") as request:
         page = await store.history("c", limit=2, before=10**9)
     assert len(page.exchanges) == 2
     [select] = named(spans, "SELECT exchanges")
@@ -158,13 +153,13 @@ async def test_a_read_is_a_client_span_with_the_rows_it_returned(
 
 
 async def test_a_failed_commit_is_an_error_span_and_counted(
-    store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
+    provider: TracerProvider, store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
 ) -> None:
     with sqlite3.connect(store.path) as conn:
         conn.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON exchanges BEGIN SELECT RAISE(ABORT, 'no'); END"
         )
-    with trace.get_tracer("test").start_as_current_span("request"), pytest.raises(StoreError):
+    with provider.get_tracer("test").start_as_current_span("request"), pytest.raises(StoreError):
         await store.append("c", "u", "a")
     [commit] = named(spans, "INSERT exchanges")
     assert commit.status.status_code == StatusCode.ERROR
@@ -176,11 +171,11 @@ async def test_a_failed_commit_is_an_error_span_and_counted(
 
 
 async def test_a_failed_read_is_an_error_span(
-    store: SQLiteChatStore, spans: InMemorySpanExporter
+    provider: TracerProvider, store: SQLiteChatStore, spans: InMemorySpanExporter
 ) -> None:
     with sqlite3.connect(store.path) as conn:
         conn.execute("DROP TABLE exchanges")
-    with trace.get_tracer("test").start_as_current_span("request"), pytest.raises(StoreError):
+    with provider.get_tracer("test").start_as_current_span("request"), pytest.raises(StoreError):
         await store.history("c")
     [select] = named(spans, "SELECT exchanges")
     assert select.status.status_code == StatusCode.ERROR
