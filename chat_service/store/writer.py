@@ -93,9 +93,16 @@ def migrate(conn: sqlite3.Connection) -> None:
     for number in range(version + 1, SCHEMA_VERSION + 1):
         # executescript commits first, so each migration brings its own transaction:
         # a crash mid-migration leaves the previous version intact.
-        conn.executescript(
-            f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version={number};\nCOMMIT;"
-        )
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\n"
+                f"PRAGMA user_version={number};\nCOMMIT;"
+            )
+        except sqlite3.Error:
+            # The script stopped inside its transaction: end it, so nothing half-done stays.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         log.info("database migrated", extra={"schema_version": number})
 
 

@@ -10,8 +10,9 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from chat_service.assistant import AssistantError, Completion, ReplyChunk
+from chat_service.assistant import AssistantError, Completion, ReplyChunk, create_assistant
 from chat_service.assistant.openai import OpenAIAssistant, output_limit_parameter
+from chat_service.config import Settings
 from chat_service.store import Exchange
 from tests.support.model import ModelServer
 
@@ -217,3 +218,47 @@ async def test_requests_carry_the_active_traceparent(
     )
     assert int(flags, 16) & 0x01, "sampled"
     assert trace.get_current_span().get_span_context().is_valid is False
+
+
+async def test_the_settings_build_this_assistant(model_server: ModelServer) -> None:
+    settings = Settings(
+        assistant="openai",
+        model="gpt-from-settings",
+        openai_api_key="sk-from-settings",
+        openai_base_url=model_server.base_url,
+        system_prompt="Be brief.",
+        max_output_tokens=7,
+        model_timeout_s=1.5,
+        model_max_retries=1,
+    )
+    retries: list[int] = []
+    assistant = create_assistant(settings, on_retry=lambda: retries.append(1))
+    try:
+        assert isinstance(assistant, OpenAIAssistant)
+        assert (assistant.provider, assistant.model) == ("openai", "gpt-from-settings")
+        assert assistant.server_url == model_server.base_url + "/"
+        model_server.script({"status": 429, "retry_after": 0.1})
+        pieces, _ = await collect(assistant.stream("hi", []))
+        assert "".join(pieces) == "Reply 1: hi"
+        assert retries == [1], "one retry, reported"
+        request = model_server.requests()[1]
+        assert request["headers"]["authorization"] == "Bearer sk-from-settings"
+        assert request["body"]["model"] == "gpt-from-settings"
+        assert request["body"]["messages"][0] == {"role": "system", "content": "Be brief."}
+        assert request["body"]["max_tokens"] == 7
+        model_server.default(status=500)
+        with pytest.raises(AssistantError):
+            await collect(assistant.stream("again", []))
+        assert len(model_server.requests()) == 4, "then one try and max_retries=1 retry"
+        model_server.default(hang=True)
+        started = time.monotonic()
+        with pytest.raises(AssistantError):
+            await collect(assistant.stream("and again", []))
+        assert 1.4 <= time.monotonic() - started < 2.5, "CHAT_MODEL_TIMEOUT_S bounds the wait"
+    finally:
+        await assistant.close()
+
+
+def test_an_assistant_error_is_named_by_its_cause_or_its_own_type() -> None:
+    assert AssistantError("x", error_type="RateLimitError").error_type == "RateLimitError"
+    assert AssistantError("x").error_type == "AssistantError"
