@@ -61,9 +61,11 @@ lint: $(VENV)/.installed-test ## ruff (lint and format check) and mypy
 bench: $(VENV)/.installed-test ## load benchmark (needs wrk; ARGS="--quick" for a short run)
 	$(BIN)/python -m bench $(ARGS)
 
-# ARGS=chat_service/api/validation.py mutates that module only (mutmut's names are dotted).
+# ARGS=chat_service/api/validation.py mutates that module only: mutmut names a mutant
+# module.x_function__mutmut_N (a package's own code: package.x_...).
+MUTANT_GLOB = $(patsubst %.__init__,%,$(subst /,.,$(basename $(ARGS)))).x*
 mutate: $(VENV)/.installed-test ## mutation testing with the unit tests (ARGS=path: one module)
-	$(BIN)/mutmut run $(if $(ARGS),"$(subst /,.,$(basename $(ARGS))).*") > mutants.log 2>&1 \
+	$(BIN)/mutmut run $(if $(ARGS),"$(MUTANT_GLOB)") > mutants.log 2>&1 \
 		|| { tail -n 30 mutants.log; exit 1; }
 	$(BIN)/python -m tests.support.mutation
 
