@@ -6,8 +6,10 @@
 // Content-Security-Policy's Trusted Types directive makes any HTML sink throw, as a backstop.
 // URLs are relative ("chat/history"), so the page works behind NGINX and from the service.
 
-import { loadMarkdown } from "./markdown.js";
-import { readEvents } from "./sse.js";
+// Versioned like the page's other assets (?v= is the file's content hash, checked by
+// tests/e2e/test_static_files.py), so NGINX may let browsers cache them for good.
+import { loadMarkdown } from "./markdown.js?v=65e0c4b3ec";
+import { readEvents } from "./sse.js?v=fa320518c3";
 
 const HISTORY_PAGE_SIZE = 50;
 const HISTORY_TIMEOUT_MS = 15_000;
@@ -247,6 +249,11 @@ function setText(item, role, text) {
   }
 }
 
+// What the reader sees of a message (a reply's Markdown rendered), for announcing it.
+function shownText(item) {
+  return item.querySelector(".message__text").textContent;
+}
+
 // Decoration only: the bubble itself says "Assistant:" to screen readers.
 function avatar() {
   const node = element("span", "avatar", "AI");
@@ -447,7 +454,7 @@ async function send(text) {
     if (!streamed.item) thinking.replaceWith(item);
     item.classList.remove("message--streaming");
     setText(item, "ai", whole);
-    announce(`Assistant: ${whole}`);
+    announce(`Assistant: ${shownText(item)}`);
     followOrNotify();
   } catch (error) {
     cancelAnimationFrame(streamed.frame);
@@ -554,7 +561,7 @@ function keepPartial(streamed, note) {
   item.classList.add("message--stopped");
   setText(item, "ai", streamed.text);
   item.querySelector(".message__body").append(element("p", "message__note", note));
-  announce(`${note}. Assistant: ${streamed.text}`);
+  announce(`${note}. Assistant: ${shownText(item)}`);
   followOrNotify();
 }
 

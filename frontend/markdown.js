@@ -10,7 +10,11 @@
 // without access to this page (rel="noopener noreferrer").
 //
 // Trusted Types: DOMPurify parses with DOMParser, a Trusted Types sink, through its own
-// policy named "dompurify", the only policy the Content-Security-Policy allows.
+// policy named "dompurify", the only policy the Content-Security-Policy allows
+// (`trusted-types dompurify`, no 'allow-duplicates'). The policy object stays inside
+// DOMPurify, and it is created as soon as the libraries load (setConfig below), so no other
+// script can claim the name later. DOMPurify hands back a DocumentFragment
+// (RETURN_DOM_FRAGMENT), never a string, so no code here touches an HTML sink.
 
 const ALLOWED_TAGS = [
   "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li",
@@ -52,16 +56,17 @@ export async function loadMarkdown() {
     node.setAttribute("target", "_blank");
     node.setAttribute("rel", "noopener noreferrer");
   });
-  const config = {
+  // One configuration for every call; setting it now also creates DOMPurify's policy.
+  DOMPurify.setConfig({
     ALLOWED_TAGS,
     ALLOWED_ATTR,
     ALLOW_DATA_ATTR: false,
     ALLOWED_URI_REGEXP: SAFE_URL,
     RETURN_DOM_FRAGMENT: true,
-  };
+  });
   return (text) => {
     // Trimmed: the newline after the last block would be a stray text node.
-    const fragment = DOMPurify.sanitize(parser.parse(text, { async: false }).trim(), config);
+    const fragment = DOMPurify.sanitize(parser.parse(text, { async: false }).trim());
     for (const code of fragment.querySelectorAll("pre > code")) addCopyButton(code);
     return fragment;
   };

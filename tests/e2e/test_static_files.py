@@ -11,6 +11,10 @@ from tests.e2e.nginx import FRONTEND_DIR, TEMPLATE, TEMPLATE_VARIABLES, template
 
 PAGE = FRONTEND_DIR / "frontend.html"
 VERSIONED_URL = re.compile(r"""(?:src|href)="([\w.-]+)\?v=([0-9a-f]+)\"""")
+# The page's own ES modules (vendor/ holds the npm libraries, which are not ours).
+MODULES = sorted(path.name for path in FRONTEND_DIR.glob("*.js"))
+# `import ... from "./x.js?v=..."` and `import("./x.js")`: the relative specifiers.
+IMPORT = re.compile(r"""(?:\bfrom|\bimport)\s*\(?\s*["'](\./[^"']+)["']""")
 
 
 def content_version(name: str) -> str:
@@ -64,11 +68,57 @@ def test_no_inline_script_style_or_handlers() -> None:
     assert parser.found == []
 
 
+def test_module_imports_carry_the_content_hash_of_their_file() -> None:
+    """app.js is versioned in the page, the modules it imports in app.js, and so on: a changed
+    module changes its importer's hash too, so no cached URL ever serves an old file.
+
+    The npm libraries in vendor/ are the exception: their content comes from `npm ci`, not
+    from git, so their URLs are plain and NGINX has browsers revalidate them.
+    """
+    imported: set[str] = set()
+    wrong: dict[str, str] = {}
+    for module in MODULES:
+        for specifier in IMPORT.findall((FRONTEND_DIR / module).read_text()):
+            path, _, version = specifier.removeprefix("./").partition("?v=")
+            if path.startswith("vendor/"):
+                assert not version, f"{module}: {specifier} (vendor/ is not in git)"
+                continue
+            imported.add(path)
+            if version != content_version(path):
+                wrong[f"{module}: {specifier}"] = f"./{path}?v={content_version(path)}"
+    assert not wrong, f"update the imports: {wrong}"
+    # Every module is reached from the page, so each is covered by one of these checks.
+    assert imported | {"app.js"} == set(MODULES)
+
+
 def test_script_has_no_html_sinks() -> None:
-    """User and AI text reach the page as text only (Trusted Types enforce it at run time)."""
-    script = (FRONTEND_DIR / "app.js").read_text()
-    sinks = ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function("]
-    assert [sink for sink in sinks if sink in script] == []
+    """User and AI text reach the page as text only (Trusted Types enforce it at run time).
+
+    Replies become DOM nodes inside DOMPurify (a DocumentFragment comes back), so none of the
+    page's own modules parses HTML, makes a Trusted Types policy, or evaluates strings.
+    """
+    sinks = [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "setHTMLUnsafe",
+        "createContextualFragment",
+        "parseFromString",
+        "srcdoc",
+        "document.write",
+        "createPolicy",
+        "RETURN_TRUSTED_TYPE",
+        "eval(",
+        "Function(",
+    ]
+    assert "markdown.js" in MODULES
+    found = {
+        f"{module}: {sink}"
+        for module in MODULES
+        for sink in sinks
+        if sink in (FRONTEND_DIR / module).read_text()
+    }
+    assert found == set()
 
 
 def test_config_ships_with_trace_links_hidden() -> None:

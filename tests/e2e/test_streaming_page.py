@@ -8,6 +8,7 @@ tests/support, which replays scripted replies chunk by chunk.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.chat_page import AI, ChatPage
-from tests.e2e.conftest import OpenPage, StartModuleService, copy_page
+from tests.e2e.conftest import (
+    LIBRARY_PATHS,
+    OpenPage,
+    StartModuleService,
+    copy_page,
+    markdown_libraries_installed,
+)
 from tests.e2e.nginx import FRONTEND_DIR, NginxServer
 from tests.support.binaries import in_ci
 from tests.support.model import ModelServer
@@ -37,23 +44,30 @@ MARKDOWN = (
     "```\n"
 )
 # Every way a reply could try to run script or load something, each setting a flag if it ran.
+# The model server streams it word by word, so half-written tags pass through the page too.
 HOSTILE = (
     '<img src="x" onerror="window.__pwned = 1">\n\n'
+    "<img src=x onerror=window.__pwned=11>\n\n"
     "<script>window.__pwned = 2</script>\n\n"
     "[click me](javascript:window.__pwned=3)\n\n"
+    "[shouting](JaVaScRiPt:window.__pwned=31)\n\n"
     '<a href="javascript:window.__pwned=4">raw link</a>\n\n'
     '<iframe src="javascript:window.__pwned=5"></iframe>\n\n'
     '<svg onload="window.__pwned=6"><circle r="5"/></svg>\n\n'
+    "<svg><script>window.__pwned=61</script></svg>\n\n"
     '**<b onclick="window.__pwned=7">bold</b>**\n\n'
+    '<details open ontoggle="window.__pwned=8"><summary>s</summary></details>\n\n'
+    '<input autofocus onfocus="window.__pwned=9">\n\n'
     "![tracker](https://tracker.example/pixel.png)\n\n"
     "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)\n\n"
     "The end."
 )
+TRACERESPONSE = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]")
 
 
 def require_markdown_libraries() -> None:
     """The page renders Markdown only with the libraries `npm ci` copies into vendor/."""
-    if (FRONTEND_DIR / "vendor" / "marked.js").exists():
+    if markdown_libraries_installed():
         return
     reason = "frontend/vendor/ is missing: run `make` with Node.js (npm ci in frontend/)"
     if in_ci():
@@ -99,11 +113,15 @@ def stored(service: ServiceProcess) -> list[dict[str, str]]:
 
 
 def test_the_reply_grows_while_it_streams(chat: ChatPage, model_server: ModelServer) -> None:
-    model_server.script({"chunks": WORDS[:8], "chunk_delay_s": 0.3})
+    model_server.script({"chunks": WORDS[:8], "chunk_delay_s": 0.3, "first_chunk_delay_s": 0.5})
     chat.open()
     replies = chat.page.locator(AI).count()
     chat.input.fill("count for me")
     chat.send_button.click()
+    # Until the first piece: "Thinking…", and Stop in place of Send.
+    expect(chat.thinking).to_contain_text("Thinking")
+    expect(chat.stop_button).to_be_visible()
+    assert chat.page.locator(AI).count() == replies
     seen: list[str] = []
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -120,6 +138,7 @@ def test_the_reply_grows_while_it_streams(chat: ChatPage, model_server: ModelSer
     assert len(intermediate) >= 2, f"the text grew in steps: {seen}"
     assert all(final.startswith(text) for text in intermediate)
     assert all(len(a) < len(b) for a, b in itertools.pairwise(seen))
+    expect(chat.thinking).to_have_count(0)
 
 
 def test_stop_keeps_the_partial_reply_after_a_reload(
@@ -138,6 +157,7 @@ def test_stop_keeps_the_partial_reply_after_a_reload(
     expect(chat.stop_button).to_be_hidden()
     expect(chat.page.locator(".message--stopped .message__note")).to_have_text("Stopped")
     shown = last_reply(chat)
+    expect(chat.page.locator("#announcer")).to_have_text(f"Stopped. Assistant: {shown}")
     words = shown.split()
     assert words[:3] == ["word0", "word1", "word2"]
     assert len(words) < len(WORDS)
@@ -157,19 +177,58 @@ def test_stop_keeps_the_partial_reply_after_a_reload(
     assert record["disconnected_at"] is not None
 
 
-def test_escape_stops_the_reply(
+def test_escape_stops_the_reply_from_anywhere_on_the_page(
+    chat: ChatPage, model_server: ModelServer, service: ServiceProcess
+) -> None:
+    model_server.script(SLOW)
+    chat.open()
+    replies = chat.page.locator(AI).count()
+    chat.input.fill("and now stop")
+    chat.input.press("Enter")
+    # The conversation's earlier replies are on the page too: wait for this one's words.
+    expect(chat.page.locator(AI)).to_have_count(replies + 1)
+    expect(chat.page.locator(AI).last).to_contain_text("word1")
+    # The reader has moved on to the conversation, away from the message box.
+    chat.log.focus()
+    chat.page.keyboard.press("Escape")
+    expect(chat.send_button).to_be_visible()
+    expect(chat.page.locator(".message--stopped .message__note").last).to_have_text("Stopped")
+    shown = last_reply(chat).split()
+    assert shown[:2] == ["word0", "word1"]
+    assert len(shown) < len(WORDS)
+    # Focus stays where the reader put it.
+    expect(chat.log).to_be_focused()
+    deadline = time.monotonic() + 5
+    while not (history := stored(service)) or history[-1]["user"] != "and now stop":
+        assert time.monotonic() < deadline, "the partial reply was not stored"
+        time.sleep(0.05)
+    assert history[-1]["AI"] == "".join(WORDS[: len(shown)])
+
+
+def test_stop_before_the_first_word_leaves_the_message_unsent(
     open_page: OpenPage, service: ServiceProcess, model_server: ModelServer
 ) -> None:
     chat = ChatPage(open_page(), service.base_url)
-    model_server.script(SLOW)
+    model_server.script({"reply": "too late", "first_chunk_delay_s": 1.5})
     chat.open()
-    chat.input.fill("and now stop")
-    chat.input.press("Enter")
-    expect(chat.page.locator(AI).last).to_contain_text("word1")
-    chat.page.keyboard.press("Escape")
+    before = len(stored(service))
+    chat.input.fill("never mind")
+    chat.send_button.click()
+    expect(chat.thinking).to_be_visible()
+    model_server.wait_for_requests(1)
+    chat.stop_button.click()
+    # Nothing was said, so nothing is kept: the message can be sent again.
+    expect(chat.failed).to_contain_text("Stopped before the reply began.")
+    expect(chat.failed.get_by_role("button", name="Retry")).to_be_visible()
+    expect(chat.thinking).to_have_count(0)
     expect(chat.send_button).to_be_visible()
-    expect(chat.page.locator(AI).last).not_to_contain_text("word23")
-    expect(chat.input).to_be_focused()
+    # The model call was closed during its pause, before it said anything.
+    deadline = time.monotonic() + 5
+    while (record := model_server.requests()[0])["disconnected_at"] is None:
+        assert time.monotonic() < deadline, "the model call went on after Stop"
+        time.sleep(0.05)
+    assert record["chunks_sent"] == 0
+    assert len(stored(service)) == before
 
 
 def test_markdown_renders_with_a_copy_button(
@@ -206,12 +265,18 @@ def test_hostile_markdown_and_html_stay_inert(chat: ChatPage, model_server: Mode
     expect(reply).to_contain_text("The end.")
     chat.page.wait_for_timeout(300)  # time for an onerror or onload to fire, if one got in
     assert chat.page.evaluate("window.__pwned") is None
-    for tag in ("img", "script", "iframe", "svg", "b[onclick]", "[onerror]", "[onload]"):
-        expect(reply.locator(tag)).to_have_count(0)
+    inert = ("img", "script", "iframe", "svg", "details", "input", "[onclick]", "[onerror]")
+    for selector in (*inert, "[onload]", "[ontoggle]", "[onfocus]", "[style]"):
+        expect(reply.locator(selector)).to_have_count(0)
+    # Only http(s) and mailto links survive, and each opens in a new tab without this page.
+    for link in reply.locator("a[href]").all():
+        assert re.match(r"(?:https?|mailto):", link.get_attribute("href") or ""), link
+        expect(link).to_have_attribute("rel", "noopener noreferrer")
     # Raw HTML is shown as text, not dropped silently.
     expect(reply).to_contain_text("<script>window.__pwned = 2</script>")
+    expect(reply).to_contain_text('<iframe src="javascript:window.__pwned=5"></iframe>')
     # Links with a script or data URL keep their text and lose the URL.
-    for name in ("click me", "data"):
+    for name in ("click me", "shouting", "data"):
         assert reply.get_by_text(name, exact=True).get_attribute("href") is None, name
     # An image becomes a link to it: nothing is loaded from elsewhere.
     expect(reply.get_by_role("link", name="tracker")).to_have_attribute(
@@ -220,6 +285,25 @@ def test_hostile_markdown_and_html_stay_inert(chat: ChatPage, model_server: Mode
     # Clicking what was a javascript: link runs nothing.
     reply.get_by_text("click me", exact=True).click()
     assert chat.page.evaluate("window.__pwned") is None
+
+
+def test_no_other_script_can_claim_dompurifys_trusted_types_policy(chat: ChatPage) -> None:
+    """The CSP allows one Trusted Types policy, named dompurify, and no duplicates. DOMPurify
+    makes it as soon as the page loads the library, so the name is taken: nothing else can
+    make a policy that turns strings into HTML."""
+    require_markdown_libraries()
+    chat.open()
+    claimed = chat.page.evaluate(
+        "() => { try { trustedTypes.createPolicy('dompurify', {createHTML: s => s});"
+        " return 'made'; } catch (error) { return error.name; } }"
+    )
+    assert claimed == "TypeError"
+    for _ in range(100):  # violation events reach Python while Playwright waits
+        if chat.watched.csp_violations:
+            break
+        chat.page.wait_for_timeout(50)
+    assert {v.split()[0] for v in chat.watched.csp_violations} == {"trusted-types"}
+    chat.watched.clear()  # provoked on purpose
 
 
 def test_a_model_that_fails_marks_the_message_failed(
@@ -279,7 +363,7 @@ def test_without_the_libraries_replies_are_plain_text(
     open_page: OpenPage, plain_service: ServiceProcess, model_server: ModelServer
 ) -> None:
     chat = ChatPage(open_page(), plain_service.base_url)
-    chat.watched.expect_failed_requests("/vendor/marked.js", "/vendor/purify.js")
+    chat.watched.expect_failed_requests(*LIBRARY_PATHS)
     model_server.script({"reply": MARKDOWN})
     chat.open()
     chat.send("markdown, please")
@@ -292,17 +376,40 @@ def test_without_the_libraries_replies_are_plain_text(
 def test_nginx_passes_a_stream_through_as_it_is_written(
     nginx: NginxServer, model_server: ModelServer
 ) -> None:
-    model_server.script({"chunks": ["a ", "b ", "c ", "d ", "e"], "chunk_delay_s": 0.4})
-    stream = post_stream(nginx.port, {"message": "through the proxy"})
-    assert stream.status == 200
-    assert stream.header("Content-Type") == "text/event-stream"
-    assert stream.header("Content-Encoding") is None, "not compressed: that would buffer"
+    # The model writes one piece, then stalls (the service gives up after its 2 s timeout).
+    model_server.script({"chunks": ["first ", "never sent"], "hang_after_chunks": 1})
+    # A browser's Accept-Encoding: NGINX must not compress the stream, that would buffer it.
+    stream = post_stream(
+        nginx.port, {"message": "through the proxy"}, headers={"Accept-Encoding": "gzip"}
+    )
+    try:
+        first = next(stream.events())
+        # Ordering, not timing: the first piece came through while the model was still
+        # stalled on the second, so the stream had not ended. A buffering proxy would hold
+        # the piece until the service ended the stream.
+        [record] = model_server.requests()
+        assert record["chunks_sent"] == 1
+        assert record["ended_at"] is None
+        assert (first.event, first.data) == ("delta", {"text": "first "})
+        assert stream.status == 200
+        assert stream.header("Content-Type") == "text/event-stream"
+        assert stream.header("Content-Encoding") is None
+        assert stream.header("Content-Length") is None
+        assert TRACERESPONSE.fullmatch(stream.header("traceresponse") or "")
+        # NGINX's cache policy for the API replaces the service's no-cache: stricter still.
+        assert stream.header("Cache-Control") == "no-store"
+        # X-Accel-Buffering is for NGINX itself, which consumes it.
+        assert stream.header("X-Accel-Buffering") is None
+    finally:
+        stream.close()
+
+
+def test_nginx_passes_a_whole_stream_intact(nginx: NginxServer, model_server: ModelServer) -> None:
+    model_server.script({"chunks": ["a ", "b ", "c ", "d ", "e"]})
+    stream = post_stream(nginx.port, {"message": "all of it"}, headers={"Accept-Encoding": "gzip"})
     events = list(stream.events())
     assert [e.event for e in events] == ["delta"] * 5 + ["done"]
-    # Each piece arrived when the model wrote it, not all at the end: the five are spread
-    # over the four 0.4 s pauses between them.
-    spread = events[4].received_at - events[0].received_at
-    assert spread > 4 * 0.4 * 0.75, spread
+    assert "".join(e.data["text"] for e in events[:-1]) == "a b c d e"
     assert events[-1].data == {"status": "Success", "response": "a b c d e"}
 
 
