@@ -29,6 +29,39 @@ PINNED_TAG = re.compile(r"[a-z0-9./-]+:v?\d+\.\d+\.\d+(-[a-z0-9.]+)?")
 # Images without a shell or HTTP client cannot run a healthcheck; what depends on them
 # waits for service_started instead.
 NO_HEALTHCHECK = {"otel-collector"}
+# The model settings compose passes through from the shell that runs it: a value the shell
+# may give, the Settings field it sets, and what that field becomes.
+MODEL_SETTINGS: dict[str, tuple[str, str, object]] = {
+    "CHAT_ASSISTANT": ("openai", "assistant", "openai"),
+    "CHAT_MODEL": ("llama3.2", "model", "llama3.2"),
+    "CHAT_SYSTEM_PROMPT": ("Be brief.", "system_prompt", "Be brief."),
+    "CHAT_MAX_OUTPUT_TOKENS": ("512", "max_output_tokens", 512),
+    "CHAT_MODEL_TIMEOUT_S": ("90", "model_timeout_s", 90.0),
+    "CHAT_MODEL_MAX_RETRIES": ("4", "model_max_retries", 4),
+    "CHAT_MODEL_MAX_CONCURRENCY": ("8", "model_max_concurrency", 8),
+    "CHAT_REPLY_CACHE_TTL_S": ("300", "reply_cache_ttl_s", 300.0),
+    "CHAT_ASSISTANT_TOKEN_MS": ("100", "assistant_token_ms", 100),
+    "OPENAI_BASE_URL": (
+        "http://host.docker.internal:11434/v1",
+        "openai_base_url",
+        "http://host.docker.internal:11434/v1",
+    ),
+    "OPENAI_API_KEY": ("ollama", "openai_api_key", "ollama"),
+}
+# Today's behaviour, when the shell sets none of them: the dummy, and the documented defaults.
+MODEL_DEFAULTS: dict[str, object] = {
+    "assistant": "dummy",
+    "model": None,
+    "system_prompt": None,
+    "max_output_tokens": None,
+    "model_timeout_s": 60.0,
+    "model_max_retries": 2,
+    "model_max_concurrency": 32,
+    "reply_cache_ttl_s": 0.0,
+    "assistant_token_ms": 0,
+    "openai_base_url": None,
+    "openai_api_key": None,
+}
 
 
 def test_validates_against_the_compose_specification() -> None:
@@ -175,26 +208,29 @@ def test_interpolation_reads_the_compose_file_as_compose_does(
 
 
 def test_the_assistant_is_the_dummy_unless_the_shell_names_a_model() -> None:
+    assert {field for _, field, _ in MODEL_SETTINGS.values()} == MODEL_DEFAULTS.keys()
     environment = compose()["services"]["chat-service"]["environment"]
+    assert MODEL_SETTINGS.keys() <= environment.keys()
     settings = Settings.from_env(environment)
-    assert settings.assistant == "dummy"
-    assert settings.model is settings.openai_api_key is settings.openai_base_url is None
+    assert {field: getattr(settings, field) for field in MODEL_DEFAULTS} == MODEL_DEFAULTS
+    # The same when the shell has the variables, but empty.
+    empty = compose(dict.fromkeys(MODEL_SETTINGS, ""))["services"]["chat-service"]
+    settings = Settings.from_env(empty["environment"])
+    assert {field: getattr(settings, field) for field in MODEL_DEFAULTS} == MODEL_DEFAULTS
 
-    shell = {
-        "CHAT_ASSISTANT": "openai",
-        "CHAT_MODEL": "llama3.2",
-        "OPENAI_BASE_URL": "http://host.docker.internal:11434/v1",
-        "OPENAI_API_KEY": "ollama",
-        "CHAT_SYSTEM_PROMPT": "Be brief.",
-    }
-    settings = Settings.from_env(compose(shell)["services"]["chat-service"]["environment"])
-    assert (settings.assistant, settings.model, settings.system_prompt) == (
-        "openai",
-        "llama3.2",
-        "Be brief.",
-    )
-    assert settings.openai_base_url == "http://host.docker.internal:11434/v1"
-    assert settings.openai_api_key == "ollama"
+
+def test_the_shell_sets_every_model_setting() -> None:
+    shell = {variable: raw for variable, (raw, _, _) in MODEL_SETTINGS.items()}
+    environment = compose(shell)["services"]["chat-service"]["environment"]
+    settings = Settings.from_env(environment)
+    for variable, (_, field, value) in MODEL_SETTINGS.items():
+        assert getattr(settings, field) == value, variable
+
+
+def test_the_key_comes_from_the_shell_never_from_the_file() -> None:
+    raw = load_yaml(REPO / "docker-compose.yml")["services"]["chat-service"]["environment"]
+    assert raw["OPENAI_API_KEY"] == "${OPENAI_API_KEY:-}"
+    assert not re.search(r"sk-[A-Za-z0-9_-]{8,}", (REPO / "docker-compose.yml").read_text())
 
 
 def test_a_model_server_on_the_host_is_reachable(compose_file: Doc) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import re
-from pathlib import PurePosixPath
+import shlex
+import shutil
+from pathlib import Path, PurePosixPath
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
+import yaml
 
 from chat_service.config import Settings
 from chat_service.telemetry.tracing import EXPORT_FLUSH_TIMEOUT_S
@@ -20,15 +24,20 @@ from tests.deploy.stack import (
     env_of,
     find,
     pod_spec,
+    run,
     service_port,
     workloads,
 )
+from tests.support.binaries import require_binary
 
 NAMESPACE = "chat-service"
 COMMON_LABELS = {
     "app.kubernetes.io/part-of": "chat-service",
     "app.kubernetes.io/managed-by": "kustomize",
 }
+# The model API's key: an optional Secret, mounted as a file that OPENAI_API_KEY_FILE names.
+MODEL_SECRET = "chat-service-model"
+MODEL_KEY_FILE = "/var/run/secrets/chat-service/model/api-key"
 # A tag with at least a major.minor version: no `latest`, no floating `3` or `alpine`.
 PINNED_IMAGE = re.compile(r"[a-z0-9./-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?")
 
@@ -231,14 +240,80 @@ def test_the_model_key_is_an_optional_secret_mounted_as_a_file(rendered: list[Do
     (container,) = containers(statefulset)
     volumes = {volume["name"]: volume for volume in pod_spec(statefulset)["volumes"]}
     secret = volumes["model-key"]["secret"]
-    assert (secret["secretName"], secret["optional"]) == ("chat-service-model", True)
+    assert (secret["secretName"], secret["optional"]) == (MODEL_SECRET, True)
+    # Readable by the service's group (fsGroup) only, not by others.
+    assert secret["defaultMode"] == 0o440
     mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
     assert mounts["model-key"]["readOnly"] is True
-    # The key file the env file points at (commented out, like the Secret) is in that mount.
-    lines = (REPO / "k8s" / "chat-service.env").read_text().splitlines()
-    [key_file] = [line.split("=", 1)[1] for line in lines if "OPENAI_API_KEY_FILE=" in line]
-    assert PurePosixPath(key_file).parent == PurePosixPath(mounts["model-key"]["mountPath"])
+    assert mounts["model-key"]["mountPath"] == str(PurePosixPath(MODEL_KEY_FILE).parent)
+    # The base applies without the Secret: nothing else refers to it, and the service
+    # answers with the dummy until the env file says otherwise.
+    assert not [doc for doc in rendered if doc["kind"] == "Secret"]
     env = env_of(rendered, container)
     assert env["CHAT_ASSISTANT"] == "dummy"
     assert "OPENAI_API_KEY" not in env, "a key never goes in a ConfigMap"
     assert "OPENAI_API_KEY_FILE" not in env, "only once the Secret exists"
+    assert "CHAT_MODEL" not in env
+
+
+def documented(env_text: str, pattern: str) -> str:
+    """The one comment line of the env file matching ``pattern``, without its ``#``."""
+    lines = [line.lstrip("#").strip() for line in env_text.splitlines() if line.startswith("#")]
+    [line] = [line for line in lines if re.search(pattern, line)]
+    return line
+
+
+def test_switching_to_a_real_model_as_the_env_file_says(tmp_path: Path) -> None:
+    """Create the Secret with the documented command, uncomment the model lines and set
+    CHAT_ASSISTANT=openai: kustomize renders it, the key file the service is told to read is
+    the Secret's key in the mount, and the settings select the model with that key."""
+    kubectl = require_binary("kubectl", package="kubectl")
+    env_file = REPO / "k8s" / "chat-service.env"
+    env_text = env_file.read_text()
+
+    command = documented(env_text, r"create secret generic")
+    assert command.startswith(
+        f"kubectl -n {NAMESPACE} create secret generic {MODEL_SECRET} --from-literal=api-key="
+    ), command
+    args = shlex.split(command.replace("sk-...", "sk-test-not-a-key"))[1:]
+    created = run(kubectl, *args, "--dry-run=client", "-o", "yaml")
+    assert created.returncode == 0, created.stderr
+
+    for folder in ("k8s", "observability"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    switched = re.sub(
+        r"^# ((?:CHAT_MODEL|OPENAI_BASE_URL|OPENAI_API_KEY_FILE)=)",
+        r"\1",
+        env_text,
+        flags=re.MULTILINE,
+    )
+    switched = switched.replace("CHAT_ASSISTANT=dummy", "CHAT_ASSISTANT=openai")
+    (tmp_path / "k8s" / "chat-service.env").write_text(switched)
+    (tmp_path / "k8s" / "model-secret.yaml").write_text(created.stdout)
+    kustomization = tmp_path / "k8s" / "kustomization.yaml"
+    config = yaml.safe_load(kustomization.read_text())
+    config["resources"].append("model-secret.yaml")
+    kustomization.write_text(yaml.safe_dump(config))
+    result = run(kubectl, "kustomize", str(tmp_path / "k8s"))
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+    statefulset = find(docs, "StatefulSet", "chat-service")
+    (container,) = containers(statefulset)
+    env = env_of(docs, container)
+    assert env["CHAT_ASSISTANT"] == "openai"
+    assert env["OPENAI_API_KEY_FILE"] == MODEL_KEY_FILE
+    assert "OPENAI_API_KEY" not in env
+    secret = find(docs, "Secret", MODEL_SECRET)
+    assert secret["metadata"]["namespace"] == NAMESPACE
+    key = base64.b64decode(secret["data"][PurePosixPath(MODEL_KEY_FILE).name]).decode()
+    assert key == "sk-test-not-a-key"
+
+    # What the kubelet would mount, written where the test can read it.
+    mounted = tmp_path / "mounted" / PurePosixPath(MODEL_KEY_FILE).name
+    mounted.parent.mkdir()
+    mounted.write_text(key)
+    settings = Settings.from_env({**env, "OPENAI_API_KEY_FILE": str(mounted)})
+    assert (settings.assistant, settings.model) == ("openai", env["CHAT_MODEL"])
+    assert settings.openai_api_key == key
+    assert settings.openai_base_url == env["OPENAI_BASE_URL"]

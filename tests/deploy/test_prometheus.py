@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,22 @@ from tests.support.binaries import require_binary
 CONFIG = REPO / "observability" / "prometheus.yml"
 RULES = sorted((REPO / "observability" / "rules").glob("*.yml"))
 ALERT_TESTS = Path(__file__).with_name("alerts_test.yml")
+# The model's alerts and how long each condition must hold before it fires.
+MODEL_ALERTS = {
+    "ChatServiceModelErrors": "5m",
+    "ChatServiceModelSlowFirstChunk": "10m",
+    "ChatServiceModelRetrying": "10m",
+}
+
+
+def alert_rules() -> dict[str, dict[str, Any]]:
+    return {
+        rule["alert"]: rule
+        for path in RULES
+        for group in load_yaml(path)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +54,32 @@ def test_each_alert_fires_on_synthetic_series(promtool: str) -> None:
 
 
 def test_the_unit_tests_cover_every_alert() -> None:
-    defined = {
-        rule["alert"]
-        for path in RULES
-        for group in load_yaml(path)["groups"]
-        for rule in group["rules"]
-        if "alert" in rule
-    }
-    firing = {
-        case["alertname"]
-        for test in load_yaml(ALERT_TESTS)["tests"]
-        for case in test.get("alert_rule_test", [])
-        if case["exp_alerts"]
-    }
+    defined = set(alert_rules())
+    cases = [
+        case for test in load_yaml(ALERT_TESTS)["tests"] for case in test.get("alert_rule_test", [])
+    ]
+    firing = {case["alertname"] for case in cases if case["exp_alerts"]}
+    quiet = {case["alertname"] for case in cases if not case["exp_alerts"]}
     assert {"ChatServiceDown", "ChatServiceHighErrorRatio", "ChatServiceHighLatencyP99"} <= defined
+    assert MODEL_ALERTS.keys() <= defined
     assert any("SpansDropped" in name for name in defined)
+    # Each alert fires on some series, and stays quiet on others (or before its `for`).
     assert firing == defined
+    assert quiet == defined
+
+
+def test_every_alert_says_how_bad_and_what_happened() -> None:
+    for name, rule in alert_rules().items():
+        assert rule["labels"]["severity"] in ("warning", "critical"), name
+        assert rule["annotations"]["summary"].strip(), name
+        assert rule["annotations"]["description"].strip(), name
+
+
+def test_the_model_alerts_wait_before_firing() -> None:
+    rules = alert_rules()
+    for name, duration in MODEL_ALERTS.items():
+        assert rules[name]["for"] == duration, name
+        assert rules[name]["labels"]["severity"] == "warning", name
 
 
 def test_scrape_targets_are_plain_static_configs() -> None:
