@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.binaries import in_ci
 from tests.support.model import ModelServer
+from tests.support.postgres import PostgresNotFound, PostgresServer, database_name
 from tests.support.service import ServiceProcess, free_port, service_env
 
 StartService = Callable[..., ServiceProcess]
@@ -73,3 +76,39 @@ def model_server(model_server_process: ModelServer) -> ModelServer:
     """The OpenAI-compatible model server, shared by the session, reset for each test."""
     model_server_process.reset()
     return model_server_process
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server shared by the session: initdb and start take about a second, a
+    database tens of milliseconds, so tests share the server and each gets its own database
+    (``postgres_url``). Skips locally without PostgreSQL; fails in CI, which installs it."""
+    try:
+        server = PostgresServer()
+    except PostgresNotFound as missing:
+        if in_ci():
+            pytest.fail(str(missing), pytrace=False)
+        pytest.skip(str(missing))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a fresh, empty database for this test alone, dropped afterwards.
+
+    A test may stop or kill the shared server (restart and crash tests): the server is started
+    again before the database is dropped, so the next test finds it running.
+    """
+    postgres_server.start()
+    name = database_name(request.node.name, next(_database_numbers))
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.start()
+    postgres_server.drop_database(name)
