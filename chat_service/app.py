@@ -9,7 +9,9 @@ from aiohttp import web
 
 from chat_service.api import json_errors, setup_routes, telemetry_middleware
 from chat_service.api.auth import ApiKeys, auth_middleware
+from chat_service.api.chat import HISTORY_CACHE
 from chat_service.api.docs import load_openapi
+from chat_service.api.history_cache import HistoryCache
 from chat_service.api.ratelimit import TokenBuckets, parse_networks, rate_limit_middleware
 from chat_service.api.security import add_security_headers
 from chat_service.api.telemetry import add_traceresponse
@@ -37,6 +39,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the database before the first request; commit what is queued and close it last."""
     store = await SQLiteChatStore.open(app[SETTINGS].db_path, observer=app[METRICS])
     app[STORE] = store
+    app[HISTORY_CACHE] = HistoryCache(store)
     yield
     await store.close()
 
@@ -72,6 +75,7 @@ def replies_ctx(
             slots=ModelSlots(settings.model_max_concurrency, settings.model_timeout_s),
             system_prompt=settings.system_prompt,
             cache=ReplyCache(settings.reply_cache_ttl_s) if settings.reply_cache_ttl_s else None,
+            context=app[HISTORY_CACHE].newest,
         )
         app[REPLIES] = service
         yield

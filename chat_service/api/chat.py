@@ -14,8 +14,8 @@ from aiohttp import web
 
 from chat_service.api.access_log import REQUEST_TRACE_IDS
 from chat_service.api.errors import ApiError, error_response
+from chat_service.api.history_cache import HistoryCache
 from chat_service.api.jsonio import json_response, raw_json_response
-from chat_service.api.pages import PageRenderer
 from chat_service.api.replies import (
     ASSISTANT_FAILED,
     STORE_FAILED,
@@ -26,7 +26,7 @@ from chat_service.api.replies import (
 from chat_service.api.streaming import stream_reply, wants_event_stream
 from chat_service.api.validation import parse_history_query, parse_message_body
 from chat_service.assistant import AssistantError
-from chat_service.keys import REPLIES, SETTINGS, STORE
+from chat_service.keys import REPLIES, SETTINGS
 from chat_service.replies import ModelBusy, Turn
 from chat_service.store import StoreError
 
@@ -34,30 +34,22 @@ log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 # Beside the routes that use it rather than in keys.py, which would then import this
-# package while the package imports keys.py.
-PAGE_RENDERER = web.AppKey("page_renderer", PageRenderer)
+# package while the package imports keys.py. Set with the store (app.py's store_ctx).
+HISTORY_CACHE = web.AppKey("history_cache", HistoryCache)
 
 
 def setup_chat(app: web.Application) -> None:
-    """The chat routes, and the state they keep per app."""
-    app[PAGE_RENDERER] = PageRenderer()
     app.router.add_routes(routes)
 
 
 @routes.get("/chat/history")
 async def get_history(request: web.Request) -> web.Response:
     query = parse_history_query(request.query)
-    store = request.app[STORE]
     try:
-        if query.limit is None:
-            # The whole history: serialised by the store in one piece (it can be long).
-            document = await store.history_json(query.conversation_id, before=query.before)
-            return raw_json_response(document)
-        page = await store.history(query.conversation_id, limit=query.limit, before=query.before)
+        rendered = await request.app[HISTORY_CACHE].page(query)
     except StoreError:
         log.exception("failed to fetch chat history")
         return json_response({"message": "Failed to fetch chat history."}, status=500)
-    rendered = request.app[PAGE_RENDERER].render(query, page)
     headers = {"Link": rendered.link} if rendered.link is not None else None
     return raw_json_response(rendered.body, headers=headers)
 

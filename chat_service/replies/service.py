@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 
 from chat_service.assistant.base import Assistant, Completion, ReplyChunk
 from chat_service.replies.cache import ReplyCache, cache_key
 from chat_service.replies.ordering import ConversationLocks
 from chat_service.store.base import ChatStore, Exchange
 from chat_service.telemetry.genai import GenAITelemetry
+
+# (conversation, count) -> the conversation's newest ``count`` exchanges, oldest first.
+ContextReader = Callable[[str, int], Awaitable[Sequence[Exchange]]]
 
 
 class ModelBusy(Exception):
@@ -66,8 +69,11 @@ class ReplyService:
         slots: ModelSlots,
         system_prompt: str | None = None,
         cache: ReplyCache | None = None,
+        context: ContextReader | None = None,
     ) -> None:
         self.store = store
+        # The API passes its history cache's reader; by default the store is asked.
+        self._read_context = context or self._read_stored
         self.assistant = assistant
         self.telemetry = telemetry
         self.context_turns = context_turns
@@ -81,8 +87,13 @@ class ReplyService:
         """Wait for the conversation's turn and read its context; the turn is this
         conversation's until the ``with`` block ends. Raises StoreError."""
         async with self._locks.hold(conversation_id):
-            history = await self.store.recent(conversation_id, self.context_turns)
+            history = await self._read_context(conversation_id, self.context_turns)
             yield Turn(self, conversation_id, message, history)
+
+    async def _read_stored(self, conversation_id: str, count: int) -> Sequence[Exchange]:
+        if count <= 0:
+            return ()
+        return (await self.store.history(conversation_id, limit=count)).exchanges
 
     async def close(self) -> None:
         await self.assistant.close()

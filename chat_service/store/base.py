@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,9 +36,6 @@ class HistoryPage:
 
     exchanges: Sequence[Exchange]
     has_older: bool
-    # The store hands out this very object again until the conversation changes (a page
-    # served from memory), so what a caller derives from it may be kept alongside it.
-    shared: bool = False
 
 
 class StoreObserver(Protocol):
@@ -71,15 +68,27 @@ class ChatStore(Protocol):
         self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
     ) -> Exchange: ...
 
+    def add_commit_listener(self, listener: Callable[[Sequence[Exchange]], None]) -> None:
+        """Call ``listener`` with the exchanges of each commit this process makes, before
+        the requests that made them are answered."""
+        ...
+
+    async def version(self, conversation_id: str) -> int:
+        """The id of the conversation's newest exchange, 0 for none. Ids are never reused,
+        so what was read at one version is current for as long as the version stays; a
+        commit by any process is reflected as soon as it is acknowledged."""
+        ...
+
     async def history(
         self, conversation_id: str, *, limit: int | None = None, before: int | None = None
     ) -> HistoryPage: ...
 
-    async def history_json(self, conversation_id: str, *, before: int | None = None) -> bytes:
-        """The whole history (older than ``before``) as the API's JSON array, oldest first."""
+    async def history_json(
+        self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None
+    ) -> bytes:
+        """The whole history (older than ``before``) as a JSON array, oldest first, of
+        objects holding the user's message and the reply under the two ``keys``."""
         ...
-
-    async def recent(self, conversation_id: str, count: int) -> Sequence[Exchange]: ...
 
     async def ping(self) -> None: ...
 

@@ -1,10 +1,9 @@
 """SQLite store on aiosqlite: WAL, ``synchronous=FULL``, one writer, group commit.
 
 Durability: an exchange is acknowledged only after the transaction holding it has been
-committed with ``synchronous=FULL``, i.e. fsynced. To keep that affordable under load,
-``append`` does not write by itself: it queues the exchange for a single writer task,
-which drains everything queued into one transaction (group commit), so a burst of N
-concurrent requests costs one fsync rather than N.
+committed with ``synchronous=FULL``, i.e. fsynced. Concurrent appends share transactions
+(group_commit.py), so a burst of N concurrent requests costs one fsync rather than N; the
+transactions run on the writer thread (writer.py).
 
 Reads go through a separate connection (WAL lets it read while the writer writes), so
 a long history read never waits behind a commit and vice versa.
@@ -26,14 +25,12 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from chat_service.store.base import (
     Exchange,
@@ -43,15 +40,21 @@ from chat_service.store.base import (
     StoreObserver,
     StoreOpenError,
 )
-from chat_service.store.recent import RecentCache
+from chat_service.store.group_commit import (
+    MAX_BATCH,
+    TABLE,
+    CommitListener,
+    GroupCommit,
+    NewExchange,
+    WriteStats,
+)
 from chat_service.store.writer import CONNECTION_PRAGMAS, WriterThread, migrate, transaction
 from chat_service.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 512
-MAX_CACHED_DOCUMENTS = 8
-COMMIT_WAIT_SPAN = "wait for group commit"
+# Conversations whose version (newest exchange id) is kept in memory; others are read.
+MAX_KNOWN_VERSIONS = 65_536
 
 _INSERT = """
 INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
@@ -67,39 +70,15 @@ VALUES (
 """
 _PROBE = "UPDATE store_probe SET checked_at = ? WHERE id = 1"
 _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
-_TABLE = "exchanges"
-
-
-@dataclass(slots=True)
-class WriteStats:
-    """Counters of the writer task; tests and metrics read them."""
-
-    commits: int = 0
-    exchanges: int = 0
-    failed_batches: int = 0
-    largest_batch: int = 0
-
-
-@dataclass(slots=True)
-class _PendingWrite:
-    params: dict[str, Any]
-    future: asyncio.Future[Exchange] = field(repr=False)
-    # The request's span: the commit span links to every request it committed for.
-    requester: SpanContext | None = None
-
-
-@dataclass(slots=True)
-class _Probe:
-    """A write that proves the database takes commits; rides along with the next batch."""
-
-    future: asyncio.Future[None] = field(repr=False)
-
-
-_Queued = _PendingWrite | _Probe
 
 
 class SQLiteChatStore:
-    """A :class:`~chat_service.store.base.ChatStore` on one SQLite file."""
+    """A :class:`~chat_service.store.base.ChatStore` on one SQLite file.
+
+    One process owns the file (SQLite has one writer), so every commit passes through this
+    object: it keeps each recently used conversation's version from its own commits and
+    asks the database only for conversations it has not seen since it opened.
+    """
 
     def __init__(
         self,
@@ -114,25 +93,27 @@ class SQLiteChatStore:
         # opens, after tracing is set up: the module-level proxy would add a layer to every span.
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._observer: StoreObserver = observer or NullObserver()
-        self._span_attributes = {
-            "db.system.name": "sqlite",
-            "db.namespace": path.name,
-            "db.collection.name": _TABLE,
-        }
-        self.stats = WriteStats()
-        self._max_batch = max_batch
+        self._span_attributes = {"db.system.name": "sqlite", "db.namespace": path.name}
         self._writer = WriterThread(path)
         self._reader: aiosqlite.Connection | None = None
         self._reader_lock = asyncio.Lock()
-        self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
-        self._writer_task: asyncio.Task[None] | None = None
+        self._commits = GroupCommit(
+            self._transaction,
+            tracer=self._tracer,
+            observer=self._observer,
+            span_attributes=self._span_attributes,
+            max_batch=max_batch,
+        )
+        self._commits.add_listener(self._committed)
         self._closing = False
         # Why the last read failed; cleared once an integrity check passes again.
         self._read_fault: str | None = None
-        self._recent = RecentCache()
-        # Whole-history documents by conversation, with the commit generation they are of.
-        self._documents: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
-        self._building: dict[str, tuple[int, asyncio.Future[bytes]]] = {}
+        # Conversation -> id of its newest exchange, least recently used first.
+        self._versions: OrderedDict[str, int] = OrderedDict()
+
+    @property
+    def stats(self) -> WriteStats:
+        return self._commits.stats
 
     @classmethod
     async def open(
@@ -155,136 +136,51 @@ class SQLiteChatStore:
             if isinstance(exc, StoreOpenError):
                 raise
             raise StoreOpenError(f"cannot open database {str(path)!r}: {exc}") from exc
-        store._writer_task = asyncio.create_task(store._write_loop(), name="chat-store-writer")
+        store._commits.start()
         return store
 
     async def _open_reader(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
-            await self._configure(conn)
+            for pragma in CONNECTION_PRAGMAS:
+                await conn.execute(pragma)
             await conn.execute("PRAGMA query_only=ON")
         except BaseException:
             await _close_quietly(conn)
             raise
         return conn
 
-    @staticmethod
-    async def _configure(conn: aiosqlite.Connection) -> None:
-        for pragma in CONNECTION_PRAGMAS:
-            await conn.execute(pragma)
-
     # -- writes ------------------------------------------------------------------------
-
-    def _enqueue(self, item: _Queued) -> None:
-        if self._closing or self._writer_task is None or self._writer_task.done():
-            raise StoreError("the store is closed")
-        self._queue.put_nowait(item)
 
     async def append(
         self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
     ) -> Exchange:
-        future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
-        params = {
-            "conversation_id": conversation_id,
-            "user": user,
-            "ai": ai,
-            "created_at": utc_now(),
-            "trace_id": trace_id,
-        }
-        current = trace.get_current_span()
-        if not current.is_recording():
-            self._enqueue(_PendingWrite(params, future))
-            return await future  # an unrecorded trace: no child span either (parent-based)
-        self._enqueue(_PendingWrite(params, future, current.get_span_context()))
-        # Not a database span: the request only waits here; the database work is the commit
-        # span (its own trace, linked to this request), so span-derived DB metrics count it once.
-        with self._tracer.start_as_current_span(COMMIT_WAIT_SPAN, kind=SpanKind.INTERNAL):
-            return await future
+        return await self._commits.append(conversation_id, user, ai, trace_id)
 
-    async def _probe_write(self) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Probe(future))
-        await future
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._commits.add_listener(listener)
 
-    async def _write_loop(self) -> None:
-        """Commit whatever is queued, one transaction per batch, until the sentinel."""
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self._max_batch and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            try:
-                await self._commit(batch)
-            except Exception as exc:  # the writer must outlive any single batch
-                log.exception("unexpected error in the writer task")
-                _fail(batch, StoreError(f"commit failed: {exc}"))
-            if stop:
-                return
-
-    async def _commit(self, batch: list[_Queued]) -> None:
-        writes = [item for item in batch if isinstance(item, _PendingWrite)]
-        if not writes:
-            # Readiness probes alone: not traced, like the /readyz requests behind them.
-            try:
-                await self._commit_batch([], probe=True)
-            except StoreError as error:
-                _fail(batch, error)
-                return
-            _resolve(batch, [])
-            return
-        links = [Link(item.requester) for item in writes if item.requester is not None]
-        # One row is an INSERT; more are a batch (the conventions: batch size is never 1).
-        operation = "INSERT" if len(writes) == 1 else "BATCH INSERT"
-        attributes: dict[str, str | int] = {
-            **self._span_attributes,
-            "db.operation.name": operation,
-        }
-        if len(writes) > 1:
-            attributes["db.operation.batch.size"] = len(writes)
-        # A root span of its own trace (empty parent context), linked to every request it
-        # serves: one transaction belongs to many requests, so it can be no one's child.
-        with self._tracer.start_as_current_span(
-            f"{operation} {_TABLE}",
-            context=otel_context.Context(),
-            kind=SpanKind.CLIENT,
-            links=links,
-            attributes=attributes,
-        ) as span:
-            started = time.perf_counter()
-            try:
-                rows = await self._commit_batch(writes, probe=len(writes) < len(batch))
-            except StoreError as error:
-                span.set_status(Status(StatusCode.ERROR, str(error)))
-                span.set_attribute("error.type", type(error.__cause__).__qualname__)
-                self.stats.failed_batches += 1
-                self._observer.store_commit_failed(len(writes))
-                _fail(batch, error)
-                return
-            exchanges = [_exchange(row) for row in rows]
-            if writes:
-                self._recent.committed(exchanges)
-                self._observer.store_committed(len(writes), time.perf_counter() - started)
-                self.stats.commits += 1
-                self.stats.exchanges += len(writes)
-                self.stats.largest_batch = max(self.stats.largest_batch, len(writes))
-        _resolve(batch, exchanges)
-
-    async def _commit_batch(self, writes: list[_PendingWrite], *, probe: bool) -> list[Any]:
-        """One transaction for the batch; returns the inserted rows in the batch's order."""
+    async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
+        """One transaction on the writer thread; the inserted rows, in the batch's order."""
         statements = [(_PROBE, (utc_now(),))] if probe else []
-        inserts = (_INSERT, [item.params for item in writes])
+        params = [
+            {
+                "conversation_id": new.conversation_id,
+                "user": new.user,
+                "ai": new.ai,
+                "created_at": new.created_at,
+                "trace_id": new.trace_id,
+            }
+            for new in writes
+        ]
         read_back = f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?"
         try:
-            return await self._writer.run(
+            rows = await self._writer.run(
                 functools.partial(
-                    transaction, statements=statements, inserts=inserts, read_back=read_back
+                    transaction,
+                    statements=statements,
+                    inserts=(_INSERT, params),
+                    read_back=read_back,
                 )
             )
         except (sqlite3.Error, OSError, StoreError) as exc:
@@ -296,14 +192,39 @@ class SQLiteChatStore:
             error = StoreError(f"commit failed: {exc}")
             error.__cause__ = exc
             raise error from exc
+        return [_exchange(row) for row in rows]
+
+    def _committed(self, exchanges: Sequence[Exchange]) -> None:
+        for exchange in exchanges:
+            self._remember_version(exchange.conversation_id, exchange.id)
+
+    def _remember_version(self, conversation_id: str, version: int) -> None:
+        self._versions[conversation_id] = version
+        self._versions.move_to_end(conversation_id)
+        if len(self._versions) > MAX_KNOWN_VERSIONS:
+            self._versions.popitem(last=False)
 
     # -- reads -------------------------------------------------------------------------
+
+    async def version(self, conversation_id: str) -> int:
+        """The id of the conversation's newest exchange (0 for none): it changes with every
+        commit to the conversation, and only then."""
+        known = self._versions.get(conversation_id)
+        if known is not None:
+            self._versions.move_to_end(conversation_id)
+            return known
+        rows = await self._select(
+            "SELECT id FROM exchanges WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+            [conversation_id],
+        )
+        # A commit may have landed while the read ran: ids only grow, so the larger is current.
+        version = max(rows[0][0] if rows else 0, self._versions.get(conversation_id, 0))
+        self._remember_version(conversation_id, version)
+        return version
 
     async def history(
         self, conversation_id: str, *, limit: int | None = None, before: int | None = None
     ) -> HistoryPage:
-        if limit is not None and before is None and limit <= self._recent.depth:
-            return await self._newest(conversation_id, limit)
         where = "conversation_id = ?"
         params: list[Any] = [conversation_id]
         if before is not None:
@@ -323,86 +244,29 @@ class SQLiteChatStore:
         page.reverse()
         return HistoryPage(page, has_older=len(rows) > limit)
 
-    async def _newest(self, conversation_id: str, limit: int) -> HistoryPage:
-        """The newest page, from memory when the conversation is held there (see recent.py)."""
-        cached = self._recent.page(conversation_id, limit)
-        if cached is not None:
-            return cached
-        depth = self._recent.depth
-        generation = self._recent.generation
-        rows = await self._select(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
-            [conversation_id, depth + 1],
-        )
-        newest = [_exchange(row) for row in rows[:depth]]
-        newest.reverse()
-        self._recent.fill(
-            conversation_id, newest, has_older=len(rows) > depth, generation=generation
-        )
-        page = newest[-limit:] if limit < len(newest) else newest
-        return HistoryPage(page, has_older=len(rows) > limit)
-
-    async def history_json(self, conversation_id: str, *, before: int | None = None) -> bytes:
-        """Every exchange (older than ``before``) as a JSON array of ``{"user", "AI"}``
-        objects, oldest first, UTF-8, serialised by SQLite itself: a long history never
-        becomes thousands of Python objects (see bench/README.md for the figures).
-
-        The whole-conversation document is kept until the next commit, and concurrent
-        requests for it share one build, so N readers of a long history cost one query and
-        one buffer, not N of each.
-        """
-        if before is not None:
-            return await self._build_history_json(conversation_id, before)
-        generation = self._recent.generation
-        cached = self._documents.get(conversation_id)
-        if cached is not None and cached[0] == generation:
-            self._documents.move_to_end(conversation_id)
-            return cached[1]
-        building = self._building.get(conversation_id)
-        if building is None or building[0] != generation:
-            future = asyncio.ensure_future(self._build_history_json(conversation_id, None))
-            building = (generation, future)
-            self._building[conversation_id] = building
-            future.add_done_callback(
-                lambda done: self._finish_document(conversation_id, generation, done)
-            )
-        return await asyncio.shield(building[1])
-
-    def _finish_document(
-        self, conversation_id: str, generation: int, done: asyncio.Future[bytes]
-    ) -> None:
-        if self._building.get(conversation_id, (None,))[0] == generation:
-            del self._building[conversation_id]
-        if done.cancelled() or done.exception() is not None:
-            return
-        if generation == self._recent.generation:
-            self._documents[conversation_id] = (generation, done.result())
-            while len(self._documents) > MAX_CACHED_DOCUMENTS:
-                self._documents.popitem(last=False)
-
-    async def _build_history_json(self, conversation_id: str, before: int | None) -> bytes:
+    async def history_json(
+        self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None
+    ) -> bytes:
+        """Every exchange (older than ``before``) as a JSON array of objects with the user's
+        message and the reply under ``keys``, oldest first, UTF-8, serialised by SQLite
+        itself: a long history never becomes thousands of Python objects (bench/README.md)."""
         where = "conversation_id = ?"
-        params: list[Any] = [conversation_id]
+        params: list[Any] = [*keys, conversation_id]
         if before is not None:
             where += " AND id < ?"
             params.append(before)
         # The subquery's ORDER BY fixes the order json_group_array sees the rows in.
         rows = await self._select(
-            "SELECT json_group_array(json_object('user', user_message, 'AI', ai_response)) "
+            "SELECT json_group_array(json_object(?, user_message, ?, ai_response)) "
             f"FROM (SELECT user_message, ai_response FROM exchanges WHERE {where} ORDER BY id)",
             params,
         )
         document: str = rows[0][0]
         return document.encode()
 
-    async def recent(self, conversation_id: str, count: int) -> Sequence[Exchange]:
-        if count <= 0:
-            return []
-        return (await self.history(conversation_id, limit=count)).exchanges
-
     async def ping(self) -> None:
         """Raise StoreError unless the store can both read and commit right now."""
-        if self._writer_task is None or self._writer_task.done():
+        if not self._commits.running:
             raise StoreError("the writer task is not running")
         if self._read_fault is None:
             await self._read("SELECT 1", [])
@@ -412,7 +276,7 @@ class SQLiteChatStore:
                 raise StoreError(f"integrity check failed: {result[0][0]}")
             log.info("store recovered", extra={"fault": self._read_fault})
             self._read_fault = None
-        await self._probe_write()
+        await self._commits.probe()
 
     async def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """A traced and timed read of the exchanges table."""
@@ -422,9 +286,13 @@ class SQLiteChatStore:
             self._observer.store_read("SELECT", time.perf_counter() - started)
             return rows
         with self._tracer.start_as_current_span(
-            f"SELECT {_TABLE}",
+            f"SELECT {TABLE}",
             kind=SpanKind.CLIENT,
-            attributes={**self._span_attributes, "db.operation.name": "SELECT"},
+            attributes={
+                **self._span_attributes,
+                "db.collection.name": TABLE,
+                "db.operation.name": "SELECT",
+            },
         ) as span:
             started = time.perf_counter()
             try:
@@ -446,8 +314,6 @@ class SQLiteChatStore:
         except (sqlite3.Error, OSError, ValueError) as exc:
             # ValueError: aiosqlite's "connection closed", when a fault dropped it meanwhile.
             self._read_fault = str(exc)
-            self._recent.clear()
-            self._documents.clear()
             await self._drop_reader()
             raise StoreError(f"read failed: {exc}") from exc
 
@@ -470,10 +336,8 @@ class SQLiteChatStore:
         """Commit everything already queued, then close both connections."""
         if self._closing:
             return
+        await self._commits.close()
         self._closing = True
-        if self._writer_task is not None and not self._writer_task.done():
-            self._queue.put_nowait(None)
-            await self._writer_task
         await self._close_connections()
 
     async def _close_connections(self) -> None:
@@ -486,24 +350,6 @@ class SQLiteChatStore:
 async def _close_quietly(conn: aiosqlite.Connection) -> None:
     with contextlib.suppress(sqlite3.Error, ValueError, OSError):
         await conn.close()
-
-
-def _resolve(batch: list[_Queued], exchanges: list[Exchange]) -> None:
-    """Answer every request of a committed batch; ``exchanges`` are its inserts, in order."""
-    inserted = iter(exchanges)
-    for item in batch:
-        if isinstance(item, _PendingWrite):
-            exchange = next(inserted)
-            if not item.future.done():
-                item.future.set_result(exchange)
-        elif not item.future.done():
-            item.future.set_result(None)
-
-
-def _fail(batch: list[_Queued], error: StoreError) -> None:
-    for item in batch:
-        if not item.future.done():
-            item.future.set_exception(error)
 
 
 def _exchange(row: Sequence[Any]) -> Exchange:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg  # type: ignore[import-untyped, unused-ignore]
+import asyncpg
 import pytest
 
 from tests.support.postgres import PostgresServer

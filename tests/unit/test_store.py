@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from chat_service.store import SQLiteChatStore, StoreError, StoreOpenError
+from chat_service.store import Exchange, SQLiteChatStore, StoreError, StoreOpenError
 from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -77,11 +78,76 @@ async def test_history_pages(store: SQLiteChatStore) -> None:
     assert not exact.has_older
 
 
-async def test_recent_gives_the_latest_oldest_first(store: SQLiteChatStore) -> None:
-    for i in range(4):
-        await store.append("c", f"m{i}", "r")
-    assert [e.user for e in await store.recent("c", 2)] == ["m2", "m3"]
-    assert await store.recent("c", 0) == []
+async def test_the_version_is_the_id_of_the_newest_exchange(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = await SQLiteChatStore.open(path)
+    try:
+        assert await store.version("c") == 0
+        first = await store.append("c", "m0", "r")
+        other = await store.append("other", "m", "r")
+        assert await store.version("c") == first.id
+        second = await store.append("c", "m1", "r")
+        assert await store.version("c") == second.id > first.id
+        assert await store.version("other") == other.id
+    finally:
+        await store.close()
+    reopened = await SQLiteChatStore.open(path)  # knows nothing: reads it from the file
+    try:
+        assert await reopened.version("c") == second.id
+        assert await reopened.version("nobody") == 0
+    finally:
+        await reopened.close()
+
+
+async def test_a_version_read_that_races_a_commit_keeps_the_newer(tmp_path: Path) -> None:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        await store.append("c", "m0", "r")
+        store._versions.clear()  # forgotten, as after many other conversations
+        reading = asyncio.create_task(store.version("c"))
+        newer = await store.append("c", "m1", "r")
+        await reading
+        assert await store.version("c") == newer.id
+    finally:
+        await store.close()
+
+
+async def test_known_versions_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("chat_service.store.sqlite.MAX_KNOWN_VERSIONS", 2)
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        for name in "abc":
+            await store.append(name, "m", "r")
+        assert list(store._versions) == ["b", "c"], "the least recently used went"
+        assert await store.version("a") == 1, "read again from the file"
+        assert list(store._versions) == ["c", "a"]
+    finally:
+        await store.close()
+
+
+async def test_commit_listeners_hear_every_batch_before_its_answers(
+    store: SQLiteChatStore,
+) -> None:
+    heard: list[list[str]] = []
+    answered: list[str] = []
+
+    def listener(exchanges: Sequence[Exchange]) -> None:
+        assert answered == [], "told before any request is answered"
+        heard.append([e.user for e in exchanges])
+
+    def broken(exchanges: Sequence[Exchange]) -> None:
+        raise RuntimeError("a listener's bug")
+
+    store.add_commit_listener(broken)
+    store.add_commit_listener(listener)
+
+    async def post(text: str) -> None:
+        await store.append("c", text, "r")
+        answered.append(text)
+
+    await asyncio.gather(post("a"), post("b"))
+    assert heard == [["a", "b"]], "one batch, in order, despite the broken listener"
+    assert sorted(answered) == ["a", "b"]
 
 
 async def test_unicode_round_trips_exactly(store: SQLiteChatStore) -> None:
@@ -271,41 +337,16 @@ async def test_a_cold_conversation_pages_right_at_every_boundary(
         await store.close()
 
 
-async def test_recent_reads_are_served_from_memory_after_the_first(tmp_path: Path) -> None:
-    observer = CountingObserver()
-    store = await SQLiteChatStore.open(tmp_path / "chat.db", observer=observer)
-    try:
-        await store.append("c", "u", "a")
-        await store.recent("c", 20)
-        reads = observer.reads
-        assert reads == 1, "the first read of a conversation goes to the database"
-        await store.recent("c", 20)
-        await store.history("c", limit=50)
-        assert observer.reads == reads, "then it is held in memory"
-        assert await store.recent("c", 0) == []
-        assert observer.commits == [1]
-    finally:
-        await store.close()
-
-
-async def test_whole_history_documents_are_bounded(tmp_path: Path) -> None:
-    observer = CountingObserver()
-    store = await SQLiteChatStore.open(tmp_path / "chat.db", observer=observer)
-    try:
-        # Eight whole-history documents are kept (memory is the bound); a ninth evicts one.
-        conversations = [f"c{i}" for i in range(9)]
-        for name in conversations:
-            await store.append(name, "u", "a")
-        for name in conversations:
-            await store.history_json(name)
-        reads = observer.reads
-        for name in conversations[1:]:
-            await store.history_json(name)
-        assert observer.reads == reads, "the newest documents are kept"
-        await store.history_json(conversations[0])
-        assert observer.reads == reads + 1, "the oldest was let go: read again"
-    finally:
-        await store.close()
+async def test_history_json_is_the_whole_history_in_order(store: SQLiteChatStore) -> None:
+    texts = [f'line {i} "quoted" \\ é 😀 \x00' for i in range(300)]
+    await asyncio.gather(*(store.append("c", text, text[::-1]) for text in texts))
+    await store.append("other", "elsewhere", "x")
+    document = json.loads(await store.history_json("c", keys=("q", "a")))
+    assert document == [{"q": t, "a": t[::-1]} for t in texts]
+    assert list(document[0]) == ["q", "a"]
+    older = json.loads(await store.history_json("c", keys=("q", "a"), before=3))
+    assert [item["q"] for item in older] == texts[:2]
+    assert json.loads(await store.history_json("nobody", keys=("q", "a"))) == []
 
 
 async def test_readiness_proves_a_real_commit(store: SQLiteChatStore) -> None:

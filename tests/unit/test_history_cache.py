@@ -1,0 +1,425 @@
+"""The API's history cache: served from memory only while the store's version stands.
+
+The store is the real SQLite store; "another replica" is a second store on the same file,
+whose commits the first never sees, with the versions read from the database as a shared
+database (PostgreSQL) would give them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chat_service.api.history_cache import HistoryCache, render
+from chat_service.api.validation import HistoryQuery
+from chat_service.store import Exchange, HistoryPage, SQLiteChatStore
+
+
+class CountingObserver:
+    """Counts the store's reads (each SELECT, the version reads included)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def store_read(self, operation: str, seconds: float) -> None:
+        self.reads += 1
+
+    def store_committed(self, batch_size: int, seconds: float) -> None:
+        return None
+
+    def store_commit_failed(self, batch_size: int) -> None:
+        return None
+
+
+class SharedFile(SQLiteChatStore):
+    """A store whose versions come from the database every time: what a store shared with
+    other writers does, so that their commits are seen."""
+
+    async def version(self, conversation_id: str) -> int:
+        with sqlite3.connect(self.path) as conn:
+            row = conn.execute(
+                "SELECT max(id) FROM exchanges WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()
+        return int(row[0] or 0)
+
+
+@pytest.fixture
+def observer() -> CountingObserver:
+    return CountingObserver()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, observer: CountingObserver) -> AsyncIterator[SQLiteChatStore]:
+    opened = await SQLiteChatStore.open(tmp_path / "chat.db", observer=observer)
+    yield opened
+    await opened.close()
+
+
+async def reads_of(observer: CountingObserver, call: Callable[[], Awaitable[Any]]) -> int:
+    before = observer.reads
+    await call()
+    return observer.reads - before
+
+
+def query(
+    conversation: str = "c", limit: int | None = 10, before: int | None = None
+) -> HistoryQuery:
+    return HistoryQuery(conversation, limit, before)
+
+
+def users(body: bytes) -> list[str]:
+    return [item["user"] for item in json.loads(body)]
+
+
+def exchange(i: int, conversation: str = "default") -> Exchange:
+    return Exchange(
+        id=i, conversation_id=conversation, turn=i, user=f"u{i}", ai=f"a{i}", created_at="t"
+    )
+
+
+def test_body_and_link_follow_the_contract() -> None:
+    page = HistoryPage((exchange(7), exchange(8)), has_older=True)
+    rendered = render(HistoryQuery("default", 2, None), page)
+    assert json.loads(rendered.body) == [{"user": "u7", "AI": "a7"}, {"user": "u8", "AI": "a8"}]
+    assert list(json.loads(rendered.body)[0]) == ["user", "AI"]
+    assert rendered.link == '</chat/history?limit=2&before=7>; rel="next"'
+    other = render(HistoryQuery("room-1", 2, None), page)
+    assert other.link == '</chat/history?limit=2&before=7&conversation_id=room-1>; rel="next"'
+    last = HistoryPage((exchange(1), exchange(2)), has_older=False)
+    assert render(HistoryQuery("default", 2, None), last).link is None
+    assert render(HistoryQuery("default", None, None), page).link is None, "no limit, no pages"
+    empty = HistoryPage((), has_older=True)
+    assert render(HistoryQuery("default", 2, None), empty).link is None
+
+
+async def test_the_newest_page_is_read_once_then_served_from_memory(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store)
+    for i in range(3):
+        await store.append("c", f"m{i}", "r")
+    first = await cache.page(query(limit=2))
+    assert users(first.body) == ["m1", "m2"]
+    assert first.link is not None
+    assert await reads_of(observer, lambda: cache.page(query(limit=2))) == 0
+    assert await cache.page(query(limit=2)) is first, "rendered once"
+    assert await reads_of(observer, lambda: cache.page(query(limit=3))) == 0, "cut from memory"
+    assert await reads_of(observer, lambda: cache.newest("c", 2)) == 0
+
+
+async def test_commits_of_this_process_extend_the_conversation_in_place(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store, depth=3)
+    for i in range(3):
+        await store.append("c", f"m{i}", "r")
+    await cache.newest("c", 3)
+    old_page = await cache.page(query(limit=3))
+    assert old_page.link is None, "all three are held: nothing older"
+    for i in range(3, 5):
+        await store.append("c", f"m{i}", "r")
+    reads = observer.reads
+    assert [e.user for e in await cache.newest("c", 3)] == ["m2", "m3", "m4"]
+    page = await cache.page(query(limit=3))
+    assert users(page.body) == ["m2", "m3", "m4"]
+    assert page.link is not None, "m0 and m1 rolled out: there is an older page"
+    assert observer.reads == reads, "no read: the commits were applied to what was held"
+
+
+async def test_a_commit_by_another_writer_is_seen_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    mine = await SharedFile.open(path)
+    other = await SQLiteChatStore.open(path)
+    try:
+        cache = HistoryCache(mine)
+        await mine.append("c", "mine", "r")
+        before = await cache.page(query())
+        assert users(before.body) == ["mine"]
+        await other.append("c", "theirs", "r")  # this process never hears of it
+        assert users((await cache.page(query())).body) == ["mine", "theirs"]
+        assert [e.user for e in await cache.newest("c", 5)] == ["mine", "theirs"]
+        assert json.loads((await cache.page(query(limit=None))).body)[-1]["user"] == "theirs"
+        # Its next commit does not continue what was held before: read again, not patched.
+        await other.append("c", "theirs again", "r")
+        await mine.append("c", "mine again", "r")
+        assert [e.user for e in await cache.newest("c", 5)] == [
+            "mine",
+            "theirs",
+            "theirs again",
+            "mine again",
+        ]
+    finally:
+        await other.close()
+        await mine.close()
+
+
+async def test_a_commit_that_skips_a_turn_drops_what_was_held(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store)
+    await store.append("c", "one", "r")
+    await cache.newest("c", 5)
+    # Turn 3 after turn 1: turn 2 was committed elsewhere; what is held cannot be extended.
+    skipped = Exchange(id=99, conversation_id="c", turn=3, user="x", ai="y", created_at="t")
+    cache.committed([skipped])
+    assert await reads_of(observer, lambda: cache.newest("c", 5)) == 1
+
+
+async def test_pages_match_the_database_under_concurrent_writes(tmp_path: Path) -> None:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    fresh = None
+    try:
+        cache = HistoryCache(store, depth=30)
+
+        async def writer(n: int) -> None:
+            for i in range(20):
+                await store.append(f"conv{n % 3}", f"w{n}-{i}", "r")
+
+        async def reader(n: int) -> None:
+            for i in range(20):
+                await cache.page(query(f"conv{n % 3}", limit=10))
+                await cache.newest(f"conv{n % 3}", 1 + i)
+
+        await asyncio.gather(*(writer(n) for n in range(6)), *(reader(n) for n in range(6)))
+        fresh = await SQLiteChatStore.open(tmp_path / "chat.db")
+        for conversation in ("conv0", "conv1", "conv2"):
+            for limit in (1, 10, 30, 40):
+                direct = await fresh.history(conversation, limit=limit)
+                cached = await cache.page(query(conversation, limit=limit))
+                expected = render(query(conversation, limit=limit), direct)
+                assert (cached.body, cached.link) == (expected.body, expected.link)
+            newest = await cache.newest(conversation, 25)
+            assert [e.id for e in newest] == [
+                e.id for e in (await fresh.history(conversation, limit=25)).exchanges
+            ]
+    finally:
+        await store.close()
+        if fresh is not None:
+            await fresh.close()
+
+
+@pytest.mark.parametrize(
+    ("rows", "limit", "returned", "older"),
+    [
+        (150, 100, 100, True),  # more rows than held in memory (depth 100)
+        (100, 100, 100, False),  # exactly the limit: no older page
+        (101, 100, 100, True),
+        (100, 99, 99, True),
+        (5, 50, 5, False),
+        (150, 101, 101, True),  # deeper than memory: read from the database
+    ],
+)
+async def test_a_cold_conversation_pages_right_at_every_boundary(
+    tmp_path: Path, rows: int, limit: int, returned: int, older: bool
+) -> None:
+    path = tmp_path / "chat.db"
+    seeding = await SQLiteChatStore.open(path)
+    await asyncio.gather(*(seeding.append("c", f"u{i}", f"a{i}") for i in range(rows)))
+    await seeding.close()
+    store = await SQLiteChatStore.open(path)  # knows nothing of the conversation yet
+    try:
+        cache = HistoryCache(store)
+        for attempt in ("cold", "warm"):
+            page = await cache.page(query(limit=limit))
+            assert users(page.body) == [f"u{i}" for i in range(rows - returned, rows)], attempt
+            assert (page.link is not None) is older, attempt
+    finally:
+        await store.close()
+
+
+async def test_older_pages_are_read_every_time(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store)
+    ids = [(await store.append("c", f"m{i}", "r")).id for i in range(4)]
+    older = query(limit=2, before=ids[2])
+    page = await cache.page(older)
+    assert users(page.body) == ["m0", "m1"]
+    assert page.link is None
+    assert await reads_of(observer, lambda: cache.page(older)) == 1
+    whole_older = await cache.page(query(limit=None, before=ids[2]))
+    assert users(whole_older.body) == ["m0", "m1"]
+
+
+async def test_the_whole_history_is_built_once_and_kept_until_the_next_commit(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store)
+    texts = [f'line {i} "quoted" \\ é 😀' for i in range(50)]
+    for text in texts:
+        await store.append("c", text, text[::-1])
+    reads = observer.reads
+    concurrent = await asyncio.gather(*(cache.page(query(limit=None)) for _ in range(10)))
+    # Two reads however many ask: the newest exchanges, and the whole document.
+    assert observer.reads == reads + 2
+    assert all(page.body is concurrent[0].body for page in concurrent), "one shared build"
+    assert json.loads(concurrent[0].body) == [{"user": t, "AI": t[::-1]} for t in texts]
+    assert await reads_of(observer, lambda: cache.page(query(limit=None))) == 0
+    await store.append("c", "newer", "r")
+    after = await cache.page(query(limit=None))
+    assert users(after.body)[-1] == "newer"
+
+
+async def test_a_document_too_large_to_keep_is_still_served(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    # Kept documents are at most a quarter of the bound; this one is larger.
+    cache = HistoryCache(store, max_bytes=400)
+    await store.append("c", "x" * 60, "y" * 60)
+    assert users((await cache.page(query(limit=None))).body) == ["x" * 60]
+    assert await reads_of(observer, lambda: cache.page(query(limit=None))) == 1
+
+
+async def test_an_empty_conversation_costs_no_history_read(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store)
+    await store.append("elsewhere", "u", "a")
+    assert await reads_of(observer, lambda: cache.newest("new", 5)) == 1, "its version only"
+    assert await cache.newest("new", 5) == ()
+    assert (await cache.page(query("new"))).body == b"[]"
+    await store.append("new", "first", "r")
+    assert [e.user for e in await cache.newest("new", 5)] == ["first"]
+
+
+async def test_context_beyond_the_depth_is_read_from_the_database(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store, depth=2)
+    for i in range(4):
+        await store.append("c", f"m{i}", "r")
+    assert await cache.newest("c", 0) == ()
+    assert [e.user for e in await cache.newest("c", 2)] == ["m2", "m3"]
+    assert await reads_of(observer, lambda: cache.newest("c", 3)) == 1
+    assert [e.user for e in await cache.newest("c", 3)] == ["m1", "m2", "m3"]
+
+
+def text_of(chars: int) -> str:
+    return "x" * (chars // 2)  # user and AI text each: chars in all
+
+
+async def fill(store: SQLiteChatStore, conversation: str, *sizes: int) -> None:
+    for size in sizes:
+        await store.append(conversation, text_of(size), text_of(size))
+
+
+async def held(cache: HistoryCache, observer: CountingObserver, *names: str) -> list[str]:
+    """Which of ``names`` are served without a read (asking refreshes them, in order)."""
+    found = []
+    for name in names:
+        before = observer.reads
+        await cache.newest(name, 1)
+        if observer.reads == before:
+            found.append(name)
+    return found
+
+
+async def test_the_text_held_is_bounded_and_the_bound_is_inclusive(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store, max_bytes=100)
+    await fill(store, "a", 60)
+    await fill(store, "b", 40)
+    await cache.newest("a", 1)
+    await cache.newest("b", 1)
+    assert await held(cache, observer, "a", "b") == ["a", "b"], "exactly at the bound"
+    await fill(store, "b", 2)  # 102: one over; a, least recently used, goes
+    assert await held(cache, observer, "b") == ["b"]
+    assert await held(cache, observer, "a") == []
+
+
+async def test_a_conversation_larger_than_the_bound_alone_is_kept(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store, max_bytes=100)
+    await fill(store, "huge", 300)
+    await cache.newest("huge", 1)
+    assert await held(cache, observer, "huge") == ["huge"]
+
+
+async def test_rolled_out_and_evicted_text_stops_counting(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store, depth=2, max_conversations=2, max_bytes=100)
+    await fill(store, "a", 30)
+    await fill(store, "b", 10)
+    await cache.newest("a", 1)
+    await cache.newest("b", 1)
+    await fill(store, "b", 40)  # b: 10 + 40; 80 in all
+    await fill(store, "b", 20)  # b rolls out its 10: 40 + 20; 90
+    await fill(store, "b", 30)  # 20 + 30; 80
+    assert await held(cache, observer, "a", "b") == ["a", "b"]
+    await fill(store, "b", 60)  # 30 + 60; 120: a goes
+    assert await held(cache, observer, "b") == ["b"]
+    await fill(store, "c", 10)
+    await fill(store, "d", 10)
+    await cache.newest("c", 1)
+    await cache.newest("d", 1)  # two conversations at most: b goes, and its 90 with it
+    assert await held(cache, observer, "c", "d") == ["c", "d"]
+
+
+async def test_rendered_pages_count_against_the_bound(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    await fill(store, "a", 20)
+    await fill(store, "b", 20)
+    cache = HistoryCache(store, max_bytes=100)
+    await cache.newest("a", 1)
+    await cache.newest("b", 1)  # 40 characters held
+    body = json.dumps([{"user": text_of(20), "AI": text_of(20)}], separators=(",", ":"))
+    assert len(body) == 41
+    await cache.page(query("b", limit=1))  # 41 bytes of JSON: 81
+    assert await held(cache, observer, "a", "b") == ["a", "b"]
+    await cache.page(query("b", limit=2))  # the same 41 bytes again, kept for its size: 122
+    assert await held(cache, observer, "a") == []
+
+
+async def test_at_most_eight_page_sizes_are_kept_per_conversation(
+    store: SQLiteChatStore,
+) -> None:
+    cache = HistoryCache(store)
+    for i in range(20):
+        await store.append("c", f"m{i}", "r")
+    first = await cache.page(query(limit=1))
+    for limit in range(2, 9):  # eight sizes in all: all kept
+        await cache.page(query(limit=limit))
+    assert await cache.page(query(limit=1)) is first
+    await cache.page(query(limit=9))  # a ninth: the kept pages are let go
+    again = await cache.page(query(limit=1))
+    assert again is not first
+    assert again.body == first.body
+
+
+async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(
+    store: SQLiteChatStore,
+) -> None:
+    """The writer thread has committed, the event loop has not yet told the cache, and a
+    read of the conversation sees the new row: the row must appear once."""
+    cache = HistoryCache(store)
+    await store.append("c", "before", "r")
+    await cache.newest("c", 5)
+    real_run = store._writer.run
+    committed = asyncio.Event()
+
+    async def slow_to_resume(function: Any) -> Any:
+        result = await real_run(function)
+        committed.set()
+        await asyncio.sleep(0.05)  # a busy loop resumes the commit task late
+        return result
+
+    store._writer.run = slow_to_resume  # type: ignore[method-assign]
+    # Another conversation's commit makes the store forget nothing; this one is read fresh.
+    store._versions.clear()
+    post = asyncio.create_task(store.append("c", "hello", "hi"))
+    await committed.wait()
+    first: Sequence[Exchange] = await cache.newest("c", 5)
+    await post
+    second = await cache.newest("c", 5)
+    assert [e.user for e in first] == ["before", "hello"]
+    assert [e.user for e in second] == ["before", "hello"]
