@@ -27,7 +27,8 @@ from chat_service.keys import (
     Lifecycle,
 )
 from chat_service.replies import ModelSlots, ReplyCache, ReplyService
-from chat_service.store import SQLiteChatStore
+from chat_service.store import ChatStore, SQLiteChatStore
+from chat_service.store.postgres import PostgresChatStore
 from chat_service.telemetry.genai import GenAITelemetry
 from chat_service.telemetry.metrics import Metrics
 from chat_service.telemetry.tracing import Tracing, tracing_ctx
@@ -35,9 +36,23 @@ from chat_service.telemetry.tracing import Tracing, tracing_ctx
 log = logging.getLogger(__name__)
 
 
+async def open_store(settings: Settings, metrics: Metrics) -> ChatStore:
+    """PostgreSQL when CHAT_DATABASE_URL names one, SQLite at CHAT_DB_PATH otherwise."""
+    if settings.database_url is None:
+        return await SQLiteChatStore.open(settings.db_path, observer=metrics)
+    store = await PostgresChatStore.open(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        connect_timeout_s=settings.database_connect_timeout_s,
+        observer=metrics,
+    )
+    metrics.watch_pool(store.pool_stats)
+    return store
+
+
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the database before the first request; commit what is queued and close it last."""
-    store = await SQLiteChatStore.open(app[SETTINGS].db_path, observer=app[METRICS])
+    store = await open_store(app[SETTINGS], app[METRICS])
     app[STORE] = store
     app[HISTORY_CACHE] = HistoryCache(store)
     yield

@@ -32,6 +32,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     db_path: Path = Path("chat.db")
+    # PostgreSQL instead of SQLite when set (it may hold a password: never printed).
+    database_url: str | None = field(default=None, repr=False)
+    database_pool_size: int = 10
+    database_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
     frontend_dir: Path | None = None
     max_message_chars: int = 4000
@@ -70,6 +74,15 @@ class Settings:
             raise ConfigError(
                 f"CHAT_ASSISTANT must be one of {', '.join(ASSISTANTS)}, got {self.assistant!r}"
             )
+        if self.database_url is not None:
+            _require(
+                self.database_url.startswith(("postgresql://", "postgres://")),
+                "CHAT_DATABASE_URL must be a postgresql:// URL",
+            )
+        _require(self.database_pool_size >= 2, "CHAT_DATABASE_POOL_SIZE must be at least 2")
+        _require(
+            self.database_connect_timeout_s > 0, "CHAT_DATABASE_CONNECT_TIMEOUT_S must be positive"
+        )
         _require(self.max_message_chars >= 1, "CHAT_MAX_MESSAGE_CHARS must be at least 1")
         _require(self.max_body_bytes >= 1024, "CHAT_MAX_BODY_BYTES must be at least 1024")
         _require(self.assistant_latency_ms >= 0, "CHAT_ASSISTANT_LATENCY_MS must not be negative")
@@ -136,6 +149,11 @@ class Settings:
             host=read("CHAT_HOST", str, defaults.host),
             port=read("CHAT_PORT", int, defaults.port),
             db_path=read("CHAT_DB_PATH", Path, defaults.db_path),
+            database_url=_read_secret(environ, "CHAT_DATABASE_URL"),
+            database_pool_size=read("CHAT_DATABASE_POOL_SIZE", int, defaults.database_pool_size),
+            database_connect_timeout_s=read(
+                "CHAT_DATABASE_CONNECT_TIMEOUT_S", float, defaults.database_connect_timeout_s
+            ),
             log_level=read("CHAT_LOG_LEVEL", str.upper, defaults.log_level),
             frontend_dir=Path(frontend) if frontend else None,
             max_message_chars=read("CHAT_MAX_MESSAGE_CHARS", int, defaults.max_message_chars),

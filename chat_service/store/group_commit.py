@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -93,7 +93,7 @@ class GroupCommit:
         *,
         tracer: Tracer,
         observer: StoreObserver,
-        span_attributes: dict[str, str],
+        span_attributes: Mapping[str, str | int],
         max_batch: int = MAX_BATCH,
     ) -> None:
         self._transaction = transaction

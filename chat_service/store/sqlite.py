@@ -22,7 +22,6 @@ import contextlib
 import functools
 import logging
 import sqlite3
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import aiosqlite
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import TracerProvider
 
 from chat_service.store.base import (
     Exchange,
@@ -42,12 +41,12 @@ from chat_service.store.base import (
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
-    TABLE,
     CommitListener,
     GroupCommit,
     NewExchange,
     WriteStats,
 )
+from chat_service.store.reads import TracedReads
 from chat_service.store.writer import CONNECTION_PRAGMAS, WriterThread, migrate, transaction
 from chat_service.timestamps import utc_now
 
@@ -94,6 +93,7 @@ class SQLiteChatStore:
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self._observer: StoreObserver = observer or NullObserver()
         self._span_attributes = {"db.system.name": "sqlite", "db.namespace": path.name}
+        self._reads = TracedReads(self._tracer, self._observer, self._span_attributes)
         self._writer = WriterThread(path)
         self._reader: aiosqlite.Connection | None = None
         self._reader_lock = asyncio.Lock()
@@ -279,31 +279,7 @@ class SQLiteChatStore:
         await self._commits.probe()
 
     async def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        """A traced and timed read of the exchanges table."""
-        if not trace.get_current_span().is_recording():
-            started = time.perf_counter()
-            rows = await self._read(sql, params)
-            self._observer.store_read("SELECT", time.perf_counter() - started)
-            return rows
-        with self._tracer.start_as_current_span(
-            f"SELECT {TABLE}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                **self._span_attributes,
-                "db.collection.name": TABLE,
-                "db.operation.name": "SELECT",
-            },
-        ) as span:
-            started = time.perf_counter()
-            try:
-                rows = await self._read(sql, params)
-            except StoreError as exc:
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
-                span.set_attribute("error.type", type(exc.__cause__).__qualname__)
-                raise
-            self._observer.store_read("SELECT", time.perf_counter() - started)
-            span.set_attribute("db.response.returned_rows", len(rows))
-            return rows
+        return await self._reads.select(functools.partial(self._read, sql, params))
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         if self._closing:

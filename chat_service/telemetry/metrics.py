@@ -8,6 +8,9 @@ codes, model names; never raw paths, ids or user text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from aiohttp.typedefs import Handler
 from prometheus_client import (
     CollectorRegistry,
@@ -54,6 +57,19 @@ UNMATCHED_ROUTE = "unmatched"
 def bounded_method(method: str) -> str:
     """The method, or ``_OTHER`` (as the HTTP conventions say) so clients cannot add labels."""
     return method if method in KNOWN_METHODS else "_OTHER"
+
+
+class PoolGauges(Protocol):
+    """What the metrics read of a connection pool (the PostgreSQL store's PoolStats)."""
+
+    max_size: int
+    on_wait: Callable[[float], None] | None
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def in_use(self) -> int: ...
 
 
 class InFlight:
@@ -186,6 +202,30 @@ class Metrics:
             counter = self._in_flight[(method, route)] = InFlight()
             self.active_requests.labels(method, route).set_function(lambda: counter.count)
         return counter
+
+    def watch_pool(self, pool: PoolGauges) -> None:
+        """The database connection pool's metrics (PostgreSQL), named as the OpenTelemetry
+        database client conventions name them."""
+        connections = Gauge(
+            "db_client_connection_count",
+            "Connections of the database pool, by state (used or idle).",
+            ["db_client_connection_state"],
+            registry=self.registry,
+        )
+        connections.labels("used").set_function(lambda: pool.in_use)
+        connections.labels("idle").set_function(lambda: pool.size - pool.in_use)
+        Gauge(
+            "db_client_connection_max",
+            "Connections the database pool may open.",
+            registry=self.registry,
+        ).set_function(lambda: pool.max_size)
+        waits = Histogram(
+            "db_client_connection_wait_time_seconds",
+            "Time a query waited for a free connection of the pool (only queries that waited).",
+            buckets=STORE_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        pool.on_wait = waits.observe
 
     def handler(self) -> Handler:
         """The ``/metrics`` handler: text format, or OpenMetrics when the scraper asks for it."""

@@ -5,9 +5,7 @@ Each response is also checked against the schema ``/openapi.json`` documents for
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +18,17 @@ from chat_service.config import Settings
 from chat_service.keys import STORE
 from chat_service.store import Exchange
 from tests.support.openapi import validate_response
+from tests.support.store_faults import break_table, refuse_inserts
 from tests.unit.conftest import MakeClient
 
 Client = TestClient[Any, Any]
 ERROR_KEYS = {"status", "message"}
+
+
+@pytest.fixture
+def settings(backend_settings: Settings) -> Settings:
+    """The contract holds on both stores: every test here runs on SQLite and PostgreSQL."""
+    return backend_settings
 
 
 async def call(
@@ -168,33 +173,18 @@ async def test_wrong_method_is_405_with_error_shape(
     assert headers["Allow"]
 
 
-def break_table(db_path: Path) -> None:
-    """A real fault: the table the store reads and writes is gone."""
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("DROP TABLE exchanges")
-
-
-def refuse_inserts(db_path: Path) -> None:
-    """A real fault at commit time: SQLite aborts every insert."""
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON exchanges "
-            "BEGIN SELECT RAISE(ABORT, 'inserts refused'); END"
-        )
-
-
 async def test_history_store_failure_is_the_contract_500(
     make_client: MakeClient, settings: Settings
 ) -> None:
     client = await make_client()
-    break_table(settings.db_path)
+    await break_table(settings)
     status, _, body = await history(client)
     assert (status, body) == (500, {"message": "Failed to fetch chat history."})
 
 
 async def test_post_when_reading_fails_is_500(make_client: MakeClient, settings: Settings) -> None:
     client = await make_client()
-    break_table(settings.db_path)
+    await break_table(settings)
     status, _, body = await post(client, json={"message": "hi"})
     assert status == 500
     assert body == {"status": "error", "message": "Failed to load the conversation."}
@@ -204,7 +194,7 @@ async def test_post_when_commit_fails_is_500_and_nothing_stored(
     make_client: MakeClient, settings: Settings
 ) -> None:
     client = await make_client()
-    refuse_inserts(settings.db_path)
+    await refuse_inserts(settings)
     status, _, body = await post(client, json={"message": "hi"})
     assert status == 500
     assert body == {"status": "error", "message": "Failed to store the message."}

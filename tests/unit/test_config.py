@@ -74,6 +74,9 @@ def test_empty_values_keep_defaults() -> None:
         ({"OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL must be an http"),
         ({"CHAT_ASSISTANT": "openai", "OPENAI_API_KEY": "k"}, "needs CHAT_MODEL"),
         ({"CHAT_ASSISTANT": "openai", "CHAT_MODEL": "m"}, "needs OPENAI_API_KEY"),
+        ({"CHAT_DATABASE_URL": "mysql://db/chat"}, "CHAT_DATABASE_URL must be a postgresql://"),
+        ({"CHAT_DATABASE_POOL_SIZE": "1"}, "CHAT_DATABASE_POOL_SIZE must be at least 2"),
+        ({"CHAT_DATABASE_CONNECT_TIMEOUT_S": "0"}, "CHAT_DATABASE_CONNECT_TIMEOUT_S must be pos"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -147,3 +150,31 @@ def test_an_empty_key_file_is_an_error(tmp_path: Path) -> None:
     key_file.write_text("\n")
     with pytest.raises(ConfigError, match="OPENAI_API_KEY_FILE is empty"):
         Settings.from_env({"OPENAI_API_KEY_FILE": str(key_file)})
+
+
+def test_database_settings() -> None:
+    assert Settings.from_env({}).database_url is None, "SQLite unless a URL is given"
+    defaults = Settings()
+    assert (defaults.database_pool_size, defaults.database_connect_timeout_s) == (10, 30.0)
+    settings = Settings.from_env(
+        {
+            "CHAT_DATABASE_URL": "postgresql://chat:s3cret@db:5432/chat",
+            "CHAT_DATABASE_POOL_SIZE": "2",
+            "CHAT_DATABASE_CONNECT_TIMEOUT_S": "2.5",
+        }
+    )
+    assert settings.database_url == "postgresql://chat:s3cret@db:5432/chat"
+    assert (settings.database_pool_size, settings.database_connect_timeout_s) == (2, 2.5)
+    assert "s3cret" not in repr(settings), "the URL may hold a password"
+    assert Settings.from_env({"CHAT_DATABASE_URL": "postgres://h/d"}).database_url == (
+        "postgres://h/d"
+    )
+
+
+def test_the_database_url_can_come_from_a_file(tmp_path: Path) -> None:
+    url_file = tmp_path / "url"
+    url_file.write_text("postgresql://chat:pw@db/chat\n")
+    settings = Settings.from_env({"CHAT_DATABASE_URL_FILE": str(url_file)})
+    assert settings.database_url == "postgresql://chat:pw@db/chat"
+    env = {"CHAT_DATABASE_URL": "postgresql://env/db", "CHAT_DATABASE_URL_FILE": str(url_file)}
+    assert Settings.from_env(env).database_url == "postgresql://env/db", "the variable wins"

@@ -17,10 +17,17 @@ from chat_service.assistant import AssistantError, Completion, ReplyChunk
 from chat_service.config import Settings
 from chat_service.keys import METRICS
 from chat_service.store import Exchange
+from tests.support.store_faults import refuse_inserts
 from tests.unit.conftest import MakeClient
 
 Client = TestClient[Any, Any]
 SSE = {"Accept": "text/event-stream"}
+
+
+@pytest.fixture
+def settings(backend_settings: Settings) -> Settings:
+    """The event stream holds on both stores: every test here runs on SQLite and PostgreSQL."""
+    return backend_settings
 
 
 class Scripted:
@@ -160,14 +167,8 @@ async def test_a_busy_model_is_a_json_503(
 async def test_a_store_failure_after_the_reply_is_an_error_event(
     aiohttp_client: Any, settings: Settings
 ) -> None:
-    import sqlite3
-
     client = await scripted_client(aiohttp_client, settings, Scripted(["fine"]))
-    with sqlite3.connect(settings.db_path) as conn:
-        conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON exchanges "
-            "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
-        )
+    await refuse_inserts(settings, "disk says no")
     response = await client.post("/chat/message", json={"message": "hi"}, headers=SSE)
     assert events(await response.text()) == [
         ("delta", {"text": "fine"}),

@@ -1,0 +1,433 @@
+"""PostgreSQL store on asyncpg: any number of replicas serve one history.
+
+Durability: every connection commits with ``synchronous_commit=on``, and an exchange is
+acknowledged only after its transaction committed. Concurrent appends share transactions
+(group_commit.py), one per batch, as on SQLite.
+
+Order across replicas: each batch first counts its exchanges into the ``conversations``
+rows they belong to (one upsert, in a fixed order, so two replicas' batches never
+deadlock) and holds those rows until it commits; the count is the last turn. Turns are
+therefore unique and gap-free per conversation whichever replica writes, and the unique
+constraint on (conversation_id, turn) would refuse anything else.
+
+Reads always ask the database, so a conversation's version (the id of its newest
+exchange) and its history include every exchange acknowledged by any replica.
+
+Start-up retries an unreachable database with backoff for up to ``connect_timeout_s``,
+then gives up with StoreOpenError. Migrations run in one transaction under an advisory
+lock, so replicas that start at once take turns and only the first migrates. A database
+lost later fails the requests it hits with StoreError (the contract's 500s, ``/readyz``
+503); the pool opens new connections once it is back.
+
+PostgreSQL's text cannot hold NUL: a reply containing one is stored with U+FFFD in its
+place (the API refuses messages that contain one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from opentelemetry import trace
+from opentelemetry.trace import TracerProvider
+from yarl import URL
+
+from chat_service.store.base import (
+    Exchange,
+    HistoryPage,
+    NullObserver,
+    StoreError,
+    StoreObserver,
+    StoreOpenError,
+)
+from chat_service.store.group_commit import (
+    MAX_BATCH,
+    CommitListener,
+    GroupCommit,
+    NewExchange,
+    WriteStats,
+)
+from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
+from chat_service.store.reads import TracedReads
+from chat_service.timestamps import rfc3339
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of the migrations: "chat" in ASCII.
+MIGRATION_LOCK = 0x63686174
+# Refused connections worth waiting for: the server is not up yet, or is starting.
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+# What a lost or failing database raises from a query.
+_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# How long one statement may take before the request fails rather than hangs.
+COMMAND_TIMEOUT_S = 30.0
+
+_COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
+# Sorted by id in SQL: every replica takes the conversations' row locks in the same order.
+_COUNT = """
+INSERT INTO conversations AS c (id, exchanges)
+SELECT id, n FROM unnest($1::text[], $2::bigint[]) AS batch (id, n) ORDER BY id
+ON CONFLICT (id) DO UPDATE SET exchanges = c.exchanges + excluded.exchanges
+RETURNING id, exchanges
+"""
+_INSERT = """
+INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
+SELECT c, t, u, a, ts::timestamptz, tr
+FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])
+    AS batch (c, t, u, a, ts, tr)
+RETURNING id, conversation_id, turn
+"""
+_PROBE = "UPDATE store_probe SET checked_at = now() WHERE id = 1"
+
+
+class PoolStats:
+    """The connection pool's state, which /metrics reads when scraped, and its waits."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self.pool: asyncpg.Pool | None = None
+        # Called with the seconds a query waited for a free connection (the metrics' hook).
+        self.on_wait: Callable[[float], None] | None = None
+
+    @property
+    def size(self) -> int:
+        return self.pool.get_size() if self.pool is not None else 0
+
+    @property
+    def in_use(self) -> int:
+        return self.size - self.pool.get_idle_size() if self.pool is not None else 0
+
+    def waited(self, seconds: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(seconds)
+
+
+class PostgresChatStore:
+    """A :class:`~chat_service.store.base.ChatStore` on a PostgreSQL database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_batch: int = MAX_BATCH,
+        observer: StoreObserver | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.pool_stats = PoolStats(pool_size)
+        self._pool: asyncpg.Pool | None = None
+        parsed = URL(url)
+        tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        observer = observer or NullObserver()
+        attributes: dict[str, str | int] = {
+            "db.system.name": "postgresql",
+            "db.namespace": parsed.path.lstrip("/") or (parsed.user or "postgres"),
+            "server.address": parsed.host or "localhost",
+            "server.port": parsed.port or 5432,
+        }
+        self._reads = TracedReads(tracer, observer, attributes)
+        self._commits = GroupCommit(
+            self._transaction,
+            tracer=tracer,
+            observer=observer,
+            span_attributes=attributes,
+            max_batch=max_batch,
+        )
+        self._closing = False
+
+    @property
+    def stats(self) -> WriteStats:
+        return self._commits.stats
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages."""
+        return str(URL(self.url).with_password(None))
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        connect_timeout_s: float = 30.0,
+        max_batch: int = MAX_BATCH,
+        observer: StoreObserver | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> PostgresChatStore:
+        """Connect (retrying for up to ``connect_timeout_s``) and migrate; raise
+        StoreOpenError if either cannot be done."""
+        store = cls(
+            url,
+            pool_size=pool_size,
+            max_batch=max_batch,
+            observer=observer,
+            tracer_provider=tracer_provider,
+        )
+        store._pool = await store._connect(connect_timeout_s)
+        store.pool_stats.pool = store._pool
+        try:
+            async with store._pool.acquire() as conn:
+                await migrate(conn)
+        except StoreOpenError:
+            await store._pool.close()
+            raise
+        except _FAILURES as exc:
+            await store._pool.close()
+            raise StoreOpenError(f"cannot migrate {store.display_url}: {exc}") from exc
+        store._commits.start()
+        return store
+
+    async def _connect(self, timeout_s: float) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        delay = 0.1
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                pool: asyncpg.Pool = await asyncpg.create_pool(
+                    self.url,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    timeout=max(0.1, min(remaining, 10.0)),
+                    command_timeout=COMMAND_TIMEOUT_S,
+                    server_settings={
+                        "synchronous_commit": "on",
+                        "application_name": "chat-service",
+                    },
+                )
+                return pool
+            except _TRANSIENT as exc:
+                if loop.time() + delay >= deadline:
+                    raise StoreOpenError(
+                        f"cannot connect to {self.display_url} within {timeout_s:g} s: "
+                        f"{exc or type(exc).__name__}"
+                    ) from exc
+                log.warning(
+                    "database unreachable, retrying",
+                    extra={"error_type": type(exc).__name__, "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+                # A wrong password or database name does not fix itself: no retries.
+                raise StoreOpenError(f"cannot connect to {self.display_url}: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[PoolConnectionProxy]:
+        """A connection from the pool; waits for one are counted for /metrics."""
+        if self._closing or self._pool is None:
+            raise StoreError("the store is closed")
+        pool = self._pool
+        if pool.get_idle_size() == 0 and pool.get_size() >= self.pool_size:
+            started = time.perf_counter()
+            conn = await pool.acquire()
+            self.pool_stats.waited(time.perf_counter() - started)
+        else:
+            conn = await pool.acquire()
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def append(
+        self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
+    ) -> Exchange:
+        return await self._commits.append(conversation_id, user, ai, trace_id)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._commits.add_listener(listener)
+
+    async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
+        """One transaction: count the batch into its conversations, insert it, commit."""
+        counts = Counter(new.conversation_id for new in writes)
+        try:
+            async with self._connection() as conn, conn.transaction():
+                inserted: list[Any] = []
+                turns: list[int] = []
+                if writes:
+                    counted = await conn.fetch(_COUNT, list(counts), list(counts.values()))
+                    totals = {row["id"]: row["exchanges"] for row in counted}
+                    turns = _turns(writes, counts, totals)
+                    inserted = await conn.fetch(
+                        _INSERT,
+                        [new.conversation_id for new in writes],
+                        turns,
+                        [_text(new.user) for new in writes],
+                        [_text(new.ai) for new in writes],
+                        [new.created_at for new in writes],
+                        [new.trace_id for new in writes],
+                    )
+                if probe:
+                    await conn.execute(_PROBE)
+        except _FAILURES as exc:
+            log.error(
+                "group commit failed: %s",
+                exc or type(exc).__name__,
+                extra={"batch_size": len(writes)},
+            )
+            error = StoreError(f"commit failed: {exc or type(exc).__name__}")
+            raise error from exc
+        ids = {(row["conversation_id"], row["turn"]): row["id"] for row in inserted}
+        return [
+            Exchange(
+                id=ids[(new.conversation_id, turn)],
+                conversation_id=new.conversation_id,
+                turn=turn,
+                user=_text(new.user),
+                ai=_text(new.ai),
+                created_at=new.created_at,
+                trace_id=new.trace_id,
+            )
+            for new, turn in zip(writes, turns, strict=True)
+        ]
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def version(self, conversation_id: str) -> int:
+        rows = await self._select(
+            "SELECT id FROM exchanges WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1",
+            conversation_id,
+        )
+        return int(rows[0]["id"]) if rows else 0
+
+    async def history(
+        self, conversation_id: str, *, limit: int | None = None, before: int | None = None
+    ) -> HistoryPage:
+        where, params = _where(conversation_id, before)
+        if limit is None:
+            rows = await self._select(
+                f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id", *params
+            )
+            return HistoryPage([_exchange(row) for row in rows], has_older=False)
+        # One row more than asked tells whether an older page exists.
+        rows = await self._select(
+            f"SELECT {_COLUMNS} FROM exchanges WHERE {where} "
+            f"ORDER BY id DESC LIMIT ${len(params) + 1}",
+            *params,
+            limit + 1,
+        )
+        page = [_exchange(row) for row in rows[:limit]]
+        page.reverse()
+        return HistoryPage(page, has_older=len(rows) > limit)
+
+    async def history_json(
+        self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None
+    ) -> bytes:
+        """The history as the JSON array ``keys`` name, built by PostgreSQL (json_agg)."""
+        where, params = _where(conversation_id, before, first=3)
+        rows = await self._select(
+            "SELECT COALESCE(json_agg(json_build_object($1::text, user_message, "
+            "$2::text, ai_response) ORDER BY id), '[]')::text AS document "
+            f"FROM exchanges WHERE {where}",
+            *keys,
+            *params,
+        )
+        document: str = rows[0]["document"]
+        return document.encode()
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the database answers and takes a commit right now."""
+        if not self._commits.running:
+            raise StoreError("the group commit task is not running")
+        await self._query("SELECT 1")
+        await self._commits.probe()
+
+    async def _select(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        return await self._reads.select(lambda: self._query(sql, *params))
+
+    async def _query(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        try:
+            async with self._connection() as conn:
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *params)
+                return rows
+        except _FAILURES as exc:
+            raise StoreError(f"read failed: {exc or type(exc).__name__}") from exc
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Commit everything already queued, then close the pool."""
+        if self._closing:
+            return
+        await self._commits.close()
+        self._closing = True
+        if self._pool is not None:
+            with contextlib.suppress(*_FAILURES):
+                await asyncio.wait_for(self._pool.close(), timeout=10)
+
+
+async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> None:
+    """Bring the schema to SCHEMA_VERSION in one transaction, one replica at a time."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS chat_schema (version integer NOT NULL)")
+        version = await conn.fetchval("SELECT COALESCE(max(version), 0) FROM chat_schema")
+        if version > SCHEMA_VERSION:
+            raise StoreOpenError(
+                f"the database has schema version {version}, newer than this release "
+                f"supports ({SCHEMA_VERSION}); upgrade chat-service"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            await conn.execute(MIGRATIONS[number - 1])
+            await conn.execute("INSERT INTO chat_schema (version) VALUES ($1)", number)
+            log.info("database migrated", extra={"schema_version": number})
+
+
+def _turns(
+    writes: Sequence[NewExchange], counts: Counter[str], totals: dict[str, int]
+) -> list[int]:
+    """Each write's turn: a conversation's writes take the last ``count`` turns, in order."""
+    next_turn = {cid: totals[cid] - count + 1 for cid, count in counts.items()}
+    turns = []
+    for new in writes:
+        turns.append(next_turn[new.conversation_id])
+        next_turn[new.conversation_id] += 1
+    return turns
+
+
+def _where(conversation_id: str, before: int | None, *, first: int = 1) -> tuple[str, list[Any]]:
+    where = f"conversation_id = ${first}"
+    params: list[Any] = [conversation_id]
+    if before is not None:
+        where += f" AND id < ${first + 1}"
+        params.append(before)
+    return where, params
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _created_at(value: datetime) -> str:
+    return rfc3339(value.timestamp())
+
+
+def _exchange(row: asyncpg.Record) -> Exchange:
+    return Exchange(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        turn=row["turn"],
+        user=row["user_message"],
+        ai=row["ai_response"],
+        created_at=_created_at(row["created_at"]),
+        trace_id=row["trace_id"],
+    )
