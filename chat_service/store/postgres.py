@@ -214,7 +214,7 @@ class PostgresChatStore:
                 )
                 return pool
             except _TRANSIENT as exc:
-                if loop.time() + delay >= deadline:
+                if loop.time() >= deadline:
                     raise StoreOpenError(
                         f"cannot connect to {self.display_url} within {timeout_s:g} s: "
                         f"{exc or type(exc).__name__}"
@@ -223,7 +223,8 @@ class PostgresChatStore:
                     "database unreachable, retrying",
                     extra={"error_type": type(exc).__name__, "retry_in_s": delay},
                 )
-                await asyncio.sleep(delay)
+                # The last attempt is made at the deadline itself.
+                await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
                 delay = min(delay * 2, 2.0)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
                 # A wrong password or database name does not fix itself: no retries.
