@@ -11,6 +11,7 @@ from chat_service.api import json_errors, setup_routes, telemetry_middleware
 from chat_service.api.auth import ApiKeys, auth_middleware
 from chat_service.api.chat import HISTORY_CACHE
 from chat_service.api.docs import load_openapi
+from chat_service.api.events import LIVE_UPDATES
 from chat_service.api.history_cache import HistoryCache
 from chat_service.api.ratelimit import TokenBuckets, parse_networks, rate_limit_middleware
 from chat_service.api.security import add_security_headers
@@ -26,6 +27,7 @@ from chat_service.keys import (
     STORE,
     Lifecycle,
 )
+from chat_service.live import LiveUpdates
 from chat_service.replies import ModelSlots, ReplyCache, ReplyService
 from chat_service.store import ChatStore, SQLiteChatStore
 from chat_service.store.postgres import PostgresChatStore
@@ -55,6 +57,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = await open_store(app[SETTINGS], app[METRICS])
     app[STORE] = store
     app[HISTORY_CACHE] = HistoryCache(store)
+    app[LIVE_UPDATES] = LiveUpdates(store)
     yield
     await store.close()
 
@@ -102,6 +105,8 @@ def replies_ctx(
 async def start_draining(app: web.Application) -> None:
     """``on_shutdown``: from now on /readyz answers 503 while in-flight requests finish."""
     app[LIFECYCLE].draining = True
+    if LIVE_UPDATES in app:  # end the live streams: their clients reconnect elsewhere
+        app[LIVE_UPDATES].close()
     log.info("draining: finishing in-flight requests")
 
 

@@ -92,7 +92,11 @@ async def stream_reply(
             await _send_error(response, STORE_FAILED)
             return response
         record_exchange(request, turn, exchange, reply, streamed=True)
-        await response.send(_json({"status": "Success", "response": reply}), event="done")
+        # Its id is the exchange's cursor, as in GET /chat/events: a page that follows the
+        # conversation knows this exchange when it comes back there.
+        await response.send(
+            _json({"status": "Success", "response": reply}), event="done", id=str(exchange.id)
+        )
         return response
     finally:
         if response is not None:

@@ -93,6 +93,29 @@ def parse_history_query(query: Mapping[str, str]) -> HistoryQuery:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EventsQuery:
+    conversation_id: str
+    last_event_id: int | None
+
+
+def parse_events_query(query: Mapping[str, str], headers: Mapping[str, str]) -> EventsQuery:
+    """``GET /chat/events``: the conversation, and where to resume: the ``Last-Event-ID``
+    header (an EventSource sends it when it reconnects) or ``last_event_id`` (a first
+    connection that should start after a known exchange; ``0`` for the beginning)."""
+    raw = headers.get("Last-Event-ID")
+    name = "Last-Event-ID"
+    if raw is None or not raw.strip():
+        raw, name = query.get("last_event_id"), "last_event_id"
+    last_event_id = None
+    if raw is not None:
+        raw = raw.strip()
+        if not _POSITIVE_INT.fullmatch(raw):
+            raise ApiError(400, f"{name} must be the id of an exchange (a whole number).")
+        last_event_id = int(raw)
+    return EventsQuery(_conversation_id(query.get("conversation_id")), last_event_id)
+
+
 def _is_encodable(text: str) -> bool:
     try:
         text.encode("utf-8")

@@ -73,6 +73,12 @@ class ChatStore(Protocol):
         the requests that made them are answered."""
         ...
 
+    def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
+        """Call ``listener(conversation_id)`` after any process committed to a conversation,
+        and ``listener(None)`` when changes may have been missed (a lost notification
+        channel came back): then every conversation may have changed."""
+        ...
+
     async def version(self, conversation_id: str) -> int:
         """The id of the conversation's newest exchange, 0 for none. Ids are never reused,
         so what was read at one version is current for as long as the version stays; a
@@ -82,6 +88,12 @@ class ChatStore(Protocol):
     async def history(
         self, conversation_id: str, *, limit: int | None = None, before: int | None = None
     ) -> HistoryPage: ...
+
+    async def exchanges_after(
+        self, conversation_id: str, after: int, *, limit: int
+    ) -> Sequence[Exchange]:
+        """Up to ``limit`` exchanges with ids above ``after``, oldest first."""
+        ...
 
     async def history_json(
         self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None

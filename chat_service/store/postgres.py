@@ -72,7 +72,14 @@ _TRANSIENT = (
     asyncpg.ConnectionDoesNotExistError,
 )
 # What a lost or failing database raises from a query.
-_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# (InternalClientError: a connection left mid-message by a cancelled call.)
+_FAILURES = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 # How long one statement may take before the request fails rather than hangs.
 COMMAND_TIMEOUT_S = 30.0
 
@@ -92,6 +99,14 @@ FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[
 RETURNING id, conversation_id, turn
 """
 _PROBE = "UPDATE store_probe SET checked_at = now() WHERE id = 1"
+# The channel every replica listens on; the payload is the conversation's id (at most 128
+# characters, well under NOTIFY's 8000 bytes). Equal payloads of one transaction fold into one.
+CHANGES_CHANNEL = "chat_exchanges"
+_NOTIFY = f"SELECT pg_notify('{CHANGES_CHANNEL}', c) FROM unnest($1::text[]) AS c"
+# The listening connection checks it is still alive this often (a silent network loss
+# raises nothing by itself) and waits this long before reconnecting.
+LISTEN_CHECK_S = 5.0
+LISTEN_RETRY_S = 1.0
 
 
 class PoolStats:
@@ -150,6 +165,8 @@ class PostgresChatStore:
             max_batch=max_batch,
         )
         self._closing = False
+        self._change_listeners: list[Callable[[str | None], None]] = []
+        self._listening: asyncio.Task[None] | None = None
 
     @property
     def stats(self) -> WriteStats:
@@ -257,6 +274,52 @@ class PostgresChatStore:
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commits.add_listener(listener)
 
+    def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
+        """Changes by every replica, this one included, through LISTEN/NOTIFY."""
+        self._change_listeners.append(listener)
+        if self._listening is None:
+            self._listening = asyncio.create_task(self._listen(), name="chat-store-listen")
+
+    async def _listen(self) -> None:
+        """Hold a connection that LISTENs (not one of the pool's: it stays in LISTEN);
+        when it is lost, reconnect and report that anything may have changed meanwhile."""
+        while not self._closing:
+            try:
+                await self._listen_once()
+            except _FAILURES as exc:
+                log.warning(
+                    "the change notifications connection failed; reconnecting",
+                    extra={"error_type": type(exc).__name__},
+                )
+            await asyncio.sleep(LISTEN_RETRY_S)
+
+    async def _listen_once(self) -> None:
+        conn = await asyncpg.connect(self.url, timeout=10)
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _: lost.set())
+            await conn.add_listener(CHANGES_CHANNEL, self._notified)
+            self._changed(None)  # a catch-up: notifications sent while away are gone
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), LISTEN_CHECK_S)
+                if not lost.is_set():
+                    await conn.fetchval("SELECT 1", timeout=LISTEN_CHECK_S)
+        finally:
+            # Nothing to finish on a connection that only listens, and a cancelled call may
+            # have left it mid-message: drop it at once.
+            conn.terminate()
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self._changed(str(payload))
+
+    def _changed(self, conversation_id: str | None) -> None:
+        for listener in self._change_listeners:
+            try:
+                listener(conversation_id)
+            except Exception:
+                log.exception("a change listener failed")
+
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction: count the batch into its conversations, insert it, commit."""
         counts = Counter(new.conversation_id for new in writes)
@@ -268,6 +331,8 @@ class PostgresChatStore:
                     counted = await conn.fetch(_COUNT, list(counts), list(counts.values()))
                     totals = {row["id"]: row["exchanges"] for row in counted}
                     turns = _turns(writes, counts, totals)
+                    # Delivered to every replica's listener when (and only if) this commits.
+                    await conn.execute(_NOTIFY, list(counts))
                     inserted = await conn.fetch(
                         _INSERT,
                         [new.conversation_id for new in writes],
@@ -330,6 +395,18 @@ class PostgresChatStore:
         page.reverse()
         return HistoryPage(page, has_older=len(rows) > limit)
 
+    async def exchanges_after(
+        self, conversation_id: str, after: int, *, limit: int
+    ) -> Sequence[Exchange]:
+        rows = await self._select(
+            f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = $1 AND id > $2 "
+            "ORDER BY id LIMIT $3",
+            conversation_id,
+            after,
+            limit,
+        )
+        return [_exchange(row) for row in rows]
+
     async def history_json(
         self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None
     ) -> bytes:
@@ -371,6 +448,10 @@ class PostgresChatStore:
             return
         await self._commits.close()
         self._closing = True
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
         if self._pool is not None:
             with contextlib.suppress(*_FAILURES):
                 await asyncio.wait_for(self._pool.close(), timeout=10)

@@ -23,7 +23,7 @@ import functools
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,14 @@ class SQLiteChatStore:
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commits.add_listener(listener)
 
+    def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
+        # This process is the file's only writer: its own commits are all the changes.
+        def changed(exchanges: Sequence[Exchange]) -> None:
+            for conversation_id in dict.fromkeys(e.conversation_id for e in exchanges):
+                listener(conversation_id)
+
+        self._commits.add_listener(changed)
+
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction on the writer thread; the inserted rows, in the batch's order."""
         statements = [(_PROBE, (utc_now(),))] if probe else []
@@ -243,6 +251,16 @@ class SQLiteChatStore:
         page = [_exchange(row) for row in rows[:limit]]
         page.reverse()
         return HistoryPage(page, has_older=len(rows) > limit)
+
+    async def exchanges_after(
+        self, conversation_id: str, after: int, *, limit: int
+    ) -> Sequence[Exchange]:
+        rows = await self._select(
+            f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            [conversation_id, after, limit],
+        )
+        return [_exchange(row) for row in rows]
 
     async def history_json(
         self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None

@@ -171,6 +171,11 @@ class Metrics:
             "Replies being streamed to clients (server-sent events) right now.",
             registry=registry,
         )
+        self.event_subscriptions = Gauge(
+            "chat_event_subscriptions",
+            "Live-update streams (GET /chat/events) open right now.",
+            registry=registry,
+        )
         self.store_duration = Histogram(
             "chat_store_operation_duration_seconds",
             "Duration of store operations (reads, and each group-commit transaction).",

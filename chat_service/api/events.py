@@ -1,0 +1,61 @@
+"""``GET /chat/events``: a conversation's new exchanges, live, as server-sent events.
+
+Each exchange committed to the conversation after the request, by any replica, is one
+``exchange`` event whose ``id`` is the exchange's cursor (the ``before`` of history
+pages) and whose data is the contract's history item, ``{"user": ..., "AI": ...}``. The
+browser's EventSource reconnects by itself with ``Last-Event-ID``, and the stream resumes
+after that exchange, with no gap and no repeat (see chat_service/live.py).
+
+Validation errors, auth and rate limits answer plain JSON before the stream starts; so
+does a store that cannot say where the conversation stands (500). The stream ends when the
+follower falls too far behind or the service stops; clients reconnect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import orjson
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from chat_service.api.errors import error_response
+from chat_service.api.validation import parse_events_query
+from chat_service.keys import METRICS
+from chat_service.live import LiveUpdates
+from chat_service.store import StoreError
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+# Set with the store (app.py's store_ctx); beside its route, as HISTORY_CACHE is.
+LIVE_UPDATES = web.AppKey("live_updates", LiveUpdates)
+
+
+@routes.get("/chat/events")
+async def get_events(request: web.Request) -> web.StreamResponse:
+    query = parse_events_query(request.query, request.headers)
+    live = request.app[LIVE_UPDATES]
+    try:
+        async with live.follow(query.conversation_id, query.last_event_id) as exchanges:
+            response = EventSourceResponse()
+            await response.prepare(request)
+            gauge = request.app[METRICS].event_subscriptions
+            gauge.inc()
+            try:
+                async for exchange in exchanges:
+                    data = orjson.dumps({"user": exchange.user, "AI": exchange.ai}).decode()
+                    await response.send(data, event="exchange", id=str(exchange.id))
+            except StoreError:
+                # Catching up failed mid-stream: end it; the client resumes where it was.
+                log.warning("live updates stream ended by a store error", exc_info=True)
+            finally:
+                gauge.dec()
+                response.stop_streaming()  # the keep-alive comments
+            with contextlib.suppress(ConnectionResetError):
+                await response.write_eof()
+            return response
+    except StoreError:
+        log.exception("failed to start live updates")
+        return error_response(500, "Failed to follow the conversation.")

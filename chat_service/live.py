@@ -1,0 +1,173 @@
+"""Live updates: every exchange committed to a conversation, by any replica, for whoever
+follows it (``GET /chat/events``).
+
+The store says which conversation changed: its own commits on SQLite, LISTEN/NOTIFY from
+every replica on PostgreSQL. For a conversation someone follows, the hub reads the
+exchanges after the last one it published, in order, and offers each to every follower.
+A follower that resumes (``Last-Event-ID``) first reads what it missed, then takes the
+live ones, skipping any it already had: ids only grow within a conversation (turns are
+handed out one commit at a time), so nothing is missed and nothing comes twice.
+
+Bounded: a follower holds at most ``QUEUE_SIZE`` exchanges it has not sent yet. One that
+falls that far behind is dropped: it gets what it holds, then its stream ends, and the
+browser's EventSource reconnects with the last id it saw and catches up. A slow reader
+never holds up a commit or another reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from chat_service.store.base import ChatStore, Exchange, StoreError
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 256
+READ_PAGE = 100
+
+
+class Follower:
+    """One subscription: the exchanges to send, in order, each once."""
+
+    def __init__(self, conversation_id: str, after: int) -> None:
+        self.conversation_id = conversation_id
+        self.sent = after  # the id of the last exchange sent (or to resume after)
+        # None ends the stream (the service is stopping).
+        self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue(QUEUE_SIZE)
+        self.dropped = False
+
+    def offer(self, item: Exchange | None) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped = True  # what it holds still goes out; then its stream ends
+
+    async def next(self) -> Exchange | None:
+        """The next exchange, or None once the stream should end."""
+        if self._queue.empty() and self.dropped:
+            return None
+        return await self._queue.get()
+
+
+@dataclass(eq=False)
+class _Topic:
+    """A followed conversation: its followers, and the last exchange published to them."""
+
+    followers: set[Follower] = field(default_factory=set)
+    published: int | None = None  # read from the store when the first follower arrives
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    joining: int = 0  # follow() calls between finding the topic and joining it
+    refreshing: bool = False
+    again: bool = False
+
+
+class LiveUpdates:
+    def __init__(self, store: ChatStore) -> None:
+        self._store = store
+        self._topics: dict[str, _Topic] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        store.add_change_listener(self.changed)
+
+    @property
+    def followers(self) -> int:
+        return sum(len(topic.followers) for topic in self._topics.values())
+
+    @contextlib.asynccontextmanager
+    async def follow(
+        self, conversation_id: str, after: int | None = None
+    ) -> AsyncIterator[AsyncIterator[Exchange]]:
+        """Follow ``conversation_id``: the exchanges committed after this call, or after the
+        exchange ``after`` when resuming. Raises StoreError before anything is yielded."""
+        if self._closing:
+            raise StoreError("the service is stopping")
+        topic = self._topics.setdefault(conversation_id, _Topic())
+        topic.joining += 1
+        try:
+            async with topic.lock:
+                if topic.published is None:
+                    topic.published = await self._store.version(conversation_id)
+                follower = Follower(conversation_id, topic.published if after is None else after)
+                topic.followers.add(follower)
+        finally:
+            topic.joining -= 1
+            self._forget(conversation_id, topic)
+        try:
+            yield self._exchanges(follower, resume=after is not None)
+        finally:
+            topic.followers.discard(follower)
+            self._forget(conversation_id, topic)
+
+    async def _exchanges(self, follower: Follower, *, resume: bool) -> AsyncIterator[Exchange]:
+        if resume:  # what was missed, read page by page; live ones queue up meanwhile
+            while True:
+                missed = await self._store.exchanges_after(
+                    follower.conversation_id, follower.sent, limit=READ_PAGE
+                )
+                for exchange in missed:
+                    follower.sent = exchange.id
+                    yield exchange
+                if len(missed) < READ_PAGE:
+                    break
+        while (live := await follower.next()) is not None:
+            if live.id > follower.sent:
+                follower.sent = live.id
+                yield live
+
+    def changed(self, conversation_id: str | None) -> None:
+        """The store's change listener: ``None`` means any conversation may have changed."""
+        if conversation_id is None:
+            topics = list(self._topics.items())
+        elif (topic := self._topics.get(conversation_id)) is not None:
+            topics = [(conversation_id, topic)]
+        else:
+            return  # nobody follows it here
+        for name, followed in topics:
+            if followed.refreshing:
+                followed.again = True  # the running refresh reads once more
+                continue
+            followed.refreshing = True
+            task = asyncio.create_task(self._refresh(name, followed), name="chat-live-refresh")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, conversation_id: str, topic: _Topic) -> None:
+        """Publish every exchange after the last published one, in order."""
+        try:
+            while True:
+                topic.again = False
+                async with topic.lock:
+                    if topic.published is None:
+                        return  # its first follower is still reading where it starts
+                    while True:
+                        new = await self._store.exchanges_after(
+                            conversation_id, topic.published, limit=READ_PAGE
+                        )
+                        for exchange in new:
+                            for follower in topic.followers:
+                                follower.offer(exchange)
+                            topic.published = exchange.id
+                        if len(new) < READ_PAGE:
+                            break
+                if not topic.again:
+                    return
+        except StoreError:
+            # The next change reads again from the last published exchange: nothing is lost.
+            log.warning("live updates could not read new exchanges", exc_info=True)
+        finally:
+            topic.refreshing = False
+
+    def _forget(self, conversation_id: str, topic: _Topic) -> None:
+        if not topic.followers and not topic.joining and self._topics.get(conversation_id) is topic:
+            del self._topics[conversation_id]
+
+    def close(self) -> None:
+        """End every stream (the service is stopping): clients reconnect to another replica."""
+        self._closing = True
+        for topic in self._topics.values():
+            for follower in topic.followers:
+                follower.offer(None)

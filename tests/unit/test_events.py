@@ -1,0 +1,278 @@
+"""``GET /chat/events`` in process, on both stores: live exchanges, resuming without gaps
+or repeats, errors before the stream, slow followers, and (PostgreSQL) other replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
+
+from chat_service.api.events import LIVE_UPDATES
+from chat_service.app import create_app
+from chat_service.config import Settings
+from chat_service.keys import METRICS, STORE
+from chat_service.live import QUEUE_SIZE, LiveUpdates
+from chat_service.store import SQLiteChatStore
+from tests.support.openapi import validate_response
+from tests.unit.conftest import MakeClient
+
+Client = TestClient[Any, Any]
+READ_TIMEOUT_S = 10
+
+
+@pytest.fixture
+def settings(backend_settings: Settings) -> Settings:
+    return backend_settings.replace(rate_limit_rps=0)
+
+
+@dataclass(frozen=True)
+class Received:
+    event: str
+    id: str | None
+    data: Any
+
+
+async def read_events(response: ClientResponse, count: int) -> list[Received]:
+    """The next ``count`` events of a stream, parsed as the SSE specification says."""
+    received: list[Received] = []
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(READ_TIMEOUT_S):
+        while len(received) < count:
+            line = (await response.content.readline()).decode().rstrip("\r\n")
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+                continue
+            if "data" in fields:
+                received.append(
+                    Received(
+                        fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
+                    )
+                )
+            fields = {}
+    return received
+
+
+def parse(text: str) -> list[Received]:
+    """Every event of a whole stream."""
+    parsed = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in fields:
+            parsed.append(
+                Received(
+                    fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
+                )
+            )
+    return parsed
+
+
+async def post(client: Client, message: str, conversation: str = "room") -> None:
+    response = await client.post(
+        "/chat/message", json={"message": message, "conversation_id": conversation}
+    )
+    assert response.status == 200
+
+
+async def follow(
+    client: Client, query: str = "conversation_id=room", **headers: str
+) -> ClientResponse:
+    response = await client.get(f"/chat/events?{query}", headers=headers)
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"] == "text/event-stream"
+    return response
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    for _ in range(READ_TIMEOUT_S * 100):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not met in time")
+
+
+async def wait_for_followers(client: Client, count: int) -> None:
+    live = client.app[LIVE_UPDATES]
+    await eventually(lambda: live.followers == count)
+
+
+async def test_a_follower_gets_each_new_exchange_with_its_cursor(make_client: MakeClient) -> None:
+    client = await make_client()
+    await post(client, "before anyone followed")
+    stream = await follow(client)
+    await wait_for_followers(client, 1)
+    await post(client, "one")
+    await post(client, "elsewhere", conversation="other-room")
+    await post(client, "two")
+    one, two = await read_events(stream, 2)
+    assert (one.event, one.data["user"], two.data["user"]) == ("exchange", "one", "two")
+    assert set(one.data) == {"user", "AI"}
+    assert one.data["AI"].startswith('You said: "one".')
+    # The id is the exchange's cursor: a history page before it ends with "before anyone".
+    page = await client.get(f"/chat/history?conversation_id=room&limit=5&before={one.id}")
+    assert [item["user"] for item in await page.json()] == ["before anyone followed"]
+    assert int(two.id or 0) > int(one.id or 0)
+    stream.close()
+
+
+async def test_resuming_after_an_id_misses_nothing_and_repeats_nothing(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    stream = await follow(client)
+    await wait_for_followers(client, 1)
+    await post(client, "m1")
+    (first,) = await read_events(stream, 1)
+    stream.close()
+    await wait_for_followers(client, 0)
+    for text in ("m2", "m3"):  # while nobody follows
+        await post(client, text)
+    resumed = await follow(client, **{"Last-Event-ID": first.id or ""})
+    await post(client, "m4")
+    received = await read_events(resumed, 3)
+    assert [r.data["user"] for r in received] == ["m2", "m3", "m4"]
+    assert len({r.id for r in received}) == 3
+    resumed.close()
+
+
+async def test_last_event_id_zero_in_the_query_starts_at_the_beginning(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    for text in ("a", "b"):
+        await post(client, text)
+    stream = await follow(client, "conversation_id=room&last_event_id=0")
+    assert [r.data["user"] for r in await read_events(stream, 2)] == ["a", "b"]
+    stream.close()
+
+
+async def test_a_long_catch_up_is_read_page_by_page_in_order(make_client: MakeClient) -> None:
+    client = await make_client()
+    store = client.app[STORE]
+    for i in range(230):  # more than two pages of the catch-up's reads (100)
+        await store.append("room", f"m{i}", "r")
+    stream = await follow(client, "conversation_id=room&last_event_id=0")
+    received = await read_events(stream, 230)
+    assert [r.data["user"] for r in received] == [f"m{i}" for i in range(230)]
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "message"),
+    [
+        ("conversation_id=-bad", {}, "'conversation_id' must be"),
+        ("last_event_id=abc", {}, "last_event_id must be the id of an exchange"),
+        ("last_event_id=-1", {}, "last_event_id must be"),
+        ("", {"Last-Event-ID": "12x"}, "Last-Event-ID must be the id of an exchange"),
+        ("last_event_id=1234567890123456789", {}, "last_event_id must be"),
+    ],
+)
+async def test_bad_requests_are_json_errors_before_any_stream(
+    make_client: MakeClient, query: str, headers: dict[str, str], message: str
+) -> None:
+    client = await make_client()
+    response = await client.get(f"/chat/events?{query}", headers=headers)
+    assert response.status == 400
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert body["status"] == "error"
+    assert message in body["message"]
+    validate_response("/chat/events", "GET", 400, body)
+
+
+async def test_the_header_wins_over_the_query(make_client: MakeClient) -> None:
+    client = await make_client()
+    for text in ("a", "b", "c"):
+        await post(client, text)
+    first = await (await client.get("/chat/history?conversation_id=room")).json()
+    assert [item["user"] for item in first] == ["a", "b", "c"]
+    everything = await follow(client, "conversation_id=room&last_event_id=0")
+    ids = [r.id for r in await read_events(everything, 3)]
+    everything.close()
+    stream = await follow(
+        client, "conversation_id=room&last_event_id=0", **{"Last-Event-ID": ids[1] or ""}
+    )
+    assert [r.data["user"] for r in await read_events(stream, 1)] == ["c"]
+    stream.close()
+
+
+async def test_open_streams_are_on_metrics(make_client: MakeClient) -> None:
+    client = await make_client()
+    gauge = client.app[METRICS].event_subscriptions
+    streams = [await follow(client) for _ in range(3)]
+    await wait_for_followers(client, 3)
+    assert gauge._value.get() == 3
+    streams[0].close()
+    await wait_for_followers(client, 2)
+    await eventually(lambda: gauge._value.get() == 2)
+    for stream in streams[1:]:
+        stream.close()
+
+
+async def test_stopping_the_service_ends_every_stream(make_client: MakeClient) -> None:
+    client = await make_client()
+    stream = await follow(client)
+    await wait_for_followers(client, 1)
+    client.app[LIVE_UPDATES].close()
+    async with asyncio.timeout(READ_TIMEOUT_S):
+        rest = await stream.content.read()
+    assert b"event:" not in rest, "it ended without sending anything"
+    refused = await client.get("/chat/events?conversation_id=room")
+    assert refused.status == 500
+
+
+async def test_a_follower_that_falls_behind_is_dropped_without_holding_up_commits(
+    tmp_path: Path,
+) -> None:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        live = LiveUpdates(store)
+        async with live.follow("room") as exchanges:
+            for i in range(QUEUE_SIZE + 20):  # nobody reads meanwhile
+                await store.append("room", f"m{i}", "r")
+            await asyncio.sleep(0.2)  # the hub's reads of the new exchanges
+            received = [exchange.user async for exchange in exchanges]
+        assert received == [f"m{i}" for i in range(QUEUE_SIZE)], "what it held, then the end"
+    finally:
+        await store.close()
+
+
+async def test_another_replicas_commits_arrive(aiohttp_client: Any, postgres_url: str) -> None:
+    """Two apps on one PostgreSQL database: two replicas, whose only link is the database."""
+    settings = Settings(database_url=postgres_url, rate_limit_rps=0)
+    mine: Client = await aiohttp_client(create_app(settings))
+    theirs: Client = await aiohttp_client(create_app(settings))
+    stream = await follow(mine)
+    await wait_for_followers(mine, 1)
+    await post(theirs, "from the other replica")
+    await post(mine, "from this one")
+    received = await read_events(stream, 2)
+    assert [r.data["user"] for r in received] == ["from the other replica", "from this one"]
+    stream.close()
+
+
+async def test_the_done_event_of_a_streamed_reply_carries_the_exchange_id(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    stream = await follow(client)
+    await wait_for_followers(client, 1)
+    reply = await client.post(
+        "/chat/message",
+        json={"message": "hi", "conversation_id": "room"},
+        headers={"Accept": "text/event-stream"},
+    )
+    (done,) = [r for r in parse(await reply.text()) if r.event == "done"]
+    (live,) = await read_events(stream, 1)
+    assert done.id == live.id
+    assert done.data == {"status": "Success", "response": live.data["AI"]}
+    stream.close()
