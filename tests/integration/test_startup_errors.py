@@ -89,3 +89,21 @@ def test_bad_settings(tmp_path: Path, args: list[str], env: dict[str, str], expe
     assert code == 2
     assert expected in assert_one_line(stderr)
     assert not (tmp_path / "chat.db").exists(), "nothing is created before settings are valid"
+
+
+def test_an_unreachable_postgresql_is_retried_then_one_line(tmp_path: Path) -> None:
+    url = f"postgresql://chat:hunter2-secret@127.0.0.1:{free_port()}/chat"
+    env = {"CHAT_DATABASE_URL": url, "CHAT_DATABASE_CONNECT_TIMEOUT_S": "1"}
+    code, stderr = run_to_exit(tmp_path, "--port", str(free_port()), env=env)
+    assert code == 1
+    line = assert_one_line(stderr)
+    assert "cannot connect to postgresql://chat@127.0.0.1:" in line
+    assert "within 1 s" in line
+    assert "hunter2-secret" not in stderr, "the password is never printed"
+
+
+def test_a_wrong_postgresql_url_is_a_configuration_error(tmp_path: Path) -> None:
+    env = {"CHAT_DATABASE_URL": "mysql://db/chat"}
+    code, stderr = run_to_exit(tmp_path, "--port", str(free_port()), env=env)
+    assert code == 2
+    assert "CHAT_DATABASE_URL must be a postgresql:// URL" in assert_one_line(stderr)

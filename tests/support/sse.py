@@ -21,6 +21,7 @@ class Event:
     event: str
     data: Any  # the data field, decoded as JSON
     received_at: float  # time.monotonic() when its last line arrived
+    id: str | None = None  # the id field, when the event has one
 
 
 @dataclass
@@ -49,7 +50,7 @@ class EventStream:
         return json.loads(self.response.read())
 
     def events(self) -> Iterator[Event]:
-        name, data = "message", list[str]()
+        name, data, event_id = "message", list[str](), None
         while True:
             raw = self.response.readline()
             if not raw:
@@ -57,8 +58,8 @@ class EventStream:
             line = raw.decode("utf-8").rstrip("\r\n")
             if not line:
                 if data:
-                    yield Event(name, json.loads("\n".join(data)), time.monotonic())
-                name, data = "message", []
+                    yield Event(name, json.loads("\n".join(data)), time.monotonic(), event_id)
+                name, data, event_id = "message", [], None
             elif line.startswith(":"):
                 self.comments.append(line[1:].strip())
             else:
@@ -68,6 +69,8 @@ class EventStream:
                     name = value
                 elif key == "data":
                     data.append(value)
+                elif key == "id":
+                    event_id = value
 
     def close(self) -> None:
         """Drop the connection (the socket is shut, not drained)."""
@@ -97,4 +100,13 @@ def post_stream(
             **(headers or {}),
         },
     )
+    return EventStream(connection)
+
+
+def get_stream(
+    port: int, path: str, *, headers: dict[str, str] | None = None, timeout: float = 30
+) -> EventStream:
+    """``GET`` an event stream (``/chat/events``); the response is read on demand."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    connection.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
     return EventStream(connection)
