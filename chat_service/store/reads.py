@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sized
 from typing import TypeVar
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Tracer
 
 from chat_service.store.base import StoreError, StoreObserver
 from chat_service.store.group_commit import TABLE
@@ -46,7 +46,7 @@ class TracedReads:
             try:
                 rows = await read()
             except StoreError as exc:
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                # The status (ERROR, with the exception) is set by the SDK as it leaves.
                 span.set_attribute("error.type", type(exc.__cause__).__qualname__)
                 raise
             self._observer.store_read("SELECT", time.perf_counter() - started)

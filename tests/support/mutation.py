@@ -82,6 +82,8 @@ def table(results: list[Score]) -> str:
         "|---|--:|--:|--:|--:|--:|",
     ]
     for s in results:
+        if s.pending == s.total:
+            continue  # not run this time (make mutate ARGS=... ran other modules)
         caught = s.killed + s.timed_out
         lines.append(
             f"| `{s.module}` | {s.total} | {caught} | {s.survived} | {s.untested} | {s.score:.0%} |"

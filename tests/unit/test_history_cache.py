@@ -282,9 +282,11 @@ async def test_an_empty_conversation_costs_no_history_read(
     cache = HistoryCache(store)
     await store.append("elsewhere", "u", "a")
     assert await reads_of(observer, lambda: cache.newest("new", 5)) == 1, "its version only"
+    assert await reads_of(observer, lambda: cache.newest("new", 5)) == 0, "then held"
     assert await cache.newest("new", 5) == ()
     assert (await cache.page(query("new"))).body == b"[]"
     await store.append("new", "first", "r")
+    assert await reads_of(observer, lambda: cache.newest("new", 5)) == 0, "the commit extended it"
     assert [e.user for e in await cache.newest("new", 5)] == ["first"]
 
 
@@ -356,11 +358,14 @@ async def test_rolled_out_and_evicted_text_stops_counting(
     await fill(store, "b", 30)  # 20 + 30; 80
     assert await held(cache, observer, "a", "b") == ["a", "b"]
     await fill(store, "b", 60)  # 30 + 60; 120: a goes
-    assert await held(cache, observer, "b") == ["b"]
+    assert await held(cache, observer, "b", "a") == ["b"]
+    await cache.newest("b", 1)  # (a is held again now, b the most recently used)
     await fill(store, "c", 10)
     await fill(store, "d", 10)
     await cache.newest("c", 1)
     await cache.newest("d", 1)  # two conversations at most: b goes, and its 90 with it
+    assert await held(cache, observer, "c", "d") == ["c", "d"]
+    await fill(store, "d", 60)  # c 10, d 10 + 60: 80, within the bound only if b's 90 left
     assert await held(cache, observer, "c", "d") == ["c", "d"]
 
 
@@ -397,7 +402,7 @@ async def test_at_most_eight_page_sizes_are_kept_per_conversation(
 
 
 async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(
-    store: SQLiteChatStore,
+    store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
     """The writer thread has committed, the event loop has not yet told the cache, and a
     read of the conversation sees the new row: the row must appear once."""
@@ -420,6 +425,104 @@ async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(
     await committed.wait()
     first: Sequence[Exchange] = await cache.newest("c", 5)
     await post
+    reads = observer.reads
     second = await cache.newest("c", 5)
     assert [e.user for e in first] == ["before", "hello"]
     assert [e.user for e in second] == ["before", "hello"]
+    assert observer.reads == reads, "what the read saw was kept, not read again"
+
+
+async def test_a_commit_reaches_every_conversation_of_its_batch(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    cache = HistoryCache(store)
+    await store.append("known", "first", "r")
+    await cache.newest("known", 5)
+    # One transaction: the first exchange is for a conversation the cache does not hold.
+    await asyncio.gather(store.append("stranger", "x", "r"), store.append("known", "second", "r"))
+    assert store.stats.largest_batch == 2
+    assert await reads_of(observer, lambda: cache.newest("known", 5)) == 0
+    assert [e.user for e in await cache.newest("known", 5)] == ["first", "second"]
+
+
+async def test_concurrent_first_reads_of_two_conversations_each_get_their_own(
+    store: SQLiteChatStore,
+) -> None:
+    await store.append("a", "for a", "r")
+    await store.append("b", "for b", "r")
+    cache = HistoryCache(store)
+    a, b = await asyncio.gather(cache.newest("a", 5), cache.newest("b", 5))
+    assert ([e.user for e in a], [e.user for e in b]) == (["for a"], ["for b"])
+
+
+def document_of(chars: int) -> int:
+    """The length of the one-exchange document whose texts have ``chars`` characters in all:
+    ``[{"user":"...","AI":"..."}]``."""
+    return len('[{"user":"","AI":""}]') + chars
+
+
+async def test_a_document_at_a_quarter_of_the_bound_is_kept_one_byte_more_is_not(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    await store.append("exact", "x" * 40, "y" * 39)  # 79 characters: a 100-byte document
+    await store.append("over", "x" * 40, "y" * 40)  # 101 bytes
+    assert document_of(79) == 100
+    cache = HistoryCache(store, max_bytes=400)
+    for name in ("exact", "over"):
+        await cache.page(query(name, limit=None))
+    assert await reads_of(observer, lambda: cache.page(query("exact", limit=None))) == 0
+    assert await reads_of(observer, lambda: cache.page(query("over", limit=None))) == 1
+
+
+async def test_kept_documents_count_against_the_bound_until_a_commit_drops_them(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    smaller = HistoryCache(store, max_bytes=160)  # documents up to 40 bytes are kept
+    await store.append("c", "x" * 5, "y" * 5)  # 31-byte document, 10 characters
+    await store.append("d", "x" * 50, "y" * 50)  # 100 characters
+    await smaller.newest("d", 1)
+    await smaller.page(query("c", limit=None))  # c: 10 + 31; with d, 141 of 160
+    assert await held(smaller, observer, "d", "c") == ["d", "c"]
+    await store.append("d", "z", "")  # d: 101; 142 in all
+    await smaller.newest("d", 1)
+    assert await held(smaller, observer, "c", "d") == ["c", "d"]
+    await store.append("c", "x" * 10, "y" * 9)  # c's document dropped: c 29, d 101: 130
+    await smaller.newest("c", 1)
+    await store.append("d", "w" * 25, "")  # d 126: 155 in all, within the bound
+    await smaller.newest("d", 1)
+    assert await held(smaller, observer, "c", "d") == ["c", "d"], "the dropped 31 stopped counting"
+
+
+async def test_pages_stop_counting_when_a_commit_drops_them(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    await fill(store, "a", 20)
+    await fill(store, "b", 20)
+    cache = HistoryCache(store, max_bytes=100)
+    await cache.newest("a", 1)
+    await cache.newest("b", 1)
+    await cache.page(query("b", limit=1))  # 41 bytes: 81 in all
+    await fill(store, "b", 2)  # the page is dropped, 2 characters come: 42
+    await cache.newest("b", 1)
+    await fill(store, "b", 40)  # 82: within the bound only if the 41 stopped counting
+    await cache.newest("b", 1)
+    assert await held(cache, observer, "a", "b") == ["a", "b"]
+
+
+async def test_reading_a_conversation_again_replaces_what_it_counted(tmp_path: Path) -> None:
+    observer = CountingObserver()
+    path = tmp_path / "chat.db"
+    mine = await SharedFile.open(path, observer=observer)
+    other = await SQLiteChatStore.open(path)
+    try:
+        cache = HistoryCache(mine, max_bytes=100)
+        await mine.append("a", text_of(40), text_of(40))
+        await mine.append("b", text_of(10), text_of(10))
+        await cache.newest("a", 1)
+        for i in range(5):  # b moves on elsewhere, and is read again each time: 40 + 20
+            await other.append("b", f"{i}", "")
+            await cache.newest("b", 1)
+        assert await held(cache, observer, "a") == ["a"], "b's earlier reads no longer count"
+    finally:
+        await other.close()
+        await mine.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,9 +106,23 @@ async def test_a_version_read_that_races_a_commit_keeps_the_newer(tmp_path: Path
     try:
         await store.append("c", "m0", "r")
         store._versions.clear()  # forgotten, as after many other conversations
+        real_read = store._read
+        read_done = asyncio.Event()
+        commit_done = asyncio.Event()
+
+        async def read_then_wait(sql: str, params: Any) -> list[Any]:
+            rows = await real_read(sql, params)  # sees m0 only
+            read_done.set()
+            await commit_done.wait()  # m1 commits before this read is used
+            return rows
+
+        store._read = read_then_wait  # type: ignore[method-assign]
         reading = asyncio.create_task(store.version("c"))
+        await read_done.wait()
+        store._read = real_read  # type: ignore[method-assign]
         newer = await store.append("c", "m1", "r")
-        await reading
+        commit_done.set()
+        assert await reading == newer.id, "the newer of what it read and what was committed"
         assert await store.version("c") == newer.id
     finally:
         await store.close()
@@ -369,3 +385,33 @@ async def test_readiness_fails_when_commits_fail(store: SQLiteChatStore) -> None
         )
     with pytest.raises(StoreError):
         await store.ping()
+
+
+async def test_a_plain_commit_does_not_rewrite_the_readiness_row(store: SQLiteChatStore) -> None:
+    await store.append("c", "m", "r")
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT checked_at FROM store_probe").fetchone() == ("",)
+
+
+async def test_after_a_read_fault_reads_recover_and_readiness_checks_integrity(
+    store: SQLiteChatStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await store.append("c", "kept", "r")
+    await store.ping()
+    assert "store recovered" not in caplog.text, "a healthy store has nothing to recover from"
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("ALTER TABLE exchanges RENAME TO gone")
+    with pytest.raises(StoreError):
+        await store.history("c")
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("ALTER TABLE gone RENAME TO exchanges")
+    assert [e.user for e in (await store.history("c")).exchanges] == ["kept"], "reopened"
+    with caplog.at_level(logging.INFO, logger="chat_service.store.sqlite"):
+        await store.ping()  # runs PRAGMA quick_check once: the file is sound
+    recovered = [r for r in caplog.records if r.getMessage() == "store recovered"]
+    assert len(recovered) == 1
+    assert "no such table: exchanges" in recovered[0].__dict__["fault"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="chat_service.store.sqlite"):
+        await store.ping()
+    assert "store recovered" not in caplog.text, "checked once, then back to normal"

@@ -113,6 +113,10 @@ async def test_a_batch_commit_links_every_request_and_says_its_size(
         "db.operation.batch.size": 3,
     }
     assert [size for size, _ in timings.commits] == [3]
+    # Two rows are already a batch (the conventions: a batch size is never 1).
+    await asyncio.gather(*(post(n) for n in range(3, 5)))
+    pair = named(spans, "BATCH INSERT exchanges")[-1]
+    assert (pair.attributes or {})["db.operation.batch.size"] == 2
 
 
 async def test_an_unrecorded_request_gets_no_spans_and_no_links(
@@ -179,6 +183,7 @@ async def test_a_failed_read_is_an_error_span(
         await store.history("c")
     [select] = named(spans, "SELECT exchanges")
     assert select.status.status_code == StatusCode.ERROR
+    assert select.status.description == "StoreError: read failed: no such table: exchanges"
     assert (select.attributes or {})["error.type"] == "OperationalError"
 
 

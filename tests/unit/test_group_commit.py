@@ -1,0 +1,142 @@
+"""The backend-neutral group commit, on a transaction of the test's own: batching, probes,
+failures, and a backend's bug, which must fail one batch and never stop the commits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from opentelemetry import trace
+
+from chat_service.store.base import Exchange, NullObserver, StoreError
+from chat_service.store.group_commit import GroupCommit, NewExchange
+
+
+class Recorder:
+    """Commits in memory: what a backend's transaction returns, and what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], bool]] = []
+        self.fail_with: Exception | None = None
+        self.next_id = 1
+
+    async def __call__(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
+        self.calls.append(([new.user for new in writes], probe))
+        if self.fail_with is not None:
+            failure, self.fail_with = self.fail_with, None
+            raise failure
+        stored = []
+        for new in writes:
+            stored.append(
+                Exchange(
+                    self.next_id,
+                    new.conversation_id,
+                    self.next_id,
+                    new.user,
+                    new.ai,
+                    new.created_at,
+                )
+            )
+            self.next_id += 1
+        return stored
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def commits(recorder: Recorder) -> AsyncIterator[GroupCommit]:
+    group = GroupCommit(
+        recorder,
+        tracer=trace.get_tracer("test"),
+        observer=NullObserver(),
+        span_attributes={"db.system.name": "test"},
+        max_batch=4,
+    )
+    group.start()
+    yield group
+    await group.close()
+
+
+async def test_queued_writes_share_a_transaction_up_to_the_batch_size(
+    commits: GroupCommit, recorder: Recorder
+) -> None:
+    stored = await asyncio.gather(*(commits.append("c", f"m{i}", "r") for i in range(6)))
+    assert [e.user for e in stored] == [f"m{i}" for i in range(6)]
+    assert recorder.calls == [(["m0", "m1", "m2", "m3"], False), (["m4", "m5"], False)]
+    assert (commits.stats.commits, commits.stats.exchanges, commits.stats.largest_batch) == (
+        2,
+        6,
+        4,
+    )
+
+
+async def test_a_probe_rides_along_with_writes_or_goes_alone(
+    commits: GroupCommit, recorder: Recorder
+) -> None:
+    await asyncio.gather(commits.append("c", "m", "r"), commits.probe())
+    await commits.probe()
+    assert recorder.calls == [(["m"], True), ([], True)]
+    assert commits.stats.commits == 1, "a probe alone is not a commit of exchanges"
+
+
+async def test_the_backends_error_reaches_every_request_of_the_batch(
+    commits: GroupCommit, recorder: Recorder
+) -> None:
+    refused = StoreError("disk full")
+    recorder.fail_with = refused
+    results = await asyncio.gather(
+        commits.append("c", "a", "r"), commits.append("c", "b", "r"), return_exceptions=True
+    )
+    assert list(results) == [refused, refused], "the backend's own error, cause and all"
+    recorder.fail_with = StoreError("again")
+    with pytest.raises(StoreError, match="again"):
+        await commits.append("c", "c", "r")
+    assert commits.stats.failed_batches == 2
+    assert (await commits.append("c", "d", "r")).user == "d", "the next batch commits"
+
+
+async def test_a_backend_bug_fails_its_batch_and_the_commits_go_on(
+    commits: GroupCommit, recorder: Recorder
+) -> None:
+    recorder.fail_with = RuntimeError("a bug in the backend")
+    results = await asyncio.gather(
+        commits.append("c", "a", "r"), commits.append("c", "b", "r"), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [StoreError, StoreError]
+    assert all("a bug in the backend" in str(r) for r in results)
+    assert (await commits.append("c", "after", "r")).user == "after"
+    await commits.probe()
+
+
+async def test_closing_commits_what_is_queued_then_refuses(
+    commits: GroupCommit, recorder: Recorder
+) -> None:
+    queued = [asyncio.create_task(commits.append("c", f"m{i}", "r")) for i in range(3)]
+    await asyncio.sleep(0)  # queued, not yet committed
+    await commits.close()
+    assert [t.result().user for t in queued] == ["m0", "m1", "m2"]
+    assert not commits.running
+    with pytest.raises(StoreError):
+        await commits.append("c", "late", "r")
+    with pytest.raises(StoreError):
+        await commits.probe()
+    await commits.close()  # a second close is harmless
+    assert recorder.calls == [(["m0", "m1", "m2"], False)]
+
+
+async def test_a_store_that_never_started_refuses_writes(recorder: Recorder) -> None:
+    group = GroupCommit(
+        recorder,
+        tracer=trace.get_tracer("test"),
+        observer=NullObserver(),
+        span_attributes={},
+    )
+    assert not group.running
+    with pytest.raises(StoreError):
+        await group.append("c", "m", "r")
+    await group.close()
+    assert recorder.calls == []
