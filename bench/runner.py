@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from bench.processes import (
 from bench.scenarios import Scenario, Server
 from bench.seed import seed_database
 from bench.wrk import POST_SCRIPT, REPORT_SCRIPT, WrkResult, run_wrk
+from tests.support.postgres import PostgresServer
 
 # Service-side figures that explain the throughput: (metric sample name, label filter).
 # Each is summed over the label sets that contain the filter text.
@@ -176,6 +178,39 @@ def _server_command(scenario: Scenario, port: int, db_path: Path) -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """A PostgreSQL server of the bench's own (the tests' throwaway server, fsync on, as a
+    durable database runs), on this machine; yields its URL."""
+    server = PostgresServer(fsync=True)
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.close()
+
+
+def combine(results: list[WrkResult]) -> WrkResult:
+    """Several wrk runs at once as one: requests and bytes added, each latency percentile the
+    slowest run's (percentiles of separate runs cannot be merged exactly)."""
+    if len(results) == 1:
+        return results[0]
+    errors: dict[str, int] = {}
+    for result in results:
+        for name, count in result.errors.items():
+            errors[name] = errors.get(name, 0) + count
+    return WrkResult(
+        requests=sum(r.requests for r in results),
+        duration_s=max(r.duration_s for r in results),
+        bytes_read=sum(r.bytes_read for r in results),
+        errors=errors,
+        latency_ms={
+            name: max(r.latency_ms[name] for r in results) for name in results[0].latency_ms
+        },
+        output="\n".join(r.output for r in results),
+    )
+
+
 def run_scenario(
     scenario: Scenario,
     options: Options,
@@ -210,34 +245,56 @@ def run_scenario(
             else:
                 env["OTEL_TRACES_EXPORTER"] = "none"
             env |= SERVICE_DEFAULTS | options.settings
-        server = stack.enter_context(
-            running_server(
-                _server_command(scenario, port, db_path),
-                env=env,
-                cpu_prefix=options.pinning.server(),
-                ready_url=f"{base_url}/readyz",
-                output=output,
-                cwd=options.workdir,
+            if scenario.database == "postgresql":
+                env["CHAT_DATABASE_URL"] = stack.enter_context(running_postgres())
+        ports = [port] + [free_port() for _ in range(scenario.replicas - 1)]
+        servers = [
+            stack.enter_context(
+                running_server(
+                    _server_command(scenario, replica_port, db_path),
+                    env=env,
+                    cpu_prefix=options.pinning.server(),
+                    ready_url=f"http://127.0.0.1:{replica_port}/readyz",
+                    output=output,
+                    cwd=options.workdir,
+                )
             )
-        )
+            for replica_port in ports
+        ]
+        server = servers[0]
         url = f"{base_url}{scenario.path}"
-        drive = functools.partial(
-            run_wrk,
-            url,
-            script=POST_SCRIPT if scenario.method == "POST" else REPORT_SCRIPT,
-            connections=options.connections,
-            cpu_prefix=options.pinning.load(),
-        )
+        urls = [f"http://127.0.0.1:{replica_port}{scenario.path}" for replica_port in ports]
+        drives = [
+            functools.partial(
+                run_wrk,
+                replica_url,
+                script=POST_SCRIPT if scenario.method == "POST" else REPORT_SCRIPT,
+                connections=max(1, options.connections // len(urls)),
+                cpu_prefix=options.pinning.load(),
+            )
+            for replica_url in urls
+        ]
+
+        def drive(duration_s: int) -> WrkResult:
+            with concurrent.futures.ThreadPoolExecutor(len(drives)) as pool:
+                runs = [pool.submit(one, duration_s=duration_s) for one in drives]
+                return combine([run.result() for run in runs])
+
         if options.warmup_s > 0:
             warmup_requests = drive(duration_s=options.warmup_s).requests
-            wait_idle(server.pid)
-        cpu_before = cpu_seconds(server.pid)
+            for replica in servers:
+                wait_idle(replica.pid)
+        cpu_before = [cpu_seconds(replica.pid) for replica in servers]
         with observe(server.pid) if observe is not None else contextlib.nullcontext():
             measured = drive(duration_s=options.duration_s)
-        cpu_after = cpu_seconds(server.pid)
+        cpu_after = [cpu_seconds(replica.pid) for replica in servers]
         rss = peak_rss_bytes(server.pid)
         error_sample = _sample_error(url, scenario) if measured.errors["status"] else None
-        metrics = scrape(base_url) if scenario.server is Server.SERVICE else {}
+        metrics: dict[str, float] = {}
+        if scenario.server is Server.SERVICE:
+            for replica_port in ports:
+                for name, value in scrape(f"http://127.0.0.1:{replica_port}").items():
+                    metrics[name] = metrics.get(name, 0.0) + value
     text = output.read_bytes()
     return ScenarioResult(
         scenario=scenario,
@@ -252,7 +309,15 @@ def run_scenario(
         service_metrics=metrics,
         otlp=sink.stats if sink is not None else {},
         error_sample=error_sample,
-        server_cpu_seconds=(
-            cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
-        ),
+        server_cpu_seconds=_cpu_used(cpu_before, cpu_after),
     )
+
+
+def _cpu_used(before: list[float | None], after: list[float | None]) -> float | None:
+    """CPU seconds all the service's processes used between the two readings."""
+    used = 0.0
+    for start, end in zip(before, after, strict=True):
+        if start is None or end is None:
+            return None
+        used += end - start
+    return used

@@ -1,4 +1,4 @@
-"""The five scenarios of the benchmark and the targets each must reach (issue 6)."""
+"""The scenarios of the benchmark and the targets each must reach (issues 6 and 13)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ class Scenario:
     target: Target
     tracing: bool = False
     seed_exchanges: int = 0
+    # "postgresql": a PostgreSQL server of the bench's own (fsync on), instead of SQLite.
+    database: str = "sqlite"
+    # Service processes, on the same CPU, each driven by its own wrk with a share of the
+    # connections: what spreading one load over replicas costs.
+    replicas: int = 1
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -88,6 +93,25 @@ SCENARIOS: dict[str, Scenario] = {
             Server.SERVICE,
             Target(min_rps=250),
             seed_exchanges=10_000,
+        ),
+        Scenario(
+            "f",
+            "POST /chat/message on PostgreSQL, tracing off",
+            "POST",
+            "/chat/message",
+            Server.SERVICE,
+            Target(),
+            database="postgresql",
+        ),
+        Scenario(
+            "f2",
+            "POST /chat/message, 2 replicas on one PostgreSQL",
+            "POST",
+            "/chat/message",
+            Server.SERVICE,
+            Target(),
+            database="postgresql",
+            replicas=2,
         ),
         Scenario(
             REFERENCE,

@@ -137,12 +137,14 @@ class PostgresServer:
         base_dir: Path | None = None,
         port: int | None = None,
         startup_timeout: float = STARTUP_TIMEOUT_S,
+        fsync: bool = False,
     ) -> None:
         """``base_dir`` must be reachable by the unprivileged account when we are root (the
         system temporary directory is; pytest's per-user ``tmp_path`` is not)."""
         self.programs = programs or PostgresPrograms.find()
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
+        self.fsync = fsync
         self.account = unprivileged_account()
         self.root = Path(tempfile.mkdtemp(prefix="chat-test-postgres-", dir=base_dir))
         if self.account is not None:
@@ -197,7 +199,8 @@ class PostgresServer:
                     # A test server's data need only survive the server, not the machine: a
                     # SIGKILL leaves what was written in the kernel's page cache, so kill()
                     # tests still see every commit. synchronous_commit stays at its default.
-                    *("-c", "fsync=off"),
+                    # (The benchmark turns fsync on: it measures durable commits.)
+                    *("-c", f"fsync={'on' if self.fsync else 'off'}"),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
