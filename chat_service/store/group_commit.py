@@ -238,3 +238,21 @@ def _fail(batch: list[_Queued], error: StoreError) -> None:
     for item in batch:
         if not item.future.done():
             item.future.set_exception(error)
+
+
+class GroupCommitted:
+    """The write side every store shares: appends go through the store's group commit."""
+
+    _commits: GroupCommit
+
+    @property
+    def stats(self) -> WriteStats:
+        return self._commits.stats
+
+    async def append(
+        self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
+    ) -> Exchange:
+        return await self._commits.append(conversation_id, user, ai, trace_id)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._commits.add_listener(listener)

@@ -50,10 +50,9 @@ from chat_service.store.base import (
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
-    CommitListener,
     GroupCommit,
+    GroupCommitted,
     NewExchange,
-    WriteStats,
 )
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.reads import TracedReads
@@ -131,7 +130,7 @@ class PoolStats:
             self.on_wait(seconds)
 
 
-class PostgresChatStore:
+class PostgresChatStore(GroupCommitted):
     """A :class:`~chat_service.store.base.ChatStore` on a PostgreSQL database."""
 
     def __init__(
@@ -167,10 +166,6 @@ class PostgresChatStore:
         self._closing = False
         self._change_listeners: list[Callable[[str | None], None]] = []
         self._listening: asyncio.Task[None] | None = None
-
-    @property
-    def stats(self) -> WriteStats:
-        return self._commits.stats
 
     @property
     def display_url(self) -> str:
@@ -265,14 +260,6 @@ class PostgresChatStore:
             await pool.release(conn)
 
     # -- writes ------------------------------------------------------------------------
-
-    async def append(
-        self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
-    ) -> Exchange:
-        return await self._commits.append(conversation_id, user, ai, trace_id)
-
-    def add_commit_listener(self, listener: CommitListener) -> None:
-        self._commits.add_listener(listener)
 
     def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
         """Changes by every replica, this one included, through LISTEN/NOTIFY."""

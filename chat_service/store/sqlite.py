@@ -41,10 +41,9 @@ from chat_service.store.base import (
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
-    CommitListener,
     GroupCommit,
+    GroupCommitted,
     NewExchange,
-    WriteStats,
 )
 from chat_service.store.reads import TracedReads
 from chat_service.store.writer import CONNECTION_PRAGMAS, WriterThread, migrate, transaction
@@ -71,7 +70,7 @@ _PROBE = "UPDATE store_probe SET checked_at = ? WHERE id = 1"
 _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
 
 
-class SQLiteChatStore:
+class SQLiteChatStore(GroupCommitted):
     """A :class:`~chat_service.store.base.ChatStore` on one SQLite file.
 
     One process owns the file (SQLite has one writer), so every commit passes through this
@@ -111,10 +110,6 @@ class SQLiteChatStore:
         # Conversation -> id of its newest exchange, least recently used first.
         self._versions: OrderedDict[str, int] = OrderedDict()
 
-    @property
-    def stats(self) -> WriteStats:
-        return self._commits.stats
-
     @classmethod
     async def open(
         cls,
@@ -151,14 +146,6 @@ class SQLiteChatStore:
         return conn
 
     # -- writes ------------------------------------------------------------------------
-
-    async def append(
-        self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
-    ) -> Exchange:
-        return await self._commits.append(conversation_id, user, ai, trace_id)
-
-    def add_commit_listener(self, listener: CommitListener) -> None:
-        self._commits.add_listener(listener)
 
     def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
         # This process is the file's only writer: its own commits are all the changes.
