@@ -7,6 +7,8 @@ with each other; these helpers only parse.
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import re
 import shlex
@@ -14,7 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -29,7 +31,20 @@ KUBERNETES_VERSION = "1.33.0"
 
 # The components of the stack: the compose service names, which are also the Kubernetes
 # Service and workload names.
-COMPONENTS = ("frontend", "chat-service", "otel-collector", "jaeger", "prometheus")
+COMPONENTS = (
+    "frontend",
+    "chat-service",
+    "postgres",
+    "otel-collector",
+    "jaeger",
+    "prometheus",
+    "grafana",
+)
+# What `kubectl apply -k` is pointed at: the stack (k8s/, which is k8s/base/) and its overlays.
+BASE = "k8s/"
+SQLITE_OVERLAY = "k8s/overlays/sqlite/"
+OPERATOR_OVERLAY = "k8s/overlays/prometheus-operator/"
+BUILDS = (BASE, SQLITE_OVERLAY, OPERATOR_OVERLAY)
 
 Doc = dict[str, Any]
 
@@ -57,27 +72,45 @@ def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
-def render_kustomize() -> list[Doc]:
+def render_kustomize(path: str | Path = BASE) -> list[Doc]:
+    """``kubectl kustomize path``, parsed: what ``kubectl apply -k path`` would send."""
     kubectl = require_binary("kubectl", package="kubectl")
-    result = run(kubectl, "kustomize", "k8s/")
+    result = run(kubectl, "kustomize", str(path))
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@functools.cache
+def rendered_build(path: str) -> tuple[Doc, ...]:
+    """One of BUILDS, rendered once per session (callers must not change it)."""
+    return tuple(render_kustomize(path))
 
 
 # ---------------------------------------------------------------- Kubernetes objects
 
 
+def generated_from(kind: str, name: str, actual: str) -> bool:
+    """Whether ``actual`` is ``name``, or a ConfigMap/Secret kustomize generated as ``name``
+    (the name and a hash of the content)."""
+    return actual == name or (
+        kind in ("ConfigMap", "Secret") and bool(re.fullmatch(f"{name}-[a-z0-9]{{10}}", actual))
+    )
+
+
 def find(docs: list[Doc], kind: str, name: str) -> Doc:
-    """The object of ``kind`` named ``name`` (generated ConfigMaps: by name before the hash)."""
+    """The object of ``kind`` named ``name`` (generated ConfigMaps and Secrets: by name before
+    the hash)."""
     for doc in docs:
-        if doc["kind"] != kind:
-            continue
-        actual = doc["metadata"]["name"]
-        if actual == name or (
-            kind == "ConfigMap" and re.fullmatch(f"{name}-[a-z0-9]{{10}}", actual)
-        ):
+        if doc["kind"] == kind and generated_from(kind, name, doc["metadata"]["name"]):
             return doc
     raise AssertionError(f"no {kind} named {name} in the rendered manifests")
+
+
+def named(docs: list[Doc], kind: str, name: str) -> list[Doc]:
+    """The objects of ``kind`` named ``name`` (or generated as ``name``): none or one."""
+    return [
+        d for d in docs if d["kind"] == kind and generated_from(kind, name, d["metadata"]["name"])
+    ]
 
 
 def workloads(docs: list[Doc]) -> list[Doc]:
@@ -116,6 +149,40 @@ def env_of(docs: list[Doc], container: Doc) -> dict[str, str]:
         env.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
     env.update({item["name"]: item["value"] for item in container.get("env", [])})
     return env
+
+
+def secret_value(secret: Doc, key: str) -> str:
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def mounted_secrets(docs: list[Doc], workload: Doc, container: Doc) -> dict[str, tuple[str, str]]:
+    """The files the kubelet would mount into ``container`` from Secrets:
+    path -> (the Secret's name before its hash, key)."""
+    volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        source = volumes.get(mount["name"], {}).get("secret")
+        if source is None:
+            continue
+        secret = find(docs, "Secret", source["secretName"])
+        name = re.sub(r"-[a-z0-9]{10}$", "", secret["metadata"]["name"])
+        items = source.get("items") or [{"key": k, "path": k} for k in secret["data"]]
+        for item in items:
+            assert item["key"] in secret["data"], f"{name} has no key {item['key']}"
+            files[str(PurePosixPath(mount["mountPath"]) / item["path"])] = (name, item["key"])
+    return files
+
+
+def as_mounted(docs: list[Doc], workload: Doc, container: Doc, root: Path) -> dict[str, str]:
+    """The container's environment with its Secret files written below ``root``, as the
+    kubelet would mount them, and each variable naming one of them pointed there."""
+    env = env_of(docs, container)
+    files = mounted_secrets(docs, workload, container)
+    for path, (name, key) in files.items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(secret_value(find(docs, "Secret", name), key))
+    return {k: str(root / v.lstrip("/")) if v in files else v for k, v in env.items()}
 
 
 # ---------------------------------------------------------------- compose

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -25,7 +26,13 @@ from tests.deploy.stack import (
 
 # The UIs the README sends people to: compose service -> container port.
 UI_PORTS = {"frontend": 8085, "jaeger": 16686, "prometheus": 9090, "grafana": 3000}
-PINNED_TAG = re.compile(r"[a-z0-9./-]+:v?\d+\.\d+\.\d+(-[a-z0-9.]+)?")
+# A full version: major.minor.patch, or major.minor where that is the whole version
+# (PostgreSQL's 17.6), with an optional variant (-alpine3.22).
+PINNED_TAG = re.compile(r"[a-z0-9./-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?")
+# The official image's data folder (PGDATA), and the database and user chat-service uses.
+POSTGRES_DATA = "/var/lib/postgresql/data"
+POSTGRES_USER = "chat"
+POSTGRES_DB = "chat"
 # Images without a shell or HTTP client cannot run a healthcheck; what depends on them
 # waits for service_started instead.
 NO_HEALTHCHECK = {"otel-collector"}
@@ -71,10 +78,10 @@ def test_validates_against_the_compose_specification() -> None:
 
 
 def test_runs_the_whole_stack(compose_file: Doc) -> None:
-    assert set(compose_file["services"]) == {*COMPONENTS, "grafana"}
+    assert set(compose_file["services"]) == set(COMPONENTS)
 
 
-@pytest.mark.parametrize("name", [*COMPONENTS, "grafana"])
+@pytest.mark.parametrize("name", COMPONENTS)
 def test_service_is_pinned_restarted_and_health_checked(compose_file: Doc, name: str) -> None:
     service = compose_file["services"][name]
     assert PINNED_TAG.fullmatch(service["image"]), service["image"]
@@ -96,7 +103,8 @@ def test_dependencies_wait_for_health_where_there_is_one(compose_file: Doc) -> N
             expected = "service_started" if dependency in NO_HEALTHCHECK else "service_healthy"
             assert rule == {"condition": expected}, f"{name} -> {dependency}"
     assert services["frontend"]["depends_on"] == {"chat-service": {"condition": "service_healthy"}}
-    assert edges >= 5
+    assert services["chat-service"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    assert edges >= 6
 
 
 def test_our_images_build_from_the_dockerfile_targets(compose_file: Doc) -> None:
@@ -112,16 +120,17 @@ def test_the_uis_are_published_on_localhost(compose_file: Doc) -> None:
         assert all(str(entry).startswith("127.0.0.1:") for entry in service["ports"])
 
 
-def test_chat_service_listens_everywhere_keeps_its_database_and_sends_traces(
+def test_chat_service_listens_everywhere_stores_in_postgres_and_sends_traces(
     compose_file: Doc,
 ) -> None:
     service = compose_file["services"]["chat-service"]
     env = service["environment"]
     assert env["CHAT_HOST"] == "0.0.0.0"
-    assert published_ports(service) == {Settings().port: Settings().port}
-    volume, mount_point = service["volumes"][0].split(":")
-    assert volume in compose_file["volumes"]
-    assert PurePosixPath(env["CHAT_DB_PATH"]).parent == PurePosixPath(mount_point)
+    settings = Settings.from_env(env)
+    assert settings.database_url is not None
+    url = urlsplit(settings.database_url)
+    assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432)
+    assert "CHAT_DB_PATH" not in env
     assert env["OTEL_SERVICE_NAME"] == "chat-service"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
@@ -225,6 +234,55 @@ def test_the_shell_sets_every_model_setting() -> None:
     settings = Settings.from_env(environment)
     for variable, (_, field, value) in MODEL_SETTINGS.items():
         assert getattr(settings, field) == value, variable
+
+
+def test_chat_service_scales(compose_file: Doc) -> None:
+    """`docker compose up --scale chat-service=3`: replicas cannot share a fixed container
+    name or host port, and keep no state of their own."""
+    service = compose_file["services"]["chat-service"]
+    assert "container_name" not in service
+    assert "ports" not in service
+    assert "volumes" not in service
+    # NGINX reaches them by the service name, which resolves to every replica.
+    assert compose_file["services"]["frontend"]["environment"]["CHAT_SERVICE_URL"] == (
+        f"http://chat-service:{Settings().port}"
+    )
+
+
+def test_postgres_is_the_official_image_with_a_volume_and_a_readiness_check(
+    compose_file: Doc,
+) -> None:
+    service = compose_file["services"]["postgres"]
+    assert service["image"].startswith("postgres:")
+    assert "build" not in service
+    volume, mount_point = service["volumes"][0].split(":")
+    assert volume in compose_file["volumes"]
+    assert mount_point == POSTGRES_DATA
+    assert "ports" not in service, "only the stack reaches the database"
+    command = service["healthcheck"]["test"]
+    assert command[:2] == ["CMD", "pg_isready"]
+    # TCP, not the socket the image's initialisation server listens on.
+    assert "--host=127.0.0.1" in command
+    assert f"--username={POSTGRES_USER}" in command
+    assert f"--dbname={POSTGRES_DB}" in command
+    env = service["environment"]
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == (POSTGRES_USER, POSTGRES_DB)
+
+
+@pytest.mark.parametrize("shell", [{}, {"POSTGRES_PASSWORD": "from-the-shell-0123"}])
+def test_the_service_logs_in_with_the_password_postgres_is_created_with(
+    shell: dict[str, str],
+) -> None:
+    services = compose(shell)["services"]
+    postgres = services["postgres"]["environment"]
+    url = urlsplit(services["chat-service"]["environment"]["CHAT_DATABASE_URL"])
+    assert url.password == postgres["POSTGRES_PASSWORD"]
+    assert url.password == shell.get("POSTGRES_PASSWORD", url.password)
+    assert url.username == postgres["POSTGRES_USER"]
+    assert url.path == "/" + postgres["POSTGRES_DB"]
+    # The default is a development one, and says so.
+    raw = load_yaml(REPO / "docker-compose.yml")["services"]["postgres"]["environment"]
+    assert raw["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-dev-only-replace-before-production}"
 
 
 def test_the_key_comes_from_the_shell_never_from_the_file() -> None:

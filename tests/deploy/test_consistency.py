@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from chat_service.config import Settings
 from tests.deploy.stack import (
+    COMPONENTS,
     REPO,
     Doc,
+    as_mounted,
+    bind_mounts,
     container_port,
     containers,
     dockerfile,
@@ -61,10 +64,14 @@ def settings_variables() -> set[str]:
     return recorder.asked
 
 
+def workload(rendered: list[Doc], name: str) -> Doc:
+    (item,) = [w for w in workloads(rendered) if w["metadata"]["name"] == name]
+    return item
+
+
 def service_environments(rendered: list[Doc], compose_file: Doc) -> dict[str, dict[str, str]]:
     """Where each deployment sets chat-service's environment, by source."""
-    statefulset = next(w for w in workloads(rendered) if w["metadata"]["name"] == "chat-service")
-    (container,) = containers(statefulset)
+    (container,) = containers(workload(rendered, "chat-service"))
     image_env = stage_env(dockerfile(), "service")
     return {
         "Dockerfile": {k: v for k, v in image_env.items() if k.startswith(("CHAT_", "OTEL_"))},
@@ -96,10 +103,15 @@ def pairs_disagreeing(environments: dict[str, dict[str, str]]) -> Iterator[str]:
 
 
 def test_every_chat_variable_set_for_the_service_is_a_valid_setting(
-    rendered: list[Doc], compose_file: Doc
+    rendered: list[Doc], compose_file: Doc, tmp_path: Path
 ) -> None:
     known = settings_variables()
-    for source, env in service_environments(rendered, compose_file).items():
+    environments = service_environments(rendered, compose_file)
+    # In k8s, with the Secrets' files where the kubelet would mount them.
+    item = workload(rendered, "chat-service")
+    (container,) = containers(item)
+    environments["k8s"] = as_mounted(rendered, item, container, tmp_path)
+    for source, env in environments.items():
         chat = {k: v for k, v in env.items() if k.startswith("CHAT_")}
         assert chat.keys() <= known, f"{source}: {sorted(chat.keys() - known)}"
         assert {k for k in env if k.startswith("OTEL_")} <= OTEL_VARIABLES, source
@@ -107,6 +119,8 @@ def test_every_chat_variable_set_for_the_service_is_a_valid_setting(
         settings = Settings.from_env(chat)
         assert settings.host == "0.0.0.0", source
         assert settings.port == Settings().port, source
+        if source != "Dockerfile":
+            assert settings.database_url is not None, source
 
 
 def test_the_service_environment_agrees_across_image_compose_and_kubernetes(
@@ -115,28 +129,115 @@ def test_the_service_environment_agrees_across_image_compose_and_kubernetes(
     environments = service_environments(rendered, compose_file)
     assert list(pairs_disagreeing(environments)) == []
     for source in ("docker-compose.yml", "k8s"):
-        assert environments[source].keys() >= {
-            "CHAT_HOST",
-            "CHAT_PORT",
-            "CHAT_DB_PATH",
-            *OTEL_VARIABLES,
-        }
+        assert environments[source].keys() >= {"CHAT_HOST", "CHAT_PORT", *OTEL_VARIABLES}
+        assert "CHAT_DB_PATH" not in environments[source], source
+    # The database: a URL in compose, a mounted Secret's file in k8s.
+    assert "CHAT_DATABASE_URL" in environments["docker-compose.yml"]
+    assert "CHAT_DATABASE_URL_FILE" in environments["k8s"]
 
 
 def test_the_service_port_is_the_same_everywhere(rendered: list[Doc], compose_file: Doc) -> None:
     port = Settings().port
-    assert published_ports(compose_file["services"]["chat-service"]) == {port: port}
+    # Replicas publish nothing on the host: the API is reached through NGINX.
+    assert published_ports(compose_file["services"]["chat-service"]) == {}
     service = find(rendered, "Service", "chat-service")
-    statefulset = next(w for w in workloads(rendered) if w["metadata"]["name"] == "chat-service")
-    (container,) = containers(statefulset)
+    (container,) = containers(workload(rendered, "chat-service"))
     assert container_port(container, service_port(service, port)["targetPort"]) == port
     for source, env in frontend_environments(rendered, compose_file).items():
         assert env["CHAT_SERVICE_URL"] == f"http://chat-service:{port}", source
-    targets = {
-        job["job_name"]: job["static_configs"][0]["targets"]
+    jobs = {
+        job["job_name"]: job
         for job in load_yaml(REPO / "observability/prometheus.yml")["scrape_configs"]
     }
-    assert targets["chat-service"] == [f"chat-service:{port}"]
+    (discovery,) = jobs["chat-service"]["dns_sd_configs"]
+    assert discovery["port"] == port
+
+
+def test_prometheus_finds_every_replica_in_both_stacks(
+    rendered: list[Doc], compose_file: Doc
+) -> None:
+    """Scraped through the Service (or the compose name NGINX uses), each scrape would hit
+    a random replica and mix their counters: each replica is a target of its own."""
+    jobs = {
+        job["job_name"]: job
+        for job in load_yaml(REPO / "observability/prometheus.yml")["scrape_configs"]
+    }
+    chat = jobs["chat-service"]
+    assert "static_configs" not in chat
+    (discovery,) = chat["dns_sd_configs"]
+    assert discovery["type"] == "A"
+    (name,) = discovery["names"]
+    assert name != "chat-service"
+    # compose: a name every chat-service container answers to.
+    aliases = compose_file["services"]["chat-service"]["networks"]["default"]["aliases"]
+    assert name in aliases
+    assert name not in compose_file["services"]
+    # k8s: a headless Service (one address per pod, ready or not) over the same pods.
+    headless = find(rendered, "Service", name)
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    item = workload(rendered, "chat-service")
+    labels = item["spec"]["template"]["metadata"]["labels"]
+    assert headless["spec"]["selector"].items() <= labels.items()
+    (container,) = containers(item)
+    target = service_port(headless, discovery["port"])["targetPort"]
+    assert container_port(container, target) == discovery["port"]
+    # The Service clients use is a single address, which is why it is not scraped.
+    assert find(rendered, "Service", "chat-service")["spec"].get("clusterIP") != "None"
+
+
+def test_third_party_images_are_the_same_in_compose_and_kubernetes(
+    rendered: list[Doc], compose_file: Doc
+) -> None:
+    pulled = {
+        name: service["image"]
+        for name, service in compose_file["services"].items()
+        if "build" not in service
+    }
+    assert set(pulled) == set(COMPONENTS) - {"frontend", "chat-service"}
+    for name, image in pulled.items():
+        (container,) = containers(workload(rendered, name))
+        assert container["image"] == image, name
+
+
+def test_grafana_in_kubernetes_is_provisioned_as_in_compose(
+    rendered: list[Doc], compose_file: Doc
+) -> None:
+    service = compose_file["services"]["grafana"]
+    item = workload(rendered, "grafana")
+    (container,) = containers(item)
+    volumes = {v["name"]: v for v in item["spec"]["template"]["spec"]["volumes"]}
+    mounted: dict[str, dict[str, str]] = {}
+    for mount in container["volumeMounts"]:
+        source = volumes.get(mount["name"], {}).get("configMap")
+        if source is not None:
+            mounted[mount["mountPath"]] = find(rendered, "ConfigMap", source["name"])["data"]
+    # Each file compose mounts (a folder of the repository) is in k8s at the same path.
+    expected: dict[str, str] = {}
+    for target, folder in bind_mounts(service).items():
+        for path in (REPO / folder).rglob("*"):
+            if path.is_file():
+                relative = PurePosixPath(target) / path.relative_to(REPO / folder).as_posix()
+                expected[str(relative)] = path.read_text()
+    assert len(expected) == 3
+    found = {
+        str(PurePosixPath(folder) / key): text
+        for folder, data in mounted.items()
+        for key, text in data.items()
+    }
+    assert found == expected
+    env = env_of(rendered, container)
+    for key in (
+        "GF_AUTH_ANONYMOUS_ENABLED",
+        "GF_AUTH_ANONYMOUS_ORG_ROLE",
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+    ):
+        assert env[key] == service["environment"][key], key
+    # Its data sources are Services of the namespace, on the ports they name.
+    sources = load_yaml(REPO / "observability/grafana/provisioning/datasources/datasources.yml")
+    for source in sources["datasources"]:
+        host, port = source["url"].removeprefix("http://").split(":")
+        service_port(find(rendered, "Service", host), int(port))
 
 
 def test_traces_go_to_the_collector_by_its_service_name_and_http_port(
@@ -169,7 +270,7 @@ def test_the_nginx_template_reads_exactly_the_variables_every_deployment_sets(
     port = int(environments["k8s"]["NGINX_PORT"])
     assert published_ports(compose_file["services"]["frontend"]) == {port: port}
     service_port(find(rendered, "Service", "frontend"), port)
-    assert read_env_file(REPO / "k8s" / "frontend.env").keys() == NGINX_VARIABLES
+    assert read_env_file(REPO / "k8s" / "base" / "frontend.env").keys() == NGINX_VARIABLES
 
 
 def files_mentioning(folder: Path, needle: str) -> list[Path]:
@@ -191,21 +292,44 @@ def readme() -> str:
     return (REPO / "README.md").read_text()
 
 
+def section(readme: str, title: str) -> str:
+    """One ``## title`` section of the README, up to the next one."""
+    assert f"\n## {title}\n" in readme, title
+    return readme.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
 def test_the_readme_gives_the_urls_compose_publishes(readme: str, compose_file: Doc) -> None:
-    assert "## Run the stack" in readme
-    assert "docker compose up --build" in readme
+    stack = section(readme, "Run the stack")
+    assert "docker compose up --build" in stack
     for name, (port, path) in README_URLS.items():
         host_port = published_ports(compose_file["services"][name])[port]
-        assert f"http://localhost:{host_port}{path}" in readme, name
+        assert f"http://localhost:{host_port}{path}" in stack, name
+    # Scaling out, and the database it needs.
+    assert "--scale chat-service=3" in stack
+    assert "postgres" in stack
+    assert "POSTGRES_PASSWORD" in stack
+    # The replicas publish no port: the README must not send people to one.
+    assert "localhost:8000" not in stack
 
 
 def test_the_readme_explains_the_kubernetes_deployment(readme: str) -> None:
-    assert "## Deploy to Kubernetes" in readme
-    assert "kubectl apply -k k8s/" in readme
-    assert re.search(r"kubectl (-n \S+ )?port-forward", readme)
-    section = readme.split("## Deploy to Kubernetes", 1)[1]
-    assert "SQLite" in section
-    assert re.search(r"(one|single|1)[ -]replica", section, re.IGNORECASE)
+    deploy = section(readme, "Deploy to Kubernetes")
+    assert "kubectl apply -k k8s/" in deploy
+    assert re.search(r"kubectl (-n \S+ )?port-forward", deploy)
+    assert "PostgreSQL" in deploy
+    # The bundled database is a demo: the README points at the real options.
+    assert "managed database" in deploy
+    assert "CloudNativePG" in deploy
+    # The overlays, with the commands that apply them.
+    for overlay in ("k8s/overlays/sqlite/", "k8s/overlays/prometheus-operator/"):
+        assert f"kubectl apply -k {overlay}" in deploy, overlay
+        assert (REPO / overlay / "kustomization.yaml").is_file(), overlay
+    assert "SQLite" in deploy
+    assert re.search(r"(one|single|1)[ -]replica", deploy, re.IGNORECASE)
+    assert "ServiceMonitor" in deploy
+    # The development secrets: where they are, and that they must be replaced.
+    assert "k8s/base/dev-secrets/" in deploy
+    assert "replace before production" in deploy.lower()
 
 
 def test_the_readme_documents_every_variable_the_deployments_set(

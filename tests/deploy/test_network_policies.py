@@ -16,23 +16,34 @@ from tests.deploy.stack import Doc, find, pod_spec, workloads
 # (source, destination, port): the flows the stack needs.
 NEEDED = [
     ("frontend", "chat-service", 8000),
+    ("chat-service", "postgres", 5432),
     ("chat-service", "otel-collector", 4318),
     ("otel-collector", "jaeger", 4317),
     ("prometheus", "chat-service", 8000),
     ("prometheus", "otel-collector", 8888),
+    ("grafana", "prometheus", 9090),
+    ("grafana", "jaeger", 16686),
 ]
 # Flows nothing needs; a sample of what default deny must keep closed.
 CLOSED = [
     ("frontend", "otel-collector", 4318),
     ("frontend", "jaeger", 16686),
     ("frontend", "prometheus", 9090),
+    ("frontend", "grafana", 3000),
     ("chat-service", "jaeger", 4317),
     ("chat-service", "prometheus", 9090),
+    ("chat-service", "grafana", 3000),
     ("otel-collector", "chat-service", 8000),
     ("jaeger", "chat-service", 8000),
     ("jaeger", "otel-collector", 4317),
     ("prometheus", "jaeger", 16686),
+    ("grafana", "chat-service", 8000),
+    ("postgres", "chat-service", 8000),
+    ("postgres", "otel-collector", 4318),
 ]
+# The database's port, and others a client might try on it.
+POSTGRES_PORT = 5432
+OTHER_PORTS = (5433, 8000, 8008, 9187)
 
 
 def pod_labels(rendered: list[Doc], name: str) -> dict[str, str]:
@@ -171,5 +182,38 @@ def test_the_service_may_reach_a_model_api_over_https(rendered: list[Doc]) -> No
 
 
 def test_no_other_pod_reaches_outside_the_cluster(rendered: list[Doc]) -> None:
-    for name in ("frontend", "otel-collector", "jaeger", "prometheus"):
+    for name in ("frontend", "postgres", "otel-collector", "jaeger", "prometheus", "grafana"):
         assert not reaches_address(rendered, name, PUBLIC, 443), name
+
+
+def test_only_chat_service_reaches_postgres_and_only_its_port(rendered: list[Doc]) -> None:
+    names = [w["metadata"]["name"] for w in workloads(rendered)]
+    assert "postgres" in names
+    reaching = [
+        name
+        for name in names
+        if name != "postgres" and connects(rendered, name, "postgres", POSTGRES_PORT)
+    ]
+    assert reaching == ["chat-service"]
+    # And postgres's own policy admits chat-service only, whatever the others' egress says.
+    postgres = pod_labels(rendered, "postgres")
+    admitted = [
+        name
+        for name in names
+        if allowed(rendered, "ingress", postgres, pod_labels(rendered, name), POSTGRES_PORT)
+    ]
+    assert admitted == ["chat-service"]
+    for port in OTHER_PORTS:
+        assert not connects(rendered, "chat-service", "postgres", port), port
+    # Nor any pod outside the stack (another namespace's, or one without our labels).
+    outsider: dict[str, str] = {"app.kubernetes.io/name": "someone-else"}
+    assert not allowed(rendered, "ingress", postgres, outsider, POSTGRES_PORT)
+
+
+def test_postgres_opens_no_connection(rendered: list[Doc]) -> None:
+    """Its egress is DNS only: no rule of a policy selecting it names any peer or port."""
+    postgres = pod_labels(rendered, "postgres")
+    for name in [w["metadata"]["name"] for w in workloads(rendered)]:
+        for port in (443, 4317, 4318, 8000, 8888, POSTGRES_PORT):
+            assert not allowed(rendered, "egress", postgres, pod_labels(rendered, name), port)
+    assert not reaches_address(rendered, "postgres", "10.1.2.3", POSTGRES_PORT)

@@ -82,11 +82,24 @@ def test_the_model_alerts_wait_before_firing() -> None:
         assert rules[name]["labels"]["severity"] == "warning", name
 
 
-def test_scrape_targets_are_plain_static_configs() -> None:
-    """The scrape test rewrites the chat-service target to a loopback port: keep it trivial."""
+def test_scrape_targets_are_found_as_the_scrape_test_expects() -> None:
+    """Each chat-service replica is found by DNS (one address per replica), the collector is
+    a static target; the scrape test (tests/integration/test_metrics.py) points the
+    chat-service job at a loopback port instead, so keep both trivial."""
     jobs = {job["job_name"]: job for job in load_yaml(CONFIG)["scrape_configs"]}
     chat = jobs["chat-service"]
     assert chat.get("metrics_path", "/metrics") == "/metrics"
-    assert chat["static_configs"] == [{"targets": ["chat-service:8000"]}]
+    assert chat["dns_sd_configs"] == [
+        {"names": ["chat-service-replicas"], "type": "A", "port": 8000, "refresh_interval": "15s"}
+    ]
+    assert "static_configs" not in chat
     assert jobs["otel-collector"]["static_configs"] == [{"targets": ["otel-collector:8888"]}]
-    assert CONFIG.read_text().count("chat-service:8000") == 1
+
+
+def test_losing_every_replica_is_an_alert_of_its_own() -> None:
+    """With DNS discovery, no replica means no target and no `up` series at all: `up == 0`
+    cannot fire, `absent()` does."""
+    rules = alert_rules()
+    assert rules["ChatServiceDown"]["expr"].strip() == 'up{job="chat-service"} == 0'
+    assert rules["ChatServiceAbsent"]["expr"].strip() == 'absent(up{job="chat-service"})'
+    assert rules["ChatServiceAbsent"]["labels"]["severity"] == "critical"

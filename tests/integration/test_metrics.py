@@ -161,7 +161,8 @@ def prometheus_query(port: int, query: str) -> list[dict[str, Any]]:
 
 
 def render_prometheus_config(target_dir: Path, service_port: int) -> Path:
-    """observability/ as compose and k8s use it, with the chat-service target on our port."""
+    """observability/ as compose and k8s use it, with the chat-service job scraping our port
+    (instead of the replicas it finds by DNS there)."""
     shutil.copytree(REPO / "observability", target_dir)
     config_path = target_dir / "prometheus.yml"
     config = yaml.safe_load(config_path.read_text())
@@ -169,11 +170,11 @@ def render_prometheus_config(target_dir: Path, service_port: int) -> Path:
     found = False
     for job in config["scrape_configs"]:
         job.update(scrape_interval="1s", scrape_timeout="1s")
-        for static in job.get("static_configs", []):
-            if "chat-service:8000" in static["targets"]:
-                static["targets"] = [f"127.0.0.1:{service_port}"]
-                found = True
-    assert found, "prometheus.yml scrapes chat-service:8000"
+        if job["job_name"] == "chat-service":
+            assert job.pop("dns_sd_configs"), "prometheus.yml finds the replicas by DNS"
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{service_port}"]}]
+            found = True
+    assert found, "prometheus.yml scrapes chat-service"
     config_path.write_text(yaml.safe_dump(config))
     return config_path
 
