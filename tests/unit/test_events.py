@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from chat_service.app import create_app
 from chat_service.config import Settings
 from chat_service.keys import METRICS, STORE
 from chat_service.live import QUEUE_SIZE, LiveUpdates
-from chat_service.store import SQLiteChatStore
+from chat_service.store import Exchange, SQLiteChatStore
 from tests.support.openapi import validate_response
 from tests.unit.conftest import MakeClient
 
@@ -276,3 +276,112 @@ async def test_the_done_event_of_a_streamed_reply_carries_the_exchange_id(
     assert done.id == live.id
     assert done.data == {"status": "Success", "response": live.data["AI"]}
     stream.close()
+
+
+class CountingReads:
+    """Counts the store's reads, as its metrics would."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def store_read(self, operation: str, seconds: float) -> None:
+        self.reads += 1
+
+    def store_committed(self, batch_size: int, seconds: float) -> None:
+        return None
+
+    def store_commit_failed(self, batch_size: int) -> None:
+        return None
+
+
+async def take(exchanges: AsyncIterator[Exchange], count: int) -> list[str]:
+    taken = []
+    async with asyncio.timeout(READ_TIMEOUT_S):
+        async for exchange in exchanges:
+            taken.append(exchange.user)
+            if len(taken) == count:
+                break
+    return taken
+
+
+async def nothing_more(exchanges: AsyncIterator[Exchange]) -> bool:
+    """True when no further exchange comes within a moment (the wait ends the iterator)."""
+    try:
+        await asyncio.wait_for(anext(exchanges), 0.3)
+    except TimeoutError:
+        return True
+    return False
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteChatStore]:
+    store = await SQLiteChatStore.open(tmp_path / "chat.db", observer=CountingReads())
+    yield store
+    await store.close()
+
+
+async def test_commits_in_quick_succession_all_arrive_in_order(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    live = LiveUpdates(sqlite_store)
+    async with live.follow("c") as exchanges:
+        for i in range(30):  # each commit's change may land while the last is being read
+            await sqlite_store.append("c", f"m{i}", "r")
+        assert await take(exchanges, 30) == [f"m{i}" for i in range(30)]
+        assert await nothing_more(exchanges)
+
+
+async def test_more_than_a_page_in_one_commit_all_arrive(sqlite_store: SQLiteChatStore) -> None:
+    live = LiveUpdates(sqlite_store)
+    async with live.follow("c") as exchanges:
+        await asyncio.gather(*(sqlite_store.append("c", f"m{i}", "r") for i in range(150)))
+        assert sqlite_store.stats.commits == 1, "one commit, so one change to hear of"
+        assert await take(exchanges, 150) == [f"m{i}" for i in range(150)]
+
+
+async def test_an_exchange_both_caught_up_and_live_is_sent_once(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    await sqlite_store.append("c", "old", "r")
+    live = LiveUpdates(sqlite_store)
+    async with live.follow("c", after=0) as exchanges:
+        await sqlite_store.append("c", "new", "r")  # published to the follower's queue ...
+        await asyncio.sleep(0.1)
+        # ... and read again by its catch-up, which starts only now.
+        assert await take(exchanges, 2) == ["old", "new"]
+        assert await nothing_more(exchanges)
+
+
+async def test_a_lost_channel_catches_up_every_followed_conversation(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """``changed(None)``: notifications may have been missed (PostgreSQL's listening
+    connection came back); every followed conversation is read again."""
+    live = LiveUpdates(sqlite_store)
+    other = await SQLiteChatStore.open(sqlite_store.path)  # commits this store never hears of
+    try:
+        async with live.follow("a") as in_a, live.follow("b") as in_b:
+            await other.append("a", "missed in a", "r")
+            await other.append("b", "missed in b", "r")
+            live.changed(None)
+            assert await take(in_a, 1) == ["missed in a"]
+            assert await take(in_b, 1) == ["missed in b"]
+    finally:
+        await other.close()
+
+
+async def test_a_conversation_nobody_follows_any_more_costs_nothing(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    live = LiveUpdates(sqlite_store)
+    async with live.follow("c") as exchanges:
+        await sqlite_store.append("c", "seen", "r")
+        assert await take(exchanges, 1) == ["seen"]
+    assert live.followers == 0
+    counting = sqlite_store._observer
+    assert isinstance(counting, CountingReads)
+    reads = counting.reads
+    await sqlite_store.append("c", "unseen", "r")
+    live.changed(None)
+    await asyncio.sleep(0.1)
+    assert counting.reads == reads, "no follower: nothing is read for it"
