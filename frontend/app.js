@@ -1,4 +1,6 @@
-// The chat page: history, streamed replies with Stop, errors with retry, connection state.
+// The chat page: history, streamed replies with Stop, errors with retry, connection state, and
+// live updates: exchanges committed elsewhere (another tab or device, any replica, any client)
+// appear as they are committed.
 //
 // An ES module (strict mode by definition), no framework, no build step. User text goes into
 // the page through textContent / text nodes only; assistant replies are rendered as sanitized
@@ -9,7 +11,7 @@
 // Versioned like the page's other assets (?v= is the file's content hash, checked by
 // tests/e2e/test_static_files.py), so NGINX may let browsers cache them for good.
 import { loadMarkdown } from "./markdown.js?v=65e0c4b3ec";
-import { readEvents } from "./sse.js?v=fa320518c3";
+import { readEvents } from "./sse.js?v=440dd6f5d3";
 
 const HISTORY_PAGE_SIZE = 50;
 const HISTORY_TIMEOUT_MS = 15_000;
@@ -23,9 +25,24 @@ const FOLLOW_THRESHOLD_PX = 80;
 // While the service is unreachable, /readyz is polled with this backoff.
 const RECONNECT_DELAYS_MS = [2_000, 4_000, 8_000, 15_000, 30_000];
 const UNAVAILABLE_STATUSES = new Set([502, 503, 504]);
-const SETTLED_MESSAGES =
-  ".message:not(.message--failed, .message--pending, .message--thinking, .message--streaming)";
+// Messages that are not (yet) part of the stored conversation: they stay after it.
+const UNSETTLED_MESSAGES =
+  ".message--failed, .message--pending, .message--thinking, .message--streaming";
+const SETTLED_MESSAGES = `.message:not(${UNSETTLED_MESSAGES})`;
 const TRACERESPONSE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+// The conversation the page shows. Its other requests leave conversation_id out and get the
+// service's default, which is this one.
+const CONVERSATION_ID = "default";
+// An exchange's id (its history cursor), as the service writes it: up to 18 digits, more than
+// a Number holds exactly, so ids stay strings and are compared as BigInts.
+const EXCHANGE_ID = /^[0-9]{1,18}$/;
+// EventSource retries by itself after a network error or the end of a stream, but gives up on
+// an answer that is not a stream, such as NGINX's 502 while the service restarts. Once the
+// stream has worked, the page opens it again after these delays.
+const LIVE_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
+// Messages from elsewhere that arrive together (a catch-up after a reconnect) are announced
+// once, not one over the other.
+const ANNOUNCE_BATCH_MS = 150;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -56,7 +73,18 @@ const state = {
   reconnectTimer: 0,
   reconnectAttempt: 0,
   renderMarkdown: null, // text -> DocumentFragment, once markdown.js has its libraries
-  reply: null, // the reply being streamed: { controller, stopped }
+  reply: null, // the reply being streamed: { controller, stopped, text }
+  live: {
+    source: null, // the EventSource on chat/events, once the history has loaded
+    opened: false, // the stream worked at least once (the service has it)
+    after: null, // the id the stream resumes after when the page opens it again
+    retry: 0,
+    known: new Set(), // ids of the exchanges the page shows
+    replayed: [], // shown history exchanges still waiting for their id (see followConversation)
+    held: [], // events that may be this page's own message, while it is being answered
+    unconfirmed: [], // this page's exchanges shown without an id: stopped replies, JSON answers
+    batch: { count: 0, last: "", timer: 0 }, // announcements of messages from elsewhere
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -121,18 +149,21 @@ function isExchangeList(body) {
   );
 }
 
-// RFC 8288 Link header: the same-origin target of rel="next", or null.
-function nextLink(response) {
+// RFC 8288 Link header: the target of rel="next" as a URL, or null.
+function nextTarget(response) {
   const header = response.headers.get("Link");
   if (!header) return null;
   for (const part of header.split(",")) {
     const match = /<([^>]*)>\s*;(?:.*;)?\s*rel="?next"?/i.exec(part);
-    if (match) {
-      const url = new URL(match[1], response.url);
-      return url.origin === location.origin ? url.href : null;
-    }
+    if (match) return new URL(match[1], response.url);
   }
   return null;
+}
+
+// The next older history page, when it is on this origin, or null.
+function nextLink(response) {
+  const url = nextTarget(response);
+  return url && url.origin === location.origin ? url.href : null;
 }
 
 // The trace id of the W3C traceresponse header, when the service sent one.
@@ -355,12 +386,18 @@ async function loadLatest() {
     // On a retry, messages sent meanwhile are part of this history now; unsent and pending
     // ones are not, and stay after it.
     for (const item of ui.messages.querySelectorAll(SETTLED_MESSAGES)) item.remove();
-    ui.messages.prepend(exchangeItems(body));
+    const items = exchangeItems(body);
+    const userItems = items.querySelectorAll(".message--user");
+    ui.messages.prepend(items);
     setNextPage(nextLink(response));
     state.historyLoaded = true;
     updateEmptyState();
     scrollToBottom();
     watchTopOfHistory();
+    followConversation(
+      replayStart(response),
+      body.map((exchange, index) => ({ ...exchange, item: userItems[index] })),
+    );
   } catch (error) {
     reportFailure(error);
     showHistoryNotice(`Couldn't load the conversation. ${error.message}`, loadLatest);
@@ -425,7 +462,7 @@ function watchTopOfHistory() {
 
 async function send(text) {
   if (state.pending) return;
-  const reply = { controller: new AbortController(), stopped: false };
+  const reply = { controller: new AbortController(), stopped: false, text };
   state.reply = reply;
   setPending(true);
   const userItem = messageItem("user", text);
@@ -447,13 +484,14 @@ async function send(text) {
       streamed.text += piece;
       scheduleRender(streamed);
     };
-    const whole = await readReply(response, showPiece);
+    const { text: whole, id } = await readReply(response, showPiece);
     cancelAnimationFrame(streamed.frame);
     userItem.classList.remove("message--pending");
     const item = streamed.item ?? messageItem("ai", "", { traceId });
     if (!streamed.item) thinking.replaceWith(item);
     item.classList.remove("message--streaming");
     setText(item, "ai", whole);
+    ownExchange(id, { user: text, shown: whole, userItem, aiItem: item });
     announce(`Assistant: ${shownText(item)}`);
     followOrNotify();
   } catch (error) {
@@ -464,6 +502,7 @@ async function send(text) {
       if (error.cutOff) reportFailure(error);
       userItem.classList.remove("message--pending");
       keepPartial(streamed, reply.stopped ? "Stopped" : "Connection lost: the reply was cut off");
+      ownExchange(null, { user: text, shown: streamed.text, userItem, aiItem: streamed.item });
     } else {
       streamed.item?.remove();
       if (!reply.stopped) reportFailure(error);
@@ -476,6 +515,7 @@ async function send(text) {
   } finally {
     state.reply = null;
     setPending(false);
+    releaseHeld();
   }
 }
 
@@ -515,7 +555,8 @@ function requestError(error, controller) {
   });
 }
 
-// The reply's events: each delta to showPiece, and the whole reply, once stored, as the result.
+// The reply's events: each delta to showPiece; the result, once stored, is the whole reply
+// and the exchange's id (null when the service did not send one).
 async function readReply(response, showPiece) {
   if (!response.headers.get("Content-Type")?.startsWith("text/event-stream")) {
     // A whole answer instead of a stream (the contract's JSON): take it as one piece.
@@ -523,14 +564,18 @@ async function readReply(response, showPiece) {
     if (body?.status !== "Success" || typeof body.response !== "string") {
       throw new ApiError("The service sent a reply in an unknown format.");
     }
-    return body.response;
+    return { text: body.response, id: null };
   }
   try {
     for await (const event of readEvents(response)) {
       const data = JSON.parse(event.data);
-      if (event.type === "delta" && typeof data.text === "string") showPiece(data.text);
-      else if (event.type === "done" && typeof data.response === "string") return data.response;
-      else if (event.type === "error") throw new ApiError(data.message || "The reply failed.");
+      if (event.type === "delta" && typeof data.text === "string") {
+        showPiece(data.text);
+      } else if (event.type === "done" && typeof data.response === "string") {
+        return { text: data.response, id: exchangeId(event.id) };
+      } else if (event.type === "error") {
+        throw new ApiError(data.message || "The reply failed.");
+      }
     }
   } catch (error) {
     if (error instanceof ApiError || error.name === "AbortError") throw error;
@@ -617,6 +662,177 @@ function submitFromBox() {
   ui.input.value = "";
   dropFailedCopies(text);
   send(text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live updates: every exchange committed to the conversation, from chat/events
+//
+// Each exchange comes with its id, and the page shows each id once. Exchanges come back on the
+// stream whoever sent them, this page included:
+// - the history the page loaded: the stream starts with it (see replayStart), which tells the
+//   page the ids of what it shows;
+// - this page's own messages: the done event of a streamed reply carries the exchange's id.
+//   An exchange may arrive before that done event, so one whose message is the one being
+//   answered right now is held until the answer ends, then looked at again. A reply that
+//   ended early (Stop, a cut-off stream) is stored but gets no done event: it is recognised
+//   as the exchange with the same message whose reply starts with what the page showed;
+// - everything else is from elsewhere: shown in id order among the stored messages (before
+//   any unsent or pending ones), followed by the scrolling, and announced.
+
+// Where the stream starts. History items carry no ids, so the page cannot ask for what comes
+// after the newest one it shows. Following from "now" once the history is read would miss an
+// exchange committed in between; following first and comparing what arrives meanwhile with
+// the history by text could not tell a new exchange from an older one with the same text.
+// So the stream starts just before the oldest exchange shown (the `before` of the Link
+// header), or at the beginning when the page shows the whole conversation (no Link): the
+// service sends the shown exchanges again, oldest first, then everything newer. Ids only
+// grow within a conversation, so the first events are exactly the exchanges shown, each
+// with its id. The price: the shown page (HISTORY_PAGE_SIZE exchanges at most) is read twice.
+// A Link header without a usable cursor gives null: the stream then starts "now".
+function replayStart(response) {
+  if (!response.headers.get("Link")) return "0";
+  const before = exchangeId(nextTarget(response)?.searchParams.get("before"));
+  return before !== null && before !== "0" ? String(BigInt(before) - 1n) : null;
+}
+
+// `shown`: the exchanges of the loaded history, oldest first, each with its user item.
+function followConversation(after, shown) {
+  const live = state.live;
+  if (live.source) return;
+  live.after = after;
+  live.replayed = after === null ? [] : shown;
+  openStream();
+}
+
+function openStream() {
+  const live = state.live;
+  const params = new URLSearchParams({ conversation_id: CONVERSATION_ID });
+  if (live.after !== null) params.set("last_event_id", live.after);
+  const source = new EventSource(`chat/events?${params}`);
+  live.source = source;
+  source.addEventListener("open", () => {
+    live.opened = true;
+    live.retry = 0;
+  });
+  source.addEventListener("exchange", onExchange);
+  source.addEventListener("error", () => {
+    // Reconnecting by itself (CONNECTING) needs no help. A service that never streamed (an
+    // older one, without chat/events) is left alone: the page works as it did before.
+    if (source.readyState !== EventSource.CLOSED || !live.opened) return;
+    const delays = LIVE_RETRY_DELAYS_MS;
+    setTimeout(openStream, delays[Math.min(live.retry, delays.length - 1)]);
+    live.retry += 1;
+  });
+}
+
+function onExchange(event) {
+  const id = exchangeId(event.lastEventId);
+  const data = parseJson(event.data);
+  if (id === null || typeof data?.user !== "string" || typeof data.AI !== "string") return;
+  state.live.after = id; // where the page resumes if it has to open the stream again
+  receive({ id, user: data.user, AI: data.AI });
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+// An id as the service writes it, canonical (so equal ids are equal strings), or null.
+function exchangeId(value) {
+  return typeof value === "string" && EXCHANGE_ID.test(value) ? String(BigInt(value)) : null;
+}
+
+function receive(exchange) {
+  const live = state.live;
+  if (live.replayed.length) {
+    // The history shown, sent again: its next exchange (or a later one, should some have
+    // been deleted meanwhile). Anything else means the replay is over.
+    const index = live.replayed.findIndex(
+      (shown) => shown.user === exchange.user && shown.AI === exchange.AI,
+    );
+    if (index !== -1) {
+      remember(exchange.id, live.replayed[index].item);
+      live.replayed.splice(0, index + 1);
+      return;
+    }
+    live.replayed = [];
+  }
+  if (live.known.has(exchange.id)) return;
+  if (state.reply?.text === exchange.user) {
+    live.held.push(exchange); // perhaps this page's own: decided when its answer ends
+    return;
+  }
+  const own = live.unconfirmed.findIndex(
+    (mine) => mine.user === exchange.user && exchange.AI.startsWith(mine.shown),
+  );
+  if (own !== -1) {
+    confirmOwn(live.unconfirmed.splice(own, 1)[0], exchange);
+    return;
+  }
+  showFromElsewhere(exchange);
+}
+
+function remember(id, userItem) {
+  state.live.known.add(id);
+  userItem.dataset.exchange = id;
+}
+
+// This page's exchange, stored: by its id when the done event gave one, else to recognise
+// when it comes back. `mine`: { user, shown (the reply as shown), userItem, aiItem }.
+function ownExchange(id, mine) {
+  if (id !== null) remember(id, mine.userItem);
+  else state.live.unconfirmed.push(mine);
+}
+
+function confirmOwn(mine, exchange) {
+  remember(exchange.id, mine.userItem);
+  // A stopped reply is stored with every piece the service had sent, which can be more than
+  // reached the page before it closed the stream: show what the history will show.
+  if (exchange.AI === mine.shown) return;
+  setText(mine.aiItem, "ai", exchange.AI);
+  if (state.following) scrollToBottom();
+}
+
+// The answer to this page's message has ended: the events held meanwhile can be placed now.
+function releaseHeld() {
+  const held = state.live.held;
+  state.live.held = [];
+  for (const exchange of held) receive(exchange);
+}
+
+function showFromElsewhere(exchange) {
+  const userItem = messageItem("user", exchange.user);
+  const aiItem = messageItem("ai", exchange.AI);
+  remember(exchange.id, userItem);
+  const id = BigInt(exchange.id);
+  const newer = [...ui.messages.querySelectorAll(".message--user[data-exchange]")].find(
+    (item) => BigInt(item.dataset.exchange) > id,
+  );
+  const place = newer ?? ui.messages.querySelector(UNSETTLED_MESSAGES);
+  if (place) place.before(userItem, aiItem);
+  else ui.messages.append(userItem, aiItem);
+  updateEmptyState();
+  followOrNotify();
+  announceFromElsewhere(userItem, aiItem);
+}
+
+function announceFromElsewhere(userItem, aiItem) {
+  const batch = state.live.batch;
+  batch.count += 1;
+  batch.last = `You: ${shownText(userItem)} Assistant: ${shownText(aiItem)}`;
+  clearTimeout(batch.timer);
+  batch.timer = setTimeout(() => {
+    announce(
+      batch.count === 1
+        ? `New message from elsewhere. ${batch.last}`
+        : `${batch.count} new messages from elsewhere. The latest: ${batch.last}`,
+    );
+    batch.count = 0;
+  }, ANNOUNCE_BATCH_MS);
 }
 
 // ---------------------------------------------------------------------------------------------

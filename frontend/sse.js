@@ -1,13 +1,16 @@
 // Server-sent events from a fetch() response: the service streams a reply to a POST, which
 // EventSource (GET only) cannot send. The parsing follows the HTML standard's event stream
 // rules: lines end with CRLF, LF or CR; "event:" names the event, "data:" lines are joined
-// with "\n", a line starting with ":" is a comment (keep-alive), a blank line ends the event.
+// with "\n", "id:" sets the last event id (kept for the events after it, as EventSource's
+// lastEventId is), a line starting with ":" is a comment (keep-alive), a blank line ends the
+// event. Each event comes out as { type, data, id }: id is "" until the stream sent one.
 
 // Aborting the fetch (Stop) errors the body, so the pending read rejects with an AbortError.
 export async function* readEvents(response) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let event = { type: "message", data: [] };
+  let lastEventId = "";
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -18,7 +21,9 @@ export async function* readEvents(response) {
       buffer = lines.pop();
       for (const line of lines) {
         if (line === "") {
-          if (event.data.length) yield { type: event.type, data: event.data.join("\n") };
+          if (event.data.length) {
+            yield { type: event.type, data: event.data.join("\n"), id: lastEventId };
+          }
           event = { type: "message", data: [] };
           continue;
         }
@@ -29,6 +34,7 @@ export async function* readEvents(response) {
         if (value.startsWith(" ")) value = value.slice(1);
         if (field === "event") event.type = value;
         else if (field === "data") event.data.push(value);
+        else if (field === "id" && !value.includes("\0")) lastEventId = value;
       }
     }
   } finally {

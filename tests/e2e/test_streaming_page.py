@@ -112,6 +112,25 @@ def stored(service: ServiceProcess) -> list[dict[str, str]]:
     return list(body)
 
 
+def stored_partial(chat: ChatPage, service: ServiceProcess, message: str, shown: str) -> str:
+    """The stopped reply to ``message`` as stored, once the page shows it too.
+
+    The service stores the pieces it sent, from the first, so at least the ``shown`` ones. It
+    counts a piece as sent once written, which can be just before it sees the stream closed:
+    the history may then hold one the page never received. That piece comes back with the
+    exchange on the live updates stream, so the page shows it too, and page and history agree.
+    """
+    deadline = time.monotonic() + 5
+    while not (history := stored(service)) or history[-1]["user"] != message:
+        assert time.monotonic() < deadline, "the partial reply was not stored"
+        time.sleep(0.05)
+    reply = history[-1]["AI"]
+    assert reply in {"".join(WORDS[:n]) for n in range(1, len(WORDS))}
+    assert reply.startswith(shown)
+    expect(chat.page.locator(AI).last.locator(".message__text")).to_have_text(reply.strip())
+    return reply
+
+
 def test_the_reply_grows_while_it_streams(chat: ChatPage, model_server: ModelServer) -> None:
     model_server.script({"chunks": WORDS[:8], "chunk_delay_s": 0.3, "first_chunk_delay_s": 0.5})
     chat.open()
@@ -156,21 +175,16 @@ def test_stop_keeps_the_partial_reply_after_a_reload(
     expect(chat.send_button).to_be_visible()
     expect(chat.stop_button).to_be_hidden()
     expect(chat.page.locator(".message--stopped .message__note")).to_have_text("Stopped")
-    shown = last_reply(chat)
-    expect(chat.page.locator("#announcer")).to_have_text(f"Stopped. Assistant: {shown}")
-    words = shown.split()
-    assert words[:3] == ["word0", "word1", "word2"]
-    assert len(words) < len(WORDS)
+    # Announced as it stood when it stopped (set with the note, in the same step).
+    announced = chat.page.locator("#announcer").text_content() or ""
+    assert announced.startswith("Stopped. Assistant: word0 word1 word2")
+    shown = announced.removeprefix("Stopped. Assistant: ")
+    assert len(shown.split()) < len(WORDS)
 
-    deadline = time.monotonic() + 5
-    while not (history := stored(service)) or history[-1]["user"] != "tell me everything":
-        assert time.monotonic() < deadline, "the partial reply was not stored"
-        time.sleep(0.05)
-    # What was stored is exactly the pieces the page had shown.
-    assert history[-1]["AI"] == "".join(WORDS[: len(words)])
+    reply = stored_partial(chat, service, "tell me everything", shown)
     chat.page.reload()
     expect(chat.page.locator(AI)).to_have_count(replies + 1)
-    assert last_reply(chat) == shown
+    assert last_reply(chat).strip() == reply.strip()
     # The model stopped writing soon after: it saw the request close.
     [record] = model_server.requests()
     assert record["completed"] is False
@@ -193,16 +207,12 @@ def test_escape_stops_the_reply_from_anywhere_on_the_page(
     chat.page.keyboard.press("Escape")
     expect(chat.send_button).to_be_visible()
     expect(chat.page.locator(".message--stopped .message__note").last).to_have_text("Stopped")
-    shown = last_reply(chat).split()
-    assert shown[:2] == ["word0", "word1"]
-    assert len(shown) < len(WORDS)
+    shown = last_reply(chat)
+    assert shown.split()[:2] == ["word0", "word1"]
+    assert len(shown.split()) < len(WORDS)
     # Focus stays where the reader put it.
     expect(chat.log).to_be_focused()
-    deadline = time.monotonic() + 5
-    while not (history := stored(service)) or history[-1]["user"] != "and now stop":
-        assert time.monotonic() < deadline, "the partial reply was not stored"
-        time.sleep(0.05)
-    assert history[-1]["AI"] == "".join(WORDS[: len(shown)])
+    stored_partial(chat, service, "and now stop", shown)
 
 
 def test_stop_before_the_first_word_leaves_the_message_unsent(
