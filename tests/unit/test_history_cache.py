@@ -487,7 +487,7 @@ async def test_kept_documents_count_against_the_bound_until_a_commit_drops_them(
     await smaller.newest("d", 1)
     assert await held(smaller, observer, "c", "d") == ["c", "d"]
     await store.append("c", "x" * 10, "y" * 9)  # c's document dropped: c 29, d 101: 130
-    await smaller.newest("c", 1)
+    assert await reads_of(observer, lambda: smaller.newest("c", 1)) == 0, "extended in place"
     await store.append("d", "w" * 25, "")  # d 126: 155 in all, within the bound
     await smaller.newest("d", 1)
     assert await held(smaller, observer, "c", "d") == ["c", "d"], "the dropped 31 stopped counting"
@@ -526,3 +526,16 @@ async def test_reading_a_conversation_again_replaces_what_it_counted(tmp_path: P
     finally:
         await other.close()
         await mine.close()
+
+
+async def test_a_kept_document_counts_against_the_bound(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    await store.append("d", "x" * 50, "y" * 50)  # 100 characters
+    await store.append("c", "x" * 5, "y" * 5)  # 10 characters, a 31-byte document
+    await store.append("e", "x" * 10, "y" * 10)  # 20 characters
+    cache = HistoryCache(store, max_bytes=160)  # documents up to 40 bytes are kept
+    await cache.newest("d", 1)
+    await cache.page(query("c", limit=None))  # 100 + 10 + 31: 141
+    await cache.newest("e", 1)  # 161: one over, so d, the least recently used, goes
+    assert await held(cache, observer, "c", "e", "d") == ["c", "e"]
