@@ -32,7 +32,9 @@ from chat_service.api.validation import HistoryQuery
 from chat_service.store import DEFAULT_CONVERSATION, ChatStore, Exchange, HistoryPage
 
 DEFAULT_DEPTH = 100
-DEFAULT_MAX_CONVERSATIONS = 1000
+# Generous: the byte bound is what holds memory down. A count below the number of
+# conversations in use at once would have every message miss (least recently used first).
+DEFAULT_MAX_CONVERSATIONS = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 # Page sizes rendered per conversation between its commits.
 PAGES_PER_CONVERSATION = 8
