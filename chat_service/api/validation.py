@@ -101,19 +101,23 @@ class EventsQuery:
 
 def parse_events_query(query: Mapping[str, str], headers: Mapping[str, str]) -> EventsQuery:
     """``GET /chat/events``: the conversation, and where to resume: the ``Last-Event-ID``
-    header (an EventSource sends it when it reconnects) or ``last_event_id`` (a first
-    connection that should start after a known exchange; ``0`` for the beginning)."""
-    raw = headers.get("Last-Event-ID")
-    name = "Last-Event-ID"
-    if raw is None or not raw.strip():
-        raw, name = query.get("last_event_id"), "last_event_id"
-    last_event_id = None
-    if raw is not None:
-        raw = raw.strip()
-        if not _POSITIVE_INT.fullmatch(raw):
-            raise ApiError(400, f"{name} must be the id of an exchange (a whole number).")
-        last_event_id = int(raw)
-    return EventsQuery(_conversation_id(query.get("conversation_id")), last_event_id)
+    header (an EventSource sends it when it reconnects), else ``last_event_id`` (a first
+    connection that should start after a known exchange; ``0`` for the beginning). Both are
+    checked when both are sent."""
+    from_query = _event_id(query.get("last_event_id"), "last_event_id")
+    from_header = _event_id(headers.get("Last-Event-ID"), "Last-Event-ID")
+    return EventsQuery(
+        _conversation_id(query.get("conversation_id")),
+        from_header if from_header is not None else from_query,
+    )
+
+
+def _event_id(raw: str | None, name: str) -> int | None:
+    if not raw:  # absent, or empty (what the SSE specification sends for "no id yet")
+        return None
+    if not _POSITIVE_INT.fullmatch(raw):
+        raise ApiError(400, f"{name} must be the id of an exchange (a whole number).")
+    return int(raw)
 
 
 def _is_encodable(text: str) -> bool:
