@@ -38,6 +38,14 @@ class HistoryPage:
     has_older: bool
 
 
+def page_of_newest(newest_first: Sequence[Exchange], limit: int) -> HistoryPage:
+    """A history page from up to ``limit + 1`` rows read newest first: the extra row, when
+    there is one, only tells that an older page exists."""
+    page = list(newest_first[:limit])
+    page.reverse()
+    return HistoryPage(page, has_older=len(newest_first) > limit)
+
+
 class StoreObserver(Protocol):
     """Receives the store's timings; the telemetry package turns them into metrics."""
 

@@ -47,6 +47,7 @@ from chat_service.store.base import (
     StoreError,
     StoreObserver,
     StoreOpenError,
+    page_of_newest,
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
@@ -378,9 +379,7 @@ class PostgresChatStore(GroupCommitted):
             *params,
             limit + 1,
         )
-        page = [_exchange(row) for row in rows[:limit]]
-        page.reverse()
-        return HistoryPage(page, has_older=len(rows) > limit)
+        return page_of_newest([_exchange(row) for row in rows], limit)
 
     async def exchanges_after(
         self, conversation_id: str, after: int, *, limit: int

@@ -38,6 +38,7 @@ from chat_service.store.base import (
     StoreError,
     StoreObserver,
     StoreOpenError,
+    page_of_newest,
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
@@ -235,9 +236,7 @@ class SQLiteChatStore(GroupCommitted):
             f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id DESC LIMIT ?",
             [*params, limit + 1],
         )
-        page = [_exchange(row) for row in rows[:limit]]
-        page.reverse()
-        return HistoryPage(page, has_older=len(rows) > limit)
+        return page_of_newest([_exchange(row) for row in rows], limit)
 
     async def exchanges_after(
         self, conversation_id: str, after: int, *, limit: int

@@ -21,6 +21,7 @@ from chat_service.keys import METRICS, STORE
 from chat_service.live import QUEUE_SIZE, LiveUpdates
 from chat_service.store import Exchange, SQLiteChatStore
 from tests.support.openapi import validate_response
+from tests.support.store_observer import CountingObserver
 from tests.unit.conftest import MakeClient
 
 Client = TestClient[Any, Any]
@@ -278,22 +279,6 @@ async def test_the_done_event_of_a_streamed_reply_carries_the_exchange_id(
     stream.close()
 
 
-class CountingReads:
-    """Counts the store's reads, as its metrics would."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def store_read(self, operation: str, seconds: float) -> None:
-        self.reads += 1
-
-    def store_committed(self, batch_size: int, seconds: float) -> None:
-        return None
-
-    def store_commit_failed(self, batch_size: int) -> None:
-        return None
-
-
 async def take(exchanges: AsyncIterator[Exchange], count: int) -> list[str]:
     taken = []
     async with asyncio.timeout(READ_TIMEOUT_S):
@@ -315,7 +300,7 @@ async def nothing_more(exchanges: AsyncIterator[Exchange]) -> bool:
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteChatStore]:
-    store = await SQLiteChatStore.open(tmp_path / "chat.db", observer=CountingReads())
+    store = await SQLiteChatStore.open(tmp_path / "chat.db", observer=CountingObserver())
     yield store
     await store.close()
 
@@ -379,7 +364,7 @@ async def test_a_conversation_nobody_follows_any_more_costs_nothing(
         assert await take(exchanges, 1) == ["seen"]
     assert live.followers == 0
     counting = sqlite_store._observer
-    assert isinstance(counting, CountingReads)
+    assert isinstance(counting, CountingObserver)
     reads = counting.reads
     await sqlite_store.append("c", "unseen", "r")
     live.changed(None)

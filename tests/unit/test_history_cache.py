@@ -19,22 +19,7 @@ import pytest
 from chat_service.api.history_cache import HistoryCache, render
 from chat_service.api.validation import HistoryQuery
 from chat_service.store import Exchange, HistoryPage, SQLiteChatStore
-
-
-class CountingObserver:
-    """Counts the store's reads (each SELECT, the version reads included)."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def store_read(self, operation: str, seconds: float) -> None:
-        self.reads += 1
-
-    def store_committed(self, batch_size: int, seconds: float) -> None:
-        return None
-
-    def store_commit_failed(self, batch_size: int) -> None:
-        return None
+from tests.support.store_observer import CountingObserver
 
 
 class SharedFile(SQLiteChatStore):

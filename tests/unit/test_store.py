@@ -296,26 +296,6 @@ async def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
     await second.close()
 
 
-class CountingObserver:
-    """Counts the store's reads and commits (the seam its metrics use)."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-        self.commits: list[int] = []
-        self.failed: list[int] = []
-
-    def store_read(self, operation: str, seconds: float) -> None:
-        assert operation == "SELECT"
-        assert seconds >= 0
-        self.reads += 1
-
-    def store_committed(self, batch_size: int, seconds: float) -> None:
-        self.commits.append(batch_size)
-
-    def store_commit_failed(self, batch_size: int) -> None:
-        self.failed.append(batch_size)
-
-
 async def seed(path: Path, conversation: str, count: int) -> None:
     store = await SQLiteChatStore.open(path)
     try:
