@@ -13,16 +13,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 
 # ---------------------------------------------------------------- builder
-# Builds the project's wheel (and its dependencies' wheels), then installs them into a
-# virtualenv without pip; only that virtualenv reaches the final image.
+# Installs the dependencies exactly as requirements/service.txt locks them (every file
+# hash-checked, wheels only) into a virtualenv without pip, then the project's wheel, built by
+# the build backend locked in requirements/build.txt (no build isolation: nothing unlocked is
+# downloaded) and installed without dependencies. Only that virtualenv reaches the final image;
+# the dependencies' layer is rebuilt only when the lock files change.
 FROM python-base AS builder
 WORKDIR /src
+COPY requirements/build.txt requirements/service.txt requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/build.txt \
+    && python -m venv --without-pip /opt/venv \
+    && pip --python /opt/venv/bin/python install --no-cache-dir --require-hashes \
+        --only-binary=:all: -r requirements/service.txt
 COPY pyproject.toml README.md ./
 COPY chat_service/ chat_service/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
-    && python -m venv --without-pip /opt/venv \
-    && pip --python /opt/venv/bin/python install --no-cache-dir --no-index \
-        --find-links /wheels /wheels/chat_service-*.whl
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
+    && pip --python /opt/venv/bin/python install --no-cache-dir --no-index --no-deps \
+        /wheels/chat_service-*.whl
 
 # ---------------------------------------------------------------- frontend libraries
 # The page's two npm libraries (marked, DOMPurify), installed exactly as the lock file says;

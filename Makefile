@@ -1,5 +1,14 @@
 # The two commands of the README's quick start: `make run` and `make test`.
-# Both create .venv on first use and reinstall when pyproject.toml changes.
+# Both create .venv on first use and reinstall when pyproject.toml or a lock file changes.
+#
+# Every Python package comes from the lock files in requirements/ (exact versions, each file
+# hash-checked: pip --require-hashes), made by `make lock` from pyproject.toml with uv:
+#   build.txt    pip and the build backend (requirements/build.in), installed first
+#   service.txt  the service's dependencies (`make run`, and the Docker image)
+#   test.txt     those, at the same versions, plus the test extra (`make test`)
+#   uv.txt       uv itself, pinned in requirements/uv.in, for `make lock`
+# The project is then installed without dependencies and without build isolation, so that
+# nothing unlocked is downloaded.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +16,7 @@ BIN := $(VENV)/bin
 FRONTEND_DIR := $(wildcard frontend)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-only lint format audit bench mutate clean
+.PHONY: help run test test-only lint format audit lock bench mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,7 +25,9 @@ $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
 		{ echo "chat-service needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+
+PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes
+PIP_PROJECT := $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation
 
 # The page's Markdown libraries (frontend/package.json) when Node.js is here; the page works
 # without them, showing replies as plain text.
@@ -35,12 +46,20 @@ frontend/vendor/.installed: frontend/package.json frontend/package-lock.json fro
 no-frontend-libraries:
 	@echo "npm not found: the page shows replies as plain text; install Node.js and run make again for Markdown."
 
-$(VENV)/.installed-run: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.installed-build: $(BIN)/python requirements/build.txt
+	$(PIP_LOCKED) -r requirements/build.txt
 	@touch $@
 
-$(VENV)/.installed-test: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-run: $(VENV)/.installed-build pyproject.toml requirements/service.txt
+	$(PIP_LOCKED) -r requirements/service.txt
+	$(PIP_PROJECT) -e .
+	@touch $@
+
+# test.txt holds service.txt's versions (`make lock` compiles it under that constraint), so the
+# test environment is also the run environment.
+$(VENV)/.installed-test: $(VENV)/.installed-build pyproject.toml requirements/test.txt
+	$(PIP_LOCKED) -r requirements/test.txt
+	$(PIP_PROJECT) -e .
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run $(FRONTEND_LIBRARIES) ## serve the API (and the page, if frontend/ exists) on 127.0.0.1:8000
@@ -69,8 +88,32 @@ mutate: $(VENV)/.installed-test ## mutation testing with the unit tests (ARGS=pa
 		|| { tail -n 30 mutants.log; exit 1; }
 	$(BIN)/python -m tests.support.mutation
 
-audit: $(VENV)/.installed-test ## pip-audit: fail on known vulnerabilities in the dependencies
-	$(BIN)/pip-audit --skip-editable --strict --progress-spinner off
+# Needs PyPI's JSON API or OSV: the GitHub workflow runs it, .ci/run does not (README).
+audit: $(VENV)/.installed-test ## pip-audit the lock files: fail on known vulnerabilities
+	$(BIN)/pip-audit --strict --progress-spinner off --disable-pip --require-hashes \
+		-r requirements/build.txt -r requirements/service.txt -r requirements/test.txt \
+		-r requirements/uv.txt
+
+# The lock files, from pyproject.toml and requirements/*.in, by the uv pinned in uv.in. Without
+# ARGS, what is locked stays unless pyproject.toml or a .in file now excludes it; ARGS=--upgrade
+# takes the newest versions allowed (ARGS="--upgrade-package aiohttp": that one). The files'
+# headers hold the exact uv command: Renovate re-runs it (.github/renovate.json), so keep its
+# options to those Renovate accepts (tests/deploy/test_lock.py lists them). One lock for every
+# platform and Python >= 3.11 (--universal): CI's Python 3.11, the image's 3.12 and developers'
+# machines install from the same files.
+UV_COMPILE = UV_NO_CONFIG=1 $(BIN)/uv pip compile --quiet --universal --generate-hashes \
+	--python-version=3.11 $(ARGS)
+
+$(BIN)/uv: $(VENV)/.installed-build requirements/uv.txt
+	$(PIP_LOCKED) -r requirements/uv.txt
+	@touch $@
+
+lock: $(BIN)/uv ## regenerate requirements/*.txt from pyproject.toml (ARGS=--upgrade: newest allowed)
+	$(UV_COMPILE) --output-file=requirements/build.txt requirements/build.in
+	$(UV_COMPILE) --output-file=requirements/service.txt pyproject.toml
+	$(UV_COMPILE) --extra=test --constraints=requirements/service.txt \
+		--constraints=requirements/build.txt --output-file=requirements/test.txt pyproject.toml
+	$(UV_COMPILE) --output-file=requirements/uv.txt requirements/uv.in
 
 format: $(VENV)/.installed-test ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
