@@ -1,0 +1,1 @@
+"""Who is calling: named API keys, OpenID Connect bearer tokens, and the principal they name."""

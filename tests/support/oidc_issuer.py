@@ -1,0 +1,310 @@
+"""A real OpenID Connect issuer for the tests: discovery and a key set over HTTP, and tokens
+signed with its keys.
+
+``OidcIssuer`` is an aiohttp server on a free 127.0.0.1 port, running its own event loop in a
+background thread, so sync tests (around the real service process) and async tests (around
+``OidcVerifier`` in process) use it alike::
+
+    with OidcIssuer(audience="chat-service") as issuer:
+        token = issuer.token({"sub": "bob"})
+
+It serves ``/.well-known/openid-configuration`` and ``/jwks.json`` for the keys it publishes
+(one RSA 2048 and one EC P-256 key to begin with), counts the requests to each, and can be
+made to misbehave per endpoint: answer 503, drop the connection, send bad JSON, or answer too
+slowly. Keys are added, rotated and withdrawn while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+Fault = Literal["unavailable", "disconnect", "bad_json", "slow"]
+SLOW_S = 30.0  # a "slow" answer: longer than any client timeout a test sets
+_kids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class IssuerKey:
+    """A signing key pair. ``declare_alg``: whether the published JWK names its ``alg``
+    (without it, an RSA key may verify any RS*/PS* algorithm)."""
+
+    kid: str
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    algorithm: str
+    declare_alg: bool = True
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        public = self.private_key.public_key()
+        if isinstance(public, rsa.RSAPublicKey):
+            jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
+        else:
+            jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+        jwk.update(kid=self.kid, use="sig")
+        if self.declare_alg:
+            jwk["alg"] = self.algorithm
+        return jwk
+
+    @property
+    def private_jwk(self) -> dict[str, Any]:
+        """The whole key pair as a JWK, as an issuer must never publish it (without PyJWT's
+        ``key_ops: ["sign"]``, which a careless issuer would not add either)."""
+        private = self.private_key
+        if isinstance(private, rsa.RSAPrivateKey):
+            jwk = RSAAlgorithm.to_jwk(private, as_dict=True)
+        else:
+            jwk = ECAlgorithm.to_jwk(private, as_dict=True)
+        jwk.pop("key_ops", None)
+        return {**jwk, **self.public_jwk, "d": jwk["d"]}
+
+    @property
+    def public_pem(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+def rsa_key(
+    kid: str | None = None, *, bits: int = 2048, algorithm: str = "RS256", declare_alg: bool = True
+) -> IssuerKey:
+    """A new RSA key; not published until given to ``OidcIssuer.add_key``."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return IssuerKey(kid or f"rsa-{next(_kids)}", private, algorithm, declare_alg)
+
+
+def ec_key(kid: str | None = None) -> IssuerKey:
+    """A new EC P-256 (ES256) key; not published until given to ``OidcIssuer.add_key``."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    return IssuerKey(kid or f"ec-{next(_kids)}", private, "ES256")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hand_made_token(
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    sign: Callable[[bytes], bytes] | None = None,
+) -> str:
+    """A compact JWS built without PyJWT, which refuses to make the forgeries tests need
+    (``alg: none``, an HMAC keyed with a public key): ``sign`` gets the signing input and
+    returns the signature (none: an empty signature)."""
+    signing_input = ".".join(
+        _b64(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    signature = sign(signing_input.encode()) if sign is not None else b""
+    return f"{signing_input}.{_b64(signature)}"
+
+
+class OidcIssuer:
+    """The issuer at ``url``; start with ``start()``/``stop()`` or as a context manager."""
+
+    def __init__(self, audience: str = "chat-service", *, subject: str = "alice") -> None:
+        self.audience = audience
+        self.subject = subject
+        self.port = 0
+        # Faults per endpoint (None: answer normally); ``go_down``/``come_back`` set both.
+        self.discovery_fault: Fault | None = None
+        self.jwks_fault: Fault | None = None
+        # What discovery claims as the issuer (None: ``url``), to test a mismatch.
+        self.advertised_issuer: str | None = None
+        self.jwks_max_age: int | None = None  # Cache-Control: max-age on the key set
+        self.jwks_delay_s = 0.0  # before answering the key set (to make fetches overlap)
+        self.extra_jwks: list[dict[str, Any]] = []  # raw entries published after the keys
+        self.discovery_requests = 0
+        self.jwks_requests = 0
+        self._lock = threading.Lock()
+        self._published: dict[str, IssuerKey] = {}
+        self.default_key = self.add_key(rsa_key("rsa-1"))
+        self.add_key(ec_key("ec-1"))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """The issuer identifier: ``http://127.0.0.1:<port>``, no trailing slash."""
+        if not self.port:
+            raise RuntimeError("the issuer is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        """What discovery names as the issuer (and the default ``iss`` of tokens)."""
+        return self.advertised_issuer or self.url
+
+    # -- keys -----------------------------------------------------------------------------
+
+    @property
+    def published(self) -> list[IssuerKey]:
+        with self._lock:
+            return list(self._published.values())
+
+    def add_key(self, key: IssuerKey, *, default: bool = False) -> IssuerKey:
+        """Publish ``key`` in the key set; ``default``: sign tokens with it from now on."""
+        with self._lock:
+            self._published[key.kid] = key
+        if default:
+            self.default_key = key
+        return key
+
+    def remove_key(self, kid: str) -> None:
+        with self._lock:
+            del self._published[kid]
+
+    def rotate(self) -> IssuerKey:
+        """A new RSA key, published and signing from now on; the old ones stay published
+        (as issuers keep them until their tokens expire) until ``remove_key``."""
+        return self.add_key(rsa_key(), default=True)
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [key.public_jwk for key in self.published] + self.extra_jwks}
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def claims(
+        self, overrides: dict[str, Any] | None = None, omit: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """A token's claims: ``iss``, ``aud``, ``sub``, ``iat``/``nbf`` now and ``exp`` in
+        five minutes, then ``overrides``, less the claims named in ``omit``."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": self.subject,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            **(overrides or {}),
+        }
+        for name in omit:
+            claims.pop(name, None)
+        return claims
+
+    def token(
+        self,
+        overrides: dict[str, Any] | None = None,
+        *,
+        key: IssuerKey | None = None,
+        kid: str | None = None,
+        omit_kid: bool = False,
+        algorithm: str | None = None,
+        headers: dict[str, Any] | None = None,
+        omit: Iterable[str] = (),
+    ) -> str:
+        """A token signed with ``key`` (default: ``default_key``, published or not) using
+        ``algorithm`` (default: the key's), its header naming ``kid`` (default: the key's;
+        ``omit_kid``: none) plus ``headers``; claims as ``claims(overrides, omit)``."""
+        key = key or self.default_key
+        header: dict[str, Any] = {} if omit_kid else {"kid": kid or key.kid}
+        header.update(headers or {})
+        return jwt.encode(
+            self.claims(overrides, omit),
+            key.private_key,
+            algorithm=algorithm or key.algorithm,
+            headers=header,
+        )
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def go_down(self, fault: Fault = "unavailable") -> None:
+        self.discovery_fault = self.jwks_fault = fault
+
+    def come_back(self) -> None:
+        self.discovery_fault = self.jwks_fault = None
+
+    # -- the server -----------------------------------------------------------------------
+
+    async def _misbehave(self, request: web.Request, fault: Fault | None) -> web.Response | None:
+        if fault == "unavailable":
+            return web.json_response({"error": "down"}, status=503)
+        if fault == "disconnect":
+            assert request.transport is not None
+            request.transport.abort()  # no status line: the client sees the connection drop
+            return web.Response()
+        if fault == "bad_json":
+            return web.Response(text="{not json", content_type="application/json")
+        if fault == "slow":
+            await asyncio.sleep(SLOW_S)
+        return None
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        self.discovery_requests += 1
+        if (failed := await self._misbehave(request, self.discovery_fault)) is not None:
+            return failed
+        document = {
+            "issuer": self.issuer,
+            "jwks_uri": f"{self.url}/jwks.json",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        }
+        return web.json_response(document)
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        self.jwks_requests += 1
+        if self.jwks_delay_s:
+            await asyncio.sleep(self.jwks_delay_s)
+        if (failed := await self._misbehave(request, self.jwks_fault)) is not None:
+            return failed
+        headers = {}
+        if self.jwks_max_age is not None:
+            headers["Cache-Control"] = f"public, max-age={self.jwks_max_age}"
+        return web.json_response(self.jwks(), headers=headers)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/.well-known/openid-configuration", self._discovery)
+        app.router.add_get("/jwks.json", self._jwks)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        # Handlers still sleeping (a "slow" fault) are cancelled, not abandoned.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def start(self) -> OidcIssuer:
+        if self._thread is not None:
+            raise RuntimeError("the issuer is already started")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = self._thread = None
+
+    def __enter__(self) -> OidcIssuer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
