@@ -27,7 +27,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes
-PIP_PROJECT := $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation
+# pip relays the build backend's warnings: deprecations show, setuptools' note that an editable
+# install is one does not.
+PIP_PROJECT := PYTHONWARNINGS="ignore:Editable installation." \
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation
 
 # The page's Markdown libraries (frontend/package.json) when Node.js is here; the page works
 # without them, showing replies as plain text.
