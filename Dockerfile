@@ -32,8 +32,9 @@ RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels 
         /wheels/chat_service-*.whl
 
 # ---------------------------------------------------------------- frontend libraries
-# The page's two npm libraries (marked, DOMPurify), installed exactly as the lock file says;
-# npm ci copies their ES module builds into vendor/, and only that folder reaches NGINX.
+# The pages' npm libraries (marked and DOMPurify for the chat, Swagger UI for /docs), installed
+# exactly as the lock file says; npm ci copies the files the pages load into vendor/, and only
+# that folder reaches NGINX.
 FROM node:24.11.1-alpine3.22 AS frontend-libraries
 WORKDIR /build
 COPY frontend/package.json frontend/package-lock.json frontend/copy-vendor.mjs ./

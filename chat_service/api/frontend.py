@@ -9,18 +9,28 @@ NGINX template or npm's files inside it, can be reached. The page's libraries, w
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from chat_service.api.security import DOCS_CONTENT_SECURITY_POLICY
+
 log = logging.getLogger(__name__)
 
 INDEX = "frontend.html"
+# The interactive API docs (Swagger UI), also at /docs, under a policy of their own.
+DOCS = "docs.html"
+# Pages with a route of their own besides /{file}.
+PAGE_ROUTES = {INDEX: "/", DOCS: "/docs"}
+PAGE_HEADERS = {DOCS: {"Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}}
 SERVED_SUFFIXES = frozenset({".html", ".js", ".css", ".json", ".svg", ".png", ".ico"})
 # npm's files in the folder: what the page is built from, not part of it.
 NOT_SERVED = frozenset({"package.json", "package-lock.json"})
 VENDOR = "vendor"
+# The libraries' scripts, and Swagger UI's stylesheet.
+VENDOR_SUFFIXES = frozenset({".js", ".css"})
 
 
 def add_frontend_routes(app: web.Application, folder: Path) -> None:
@@ -30,14 +40,14 @@ def add_frontend_routes(app: web.Application, folder: Path) -> None:
         log.warning("CHAT_FRONTEND_DIR %s is not a folder; not serving a frontend", folder)
         return
     for path in _servable(folder, SERVED_SUFFIXES):
-        handler = _file_handler(path.resolve())
+        handler = _file_handler(path.resolve(), PAGE_HEADERS.get(path.name, {}))
         app.router.add_get(f"/{path.name}", handler)
-        if path.name == INDEX:
-            app.router.add_get("/", handler)
+        if (route := PAGE_ROUTES.get(path.name)) is not None:
+            app.router.add_get(route, handler)
     vendor = folder / VENDOR
     if vendor.is_dir():
-        for path in _servable(vendor, frozenset({".js"})):
-            app.router.add_get(f"/{VENDOR}/{path.name}", _file_handler(path.resolve()))
+        for path in _servable(vendor, VENDOR_SUFFIXES):
+            app.router.add_get(f"/{VENDOR}/{path.name}", _file_handler(path.resolve(), {}))
 
 
 def _servable(folder: Path, suffixes: frozenset[str]) -> list[Path]:
@@ -51,9 +61,9 @@ def _servable(folder: Path, suffixes: frozenset[str]) -> list[Path]:
     ]
 
 
-def _file_handler(path: Path) -> Handler:
+def _file_handler(path: Path, headers: Mapping[str, str]) -> Handler:
     async def serve(request: web.Request) -> web.FileResponse:
         # no-cache: revalidate every time, so an edited page shows on the next reload.
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache", **headers})
 
     return serve

@@ -14,6 +14,19 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types dompurify"
 )
+# The API docs page (frontend/docs.html, Swagger UI 5) breaks two rules of the page's policy,
+# so it gets its own, which differs in exactly these: Swagger UI's stylesheet draws its icons
+# as data: images (img-src data:), and it writes sanitized Markdown through innerHTML, which
+# Trusted Types refuse unless a "default" policy converts the string. frontend/docs.js
+# creates that policy (it sanitizes again with DOMPurify, and converts nothing but HTML) and
+# one for its DOMPurify to parse with; "dompurify" is the one Swagger UI's own copy creates.
+# Trusted Types stay enforced; no inline script or style, no other origin.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; require-trusted-types-for 'script'; "
+    "trusted-types default dompurify docs-dompurify"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

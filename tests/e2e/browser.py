@@ -7,6 +7,7 @@ A :class:`WatchedPage` collects console errors and warnings, uncaught exceptions
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -43,6 +44,11 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 # Chromium logs every HTTP error response it receives as this console error.
 _FAILED_LOAD = "Failed to load resource"
+# ... and, for a stylesheet or classic script, refuses the error's body (JSON) with this one,
+# located at the page that asked for it.
+_REFUSED_TYPE = re.compile(
+    r"Refused to (?:apply style|execute script) from '([^']+)' because its MIME type"
+)
 
 
 @dataclass
@@ -67,7 +73,10 @@ class WatchedPage:
 
     def _expected(self, message: ConsoleMessage) -> bool:
         path = urlsplit(message.location.get("url", "")).path
-        return message.text.startswith(_FAILED_LOAD) and path in self.expected_failed_paths
+        if message.text.startswith(_FAILED_LOAD):
+            return path in self.expected_failed_paths
+        refused = _REFUSED_TYPE.match(message.text)
+        return refused is not None and urlsplit(refused.group(1)).path in self.expected_failed_paths
 
     def problems(self) -> list[str]:
         console = [

@@ -121,6 +121,7 @@ TEXT_TARGETS = [
     ["#message", "::placeholder"],
     ["#send", None],
     [".composer__hint", None],
+    [".page-footer a", None],
 ]
 
 

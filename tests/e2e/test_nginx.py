@@ -163,6 +163,34 @@ def test_every_response_carries_the_security_headers(nginx: NginxServer) -> None
         assert reply.headers["X-Request-ID"], name
 
 
+def test_serves_the_api_docs_under_their_own_policy(nginx: NginxServer) -> None:
+    page_policy = call(nginx, "/").headers["Content-Security-Policy"]
+    for path in ("/docs", "/docs.html"):
+        reply = call(nginx, path)
+        assert reply.status == 200, path
+        assert reply.body == (FRONTEND_DIR / "docs.html").read_bytes()
+        assert reply.headers["Cache-Control"] == "no-cache"
+        policy = reply.headers["Content-Security-Policy"]
+        assert policy != page_policy
+        assert "img-src 'self' data:;" in policy
+        assert "require-trusted-types-for 'script'" in policy
+        assert "unsafe-" not in policy
+        for header, value in SECURITY_HEADERS.items():
+            assert reply.headers.get_all(header) == [value], (path, header)
+    # Swagger UI's stylesheet and bundle come from vendor/ like the page's libraries.
+    if (FRONTEND_DIR / "vendor" / "swagger-ui.css").is_file():
+        stylesheet = call(nginx, "/vendor/swagger-ui.css")
+        assert stylesheet.status == 200
+        assert stylesheet.headers["Content-Type"].startswith("text/css")
+        assert stylesheet.headers["Content-Security-Policy"] == page_policy
+    assert call(nginx, "/vendor/swagger-ui.css.map").status == 404
+
+
+def test_no_versions_in_the_server_header(nginx: NginxServer) -> None:
+    for path in ("/", "/chat/history", "/nope"):
+        assert call(nginx, path).headers.get_all("Server") == ["nginx"], path
+
+
 def test_cache_headers(nginx: NginxServer) -> None:
     assert call(nginx, "/app.js?v=0123456789").headers["Cache-Control"] == LONG_CACHE
     assert call(nginx, "/style.css?v=0123456789").headers["Cache-Control"] == LONG_CACHE

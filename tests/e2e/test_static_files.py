@@ -7,9 +7,17 @@ import json
 import re
 from html.parser import HTMLParser
 
+import pytest
+
 from tests.e2e.nginx import FRONTEND_DIR, TEMPLATE, TEMPLATE_VARIABLES, template_variables
 
-PAGE = FRONTEND_DIR / "frontend.html"
+# Each page and the versioned files it loads (vendor/ is not versioned: see below).
+PAGES = {
+    "frontend.html": {"app.js", "style.css", "favicon.svg"},
+    "docs.html": {"docs.js", "docs.css", "favicon.svg"},
+}
+# The modules each page loads itself; the others are imported from these.
+ENTRY_MODULES = {"app.js", "docs.js"}
 VERSIONED_URL = re.compile(r"""(?:src|href)="([\w.-]+)\?v=([0-9a-f]+)\"""")
 # The page's own ES modules (vendor/ holds the npm libraries, which are not ours).
 MODULES = sorted(path.name for path in FRONTEND_DIR.glob("*.js"))
@@ -22,18 +30,20 @@ def content_version(name: str) -> str:
     return hashlib.sha256((FRONTEND_DIR / name).read_bytes()).hexdigest()[:10]
 
 
-def test_asset_urls_carry_the_content_hash_of_their_file() -> None:
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_asset_urls_carry_the_content_hash_of_their_file(page: str) -> None:
     # NGINX caches ?v= URLs for a year, so a stale version would serve an old file.
-    page = PAGE.read_text()
-    found = VERSIONED_URL.findall(page)
-    assert {name for name, _ in found} == {"app.js", "style.css", "favicon.svg"}
+    found = VERSIONED_URL.findall((FRONTEND_DIR / page).read_text())
+    assert {name for name, _ in found} == PAGES[page]
     wrong = {f"{name}?v={v}": f"{name}?v={content_version(name)}" for name, v in found}
     wrong = {old: new for old, new in wrong.items() if old != new}
-    assert not wrong, f"update frontend/frontend.html: {wrong}"
+    assert not wrong, f"update frontend/{page}: {wrong}"
 
 
-def test_every_page_asset_is_versioned_or_not_cached() -> None:
-    """Every local URL in the page is versioned; only config.json (fetched) is not."""
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_page_asset_is_versioned_or_not_cached(page: str) -> None:
+    """Every local URL in a page is versioned, but the npm libraries in vendor/ (not in git,
+    so revalidated) and the links to other pages and the OpenAPI document."""
 
     class Urls(HTMLParser):
         def __init__(self) -> None:
@@ -44,12 +54,21 @@ def test_every_page_asset_is_versioned_or_not_cached() -> None:
             self.urls += [v for k, v in attrs if k in ("src", "href") and v and v[0] != "#"]
 
     parser = Urls()
-    parser.feed(PAGE.read_text())
+    parser.feed((FRONTEND_DIR / page).read_text())
     assert parser.urls
-    assert all(re.fullmatch(r"[\w.-]+\?v=[0-9a-f]{10}", url) for url in parser.urls), parser.urls
+    unversioned = {
+        "vendor/swagger-ui.css",
+        "vendor/swagger-ui-bundle.js",
+        "openapi.json",
+        "docs",
+        "./",
+    }
+    urls = [url for url in parser.urls if url not in unversioned]
+    assert all(re.fullmatch(r"[\w.-]+\?v=[0-9a-f]{10}", url) for url in urls), parser.urls
 
 
-def test_no_inline_script_style_or_handlers() -> None:
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_no_inline_script_style_or_handlers(page: str) -> None:
     """The CSP allows none of these; a static check names the culprit before the browser does."""
 
     class Inline(HTMLParser):
@@ -64,7 +83,7 @@ def test_no_inline_script_style_or_handlers() -> None:
             self.found += [f"{k}= on <{tag}>" for k in names if k == "style" or k.startswith("on")]
 
     parser = Inline()
-    parser.feed(PAGE.read_text())
+    parser.feed((FRONTEND_DIR / page).read_text())
     assert parser.found == []
 
 
@@ -87,15 +106,16 @@ def test_module_imports_carry_the_content_hash_of_their_file() -> None:
             if version != content_version(path):
                 wrong[f"{module}: {specifier}"] = f"./{path}?v={content_version(path)}"
     assert not wrong, f"update the imports: {wrong}"
-    # Every module is reached from the page, so each is covered by one of these checks.
-    assert imported | {"app.js"} == set(MODULES)
+    # Every module is reached from a page, so each is covered by one of these checks.
+    assert imported | ENTRY_MODULES == set(MODULES)
 
 
 def test_script_has_no_html_sinks() -> None:
     """User and AI text reach the page as text only (Trusted Types enforce it at run time).
 
     Replies become DOM nodes inside DOMPurify (a DocumentFragment comes back), so none of the
-    page's own modules parses HTML, makes a Trusted Types policy, or evaluates strings.
+    page's own modules parses HTML, makes a Trusted Types policy, or evaluates strings. The
+    API docs' docs.js is the one module that makes policies (see the next test).
     """
     sinks = [
         "innerHTML",
@@ -118,7 +138,18 @@ def test_script_has_no_html_sinks() -> None:
         for sink in sinks
         if sink in (FRONTEND_DIR / module).read_text()
     }
-    assert found == set()
+    assert found == {"docs.js: createPolicy"}
+
+
+def test_the_docs_make_only_the_policies_their_csp_allows() -> None:
+    """docs.js's policies: the default one, which sanitizes (and converts HTML only), and
+    its DOMPurify's own; Swagger UI's copy of DOMPurify makes "dompurify"."""
+    script = (FRONTEND_DIR / "docs.js").read_text()
+    made = re.findall(r'createPolicy\(\s*"([^"]+)"', script)
+    assert sorted(made) == ["default", "docs-dompurify"]
+    assert script.count("createPolicy(") == 2
+    assert "createScript:" not in script
+    assert "DOMPurify.sanitize(html" in script
 
 
 def test_config_ships_with_trace_links_hidden() -> None:

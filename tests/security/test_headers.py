@@ -27,6 +27,14 @@ EXPECTED = {
     ),
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+# The API docs' (Swagger UI's) policy: the page's, but data: images (Swagger UI's icons) and
+# the "default" and "docs-dompurify" Trusted Types policies of frontend/docs.js.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; require-trusted-types-for 'script'; "
+    "trusted-types default dompurify docs-dompurify"
+)
 
 
 @pytest.mark.parametrize("path", ["/", "/app.js", "/chat/history", "/no/such/page", "/healthz"])
@@ -37,10 +45,33 @@ def test_every_response_has_the_headers(start_service: StartService, path: str) 
         assert headers.get(name) == value, name
 
 
+@pytest.mark.parametrize("path", ["/docs", "/docs.html"])
+def test_the_api_docs_have_their_own_policy(start_service: StartService, path: str) -> None:
+    service = start_service(env={"CHAT_FRONTEND_DIR": str(REPO / "frontend")})
+    status, headers, _ = service.request("GET", path)
+    assert status == 200
+    assert headers["Content-Security-Policy"] == DOCS_POLICY
+    for name, value in EXPECTED.items():
+        if name != "Content-Security-Policy":
+            assert headers.get(name) == value, name
+
+
 def test_nginx_and_the_page_send_the_same_policy() -> None:
     template = (REPO / "frontend" / "nginx.conf.template").read_text()
     for name, value in EXPECTED.items():
-        assert f'add_header {name} "{value}" always;' in template, name
+        if name != "Content-Security-Policy":
+            assert f'add_header {name} "{value}" always;' in template, name
+    # The policy comes from a map on the URI: the page's by default, the docs' for the docs.
+    assert "add_header Content-Security-Policy $chat_content_security_policy always;" in template
+    policies = re.search(r"map \$uri \$chat_content_security_policy \{([^}]*)\}", template)
+    assert policies
+    entries = dict(re.findall(r'^\s*(\S+)\s+"([^"]*)";$', policies.group(1), re.MULTILINE))
+    assert entries == {
+        "default": EXPECTED["Content-Security-Policy"],
+        "/docs": DOCS_POLICY,
+        "/docs.html": DOCS_POLICY,
+    }
+    assert "server_tokens off;" in template
     # The page's <meta> copy, for when it is opened from the service: the same policy,
     # less frame-ancestors, which only works as a header.
     page = (REPO / "frontend" / "frontend.html").read_text()

@@ -71,3 +71,43 @@ async def test_serves_the_vendored_libraries_and_not_npms_files(
         "/vendor/../package.json",
     ):
         assert (await client.get(path)).status == 404, path
+
+
+async def test_serves_the_api_docs_under_their_own_policy(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    folder = tmp_path / "frontend"
+    (folder / "vendor").mkdir(parents=True)
+    (folder / "frontend.html").write_text("<!doctype html><title>chat</title>")
+    (folder / "docs.html").write_text("<!doctype html><title>API</title>")
+    (folder / "vendor" / "swagger-ui.css").write_text("body {}")
+
+    client = await make_client(frontend_dir=folder)
+    page = await client.get("/")
+    page_policy = page.headers["Content-Security-Policy"]
+    assert "trusted-types dompurify" in page_policy
+    for path in ("/docs", "/docs.html"):
+        response = await client.get(path)
+        assert response.status == 200, path
+        assert "<title>API</title>" in await response.text()
+        policy = response.headers["Content-Security-Policy"]
+        assert policy != page_policy
+        assert "img-src 'self' data:;" in policy
+        assert policy.endswith(
+            "require-trusted-types-for 'script'; trusted-types default dompurify docs-dompurify"
+        )
+    stylesheet = await client.get("/vendor/swagger-ui.css")
+    assert stylesheet.status == 200
+    assert stylesheet.content_type == "text/css"
+    assert stylesheet.headers["Content-Security-Policy"] == page_policy
+    assert (await client.get("/docs/")).status == 404
+
+
+async def test_no_docs_without_their_page(make_client: MakeClient, tmp_path: Path) -> None:
+    folder = tmp_path / "frontend"
+    folder.mkdir()
+    (folder / "frontend.html").write_text("<!doctype html>")
+    client = await make_client(frontend_dir=folder)
+    response = await client.get("/docs")
+    assert response.status == 404
+    assert (await response.json())["status"] == "error"
