@@ -3,6 +3,10 @@
 Settings come from CHAT_* variables; ``--host``, ``--port`` and ``--db`` override them.
 Any start-up failure (bad setting, unopenable database, port in use) prints one line on
 stderr and exits non-zero, never a traceback.
+
+The port is bound before anything else starts: a port in use fails at once, before a
+database is created or migrated, and clients that connect while start-up runs (a migration,
+a database still coming up) wait in the listen backlog instead of being refused.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import argparse
 import gc
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +37,8 @@ log = logging.getLogger("chat_service")
 
 EXIT_CONFIG = 2
 EXIT_STARTUP = 1
+# Connections the kernel holds while nobody accepts them yet (aiohttp's default).
+BACKLOG = 128
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -62,6 +69,28 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     return settings.replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets listening on every address ``host`` resolves to, as asyncio would bind them."""
+    addresses = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -86,26 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     try:
-        web.run_app(
-            create_app(settings, metrics=metrics, tracing=tracing),
-            host=settings.host,
-            port=settings.port,
-            shutdown_timeout=settings.shutdown_timeout_s,
-            # A client that closes its connection cancels its request: a reply being
-            # generated for it stops at once (see api/streaming.py).
-            handler_cancellation=True,
-            access_log_class=JsonAccessLogger,
-            access_log=logging.getLogger(ACCESS_LOGGER),
-            print=lambda _: log.info(
-                "serving on http://%s:%d",
-                settings.host,
-                settings.port,
-                extra={"version": __version__},
-            ),
-        )
-    except StoreOpenError as exc:
-        print(f"chat-service: {exc}", file=sys.stderr)
-        return EXIT_STARTUP
+        sockets = listen(settings.host, settings.port)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         print(
@@ -113,6 +123,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_STARTUP
+    port = sockets[0].getsockname()[1]  # the one the system chose, for port 0
+    try:
+        web.run_app(
+            create_app(settings, metrics=metrics, tracing=tracing),
+            sock=sockets,
+            shutdown_timeout=settings.shutdown_timeout_s,
+            # A client that closes its connection cancels its request: a reply being
+            # generated for it stops at once (see api/streaming.py).
+            handler_cancellation=True,
+            access_log_class=JsonAccessLogger,
+            access_log=logging.getLogger(ACCESS_LOGGER),
+            print=lambda _: log.info(
+                "serving on http://%s:%d", settings.host, port, extra={"version": __version__}
+            ),
+        )
+    except StoreOpenError as exc:
+        print(f"chat-service: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    finally:
+        for sock in sockets:
+            sock.close()
     log.info("stopped")
     return 0
 

@@ -14,6 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
+
+from chat_service.identity.api_keys import ApiKeys
 
 ASSISTANTS = ("dummy", "openai")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -62,6 +65,9 @@ class Settings:
     rate_limit_rps: float = 20.0
     rate_limit_burst: int = 40
     trusted_proxies: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -117,10 +123,18 @@ class Settings:
             not self.metrics_require_key or bool(self.api_keys),
             "CHAT_METRICS_REQUIRE_KEY needs CHAT_API_KEYS or CHAT_API_KEYS_FILE",
         )
-        for key in self.api_keys:
+        try:
+            ApiKeys(self.api_keys)
+        except ValueError as exc:
+            raise ConfigError(f"CHAT_API_KEYS: {exc}") from None
+        _require(
+            (self.oidc_issuer is None) == (self.oidc_audience is None),
+            "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE go together: set both or neither",
+        )
+        if self.oidc_issuer is not None:
             _require(
-                len(key) >= 16 and key.isprintable() and " " not in key,
-                "API keys must be at least 16 printable characters without spaces",
+                self.oidc_issuer.startswith(("https://", "http://")),
+                "CHAT_OIDC_ISSUER must be an https:// URL (http:// only for local issuers)",
             )
         for proxy in self.trusted_proxies:
             try:
@@ -129,6 +143,7 @@ class Settings:
                 raise ConfigError(
                     f"CHAT_TRUSTED_PROXIES has an invalid address or network: {proxy!r}"
                 ) from None
+        _check_cors_origins(self.cors_origins)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -185,6 +200,9 @@ class Settings:
             rate_limit_rps=read("CHAT_RATE_LIMIT_RPS", float, defaults.rate_limit_rps),
             rate_limit_burst=read("CHAT_RATE_LIMIT_BURST", int, defaults.rate_limit_burst),
             trusted_proxies=read("CHAT_TRUSTED_PROXIES", _split_list, defaults.trusted_proxies),
+            cors_origins=read("CHAT_CORS_ORIGINS", _split_list, defaults.cors_origins),
+            oidc_issuer=environ.get("CHAT_OIDC_ISSUER", "").strip() or None,
+            oidc_audience=environ.get("CHAT_OIDC_AUDIENCE", "").strip() or None,
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -200,8 +218,52 @@ def _split_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _check_cors_origins(origins: tuple[str, ...]) -> None:
+    """Each entry is compared with the browser's ``Origin`` header as it is, so it must be
+    written as browsers send it; ``*`` (every origin) only alone, where others add nothing."""
+    if "*" in origins:
+        _require(
+            origins == ("*",), "CHAT_CORS_ORIGINS: '*' allows every origin; list nothing beside it"
+        )
+        return
+    for origin in origins:
+        expected = serialized_origin(origin)
+        if origin != expected:
+            hint = f"; did you mean {expected!r}?" if expected else ""
+            raise ConfigError(
+                f"CHAT_CORS_ORIGINS: {origin!r} is not an origin as browsers send it "
+                f"(http(s)://host[:port], no path, no default port){hint}"
+            )
+
+
+def serialized_origin(value: str) -> str | None:
+    """``value`` as a browser serializes an origin (lowercase scheme and host, no default
+    port, nothing after the port), or None if it is no http(s) origin at all."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if (
+        parts.scheme not in ("http", "https")
+        or not host
+        or "@" in parts.netloc
+        or parts.path not in ("", "/")
+        or "?" in value
+        or "#" in value
+    ):
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = 80 if parts.scheme == "http" else 443
+    suffix = f":{port}" if port is not None and port != default_port else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
 def _read_api_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """CHAT_API_KEYS (comma-separated) plus CHAT_API_KEYS_FILE (one per line, # comments)."""
+    """CHAT_API_KEYS (comma-separated) plus CHAT_API_KEYS_FILE (one per line, # comments);
+    each entry a key or ``name:key``."""
     keys = list(_split_list(environ.get("CHAT_API_KEYS", "")))
     if file_name := environ.get("CHAT_API_KEYS_FILE", "").strip():
         try:

@@ -15,8 +15,11 @@ from chat_service.telemetry.metrics import Metrics
 
 @dataclass
 class Lifecycle:
-    """Where the process is in its life; ``draining`` once a stop signal arrived."""
+    """Where the process is in its life: ``started`` once start-up opened every resource
+    (the port is bound before, so requests are being served), ``draining`` once a stop
+    signal arrived."""
 
+    started: bool = False
     draining: bool = False
 
 

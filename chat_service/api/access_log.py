@@ -14,6 +14,9 @@ from typing import Any, ClassVar
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from chat_service.api.errors import REQUEST_ERROR
+from chat_service.api.identity import PRINCIPAL
+from chat_service.api.request_id import REQUEST_ID
 from chat_service.telemetry.context import SpanIds
 from chat_service.telemetry.log_output import LineOutput
 from chat_service.telemetry.logs import json_line
@@ -49,8 +52,12 @@ class JsonAccessLogger(AbstractAccessLogger):
             "remote": request.remote,
             "user_agent": request.headers.get("User-Agent"),
         }
-        if request_id := request.headers.get("X-Request-ID"):
+        if (request_id := request.get(REQUEST_ID)) is not None:
             fields["request_id"] = request_id
+        if (error := request.get(REQUEST_ERROR)) is not None:
+            fields["error"] = error
+        if (principal := request.get(PRINCIPAL)) is not None and principal.namespace:
+            fields["principal"] = principal.namespace  # a name or a key's digest: no secret
         if (ids := request.get(REQUEST_TRACE_IDS)) is not None:
             fields["trace_id"], fields["span_id"] = ids.trace_id, ids.span_id
         if (event := request.get(EVENT_FIELDS)) is not None:

@@ -26,6 +26,9 @@ _REASONS = {
 
 
 CLIENT_CLOSED_REQUEST = 499
+# Why a request failed: the message of its error response (never the request's body), for
+# its access-log line.
+REQUEST_ERROR = web.RequestKey("error", str)
 
 
 class ApiError(Exception):
@@ -47,13 +50,21 @@ def error_response(
     return json_response({"status": "error", "message": message}, status=status, headers=headers)
 
 
+def refuse(
+    request: web.Request, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """The error response for ``request``, whose access-log line then says why (``error``)."""
+    request[REQUEST_ERROR] = message
+    return error_response(status, message, headers)
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every error raised below into the contract's JSON error shape."""
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.headers)
+        return refuse(request, exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -63,14 +74,14 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         message = _REASONS.get(exc.status, exc.reason + ".")
         if exc.status == 413:
             message = f"Request body is larger than {request.client_max_size} bytes."
-        return error_response(exc.status, message, headers)
+        return refuse(request, exc.status, message, headers)
     except ConnectionResetError:
         # The client went away mid-request (aiohttp's read raises this): nothing to answer
         # and nothing wrong with the service. 499 as NGINX records it, for the access log.
         log.info("client closed the connection during %s %s", request.method, request.path)
-        return error_response(CLIENT_CLOSED_REQUEST, "Client closed the request.")
+        return refuse(request, CLIENT_CLOSED_REQUEST, "Client closed the request.")
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "Internal server error.")
+        return refuse(request, 500, "Internal server error.")

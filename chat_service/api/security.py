@@ -7,7 +7,7 @@ strict as the stack: no inline script or style, Trusted Types, no framing, no sn
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -38,9 +38,14 @@ SECURITY_HEADERS = {
     ),
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+# Instead of aiohttp's "Python/3.x aiohttp/3.x": versions tell an attacker which known flaws
+# to try. (NGINX sends "nginx" alone, with server_tokens off, in front of it.)
+SERVER = "chat-service"
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: runs for every response, errors and static files included."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    # aiohttp sets its own only where none is set, after this hook.
+    response.headers[hdrs.SERVER] = SERVER

@@ -1,9 +1,10 @@
 """Per-request telemetry: trace ids, RED metrics, the ``traceresponse`` header.
 
-One middleware, outermost of ours, and a response-prepare hook for the header (so streamed
-responses, whose headers leave before the handler returns, carry it too). When spans are
-exported the middleware runs inside the server span of the aiohttp-server instrumentation
-(whose middleware is outermost of all) and reads its ids. When nothing is exported the
+One middleware, outermost of ours but CORS's (whose preflights it does not see), and a
+response-prepare hook for the header (so streamed responses, whose headers leave before the
+handler returns, carry it too). When spans are exported the middleware runs inside the
+server span of the aiohttp-server instrumentation (whose middleware is outermost of all),
+reads its ids and names the request's X-Request-ID on it. When nothing is exported the
 instrumentation is not installed (its per-request attribute work would be for nobody) and
 this middleware continues the caller's trace itself, with a non-recording span: logs and
 ``traceresponse`` still carry the ids, at a fraction of the cost (bench/README.md).
@@ -24,10 +25,14 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from chat_service.api.access_log import REQUEST_ROUTE, REQUEST_TRACE_IDS
 from chat_service.api.errors import CLIENT_CLOSED_REQUEST, error_response
+from chat_service.api.request_id import request_id
 from chat_service.telemetry.context import active, span_ids
 from chat_service.telemetry.metrics import UNMATCHED_ROUTE, Metrics, bounded_method
 
 TRACERESPONSE = "traceresponse"
+# The request's X-Request-ID on its span, to find a trace from a caller's id. The conventions
+# have no name for it (http.request.header.* would claim the caller sent it).
+REQUEST_ID_ATTRIBUTE = "chat_service.request_id"
 
 
 def route_template(request: web.Request) -> str:
@@ -100,6 +105,7 @@ def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middlewa
             token = otel_context.attach(request_context)
         else:
             span = active()  # the instrumentation's server span
+            trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request_id(request))
         ids = span_ids(span)
         if ids is not None:
             request[REQUEST_TRACE_IDS] = ids

@@ -69,3 +69,26 @@ def test_an_error_is_logged_once_with_its_exception(start_service: StartService)
     assert errors[0]["message"] == "failed to fetch chat history"
     assert "no such table" in errors[0]["exc_info"]
     assert errors[0]["trace_id"] == headers["traceresponse"].split("-")[1]
+
+
+def test_a_refused_request_says_why_under_its_request_id(start_service: StartService) -> None:
+    service = start_service()
+    status, headers, _ = service.request(
+        "POST", "/chat/message", {"message": SECRET + " "}, headers={"X-Request-ID": "bug-7"}
+    )
+    assert (status, headers["X-Request-ID"]) == (200, "bug-7")
+    status, _, _ = service.request("POST", "/chat/message", {"message": " "})
+    assert status == 400
+    _, made_up, _ = service.request("GET", "/chat/history")
+    service.stop()
+
+    records = [json.loads(line) for line in service.stdout().splitlines()]
+    access = [r for r in records if r["logger"] == "chat_service.access"]
+    stored, refused, history = [r for r in access if r["path"].startswith("/chat/")]
+    assert stored["request_id"] == "bug-7"
+    assert "error" not in stored
+    assert refused["status"] == 400
+    assert refused["error"] == "Field 'message' must not be blank."
+    assert re.fullmatch(r"[0-9a-f]{32}", refused["request_id"])
+    assert history["request_id"] == made_up["X-Request-ID"]
+    assert SECRET not in service.stdout(), "the error says why, without the body"

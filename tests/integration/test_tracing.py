@@ -50,6 +50,8 @@ def test_one_post_exports_a_connected_trace(start_service: StartService, protoco
     assert server.kind == "SPAN_KIND_SERVER"
     assert server.attributes["http.route"] == "/chat/message"
     assert server.attributes["http.response.status_code"] == 200
+    # The made-up X-Request-ID finds the trace too.
+    assert server.attributes["chat_service.request_id"] == headers["X-Request-ID"]
     assert server.resource["service.name"] == "chat-service"
     assert server.resource["service.version"]
     version, trace_id, span_id, flags = headers["traceresponse"].split("-")

@@ -23,6 +23,8 @@ from chat_service.api.access_log import (
     REQUEST_TRACE_IDS,
     JsonAccessLogger,
 )
+from chat_service.api.errors import REQUEST_ERROR
+from chat_service.api.request_id import request_id
 from chat_service.telemetry.context import SpanIds
 from chat_service.telemetry.log_output import LineHandler, LineOutput
 from chat_service.telemetry.logs import TraceJsonFormatter
@@ -96,7 +98,9 @@ def a_request(path: str = "/chat/message", **headers: str) -> web.Request:
 async def test_access_line_has_the_shape_of_every_log_line(
     access_logger: JsonAccessLogger, raw: RecordingRaw
 ) -> None:
-    access_logger.log(a_request(**{"X-Request-ID": "r-1"}), web.Response(status=201), 0.0123456)
+    request = a_request(**{"X-Request-ID": "r-1"})
+    request_id(request)  # what preparing the response does
+    access_logger.log(request, web.Response(status=201), 0.0123456)
     await asyncio.sleep(0)  # the flush runs on the next turn of the loop
     (line,) = raw.lines()
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
@@ -124,6 +128,17 @@ async def test_access_line_has_the_shape_of_every_log_line(
     assert line["request_id"] == "r-1"
     assert (line["trace_id"], line["span_id"]) == (IDS.trace_id, IDS.span_id)
     assert (line["conversation_id"], line["turn"]) == ("c1", 2)
+    assert "error" not in line
+
+
+async def test_an_error_line_says_why(access_logger: JsonAccessLogger, raw: RecordingRaw) -> None:
+    request = a_request()
+    request[REQUEST_ERROR] = "Field 'message' must not be blank."
+    access_logger.log(request, web.Response(status=400), 0.001)
+    await asyncio.sleep(0)
+    (line,) = raw.lines()
+    assert line["status"] == 400
+    assert line["error"] == "Field 'message' must not be blank."
 
 
 async def test_lines_of_one_loop_turn_leave_in_one_write(

@@ -178,3 +178,36 @@ def test_the_database_url_can_come_from_a_file(tmp_path: Path) -> None:
     assert settings.database_url == "postgresql://chat:pw@db/chat"
     env = {"CHAT_DATABASE_URL": "postgresql://env/db", "CHAT_DATABASE_URL_FILE": str(url_file)}
     assert Settings.from_env(env).database_url == "postgresql://env/db", "the variable wins"
+
+
+def test_cors_origins() -> None:
+    assert Settings.from_env({}).cors_origins == (), "no other origin unless listed"
+    listed = "https://app.example, http://localhost:8080,http://[::1]:3000"
+    assert Settings.from_env({"CHAT_CORS_ORIGINS": listed}).cors_origins == (
+        "https://app.example",
+        "http://localhost:8080",
+        "http://[::1]:3000",
+    )
+    assert Settings.from_env({"CHAT_CORS_ORIGINS": " * "}).cors_origins == ("*",)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("https://app.example/", "did you mean 'https://app.example'"),
+        ("https://App.Example", "did you mean 'https://app.example'"),
+        ("https://app.example:443", "did you mean 'https://app.example'"),
+        ("http://app.example:80", "did you mean 'http://app.example'"),
+        ("https://app.example/chat", "'https://app.example/chat' is not an origin"),
+        ("https://app.example?x=1", "is not an origin as browsers send it"),
+        ("https://user@app.example", "is not an origin as browsers send it"),
+        ("app.example", "'app.example' is not an origin"),
+        ("ftp://app.example", "is not an origin"),
+        ("https://app.example:99999", "is not an origin"),
+        ("*, https://app.example", "'*' allows every origin; list nothing beside it"),
+    ],
+)
+def test_cors_origins_must_be_written_as_browsers_send_them(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match="CHAT_CORS_ORIGINS") as error:
+        Settings.from_env({"CHAT_CORS_ORIGINS": value})
+    assert message in str(error.value)
