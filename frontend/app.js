@@ -1,6 +1,7 @@
-// The chat page: history, streamed replies with Stop, errors with retry, connection state, and
-// live updates: exchanges committed elsewhere (another tab or device, any replica, any client)
-// appear as they are committed.
+// The chat page: history, streamed replies with Stop, errors with retry, connection state, live
+// updates (exchanges committed elsewhere, by another tab or device, any replica, any client,
+// appear as they are committed), and the reader's conversations (sidebar.js): the one shown is
+// in the URL (?c=<id>; none is the service's "default"), so reload, back and forward keep it.
 //
 // An ES module (strict mode by definition), no framework, no build step. User text goes into
 // the page through textContent / text nodes only; assistant replies are rendered as sanitized
@@ -12,6 +13,7 @@
 // tests/e2e/test_static_files.py), so NGINX may let browsers cache them for good.
 import { loadMarkdown } from "./markdown.js?v=65e0c4b3ec";
 import { readEvents } from "./sse.js?v=440dd6f5d3";
+import { Sidebar } from "./sidebar.js?v=f3124116a5";
 
 const HISTORY_PAGE_SIZE = 50;
 const HISTORY_TIMEOUT_MS = 15_000;
@@ -30,9 +32,11 @@ const UNSETTLED_MESSAGES =
   ".message--failed, .message--pending, .message--thinking, .message--streaming";
 const SETTLED_MESSAGES = `.message:not(${UNSETTLED_MESSAGES})`;
 const TRACERESPONSE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
-// The conversation the page shows. Its other requests leave conversation_id out and get the
-// service's default, which is this one.
-const CONVERSATION_ID = "default";
+// The conversation a URL without ?c= shows: the service's own default, the one clients that
+// name no conversation write to.
+const DEFAULT_CONVERSATION = "default";
+// A conversation id as the service accepts it.
+const CONVERSATION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 // An exchange's id (its history cursor), as the service writes it: up to 18 digits, more than
 // a Number holds exactly, so ids stay strings and are compared as BigInts.
 const EXCHANGE_ID = /^[0-9]{1,18}$/;
@@ -63,6 +67,10 @@ const ui = {
 
 const state = {
   jaegerBaseUrl: "",
+  // The conversation shown. Each switch starts a new generation: answers that arrive for an
+  // earlier one (a history page, a reply still streaming) no longer touch the page.
+  conversationId: DEFAULT_CONVERSATION,
+  generation: 0,
   historyLoaded: false,
   nextPage: null, // URL of the next older history page, from the Link header
   loadingEarlier: false,
@@ -74,28 +82,37 @@ const state = {
   reconnectAttempt: 0,
   renderMarkdown: null, // text -> DocumentFragment, once markdown.js has its libraries
   reply: null, // the reply being streamed: { controller, stopped, text }
-  live: {
+  live: newLive(),
+  sidebar: null, // the conversations (sidebar.js)
+};
+
+// What the page knows of the live stream of the conversation shown.
+function newLive() {
+  return {
     source: null, // the EventSource on chat/events, once the history has loaded
     opened: false, // the stream worked at least once (the service has it)
     after: null, // the id the stream resumes after when the page opens it again
     retry: 0,
+    retryTimer: 0,
     known: new Set(), // ids of the exchanges the page shows
     replayed: [], // shown history exchanges still waiting for their id (see followConversation)
     held: [], // events that may be this page's own message, while it is being answered
     unconfirmed: [], // this page's exchanges shown without an id: stopped replies, JSON answers
     batch: { count: 0, last: "", timer: 0 }, // announcements of messages from elsewhere
-  },
-};
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the service
 
-// `unreachable`: no answer from the service itself (network error, or 502/503/504 from NGINX).
+// `unreachable`: no answer from the service itself (network error, or 502/503/504 from NGINX);
+// `status`: the HTTP status of an error answer.
 class ApiError extends Error {
-  constructor(message, { unreachable = false } = {}) {
+  constructor(message, { unreachable = false, status = 0 } = {}) {
     super(message);
     this.name = "ApiError";
     this.unreachable = unreachable;
+    this.status = status;
   }
 }
 
@@ -119,6 +136,7 @@ async function callApi(url, init, timeoutMs) {
   if (!response.ok) {
     throw new ApiError(errorMessage(response, body), {
       unreachable: UNAVAILABLE_STATUSES.has(response.status),
+      status: response.status,
     });
   }
   setConnection("online");
@@ -376,12 +394,14 @@ function onScroll() {
 
 async function loadLatest() {
   clearHistoryNotice();
+  const generation = state.generation;
   try {
-    const { response, body } = await callApi(
-      `chat/history?limit=${HISTORY_PAGE_SIZE}`,
-      {},
-      HISTORY_TIMEOUT_MS,
-    );
+    const params = new URLSearchParams({
+      conversation_id: state.conversationId,
+      limit: HISTORY_PAGE_SIZE,
+    });
+    const { response, body } = await callApi(`chat/history?${params}`, {}, HISTORY_TIMEOUT_MS);
+    if (generation !== state.generation) return; // another conversation is shown now
     if (!isExchangeList(body)) throw new ApiError("The history came in an unknown format.");
     // On a retry, messages sent meanwhile are part of this history now; unsent and pending
     // ones are not, and stay after it.
@@ -394,11 +414,15 @@ async function loadLatest() {
     updateEmptyState();
     scrollToBottom();
     watchTopOfHistory();
+    // The list of chats, once the service has answered (not while it is away: a page opened
+    // during an outage asks once, for the history, and its Retry brings both).
+    if (!state.sidebar.loaded) state.sidebar.load();
     followConversation(
       replayStart(response),
       body.map((exchange, index) => ({ ...exchange, item: userItems[index] })),
     );
   } catch (error) {
+    if (generation !== state.generation) return;
     reportFailure(error);
     showHistoryNotice(`Couldn't load the conversation. ${error.message}`, loadLatest);
   }
@@ -412,8 +436,10 @@ async function loadEarlier({ automatic = false } = {}) {
   ui.loadEarlier.disabled = true;
   ui.loadEarlier.textContent = "Loading earlier messages…";
   clearHistoryNotice();
+  const generation = state.generation;
   try {
     const { response, body } = await callApi(state.nextPage, {}, HISTORY_TIMEOUT_MS);
+    if (generation !== state.generation) return; // another conversation is shown now
     if (!isExchangeList(body)) throw new ApiError("The history came in an unknown format.");
     // Keep what the reader is looking at in place while older messages appear above it.
     const fromBottom = ui.log.scrollHeight - ui.log.scrollTop;
@@ -422,13 +448,16 @@ async function loadEarlier({ automatic = false } = {}) {
     state.earlierFailed = false;
     setNextPage(nextLink(response));
   } catch (error) {
+    if (generation !== state.generation) return;
     reportFailure(error);
     state.earlierFailed = true;
     showHistoryNotice(`Couldn't load earlier messages. ${error.message}`, () => loadEarlier());
   } finally {
-    state.loadingEarlier = false;
-    ui.loadEarlier.disabled = false;
-    ui.loadEarlier.textContent = "Load earlier messages";
+    if (generation === state.generation) {
+      state.loadingEarlier = false;
+      ui.loadEarlier.disabled = false;
+      ui.loadEarlier.textContent = "Load earlier messages";
+    }
   }
 }
 
@@ -460,8 +489,14 @@ function watchTopOfHistory() {
 // ---------------------------------------------------------------------------------------------
 // Sending
 
+// A reply goes on streaming when the reader switches to another conversation meanwhile: the
+// service stores it whole, and it is there when they come back. From then on it no longer
+// touches the page (`shown()` is false).
 async function send(text) {
   if (state.pending) return;
+  const conversationId = state.conversationId;
+  const generation = state.generation;
+  const shown = () => generation === state.generation;
   const reply = { controller: new AbortController(), stopped: false, text };
   state.reply = reply;
   setPending(true);
@@ -472,8 +507,9 @@ async function send(text) {
   updateEmptyState();
   scrollToBottom(); // the reader just sent this, so they want to see it
   const streamed = { item: null, text: "", frame: 0 };
+  let stored = false; // the exchange is in the conversation now
   try {
-    const response = await startReply(text, reply.controller);
+    const response = await startReply(text, conversationId, reply.controller);
     const traceId = traceIdOf(response);
     const showPiece = (piece) => {
       if (!streamed.item) {
@@ -491,12 +527,18 @@ async function send(text) {
     if (!streamed.item) thinking.replaceWith(item);
     item.classList.remove("message--streaming");
     setText(item, "ai", whole);
+    stored = true;
+    if (!shown()) return;
     ownExchange(id, { user: text, shown: whole, userItem, aiItem: item });
     announce(`Assistant: ${shownText(item)}`);
     followOrNotify();
   } catch (error) {
     cancelAnimationFrame(streamed.frame);
     thinking.remove();
+    // Stopped, the part sent is stored. (Cut off, it may be too, but the service may be away:
+    // the list learns of it later.)
+    stored = Boolean(streamed.item) && reply.stopped;
+    if (!shown()) return;
     if (streamed.item && (reply.stopped || error.cutOff)) {
       // The service stores what it sent when a stream ends early: keep it, as it will be.
       if (error.cutOff) reportFailure(error);
@@ -513,21 +555,25 @@ async function send(text) {
       );
     }
   } finally {
-    state.reply = null;
-    setPending(false);
-    releaseHeld();
+    if (shown()) {
+      state.reply = null;
+      setPending(false);
+      releaseHeld();
+    }
+    // Its place in the list (first), and the title the service gave a new conversation.
+    if (stored) state.sidebar.touched(conversationId);
   }
 }
 
 // POST the message asking for a stream; resolves once the reply has started (or failed).
-async function startReply(text, controller) {
+async function startReply(text, conversationId, controller) {
   const timer = setTimeout(() => controller.abort(new DOMException("", "TimeoutError")), SEND_TIMEOUT_MS);
   let response;
   try {
     response = await fetch("chat/message", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify({ message: text }),
+      body: JSON.stringify({ message: text, conversation_id: conversationId }),
       signal: controller.signal,
     });
   } catch (error) {
@@ -706,7 +752,7 @@ function followConversation(after, shown) {
 
 function openStream() {
   const live = state.live;
-  const params = new URLSearchParams({ conversation_id: CONVERSATION_ID });
+  const params = new URLSearchParams({ conversation_id: state.conversationId });
   if (live.after !== null) params.set("last_event_id", live.after);
   const source = new EventSource(`chat/events?${params}`);
   live.source = source;
@@ -718,14 +764,26 @@ function openStream() {
   source.addEventListener("error", () => {
     // Reconnecting by itself (CONNECTING) needs no help. A service that never streamed (an
     // older one, without chat/events) is left alone: the page works as it did before.
-    if (source.readyState !== EventSource.CLOSED || !live.opened) return;
+    if (source.readyState !== EventSource.CLOSED || !live.opened || source !== live.source) {
+      return;
+    }
     const delays = LIVE_RETRY_DELAYS_MS;
-    setTimeout(openStream, delays[Math.min(live.retry, delays.length - 1)]);
+    live.retryTimer = setTimeout(openStream, delays[Math.min(live.retry, delays.length - 1)]);
     live.retry += 1;
   });
 }
 
+// The conversation shown changes: its stream, timers and announcements go with it.
+function stopFollowing() {
+  const live = state.live;
+  live.source?.close();
+  clearTimeout(live.retryTimer);
+  clearTimeout(live.batch.timer);
+  state.live = newLive();
+}
+
 function onExchange(event) {
+  if (event.target !== state.live.source) return;
   const id = exchangeId(event.lastEventId);
   const data = parseJson(event.data);
   if (id === null || typeof data?.user !== "string" || typeof data.AI !== "string") return;
@@ -818,6 +876,8 @@ function showFromElsewhere(exchange) {
   updateEmptyState();
   followOrNotify();
   announceFromElsewhere(userItem, aiItem);
+  // The conversation moved to the top of the list; a first message also gave it a title.
+  state.sidebar.touched(state.conversationId);
 }
 
 function announceFromElsewhere(userItem, aiItem) {
@@ -836,6 +896,86 @@ function announceFromElsewhere(userItem, aiItem) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Conversations: which one is shown, and the URL that says so
+
+// The conversation a URL names: ?c=<id>, else the default. `valid` is false for an id the
+// service would refuse; the page then shows the default and says so in the URL.
+function conversationInUrl() {
+  const id = new URLSearchParams(location.search).get("c");
+  if (id === null || id === DEFAULT_CONVERSATION) return { id: DEFAULT_CONVERSATION, valid: true };
+  return CONVERSATION_ID.test(id) ? { id, valid: true } : { id: DEFAULT_CONVERSATION, valid: false };
+}
+
+function urlFor(id) {
+  if (id === DEFAULT_CONVERSATION) return location.pathname;
+  return `${location.pathname}?${new URLSearchParams({ c: id })}`;
+}
+
+// Show another conversation: its history, its live stream, its place in the sidebar.
+// `history`: "push" (the reader chose it: a new entry), "replace" or "none" (back/forward).
+function openConversation(id, { history = "push" } = {}) {
+  if (history === "push") window.history.pushState({ c: id }, "", urlFor(id));
+  else if (history === "replace") window.history.replaceState({ c: id }, "", urlFor(id));
+  state.sidebar?.setCurrent(id);
+  if (id === state.conversationId && state.historyLoaded) return;
+  stopFollowing();
+  state.generation += 1;
+  state.conversationId = id;
+  // A reply still streaming belongs to the conversation left behind (see send).
+  state.reply = null;
+  if (state.pending) setPending(false);
+  state.historyLoaded = false;
+  state.loadingEarlier = false;
+  state.earlierFailed = false;
+  ui.loadEarlier.disabled = false;
+  ui.loadEarlier.textContent = "Load earlier messages";
+  setNextPage(null);
+  clearHistoryNotice();
+  ui.messages.replaceChildren();
+  updateEmptyState();
+  scrollToBottom();
+  loadLatest();
+}
+
+// The reader chose a conversation in the sidebar.
+function selectConversation(id) {
+  if (id !== state.conversationId) openConversation(id);
+  state.sidebar.closeDrawer();
+}
+
+// New chat: a new conversation on the service, shown at once. The one shown is reused when it
+// is a new chat itself, still empty, so that pressing it twice makes one chat, not two.
+async function newChat() {
+  const sidebar = state.sidebar;
+  const empty = state.historyLoaded && !state.pending && ui.messages.childElementCount === 0;
+  if (empty && sidebar.isFresh(state.conversationId)) {
+    sidebar.closeDrawer({ restoreFocus: false });
+    ui.input.focus();
+    return;
+  }
+  const id = await sidebar.create();
+  if (id === null) return;
+  openConversation(id);
+  sidebar.closeDrawer({ restoreFocus: false });
+  ui.input.focus();
+  announce("New chat");
+}
+
+// A conversation was deleted: when it is the one shown, the page moves to its neighbour in the
+// list, or to a new chat when it was the last.
+async function onConversationDeleted(id, neighbour) {
+  if (id !== state.conversationId) return;
+  if (neighbour !== null) openConversation(neighbour, { history: "replace" });
+  else await newChat();
+}
+
+function onHistoryMove() {
+  state.sidebar.closeDrawer({ restoreFocus: false });
+  const { id, valid } = conversationInUrl();
+  openConversation(id, { history: valid ? "none" : "replace" });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Wiring
 
 function wire() {
@@ -851,7 +991,8 @@ function wire() {
   });
   ui.stop.addEventListener("click", stopReply);
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && state.reply) {
+    // While the drawer is open or a dialog asks, Escape closes that first.
+    if (event.key === "Escape" && state.reply && !state.sidebar.ownsEscape()) {
       event.preventDefault();
       stopReply();
     }
@@ -873,9 +1014,28 @@ function wire() {
       ui.input.focus();
     });
   }
+  state.sidebar = new Sidebar({
+    api: callApi,
+    nextLink,
+    errorNotice,
+    announce,
+    hrefFor: urlFor,
+    onSelect: selectConversation,
+    onNewChat: newChat,
+    onDeleted: onConversationDeleted,
+  });
+  window.addEventListener("popstate", onHistoryMove);
+  // Back in a tab left open: other tabs and devices may have changed the list meanwhile.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && state.sidebar.loaded) state.sidebar.load();
+  });
 }
 
 wire();
+const start = conversationInUrl();
+state.conversationId = start.id;
+state.sidebar.setCurrent(start.id);
+if (!start.valid) history.replaceState({ c: start.id }, "", urlFor(start.id));
 // Replies in the history render as Markdown too, so the libraries load first (they are local).
 await Promise.all([
   loadConfig(),

@@ -60,6 +60,8 @@ class ChatPage:
         self.page.goto(self.base_url + path)
         if online:
             expect(self.connection).to_have_text("Online")
+            # The list of chats, asked for once the history came: settled too.
+            expect(self.page.locator("#sidebar[data-state=loading]")).to_have_count(0)
         return self
 
     def user_texts(self) -> list[str]:
@@ -90,3 +92,41 @@ class ChatPage:
     def distance_from_bottom(self) -> float:
         m = self.scroll_metrics()
         return m["height"] - m["top"] - m["client"]
+
+
+@dataclass
+class Sidebar:
+    """The conversations sidebar (a drawer on narrow screens)."""
+
+    page: Page
+
+    @property
+    def nav(self) -> Locator:
+        return self.page.get_by_role("navigation", name="Chats")
+
+    @property
+    def new_chat(self) -> Locator:
+        return self.nav.get_by_role("button", name="New chat", exact=True)
+
+    @property
+    def toggle(self) -> Locator:
+        return self.page.get_by_role("button", name="Chats", exact=True)
+
+    @property
+    def items(self) -> Locator:
+        return self.nav.locator(".conversation")
+
+    @property
+    def current(self) -> Locator:
+        return self.nav.locator(".conversation__link[aria-current=page]")
+
+    def item(self, title: str) -> Locator:
+        """The list item whose link reads ``title`` exactly."""
+        return self.items.filter(has=self.page.get_by_role("link", name=title, exact=True))
+
+    def link(self, title: str) -> Locator:
+        return self.nav.get_by_role("link", name=title, exact=True)
+
+    def titles(self) -> list[str]:
+        titles: list[str] = self.nav.locator(".conversation__title").all_text_contents()
+        return titles
