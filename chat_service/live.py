@@ -36,7 +36,7 @@ class Follower:
     def __init__(self, conversation_id: str, after: int) -> None:
         self.conversation_id = conversation_id
         self.sent = after  # the id of the last exchange sent (or to resume after)
-        # None ends the stream (the service is stopping).
+        # None ends the stream (the service is stopping, or the conversation was deleted).
         self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue(QUEUE_SIZE)
         self.dropped = False
 
@@ -72,6 +72,7 @@ class LiveUpdates:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         store.add_change_listener(self.changed)
+        store.add_removal_listener(self.removed)
 
     @property
     def followers(self) -> int:
@@ -160,6 +161,13 @@ class LiveUpdates:
             log.warning("live updates could not read new exchanges", exc_info=True)
         finally:
             topic.refreshing = False
+
+    def removed(self, conversation_id: str) -> None:
+        """The store's removal listener: the conversation was deleted, so its streams end
+        (after what they hold); a client that reconnects follows the empty conversation."""
+        if (topic := self._topics.get(conversation_id)) is not None:
+            for follower in topic.followers:
+                follower.offer(None)
 
     def _forget(self, conversation_id: str, topic: _Topic) -> None:
         if not topic.followers and not topic.joining and self._topics.get(conversation_id) is topic:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chat_service.config import Settings
 from tests.support.binaries import in_ci
 from tests.support.model import ModelServer
 from tests.support.postgres import PostgresNotFound, PostgresServer, database_name
@@ -53,8 +54,14 @@ REQUIRED_LOG_KEYS = {"timestamp", "level", "logger", "message", "service"}
 
 
 def assert_json_lines(stdout: str) -> None:
-    """Every line a service printed on stdout is one JSON object with the common fields."""
-    for number, line in enumerate(stdout.splitlines(), 1):
+    """Every line a service printed on stdout is one JSON object with the common fields.
+
+    Lines end at "\n" only, as JSON Lines says: a logged path may hold U+2028 or U+0085,
+    which ``str.splitlines`` would take for line ends too."""
+    lines = stdout.split("\n")
+    if lines[-1] == "":  # what follows the last line end
+        lines.pop()
+    for number, line in enumerate(lines, 1):
         try:
             record = json.loads(line)
         except ValueError:
@@ -112,3 +119,13 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     yield url
     postgres_server.start()
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for each store in turn: SQLite in a temporary file, then a fresh PostgreSQL
+    database. A test module that must hold for both overrides ``settings`` with this."""
+    if request.param == "sqlite":
+        return Settings(db_path=tmp_path / "chat.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return Settings(db_path=tmp_path / "unused.db", database_url=url)

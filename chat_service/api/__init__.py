@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from chat_service.api import chat, docs, events, health
+from chat_service.api import chat, conversations, docs, events, health
 from chat_service.api.errors import json_errors
 from chat_service.api.frontend import add_frontend_routes
 from chat_service.api.telemetry import telemetry_middleware
@@ -16,6 +16,7 @@ def setup_routes(app: web.Application, settings: Settings, metrics: Metrics) -> 
     """Register the API routes, then the frontend (last, so the API always wins)."""
     chat.setup_chat(app)
     app.router.add_routes(events.routes)
+    app.router.add_routes(conversations.routes)
     app.router.add_routes(health.routes)
     app.router.add_routes(docs.routes)
     app.router.add_get("/metrics", metrics.handler())

@@ -15,6 +15,7 @@ from aiohttp import web
 from chat_service.api.access_log import REQUEST_TRACE_IDS
 from chat_service.api.errors import ApiError, error_response
 from chat_service.api.history_cache import HistoryCache
+from chat_service.api.identity import callers_conversation
 from chat_service.api.jsonio import json_response, raw_json_response
 from chat_service.api.replies import (
     ASSISTANT_FAILED,
@@ -46,7 +47,8 @@ def setup_chat(app: web.Application) -> None:
 async def get_history(request: web.Request) -> web.Response:
     query = parse_history_query(request.query)
     try:
-        rendered = await request.app[HISTORY_CACHE].page(query)
+        key = callers_conversation(request, query.conversation_id)
+        rendered = await request.app[HISTORY_CACHE].page(key, query)
     except StoreError:
         log.exception("failed to fetch chat history")
         return json_response({"message": "Failed to fetch chat history."}, status=500)
@@ -63,7 +65,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     ids = request.get(REQUEST_TRACE_IDS)
     trace_id = ids.trace_id if ids is not None else None
     try:
-        async with request.app[REPLIES].turn(new.conversation_id, new.text) as turn:
+        key = callers_conversation(request, new.conversation_id)
+        async with request.app[REPLIES].turn(key, new.text) as turn:
             if wants_event_stream(request):
                 return await stream_reply(request, turn, trace_id)
             return await plain_reply(request, turn, trace_id)

@@ -8,7 +8,8 @@ after that exchange, with no gap and no repeat (see chat_service/live.py).
 
 Validation errors, auth and rate limits answer plain JSON before the stream starts; so
 does a store that cannot say where the conversation stands (500). The stream ends when the
-follower falls too far behind or the service stops; clients reconnect.
+follower falls too far behind, the conversation is deleted or the service stops; clients
+reconnect.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from chat_service.api.errors import error_response
+from chat_service.api.identity import callers_conversation
 from chat_service.api.validation import parse_events_query
 from chat_service.keys import METRICS
 from chat_service.live import LiveUpdates
@@ -38,7 +40,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     query = parse_events_query(request.query, request.headers)
     live = request.app[LIVE_UPDATES]
     try:
-        async with live.follow(query.conversation_id, query.last_event_id) as exchanges:
+        key = callers_conversation(request, query.conversation_id)
+        async with live.follow(key, query.last_event_id) as exchanges:
             response = EventSourceResponse()
             await response.prepare(request)
             gauge = request.app[METRICS].event_subscriptions

@@ -85,6 +85,7 @@ class HistoryCache:
         self._filling: dict[tuple[str, int], asyncio.Future[_Entry]] = {}
         self._building: dict[tuple[str, int], asyncio.Future[bytes]] = {}
         store.add_commit_listener(self.committed)
+        store.add_removal_listener(self._drop)
 
     # -- what callers ask for -----------------------------------------------------------
 
@@ -98,9 +99,11 @@ class HistoryCache:
         newest = tuple(entry.newest)
         return newest[-count:] if count < len(newest) else newest
 
-    async def page(self, query: HistoryQuery) -> RenderedPage:
-        """``GET /chat/history``'s body and ``Link`` for ``query``. Raises StoreError."""
-        store, conversation_id, limit = self._store, query.conversation_id, query.limit
+    async def page(self, conversation_id: str, query: HistoryQuery) -> RenderedPage:
+        """``GET /chat/history``'s body and ``Link`` for ``query``, of the conversation the
+        store knows as ``conversation_id`` (the caller's, conversations.py). Raises
+        StoreError."""
+        store, limit = self._store, query.limit
         if query.before is not None or (limit is not None and limit > self.depth):
             if limit is None:
                 keys = (USER_KEY, AI_KEY)

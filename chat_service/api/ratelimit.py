@@ -1,28 +1,30 @@
-"""Per-client rate limiting of ``/chat/*`` with token buckets.
+"""Per-caller rate limiting of ``/chat/*`` with token buckets.
 
-A client is its API key when it presents a valid one, otherwise its address: the peer's,
-or the first untrusted one in X-Forwarded-For when the peer is a configured trusted proxy
-(CHAT_TRUSTED_PROXIES), so NGINX in front does not make every user one client while a
-direct caller cannot pick its own identity. Over the limit: 429, ``Retry-After``.
+A caller is its principal when it has one (an API key or a token's subject: identity.py),
+otherwise its address (identity.py's ``client_address``: NGINX in front does not make
+every user one caller, and a direct caller cannot pick its own). Every answer says where
+the caller stands with the IETF draft's ``RateLimit-Policy`` and ``RateLimit`` fields
+(draft-ietf-httpapi-ratelimit-headers); over the limit: 429 and ``Retry-After``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from chat_service.api.auth import ApiKeys
 from chat_service.api.errors import ApiError
+from chat_service.api.identity import CLIENT_ADDRESS, PRINCIPAL
+from chat_service.identity.principal import ANONYMOUS
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+POLICY = "per-caller"  # the policy's name in RateLimit-Policy and RateLimit
 MAX_TRACKED_CLIENTS = 100_000
+RATE_LIMIT_HEADERS = web.RequestKey("rate_limit_headers", dict[str, str])
 
 
 @dataclass(slots=True)
@@ -66,59 +68,47 @@ class TokenBuckets:
             return 0.0
         return (1 - bucket.tokens) / self.rate
 
-
-def parse_networks(values: Sequence[str]) -> tuple[IpNetwork, ...]:
-    """CIDRs or bare addresses; raises ValueError on anything else."""
-    return tuple(
-        ipaddress.ip_network(value.strip(), strict=False) for value in values if value.strip()
-    )
-
-
-def client_address(request: web.Request, trusted: tuple[IpNetwork, ...]) -> str:
-    """The peer; when the peer is a trusted proxy, the address that proxy saw.
-
-    A proxy vouches only for the entry it appended itself, the last one of X-Forwarded-For
-    (NGINX's ``$proxy_add_x_forwarded_for``); everything left of it was written by the
-    client. One hop, as NGINX's ``real_ip_recursive off``: a client on a private network
-    behind the proxy is still told apart, and cannot borrow an identity.
-    """
-    peer = request.remote or "unknown"
-    if not trusted or not _is_trusted(peer, trusted):
-        return peer
-    forwarded = request.headers.getall("X-Forwarded-For", [])
-    hops = [hop.strip() for value in forwarded for hop in value.split(",") if hop.strip()]
-    if not hops:
-        return peer
-    try:
-        return str(ipaddress.ip_address(hops[-1]))
-    except ValueError:
-        return peer  # not an address: ignore the header rather than trust a made-up name
+    def standing(self, client: str) -> tuple[int, float]:
+        """Whole tokens ``client`` has left, and the seconds until its bucket is full."""
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            return self.burst, 0.0
+        return int(bucket.tokens), (self.burst - bucket.tokens) / self.rate
 
 
-def _is_trusted(address: str, trusted: tuple[IpNetwork, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
+def rate_limit_middleware(buckets: TokenBuckets) -> Middleware:
+    """Count each ``/chat/*`` request against its caller (runs after identity.py's
+    ``identify``, before a refused credential is answered: floods of bad ones are throttled
+    by address)."""
+    policy = f'"{POLICY}";q={buckets.burst};w={max(1, math.ceil(buckets.burst / buckets.rate))}'
 
-
-def rate_limit_middleware(
-    buckets: TokenBuckets, keys: ApiKeys, trusted: tuple[IpNetwork, ...]
-) -> Middleware:
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/chat/"):
-            client = (keys.identify_request(request) if keys else None) or client_address(
-                request, trusted
+        if not request.path.startswith("/chat/"):
+            return await handler(request)
+        principal = request.get(PRINCIPAL, ANONYMOUS)
+        caller = (
+            principal.namespace if principal is not ANONYMOUS else "ip:" + request[CLIENT_ADDRESS]
+        )
+        wait = buckets.take(caller)
+        remaining, full_in = buckets.standing(caller)
+        # Sent by add_rate_limit_headers with whatever answers: a stream, an error, a 429.
+        request[RATE_LIMIT_HEADERS] = {
+            "RateLimit-Policy": policy,
+            "RateLimit": f'"{POLICY}";r={remaining};t={math.ceil(full_in)}',
+        }
+        if wait > 0:
+            raise ApiError(
+                429,
+                "Too many requests; slow down.",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
-            wait = buckets.take(client)
-            if wait > 0:
-                raise ApiError(
-                    429,
-                    "Too many requests; slow down.",
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
         return await handler(request)
 
     return limit
+
+
+async def add_rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the caller's standing, on every answer the limit counted."""
+    if (headers := request.get(RATE_LIMIT_HEADERS)) is not None:
+        response.headers.update(headers)

@@ -13,6 +13,7 @@ from chat_service.assistant import AssistantError
 from chat_service.keys import SETTINGS
 from chat_service.replies import ModelBusy, Turn
 from chat_service.store import Exchange
+from chat_service.store.conversations import split_conversation_key
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def record_exchange(
 ) -> None:
     """Fields for the request's one access-log line (see telemetry/logs.py)."""
     fields: dict[str, object] = {
-        "conversation_id": exchange.conversation_id,
+        # The caller's id for it: the principal has a field of its own (access_log.py).
+        "conversation_id": split_conversation_key(exchange.conversation_id)[1],
         "exchange_id": exchange.id,
         "turn": exchange.turn,
         "message_chars": len(turn.message),

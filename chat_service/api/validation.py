@@ -9,12 +9,21 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chat_service.api.errors import ApiError
 from chat_service.store import DEFAULT_CONVERSATION
+from chat_service.store.conversations import ConversationCursor
+from chat_service.timestamps import rfc3339
 
 MAX_HISTORY_LIMIT = 1000
+DEFAULT_CONVERSATIONS_LIMIT = 50
+MAX_CONVERSATIONS_LIMIT = 100
+MAX_TITLE_CHARS = 200
+_CURSOR = re.compile(r"[0-9]{1,13}\.[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# C0 and C1 control characters and DEL: never part of a title.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Whitespace as JSON Schema's (ECMA-262) \s defines it, so "blank" here means exactly what
 # the OpenAPI pattern of `message` says.
 _BLANK = (
@@ -51,8 +60,7 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys)
 
 
-def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
-    """Validate a ``POST /chat/message`` body (bytes as received, any Content-Type)."""
+def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -63,6 +71,12 @@ def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
         raise ApiError(400, "Request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object.")
+    return body
+
+
+def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
+    """Validate a ``POST /chat/message`` body (bytes as received, any Content-Type)."""
+    body = _json_object(raw)
     if "message" not in body:
         raise ApiError(400, "Field 'message' is required.")
     message = body["message"]
@@ -126,6 +140,74 @@ def _is_encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationsQuery:
+    limit: int
+    after: ConversationCursor | None
+
+
+def parse_conversations_query(query: Mapping[str, str]) -> ConversationsQuery:
+    """``GET /chat/conversations``: ``limit`` (default and bound below) and the ``before``
+    cursor of a ``Link`` this service sent."""
+    limit = _positive_int(query, "limit")
+    if limit is not None and limit > MAX_CONVERSATIONS_LIMIT:
+        raise ApiError(400, f"Query parameter 'limit' must be at most {MAX_CONVERSATIONS_LIMIT}.")
+    cursor = query.get("before")
+    return ConversationsQuery(
+        limit=limit or DEFAULT_CONVERSATIONS_LIMIT,
+        after=None if cursor is None else decode_cursor(cursor),
+    )
+
+
+def encode_cursor(cursor: ConversationCursor) -> str:
+    """``<last activity, epoch milliseconds>.<id>``: where the next page starts. Any such
+    pair is a valid cursor (the conversations less recently active than it)."""
+    moment = datetime.fromisoformat(cursor.updated_at)
+    return f"{round(moment.timestamp() * 1000)}.{cursor.id}"
+
+
+def decode_cursor(text: str) -> ConversationCursor:
+    if not _CURSOR.fullmatch(text):
+        raise ApiError(
+            400, "Query parameter 'before' must be a cursor from a previous page's Link."
+        )
+    millis, _, conversation_id = text.partition(".")
+    return ConversationCursor(rfc3339(int(millis) / 1000), conversation_id)
+
+
+def parse_new_conversation_body(raw: bytes) -> str | None:
+    """``POST /chat/conversations``: an optional body with an optional ``title``."""
+    if not raw.strip():
+        return None
+    body = _json_object(raw)
+    return _title(body["title"]) if "title" in body else None
+
+
+def parse_rename_body(raw: bytes) -> str:
+    """``PATCH /chat/conversations/{id}``: ``{"title": ...}``."""
+    body = _json_object(raw)
+    if "title" not in body:
+        raise ApiError(400, "Field 'title' is required.")
+    return _title(body["title"])
+
+
+def _title(title: object) -> str:
+    """1-200 characters, not blank, no control characters (as the OpenAPI schema says);
+    stored trimmed, its runs of whitespace made one space."""
+    if not isinstance(title, str):
+        raise ApiError(400, "Field 'title' must be a string.")
+    if not 1 <= len(title) <= MAX_TITLE_CHARS or not title.strip(_BLANK):
+        raise ApiError(400, f"Field 'title' must be 1-{MAX_TITLE_CHARS} characters, not blank.")
+    if _CONTROL.search(title) or not _is_encodable(title):
+        raise ApiError(400, "Field 'title' must be text without control characters.")
+    return " ".join(title.split())
+
+
+def parse_conversation_id(value: str) -> str:
+    """A conversation id from a path: the same rule as ``conversation_id`` elsewhere."""
+    return _conversation_id(value)
 
 
 def _positive_int(query: Mapping[str, str], name: str) -> int | None:

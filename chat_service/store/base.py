@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from chat_service.store.conversations import Conversation, ConversationCursor
+
 DEFAULT_CONVERSATION = "default"
 
 
@@ -108,6 +110,37 @@ class ChatStore(Protocol):
     ) -> bytes:
         """The whole history (older than ``before``) as a JSON array, oldest first, of
         objects holding the user's message and the reply under the two ``keys``."""
+        ...
+
+    # -- conversations. Like every method here, these take the store's key of a
+    # conversation (owner and id in one: conversations.py); the listing takes the owner.
+
+    async def conversations(
+        self, owner: str, *, limit: int, after: ConversationCursor | None = None
+    ) -> Sequence[Conversation]:
+        """Up to ``limit`` of ``owner``'s conversations, most recently active first,
+        starting after ``after``."""
+        ...
+
+    async def conversation(self, key: str) -> Conversation | None: ...
+
+    async def create_conversation(self, key: str, title: str | None) -> Conversation | None:
+        """The new, empty conversation, or None if one exists under that key."""
+        ...
+
+    async def rename_conversation(self, key: str, title: str) -> Conversation | None:
+        """The renamed conversation, or None if there is none under that key."""
+        ...
+
+    async def delete_conversation(self, key: str) -> bool:
+        """Erase the conversation and its exchanges for good (their text included, from
+        the database's files where the engine allows); False if there was none. Removal
+        listeners of every process hear of it."""
+        ...
+
+    def add_removal_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(key)`` with the store key of every conversation deleted, by any
+        process, once the deletion committed."""
         ...
 
     async def ping(self) -> None: ...

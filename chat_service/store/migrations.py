@@ -29,6 +29,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO store_probe (id, checked_at) VALUES (1, '');
     """,
+    # 3: conversations, each owned by one principal (conversations.py: ``key`` is owner and
+    # id in one, what exchanges.conversation_id holds). Those stored so far were nobody's
+    # in particular: they go to the anonymous owner (''), titled with the start of their
+    # first message. The index serves an owner's list, most recently active first.
+    """
+    CREATE TABLE conversations (
+        key        TEXT    PRIMARY KEY,
+        owner      TEXT    NOT NULL,
+        public_id  TEXT    NOT NULL,
+        title      TEXT,
+        created_at TEXT    NOT NULL,
+        updated_at TEXT    NOT NULL,
+        exchanges  INTEGER NOT NULL CHECK (exchanges >= 0)
+    );
+    CREATE INDEX conversations_by_activity ON conversations (owner, updated_at, public_id);
+    INSERT INTO conversations (key, owner, public_id, title, created_at, updated_at, exchanges)
+    SELECT
+        conversation_id, '', conversation_id,
+        (SELECT trim(substr(replace(replace(replace(first.user_message, char(13), ' '),
+                                            char(10), ' '), char(9), ' '), 1, 60))
+         FROM exchanges AS first WHERE first.conversation_id = e.conversation_id
+         ORDER BY first.id LIMIT 1),
+        min(created_at), max(created_at), count(*)
+    FROM exchanges AS e GROUP BY conversation_id;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

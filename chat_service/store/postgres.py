@@ -49,6 +49,12 @@ from chat_service.store.base import (
     StoreOpenError,
     page_of_newest,
 )
+from chat_service.store.conversations import (
+    Conversation,
+    ConversationCursor,
+    split_conversation_key,
+    title_from_message,
+)
 from chat_service.store.group_commit import (
     MAX_BATCH,
     GroupCommit,
@@ -57,7 +63,7 @@ from chat_service.store.group_commit import (
 )
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.reads import TracedReads
-from chat_service.timestamps import rfc3339
+from chat_service.timestamps import rfc3339, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +91,20 @@ COMMAND_TIMEOUT_S = 30.0
 
 _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
 # Sorted by id in SQL: every replica takes the conversations' row locks in the same order.
+# A conversation written to for the first time is created, titled by its first message.
 _COUNT = """
-INSERT INTO conversations AS c (id, exchanges)
-SELECT id, n FROM unnest($1::text[], $2::bigint[]) AS batch (id, n) ORDER BY id
-ON CONFLICT (id) DO UPDATE SET exchanges = c.exchanges + excluded.exchanges
+INSERT INTO conversations AS c (id, exchanges, owner, public_id, title, created_at, updated_at)
+SELECT id, n, o, p, t, ts::timestamptz, ts::timestamptz
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+    AS batch (id, n, o, p, t, ts)
+ORDER BY id
+ON CONFLICT (id) DO UPDATE SET
+    exchanges = c.exchanges + excluded.exchanges,
+    updated_at = excluded.updated_at,
+    title = COALESCE(c.title, excluded.title)
 RETURNING id, exchanges
 """
+_CONVERSATION_COLUMNS = "public_id, title, created_at, updated_at, exchanges"
 _INSERT = """
 INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
 SELECT c, t, u, a, ts::timestamptz, tr
@@ -99,9 +113,11 @@ FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[
 RETURNING id, conversation_id, turn
 """
 _PROBE = "UPDATE store_probe SET checked_at = now() WHERE id = 1"
-# The channel every replica listens on; the payload is the conversation's id (at most 128
-# characters, well under NOTIFY's 8000 bytes). Equal payloads of one transaction fold into one.
+# The channel every replica listens on; the payload is the conversation's key (owner and
+# id, well under NOTIFY's 8000 bytes), prefixed by REMOVED when it was deleted (no key
+# starts with it: conversations.py). Equal payloads of one transaction fold into one.
 CHANGES_CHANNEL = "chat_exchanges"
+REMOVED = "-"
 _NOTIFY = f"SELECT pg_notify('{CHANGES_CHANNEL}', c) FROM unnest($1::text[]) AS c"
 # The listening connection checks it is still alive this often (a silent network loss
 # raises nothing by itself) and waits this long before reconnecting.
@@ -166,6 +182,7 @@ class PostgresChatStore(GroupCommitted):
         )
         self._closing = False
         self._change_listeners: list[Callable[[str | None], None]] = []
+        self._removal_listeners: list[Callable[[str], None]] = []
         self._listening: asyncio.Task[None] | None = None
 
     @property
@@ -265,6 +282,14 @@ class PostgresChatStore(GroupCommitted):
     def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
         """Changes by every replica, this one included, through LISTEN/NOTIFY."""
         self._change_listeners.append(listener)
+        self._start_listening()
+
+    def add_removal_listener(self, listener: Callable[[str], None]) -> None:
+        """Deletions by every replica, this one included, through LISTEN/NOTIFY."""
+        self._removal_listeners.append(listener)
+        self._start_listening()
+
+    def _start_listening(self) -> None:
         if self._listening is None:
             self._listening = asyncio.create_task(self._listen(), name="chat-store-listen")
 
@@ -299,7 +324,18 @@ class PostgresChatStore(GroupCommitted):
             conn.terminate()
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self._changed(str(payload))
+        text = str(payload)
+        if text.startswith(REMOVED):
+            self._removed(text.removeprefix(REMOVED))
+        else:
+            self._changed(text)
+
+    def _removed(self, key: str) -> None:
+        for listener in self._removal_listeners:
+            try:
+                listener(key)
+            except Exception:
+                log.exception("a removal listener failed")
 
     def _changed(self, conversation_id: str | None) -> None:
         for listener in self._change_listeners:
@@ -311,12 +347,25 @@ class PostgresChatStore(GroupCommitted):
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction: count the batch into its conversations, insert it, commit."""
         counts = Counter(new.conversation_id for new in writes)
+        # What a conversation created by this batch starts as: its first write's title,
+        # and each conversation's last write as its latest activity.
+        first = {new.conversation_id: new for new in reversed(writes)}
+        last = {new.conversation_id: new for new in writes}
+        owners = [split_conversation_key(key) for key in counts]
         try:
             async with self._connection() as conn, conn.transaction():
                 inserted: list[Any] = []
                 turns: list[int] = []
                 if writes:
-                    counted = await conn.fetch(_COUNT, list(counts), list(counts.values()))
+                    counted = await conn.fetch(
+                        _COUNT,
+                        list(counts),
+                        list(counts.values()),
+                        [owner for owner, _ in owners],
+                        [public_id for _, public_id in owners],
+                        [_text(title_from_message(first[key].user)) for key in counts],
+                        [last[key].created_at for key in counts],
+                    )
                     totals = {row["id"]: row["exchanges"] for row in counted}
                     turns = _turns(writes, counts, totals)
                     # Delivered to every replica's listener when (and only if) this commits.
@@ -353,6 +402,81 @@ class PostgresChatStore(GroupCommitted):
             )
             for new, turn in zip(writes, turns, strict=True)
         ]
+
+    # -- conversations -------------------------------------------------------------------
+
+    async def conversations(
+        self, owner: str, *, limit: int, after: ConversationCursor | None = None
+    ) -> Sequence[Conversation]:
+        where, params = "owner = $1", [owner]
+        if after is not None:
+            where += " AND (updated_at, public_id) < ($2::text::timestamptz, $3)"
+            params += [after.updated_at, after.id]
+        rows = await self._select(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE {where} "
+            f"ORDER BY updated_at DESC, public_id DESC LIMIT ${len(params) + 1}",
+            *params,
+            limit,
+        )
+        return [_conversation(row) for row in rows]
+
+    async def conversation(self, key: str) -> Conversation | None:
+        rows = await self._select(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = $1", key
+        )
+        return _conversation(rows[0]) if rows else None
+
+    async def create_conversation(self, key: str, title: str | None) -> Conversation | None:
+        owner, public_id = split_conversation_key(key)
+        rows = await self._write(
+            "INSERT INTO conversations "
+            "(id, exchanges, owner, public_id, title, created_at, updated_at) "
+            "VALUES ($1, 0, $2, $3, $4, $5::text::timestamptz, $5::text::timestamptz) "
+            f"ON CONFLICT (id) DO NOTHING RETURNING {_CONVERSATION_COLUMNS}",
+            key,
+            owner,
+            public_id,
+            None if title is None else _text(title),
+            utc_now(),
+        )
+        return _conversation(rows[0]) if rows else None
+
+    async def rename_conversation(self, key: str, title: str) -> Conversation | None:
+        rows = await self._write(
+            f"UPDATE conversations SET title = $2 WHERE id = $1 RETURNING {_CONVERSATION_COLUMNS}",
+            key,
+            _text(title),
+        )
+        return _conversation(rows[0]) if rows else None
+
+    async def delete_conversation(self, key: str) -> bool:
+        """Lock the conversation's row first: a batch writing to it meanwhile waits, then
+        starts it afresh, rather than adding an exchange to a conversation being deleted.
+        The rows are gone at commit; PostgreSQL reclaims their space when it vacuums."""
+        try:
+            async with self._connection() as conn, conn.transaction():
+                if (
+                    await conn.fetchval("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", key)
+                    is None
+                ):
+                    return False
+                await conn.execute("DELETE FROM exchanges WHERE conversation_id = $1", key)
+                await conn.execute("DELETE FROM conversations WHERE id = $1", key)
+                await conn.execute(_NOTIFY, [REMOVED + key])
+        except _FAILURES as exc:
+            log.error("delete failed: %s", exc or type(exc).__name__)
+            raise StoreError(f"delete failed: {exc or type(exc).__name__}") from exc
+        return True
+
+    async def _write(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        """One statement in its own (durable) transaction; the rows it returned."""
+        try:
+            async with self._connection() as conn:
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *params)
+                return rows
+        except _FAILURES as exc:
+            log.error("write failed: %s", exc or type(exc).__name__)
+            raise StoreError(f"write failed: {exc or type(exc).__name__}") from exc
 
     # -- reads -------------------------------------------------------------------------
 
@@ -487,6 +611,16 @@ def _text(value: str) -> str:
 
 def _created_at(value: datetime) -> str:
     return rfc3339(value.timestamp())
+
+
+def _conversation(row: asyncpg.Record) -> Conversation:
+    return Conversation(
+        id=row["public_id"],
+        title=row["title"],
+        created_at=_created_at(row["created_at"]),
+        updated_at=_created_at(row["updated_at"]),
+        exchanges=row["exchanges"],
+    )
 
 
 def _exchange(row: asyncpg.Record) -> Exchange:

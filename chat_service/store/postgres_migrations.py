@@ -34,6 +34,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO store_probe (id, checked_at) VALUES (1, NULL);
     """,
+    # 2: conversations are owned by a principal (conversations.py: ``id`` is the store's key,
+    # owner and public id in one). Those stored so far were nobody's in particular: they go
+    # to the anonymous owner (''), titled with the start of their first message. The index
+    # serves an owner's list, most recently active first.
+    """
+    ALTER TABLE conversations
+        ADD COLUMN owner      text,
+        ADD COLUMN public_id  text,
+        ADD COLUMN title      text,
+        ADD COLUMN created_at timestamptz,
+        ADD COLUMN updated_at timestamptz;
+    UPDATE conversations AS c
+    SET owner = '', public_id = c.id, created_at = s.first_at, updated_at = s.last_at,
+        title = left(btrim(regexp_replace(s.first_message, '[[:space:]]+', ' ', 'g')), 60)
+    FROM (
+        SELECT conversation_id, min(created_at) AS first_at, max(created_at) AS last_at,
+               (array_agg(user_message ORDER BY id))[1] AS first_message
+        FROM exchanges GROUP BY conversation_id
+    ) AS s
+    WHERE s.conversation_id = c.id;
+    UPDATE conversations
+    SET owner = '', public_id = id, created_at = now(), updated_at = now()
+    WHERE owner IS NULL;
+    ALTER TABLE conversations
+        ALTER COLUMN owner SET NOT NULL,
+        ALTER COLUMN public_id SET NOT NULL,
+        ALTER COLUMN created_at SET NOT NULL,
+        ALTER COLUMN updated_at SET NOT NULL;
+    CREATE INDEX conversations_by_activity
+        ON conversations (owner, updated_at DESC, public_id DESC);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -40,6 +40,12 @@ from chat_service.store.base import (
     StoreOpenError,
     page_of_newest,
 )
+from chat_service.store.conversations import (
+    Conversation,
+    ConversationCursor,
+    split_conversation_key,
+    title_from_message,
+)
 from chat_service.store.group_commit import (
     MAX_BATCH,
     GroupCommit,
@@ -47,7 +53,13 @@ from chat_service.store.group_commit import (
     NewExchange,
 )
 from chat_service.store.reads import TracedReads
-from chat_service.store.writer import CONNECTION_PRAGMAS, WriterThread, migrate, transaction
+from chat_service.store.writer import (
+    CONNECTION_PRAGMAS,
+    WriterThread,
+    erase,
+    migrate,
+    transaction,
+)
 from chat_service.timestamps import utc_now
 
 log = logging.getLogger(__name__)
@@ -67,6 +79,17 @@ VALUES (
     :user, :ai, :created_at, :trace_id
 )
 """
+# Counts each exchange into its conversation, creating it (titled by its first message)
+# when this is its first; runs before _INSERT for every row of a batch.
+_COUNT = """
+INSERT INTO conversations (key, owner, public_id, title, created_at, updated_at, exchanges)
+VALUES (:conversation_id, :owner, :public_id, :title, :created_at, :created_at, 1)
+ON CONFLICT (key) DO UPDATE SET
+    updated_at = excluded.updated_at,
+    exchanges = conversations.exchanges + 1,
+    title = COALESCE(conversations.title, excluded.title)
+"""
+_CONVERSATION_COLUMNS = "public_id, title, created_at, updated_at, exchanges"
 _PROBE = "UPDATE store_probe SET checked_at = ? WHERE id = 1"
 _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
 
@@ -110,6 +133,8 @@ class SQLiteChatStore(GroupCommitted):
         self._read_fault: str | None = None
         # Conversation -> id of its newest exchange, least recently used first.
         self._versions: OrderedDict[str, int] = OrderedDict()
+        self._removal_listeners: list[Callable[[str], None]] = []
+        self._deletions = 0  # versions read across a deletion are not remembered
 
     @classmethod
     async def open(
@@ -148,6 +173,17 @@ class SQLiteChatStore(GroupCommitted):
 
     # -- writes ------------------------------------------------------------------------
 
+    def add_removal_listener(self, listener: Callable[[str], None]) -> None:
+        # As for changes: this process makes every deletion of the file.
+        self._removal_listeners.append(listener)
+
+    def _removed(self, key: str) -> None:
+        for listener in self._removal_listeners:
+            try:
+                listener(key)
+            except Exception:
+                log.exception("a removal listener failed")
+
     def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
         # This process is the file's only writer: its own commits are all the changes.
         def changed(exchanges: Sequence[Exchange]) -> None:
@@ -162,12 +198,16 @@ class SQLiteChatStore(GroupCommitted):
         params = [
             {
                 "conversation_id": new.conversation_id,
+                "owner": owner,
+                "public_id": public_id,
+                "title": title_from_message(new.user),
                 "user": new.user,
                 "ai": new.ai,
                 "created_at": new.created_at,
                 "trace_id": new.trace_id,
             }
             for new in writes
+            for owner, public_id in [split_conversation_key(new.conversation_id)]
         ]
         read_back = f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?"
         try:
@@ -175,20 +215,97 @@ class SQLiteChatStore(GroupCommitted):
                 functools.partial(
                     transaction,
                     statements=statements,
-                    inserts=(_INSERT, params),
+                    inserts=((_COUNT, _INSERT), params),
                     read_back=read_back,
                 )
             )
         except (sqlite3.Error, OSError, StoreError) as exc:
             # StoreError: reopening the writer refused (e.g. WAL mode could not be set).
             log.error("group commit failed: %s", exc, extra={"batch_size": len(writes)})
-            # Drop the connection: the next batch reopens it, with a clean state and cache,
-            # which is how the store recovers once the disk or file is healthy again.
-            await self._writer.reset()
-            error = StoreError(f"commit failed: {exc}")
-            error.__cause__ = exc
-            raise error from exc
+            raise await self._write_failed(exc) from exc
         return [_exchange(row) for row in rows]
+
+    async def _write_failed(self, exc: BaseException) -> StoreError:
+        # Drop the connection: the next write reopens it, with a clean state and cache,
+        # which is how the store recovers once the disk or file is healthy again.
+        await self._writer.reset()
+        error = StoreError(f"commit failed: {exc}")
+        error.__cause__ = exc
+        return error
+
+    async def _write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Statements in one transaction on the writer thread, in turn with the batches;
+        the rows the last one returned."""
+        try:
+            return await self._writer.run(
+                functools.partial(transaction, statements=statements, inserts=None, read_back="")
+            )
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            log.error("write failed: %s", exc)
+            raise await self._write_failed(exc) from exc
+
+    # -- conversations -------------------------------------------------------------------
+
+    async def conversations(
+        self, owner: str, *, limit: int, after: ConversationCursor | None = None
+    ) -> Sequence[Conversation]:
+        where, params = "owner = ?", [owner]
+        if after is not None:
+            where += " AND (updated_at, public_id) < (?, ?)"
+            params += [after.updated_at, after.id]
+        rows = await self._select(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE {where} "
+            "ORDER BY updated_at DESC, public_id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [Conversation(*row) for row in rows]
+
+    async def conversation(self, key: str) -> Conversation | None:
+        rows = await self._select(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE key = ?", [key]
+        )
+        return Conversation(*rows[0]) if rows else None
+
+    async def create_conversation(self, key: str, title: str | None) -> Conversation | None:
+        owner, public_id = split_conversation_key(key)
+        now = utc_now()
+        rows = await self._write(
+            [
+                (
+                    "INSERT INTO conversations (key, owner, public_id, title, created_at, "
+                    "updated_at, exchanges) VALUES (?, ?, ?, ?, ?, ?, 0) "
+                    f"ON CONFLICT (key) DO NOTHING RETURNING {_CONVERSATION_COLUMNS}",
+                    (key, owner, public_id, title, now, now),
+                )
+            ]
+        )
+        return Conversation(*rows[0]) if rows else None
+
+    async def rename_conversation(self, key: str, title: str) -> Conversation | None:
+        rows = await self._write(
+            [
+                (
+                    "UPDATE conversations SET title = ? WHERE key = ? "
+                    f"RETURNING {_CONVERSATION_COLUMNS}",
+                    (title, key),
+                )
+            ]
+        )
+        return Conversation(*rows[0]) if rows else None
+
+    async def delete_conversation(self, key: str) -> bool:
+        """Delete, then checkpoint and truncate the WAL: with secure_delete the freed space
+        in the database file is zeroed, and the log's copies of the old pages go too."""
+        try:
+            deleted = await self._writer.run(functools.partial(erase, key=key))
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            log.error("delete failed: %s", exc)
+            raise await self._write_failed(exc) from exc
+        if deleted:
+            self._deletions += 1
+            self._versions.pop(key, None)
+            self._removed(key)
+        return deleted
 
     def _committed(self, exchanges: Sequence[Exchange]) -> None:
         for exchange in exchanges:
@@ -209,13 +326,15 @@ class SQLiteChatStore(GroupCommitted):
         if known is not None:
             self._versions.move_to_end(conversation_id)
             return known
+        deletions = self._deletions
         rows = await self._select(
             "SELECT id FROM exchanges WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
             [conversation_id],
         )
         # A commit may have landed while the read ran: ids only grow, so the larger is current.
         version = max(rows[0][0] if rows else 0, self._versions.get(conversation_id, 0))
-        self._remember_version(conversation_id, version)
+        if deletions == self._deletions:  # else what was read may be of a deleted conversation
+            self._remember_version(conversation_id, version)
         return version
 
     async def history(

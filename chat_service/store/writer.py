@@ -29,7 +29,13 @@ T = TypeVar("T")
 
 # Every connection, reader or writer: durable (each commit fsynced) and patient (a locked
 # database is waited for, not an error).
-CONNECTION_PRAGMAS = (f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA synchronous=FULL")
+# secure_delete: a deleted conversation's text is overwritten in the file, not left in free
+# pages (the WAL is truncated after a deletion for the same reason: sqlite.py).
+CONNECTION_PRAGMAS = (
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA secure_delete=ON",
+)
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -111,30 +117,58 @@ def conn_path(conn: sqlite3.Connection) -> str:
     return str(row[2]) if row else "?"
 
 
-def transaction(
-    conn: sqlite3.Connection,
-    statements: Sequence[tuple[str, Sequence[Any]]],
-    inserts: tuple[str, Sequence[dict[str, Any]]] | None,
-    read_back: str,
-) -> list[Any]:
-    """One write transaction: optional batch insert (rows read back oldest first), then
-    further statements, then COMMIT; rolled back on any error."""
+def erase(conn: sqlite3.Connection, key: str) -> bool:
+    """Delete a conversation and its exchanges in one transaction, then copy the WAL into
+    the database and truncate it, so no copy of the deleted pages stays in the log (with
+    ``secure_delete`` the database file's freed space is already zeroed). False if there
+    was no such conversation."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        rows: list[Any] = []
-        if inserts is not None and inserts[1]:
-            sql, params = inserts
-            conn.executemany(sql, params)
-            # We hold the write lock and ids only grow (AUTOINCREMENT), so the newest
-            # len(params) rows are exactly this batch, in insertion order once reversed.
-            rows = conn.execute(read_back, (len(params),)).fetchall()
-            rows.reverse()
-        for sql, args in statements:
-            conn.execute(sql, args)
+        conn.execute("DELETE FROM exchanges WHERE conversation_id = ?", (key,))
+        deleted = conn.execute("DELETE FROM conversations WHERE key = ?", (key,)).rowcount > 0
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise
-    return rows
+    if deleted:
+        (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            # A reader held an old snapshot past busy_timeout: the log is truncated by the
+            # next checkpoint that completes (SQLite's own, at the latest).
+            log.warning("the log could not be truncated after a deletion")
+    return deleted
+
+
+def transaction(
+    conn: sqlite3.Connection,
+    statements: Sequence[tuple[str, Sequence[Any]]],
+    inserts: tuple[Sequence[str], Sequence[dict[str, Any]]] | None,
+    read_back: str,
+) -> list[Any]:
+    """One write transaction: optional batch insert (each statement run for every row of
+    parameters, in order; the rows the last one inserted read back oldest first), then
+    further statements, then COMMIT; rolled back on any error. Returns the rows read back
+    or, without inserts, those the last statement returned (``RETURNING``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows: list[Any] = []
+        if inserts is not None and inserts[1]:
+            sqls, params = inserts
+            for sql in sqls:
+                conn.executemany(sql, params)
+            # We hold the write lock and ids only grow (AUTOINCREMENT), so the newest
+            # len(params) rows are exactly this batch, in insertion order once reversed.
+            rows = conn.execute(read_back, (len(params),)).fetchall()
+            rows.reverse()
+        returned: list[Any] = []
+        for sql, args in statements:
+            returned = conn.execute(sql, args).fetchall()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    return rows if inserts is not None else returned

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from chat_service.store.postgres_migrations import SCHEMA_VERSION
 from tests.conftest import StartService
 from tests.support.load import PostLoad
 from tests.support.postgres import PostgresServer
@@ -22,6 +23,8 @@ from tests.support.service import ServiceProcess, command, free_port, service_en
 from tests.support.sse import Event, get_stream
 
 UNLIMITED = {"CHAT_RATE_LIMIT_RPS": "0"}
+ALICE_KEY = "alice-key-0123456789abcdef"
+BOB_KEY = "bob-key-0123456789abcdef"
 
 
 def replicas(start_service: StartService, url: str, count: int) -> list[ServiceProcess]:
@@ -169,13 +172,17 @@ def test_replicas_starting_at_once_on_an_empty_database(postgres_url: str, tmp_p
             "from 1",
             "from 2",
         ]
-        migrated = [
-            line
+        migrations = [
+            [
+                json.loads(line)["schema_version"]
+                for line in service.stdout().splitlines()
+                if json.loads(line).get("message") == "database migrated"
+            ]
             for service in started
-            for line in service.stdout().splitlines()
-            if json.loads(line).get("message") == "database migrated"
         ]
-        assert len(migrated) == 1, "one replica migrated; the others found it done"
+        assert sorted(migrations, key=len) == [[], [], list(range(1, SCHEMA_VERSION + 1))], (
+            "one replica migrated, each step once; the others found it done"
+        )
     finally:
         for service in started:
             service.kill()
@@ -212,5 +219,44 @@ def test_live_updates_cross_replicas(start_service: StartService, postgres_url: 
         assert ids == sorted(ids)
         slowest_ms = max(latencies) * 1000
         print(f"events across replicas: POST sent -> event received, max {slowest_ms:.0f} ms")
+    finally:
+        stream.close()
+
+
+def test_a_deletion_reaches_every_replica(start_service: StartService, postgres_url: str) -> None:
+    """Deleted through one replica: gone from the other's reads (its history cache too),
+    and the other's live streams of it end."""
+    keys = {"CHAT_API_KEYS": f"alice:{ALICE_KEY},bob:{BOB_KEY}"}
+    env = {**UNLIMITED, "CHAT_DATABASE_URL": postgres_url, **keys}
+    first, second = (start_service(env=env) for _ in range(2))
+    alice = {"Authorization": f"Bearer {ALICE_KEY}"}
+    bob = {"Authorization": f"Bearer {BOB_KEY}"}
+    for owner in (alice, bob):
+        status, _, _ = first.request(
+            "POST", "/chat/message", {"message": "doomed", "conversation_id": "c"}, owner
+        )
+        assert status == 200
+    # Read through the second replica, so that its history cache holds the conversation.
+    status, _, body = second.request("GET", "/chat/history?conversation_id=c", None, alice)
+    assert (status, [item["user"] for item in body]) == (200, ["doomed"])
+    stream = get_stream(second.port, "/chat/events?conversation_id=c", headers=alice)
+    assert stream.status == 200
+    ended = threading.Event()
+
+    def read() -> None:
+        for _ in stream.events():
+            pass
+        ended.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert not ended.wait(0.5), "the stream stays open until the deletion"
+        status, _, _ = first.request("DELETE", "/chat/conversations/c", None, alice)
+        assert status == 204
+        assert ended.wait(10), "the other replica ended the deleted conversation's stream"
+        status, _, body = second.request("GET", "/chat/history?conversation_id=c", None, alice)
+        assert (status, body) == (200, [])
+        status, _, body = second.request("GET", "/chat/history?conversation_id=c", None, bob)
+        assert [item["user"] for item in body] == ["doomed"], "bob's own 'c' is untouched"
     finally:
         stream.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_service.api.auth import ApiKeys
+from chat_service.identity.api_keys import ApiKeys
 from tests.conftest import StartService
 
 KEY = "s3cret-key-0123456789"
@@ -40,7 +40,14 @@ def test_chat_routes_need_a_valid_key(
     ):
         status, response_headers, response = service.request(method, path, body, headers)
         assert (status, response) == (401, UNAUTHORIZED)
-        assert response_headers["WWW-Authenticate"] == 'Bearer realm="chat-service"'
+        # A bearer credential that is no key is an invalid token (RFC 6750, section 3).
+        token = (authorization or "").removeprefix("Bearer ")
+        presented = token != (authorization or "") and bool(token.strip())
+        assert response_headers["WWW-Authenticate"] == (
+            'Bearer realm="chat-service", error="invalid_token"'
+            if presented
+            else 'Bearer realm="chat-service"'
+        )
     service.stop()
     assert KEY not in service.stdout()
     assert "wrong-key" not in service.stdout()

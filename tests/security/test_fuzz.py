@@ -55,8 +55,19 @@ def run_schemathesis(base_url: str, cwd: Path, *args: str) -> int:
 @pytest.mark.timeout(400)
 def test_schemathesis_finds_nothing(start_service: StartService, tmp_path: Path) -> None:
     service = start_service(env={"CHAT_RATE_LIMIT_RPS": "0"})
+    # 150 examples an operation: with the conversations API, about 2,000 cases in two
+    # minutes on CI's machine (600 took longer than the timeout).
+    # use_after_free: posting a message to a deleted conversation's id starts a new one
+    # (README, Conversations), which the stateful phase reads as the old one resurrected.
     cases = run_schemathesis(
-        service.base_url, tmp_path, "--max-examples", "600", "--exclude-path", "/chat/events"
+        service.base_url,
+        tmp_path,
+        "--max-examples",
+        "150",
+        "--exclude-path",
+        "/chat/events",
+        "--exclude-checks",
+        "use_after_free",
     )
     # GET /chat/events never ends by itself: each case reads what the stream sends within
     # the request timeout, then checks it, so it gets fewer cases of its own.

@@ -20,16 +20,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(db_path=tmp_path / "chat.db")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings for each store in turn: SQLite in a temporary file, then a fresh PostgreSQL
-    database. A test module that must hold for both overrides ``settings`` with this."""
-    if request.param == "sqlite":
-        return Settings(db_path=tmp_path / "chat.db")
-    url: str = request.getfixturevalue("postgres_url")
-    return Settings(db_path=tmp_path / "unused.db", database_url=url)
-
-
 @pytest.fixture
 def make_client(aiohttp_client: Any, settings: Settings) -> MakeClient:
     """``await make_client(**setting_changes)``: a client of a freshly built app."""

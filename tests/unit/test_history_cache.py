@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chat_service.api.history_cache import HistoryCache, render
+from chat_service.api.history_cache import HistoryCache, RenderedPage, render
 from chat_service.api.validation import HistoryQuery
 from chat_service.store import Exchange, HistoryPage, SQLiteChatStore
 from tests.support.store_observer import CountingObserver
@@ -58,6 +58,12 @@ def query(
     return HistoryQuery(conversation, limit, before)
 
 
+async def page_of(cache: HistoryCache, query: HistoryQuery) -> RenderedPage:
+    """The page as the handler asks for it: keyed by the anonymous caller's conversation,
+    whose store key is its id."""
+    return await cache.page(query.conversation_id, query)
+
+
 def users(body: bytes) -> list[str]:
     return [item["user"] for item in json.loads(body)]
 
@@ -89,12 +95,12 @@ async def test_the_newest_page_is_read_once_then_served_from_memory(
     cache = HistoryCache(store)
     for i in range(3):
         await store.append("c", f"m{i}", "r")
-    first = await cache.page(query(limit=2))
+    first = await page_of(cache, query(limit=2))
     assert users(first.body) == ["m1", "m2"]
     assert first.link is not None
-    assert await reads_of(observer, lambda: cache.page(query(limit=2))) == 0
-    assert await cache.page(query(limit=2)) is first, "rendered once"
-    assert await reads_of(observer, lambda: cache.page(query(limit=3))) == 0, "cut from memory"
+    assert await reads_of(observer, lambda: page_of(cache, query(limit=2))) == 0
+    assert await page_of(cache, query(limit=2)) is first, "rendered once"
+    assert await reads_of(observer, lambda: page_of(cache, query(limit=3))) == 0, "cut from memory"
     assert await reads_of(observer, lambda: cache.newest("c", 2)) == 0
 
 
@@ -105,13 +111,13 @@ async def test_commits_of_this_process_extend_the_conversation_in_place(
     for i in range(3):
         await store.append("c", f"m{i}", "r")
     await cache.newest("c", 3)
-    old_page = await cache.page(query(limit=3))
+    old_page = await page_of(cache, query(limit=3))
     assert old_page.link is None, "all three are held: nothing older"
     for i in range(3, 5):
         await store.append("c", f"m{i}", "r")
     reads = observer.reads
     assert [e.user for e in await cache.newest("c", 3)] == ["m2", "m3", "m4"]
-    page = await cache.page(query(limit=3))
+    page = await page_of(cache, query(limit=3))
     assert users(page.body) == ["m2", "m3", "m4"]
     assert page.link is not None, "m0 and m1 rolled out: there is an older page"
     assert observer.reads == reads, "no read: the commits were applied to what was held"
@@ -124,12 +130,12 @@ async def test_a_commit_by_another_writer_is_seen_at_once(tmp_path: Path) -> Non
     try:
         cache = HistoryCache(mine)
         await mine.append("c", "mine", "r")
-        before = await cache.page(query())
+        before = await page_of(cache, query())
         assert users(before.body) == ["mine"]
         await other.append("c", "theirs", "r")  # this process never hears of it
-        assert users((await cache.page(query())).body) == ["mine", "theirs"]
+        assert users((await page_of(cache, query())).body) == ["mine", "theirs"]
         assert [e.user for e in await cache.newest("c", 5)] == ["mine", "theirs"]
-        assert json.loads((await cache.page(query(limit=None))).body)[-1]["user"] == "theirs"
+        assert json.loads((await page_of(cache, query(limit=None))).body)[-1]["user"] == "theirs"
         # Its next commit does not continue what was held before: read again, not patched.
         await other.append("c", "theirs again", "r")
         await mine.append("c", "mine again", "r")
@@ -168,7 +174,7 @@ async def test_pages_match_the_database_under_concurrent_writes(tmp_path: Path) 
 
         async def reader(n: int) -> None:
             for i in range(20):
-                await cache.page(query(f"conv{n % 3}", limit=10))
+                await page_of(cache, query(f"conv{n % 3}", limit=10))
                 await cache.newest(f"conv{n % 3}", 1 + i)
 
         await asyncio.gather(*(writer(n) for n in range(6)), *(reader(n) for n in range(6)))
@@ -176,7 +182,7 @@ async def test_pages_match_the_database_under_concurrent_writes(tmp_path: Path) 
         for conversation in ("conv0", "conv1", "conv2"):
             for limit in (1, 10, 30, 40):
                 direct = await fresh.history(conversation, limit=limit)
-                cached = await cache.page(query(conversation, limit=limit))
+                cached = await page_of(cache, query(conversation, limit=limit))
                 expected = render(query(conversation, limit=limit), direct)
                 assert (cached.body, cached.link) == (expected.body, expected.link)
             newest = await cache.newest(conversation, 25)
@@ -211,7 +217,7 @@ async def test_a_cold_conversation_pages_right_at_every_boundary(
     try:
         cache = HistoryCache(store)
         for attempt in ("cold", "warm"):
-            page = await cache.page(query(limit=limit))
+            page = await page_of(cache, query(limit=limit))
             assert users(page.body) == [f"u{i}" for i in range(rows - returned, rows)], attempt
             assert (page.link is not None) is older, attempt
     finally:
@@ -224,11 +230,11 @@ async def test_older_pages_are_read_every_time(
     cache = HistoryCache(store)
     ids = [(await store.append("c", f"m{i}", "r")).id for i in range(4)]
     older = query(limit=2, before=ids[2])
-    page = await cache.page(older)
+    page = await page_of(cache, older)
     assert users(page.body) == ["m0", "m1"]
     assert page.link is None
-    assert await reads_of(observer, lambda: cache.page(older)) == 1
-    whole_older = await cache.page(query(limit=None, before=ids[2]))
+    assert await reads_of(observer, lambda: page_of(cache, older)) == 1
+    whole_older = await page_of(cache, query(limit=None, before=ids[2]))
     assert users(whole_older.body) == ["m0", "m1"]
 
 
@@ -240,14 +246,14 @@ async def test_the_whole_history_is_built_once_and_kept_until_the_next_commit(
     for text in texts:
         await store.append("c", text, text[::-1])
     reads = observer.reads
-    concurrent = await asyncio.gather(*(cache.page(query(limit=None)) for _ in range(10)))
+    concurrent = await asyncio.gather(*(page_of(cache, query(limit=None)) for _ in range(10)))
     # Two reads however many ask: the newest exchanges, and the whole document.
     assert observer.reads == reads + 2
     assert all(page.body is concurrent[0].body for page in concurrent), "one shared build"
     assert json.loads(concurrent[0].body) == [{"user": t, "AI": t[::-1]} for t in texts]
-    assert await reads_of(observer, lambda: cache.page(query(limit=None))) == 0
+    assert await reads_of(observer, lambda: page_of(cache, query(limit=None))) == 0
     await store.append("c", "newer", "r")
-    after = await cache.page(query(limit=None))
+    after = await page_of(cache, query(limit=None))
     assert users(after.body)[-1] == "newer"
 
 
@@ -257,8 +263,8 @@ async def test_a_document_too_large_to_keep_is_still_served(
     # Kept documents are at most a quarter of the bound; this one is larger.
     cache = HistoryCache(store, max_bytes=400)
     await store.append("c", "x" * 60, "y" * 60)
-    assert users((await cache.page(query(limit=None))).body) == ["x" * 60]
-    assert await reads_of(observer, lambda: cache.page(query(limit=None))) == 1
+    assert users((await page_of(cache, query(limit=None))).body) == ["x" * 60]
+    assert await reads_of(observer, lambda: page_of(cache, query(limit=None))) == 1
 
 
 async def test_an_empty_conversation_costs_no_history_read(
@@ -269,7 +275,7 @@ async def test_an_empty_conversation_costs_no_history_read(
     assert await reads_of(observer, lambda: cache.newest("new", 5)) == 1, "its version only"
     assert await reads_of(observer, lambda: cache.newest("new", 5)) == 0, "then held"
     assert await cache.newest("new", 5) == ()
-    assert (await cache.page(query("new"))).body == b"[]"
+    assert (await page_of(cache, query("new"))).body == b"[]"
     await store.append("new", "first", "r")
     assert await reads_of(observer, lambda: cache.newest("new", 5)) == 0, "the commit extended it"
     assert [e.user for e in await cache.newest("new", 5)] == ["first"]
@@ -364,9 +370,9 @@ async def test_rendered_pages_count_against_the_bound(
     await cache.newest("b", 1)  # 40 characters held
     body = json.dumps([{"user": text_of(20), "AI": text_of(20)}], separators=(",", ":"))
     assert len(body) == 41
-    await cache.page(query("b", limit=1))  # 41 bytes of JSON: 81
+    await page_of(cache, query("b", limit=1))  # 41 bytes of JSON: 81
     assert await held(cache, observer, "a", "b") == ["a", "b"]
-    await cache.page(query("b", limit=2))  # the same 41 bytes again, kept for its size: 122
+    await page_of(cache, query("b", limit=2))  # the same 41 bytes again, kept for its size: 122
     assert await held(cache, observer, "a") == []
 
 
@@ -376,12 +382,12 @@ async def test_at_most_eight_page_sizes_are_kept_per_conversation(
     cache = HistoryCache(store)
     for i in range(20):
         await store.append("c", f"m{i}", "r")
-    first = await cache.page(query(limit=1))
+    first = await page_of(cache, query(limit=1))
     for limit in range(2, 9):  # eight sizes in all: all kept
-        await cache.page(query(limit=limit))
-    assert await cache.page(query(limit=1)) is first
-    await cache.page(query(limit=9))  # a ninth: the kept pages are let go
-    again = await cache.page(query(limit=1))
+        await page_of(cache, query(limit=limit))
+    assert await page_of(cache, query(limit=1)) is first
+    await page_of(cache, query(limit=9))  # a ninth: the kept pages are let go
+    again = await page_of(cache, query(limit=1))
     assert again is not first
     assert again.body == first.body
 
@@ -454,9 +460,9 @@ async def test_a_document_at_a_quarter_of_the_bound_is_kept_one_byte_more_is_not
     assert document_of(79) == 100
     cache = HistoryCache(store, max_bytes=400)
     for name in ("exact", "over"):
-        await cache.page(query(name, limit=None))
-    assert await reads_of(observer, lambda: cache.page(query("exact", limit=None))) == 0
-    assert await reads_of(observer, lambda: cache.page(query("over", limit=None))) == 1
+        await page_of(cache, query(name, limit=None))
+    assert await reads_of(observer, lambda: page_of(cache, query("exact", limit=None))) == 0
+    assert await reads_of(observer, lambda: page_of(cache, query("over", limit=None))) == 1
 
 
 async def test_kept_documents_count_against_the_bound_until_a_commit_drops_them(
@@ -466,7 +472,7 @@ async def test_kept_documents_count_against_the_bound_until_a_commit_drops_them(
     await store.append("c", "x" * 5, "y" * 5)  # 31-byte document, 10 characters
     await store.append("d", "x" * 50, "y" * 50)  # 100 characters
     await smaller.newest("d", 1)
-    await smaller.page(query("c", limit=None))  # c: 10 + 31; with d, 141 of 160
+    await page_of(smaller, query("c", limit=None))  # c: 10 + 31; with d, 141 of 160
     assert await held(smaller, observer, "d", "c") == ["d", "c"]
     await store.append("d", "z", "")  # d: 101; 142 in all
     await smaller.newest("d", 1)
@@ -486,7 +492,7 @@ async def test_pages_stop_counting_when_a_commit_drops_them(
     cache = HistoryCache(store, max_bytes=100)
     await cache.newest("a", 1)
     await cache.newest("b", 1)
-    await cache.page(query("b", limit=1))  # 41 bytes: 81 in all
+    await page_of(cache, query("b", limit=1))  # 41 bytes: 81 in all
     await fill(store, "b", 2)  # the page is dropped, 2 characters come: 42
     await cache.newest("b", 1)
     await fill(store, "b", 40)  # 82: within the bound only if the 41 stopped counting
@@ -521,6 +527,6 @@ async def test_a_kept_document_counts_against_the_bound(
     await store.append("e", "x" * 10, "y" * 10)  # 20 characters
     cache = HistoryCache(store, max_bytes=160)  # documents up to 40 bytes are kept
     await cache.newest("d", 1)
-    await cache.page(query("c", limit=None))  # 100 + 10 + 31: 141
+    await page_of(cache, query("c", limit=None))  # 100 + 10 + 31: 141
     await cache.newest("e", 1)  # 161: one over, so d, the least recently used, goes
     assert await held(cache, observer, "c", "e", "d") == ["c", "e"]

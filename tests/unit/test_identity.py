@@ -1,19 +1,24 @@
-"""Who is calling: API keys (auth.py) and the client a rate limit counts (ratelimit.py),
-including the ways a caller could try to pass for someone else."""
+"""Who is calling: API keys, named or not (identity/api_keys.py), the principal the
+identity middleware records (api/identity.py), and the caller a rate limit counts
+(ratelimit.py), including the ways a caller could try to pass for someone else."""
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from chat_service.api.auth import ApiKeys, is_protected
 from chat_service.api.errors import ApiError
-from chat_service.api.ratelimit import TokenBuckets, client_address, parse_networks
+from chat_service.api.identity import Identity, client_address, parse_networks
+from chat_service.api.ratelimit import TokenBuckets
+from chat_service.identity.api_keys import ApiKeys, parse_api_key
+from chat_service.identity.principal import ANONYMOUS, Principal, PrincipalKind
+from tests.support.oidc_issuer import OidcIssuer
 from tests.unit.conftest import MakeClient
 
 KEY = "alpha-key-0123456789"
@@ -22,9 +27,9 @@ NGINX = "10.0.0.7"  # a trusted proxy's address
 TRUSTED = parse_networks(["10.0.0.0/8"])
 
 
-def key_id(key: str) -> str:
-    """What a key is known as: a digest prefix, never the key."""
-    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+def key_principal(key: str) -> Principal:
+    """What an unnamed key is known as: a digest prefix, never the key."""
+    return Principal(PrincipalKind.API_KEY, "#" + hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 class Transport:
@@ -55,12 +60,56 @@ def test_an_api_error_reads_as_its_message() -> None:
     )
 
 
-def test_keys_are_known_by_a_digest_never_by_themselves() -> None:
+def test_unnamed_keys_are_known_by_a_digest_never_by_themselves() -> None:
     keys = ApiKeys((KEY, OTHER))
-    assert keys.identify(KEY) == key_id(KEY)
-    assert keys.identify(OTHER) == key_id(OTHER)
-    assert key_id(KEY) != key_id(OTHER)
-    assert KEY not in str(keys.identify(KEY))
+    assert keys.identify(KEY) == key_principal(KEY)
+    assert keys.identify(OTHER) == key_principal(OTHER)
+    assert key_principal(KEY) != key_principal(OTHER)
+    assert KEY not in repr(keys.identify(KEY))
+
+
+def test_named_keys_are_their_names() -> None:
+    keys = ApiKeys((f"alice:{KEY}", f"ci-bot.2:{OTHER}"))
+    assert keys.identify(KEY) == Principal(PrincipalKind.API_KEY, "alice")
+    assert keys.identify(OTHER) == Principal(PrincipalKind.API_KEY, "ci-bot.2")
+    assert keys.identify(f"alice:{KEY}") is None, "the name is not part of the key"
+    assert KEY not in repr(parse_api_key(f"alice:{KEY}"))
+
+
+def test_a_named_key_may_hold_colons() -> None:
+    parsed = parse_api_key("a:b:c-0123456789abcdef")
+    assert (parsed.principal.name, parsed.secret) == ("a", b"b:c-0123456789abcdef")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "no-name-0123456789:short",  # what follows the colon is too short to be a key
+        ":leading-colon-0123456789",  # an empty name is no name
+        "-dash:0123456789abcdefgh",  # a name starts with a letter or digit
+    ],
+)
+def test_an_entry_that_is_not_name_and_key_is_one_bare_key(entry: str) -> None:
+    parsed = parse_api_key(entry)
+    assert parsed.principal == key_principal(entry)
+    assert parsed.secret == entry.encode()
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ((f"alice:{KEY}", f"alice:{OTHER}"), "names must be unique: alice"),
+        ((f"alice:{KEY}", f"bob:{KEY}"), "the same API key is configured under two names"),
+        (("short",), "at least 16 printable characters"),
+        ((f"alice:{KEY} x",), "at least 16 printable characters"),
+    ],
+)
+def test_bad_key_lists_are_refused_without_showing_a_key(
+    entries: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as refused:
+        ApiKeys(entries)
+    assert KEY not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +122,12 @@ def test_only_the_exact_key_matches(token: str) -> None:
 def test_no_keys_configured_is_falsy() -> None:
     assert not ApiKeys(())
     assert ApiKeys((KEY,))
+
+
+def test_the_anonymous_namespace_is_empty_and_others_are_qualified_by_kind() -> None:
+    assert ANONYMOUS.namespace == ""
+    assert Principal(PrincipalKind.API_KEY, "alice").namespace == "key:alice"
+    assert Principal(PrincipalKind.OIDC, "alice").namespace == "oidc:alice"
 
 
 @pytest.mark.parametrize(
@@ -88,13 +143,17 @@ def test_no_keys_configured_is_falsy() -> None:
         (f"Bearer {OTHER}", False),
     ],
 )
-def test_the_key_is_read_from_a_bearer_authorization(authorization: str, identified: bool) -> None:
-    found = ApiKeys((KEY,)).identify_request(request(headers={"Authorization": authorization}))
-    assert found == (key_id(KEY) if identified else None)
-
-
-def test_a_request_without_authorization_is_nobody() -> None:
-    assert ApiKeys((KEY,)).identify_request(request()) is None
+async def test_the_key_is_read_from_a_bearer_authorization(
+    authorization: str, identified: bool
+) -> None:
+    identity = Identity(ApiKeys((KEY,)))
+    presented = request(headers={"Authorization": authorization})
+    if identified:
+        assert await identity.principal(presented) == key_principal(KEY)
+        return
+    with pytest.raises(ApiError) as refused:
+        await identity.principal(presented)
+    assert refused.value.status == 401
 
 
 @pytest.mark.parametrize(
@@ -102,6 +161,7 @@ def test_a_request_without_authorization_is_nobody() -> None:
     [
         ("/chat/history", False, True),
         ("/chat/message", False, True),
+        ("/chat/conversations", False, True),
         ("/chat/", False, True),
         ("/chat", False, False),
         ("/chatter", False, False),
@@ -114,7 +174,8 @@ def test_a_request_without_authorization_is_nobody() -> None:
     ],
 )
 def test_what_the_keys_protect(path: str, metrics: bool, protected: bool) -> None:
-    assert is_protected(path, metrics=metrics) is protected
+    assert Identity(ApiKeys((KEY,)), protect_metrics=metrics).protects(path) is protected
+    assert not Identity(ApiKeys(()), protect_metrics=metrics).protects(path), "nothing to check"
 
 
 async def test_with_keys_the_chat_routes_need_one(make_client: MakeClient) -> None:
@@ -272,3 +333,118 @@ async def test_the_limit_counts_each_key_on_its_own(make_client: MakeClient) -> 
     assert await limited.json() == {"status": "error", "message": "Too many requests; slow down."}
     # At 0.001 tokens a second, the next one is 1,000 s away.
     assert limited.headers["Retry-After"] == "1000"
+
+
+# -- OpenID Connect bearer tokens, through the middleware ---------------------------------
+
+
+@pytest.fixture
+def issuer() -> Iterator[OidcIssuer]:
+    with OidcIssuer(audience="chat-service") as running:
+        yield running
+
+
+async def oidc_client(make_client: MakeClient, issuer: OidcIssuer, **changes: Any) -> Any:
+    return await make_client(oidc_issuer=issuer.url, oidc_audience="chat-service", **changes)
+
+
+async def test_a_valid_token_names_its_subject(make_client: MakeClient, issuer: OidcIssuer) -> None:
+    client = await oidc_client(make_client, issuer)
+    token = {"Authorization": f"Bearer {issuer.token({'sub': 'carol'})}"}
+    response = await client.post("/chat/message", json={"message": "hi"}, headers=token)
+    assert response.status == 200
+    assert (await client.get("/chat/history", headers=token)).status == 200
+    # The page and the probes stay open; without a token the chat routes do not.
+    assert (await client.get("/healthz")).status == 200
+    refused = await client.get("/chat/history")
+    assert refused.status == 401
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="chat-service"'
+    assert await refused.json() == {"status": "error", "message": "A bearer token is required."}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"exp": 1_000_000_000}, "token expired"),
+        ({"aud": "someone-else"}, "wrong audience"),
+        ({"iss": "http://127.0.0.1:1"}, "wrong issuer"),
+    ],
+)
+async def test_an_invalid_token_is_a_401_that_says_invalid_token(
+    make_client: MakeClient, issuer: OidcIssuer, overrides: dict[str, Any], reason: str
+) -> None:
+    client = await oidc_client(make_client, issuer)
+    bad = {"Authorization": f"Bearer {issuer.token(overrides)}"}
+    refused = await client.get("/chat/history", headers=bad)
+    assert refused.status == 401
+    assert refused.headers["WWW-Authenticate"] == (
+        'Bearer realm="chat-service", error="invalid_token"'
+    )
+    assert await refused.json() == {
+        "status": "error",
+        "message": f"The bearer token is not valid: {reason}.",
+    }
+
+
+async def test_an_unreachable_issuer_is_a_503_not_a_bad_token(
+    make_client: MakeClient, issuer: OidcIssuer
+) -> None:
+    issuer.go_down()
+    client = await oidc_client(make_client, issuer)
+    token = {"Authorization": f"Bearer {issuer.token()}"}
+    response = await client.get("/chat/history", headers=token)
+    assert response.status == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "WWW-Authenticate" not in response.headers
+
+
+async def test_keys_and_tokens_together_each_name_their_own(
+    make_client: MakeClient, issuer: OidcIssuer
+) -> None:
+    client = await oidc_client(make_client, issuer, api_keys=(f"alice:{KEY}",))
+    as_key = {"Authorization": f"Bearer {KEY}"}
+    as_token = {"Authorization": f"Bearer {issuer.token({'sub': 'alice'})}"}
+    await client.post("/chat/message", json={"message": "from the key"}, headers=as_key)
+    history = await client.get("/chat/history", headers=as_token)
+    assert await history.json() == [], "key alice and subject alice are two principals"
+    refused = await client.get("/chat/history", headers={"Authorization": "Bearer nonsense"})
+    assert refused.status == 401
+    message = "A valid API key or bearer token is required."
+    missing = await client.get("/chat/history")
+    assert await missing.json() == {"status": "error", "message": message}
+
+
+async def test_only_an_api_key_opens_protected_metrics(
+    make_client: MakeClient, issuer: OidcIssuer
+) -> None:
+    client = await oidc_client(make_client, issuer, api_keys=(KEY,), metrics_require_key=True)
+    token = {"Authorization": f"Bearer {issuer.token()}"}
+    assert (await client.get("/metrics", headers=token)).status == 401
+    assert (await client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})).status == 200
+
+
+# -- rate limits per principal, and the headers that tell where a caller stands -----------
+
+
+async def test_the_limit_counts_each_subject_on_its_own_and_says_so(
+    make_client: MakeClient, issuer: OidcIssuer
+) -> None:
+    client = await oidc_client(make_client, issuer, rate_limit_rps=0.5, rate_limit_burst=3)
+    carol = {"Authorization": f"Bearer {issuer.token({'sub': 'carol'})}"}
+    dave = {"Authorization": f"Bearer {issuer.token({'sub': 'dave'})}"}
+    answers = [await client.get("/chat/history", headers=carol) for _ in range(4)]
+    assert [answer.status for answer in answers] == [200, 200, 200, 429]
+    # Three tokens refilled at 0.5/s: the window is 6 s.
+    assert {answer.headers["RateLimit-Policy"] for answer in answers} == {'"per-caller";q=3;w=6'}
+    remaining = [answer.headers["RateLimit"] for answer in answers]
+    assert [value.split(";")[1] for value in remaining] == ["r=2", "r=1", "r=0", "r=0"]
+    assert remaining[0].startswith('"per-caller";r=2;t=')
+    assert int(remaining[0].rsplit("t=", 1)[1]) in (1, 2), "one token short: 2 s to refill"
+    assert answers[3].headers["Retry-After"] == "2"
+    # Another subject from the same address has its own bucket.
+    assert (await client.get("/chat/history", headers=dave)).status == 200
+    # Bad credentials are throttled by address, before they are refused.
+    bad = {"Authorization": "Bearer not-a-token"}
+    statuses = [(await client.get("/chat/history", headers=bad)).status for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    assert "RateLimit" not in (await client.get("/healthz")).headers

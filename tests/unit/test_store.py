@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from chat_service.store import Exchange, SQLiteChatStore, StoreError, StoreOpenError
+from chat_service.store.conversations import Conversation
 from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -259,7 +260,7 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         await SQLiteChatStore.open(path)
     assert str(refused.value) == (
         f"database {str(path)!r} has schema version 99, newer than this release supports "
-        "(2); upgrade chat-service"
+        "(3); upgrade chat-service"
     )
 
 
@@ -271,17 +272,31 @@ async def test_a_database_of_the_first_release_is_migrated_keeping_its_rows(
         conn.executescript(
             f"{MIGRATIONS[0]}\n"
             "INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at)"
-            " VALUES ('c', 1, 'from before', 'still here', '2026-01-01T00:00:00.000Z');"
+            " VALUES ('c', 1, 'from\nbefore', 'still here', '2026-01-01T00:00:00.000Z'),"
+            " ('c', 2, 'then', 'more', '2026-01-02T00:00:00.000Z'),"
+            " ('d', 1, 'other', 'one', '2026-01-03T00:00:00.000Z');"
             "PRAGMA user_version=1;"
         )
     store = await SQLiteChatStore.open(path)
     try:
-        assert pragma(path, "user_version") == 2
+        assert pragma(path, "user_version") == 3
         assert [(e.user, e.ai) for e in (await store.history("c")).exchanges] == [
-            ("from before", "still here")
+            ("from\nbefore", "still here"),
+            ("then", "more"),
         ]
         await store.ping()  # migration 2's probe row is there to be written
-        assert (await store.append("c", "new", "reply")).turn == 2
+        # Migration 3: the conversations so far are the anonymous owner's, titled by their
+        # first message, with their first and latest activity and their count.
+        assert await store.conversations("", limit=10) == [
+            Conversation("d", "other", *["2026-01-03T00:00:00.000Z"] * 2, exchanges=1),
+            Conversation(
+                "c", "from before", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z", 2
+            ),
+        ]
+        assert (await store.append("c", "new", "reply")).turn == 3
+        found = await store.conversation("c")
+        assert found is not None
+        assert found.exchanges == 3
     finally:
         await store.close()
 

@@ -60,7 +60,7 @@ def conn(tmp_path: Path) -> sqlite3.Connection:
 
 def test_a_transaction_returns_the_inserted_rows_oldest_first(conn: sqlite3.Connection) -> None:
     rows = transaction(
-        conn, [], (INSERT, [{"c": "c", "u": "one"}, {"c": "c", "u": "two"}]), READ_BACK
+        conn, [], ((INSERT,), [{"c": "c", "u": "one"}, {"c": "c", "u": "two"}]), READ_BACK
     )
     assert rows == [("one",), ("two",)]
     assert not conn.in_transaction
@@ -69,17 +69,17 @@ def test_a_transaction_returns_the_inserted_rows_oldest_first(conn: sqlite3.Conn
 def test_statements_alone_return_no_rows(conn: sqlite3.Connection) -> None:
     probe = ("UPDATE store_probe SET checked_at = ? WHERE id = 1", ("now",))
     assert transaction(conn, [probe], None, READ_BACK) == []
-    assert transaction(conn, [probe], (INSERT, []), READ_BACK) == []
+    assert transaction(conn, [probe], ((INSERT,), []), READ_BACK) == []
     assert conn.execute("SELECT checked_at FROM store_probe").fetchone() == ("now",)
 
 
 def test_a_failing_transaction_leaves_nothing_behind(conn: sqlite3.Connection) -> None:
     broken = ("UPDATE no_such_table SET x = 1", ())
     with pytest.raises(sqlite3.OperationalError):
-        transaction(conn, [broken], (INSERT, [{"c": "c", "u": "lost"}]), READ_BACK)
+        transaction(conn, [broken], ((INSERT,), [{"c": "c", "u": "lost"}]), READ_BACK)
     assert not conn.in_transaction, "rolled back, ready for the next one"
     assert conn.execute("SELECT COUNT(*) FROM exchanges").fetchone() == (0,)
-    assert transaction(conn, [], (INSERT, [{"c": "c", "u": "next"}]), READ_BACK) == [("next",)]
+    assert transaction(conn, [], ((INSERT,), [{"c": "c", "u": "next"}]), READ_BACK) == [("next",)]
 
 
 def test_migrations_are_whole_or_not_at_all(tmp_path: Path) -> None:

@@ -1,0 +1,34 @@
+"""Who is calling: the principal every request is attributed to.
+
+A principal owns conversations (its ``namespace`` qualifies their ids in the store), is the
+unit a rate limit counts, and its ``name`` may appear in logs and spans. Secrets never do:
+an unnamed API key is known by a digest prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PrincipalKind(StrEnum):
+    ANONYMOUS = "anonymous"  # neither API keys nor an issuer are configured
+    API_KEY = "key"
+    OIDC = "oidc"  # the ``sub`` of a token from CHAT_OIDC_ISSUER
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: PrincipalKind
+    name: str
+
+    @property
+    def namespace(self) -> str:
+        """What qualifies this principal's conversation ids: empty for the anonymous one,
+        so a service without identity keeps the conversations it stored before."""
+        if self.kind is PrincipalKind.ANONYMOUS:
+            return ""
+        return f"{self.kind.value}:{self.name}"
+
+
+ANONYMOUS = Principal(PrincipalKind.ANONYMOUS, "")

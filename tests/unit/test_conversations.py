@@ -1,0 +1,321 @@
+"""``/chat/conversations``: listing, creating, renaming and deleting, on both stores.
+
+Isolation between principals has its own matrix (tests/security/test_isolation.py); here
+every request is the anonymous principal's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from chat_service.api.events import LIVE_UPDATES
+from chat_service.config import Settings
+from chat_service.store import SQLiteChatStore
+from chat_service.store.conversations import title_from_message
+from chat_service.store.postgres import PostgresChatStore
+from tests.unit.conftest import MakeClient
+
+Client = TestClient[Any, Any]
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+BAD_CURSOR = "Query parameter 'before' must be a cursor from a previous page's Link."
+MARKER = "zq-erase-me-8c1d"
+NOT_FOUND = {"status": "error", "message": "Conversation not found."}
+
+
+@pytest.fixture
+def settings(backend_settings: Settings) -> Settings:
+    return backend_settings
+
+
+async def create(client: Client, **body: Any) -> dict[str, Any]:
+    response = await client.post("/chat/conversations", json=body if body else None)
+    assert response.status == 201, await response.text()
+    created: dict[str, Any] = await response.json()
+    assert response.headers["Location"] == f"/chat/conversations/{created['id']}"
+    return created
+
+
+async def send(client: Client, conversation: str, message: str) -> None:
+    response = await client.post(
+        "/chat/message", json={"message": message, "conversation_id": conversation}
+    )
+    assert response.status == 200, await response.text()
+
+
+async def listed(client: Client, query: str = "") -> list[dict[str, Any]]:
+    response = await client.get(f"/chat/conversations{query}")
+    assert response.status == 200, await response.text()
+    items: list[dict[str, Any]] = await response.json()
+    return items
+
+
+async def test_a_new_conversation_is_empty_untitled_and_has_a_server_chosen_id(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    assert await listed(client) == []
+    created = await create(client)
+    assert re.fullmatch(r"[0-9a-f]{32}", created["id"])
+    assert created["title"] is None
+    assert created["exchanges"] == 0
+    assert TIMESTAMP.fullmatch(created["created_at"])
+    assert created["updated_at"] == created["created_at"]
+    assert (await create(client))["id"] != created["id"]
+    fetched = await client.get(f"/chat/conversations/{created['id']}")
+    assert (fetched.status, await fetched.json()) == (200, created)
+
+
+async def test_a_given_title_is_trimmed_to_one_line_and_kept_after_messages(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    created = await create(client, title="  Trip \u2003 to   Lisbon ")
+    assert created["title"] == "Trip to Lisbon"
+    await send(client, created["id"], "What should I pack?")
+    [item] = await listed(client)
+    assert (item["id"], item["title"], item["exchanges"]) == (created["id"], "Trip to Lisbon", 1)
+    assert item["updated_at"] >= item["created_at"]
+
+
+async def test_an_untitled_conversation_is_titled_by_its_first_message(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    created = await create(client)
+    first = "Explain   the difference between\nprocesses and threads in an operating system"
+    await send(client, created["id"], first)
+    await send(client, created["id"], "And green threads?")
+    [item] = await listed(client)
+    assert item["title"] == "Explain the difference between processes and threads in an…"
+    assert item["exchanges"] == 2
+
+
+async def test_posting_to_a_new_id_creates_the_conversation(make_client: MakeClient) -> None:
+    client = await make_client()
+    await send(client, "notes", "Short one")
+    [item] = await listed(client)
+    assert (item["id"], item["title"], item["exchanges"]) == ("notes", "Short one", 1)
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("hello", "hello"),
+        ("  spaced\t\tout  ", "spaced out"),
+        ("x" * 60, "x" * 60),
+        ("x" * 61, "x" * 59 + "…"),  # no space to cut at
+        ("word " * 20, "word word word word word word word word word word word…"),
+    ],
+)
+def test_default_titles(message: str, title: str) -> None:
+    assert title_from_message(message) == title
+
+
+async def test_the_most_recently_active_come_first(make_client: MakeClient) -> None:
+    client = await make_client()
+    ids = [(await create(client, title=name))["id"] for name in ("a", "b", "c")]
+    await asyncio.sleep(0.002)  # timestamps have millisecond resolution
+    await send(client, ids[0], "back to a")
+    assert [item["title"] for item in await listed(client)] == ["a", "c", "b"]
+
+
+async def test_pages_follow_their_links_without_gaps_or_repeats(make_client: MakeClient) -> None:
+    client = await make_client()
+    made = {(await create(client, title=f"t{n}"))["id"] for n in range(5)}
+    seen: list[str] = []
+    path = "/chat/conversations?limit=2"
+    sizes = []
+    while path:
+        response = await client.get(path)
+        assert response.status == 200
+        page = await response.json()
+        sizes.append(len(page))
+        seen += [item["id"] for item in page]
+        link = re.fullmatch(r'<([^>]+)>; rel="next"', response.headers.get("Link", ""))
+        path = link.group(1) if link else ""
+    assert sizes == [2, 2, 1]
+    assert sorted(seen) == sorted(made)
+    assert len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("?limit=0", "Query parameter 'limit' must be a positive integer."),
+        ("?limit=101", "Query parameter 'limit' must be at most 100."),
+        (
+            "?before=nonsense",
+            "Query parameter 'before' must be a cursor from a previous page's Link.",
+        ),
+        (
+            "?before=WzEsMl0",
+            "Query parameter 'before' must be a cursor from a previous page's Link.",
+        ),
+    ],
+)
+async def test_bad_list_queries_are_refused(
+    make_client: MakeClient, query: str, message: str
+) -> None:
+    client = await make_client()
+    response = await client.get(f"/chat/conversations{query}")
+    assert (response.status, await response.json()) == (
+        400,
+        {"status": "error", "message": message},
+    )
+
+
+async def test_renaming(make_client: MakeClient) -> None:
+    client = await make_client()
+    created = await create(client, title="before")
+    renamed = await client.patch(f"/chat/conversations/{created['id']}", json={"title": "after"})
+    assert renamed.status == 200
+    assert await renamed.json() == {**created, "title": "after"}
+    assert [item["title"] for item in await listed(client)] == ["after"]
+    missing = await client.patch("/chat/conversations/nope", json={"title": "x"})
+    assert (missing.status, await missing.json()) == (404, NOT_FOUND)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "Field 'title' is required."),
+        ({"title": None}, "Field 'title' must be a string."),
+        ({"title": 5}, "Field 'title' must be a string."),
+        ({"title": ""}, "Field 'title' must be 1-200 characters, not blank."),
+        ({"title": " \n "}, "Field 'title' must be 1-200 characters, not blank."),
+        ({"title": "\u3000\ufeff"}, "Field 'title' must be 1-200 characters, not blank."),
+        ({"title": "x" * 201}, "Field 'title' must be 1-200 characters, not blank."),
+        ({"title": "bell\x07"}, "Field 'title' must be text without control characters."),
+        ({"title": "line\nbreak"}, "Field 'title' must be text without control characters."),
+        ({"title": "c1\x85"}, "Field 'title' must be text without control characters."),
+        ({"title": "\ud800"}, "Field 'title' must be text without control characters."),
+    ],
+)
+async def test_bad_titles_are_refused(
+    make_client: MakeClient, body: dict[str, Any], message: str
+) -> None:
+    client = await make_client()
+    created = await create(client, title="kept")
+    response = await client.patch(f"/chat/conversations/{created['id']}", json=body)
+    assert (response.status, await response.json()) == (
+        400,
+        {"status": "error", "message": message},
+    )
+    if "title" in body:
+        refused = await client.post("/chat/conversations", json=body)
+        assert refused.status == 400, "creating checks a title the same way"
+    assert [item["title"] for item in await listed(client)] == ["kept"]
+
+
+async def test_a_title_of_exactly_200_characters_is_accepted(make_client: MakeClient) -> None:
+    client = await make_client()
+    assert (await create(client, title="y" * 200))["title"] == "y" * 200
+
+
+async def test_an_id_that_cannot_exist_is_a_bad_request(make_client: MakeClient) -> None:
+    client = await make_client()
+    response = await client.delete("/chat/conversations/-dash")
+    assert response.status == 400
+
+
+async def test_deleting_erases_the_conversation_and_its_history(make_client: MakeClient) -> None:
+    client = await make_client()
+    kept = await create(client, title="kept")
+    doomed = await create(client, title="doomed")
+    await send(client, doomed["id"], "forget me")
+    await send(client, kept["id"], "remember me")
+    history = await client.get(f"/chat/history?conversation_id={doomed['id']}")
+    assert len(await history.json()) == 1  # cached now: the deletion must reach the cache
+    deleted = await client.delete(f"/chat/conversations/{doomed['id']}")
+    assert (deleted.status, await deleted.read()) == (204, b"")
+    gone = await client.get(f"/chat/conversations/{doomed['id']}")
+    assert (gone.status, await gone.json()) == (404, NOT_FOUND)
+    history = await client.get(f"/chat/history?conversation_id={doomed['id']}")
+    assert await history.json() == []
+    assert [item["title"] for item in await listed(client)] == ["kept"]
+    again = await client.delete(f"/chat/conversations/{doomed['id']}")
+    assert (again.status, await again.json()) == (404, NOT_FOUND)
+    # The same id can start over, from turn 1.
+    await send(client, doomed["id"], "anew")
+    [fresh] = [item for item in await listed(client) if item["id"] == doomed["id"]]
+    assert (fresh["title"], fresh["exchanges"]) == ("anew", 1)
+
+
+async def test_deleting_ends_the_conversations_live_streams(make_client: MakeClient) -> None:
+    client = await make_client()
+    doomed = await create(client)
+    other = await create(client)
+    streams = {
+        name: await client.get(f"/chat/events?conversation_id={conversation['id']}")
+        for name, conversation in (("doomed", doomed), ("other", other))
+    }
+    live = client.app[LIVE_UPDATES]
+    for _ in range(500):
+        if live.followers == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert live.followers == 2
+    assert (await client.delete(f"/chat/conversations/{doomed['id']}")).status == 204
+    async with asyncio.timeout(5):
+        rest = await streams["doomed"].content.read()
+    assert b"event:" not in rest
+    assert live.followers == 1, "the other conversation's stream goes on"
+    streams["other"].close()
+
+
+def database_bytes(path: Path) -> bytes:
+    """The database file and its log, as they are on disk."""
+    return b"".join(
+        candidate.read_bytes()
+        for candidate in (path, path.with_name(path.name + "-wal"))
+        if candidate.exists()
+    )
+
+
+async def test_deleted_text_is_gone_from_the_sqlite_files(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = await SQLiteChatStore.open(path)
+    try:
+        for n in range(3):
+            await store.append("doomed", f"{MARKER} question {n}", f"{MARKER} answer {n}")
+            await store.append("kept", f"kept question {n}", "kept answer")
+        await store.rename_conversation("doomed", f"{MARKER} title")
+        assert MARKER.encode() in database_bytes(path), "the text was on disk to begin with"
+        assert await store.delete_conversation("doomed")
+        on_disk = database_bytes(path)
+        assert MARKER.encode() not in on_disk
+        assert b"kept question 2" in on_disk
+        assert [e.user for e in (await store.history("kept")).exchanges][-1] == "kept question 2"
+    finally:
+        await store.close()
+    assert MARKER.encode() not in database_bytes(path)
+
+
+async def test_deleted_rows_are_gone_from_postgresql(postgres_url: str) -> None:
+    store = await PostgresChatStore.open(postgres_url)
+    try:
+        await store.append("doomed", f"{MARKER} question", f"{MARKER} answer")
+        await store.append("kept", "kept question", "kept answer")
+        assert await store.delete_conversation("doomed")
+        assert not await store.delete_conversation("doomed")
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM exchanges WHERE user_message LIKE '%' || $1 || '%' "
+            "OR ai_response LIKE '%' || $1 || '%'",
+            MARKER,
+        )
+        conversations = await conn.fetch("SELECT id, title FROM conversations ORDER BY id")
+    finally:
+        await conn.close()
+    assert left == 0
+    assert [tuple(row) for row in conversations] == [("kept", "kept question")]
