@@ -288,7 +288,7 @@ async def test_a_database_of_the_first_release_is_migrated_keeping_its_rows(
         # Migration 3: the conversations so far are the anonymous owner's, titled by their
         # first message, with their first and latest activity and their count.
         assert await store.conversations("", limit=10) == [
-            Conversation("d", "other", *["2026-01-03T00:00:00.000Z"] * 2, exchanges=1),
+            Conversation("d", "other", "2026-01-03T00:00:00.000Z", "2026-01-03T00:00:00.000Z", 1),
             Conversation(
                 "c", "from before", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z", 2
             ),
