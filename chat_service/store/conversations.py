@@ -50,7 +50,7 @@ def title_from_message(message: str) -> str:
     if len(text) <= TITLE_FROM_MESSAGE_CHARS:
         return text
     cut = text[: TITLE_FROM_MESSAGE_CHARS - 1]
-    space = cut.rfind(" ")
+    space = cut.rfind(" ")  # the text has no runs of spaces: what precedes it is a word
     if space >= TITLE_FROM_MESSAGE_CHARS // 2:
         cut = cut[:space]
-    return cut.rstrip() + "…"
+    return cut + "…"

@@ -112,6 +112,9 @@ async def test_posting_to_a_new_id_creates_the_conversation(make_client: MakeCli
         ("x" * 60, "x" * 60),
         ("x" * 61, "x" * 59 + "…"),  # no space to cut at
         ("word " * 20, "word word word word word word word word word word word…"),
+        # A space at index 30 is still a boundary to cut at; one at 29 is too early.
+        ("a" * 30 + " " + "b" * 40, "a" * 30 + "…"),
+        ("a" * 29 + " " + "b" * 40, "a" * 29 + " " + "b" * 29 + "…"),
     ],
 )
 def test_default_titles(message: str, title: str) -> None:
@@ -217,6 +220,33 @@ async def test_bad_titles_are_refused(
 async def test_a_title_of_exactly_200_characters_is_accepted(make_client: MakeClient) -> None:
     client = await make_client()
     assert (await create(client, title="y" * 200))["title"] == "y" * 200
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(max_body_bytes=1024)
+    response = await client.post("/chat/conversations", data=b'{"title": "' + b"x" * 2000 + b'"}')
+    assert (response.status, await response.json()) == (
+        413,
+        {"status": "error", "message": "Request body is larger than 1024 bytes."},
+    )
+
+
+async def test_each_principal_lists_its_own_under_the_ids_it_used(
+    make_client: MakeClient,
+) -> None:
+    alice = {"Authorization": "Bearer alice-key-0123456789"}
+    client = await make_client(api_keys=("alice:alice-key-0123456789",))
+    response = await client.post(
+        "/chat/message", json={"message": "hi", "conversation_id": "a/b"}, headers=alice
+    )
+    assert response.status == 400, "no id holds the separator of owner and id"
+    await client.post(
+        "/chat/message", json={"message": "hi", "conversation_id": "shared"}, headers=alice
+    )
+    response = await client.get("/chat/conversations", headers=alice)
+    assert [item["id"] for item in await response.json()] == ["shared"]
 
 
 async def test_an_id_that_cannot_exist_is_a_bad_request(make_client: MakeClient) -> None:

@@ -76,6 +76,12 @@ def test_named_keys_are_their_names() -> None:
     assert KEY not in repr(parse_api_key(f"alice:{KEY}"))
 
 
+def test_a_key_of_exactly_16_characters_is_enough() -> None:
+    assert ApiKeys(("k" * 16,)).identify("k" * 16) is not None
+    with pytest.raises(ValueError, match="at least 16"):
+        ApiKeys(("k" * 15,))
+
+
 def test_a_named_key_may_hold_colons() -> None:
     parsed = parse_api_key("a:b:c-0123456789abcdef")
     assert (parsed.principal.name, parsed.secret) == ("a", b"b:c-0123456789abcdef")
@@ -98,9 +104,18 @@ def test_an_entry_that_is_not_name_and_key_is_one_bare_key(entry: str) -> None:
 @pytest.mark.parametrize(
     ("entries", "message"),
     [
-        ((f"alice:{KEY}", f"alice:{OTHER}"), "names must be unique: alice"),
-        ((f"alice:{KEY}", f"bob:{KEY}"), "the same API key is configured under two names"),
-        (("short",), "at least 16 printable characters"),
+        ((f"alice:{KEY}", f"alice:{OTHER}"), "names must be unique: alice$"),
+        (
+            (f"alice:{KEY}", f"bob:{OTHER}", f"alice:{KEY}x", f"bob:{OTHER}x"),
+            "names must be unique: alice, bob$",
+        ),
+        ((f"alice:{KEY}", f"bob:{KEY}"), "^the same API key is configured under two names$"),
+        (
+            ("short",),
+            "^API keys must be at least 16 printable characters without spaces, optionally "
+            "preceded by a name and a colon \\(name: 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit\\)$",
+        ),
         ((f"alice:{KEY} x",), "at least 16 printable characters"),
     ],
 )
@@ -186,6 +201,7 @@ async def test_with_keys_the_chat_routes_need_one(make_client: MakeClient) -> No
     assert await refused.json() == {"status": "error", "message": "A valid API key is required."}
     wrong = await client.get("/chat/history", headers={"Authorization": f"Bearer {OTHER}"})
     assert wrong.status == 401
+    assert await wrong.json() == {"status": "error", "message": "A valid API key is required."}
     allowed = await client.get("/chat/history", headers={"Authorization": f"Bearer {KEY}"})
     assert allowed.status == 200
     for open_path in ("/healthz", "/metrics", "/openapi.json"):
@@ -394,6 +410,10 @@ async def test_an_unreachable_issuer_is_a_503_not_a_bad_token(
     token = {"Authorization": f"Bearer {issuer.token()}"}
     response = await client.get("/chat/history", headers=token)
     assert response.status == 503
+    assert await response.json() == {
+        "status": "error",
+        "message": "Bearer tokens cannot be verified right now; try again shortly.",
+    }
     assert int(response.headers["Retry-After"]) >= 1
     assert "WWW-Authenticate" not in response.headers
 
