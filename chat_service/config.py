@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from yarl import URL
+
 from chat_service.identity.api_keys import ApiKeys
 
 ASSISTANTS = ("dummy", "openai")
@@ -26,6 +28,9 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +137,13 @@ class Settings:
             "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE go together: set both or neither",
         )
         if self.oidc_issuer is not None:
+            # Keys fetched over plain HTTP could be swapped on the way: http only on loopback.
+            issuer = URL(self.oidc_issuer)
             _require(
-                self.oidc_issuer.startswith(("https://", "http://")),
-                "CHAT_OIDC_ISSUER must be an https:// URL (http:// only for local issuers)",
+                issuer.scheme == "https"
+                or (issuer.scheme == "http" and issuer.host in LOOPBACK_HOSTS),
+                "CHAT_OIDC_ISSUER must be an https:// URL (http:// only on this machine: "
+                "localhost, 127.0.0.1, [::1])",
             )
         for proxy in self.trusted_proxies:
             try:

@@ -24,7 +24,7 @@ from chat_service.api.validation import (
     parse_new_conversation_body,
     parse_rename_body,
 )
-from chat_service.keys import SETTINGS, STORE
+from chat_service.keys import REPLIES, SETTINGS, STORE
 from chat_service.store import StoreError
 from chat_service.store.conversations import Conversation, ConversationCursor
 
@@ -114,7 +114,7 @@ async def rename_conversation(request: web.Request) -> web.Response:
 async def delete_conversation(request: web.Request) -> web.Response:
     key = _path_conversation(request)
     try:
-        deleted = await request.app[STORE].delete_conversation(key)
+        deleted = await request.app[REPLIES].delete(key)
     except StoreError:
         log.exception("failed to delete a conversation")
         return error_response(500, FAILED.format("delete"))

@@ -28,11 +28,17 @@ class ApiKey:
 def parse_api_key(entry: str) -> ApiKey:
     """``name:key`` or a bare ``key``; raises ValueError with a message that shows no secret.
 
-    An entry is named when what precedes its first colon is a valid name and what follows
-    is a valid key; any other entry is one bare key (keys may contain colons)."""
+    An entry is named when what precedes its first colon is a valid name, and then what
+    follows must be a valid key; any other entry is one bare key (keys may hold colons)."""
     name, colon, rest = entry.partition(":")
-    if colon and _NAME.fullmatch(name) and _valid_secret(rest):
-        return ApiKey(Principal(PrincipalKind.API_KEY, name), rest.encode())
+    if colon and _NAME.fullmatch(name):
+        if _valid_secret(rest):
+            return ApiKey(Principal(PrincipalKind.API_KEY, name), rest.encode())
+        # Read as a bare key it would be valid, but the name was surely meant as one.
+        raise ValueError(
+            f"the API key named {name!r} is too short or has spaces: keys must be at least "
+            f"{MIN_KEY_LENGTH} printable characters without spaces"
+        )
     if not _valid_secret(entry):
         raise ValueError(
             f"API keys must be at least {MIN_KEY_LENGTH} printable characters without spaces, "

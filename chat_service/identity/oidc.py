@@ -45,6 +45,7 @@ _EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _OKP_CURVES = frozenset({"Ed25519", "Ed448"})
 ALLOWED_ALGORITHMS = _RSA_ALGORITHMS | frozenset(_EC_ALGORITHMS.values()) | {"EdDSA"}
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+_SUBJECT = re.compile("[^\x00-\x1f\x7f-\x9f]{1,255}")
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
@@ -227,7 +228,9 @@ class OidcVerifier:
         key = await self._key_for(header.get("kid"), algorithm)
         claims = self._decode(token, key)
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
+        # OpenID Connect: at most 255 characters. Control characters (NUL above all) have no
+        # place in a principal's name, which keys its conversations in the store.
+        if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
             raise InvalidToken("invalid subject")
         return subject
 

@@ -22,10 +22,15 @@ DEFAULT_MAX_CHARS = 16 * 1024 * 1024
 
 
 def cache_key(
-    model: str, system_prompt: str | None, history: Sequence[Exchange], message: str
+    owner: str,
+    model: str,
+    system_prompt: str | None,
+    history: Sequence[Exchange],
+    message: str,
 ) -> str:
-    """A digest of everything that decides a model's reply."""
-    material = [model, system_prompt, [[e.user, e.ai] for e in history], message]
+    """A digest of everything that decides a model's reply, and whose it is: one principal
+    never gets another's reply (nor learns from a fast one that someone asked the same)."""
+    material = [owner, model, system_prompt, [[e.user, e.ai] for e in history], message]
     encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -20,6 +20,7 @@ from chat_service.assistant.base import Assistant, Completion, ReplyChunk
 from chat_service.replies.cache import ReplyCache, cache_key
 from chat_service.replies.ordering import ConversationLocks
 from chat_service.store.base import ChatStore, Exchange
+from chat_service.store.conversations import split_conversation_key
 from chat_service.telemetry.genai import GenAITelemetry
 
 # (conversation, count) -> the conversation's newest ``count`` exchanges, oldest first.
@@ -90,6 +91,12 @@ class ReplyService:
             history = await self._read_context(conversation_id, self.context_turns)
             yield Turn(self, conversation_id, message, history)
 
+    async def delete(self, conversation_id: str) -> bool:
+        """Delete the conversation once a reply being written to it here is stored, so the
+        deletion takes that exchange too rather than being undone by it. Raises StoreError."""
+        async with self._locks.hold(conversation_id):
+            return await self.store.delete_conversation(conversation_id)
+
     async def _read_stored(self, conversation_id: str, count: int) -> Sequence[Exchange]:
         if count <= 0:
             return ()
@@ -121,7 +128,11 @@ class Turn:
         key = None
         if service.cache is not None:
             key = cache_key(
-                service.assistant.model, service.system_prompt, self.history, self.message
+                split_conversation_key(self.conversation_id)[0],
+                service.assistant.model,
+                service.system_prompt,
+                self.history,
+                self.message,
             )
             cached = service.cache.get(key)
             service.telemetry.cache_lookup(hit=cached is not None)
@@ -155,7 +166,8 @@ class Turn:
             chunks,
             message=self.message,
             history=self.history,
-            conversation_id=self.conversation_id,
+            # The caller's id for it: the principal is on the request's span (enduser.id).
+            conversation_id=split_conversation_key(self.conversation_id)[1],
             cached=cached,
         )
 

@@ -9,9 +9,11 @@ Nothing outside this module builds or splits a key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 TITLE_FROM_MESSAGE_CHARS = 60
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +45,13 @@ def split_conversation_key(key: str) -> tuple[str, str]:
     return owner, conversation_id
 
 
-def title_from_message(message: str) -> str:
+def title_from_message(message: str) -> str | None:
     """A conversation's default title: the start of its first message, on one line, cut
-    at a word boundary when there is one near the limit."""
-    text = " ".join(message.split())
+    at a word boundary when there is one near the limit; None when no printable text is
+    left (control characters go, as they may not be in a title)."""
+    text = " ".join(_CONTROL.sub(" ", message).split())
+    if not text:
+        return None
     if len(text) <= TITLE_FROM_MESSAGE_CHARS:
         return text
     cut = text[: TITLE_FROM_MESSAGE_CHARS - 1]

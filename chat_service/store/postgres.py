@@ -52,7 +52,6 @@ from chat_service.store.base import (
 from chat_service.store.conversations import (
     Conversation,
     ConversationCursor,
-    split_conversation_key,
     title_from_message,
 )
 from chat_service.store.group_commit import (
@@ -91,16 +90,16 @@ COMMAND_TIMEOUT_S = 30.0
 
 _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
 # Sorted by id in SQL: every replica takes the conversations' row locks in the same order.
-# A conversation written to for the first time is created, titled by its first message.
+# A conversation written to for the first time is created, titled by its first message
+# (its owner and public id are columns PostgreSQL derives from the key: migration 2).
 _COUNT = """
-INSERT INTO conversations AS c (id, exchanges, owner, public_id, title, created_at, updated_at)
-SELECT id, n, o, p, t, ts::timestamptz, ts::timestamptz
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
-    AS batch (id, n, o, p, t, ts)
+INSERT INTO conversations AS c (id, exchanges, title, created_at, updated_at)
+SELECT id, n, t, ts::timestamptz, ts::timestamptz
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS batch (id, n, t, ts)
 ORDER BY id
 ON CONFLICT (id) DO UPDATE SET
     exchanges = c.exchanges + excluded.exchanges,
-    updated_at = excluded.updated_at,
+    updated_at = GREATEST(c.updated_at, excluded.updated_at),
     title = COALESCE(c.title, excluded.title)
 RETURNING id, exchanges
 """
@@ -351,7 +350,6 @@ class PostgresChatStore(GroupCommitted):
         # and each conversation's last write as its latest activity.
         first = {new.conversation_id: new for new in reversed(writes)}
         last = {new.conversation_id: new for new in writes}
-        owners = [split_conversation_key(key) for key in counts]
         try:
             async with self._connection() as conn, conn.transaction():
                 inserted: list[Any] = []
@@ -361,9 +359,7 @@ class PostgresChatStore(GroupCommitted):
                         _COUNT,
                         list(counts),
                         list(counts.values()),
-                        [owner for owner, _ in owners],
-                        [public_id for _, public_id in owners],
-                        [_text(title_from_message(first[key].user)) for key in counts],
+                        [title_from_message(first[key].user) for key in counts],
                         [last[key].created_at for key in counts],
                     )
                     totals = {row["id"]: row["exchanges"] for row in counted}
@@ -427,15 +423,11 @@ class PostgresChatStore(GroupCommitted):
         return _conversation(rows[0]) if rows else None
 
     async def create_conversation(self, key: str, title: str | None) -> Conversation | None:
-        owner, public_id = split_conversation_key(key)
         rows = await self._write(
-            "INSERT INTO conversations "
-            "(id, exchanges, owner, public_id, title, created_at, updated_at) "
-            "VALUES ($1, 0, $2, $3, $4, $5::text::timestamptz, $5::text::timestamptz) "
+            "INSERT INTO conversations (id, exchanges, title, created_at, updated_at) "
+            "VALUES ($1, 0, $2, $3::text::timestamptz, $3::text::timestamptz) "
             f"ON CONFLICT (id) DO NOTHING RETURNING {_CONVERSATION_COLUMNS}",
             key,
-            owner,
-            public_id,
             None if title is None else _text(title),
             utc_now(),
         )

@@ -35,33 +35,35 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO store_probe (id, checked_at) VALUES (1, NULL);
     """,
     # 2: conversations are owned by a principal (conversations.py: ``id`` is the store's key,
-    # owner and public id in one). Those stored so far were nobody's in particular: they go
-    # to the anonymous owner (''), titled with the start of their first message. The index
-    # serves an owner's list, most recently active first.
+    # owner and public id in one). PostgreSQL derives both from the key, and the new columns
+    # have defaults, so a replica of the previous release, still running during a rolling
+    # update, goes on inserting conversations as it did. Those stored so far were nobody's
+    # in particular (their keys have no "/"): the anonymous owner's (''), titled with the
+    # start of their first message. The index serves an owner's list, most recently active
+    # first.
     """
     ALTER TABLE conversations
-        ADD COLUMN owner      text,
-        ADD COLUMN public_id  text,
-        ADD COLUMN title      text,
-        ADD COLUMN created_at timestamptz,
-        ADD COLUMN updated_at timestamptz;
+        ADD COLUMN owner text NOT NULL GENERATED ALWAYS AS (
+            CASE WHEN strpos(id, '/') = 0 THEN '' ELSE regexp_replace(id, '/[^/]*$', '') END
+        ) STORED,
+        ADD COLUMN public_id text NOT NULL GENERATED ALWAYS AS (
+            substring(id FROM '[^/]*$')
+        ) STORED,
+        ADD COLUMN title text,
+        ADD COLUMN created_at timestamptz NOT NULL DEFAULT date_trunc('milliseconds', now()),
+        ADD COLUMN updated_at timestamptz NOT NULL DEFAULT date_trunc('milliseconds', now());
     UPDATE conversations AS c
-    SET owner = '', public_id = c.id, created_at = s.first_at, updated_at = s.last_at,
-        title = left(btrim(regexp_replace(s.first_message, '[[:space:]]+', ' ', 'g')), 60)
+    SET created_at = s.first_at, updated_at = s.last_at,
+        title = left(btrim(regexp_replace(s.first_message, '[[:space:][:cntrl:]]+', ' ', 'g')), 60)
     FROM (
-        SELECT conversation_id, min(created_at) AS first_at, max(created_at) AS last_at,
-               (array_agg(user_message ORDER BY id))[1] AS first_message
-        FROM exchanges GROUP BY conversation_id
+        SELECT DISTINCT ON (conversation_id)
+               conversation_id, user_message AS first_message,
+               min(created_at) OVER (PARTITION BY conversation_id) AS first_at,
+               max(created_at) OVER (PARTITION BY conversation_id) AS last_at
+        FROM exchanges
+        ORDER BY conversation_id, id
     ) AS s
     WHERE s.conversation_id = c.id;
-    UPDATE conversations
-    SET owner = '', public_id = id, created_at = now(), updated_at = now()
-    WHERE owner IS NULL;
-    ALTER TABLE conversations
-        ALTER COLUMN owner SET NOT NULL,
-        ALTER COLUMN public_id SET NOT NULL,
-        ALTER COLUMN created_at SET NOT NULL,
-        ALTER COLUMN updated_at SET NOT NULL;
     CREATE INDEX conversations_by_activity
         ON conversations (owner, updated_at DESC, public_id DESC);
     """,

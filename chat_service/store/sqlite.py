@@ -85,7 +85,7 @@ _COUNT = """
 INSERT INTO conversations (key, owner, public_id, title, created_at, updated_at, exchanges)
 VALUES (:conversation_id, :owner, :public_id, :title, :created_at, :created_at, 1)
 ON CONFLICT (key) DO UPDATE SET
-    updated_at = excluded.updated_at,
+    updated_at = max(conversations.updated_at, excluded.updated_at),
     exchanges = conversations.exchanges + 1,
     title = COALESCE(conversations.title, excluded.title)
 """

@@ -133,11 +133,17 @@ def erase(conn: sqlite3.Connection, key: str) -> bool:
                 conn.execute("ROLLBACK")
         raise
     if deleted:
-        (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        # The deletion is committed whatever happens here: a failure is logged, not raised.
+        try:
+            (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            busy, reason = 1, str(exc)
+        else:
+            reason = "a reader held an old snapshot past the busy timeout"
         if busy:
-            # A reader held an old snapshot past busy_timeout: the log is truncated by the
-            # next checkpoint that completes (SQLite's own, at the latest).
-            log.warning("the log could not be truncated after a deletion")
+            # The log is truncated by the next checkpoint that completes (SQLite's own, at
+            # the latest); until then it may hold the deleted pages.
+            log.warning("the log could not be truncated after a deletion: %s", reason)
     return deleted
 
 

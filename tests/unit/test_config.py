@@ -77,6 +77,17 @@ def test_empty_values_keep_defaults() -> None:
         ({"CHAT_DATABASE_URL": "mysql://db/chat"}, "CHAT_DATABASE_URL must be a postgresql://"),
         ({"CHAT_DATABASE_POOL_SIZE": "1"}, "CHAT_DATABASE_POOL_SIZE must be at least 2"),
         ({"CHAT_DATABASE_CONNECT_TIMEOUT_S": "0"}, "CHAT_DATABASE_CONNECT_TIMEOUT_S must be pos"),
+        ({"CHAT_OIDC_ISSUER": "https://sso.example"}, "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE"),
+        ({"CHAT_OIDC_AUDIENCE": "chat"}, "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE go together"),
+        (
+            {"CHAT_OIDC_ISSUER": "http://sso.example", "CHAT_OIDC_AUDIENCE": "chat"},
+            "CHAT_OIDC_ISSUER must be an https:// URL",
+        ),
+        (
+            {"CHAT_OIDC_ISSUER": "sso.example", "CHAT_OIDC_AUDIENCE": "chat"},
+            "CHAT_OIDC_ISSUER must be an https:// URL",
+        ),
+        ({"CHAT_API_KEYS": "alice:short"}, "the API key named 'alice' is too short"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -211,3 +222,11 @@ def test_cors_origins_must_be_written_as_browsers_send_them(value: str, message:
     with pytest.raises(ConfigError, match="CHAT_CORS_ORIGINS") as error:
         Settings.from_env({"CHAT_CORS_ORIGINS": value})
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "issuer", ["https://sso.example/realms/chat", "http://127.0.0.1:8080", "http://localhost:1"]
+)
+def test_an_oidc_issuer_is_https_or_on_this_machine(issuer: str) -> None:
+    settings = Settings.from_env({"CHAT_OIDC_ISSUER": issuer, "CHAT_OIDC_AUDIENCE": "chat"})
+    assert (settings.oidc_issuer, settings.oidc_audience) == (issuer, "chat")

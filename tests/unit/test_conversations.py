@@ -115,9 +115,11 @@ async def test_posting_to_a_new_id_creates_the_conversation(make_client: MakeCli
         # A space at index 30 is still a boundary to cut at; one at 29 is too early.
         ("a" * 30 + " " + "b" * 40, "a" * 30 + "…"),
         ("a" * 29 + " " + "b" * 40, "a" * 29 + " " + "b" * 29 + "…"),
+        ("tab\tand\x01bell\x85", "tab and bell"),  # no control character in a title
+        ("\x1c\x1f", None),  # nothing printable: no title yet
     ],
 )
-def test_default_titles(message: str, title: str) -> None:
+def test_default_titles(message: str, title: str | None) -> None:
     assert title_from_message(message) == title
 
 
@@ -276,6 +278,22 @@ async def test_deleting_erases_the_conversation_and_its_history(make_client: Mak
     await send(client, doomed["id"], "anew")
     [fresh] = [item for item in await listed(client) if item["id"] == doomed["id"]]
     assert (fresh["title"], fresh["exchanges"]) == ("anew", 1)
+
+
+async def test_a_deletion_waits_for_a_reply_being_written(make_client: MakeClient) -> None:
+    """The reply in flight is stored, then erased with the rest: it does not bring the
+    conversation back after the deletion."""
+    client = await make_client(assistant_latency_ms=300)
+    created = await create(client)
+    await send(client, created["id"], "first")
+    sending = asyncio.ensure_future(send(client, created["id"], "in flight"))
+    await asyncio.sleep(0.1)  # the second message is waiting for the model
+    deleted = await client.delete(f"/chat/conversations/{created['id']}")
+    assert deleted.status == 204
+    await sending
+    gone = await client.get(f"/chat/conversations/{created['id']}")
+    assert gone.status == 404
+    assert await listed(client) == []
 
 
 async def test_deleting_ends_the_conversations_live_streams(make_client: MakeClient) -> None:

@@ -179,7 +179,7 @@ async def test_each_required_claim_must_be_present(
     assert await reason(verifier, issuer.token(omit=[claim])) == f"missing {claim} claim"
 
 
-@pytest.mark.parametrize("subject", ["", 42, ["alice"]])
+@pytest.mark.parametrize("subject", ["", 42, ["alice"], "a\x00b", "line\nbreak", "s" * 256])
 async def test_the_subject_must_be_a_non_empty_string(
     issuer: OidcIssuer, make_verifier: MakeVerifier, subject: Any
 ) -> None:

@@ -24,8 +24,32 @@ def test_the_validator_would_catch_a_broken_document() -> None:
 
 def test_every_route_and_error_is_documented() -> None:
     paths = load_openapi()["paths"]
-    assert set(paths["/chat/history"]["get"]["responses"]) == {"200", "400", "500"}
-    assert set(paths["/chat/message"]["post"]["responses"]) == {"200", "400", "413", "500", "503"}
+    refusals = {"401", "429"}  # a credential, when one is needed, and the rate limit
+    assert set(paths["/chat/history"]["get"]["responses"]) == {"200", "400", "500"} | refusals
+    assert (
+        set(paths["/chat/message"]["post"]["responses"])
+        == {
+            "200",
+            "400",
+            "413",
+            "500",
+            "503",
+        }
+        | refusals
+    )
+    conversation = "/chat/conversations/{conversation_id}"
+    assert {
+        (path, method): set(operation["responses"])
+        for path in ("/chat/conversations", conversation)
+        for method, operation in paths[path].items()
+        if method != "parameters"
+    } == {
+        ("/chat/conversations", "get"): {"200", "400", "500"} | refusals,
+        ("/chat/conversations", "post"): {"201", "400", "413", "500"} | refusals,
+        (conversation, "get"): {"200", "400", "404", "500"} | refusals,
+        (conversation, "patch"): {"200", "400", "404", "413", "500"} | refusals,
+        (conversation, "delete"): {"204", "400", "404", "500"} | refusals,
+    }
     assert set(paths["/chat/message"]["post"]["responses"]["200"]["content"]) == {
         "application/json",
         "text/event-stream",

@@ -20,8 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from chat_service.store import StoreError, StoreOpenError
+from chat_service.store.conversations import Conversation
 from chat_service.store.postgres import PostgresChatStore, migrate
-from chat_service.store.postgres_migrations import SCHEMA_VERSION
+from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.telemetry.metrics import Metrics
 from tests.support.postgres import PostgresServer
 from tests.support.service import free_port
@@ -311,3 +312,44 @@ async def test_the_pool_is_on_metrics(postgres_url: str) -> None:
         assert waited >= 0.15
     finally:
         await store.close()
+
+
+async def test_a_database_of_the_first_release_is_migrated_and_its_replicas_keep_writing(
+    postgres_url: str,
+) -> None:
+    """Schema 1 with rows, migrated: the rows are the anonymous owner's, titled by their first
+    message; and a replica of the first release, still running during a rolling update,
+    can go on counting exchanges into conversations the way it did."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute(
+            f"{MIGRATIONS[0]}\n"
+            "CREATE TABLE chat_schema (version integer NOT NULL);"
+            "INSERT INTO chat_schema VALUES (1);"
+            "INSERT INTO conversations VALUES ('c', 2);"
+            "INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at)"
+            " VALUES ('c', 1, E'first\\n  line', 'r', '2026-01-01T00:00:00Z'),"
+            " ('c', 2, 'second', 'r', '2026-01-02T00:00:00Z');"
+        )
+        store = await PostgresChatStore.open(postgres_url)
+        try:
+            assert await store.conversations("", limit=10) == [
+                Conversation(
+                    "c", "first line", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z", 2
+                )
+            ]
+            # The first release's statement, as an old replica sends it.
+            await conn.execute(
+                "INSERT INTO conversations AS c (id, exchanges) VALUES ('old', 1) "
+                "ON CONFLICT (id) DO UPDATE SET exchanges = c.exchanges + excluded.exchanges"
+            )
+            found = await store.conversation("old")
+            assert found is not None
+            assert (found.id, found.title, found.exchanges) == ("old", None, 1)
+            assert (await store.append("key:alice/x", "hi", "r")).turn == 1
+            [mine] = await store.conversations("key:alice", limit=10)
+            assert (mine.id, mine.title) == ("x", "hi")
+        finally:
+            await store.close()
+    finally:
+        await conn.close()

@@ -118,21 +118,22 @@ def test_cache_put_replaces_the_reply_under_a_key() -> None:
 
 def test_cache_key_covers_everything_the_model_sees() -> None:
     history = [exchange(1, "q", "a")]
-    key = cache_key("m", "sys", history, "hello")
-    assert key == cache_key("m", "sys", [exchange(7, "q", "a")], "hello"), "text, not ids"
+    key = cache_key("", "m", "sys", history, "hello")
+    assert key == cache_key("", "m", "sys", [exchange(7, "q", "a")], "hello"), "text, not ids"
     others = {
-        cache_key("other", "sys", history, "hello"),
-        cache_key("m", None, history, "hello"),
-        cache_key("m", "sys2", history, "hello"),
-        cache_key("m", "sys", [], "hello"),
-        cache_key("m", "sys", [exchange(1, "q", "b")], "hello"),
-        cache_key("m", "sys", [exchange(1, "q2", "a")], "hello"),
-        cache_key("m", "sys", history, "hello!"),
+        cache_key("", "other", "sys", history, "hello"),
+        cache_key("", "m", None, history, "hello"),
+        cache_key("", "m", "sys2", history, "hello"),
+        cache_key("", "m", "sys", [], "hello"),
+        cache_key("", "m", "sys", [exchange(1, "q", "b")], "hello"),
+        cache_key("", "m", "sys", [exchange(1, "q2", "a")], "hello"),
+        cache_key("", "m", "sys", history, "hello!"),
+        cache_key("key:alice", "m", "sys", history, "hello"),  # another principal's
         # The same characters split differently between user and AI text.
-        cache_key("m", "sys", [exchange(1, "qa", "")], "hello"),
+        cache_key("", "m", "sys", [exchange(1, "qa", "")], "hello"),
     }
     assert key not in others
-    assert len(others) == 8
+    assert len(others) == 9
 
 
 # -- model slots ------------------------------------------------------------------------
