@@ -463,12 +463,10 @@ class PostgresChatStore(GroupCommitted):
     async def _write(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         """One statement in its own (durable) transaction; the rows it returned."""
         try:
-            async with self._connection() as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *params)
-                return rows
-        except _FAILURES as exc:
-            log.error("write failed: %s", exc or type(exc).__name__)
-            raise StoreError(f"write failed: {exc or type(exc).__name__}") from exc
+            return await self._query(sql, *params, doing="write")
+        except StoreError as exc:
+            log.error("%s", exc)
+            raise
 
     # -- reads -------------------------------------------------------------------------
 
@@ -534,13 +532,13 @@ class PostgresChatStore(GroupCommitted):
     async def _select(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         return await self._reads.select(lambda: self._query(sql, *params))
 
-    async def _query(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+    async def _query(self, sql: str, *params: Any, doing: str = "read") -> list[asyncpg.Record]:
         try:
             async with self._connection() as conn:
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *params)
                 return rows
         except _FAILURES as exc:
-            raise StoreError(f"read failed: {exc or type(exc).__name__}") from exc
+            raise StoreError(f"{doing} failed: {exc or type(exc).__name__}") from exc
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,16 +122,9 @@ def erase(conn: sqlite3.Connection, key: str) -> bool:
     the database and truncate it, so no copy of the deleted pages stays in the log (with
     ``secure_delete`` the database file's freed space is already zeroed). False if there
     was no such conversation."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(conn):
         conn.execute("DELETE FROM exchanges WHERE conversation_id = ?", (key,))
         deleted = conn.execute("DELETE FROM conversations WHERE key = ?", (key,)).rowcount > 0
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
     if deleted:
         # The deletion is committed whatever happens here: a failure is logged, not raised.
         try:
@@ -157,9 +150,9 @@ def transaction(
     parameters, in order; the rows the last one inserted read back oldest first), then
     further statements, then COMMIT; rolled back on any error. Returns the rows read back
     or, without inserts, those the last statement returned (``RETURNING``)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        rows: list[Any] = []
+    rows: list[Any] = []
+    returned: list[Any] = []
+    with immediate_transaction(conn):
         if inserts is not None and inserts[1]:
             sqls, params = inserts
             for sql in sqls:
@@ -168,13 +161,21 @@ def transaction(
             # len(params) rows are exactly this batch, in insertion order once reversed.
             rows = conn.execute(read_back, (len(params),)).fetchall()
             rows.reverse()
-        returned: list[Any] = []
         for sql, args in statements:
             returned = conn.execute(sql, args).fetchall()
+    return rows if inserts is not None else returned
+
+
+@contextlib.contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (the write lock at once, not at the first write), COMMIT when the
+    block ends, ROLLBACK on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise
-    return rows if inserts is not None else returned
