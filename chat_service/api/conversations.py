@@ -24,7 +24,7 @@ from chat_service.api.validation import (
     parse_new_conversation_body,
     parse_rename_body,
 )
-from chat_service.keys import REPLIES, SETTINGS, STORE
+from chat_service.keys import REPLIES, STORE
 from chat_service.store import StoreError
 from chat_service.store.conversations import Conversation, ConversationCursor
 
@@ -68,7 +68,8 @@ async def list_conversations(request: web.Request) -> web.Response:
 
 @routes.post("/chat/conversations")
 async def create_conversation(request: web.Request) -> web.Response:
-    title = parse_new_conversation_body(await _body(request))
+    # client_max_size (CHAT_MAX_BODY_BYTES) bounds the read: 413 above it (errors.py).
+    title = parse_new_conversation_body(await request.read())
     store = request.app[STORE]
     try:
         created = None
@@ -99,7 +100,7 @@ async def get_conversation(request: web.Request) -> web.Response:
 @routes.patch("/chat/conversations/{conversation_id}")
 async def rename_conversation(request: web.Request) -> web.Response:
     key = _path_conversation(request)
-    title = parse_rename_body(await _body(request))
+    title = parse_rename_body(await request.read())
     try:
         renamed = await request.app[STORE].rename_conversation(key, title)
     except StoreError:
@@ -127,10 +128,3 @@ def _path_conversation(request: web.Request) -> str:
     return callers_conversation(
         request, parse_conversation_id(request.match_info["conversation_id"])
     )
-
-
-async def _body(request: web.Request) -> bytes:
-    limit = request.app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"Request body is larger than {limit} bytes.")
-    return await request.read()

@@ -69,10 +69,9 @@ class TokenBuckets:
         return (1 - bucket.tokens) / self.rate
 
     def standing(self, client: str) -> tuple[int, float]:
-        """Whole tokens ``client`` has left, and the seconds until its bucket is full."""
-        bucket = self._buckets.get(client)
-        if bucket is None:
-            return self.burst, 0.0
+        """Whole tokens ``client`` has left, and the seconds until its bucket is full, as
+        of its last :meth:`take` (which every call follows)."""
+        bucket = self._buckets[client]
         return int(bucket.tokens), (self.burst - bucket.tokens) / self.rate
 
 

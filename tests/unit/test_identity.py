@@ -266,6 +266,25 @@ def test_a_bucket_with_exactly_one_token_allows_one_request() -> None:
     assert buckets.take("a") == pytest.approx(1)
 
 
+def test_a_bucket_tells_what_is_left_and_when_it_is_full_again() -> None:
+    clock = FakeClock()
+    buckets = TokenBuckets(rate=2, burst=3, clock=clock)
+    buckets.take("a")
+    assert buckets.standing("a") == (2, 0.5)
+    buckets.take("a")
+    buckets.take("a")
+    assert buckets.standing("a") == (0, 1.5)
+    clock.now += 0.25
+    buckets.take("a")  # refused: half a token back is not enough
+    assert buckets.standing("a") == (0, 1.25)
+
+
+async def test_a_policy_window_under_a_second_is_one_second(make_client: MakeClient) -> None:
+    client = await make_client(rate_limit_rps=100, rate_limit_burst=40)
+    response = await client.get("/chat/history")
+    assert response.headers["RateLimit-Policy"] == '"per-caller";q=40;w=1'
+
+
 # -- the client a rate limit counts -------------------------------------------------------
 
 
