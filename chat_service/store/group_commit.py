@@ -10,7 +10,8 @@ on with the next batch (the backend has reset its connection by then).
 Readiness probes ride along with the next batch (or form one of their own), so ``/readyz``
 proves that a real commit goes through, behind the same queue the requests use.
 
-Telemetry: a request waits in a child span; the transaction is a database span of its own
+Telemetry: a request's span gets an event when its write is queued and another when it is
+stored (with the exchange's id); the transaction is a database span of its own
 trace (one transaction serves many requests, so it can be no one's child) linked to every
 request it served, with the batch size when it is more than one row.
 """
@@ -34,7 +35,8 @@ from chat_service.timestamps import utc_now
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
-COMMIT_WAIT_SPAN = "wait for group commit"
+QUEUED_EVENT = "queued for group commit"
+STORED_EVENT = "stored by group commit"
 TABLE = "exchanges"
 
 
@@ -128,10 +130,13 @@ class GroupCommit:
             self._enqueue(_PendingWrite(new, future))
             return await future  # an unrecorded trace: no child span either (parent-based)
         self._enqueue(_PendingWrite(new, future, current.get_span_context()))
-        # Not a database span: the request only waits here; the database work is the commit
-        # span, so span-derived database metrics count it once.
-        with self._tracer.start_as_current_span(COMMIT_WAIT_SPAN, kind=SpanKind.INTERNAL):
-            return await future
+        # Two events on the request's span rather than a span of its own (one span fewer per
+        # request, about 46 us of the SDK's time each: bench/README.md): the wait is the time
+        # between them; the database work is the commit span, linked to this one.
+        current.add_event(QUEUED_EVENT)
+        exchange = await future
+        current.add_event(STORED_EVENT, {"chat_service.exchange.id": exchange.id})
+        return exchange
 
     async def probe(self) -> None:
         """Return once a commit went through; raise StoreError if it failed."""

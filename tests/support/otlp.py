@@ -36,6 +36,7 @@ class ReceivedSpan:
     links: list[tuple[str, str]]
     resource: dict[str, Any]
     status_code: int
+    events: list[str]  # their names, in the order they were added
 
 
 def _value(value: AnyValue) -> Any:
@@ -68,6 +69,7 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
                         links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
                         resource=resource,
                         status_code=span.status.code,
+                        events=[event.name for event in span.events],
                     )
                 )
     return spans

@@ -69,18 +69,22 @@ def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
 DB = {"db.system.name": "sqlite", "db.namespace": "chat.db", "db.collection.name": "exchanges"}
 
 
-async def test_an_append_waits_in_a_child_span_for_a_commit_linked_to_it(
+async def test_an_append_marks_its_wait_on_the_request_span_and_the_commit_links_to_it(
     provider: TracerProvider, store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
 ) -> None:
     tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("POST /chat/message") as request:
-        await store.append("c", "u", "a")
+        stored = await store.append("c", "u", "a")
     context = request.get_span_context()
-    [wait] = named(spans, "wait for group commit")
-    assert wait.kind == SpanKind.INTERNAL
-    assert wait.parent is not None
-    assert wait.parent.span_id == context.span_id
-    assert not any(key.startswith("db.") for key in wait.attributes or {})
+    [finished] = named(spans, "POST /chat/message")
+    assert [event.name for event in finished.events] == [
+        "queued for group commit",
+        "stored by group commit",
+    ]
+    queued, done = finished.events
+    assert dict(done.attributes or {}) == {"chat_service.exchange.id": stored.id}
+    assert queued.timestamp <= done.timestamp
+    assert len(spans.get_finished_spans()) == 2, "the request's and the commit's: no wait span"
     [commit] = named(spans, "INSERT exchanges")
     assert commit.kind == SpanKind.CLIENT
     assert commit.parent is None, "the root of its own trace"
@@ -123,7 +127,6 @@ async def test_an_unrecorded_request_gets_no_spans_and_no_links(
     store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
 ) -> None:
     await store.append("c", "u", "a")  # no request span at all
-    assert named(spans, "wait for group commit") == []
     [commit] = named(spans, "INSERT exchanges")  # the commit itself is still traced
     assert list(commit.links) == []
     await store.history("c")
