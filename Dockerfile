@@ -13,10 +13,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 
 # ---------------------------------------------------------------- builder
-# Installs the dependencies exactly as requirements/service.txt locks them (every file
-# hash-checked, wheels only) into a virtualenv without pip, then the project's wheel, built by
-# the build backend locked in requirements/build.txt (no build isolation: nothing unlocked is
-# downloaded) and installed without dependencies. Only that virtualenv reaches the final image;
+# Installs the dependencies exactly as requirements/service.txt locks them (uvloop, the speedups
+# extra, included: the service runs on it; every file hash-checked, wheels only) into a
+# virtualenv without pip, then the project's wheel, built by the build backend locked in
+# requirements/build.txt (no build isolation: nothing unlocked is downloaded) and installed
+# without dependencies. Only that virtualenv reaches the final image;
 # the dependencies' layer is rebuilt only when the lock files change.
 FROM python-base AS builder
 WORKDIR /src

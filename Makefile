@@ -4,7 +4,7 @@
 # Every Python package comes from the lock files in requirements/ (exact versions, each file
 # hash-checked: pip --require-hashes), made by `make lock` from pyproject.toml with uv:
 #   build.txt    pip and the build backend (requirements/build.in), installed first
-#   service.txt  the service's dependencies (`make run`, and the Docker image)
+#   service.txt  the service's dependencies and its speedups extra (uvloop): `make run`, the image
 #   test.txt     those, at the same versions, plus the test extra (`make test`)
 #   uv.txt       uv itself, pinned in requirements/uv.in, for `make lock`
 # The project is then installed without dependencies and without build isolation, so that
@@ -113,8 +113,8 @@ $(BIN)/uv: $(VENV)/.installed-build requirements/uv.txt
 
 lock: $(BIN)/uv ## regenerate requirements/*.txt from pyproject.toml (ARGS=--upgrade: newest allowed)
 	$(UV_COMPILE) --output-file=requirements/build.txt requirements/build.in
-	$(UV_COMPILE) --output-file=requirements/service.txt pyproject.toml
-	$(UV_COMPILE) --extra=test --constraints=requirements/service.txt \
+	$(UV_COMPILE) --extra=speedups --output-file=requirements/service.txt pyproject.toml
+	$(UV_COMPILE) --extra=speedups --extra=test --constraints=requirements/service.txt \
 		--constraints=requirements/build.txt --output-file=requirements/test.txt pyproject.toml
 	$(UV_COMPILE) --output-file=requirements/uv.txt requirements/uv.in
 

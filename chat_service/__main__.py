@@ -7,6 +7,9 @@ stderr and exits non-zero, never a traceback.
 The port is bound before anything else starts: a port in use fails at once, before a
 database is created or migrated, and clients that connect while start-up runs (a migration,
 a database still coming up) wait in the listen backlog instead of being refused.
+
+The event loop is uvloop when it is installed, else asyncio's own (CHAT_EVENT_LOOP, see
+event_loop.py); the "serving on" log line names the one in use (``event_loop``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from chat_service import __version__
 from chat_service.api.access_log import ACCESS_LOGGER, JsonAccessLogger
 from chat_service.app import create_app
 from chat_service.config import ConfigError, Settings
+from chat_service.event_loop import choose_event_loop
 from chat_service.store import StoreOpenError
 from chat_service.telemetry.logs import configure_logging
 from chat_service.telemetry.metrics import Metrics
@@ -95,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_settings(args, os.environ)
+        event_loop = choose_event_loop(settings.event_loop)
         service_name = str(build_resource().attributes[SERVICE_NAME])
         JsonAccessLogger.configure(
             configure_logging(settings.log_level_number, service_name), service_name
@@ -125,8 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STARTUP
     port = sockets[0].getsockname()[1]  # the one the system chose, for port 0
     try:
+        app = create_app(settings, metrics=metrics, tracing=tracing)
+        # run_app closes the loop it is given, whichever way it returns.
         web.run_app(
-            create_app(settings, metrics=metrics, tracing=tracing),
+            app,
+            loop=event_loop.new_loop(),
             sock=sockets,
             shutdown_timeout=settings.shutdown_timeout_s,
             # A client that closes its connection cancels its request: a reply being
@@ -135,7 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             access_log_class=JsonAccessLogger,
             access_log=logging.getLogger(ACCESS_LOGGER),
             print=lambda _: log.info(
-                "serving on http://%s:%d", settings.host, port, extra={"version": __version__}
+                "serving on http://%s:%d",
+                settings.host,
+                port,
+                extra={"version": __version__, "event_loop": event_loop.name},
             ),
         )
     except StoreOpenError as exc:

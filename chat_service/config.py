@@ -22,6 +22,8 @@ from chat_service.identity.api_keys import ApiKeys
 
 ASSISTANTS = ("dummy", "openai")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# auto: uvloop when it is installed (the speedups extra), else asyncio's own (event_loop.py).
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 T = TypeVar("T")
 
@@ -73,6 +75,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
+    event_loop: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -84,6 +87,10 @@ class Settings:
         if self.assistant not in ASSISTANTS:
             raise ConfigError(
                 f"CHAT_ASSISTANT must be one of {', '.join(ASSISTANTS)}, got {self.assistant!r}"
+            )
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(
+                f"CHAT_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {self.event_loop!r}"
             )
         if self.database_url is not None:
             _require(
@@ -212,6 +219,7 @@ class Settings:
             cors_origins=read("CHAT_CORS_ORIGINS", _split_list, defaults.cors_origins),
             oidc_issuer=environ.get("CHAT_OIDC_ISSUER", "").strip() or None,
             oidc_audience=environ.get("CHAT_OIDC_AUDIENCE", "").strip() or None,
+            event_loop=read("CHAT_EVENT_LOOP", str.lower, defaults.event_loop),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from chat_service.__main__ import load_settings, parse_args
 from chat_service.config import ConfigError, Settings
+from chat_service.event_loop import choose_event_loop
 
 
 def test_defaults() -> None:
@@ -88,6 +92,7 @@ def test_empty_values_keep_defaults() -> None:
             "CHAT_OIDC_ISSUER must be an https:// URL",
         ),
         ({"CHAT_API_KEYS": "alice:short"}, "the API key named 'alice' is too short"),
+        ({"CHAT_EVENT_LOOP": "trio"}, "CHAT_EVENT_LOOP must be one of auto, asyncio, uvloop"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -230,3 +235,44 @@ def test_cors_origins_must_be_written_as_browsers_send_them(value: str, message:
 def test_an_oidc_issuer_is_https_or_on_this_machine(issuer: str) -> None:
     settings = Settings.from_env({"CHAT_OIDC_ISSUER": issuer, "CHAT_OIDC_AUDIENCE": "chat"})
     assert (settings.oidc_issuer, settings.oidc_audience) == (issuer, "chat")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", "auto"), ("auto", "auto"), ("AsyncIO", "asyncio"), ("uvloop", "uvloop")],
+)
+def test_event_loop_setting(value: str, expected: str) -> None:
+    assert Settings.from_env({"CHAT_EVENT_LOOP": value}).event_loop == expected
+
+
+@pytest.mark.parametrize("setting", ["auto", "uvloop"])
+def test_the_event_loop_is_uvloop_when_installed(setting: str) -> None:
+    choice = choose_event_loop(setting)
+    assert choice.name == "uvloop"
+    loop = choice.new_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+
+
+def test_the_asyncio_event_loop_can_be_chosen_beside_uvloop() -> None:
+    choice = choose_event_loop("asyncio")
+    assert choice.name == "asyncio"
+    loop = choice.new_loop()
+    try:
+        assert not isinstance(loop, uvloop.Loop)
+        assert isinstance(loop, asyncio.BaseEventLoop)
+    finally:
+        loop.close()
+
+
+def test_without_uvloop_auto_is_asyncio_and_uvloop_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    assert choose_event_loop("auto").name == "asyncio"
+    with pytest.raises(
+        ConfigError, match=r"^CHAT_EVENT_LOOP=uvloop but uvloop is not installed: pip install"
+    ):
+        choose_event_loop("uvloop")
