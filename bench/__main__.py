@@ -45,6 +45,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--duration", type=int, help=f"measured seconds (default {FULL['duration']})"
     )
     parser.add_argument("--connections", type=int, default=64, help="default %(default)s")
+    parser.add_argument(
+        "--streams", type=int, default=1000, help="(g): streamed chats at once (%(default)s)"
+    )
+    parser.add_argument(
+        "--direct-streams",
+        type=int,
+        default=100,
+        help="(g): streams asked of the model server directly, for its TTFT (%(default)s)",
+    )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=1.0,
+        help="(g): seconds over which the streams' starts are spread (%(default)s)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument(
         "--set",
@@ -71,6 +86,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         )
     # The reference runs first so that every later line can be read against it.
     args.keys = sorted(set(keys), key=lambda key: (key != REFERENCE, key))
+    if args.streams < 1 or args.direct_streams < 0 or args.ramp < 0:
+        parser.error("--streams must be positive, --direct-streams and --ramp not negative")
     if args.duration < 1 or args.warmup < 0 or args.connections < 1:
         parser.error("--duration and --connections must be positive, --warmup not negative")
     try:
@@ -130,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings=args.settings,
             repo=REPO,
             workdir=workdir,
+            streams=args.streams,
+            direct_streams=args.direct_streams,
+            stream_ramp_s=args.ramp,
         )
         results = run_all(args, options)
     if results is None:
@@ -146,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duration_s": args.duration,
             "connections": args.connections,
             "wrk_threads": 1,
+            "streams": args.streams,
+            "direct_streams": args.direct_streams,
+            "stream_ramp_s": args.ramp,
             "service_settings": SERVICE_DEFAULTS | args.settings,
             "database_filesystem": filesystem,
         },

@@ -26,7 +26,8 @@ class Verdict:
 
 
 def ratio(result: ScenarioResult, reference_rps: float | None) -> float | None:
-    if not reference_rps:
+    # Streams per second of (g) do not compare with requests per second.
+    if not reference_rps or result.streams is not None:
         return None
     return result.wrk.requests_per_s / reference_rps
 
@@ -45,6 +46,10 @@ def judge(result: ScenarioResult, reference_rps: float | None) -> Verdict:
         failures.append("req/s")
     if target.max_p99_ms is not None and result.wrk.latency_ms["p99"] > target.max_p99_ms:
         failures.append("p99")
+    if target.max_added_ttft_p99_ms is not None:
+        added = (result.streams or {}).get("added_ttft_ms")
+        if added is None or added["p99"] > target.max_added_ttft_p99_ms:
+            failures.append("added TTFT")
     if target.max_errors is not None and result.wrk.error_count > target.max_errors:
         failures.append("errors")
     if (
@@ -139,12 +144,47 @@ def notes(results: list[ScenarioResult]) -> list[str]:
                 f"stdout {result.server_output_lines:,} log lines "
                 f"({result.server_output_bytes / 2**20:.1f} MB)"
             )
+        if result.streams is not None:
+            parts.extend(_stream_notes(result))
         if wrk.error_count:
             parts.append("errors " + ", ".join(f"{k} {v}" for k, v in wrk.errors.items() if v))
         if result.error_sample:
             parts.append(f"a request now answers: {result.error_sample}")
         lines.append(f"({result.scenario.key}) " + "; ".join(parts))
     return lines
+
+
+def _stream_notes(result: ScenarioResult) -> list[str]:
+    """Scenario (g): the table's req/s are completed streams per second, its percentiles the
+    service's time to first delta; these say the rest."""
+    streams = result.streams or {}
+    direct = streams.get("direct") or {}
+    ttft, direct_ttft = streams.get("ttft_ms") or {}, direct.get("ttft_ms") or {}
+    added = streams.get("added_ttft_ms") or {}
+    chunks_per_s = streams["deltas"] / streams["wall_s"] if streams.get("wall_s") else 0.0
+    parts = [
+        f"{streams.get('completed', 0):,}/{streams.get('streams', 0):,} streams completed "
+        f"(peak {streams.get('peak_open', 0):,} open, starts over {streams.get('ramp_s')} s)",
+        f"TTFT p50/p99 via the service {ttft.get('p50', 0):.1f}/{ttft.get('p99', 0):.1f} ms, "
+        f"direct from the model ({direct.get('completed', 0)} streams) "
+        f"{direct_ttft.get('p50', 0):.1f}/{direct_ttft.get('p99', 0):.1f} ms, "
+        f"added {added.get('p50', 0):.1f}/{added.get('p99', 0):.1f} ms",
+        f"{streams.get('deltas', 0):,} deltas relayed, {chunks_per_s:,.0f} per second",
+    ]
+    if result.server_cpu_seconds is not None and streams.get("deltas"):
+        parts.append(
+            f"server CPU {result.server_cpu_seconds:.2f} s, "
+            f"{1e6 * result.server_cpu_seconds / streams['deltas']:.0f} µs per relayed chunk"
+        )
+    if (total := streams.get("total_ms")) is not None:
+        parts.append(f"stream duration p50/p99 {total['p50']:.0f}/{total['p99']:.0f} ms")
+    if (overflows := streams.get("listen_overflows")) is not None:
+        parts.append(f"{overflows:,} listen-queue overflows (machine-wide)")
+    parts.append(
+        f"load CPU: model server {streams.get('model_server_cpu_s', 0):.2f} s, "
+        f"client {streams.get('client_cpu_s', 0):.2f} s"
+    )
+    return parts
 
 
 def to_json(results: list[ScenarioResult], run: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +230,8 @@ def to_json(results: list[ScenarioResult], run: dict[str, Any]) -> dict[str, Any
                 "passed": not verdict.failures and not verdict.unchecked,
                 "failures": list(verdict.failures),
                 "error_sample": result.error_sample,
-                "wrk_output": result.wrk.output,
+                "wrk_output": result.wrk.output if result.streams is None else None,
+                "streams": result.streams,
             }
         )
     return {**run, "scenarios": scenarios}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.otlp_sink import Sink, running_sink
 from bench.processes import (
@@ -24,7 +25,7 @@ from bench.processes import (
     running_server,
     wait_idle,
 )
-from bench.scenarios import Scenario, Server
+from bench.scenarios import Driver, Scenario, Server
 from bench.seed import seed_database
 from bench.wrk import POST_SCRIPT, REPORT_SCRIPT, WrkResult, run_wrk
 from tests.support.postgres import PostgresServer
@@ -61,6 +62,10 @@ class Options:
     settings: dict[str, str]  # extra CHAT_*/OTEL_* variables for the service
     repo: Path
     workdir: Path
+    # Scenario (g): streams at once, direct streams to the model server, seconds of ramp.
+    streams: int = 1000
+    direct_streams: int = 100
+    stream_ramp_s: float = 1.0
 
 
 @dataclass(slots=True)
@@ -78,6 +83,7 @@ class ScenarioResult:
     otlp: dict[str, int] = field(default_factory=dict)
     server_cpu_seconds: float | None = None  # used by the server during the measured run
     error_sample: str | None = None  # one request's answer, when wrk saw error statuses
+    streams: dict[str, Any] | None = None  # scenario (g): bench.streams' summary and more
 
     @property
     def server_cpu_cores(self) -> float | None:
@@ -217,6 +223,10 @@ def run_scenario(
     observe: Callable[[int], AbstractContextManager[object]] | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` once; ``observe(server_pid)`` wraps the measured run (profiling)."""
+    if scenario.driver is Driver.STREAMS:
+        from bench.stream_scenario import run_streams_scenario
+
+        return run_streams_scenario(scenario, options)
     seed_seconds = 0.0
     db_path = options.workdir / f"{scenario.key}.db"
     if scenario.seed_exchanges:

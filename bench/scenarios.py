@@ -1,4 +1,4 @@
-"""The scenarios of the benchmark and the targets each must reach (issues 6 and 13)."""
+"""The scenarios of the benchmark and the targets each must reach (issues 6, 13 and 15)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ class Server(Enum):
     REFERENCE = "reference"
 
 
+class Driver(Enum):
+    """What drives the load: wrk (requests), or bench.streams (streamed chats, scenario g)."""
+
+    WRK = "wrk"
+    STREAMS = "streams"
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """What a scenario must reach; ``None`` means no requirement on that figure."""
@@ -23,6 +30,8 @@ class Target:
     max_p99_ms: float | None = None
     max_rss_mb: float | None = MAX_RSS_MB
     max_errors: int | None = 0
+    # Scenario (g): p99 time to first delta through the service minus straight from the model.
+    max_added_ttft_p99_ms: float | None = None
 
     def describe(self) -> str:
         parts = []
@@ -32,6 +41,8 @@ class Target:
             parts.append(f">={self.min_rps:g} req/s")
         if self.max_p99_ms is not None:
             parts.append(f"p99<={self.max_p99_ms:g}ms")
+        if self.max_added_ttft_p99_ms is not None:
+            parts.append(f"added TTFT p99<={self.max_added_ttft_p99_ms:g}ms")
         if self.max_errors is not None:
             parts.append("0 errors" if self.max_errors == 0 else f"<={self.max_errors} errors")
         if self.max_rss_mb is not None:
@@ -54,6 +65,7 @@ class Scenario:
     # Service processes, on the same CPU, each driven by its own wrk with a share of the
     # connections: what spreading one load over replicas costs.
     replicas: int = 1
+    driver: Driver = Driver.WRK
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -112,6 +124,16 @@ SCENARIOS: dict[str, Scenario] = {
             Target(),
             database="postgresql",
             replicas=2,
+        ),
+        Scenario(
+            "g",
+            "streamed chats from a 20 token/s model, TTFT",
+            "POST",
+            "/chat/message (SSE)",
+            Server.SERVICE,
+            # "0 errors": every stream ends with its done event.
+            Target(max_added_ttft_p99_ms=10, max_rss_mb=300),
+            driver=Driver.STREAMS,
         ),
         Scenario(
             REFERENCE,

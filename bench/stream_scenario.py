@@ -1,0 +1,213 @@
+"""Scenario (g): many streamed chats at once, relayed from an OpenAI-compatible model server.
+
+The model is the tests' model server (tests/support/model_server.py: the real wire format) in
+its own process on the load CPU, told to stream every reply as ``MODEL_CHUNKS`` pieces
+``MODEL_CHUNK_DELAY_S`` apart (20 tokens/s). The service, pinned to its CPU as in the other
+scenarios, answers with ``CHAT_ASSISTANT=openai`` pointed at it. The load is
+``python -m bench.streams`` (bench/streams.py), also on the load CPU. The result is a
+``ScenarioResult`` like wrk's, so the table, the targets and the JSON take it unchanged:
+"requests" are completed streams, the latency percentiles are the service's time to first
+``delta``, errors are streams that did not end with ``done``; the rest is in ``streams``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.processes import (
+    cpu_seconds,
+    free_port,
+    http_get,
+    peak_rss_bytes,
+    running_server,
+    wait_idle,
+)
+from bench.scenarios import Scenario
+from bench.streams import MARKER
+from bench.wrk import WrkResult
+
+if TYPE_CHECKING:
+    from bench.runner import Options, ScenarioResult
+
+MODEL_CHUNKS = 50
+MODEL_CHUNK_DELAY_S = 0.05
+WARMUP_STREAMS = 50
+# Each stream holds two sockets in the service (client and model side) and the model server
+# and the client one each: 1,000 streams need ~2,000 descriptors per process, more than the
+# usual soft limit of 1,024.
+NOFILE_WANTED = 16_384
+MODEL = "gpt-test"
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE (the processes it starts inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        return wanted
+    return soft
+
+
+def drive(options: Options, url: str, model_url: str, streams: int, direct: int) -> dict[str, Any]:
+    """One run of the load generator on the load CPU; its summary."""
+    argv = [
+        *options.pinning.load(),
+        sys.executable,
+        "-m",
+        "bench.streams",
+        f"--url={url}",
+        f"--model-url={model_url}",
+        f"--model={MODEL}",
+        f"--streams={streams}",
+        f"--direct={direct}",
+        f"--ramp={options.stream_ramp_s}",
+    ]
+    completed = subprocess.run(
+        argv, cwd=options.repo, capture_output=True, text=True, check=False, timeout=300
+    )
+    for line in completed.stdout.splitlines():
+        if line.startswith(MARKER):
+            summary: dict[str, Any] = json.loads(line[len(MARKER) :])
+            return summary
+    raise RuntimeError(
+        f"bench.streams exited {completed.returncode} without figures:\n{completed.stderr[-2000:]}"
+    )
+
+
+def listen_overflows() -> int | None:
+    """TcpExt ListenOverflows, machine-wide: connections dropped because a listening socket's
+    accept queue was full. 1,000 connects in a second overflow a backlog of 128 (aiohttp's
+    default) unless the server accepts as fast, and a dropped connect waits for the client's
+    retransmission (1 s, then 2 s, ...), which lands in TTFT."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            fields = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            value = fields.get("ListenOverflows")
+            return int(value) if value is not None else None
+    return None
+
+
+def service_environment(base: dict[str, str], model_url: str, options: Options) -> dict[str, str]:
+    """The service answering with the model server; no OPENAI_* of the bench's own leaks in."""
+    env = {k: v for k, v in base.items() if not k.startswith("OPENAI_")}
+    return env | {
+        "OTEL_TRACES_EXPORTER": "none",
+        "CHAT_RATE_LIMIT_RPS": "0",
+        "CHAT_ASSISTANT": "openai",
+        "CHAT_MODEL": MODEL,
+        "OPENAI_BASE_URL": f"{model_url}/v1",
+        "OPENAI_API_KEY": "sk-bench-not-secret",
+        # Above the stream count: the service's own limit must not be what is measured.
+        "CHAT_MODEL_MAX_CONCURRENCY": "2000",
+        **options.settings,
+    }
+
+
+def added_ttft_ms(summary: dict[str, Any]) -> dict[str, float] | None:
+    """Service TTFT minus direct TTFT, percentile by percentile: what the relay adds. (A
+    difference of percentiles, not a percentile of differences: the two sets of streams are
+    different requests.)"""
+    service, direct = summary.get("ttft_ms"), (summary.get("direct") or {}).get("ttft_ms")
+    if not service or not direct:
+        return None
+    return {name: round(service[name] - direct[name], 3) for name in ("p50", "p99")}
+
+
+def run_streams_scenario(scenario: Scenario, options: Options) -> ScenarioResult:
+    """Model server, service, a warm-up wave, then ``options.streams`` streams at once."""
+    from bench.runner import ScenarioResult, base_environment
+
+    raise_nofile_limit()
+    base = base_environment()
+    base["PYTHONPATH"] = str(options.repo)
+    model_port, port = free_port(), free_port()
+    model_url = f"http://127.0.0.1:{model_port}"
+    url = f"http://127.0.0.1:{port}"
+    output = options.workdir / f"{scenario.key}-server.log"
+    load_average = os.getloadavg()
+    db_path: Path = options.workdir / f"{scenario.key}.db"
+    with contextlib.ExitStack() as stack:
+        model = stack.enter_context(
+            running_server(
+                [sys.executable, "-m", "tests.support.model_server", "--port", str(model_port)],
+                env=base,
+                cpu_prefix=options.pinning.load(),
+                ready_url=f"{model_url}/health",
+                output=options.workdir / f"{scenario.key}-model.log",
+                cwd=options.workdir,
+            )
+        )
+        behaviour = {"chunks": ["tok "] * MODEL_CHUNKS, "chunk_delay_s": MODEL_CHUNK_DELAY_S}
+        status, _ = http_get(f"{model_url}/_control/default", body=json.dumps(behaviour).encode())
+        if status != 200:
+            raise RuntimeError(f"the model server refused its behaviour: {status}")
+        argv = [sys.executable, "-m", "chat_service", "--host", "127.0.0.1", "--port", str(port)]
+        server = stack.enter_context(
+            running_server(
+                [*argv, "--db", str(db_path)],
+                env=service_environment(base, model_url, options),
+                cpu_prefix=options.pinning.server(),
+                ready_url=f"{url}/readyz",
+                output=output,
+                cwd=options.workdir,
+            )
+        )
+        warmup_streams = 0
+        if options.warmup_s > 0:
+            # Imports, the SDK's first client and the store's first commits, outside the run.
+            warmup_streams = drive(options, url, model_url, WARMUP_STREAMS, 5)["completed"]
+            wait_idle(server.pid)
+        cpu_before = cpu_seconds(server.pid)
+        model_cpu_before = cpu_seconds(model.pid)
+        overflows_before = listen_overflows()
+        summary = drive(options, url, model_url, options.streams, options.direct_streams)
+        cpu_after = cpu_seconds(server.pid)
+        model_cpu_after = cpu_seconds(model.pid)
+        overflows_after = listen_overflows()
+        rss = peak_rss_bytes(server.pid)
+    server_cpu = (
+        cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
+    )
+    if model_cpu_before is not None and model_cpu_after is not None:
+        summary["model_server_cpu_s"] = round(model_cpu_after - model_cpu_before, 3)
+    if overflows_before is not None and overflows_after is not None:
+        summary["listen_overflows"] = overflows_after - overflows_before
+    summary |= {
+        "model_chunks": MODEL_CHUNKS,
+        "model_chunk_delay_s": MODEL_CHUNK_DELAY_S,
+        "added_ttft_ms": added_ttft_ms(summary),
+    }
+    text = output.read_bytes()
+    failed = summary["streams"] - summary["completed"]
+    ttft = summary["ttft_ms"] or {}
+    return ScenarioResult(
+        scenario=scenario,
+        wrk=WrkResult(
+            requests=summary["completed"],
+            duration_s=summary["wall_s"],
+            bytes_read=0,
+            errors={"incomplete_streams": failed},
+            latency_ms={name: float("nan") for name in ("p50", "p95", "p99")} | ttft,
+            output=json.dumps(summary),
+        ),
+        warmup_requests=warmup_streams,
+        peak_rss_mb=rss / 2**20 if rss is not None else None,
+        server_output_bytes=len(text),
+        server_output_lines=text.count(b"\n"),
+        server_exit_status=server.returncode,
+        load_average_before=load_average,
+        server_cpu_seconds=server_cpu,
+        streams=summary,
+    )
