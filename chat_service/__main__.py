@@ -41,8 +41,11 @@ log = logging.getLogger("chat_service")
 
 EXIT_CONFIG = 2
 EXIT_STARTUP = 1
-# Connections the kernel holds while nobody accepts them yet (aiohttp's default).
-BACKLOG = 128
+# Connections the kernel holds while nobody accepts them yet. aiohttp's default, 128,
+# overflowed when a thousand streamed chats opened at once (bench scenario g): each dropped
+# connection waits for TCP's retry, seconds added to its first token. Linux caps it at
+# net.core.somaxconn (4096 on current kernels).
+BACKLOG = 2048
 
 
 class _OneLineParser(argparse.ArgumentParser):
