@@ -254,7 +254,7 @@ def run_scenario(
                 }
             else:
                 env["OTEL_TRACES_EXPORTER"] = "none"
-            env |= SERVICE_DEFAULTS | options.settings
+            env |= SERVICE_DEFAULTS | dict(scenario.settings) | options.settings
             if scenario.database == "postgresql":
                 env["CHAT_DATABASE_URL"] = stack.enter_context(running_postgres())
         ports = [port] + [free_port() for _ in range(scenario.replicas - 1)]

@@ -66,6 +66,8 @@ class Scenario:
     # connections: what spreading one load over replicas costs.
     replicas: int = 1
     driver: Driver = Driver.WRK
+    # The service's environment for this scenario (after the bench's defaults; --set wins).
+    settings: tuple[tuple[str, str], ...] = ()
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -77,7 +79,18 @@ SCENARIOS: dict[str, Scenario] = {
             "POST",
             "/chat/message",
             Server.SERVICE,
-            Target(min_ratio=0.5, max_p99_ms=25),
+            # Issue 15's decision: 45% of (e) (was 50%, measured 38%), p99 <= 10 ms.
+            Target(min_ratio=0.45, max_p99_ms=10),
+        ),
+        Scenario(
+            "a2",
+            "POST /chat/message, tracing off, asyncio's loop",
+            "POST",
+            "/chat/message",
+            Server.SERVICE,
+            # (a) without uvloop: what the speedups extra is worth, not a target of its own.
+            Target(),
+            settings=(("CHAT_EVENT_LOOP", "asyncio"),),
         ),
         Scenario(
             "b",
@@ -85,8 +98,22 @@ SCENARIOS: dict[str, Scenario] = {
             "POST",
             "/chat/message",
             Server.SERVICE,
-            Target(min_ratio=0.3, max_p99_ms=25),
+            # The SDK's own cost per exported span rules out 30% (issue 15): 15%, p99 <= 25 ms.
+            Target(min_ratio=0.15, max_p99_ms=25),
             tracing=True,
+        ),
+        Scenario(
+            "b2",
+            "POST /chat/message, tracing 10% (parent-based ratio)",
+            "POST",
+            "/chat/message",
+            Server.SERVICE,
+            Target(min_ratio=0.3),
+            tracing=True,
+            settings=(
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+            ),
         ),
         Scenario(
             "c",
