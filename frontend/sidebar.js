@@ -327,7 +327,6 @@ export class Sidebar {
     input.type = "text";
     input.value = item.data.title ?? "";
     input.maxLength = TITLE_MAX_CHARS;
-    input.placeholder = UNTITLED;
     input.setAttribute("aria-label", `New title for “${titleOf(item.data)}”`);
     input.autocomplete = "off";
     item.node.classList.add("conversation--renaming");

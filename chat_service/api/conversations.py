@@ -45,6 +45,13 @@ def as_json(conversation: Conversation) -> dict[str, object]:
     }
 
 
+def found_or_404(conversation: Conversation | None) -> web.Response:
+    """The conversation, or the 404 that another's and a missing one share."""
+    if conversation is None:
+        raise ApiError(404, NOT_FOUND)
+    return json_response(as_json(conversation))
+
+
 @routes.get("/chat/conversations")
 async def list_conversations(request: web.Request) -> web.Response:
     query = parse_conversations_query(request.query)
@@ -92,9 +99,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     except StoreError:
         log.exception("failed to read a conversation")
         return error_response(500, FAILED.format("read"))
-    if found is None:
-        raise ApiError(404, NOT_FOUND)
-    return json_response(as_json(found))
+    return found_or_404(found)
 
 
 @routes.patch("/chat/conversations/{conversation_id}")
@@ -106,9 +111,7 @@ async def rename_conversation(request: web.Request) -> web.Response:
     except StoreError:
         log.exception("failed to rename a conversation")
         return error_response(500, FAILED.format("rename"))
-    if renamed is None:
-        raise ApiError(404, NOT_FOUND)
-    return json_response(as_json(renamed))
+    return found_or_404(renamed)
 
 
 @routes.delete("/chat/conversations/{conversation_id}")
