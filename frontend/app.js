@@ -13,7 +13,7 @@
 // tests/e2e/test_static_files.py), so NGINX may let browsers cache them for good.
 import { loadMarkdown } from "./markdown.js?v=65e0c4b3ec";
 import { readEvents } from "./sse.js?v=440dd6f5d3";
-import { Sidebar } from "./sidebar.js?v=f3124116a5";
+import { Sidebar } from "./sidebar.js?v=832e71d941";
 
 const HISTORY_PAGE_SIZE = 50;
 const HISTORY_TIMEOUT_MS = 15_000;
