@@ -31,6 +31,8 @@ def create_assistant(
             max_output_tokens=settings.max_output_tokens,
             timeout_s=settings.model_timeout_s,
             max_retries=settings.model_max_retries,
+            # Every call the model slots let through has a connection of its own.
+            max_connections=settings.model_max_concurrency,
             on_retry=on_retry,
         )
     return DummyAssistant(

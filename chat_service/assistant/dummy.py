@@ -80,14 +80,16 @@ class DummyAssistant:
 
     def _context_tokens(self, history: Sequence[Exchange]) -> int:
         known = self._exchange_tokens
-        try:
-            return sum([known[exchange.id] for exchange in history])
-        except KeyError:  # a new exchange in the context (once per exchange)
-            if len(known) >= _TOKEN_CACHE_SIZE:
-                known.clear()
-            for exchange in history:
-                known[exchange.id] = count_tokens(exchange.user) + count_tokens(exchange.ai)
-            return sum([known[exchange.id] for exchange in history])
+        total = 0
+        for exchange in history:
+            tokens = known.get(exchange.id)
+            if tokens is None:  # new in the context: counted once, then remembered
+                if len(known) >= _TOKEN_CACHE_SIZE:
+                    known.clear()
+                tokens = count_tokens(exchange.user) + count_tokens(exchange.ai)
+                known[exchange.id] = tokens
+            total += tokens
+        return total
 
     @staticmethod
     def compose(message: str, turn: int) -> str:

@@ -3,7 +3,9 @@
 One client serves OpenAI and every server that speaks its API (Ollama, vLLM, llama.cpp's
 server, LiteLLM, gateways): ``OPENAI_BASE_URL`` picks the server, ``CHAT_MODEL`` the model.
 Replies are always streamed from the model, with ``stream_options.include_usage`` so the
-last chunk carries the model's own token counts.
+last chunk carries the model's own token counts. The SDK sends the request and hands back
+the raw streaming response, whose chunks are decoded in ``completion_stream.py`` (the SDK's
+typed chunk models cost more CPU than everything else a relayed chunk takes).
 
 Retries on 429, 5xx and connection errors are the SDK's (with backoff that honours
 ``Retry-After``), ``CHAT_MODEL_MAX_RETRIES`` of them. ``CHAT_MODEL_TIMEOUT_S`` bounds every
@@ -16,18 +18,23 @@ traces (vLLM does) joins the request's trace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam
 from opentelemetry import propagate
 
 from chat_service.assistant.base import AssistantError, Completion, ReplyChunk
+from chat_service.assistant.completion_stream import StreamError, read_chunks
 from chat_service.store.base import Exchange
 
 OPENAI_API_HOST = "api.openai.com"
+# Idle connections kept for reuse; more than this many at once are opened as needed.
+KEEPALIVE_CONNECTIONS = 100
 # Attempts of the model call running in this context, counted by the request hook.
 _attempts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
     "model_call_attempts", default=None
@@ -49,6 +56,7 @@ class OpenAIAssistant:
         max_output_tokens: int | None = None,
         timeout_s: float = 60.0,
         max_retries: int = 2,
+        max_connections: int = 1000,
         on_retry: Callable[[], None] | None = None,
     ) -> None:
         self.model = model
@@ -61,8 +69,16 @@ class OpenAIAssistant:
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            http_client=openai.DefaultAsyncHttpxClient(
-                timeout=timeout, event_hooks={"request": [self._before_request]}
+            # aiohttp under the SDK (its `aiohttp` extra) rather than httpx's own transport:
+            # a relayed chunk costs a third less CPU, and taking a connection from the pool
+            # does not scan every open one, which grows with the streams open at once.
+            http_client=openai.DefaultAioHttpClient(
+                timeout=timeout,
+                limits=httpx2.Limits(
+                    max_connections=max_connections,
+                    max_keepalive_connections=min(max_connections, KEEPALIVE_CONNECTIONS),
+                ),
+                event_hooks={"request": [self._before_request]},
             ),
         )
         self.server_url: str | None = str(self._client.base_url)
@@ -89,28 +105,28 @@ class OpenAIAssistant:
     ) -> AsyncGenerator[ReplyChunk, None]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
-        try:
-            async with asyncio.timeout_at(deadline):
-                chunks = await self._create(self.messages(message, history))
-        except TimeoutError:
-            raise AssistantError(
-                f"no answer from the model within {self._timeout_s:g} s",
-                error_type="TimeoutError",
-            ) from None
-        # Closing the SDK's stream closes the HTTP response: the server sees the client go,
+        # Leaving this block closes the HTTP response: the server sees the client go,
         # whether the reply ended, failed, or our caller stopped it (GeneratorExit here).
-        async with chunks:
-            iterator = aiter(chunks)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await self._open(stack, self.messages(message, history))
+            except TimeoutError:
+                raise AssistantError(
+                    f"no answer from the model within {self._timeout_s:g} s",
+                    error_type="TimeoutError",
+                ) from None
+            chunks = aiter(read_chunks(response.iter_lines()))
             model, finish_reason, response_id = self.model, "", None
-            usage = None
+            input_tokens = output_tokens = None
             first = True
             while True:
                 try:
                     if first:
                         async with asyncio.timeout_at(deadline):
-                            chunk = await anext(iterator)
+                            chunk = await anext(chunks)
                     else:
-                        chunk = await anext(iterator)
+                        chunk = await anext(chunks)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
@@ -118,36 +134,42 @@ class OpenAIAssistant:
                         f"no reply from the model within {self._timeout_s:g} s",
                         error_type="TimeoutError",
                     ) from None
-                except (openai.APIError, httpx2.HTTPError) as exc:
+                except StreamError as exc:
+                    raise AssistantError(str(exc), error_type="APIError") from exc
+                except httpx2.HTTPError as exc:
                     raise _failure(exc) from exc
                 model = chunk.model or model
-                response_id = response_id or chunk.id or None
-                usage = chunk.usage or usage
-                text, reason = _delta(chunk)
-                finish_reason = reason or finish_reason
-                if text:
+                response_id = response_id or chunk.response_id
+                if chunk.input_tokens is not None or chunk.output_tokens is not None:
+                    input_tokens, output_tokens = chunk.input_tokens, chunk.output_tokens
+                finish_reason = chunk.finish_reason or finish_reason
+                if chunk.text:
                     first = False
-                    yield text
+                    yield chunk.text
         yield Completion(
             model=model,
             finish_reason=finish_reason or "stop",
-            input_tokens=usage.prompt_tokens if usage else None,
-            output_tokens=usage.completion_tokens if usage else None,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             response_id=response_id,
         )
 
-    async def _create(
-        self, messages: list[ChatCompletionMessageParam]
-    ) -> openai.AsyncStream[ChatCompletionChunk]:
+    async def _open(
+        self, stack: contextlib.AsyncExitStack, messages: list[ChatCompletionMessageParam]
+    ) -> openai.AsyncAPIResponse[Any]:
+        """Send the request (the SDK retries it) and return the streaming response once its
+        status is a success; ``stack`` closes it."""
         token = _attempts.set([0])
         try:
-            return await self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                stream=True,
-                stream_options={"include_usage": True},
-                max_tokens=self._max_tokens,
-                max_completion_tokens=self._max_completion_tokens,
+            return await stack.enter_async_context(
+                self._client.chat.completions.with_streaming_response.create(
+                    model=self.model,
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    max_tokens=self._max_tokens,
+                    max_completion_tokens=self._max_completion_tokens,
+                )
             )
         except openai.APIError as exc:
             raise _failure(exc) from exc
@@ -175,17 +197,16 @@ def output_limit_parameter(host: str) -> str:
     return "max_completion_tokens" if host == OPENAI_API_HOST else "max_tokens"
 
 
-def _delta(chunk: ChatCompletionChunk) -> tuple[str, str | None]:
-    """The text and finish reason a chunk carries (the first choice: we ask for one)."""
-    if not chunk.choices:
-        return "", None  # the usage chunk
-    choice = chunk.choices[0]
-    return choice.delta.content or "", choice.finish_reason
-
-
 def _failure(exc: BaseException) -> AssistantError:
-    """An AssistantError naming the SDK's failure by type and status, never its body (an
-    error body may quote the request, or a part of the key)."""
+    """An AssistantError naming the failure by type and status, never its body (an error
+    body may quote the request, or a part of the key). A timeout or a broken connection
+    while the reply is read has the name the SDK gives it before the reply starts."""
     status = getattr(exc, "status_code", None)
     detail = f"HTTP {status}" if status is not None else "no HTTP answer"
-    return AssistantError(f"the model call failed ({detail})", error_type=type(exc).__qualname__)
+    if isinstance(exc, httpx2.TimeoutException):
+        error_type = openai.APITimeoutError.__qualname__
+    elif isinstance(exc, httpx2.HTTPError):
+        error_type = openai.APIConnectionError.__qualname__
+    else:
+        error_type = type(exc).__qualname__
+    return AssistantError(f"the model call failed ({detail})", error_type=error_type)

@@ -110,6 +110,25 @@ async def test_is_deterministic_and_reports_usage() -> None:
     assert completion.output_tokens == len("".join(pieces).split())
 
 
+async def test_a_growing_context_is_counted_whole_by_one_assistant() -> None:
+    """Counts are remembered per exchange: the next message's context repeats all but the
+    newest exchange, and the total must still be every exchange's words."""
+    assistant = DummyAssistant()
+    long_one = Exchange(
+        id=9,
+        conversation_id="c",
+        turn=3,
+        user="three more words",
+        ai="and four more words",
+        created_at="t",
+    )
+    totals = []
+    for history in (exchanges(1), exchanges(2), [*exchanges(2), long_one], [long_one]):
+        _, completion = await reply(assistant, "hi", history)
+        totals.append(completion.input_tokens)
+    assert totals == [1 + 2, 1 + 4, 1 + 4 + 7, 1 + 7]
+
+
 async def test_simulated_latency_comes_before_the_first_word() -> None:
     started = time.monotonic()
     stream = DummyAssistant(latency_ms=100).stream("hi", [])
