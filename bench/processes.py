@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -17,6 +18,8 @@ from pathlib import Path
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
+# Descriptors beyond the sockets a scenario asks for: listeners, databases, logs, pipes.
+NOFILE_SPARE = 1_024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +75,35 @@ def http_get(url: str, timeout: float = 5.0, body: bytes | None = None) -> tuple
 
 def peak_rss_bytes(pid: int) -> int | None:
     """VmHWM: the process's resident-set high-water mark since it started."""
+    return _status_bytes(pid, "VmHWM:")
+
+
+def rss_bytes(pid: int) -> int | None:
+    """VmRSS: the process's resident set now."""
+    return _status_bytes(pid, "VmRSS:")
+
+
+def raise_nofile_limit(sockets: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE (the processes it starts inherit it) to fit
+    ``sockets`` plus room for everything else, within the hard limit; the new soft limit.
+    The usual soft limit, 1,024, is short of a thousand streams or subscriptions."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = sockets + NOFILE_SPARE
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        return wanted
+    return soft
+
+
+def _status_bytes(pid: int, field: str) -> int | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) * 1024
     return None
 

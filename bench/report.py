@@ -32,18 +32,28 @@ def ratio(result: ScenarioResult, reference_rps: float | None) -> float | None:
     return result.wrk.requests_per_s / reference_rps
 
 
-def judge(result: ScenarioResult, reference_rps: float | None) -> Verdict:
+def judge(result: ScenarioResult, results: list[ScenarioResult]) -> Verdict:
+    """``result`` against its target; ``results`` (the whole run) holds the scenarios its
+    target compares with."""
     target = result.scenario.target
+    reference = reference_rps(results)
     failures: list[str] = []
     unchecked: list[str] = []
     if target.min_ratio is not None:
-        share = ratio(result, reference_rps)
+        share = ratio(result, reference)
         if share is None:
             unchecked.append(f"needs ({REFERENCE})")
         elif share < target.min_ratio:
             failures.append("req/s")
     if target.min_rps is not None and result.wrk.requests_per_s < target.min_rps:
         failures.append("req/s")
+    if target.min_share_of is not None:
+        key, share = target.min_share_of
+        other = next((r for r in results if r.scenario.key == key), None)
+        if other is None or not other.wrk.requests_per_s:
+            unchecked.append(f"needs ({key})")
+        elif result.wrk.requests_per_s < share * other.wrk.requests_per_s:
+            failures.append(f"req/s vs ({key})")
     if target.max_p99_ms is not None and result.wrk.latency_ms["p99"] > target.max_p99_ms:
         failures.append("p99")
     if target.max_added_ttft_p99_ms is not None:
@@ -93,7 +103,7 @@ def table(results: list[ScenarioResult]) -> str:
                 f"{result.peak_rss_mb:.0f}" if result.peak_rss_mb is not None else "-",
                 f"{cores:.2f}" if (cores := result.server_cpu_cores) is not None else "-",
                 result.scenario.target.describe(),
-                judge(result, base).label,
+                judge(result, results).label,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
@@ -146,6 +156,8 @@ def notes(results: list[ScenarioResult]) -> list[str]:
             )
         if result.streams is not None:
             parts.extend(_stream_notes(result))
+        if result.subscriptions is not None:
+            parts.extend(_subscription_notes(result, results))
         if wrk.error_count:
             parts.append("errors " + ", ".join(f"{k} {v}" for k, v in wrk.errors.items() if v))
         if result.error_sample:
@@ -176,6 +188,16 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
             f"server CPU {result.server_cpu_seconds:.2f} s, "
             f"{1e6 * result.server_cpu_seconds / streams['deltas']:.0f} µs per relayed chunk"
         )
+    if (capacity := streams.get("capacity")) is not None:
+        tried = ", ".join(
+            f"{run['streams']:,}: "
+            + ("incomplete" if (p99 := run["added_ttft_p99_ms"]) is None else f"{p99:.1f}")
+            for run in capacity["tried"]
+        )
+        parts.append(
+            f"highest stream count meeting added TTFT p99 <= {capacity['target_ms']:g} ms: "
+            f"{capacity['highest_meeting']:,} (added p99 in ms by count: {tried})"
+        )
     if (total := streams.get("total_ms")) is not None:
         parts.append(f"stream duration p50/p99 {total['p50']:.0f}/{total['p99']:.0f} ms")
     if (overflows := streams.get("listen_overflows")) is not None:
@@ -187,12 +209,34 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
     return parts
 
 
+def _subscription_notes(result: ScenarioResult, results: list[ScenarioResult]) -> list[str]:
+    """Scenario (h): the subscriptions held beside the load, their memory, the cost."""
+    held = result.subscriptions or {}
+    end = held.get("held") or {}
+    parts = [
+        f"{end.get('open_at_end', 0):,} of {held.get('open', 0):,} idle subscriptions held to "
+        f"the end (opened in {held.get('opening_s', 0):.1f} s; failed {held.get('failed') or 0}, "
+        f"ended early {end.get('ended_early') or 0})"
+    ]
+    if (per := held.get("bytes_per_subscription")) is not None:
+        parts.append(
+            f"service RSS {held['service_rss_before_mb']:.0f} -> "
+            f"{held['service_rss_held_mb']:.0f} MB: {per / 1024:.1f} KiB per subscription"
+        )
+    target = result.scenario.target.min_share_of
+    other = next((r for r in results if target and r.scenario.key == target[0]), None)
+    if target and other is not None and other.wrk.requests_per_s:
+        share = result.wrk.requests_per_s / other.wrk.requests_per_s
+        parts.append(f"{share:.0%} of ({target[0]})'s req/s")
+    return parts
+
+
 def to_json(results: list[ScenarioResult], run: dict[str, Any]) -> dict[str, Any]:
     base = reference_rps(results)
     scenarios = []
     for result in results:
         scenario = result.scenario
-        verdict = judge(result, base)
+        verdict = judge(result, results)
         share = ratio(result, base)
         scenarios.append(
             {
@@ -232,6 +276,7 @@ def to_json(results: list[ScenarioResult], run: dict[str, Any]) -> dict[str, Any
                 "error_sample": result.error_sample,
                 "wrk_output": result.wrk.output if result.streams is None else None,
                 "streams": result.streams,
+                "subscriptions": result.subscriptions,
             }
         )
     return {**run, "scenarios": scenarios}

@@ -27,6 +27,7 @@ from bench.processes import (
 )
 from bench.scenarios import Driver, Scenario, Server
 from bench.seed import seed_database
+from bench.subscribers import held_subscriptions
 from bench.wrk import POST_SCRIPT, REPORT_SCRIPT, WrkResult, run_wrk
 from tests.support.postgres import PostgresServer
 
@@ -66,6 +67,8 @@ class Options:
     streams: int = 1000
     direct_streams: int = 100
     stream_ramp_s: float = 1.0
+    # (g): when the TTFT target is missed, search for the highest stream count that meets it.
+    find_capacity: bool = True
 
 
 @dataclass(slots=True)
@@ -84,6 +87,7 @@ class ScenarioResult:
     server_cpu_seconds: float | None = None  # used by the server during the measured run
     error_sample: str | None = None  # one request's answer, when wrk saw error statuses
     streams: dict[str, Any] | None = None  # scenario (g): bench.streams' summary and more
+    subscriptions: dict[str, Any] | None = None  # scenario (h): bench.subscribers' figures
 
     @property
     def server_cpu_cores(self) -> float | None:
@@ -226,7 +230,7 @@ def run_scenario(
     if scenario.driver is Driver.STREAMS:
         from bench.stream_scenario import run_streams_scenario
 
-        return run_streams_scenario(scenario, options)
+        return run_streams_scenario(scenario, options, observe)
     seed_seconds = 0.0
     db_path = options.workdir / f"{scenario.key}.db"
     if scenario.seed_exchanges:
@@ -290,6 +294,17 @@ def run_scenario(
                 runs = [pool.submit(one, duration_s=duration_s) for one in drives]
                 return combine([run.result() for run in runs])
 
+        subscriptions = None
+        if scenario.idle_subscriptions:
+            subscriptions = stack.enter_context(
+                held_subscriptions(
+                    base_url,
+                    scenario.idle_subscriptions,
+                    options.pinning.load(),
+                    options.repo,
+                    server.pid,
+                )
+            )
         if options.warmup_s > 0:
             warmup_requests = drive(duration_s=options.warmup_s).requests
             for replica in servers:
@@ -320,6 +335,7 @@ def run_scenario(
         otlp=sink.stats if sink is not None else {},
         error_sample=error_sample,
         server_cpu_seconds=_cpu_used(cpu_before, cpu_after),
+        subscriptions=subscriptions,
     )
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from bench.processes import (
     free_port,
     http_get,
     peak_rss_bytes,
+    raise_nofile_limit,
     running_server,
     wait_idle,
 )
@@ -39,25 +41,18 @@ if TYPE_CHECKING:
 MODEL_CHUNKS = 50
 MODEL_CHUNK_DELAY_S = 0.05
 WARMUP_STREAMS = 50
-# Each stream holds two sockets in the service (client and model side) and the model server
-# and the client one each: 1,000 streams need ~2,000 descriptors per process, more than the
-# usual soft limit of 1,024.
-NOFILE_WANTED = 16_384
 MODEL = "gpt-test"
+# The capacity search (a missed TTFT target): counts tried from here, doubling, then the
+# interval between the last met and the first missed halved this many times.
+CAPACITY_START = 25
+CAPACITY_BISECTIONS = 3
 
 
-def raise_nofile_limit() -> int:
-    """Raise this process's soft RLIMIT_NOFILE (the processes it starts inherit it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        return wanted
-    return soft
-
-
-def drive(options: Options, url: str, model_url: str, streams: int, direct: int) -> dict[str, Any]:
-    """One run of the load generator on the load CPU; its summary."""
+def drive(
+    options: Options, url: str, model_url: str, streams: int, direct: int, run: str = "main"
+) -> dict[str, Any]:
+    """One run of the load generator on the load CPU; its summary. ``run`` names the run's
+    conversations, so that no run's messages land in another's."""
     argv = [
         *options.pinning.load(),
         sys.executable,
@@ -69,6 +64,7 @@ def drive(options: Options, url: str, model_url: str, streams: int, direct: int)
         f"--streams={streams}",
         f"--direct={direct}",
         f"--ramp={options.stream_ramp_s}",
+        f"--conversation-prefix=bench-{run}-",
     ]
     completed = subprocess.run(
         argv, cwd=options.repo, capture_output=True, text=True, check=False, timeout=300
@@ -125,11 +121,55 @@ def added_ttft_ms(summary: dict[str, Any]) -> dict[str, float] | None:
     return {name: round(service[name] - direct[name], 3) for name in ("p50", "p99")}
 
 
-def run_streams_scenario(scenario: Scenario, options: Options) -> ScenarioResult:
-    """Model server, service, a warm-up wave, then ``options.streams`` streams at once."""
+def find_capacity(
+    measure: Callable[[int], float | None], limit: int, target_ms: float
+) -> dict[str, Any]:
+    """The highest stream count (up to ``limit``) whose added TTFT p99 (``measure(n)``, None
+    when not every stream completed) meets ``target_ms``: doubling from
+    ``CAPACITY_START``, then halving the interval between the last count that met it and the
+    first that did not, ``CAPACITY_BISECTIONS`` times."""
+    tried: list[dict[str, Any]] = []
+
+    def meets(count: int) -> bool:
+        added = measure(count)
+        tried.append({"streams": count, "added_ttft_p99_ms": added})
+        return added is not None and added <= target_ms
+
+    met, missed = 0, None
+    count = min(CAPACITY_START, limit)
+    while True:
+        if not meets(count):
+            missed = count
+            break
+        met = count
+        if count >= limit:
+            break
+        count = min(2 * count, limit)
+    if missed is not None:
+        for _ in range(CAPACITY_BISECTIONS):
+            middle = (met + missed) // 2
+            if middle == met:
+                break
+            if meets(middle):
+                met = middle
+            else:
+                missed = middle
+    return {"target_ms": target_ms, "highest_meeting": met, "tried": tried}
+
+
+def run_streams_scenario(
+    scenario: Scenario,
+    options: Options,
+    observe: Callable[[int], AbstractContextManager[object]] | None = None,
+) -> ScenarioResult:
+    """Model server, service, a warm-up wave, then ``options.streams`` streams at once;
+    when the added TTFT misses its target, the highest stream count that meets it.
+    ``observe(server_pid)`` wraps the measured run (profiling)."""
     from bench.runner import ScenarioResult, base_environment
 
-    raise_nofile_limit()
+    # Each stream holds two sockets in the service (client and model side), and one in the
+    # model server and the client each.
+    raise_nofile_limit(2 * options.streams)
     base = base_environment()
     base["PYTHONPATH"] = str(options.repo)
     model_port, port = free_port(), free_port()
@@ -172,11 +212,26 @@ def run_streams_scenario(scenario: Scenario, options: Options) -> ScenarioResult
         cpu_before = cpu_seconds(server.pid)
         model_cpu_before = cpu_seconds(model.pid)
         overflows_before = listen_overflows()
-        summary = drive(options, url, model_url, options.streams, options.direct_streams)
+        with observe(server.pid) if observe is not None else contextlib.nullcontext():
+            summary = drive(options, url, model_url, options.streams, options.direct_streams)
         cpu_after = cpu_seconds(server.pid)
         model_cpu_after = cpu_seconds(model.pid)
         overflows_after = listen_overflows()
         rss = peak_rss_bytes(server.pid)
+        target_ms = scenario.target.max_added_ttft_p99_ms
+        added = added_ttft_ms(summary)
+        if options.find_capacity and target_ms is not None and added and added["p99"] > target_ms:
+
+            def measure(count: int) -> float | None:
+                wait_idle(server.pid)
+                run = drive(
+                    options, url, model_url, count, options.direct_streams, f"capacity{count}"
+                )
+                run_added = added_ttft_ms(run)
+                complete = run["completed"] == run["streams"]
+                return run_added["p99"] if run_added and complete else None
+
+            summary["capacity"] = find_capacity(measure, options.streams, target_ms)
     server_cpu = (
         cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     )

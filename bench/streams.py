@@ -65,11 +65,11 @@ class OpenCount:
 
 
 async def service_stream(
-    session: aiohttp.ClientSession, url: str, number: int, opened: OpenCount
+    session: aiohttp.ClientSession, url: str, conversation: str, opened: OpenCount
 ) -> Stream:
     """One streamed chat; every event is read (the relay's cost is per event)."""
     stream = Stream()
-    body = {"message": f"bench stream {number}", "conversation_id": f"bench-stream-{number}"}
+    body = {"message": f"bench stream {conversation}", "conversation_id": conversation}
     started = time.perf_counter()
     opened.enter()
     try:
@@ -163,7 +163,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         async def one_service(number: int) -> Stream:
             await _at(start, args.ramp * number / args.streams)
-            return await service_stream(service, service_url, number, opened)
+            conversation = f"{args.conversation_prefix}{number}"
+            return await service_stream(service, service_url, conversation, opened)
 
         async def one_direct(number: int) -> Stream:
             await _at(start, args.ramp * (number + 0.5) / max(1, args.direct))
@@ -248,6 +249,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ramp", type=float, default=1.0, help="seconds over which starts are spread"
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="per stream, seconds")
+    parser.add_argument(
+        "--conversation-prefix",
+        default="bench-stream-",
+        help="stream n is a message in conversation <prefix><n> (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.streams < 1 or args.direct < 0 or args.ramp < 0 or args.timeout <= 0:
         parser.error("--streams must be positive, --direct and --ramp not negative")

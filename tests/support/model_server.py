@@ -226,6 +226,9 @@ def main() -> None:
         port=args.port,
         handler_cancellation=True,  # a client going away cancels its handler: recorded
         shutdown_timeout=0.5,
+        # As the service's: the bench connects a thousand streams within a second, and a
+        # connection the accept queue drops waits a second for its retransmission.
+        backlog=2048,
         access_log=None,
         print=None,
     )
