@@ -83,18 +83,16 @@ def rss_bytes(pid: int) -> int | None:
     return _status_bytes(pid, "VmRSS:")
 
 
-def raise_nofile_limit(sockets: int) -> int:
+def raise_nofile_limit(sockets: int) -> None:
     """Raise this process's soft RLIMIT_NOFILE (the processes it starts inherit it) to fit
-    ``sockets`` plus room for everything else, within the hard limit; the new soft limit.
-    The usual soft limit, 1,024, is short of a thousand streams or subscriptions."""
+    ``sockets`` plus room for everything else, within the hard limit. The usual soft limit,
+    1,024, is short of a thousand streams or subscriptions."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = sockets + NOFILE_SPARE
     if hard != resource.RLIM_INFINITY:
         wanted = min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        return wanted
-    return soft
 
 
 def _status_bytes(pid: int, field: str) -> int | None:

@@ -32,6 +32,20 @@ def ratio(result: ScenarioResult, reference_rps: float | None) -> float | None:
     return result.wrk.requests_per_s / reference_rps
 
 
+def share_of_other(
+    result: ScenarioResult, results: list[ScenarioResult]
+) -> tuple[str, float | None] | None:
+    """For a target that is a share of another scenario's req/s: that scenario's key, and
+    ``result``'s req/s as a share of its (None when it did not run or made none)."""
+    if (target := result.scenario.target.min_share_of) is None:
+        return None
+    key = target[0]
+    other = next((r for r in results if r.scenario.key == key), None)
+    if other is None or not other.wrk.requests_per_s:
+        return key, None
+    return key, result.wrk.requests_per_s / other.wrk.requests_per_s
+
+
 def judge(result: ScenarioResult, results: list[ScenarioResult]) -> Verdict:
     """``result`` against its target; ``results`` (the whole run) holds the scenarios its
     target compares with."""
@@ -47,12 +61,11 @@ def judge(result: ScenarioResult, results: list[ScenarioResult]) -> Verdict:
             failures.append("req/s")
     if target.min_rps is not None and result.wrk.requests_per_s < target.min_rps:
         failures.append("req/s")
-    if target.min_share_of is not None:
-        key, share = target.min_share_of
-        other = next((r for r in results if r.scenario.key == key), None)
-        if other is None or not other.wrk.requests_per_s:
+    if target.min_share_of is not None and (compared := share_of_other(result, results)):
+        key, share = compared
+        if share is None:
             unchecked.append(f"needs ({key})")
-        elif result.wrk.requests_per_s < share * other.wrk.requests_per_s:
+        elif share < target.min_share_of[1]:
             failures.append(f"req/s vs ({key})")
     if target.max_p99_ms is not None and result.wrk.latency_ms["p99"] > target.max_p99_ms:
         failures.append("p99")
@@ -223,11 +236,8 @@ def _subscription_notes(result: ScenarioResult, results: list[ScenarioResult]) -
             f"service RSS {held['service_rss_before_mb']:.0f} -> "
             f"{held['service_rss_held_mb']:.0f} MB: {per / 1024:.1f} KiB per subscription"
         )
-    target = result.scenario.target.min_share_of
-    other = next((r for r in results if target and r.scenario.key == target[0]), None)
-    if target and other is not None and other.wrk.requests_per_s:
-        share = result.wrk.requests_per_s / other.wrk.requests_per_s
-        parts.append(f"{share:.0%} of ({target[0]})'s req/s")
+    if (compared := share_of_other(result, results)) and compared[1] is not None:
+        parts.append(f"{compared[1]:.0%} of ({compared[0]})'s req/s")
     return parts
 
 

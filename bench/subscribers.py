@@ -95,7 +95,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for event in events:
             await event.wait()
         opening_s = time.perf_counter() - started
-        ready = {"open": counts.open, "failed": dict(counts.failed), "opening_s": opening_s}
+        opened = args.count - sum(counts.failed.values())
+        ready = {
+            "open": counts.open,
+            "opened": opened,
+            "failed": dict(counts.failed),
+            "opening_s": opening_s,
+        }
         print(READY + json.dumps(ready), flush=True)
         # Hold them until the bench closes our standard input.
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -105,7 +111,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*tasks, return_exceptions=True)
     return {
         "count": args.count,
-        "opened": args.count - sum(counts.failed.values()),
+        "opened": opened,
         "open_at_end": held,
         "failed": dict(counts.failed),
         "ended_early": dict(counts.ended),
@@ -137,8 +143,7 @@ def held_subscriptions(
     try:
         figures: dict[str, Any] = _marked_line(process, READY)
         after = rss_bytes(server_pid)
-        opened = count - sum(figures["failed"].values())
-        if before is not None and after is not None and opened:
+        if before is not None and after is not None and (opened := figures["opened"]):
             figures["service_rss_before_mb"] = round(before / 2**20, 1)
             figures["service_rss_held_mb"] = round(after / 2**20, 1)
             figures["bytes_per_subscription"] = round((after - before) / opened)

@@ -135,7 +135,7 @@ class OpenAIAssistant:
                         error_type="TimeoutError",
                     ) from None
                 except StreamError as exc:
-                    raise AssistantError(str(exc), error_type="APIError") from exc
+                    raise AssistantError(str(exc), error_type=openai.APIError.__qualname__) from exc
                 except httpx2.HTTPError as exc:
                     raise _failure(exc) from exc
                 model = chunk.model or model
