@@ -129,6 +129,17 @@ async def test_a_growing_context_is_counted_whole_by_one_assistant() -> None:
     assert totals == [1 + 2, 1 + 4, 1 + 4 + 7, 1 + 7]
 
 
+async def test_an_exchanges_count_is_remembered_by_its_id() -> None:
+    """A stored exchange never changes, so its count is taken once: the same id with other
+    text (which a store never produces) still counts as first seen."""
+    assistant = DummyAssistant()
+    first = Exchange(id=5, conversation_id="c", turn=1, user="a b", ai="c", created_at="t")
+    again = Exchange(id=5, conversation_id="c", turn=1, user="a b c d e", ai="f", created_at="t")
+    _, before = await reply(assistant, "hi", [first])
+    _, after = await reply(assistant, "hi", [again])
+    assert (before.input_tokens, after.input_tokens) == (1 + 3, 1 + 3)
+
+
 async def test_simulated_latency_comes_before_the_first_word() -> None:
     started = time.monotonic()
     stream = DummyAssistant(latency_ms=100).stream("hi", [])

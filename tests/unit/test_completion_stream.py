@@ -84,12 +84,12 @@ async def test_the_body_is_read_to_its_end_after_done() -> None:
     read: list[str] = []
 
     async def lines() -> AsyncIterator[str]:
-        for line in ["data: [DONE]", "", ": trailer", "", "data: {}", ""]:
+        for line in ["data: [DONE]", "", ": trailer", "", "data: {}", "", ": end"]:
             read.append(line)
             yield line
 
     assert [chunk async for chunk in read_chunks(lines())] == []
-    assert len(read) == 6, "read to the end: the connection is left reusable"
+    assert len(read) == 7, "read to the end: the connection is left reusable"
 
 
 async def test_an_error_object_mid_stream_fails_the_stream() -> None:
