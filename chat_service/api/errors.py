@@ -26,6 +26,8 @@ _REASONS = {
 
 
 CLIENT_CLOSED_REQUEST = 499
+# What a client is told of a failure the service did not foresee (a bug): nothing more.
+INTERNAL_ERROR = "Internal server error."
 # Why a request failed: the message of its error response (never the request's body), for
 # its access-log line.
 REQUEST_ERROR = web.RequestKey("error", str)
@@ -84,4 +86,4 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return refuse(request, 500, "Internal server error.")
+        return refuse(request, 500, INTERNAL_ERROR)

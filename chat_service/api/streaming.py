@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from chat_service.api.errors import error_response
+from chat_service.api.errors import INTERNAL_ERROR, error_response
 from chat_service.api.replies import (
     ASSISTANT_FAILED,
     STORE_FAILED,
@@ -43,12 +43,26 @@ EVENT_STREAM = "text/event-stream"
 
 
 def wants_event_stream(request: web.Request) -> bool:
-    """Whether the client's Accept header asks for server-sent events."""
+    """Whether the client's Accept header asks for server-sent events: it names
+    ``text/event-stream`` with a weight above zero (RFC 9110 §12.5.1)."""
     for media_range in request.headers.get("Accept", "").split(","):
         media_type, *params = (part.strip().lower() for part in media_range.split(";"))
-        if media_type == EVENT_STREAM and "q=0" not in params:
+        if media_type == EVENT_STREAM and _weight(params) > 0:
             return True
     return False
+
+
+def _weight(params: list[str]) -> float:
+    """A media range's ``q``: 1 when absent; 0 when it is not a number (a client that
+    garbles it gets the default, JSON)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return 0.0
+    return 1.0
 
 
 async def stream_reply(
@@ -57,55 +71,76 @@ async def stream_reply(
     """The reply to ``turn`` as an event stream, or a JSON error if it fails before its
     first piece. Returns when the stream ends, so the request's span, access-log line and
     duration cover all of it."""
-    gauge = request.app[METRICS].streams_open
-    response: EventSourceResponse | None = None
+    stream = _Stream(request)
+    try:
+        return await _relay(stream, turn, trace_id)
+    except Exception:
+        if stream.response is None:
+            raise  # nothing sent yet: the error middleware answers with the JSON 500
+        # The status went out with the first piece: the stream must end here, with the
+        # contract's error event, or the client waits for an end that never comes.
+        log.exception("the event stream failed after it opened")
+        await _send_error(stream.response, INTERNAL_ERROR)
+        return stream.response
+    finally:
+        stream.closed()
+
+
+class _Stream:
+    """The event stream of one request, opened with the first piece it sends."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response: EventSourceResponse | None = None
+        self._gauge = request.app[METRICS].streams_open
+
+    async def open(self) -> EventSourceResponse:
+        if self.response is None:
+            self.response = EventSourceResponse(allow_all_methods=True)
+            await self.response.prepare(self.request)
+            self._gauge.inc()
+        return self.response
+
+    def closed(self) -> None:
+        if self.response is not None:
+            self._gauge.dec()
+
+
+async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.StreamResponse:
+    request = stream.request
     sent: list[str] = []
     try:
-        try:
-            async with contextlib.aclosing(turn.reply()) as pieces:
-                async for piece in pieces:
-                    if response is None:
-                        response = await _open(request)
-                        gauge.inc()
-                    await response.send(_json({"text": piece}), event="delta")
-                    sent.append(piece)
-        except ModelBusy as busy:
-            return model_busy_response(busy)
-        except AssistantError as exc:
-            log_model_failure(exc, turn)
-            if response is None:
-                return error_response(500, ASSISTANT_FAILED)
-            await _send_error(response, ASSISTANT_FAILED)
-            return response
-        except (asyncio.CancelledError, ConnectionResetError):
-            # The client went away (or the server is stopping): keep what it was sent.
-            await _save_stopped(request, turn, "".join(sent), trace_id)
-            raise
-        reply = "".join(sent)
-        if response is None:  # an empty reply: nothing was streamed yet
-            response = await _open(request)
-            gauge.inc()
-        try:
-            exchange = await turn.save(reply, trace_id=trace_id)
-        except StoreError:
-            log.exception("failed to store the exchange")
-            await _send_error(response, STORE_FAILED)
-            return response
-        record_exchange(request, turn, exchange, reply, streamed=True)
-        # Its id is the exchange's cursor, as in GET /chat/events: a page that follows the
-        # conversation knows this exchange when it comes back there.
-        await response.send(
-            _json({"status": "Success", "response": reply}), event="done", id=str(exchange.id)
-        )
+        async with contextlib.aclosing(turn.reply()) as pieces:
+            async for piece in pieces:
+                response = await stream.open()
+                await response.send(_json({"text": piece}), event="delta")
+                sent.append(piece)
+    except ModelBusy as busy:
+        return model_busy_response(busy)
+    except AssistantError as exc:
+        log_model_failure(exc, turn)
+        if stream.response is None:
+            return error_response(500, ASSISTANT_FAILED)
+        await _send_error(stream.response, ASSISTANT_FAILED)
+        return stream.response
+    except (asyncio.CancelledError, ConnectionResetError):
+        # The client went away (or the server is stopping): keep what it was sent.
+        await _save_stopped(request, turn, "".join(sent), trace_id)
+        raise
+    reply = "".join(sent)
+    response = await stream.open()  # already open, unless the reply is empty
+    try:
+        exchange = await turn.save(reply, trace_id=trace_id)
+    except StoreError:
+        log.exception("failed to store the exchange")
+        await _send_error(response, STORE_FAILED)
         return response
-    finally:
-        if response is not None:
-            gauge.dec()
-
-
-async def _open(request: web.Request) -> EventSourceResponse:
-    response = EventSourceResponse(allow_all_methods=True)
-    await response.prepare(request)
+    record_exchange(request, turn, exchange, reply, streamed=True)
+    # Its id is the exchange's cursor, as in GET /chat/events: a page that follows the
+    # conversation knows this exchange when it comes back there.
+    await response.send(
+        _json({"status": "Success", "response": reply}), event="done", id=str(exchange.id)
+    )
     return response
 
 

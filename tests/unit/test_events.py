@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -337,20 +337,81 @@ async def test_an_exchange_both_caught_up_and_live_is_sent_once(
         assert await nothing_more(exchanges)
 
 
+class HeldReads:
+    """The store as the hub sees it, except that a read of new exchanges can be held after
+    it read them and before the hub gets them: the moment when a commit that lands is one
+    that read did not see."""
+
+    def __init__(self, store: SQLiteChatStore) -> None:
+        self.store = store
+        self.hold: asyncio.Event | None = None
+        self.holding = asyncio.Event()
+
+    def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
+        self.store.add_change_listener(listener)
+
+    def add_removal_listener(self, listener: Callable[[str], None]) -> None:
+        self.store.add_removal_listener(listener)
+
+    async def version(self, conversation_id: str) -> int:
+        return await self.store.version(conversation_id)
+
+    async def exchanges_after(
+        self, conversation_id: str, after: int, *, limit: int
+    ) -> Sequence[Exchange]:
+        read = await self.store.exchanges_after(conversation_id, after, limit=limit)
+        if self.hold is not None:
+            hold, self.hold = self.hold, None  # one read held, the next ones not
+            self.holding.set()
+            await hold.wait()
+        return read
+
+
+async def test_a_commit_during_a_refresh_is_read_by_that_refresh(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """The refresh read "first" and is about to publish it when "second" commits: the
+    change it hears of then makes it read once more, so "second" arrives without waiting
+    for a third commit."""
+    held = HeldReads(sqlite_store)
+    live = LiveUpdates(held)  # type: ignore[arg-type]
+    async with live.follow("c") as exchanges:
+        held.hold = release = asyncio.Event()
+        await sqlite_store.append("c", "first", "r")
+        await asyncio.wait_for(held.holding.wait(), READ_TIMEOUT_S)
+        await sqlite_store.append("c", "second", "r")  # its change lands mid-refresh
+        release.set()
+        assert await take(exchanges, 2) == ["first", "second"]
+        assert await nothing_more(exchanges)
+
+
 async def test_a_lost_channel_catches_up_every_followed_conversation(
     sqlite_store: SQLiteChatStore,
 ) -> None:
     """``changed(None)``: notifications may have been missed (PostgreSQL's listening
-    connection came back); every followed conversation is read again."""
-    live = LiveUpdates(sqlite_store)
+    connection came back); every followed conversation is read again, the one being
+    refreshed at that moment included (once its refresh ends), and those after it too."""
+    held = HeldReads(sqlite_store)
+    live = LiveUpdates(held)  # type: ignore[arg-type]
     other = await SQLiteChatStore.open(sqlite_store.path)  # commits this store never hears of
     try:
-        async with live.follow("a") as in_a, live.follow("b") as in_b:
-            await other.append("a", "missed in a", "r")
-            await other.append("b", "missed in b", "r")
+        async with (
+            live.follow("a") as in_a,
+            live.follow("b") as in_b,
+            live.follow("c") as in_c,
+        ):
+            held.hold = release = asyncio.Event()
+            await sqlite_store.append("a", "heard in a", "r")  # "a" is being refreshed...
+            await asyncio.wait_for(held.holding.wait(), READ_TIMEOUT_S)
+            for name in "abc":  # ...when commits are made that nobody hears of
+                await other.append(name, f"missed in {name}", "r")
             live.changed(None)
-            assert await take(in_a, 1) == ["missed in a"]
             assert await take(in_b, 1) == ["missed in b"]
+            assert await take(in_c, 1) == ["missed in c"]
+            release.set()
+            assert await take(in_a, 2) == ["heard in a", "missed in a"]
+            for exchanges in (in_a, in_b, in_c):
+                assert await nothing_more(exchanges)
     finally:
         await other.close()
 

@@ -20,9 +20,15 @@ class Recorder:
         self.calls: list[tuple[list[str], bool]] = []
         self.fail_with: Exception | None = None
         self.next_id = 1
+        # When set, a transaction waits for it: the test decides when a commit ends.
+        self.gate: asyncio.Event | None = None
+        self.started = asyncio.Event()
 
     async def __call__(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         self.calls.append(([new.user for new in writes], probe))
+        self.started.set()
+        if self.gate is not None:
+            await self.gate.wait()
         if self.fail_with is not None:
             failure, self.fail_with = self.fail_with, None
             raise failure
@@ -126,6 +132,30 @@ async def test_closing_commits_what_is_queued_then_refuses(
         await commits.probe()
     await commits.close()  # a second close is harmless
     assert recorder.calls == [(["m0", "m1", "m2"], False)]
+
+
+async def test_an_append_during_close_is_refused_at_once_and_the_queue_still_drains(
+    commits: GroupCommit, recorder: Recorder
+) -> None:
+    """``close()`` waits for the batch being committed and for what was queued before it;
+    an append that arrives meanwhile is refused straight away: queued behind the stop, it
+    would wait for a commit that never comes."""
+    recorder.gate = asyncio.Event()
+    committing = asyncio.create_task(commits.append("c", "first", "r"))
+    await asyncio.wait_for(recorder.started.wait(), 1)
+    queued = asyncio.create_task(commits.append("c", "queued", "r"))
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(commits.close())
+    await asyncio.sleep(0)
+    assert not closing.done(), "close() waits for the commit under way"
+    with pytest.raises(StoreError, match="the store is closed"):
+        await asyncio.wait_for(commits.append("c", "late", "r"), 1)
+    with pytest.raises(StoreError, match="the store is closed"):
+        await asyncio.wait_for(commits.probe(), 1)
+    recorder.gate.set()
+    await asyncio.wait_for(closing, 1)
+    assert [(await committing).user, (await queued).user] == ["first", "queued"]
+    assert recorder.calls == [(["first"], False), (["queued"], False)]
 
 
 async def test_a_store_that_never_started_refuses_writes(recorder: Recorder) -> None:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from chat_service.api import streaming
+from chat_service.api.replies import record_exchange
 from chat_service.api.streaming import wants_event_stream
 from chat_service.app import create_app
 from chat_service.assistant import AssistantError, Completion, ReplyChunk
@@ -83,6 +88,13 @@ async def scripted_client(
     return client
 
 
+def streams_open(client: Client) -> float:
+    app = client.app
+    assert app is not None  # a TestClient of an application, always
+    value: float = app[METRICS].streams_open._value.get()
+    return value
+
+
 async def history(client: Client) -> list[dict[str, str]]:
     response = await client.get("/chat/history")
     result: list[dict[str, str]] = await response.json()
@@ -138,8 +150,7 @@ async def test_a_failure_mid_stream_is_an_error_event_and_nothing_is_stored(
         ("error", {"status": "error", "message": "The assistant failed to reply."}),
     ]
     assert await history(client) == []
-    assert client.app is not None
-    assert client.app[METRICS].streams_open._value.get() == 0
+    assert streams_open(client) == 0
 
 
 async def test_a_busy_model_is_a_json_503(
@@ -177,25 +188,120 @@ async def test_a_store_failure_after_the_reply_is_an_error_event(
 
 
 async def test_a_client_that_leaves_stops_the_model_and_keeps_what_it_was_sent(
-    aiohttp_client: Any, settings: Settings
+    aiohttp_client: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    slow = Scripted(["one ", "two ", "three "], pause_s=0.5)
+    """The reader leaves after three pieces of five: the model call is closed before the
+    fourth is due, and exactly the three pieces it was sent are stored, joined as sent, and
+    recorded as a stopped stream (the access-log fields: the process tests read the line)."""
+    recorded: list[tuple[str, dict[str, Any]]] = []
+
+    def spy(request: Any, turn: Any, exchange: Any, reply: str, **flags: Any) -> None:
+        recorded.append((reply, flags))
+        record_exchange(request, turn, exchange, reply, **flags)
+
+    monkeypatch.setattr(streaming, "record_exchange", spy)
+    slow = Scripted(["one ", "two", "\n", "four ", "five"], pause_s=0.25)
     app = create_app(settings, assistant=slow)
     client: Client = await aiohttp_client(app, server_kwargs={"handler_cancellation": True})
     response = await client.post(
         "/chat/message", json={"message": "go", "conversation_id": "c"}, headers=SSE
     )
-    first = await response.content.readuntil(b"\r\n\r\n")
-    assert b'"one "' in first
-    response.close()  # the reader leaves after the first piece
-    await asyncio.wait_for(slow.closed.wait(), 0.4)  # well before the next piece is due
+    received = b""
+    while received.count(b"event: delta") < 3:
+        received += await response.content.readuntil(b"\r\n\r\n")
+    assert [data for event, data in events(received.decode())] == [
+        {"text": "one "},
+        {"text": "two"},
+        {"text": "\n"},
+    ]
+    response.close()  # the reader leaves
+    await asyncio.wait_for(slow.closed.wait(), 0.2)  # well before the next piece is due
     assert not slow.finished, "the model was stopped, not run to the end"
     for _ in range(100):
         stored = await (await client.get("/chat/history?conversation_id=c")).json()
         if stored:
             break
         await asyncio.sleep(0.01)
-    assert stored == [{"user": "go", "AI": "one "}], "what the client was sent"
+    assert stored == [{"user": "go", "AI": "one two\n"}], "what the client was sent"
+    assert recorded == [("one two\n", {"streamed": True, "stopped": True})]
+    assert streams_open(client) == 0
+
+
+async def test_an_unexpected_failure_mid_stream_ends_the_stream_with_an_error_event(
+    aiohttp_client: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug after the stream opened (here the assistant's, not an AssistantError) cannot
+    change the status any more: the stream ends at once with the contract's error event,
+    the failure is logged with its traceback, and nothing is stored."""
+    buggy = Scripted(["half "], RuntimeError("assistant bug"))
+    client = await scripted_client(aiohttp_client, settings, buggy)
+    with caplog.at_level(logging.ERROR, "chat_service.api.streaming"):
+        response = await client.post("/chat/message", json={"message": "hi"}, headers=SSE)
+        body = await asyncio.wait_for(response.text(), 5)
+    assert response.status == 200
+    assert events(body) == [
+        ("delta", {"text": "half "}),
+        ("error", {"status": "error", "message": "Internal server error."}),
+    ]
+    failures = [r for r in caplog.records if r.name == "chat_service.api.streaming"]
+    assert [r.getMessage() for r in failures] == ["the event stream failed after it opened"]
+    assert failures[0].exc_info is not None
+    assert "assistant bug" in str(failures[0].exc_info[1])
+    assert await history(client) == []
+    assert streams_open(client) == 0
+
+
+async def test_an_unexpected_failure_after_the_commit_ends_the_stream_too(
+    aiohttp_client: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exchange is stored, then something fails before ``done`` went out (a fault
+    injected where the access-log fields are recorded): the client gets the error event
+    instead of waiting for an end that never comes."""
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("recording failed")
+
+    monkeypatch.setattr(streaming, "record_exchange", broken)
+    client = await scripted_client(aiohttp_client, settings, Scripted(["fine"]))
+    response = await client.post("/chat/message", json={"message": "hi"}, headers=SSE)
+    body = await asyncio.wait_for(response.text(), 5)
+    assert events(body) == [
+        ("delta", {"text": "fine"}),
+        ("error", {"status": "error", "message": "Internal server error."}),
+    ]
+    assert streams_open(client) == 0
+
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def stored_trace_ids(settings: Settings) -> list[str | None]:
+    """The trace id column of every stored exchange, read from the database itself."""
+    if settings.database_url is None:
+        with sqlite3.connect(settings.db_path) as conn:
+            return [row[0] for row in conn.execute("SELECT trace_id FROM exchanges ORDER BY id")]
+    pg = await asyncpg.connect(settings.database_url)
+    try:
+        return [row[0] for row in await pg.fetch("SELECT trace_id FROM exchanges ORDER BY id")]
+    finally:
+        await pg.close()
+
+
+async def test_a_streamed_exchange_is_stored_with_its_trace_id(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """The caller's trace (W3C traceparent) is continued, and the stored exchange names it,
+    streamed as plain: an exchange in the history leads to its trace."""
+    client = await scripted_client(aiohttp_client, settings, Scripted(["tr", "aced"]))
+    for accept in (SSE, {}):
+        parent = {"traceparent": f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"}
+        response = await client.post(
+            "/chat/message", json={"message": "hi"}, headers={**accept, **parent}
+        )
+        assert response.status == 200
+        await response.read()
+        assert response.headers["traceresponse"].split("-")[1] == CALLER_TRACE
+    assert await stored_trace_ids(settings) == [CALLER_TRACE, CALLER_TRACE]
 
 
 @pytest.mark.parametrize(
@@ -204,6 +310,15 @@ async def test_a_client_that_leaves_stops_the_model_and_keeps_what_it_was_sent(
         ("text/event-stream", True),
         ("TEXT/EVENT-STREAM", True),
         ("application/json, text/event-stream;q=0.5", True),
+        ("application/json,text/event-stream", True),
+        ("application/json;q=0.9,text/event-stream", True),
+        ("text/html,application/json", False),
+        ("text/event-stream; q=0", False),
+        ("text/event-stream;q=0.0", False),
+        ("text/event-streams", False),
+        ("text/event-stream;q=abc", False),
+        ("text/event-stream;level=1;Q=0.001", True),
+        ("text/event-stream ; q = 0", False),
         ("text/event-stream;q=0", False),
         ("application/json", False),
         ("*/*", False),
