@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 FRONTEND_DIR := $(wildcard frontend)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-only lint format audit lock bench mutate clean
+.PHONY: help run test test-only test-random lint format audit lock bench mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,11 @@ test: $(VENV)/.installed-test $(FRONTEND_LIBRARIES) ## run every test, then the 
 
 test-only: $(VENV)/.installed-test $(FRONTEND_LIBRARIES) ## run the tests without the linters (pass ARGS="-k name")
 	$(BIN)/python -m pytest $(ARGS)
+
+# pytest-randomly shuffles modules, then the tests within each, and prints the seed it used:
+# SEED=<that number> repeats an order that failed.
+test-random: $(VENV)/.installed-test ## the unit tests in a random order (SEED=n repeats one)
+	$(BIN)/python -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED)) tests/unit $(ARGS)
 
 lint: $(VENV)/.installed-test ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .

@@ -59,6 +59,7 @@ async def open_store(settings: Settings, metrics: Metrics) -> ChatStore:
         settings.database_url,
         pool_size=settings.database_pool_size,
         connect_timeout_s=settings.database_connect_timeout_s,
+        shred_interval_s=settings.database_shred_interval_s,
         observer=metrics,
     )
     metrics.watch_pool(store.pool_stats)

@@ -46,6 +46,9 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     database_pool_size: int = 10
     database_connect_timeout_s: float = 30.0
+    # How often, at most, the key table may be rewritten to erase deleted conversations' keys
+    # from PostgreSQL's files (store/postgres_shredding.py).
+    database_shred_interval_s: float = 60.0
     log_level: str = "INFO"
     frontend_dir: Path | None = None
     max_message_chars: int = 4000
@@ -100,6 +103,9 @@ class Settings:
         _require(self.database_pool_size >= 2, "CHAT_DATABASE_POOL_SIZE must be at least 2")
         _require(
             self.database_connect_timeout_s > 0, "CHAT_DATABASE_CONNECT_TIMEOUT_S must be positive"
+        )
+        _require(
+            self.database_shred_interval_s >= 1, "CHAT_DATABASE_SHRED_INTERVAL_S must be at least 1"
         )
         _require(self.max_message_chars >= 1, "CHAT_MAX_MESSAGE_CHARS must be at least 1")
         _require(self.max_body_bytes >= 1024, "CHAT_MAX_BODY_BYTES must be at least 1024")
@@ -184,6 +190,9 @@ class Settings:
             database_pool_size=read("CHAT_DATABASE_POOL_SIZE", int, defaults.database_pool_size),
             database_connect_timeout_s=read(
                 "CHAT_DATABASE_CONNECT_TIMEOUT_S", float, defaults.database_connect_timeout_s
+            ),
+            database_shred_interval_s=read(
+                "CHAT_DATABASE_SHRED_INTERVAL_S", float, defaults.database_shred_interval_s
             ),
             log_level=read("CHAT_LOG_LEVEL", str.upper, defaults.log_level),
             frontend_dir=Path(frontend) if frontend else None,

@@ -19,8 +19,12 @@ lock, so replicas that start at once take turns and only the first migrates. A d
 lost later fails the requests it hits with StoreError (the contract's 500s, ``/readyz``
 503); the pool opens new connections once it is back.
 
-PostgreSQL's text cannot hold NUL: a reply containing one is stored with U+FFFD in its
-place (the API refuses messages that contain one).
+Text is sealed: every message, reply and title is encrypted with its conversation's own key
+before it is written (sealing.py), and deleting the conversation deletes the key, then takes
+it out of the table's files (postgres_shredding.py). Whatever copies PostgreSQL keeps of a
+deleted conversation (dead rows, the WAL, replicas, backups) are ciphertext without a key.
+The keys table is locked before the conversations table in every transaction that takes
+both, so deletions and batches never deadlock.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
@@ -61,7 +66,16 @@ from chat_service.store.group_commit import (
     NewExchange,
 )
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
+from chat_service.store.postgres_shredding import (
+    INTERVAL_S as SHRED_INTERVAL_S,
+)
+from chat_service.store.postgres_shredding import (
+    REQUEST,
+    KeyShredder,
+    rewrite_unsealed_tables,
+)
 from chat_service.store.reads import TracedReads
+from chat_service.store.sealing import AI, TITLE, USER, new_key, seal, unseal
 from chat_service.timestamps import rfc3339, utc_now
 
 log = logging.getLogger(__name__)
@@ -88,26 +102,41 @@ _FAILURES = (
 # How long one statement may take before the request fails rather than hangs.
 COMMAND_TIMEOUT_S = 30.0
 
-_COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
+# An exchange and its conversation's key (one index lookup: the key's primary key).
+_COLUMNS = "id, conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id, key"
+_EXCHANGES = "exchanges JOIN conversation_keys USING (conversation_id)"
+# The keys of a batch's conversations, locked against a deletion until the batch commits, in
+# a fixed order like every lock a batch takes.
+_KEYS = """
+SELECT conversation_id, key FROM conversation_keys
+WHERE conversation_id = ANY($1::text[]) ORDER BY conversation_id FOR KEY SHARE
+"""
+_NEW_KEYS = """
+INSERT INTO conversation_keys (conversation_id, key)
+SELECT id, key FROM unnest($1::text[], $2::bytea[]) AS new (id, key) ORDER BY id
+ON CONFLICT (conversation_id) DO NOTHING
+RETURNING conversation_id, key
+"""
 # Sorted by id in SQL: every replica takes the conversations' row locks in the same order.
 # A conversation written to for the first time is created, titled by its first message
 # (its owner and public id are columns PostgreSQL derives from the key: migration 2).
 _COUNT = """
-INSERT INTO conversations AS c (id, exchanges, title, created_at, updated_at)
+INSERT INTO conversations AS c (id, exchanges, title_sealed, created_at, updated_at)
 SELECT id, n, t, ts::timestamptz, ts::timestamptz
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS batch (id, n, t, ts)
+FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[]) AS batch (id, n, t, ts)
 ORDER BY id
 ON CONFLICT (id) DO UPDATE SET
     exchanges = c.exchanges + excluded.exchanges,
     updated_at = GREATEST(c.updated_at, excluded.updated_at),
-    title = COALESCE(c.title, excluded.title)
+    title_sealed = COALESCE(c.title_sealed, excluded.title_sealed)
 RETURNING id, exchanges
 """
-_CONVERSATION_COLUMNS = "public_id, title, created_at, updated_at, exchanges"
+_CONVERSATION_COLUMNS = "public_id, title_sealed, created_at, updated_at, exchanges, key"
+_CONVERSATIONS = "conversations JOIN conversation_keys ON conversation_id = id"
 _INSERT = """
-INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
+INSERT INTO exchanges (conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id)
 SELECT c, t, u, a, ts::timestamptz, tr
-FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])
+FROM unnest($1::text[], $2::int[], $3::bytea[], $4::bytea[], $5::text[], $6::text[])
     AS batch (c, t, u, a, ts, tr)
 RETURNING id, conversation_id, turn
 """
@@ -155,6 +184,7 @@ class PostgresChatStore(GroupCommitted):
         *,
         pool_size: int = 10,
         max_batch: int = MAX_BATCH,
+        shred_interval_s: float = SHRED_INTERVAL_S,
         observer: StoreObserver | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
@@ -179,6 +209,7 @@ class PostgresChatStore(GroupCommitted):
             span_attributes=attributes,
             max_batch=max_batch,
         )
+        self._shredder = KeyShredder(self._connection, interval_s=shred_interval_s)
         self._closing = False
         self._change_listeners: list[Callable[[str | None], None]] = []
         self._removal_listeners: list[Callable[[str], None]] = []
@@ -197,15 +228,18 @@ class PostgresChatStore(GroupCommitted):
         pool_size: int = 10,
         connect_timeout_s: float = 30.0,
         max_batch: int = MAX_BATCH,
+        shred_interval_s: float = SHRED_INTERVAL_S,
         observer: StoreObserver | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> PostgresChatStore:
         """Connect (retrying for up to ``connect_timeout_s``) and migrate; raise
-        StoreOpenError if either cannot be done."""
+        StoreOpenError if either cannot be done. ``shred_interval_s``: see
+        postgres_shredding.py."""
         store = cls(
             url,
             pool_size=pool_size,
             max_batch=max_batch,
+            shred_interval_s=shred_interval_s,
             observer=observer,
             tracer_provider=tracer_provider,
         )
@@ -214,6 +248,7 @@ class PostgresChatStore(GroupCommitted):
         try:
             async with store._pool.acquire() as conn:
                 await migrate(conn)
+                await rewrite_unsealed_tables(conn)
         except StoreOpenError:
             await store._pool.close()
             raise
@@ -221,7 +256,12 @@ class PostgresChatStore(GroupCommitted):
             await store._pool.close()
             raise StoreOpenError(f"cannot migrate {store.display_url}: {exc}") from exc
         store._commits.start()
+        store._shredder.start()
         return store
+
+    @property
+    def shredder(self) -> KeyShredder:
+        return self._shredder
 
     async def _connect(self, timeout_s: float) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
@@ -355,11 +395,16 @@ class PostgresChatStore(GroupCommitted):
                 inserted: list[Any] = []
                 turns: list[int] = []
                 if writes:
+                    keys = await _keys_of(conn, sorted(counts))
+                    titles = [title_from_message(first[key].user) for key in counts]
                     counted = await conn.fetch(
                         _COUNT,
                         list(counts),
                         list(counts.values()),
-                        [title_from_message(first[key].user) for key in counts],
+                        [
+                            None if title is None else seal(keys[key], title, TITLE)
+                            for key, title in zip(counts, titles, strict=True)
+                        ],
                         [last[key].created_at for key in counts],
                     )
                     totals = {row["id"]: row["exchanges"] for row in counted}
@@ -370,8 +415,8 @@ class PostgresChatStore(GroupCommitted):
                         _INSERT,
                         [new.conversation_id for new in writes],
                         turns,
-                        [_text(new.user) for new in writes],
-                        [_text(new.ai) for new in writes],
+                        [seal(keys[new.conversation_id], new.user, USER) for new in writes],
+                        [seal(keys[new.conversation_id], new.ai, AI) for new in writes],
                         [new.created_at for new in writes],
                         [new.trace_id for new in writes],
                     )
@@ -391,8 +436,8 @@ class PostgresChatStore(GroupCommitted):
                 id=ids[(new.conversation_id, turn)],
                 conversation_id=new.conversation_id,
                 turn=turn,
-                user=_text(new.user),
-                ai=_text(new.ai),
+                user=new.user,
+                ai=new.ai,
                 created_at=new.created_at,
                 trace_id=new.trace_id,
             )
@@ -409,7 +454,7 @@ class PostgresChatStore(GroupCommitted):
             where += " AND (updated_at, public_id) < ($2::text::timestamptz, $3)"
             params += [after.updated_at, after.id]
         rows = await self._select(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE {where} "
+            f"SELECT {_CONVERSATION_COLUMNS} FROM {_CONVERSATIONS} WHERE {where} "
             f"ORDER BY updated_at DESC, public_id DESC LIMIT ${len(params) + 1}",
             *params,
             limit,
@@ -418,35 +463,60 @@ class PostgresChatStore(GroupCommitted):
 
     async def conversation(self, key: str) -> Conversation | None:
         rows = await self._select(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = $1", key
+            f"SELECT {_CONVERSATION_COLUMNS} FROM {_CONVERSATIONS} WHERE id = $1", key
         )
         return _conversation(rows[0]) if rows else None
 
     async def create_conversation(self, key: str, title: str | None) -> Conversation | None:
-        rows = await self._write(
-            "INSERT INTO conversations (id, exchanges, title, created_at, updated_at) "
-            "VALUES ($1, 0, $2, $3::text::timestamptz, $3::text::timestamptz) "
-            f"ON CONFLICT (id) DO NOTHING RETURNING {_CONVERSATION_COLUMNS}",
-            key,
-            None if title is None else _text(title),
-            utc_now(),
-        )
-        return _conversation(rows[0]) if rows else None
-
-    async def rename_conversation(self, key: str, title: str) -> Conversation | None:
-        rows = await self._write(
-            f"UPDATE conversations SET title = $2 WHERE id = $1 RETURNING {_CONVERSATION_COLUMNS}",
-            key,
-            _text(title),
-        )
-        return _conversation(rows[0]) if rows else None
-
-    async def delete_conversation(self, key: str) -> bool:
-        """Lock the conversation's row first: a batch writing to it meanwhile waits, then
-        starts it afresh, rather than adding an exchange to a conversation being deleted.
-        The rows are gone at commit; PostgreSQL reclaims their space when it vacuums."""
         try:
             async with self._connection() as conn, conn.transaction():
+                conversation_key = (await _keys_of(conn, [key]))[key]
+                row = await conn.fetchrow(
+                    "INSERT INTO conversations (id, exchanges, title_sealed, created_at, "
+                    "updated_at) VALUES ($1, 0, $2, $3::text::timestamptz, $3::text::timestamptz) "
+                    "ON CONFLICT (id) DO NOTHING RETURNING public_id, title_sealed, created_at, "
+                    "updated_at, exchanges, $4::bytea AS key",
+                    key,
+                    None if title is None else seal(conversation_key, title, TITLE),
+                    utc_now(),
+                    conversation_key,
+                )
+        except _FAILURES as exc:
+            log.error("create failed: %s", exc or type(exc).__name__)
+            raise StoreError(f"create failed: {exc or type(exc).__name__}") from exc
+        return None if row is None else _conversation(row)
+
+    async def rename_conversation(self, key: str, title: str) -> Conversation | None:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                conversation_key = await conn.fetchval(
+                    "SELECT key FROM conversation_keys WHERE conversation_id = $1 FOR KEY SHARE",
+                    key,
+                )
+                if conversation_key is None:
+                    return None
+                row = await conn.fetchrow(
+                    "UPDATE conversations SET title_sealed = $2 WHERE id = $1 RETURNING "
+                    "public_id, title_sealed, created_at, updated_at, exchanges, $3::bytea AS key",
+                    key,
+                    seal(conversation_key, title, TITLE),
+                    conversation_key,
+                )
+        except _FAILURES as exc:
+            log.error("rename failed: %s", exc or type(exc).__name__)
+            raise StoreError(f"rename failed: {exc or type(exc).__name__}") from exc
+        return None if row is None else _conversation(row)
+
+    async def delete_conversation(self, key: str) -> bool:
+        """Lock the conversation's key, then its row: a batch writing to it meanwhile waits,
+        then starts it afresh (with a new key), rather than adding an exchange to a
+        conversation being deleted. At commit the rows and the key are gone; the shredder
+        takes the key out of the table's files within its interval."""
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT 1 FROM conversation_keys WHERE conversation_id = $1 FOR UPDATE", key
+                )
                 if (
                     await conn.fetchval("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", key)
                     is None
@@ -454,19 +524,13 @@ class PostgresChatStore(GroupCommitted):
                     return False
                 await conn.execute("DELETE FROM exchanges WHERE conversation_id = $1", key)
                 await conn.execute("DELETE FROM conversations WHERE id = $1", key)
+                await conn.execute("DELETE FROM conversation_keys WHERE conversation_id = $1", key)
+                await conn.execute(REQUEST)
                 await conn.execute(_NOTIFY, [REMOVED + key])
         except _FAILURES as exc:
             log.error("delete failed: %s", exc or type(exc).__name__)
             raise StoreError(f"delete failed: {exc or type(exc).__name__}") from exc
         return True
-
-    async def _write(self, sql: str, *params: Any) -> list[asyncpg.Record]:
-        """One statement in its own (durable) transaction; the rows it returned."""
-        try:
-            return await self._query(sql, *params, doing="write")
-        except StoreError as exc:
-            log.error("%s", exc)
-            raise
 
     # -- reads -------------------------------------------------------------------------
 
@@ -483,12 +547,12 @@ class PostgresChatStore(GroupCommitted):
         where, params = _where(conversation_id, before)
         if limit is None:
             rows = await self._select(
-                f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id", *params
+                f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE {where} ORDER BY id", *params
             )
             return HistoryPage([_exchange(row) for row in rows], has_older=False)
         # One row more than asked tells whether an older page exists.
         rows = await self._select(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE {where} "
+            f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE {where} "
             f"ORDER BY id DESC LIMIT ${len(params) + 1}",
             *params,
             limit + 1,
@@ -499,7 +563,7 @@ class PostgresChatStore(GroupCommitted):
         self, conversation_id: str, after: int, *, limit: int
     ) -> Sequence[Exchange]:
         rows = await self._select(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = $1 AND id > $2 "
+            f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE conversation_id = $1 AND id > $2 "
             "ORDER BY id LIMIT $3",
             conversation_id,
             after,
@@ -510,17 +574,11 @@ class PostgresChatStore(GroupCommitted):
     async def history_json(
         self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None
     ) -> bytes:
-        """The history as the JSON array ``keys`` name, built by PostgreSQL (json_agg)."""
-        where, params = _where(conversation_id, before, first=3)
-        rows = await self._select(
-            "SELECT COALESCE(json_agg(json_build_object($1::text, user_message, "
-            "$2::text, ai_response) ORDER BY id), '[]')::text AS document "
-            f"FROM exchanges WHERE {where}",
-            *keys,
-            *params,
-        )
-        document: str = rows[0]["document"]
-        return document.encode()
+        """The history as the JSON array ``keys`` name. Unsealed here, so serialised here:
+        PostgreSQL never sees the text to build the document itself."""
+        page = await self.history(conversation_id, before=before)
+        user, ai = keys
+        return orjson.dumps([{user: e.user, ai: e.ai} for e in page.exchanges])
 
     async def ping(self) -> None:
         """Raise StoreError unless the database answers and takes a commit right now."""
@@ -532,13 +590,13 @@ class PostgresChatStore(GroupCommitted):
     async def _select(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         return await self._reads.select(lambda: self._query(sql, *params))
 
-    async def _query(self, sql: str, *params: Any, doing: str = "read") -> list[asyncpg.Record]:
+    async def _query(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         try:
             async with self._connection() as conn:
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *params)
                 return rows
         except _FAILURES as exc:
-            raise StoreError(f"{doing} failed: {exc or type(exc).__name__}") from exc
+            raise StoreError(f"read failed: {exc or type(exc).__name__}") from exc
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -547,6 +605,7 @@ class PostgresChatStore(GroupCommitted):
         if self._closing:
             return
         await self._commits.close()
+        await self._shredder.close()
         self._closing = True
         if self._listening is not None:
             self._listening.cancel()
@@ -569,7 +628,11 @@ async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> None:
                 f"supports ({SCHEMA_VERSION}); upgrade chat-service"
             )
         for number in range(version + 1, SCHEMA_VERSION + 1):
-            await conn.execute(MIGRATIONS[number - 1])
+            migration = MIGRATIONS[number - 1]
+            if isinstance(migration, str):
+                await conn.execute(migration)
+            else:
+                await migration(conn)
             await conn.execute("INSERT INTO chat_schema (version) VALUES ($1)", number)
             log.info("database migrated", extra={"schema_version": number})
 
@@ -595,8 +658,20 @@ def _where(conversation_id: str, before: int | None, *, first: int = 1) -> tuple
     return where, params
 
 
-def _text(value: str) -> str:
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+async def _keys_of(
+    conn: asyncpg.Connection | PoolConnectionProxy, conversation_ids: list[str]
+) -> dict[str, bytes]:
+    """The key of each conversation (sorted ids), made for those that have none, and locked
+    until the transaction ends so that no deletion takes it meanwhile."""
+    keys = {row["conversation_id"]: row["key"] for row in await conn.fetch(_KEYS, conversation_ids)}
+    missing = [cid for cid in conversation_ids if cid not in keys]
+    if missing:
+        made = await conn.fetch(_NEW_KEYS, missing, [new_key() for _ in missing])
+        keys |= {row["conversation_id"]: row["key"] for row in made}
+        if len(keys) < len(conversation_ids):  # another replica made one first: take it
+            rest = [cid for cid in missing if cid not in keys]
+            keys |= {row["conversation_id"]: row["key"] for row in await conn.fetch(_KEYS, rest)}
+    return keys
 
 
 def _created_at(value: datetime) -> str:
@@ -604,9 +679,10 @@ def _created_at(value: datetime) -> str:
 
 
 def _conversation(row: asyncpg.Record) -> Conversation:
+    sealed_title = row["title_sealed"]
     return Conversation(
         id=row["public_id"],
-        title=row["title"],
+        title=None if sealed_title is None else unseal(row["key"], sealed_title, TITLE),
         created_at=_created_at(row["created_at"]),
         updated_at=_created_at(row["updated_at"]),
         exchanges=row["exchanges"],
@@ -618,8 +694,8 @@ def _exchange(row: asyncpg.Record) -> Exchange:
         id=row["id"],
         conversation_id=row["conversation_id"],
         turn=row["turn"],
-        user=row["user_message"],
-        ai=row["ai_response"],
+        user=unseal(row["key"], row["user_sealed"], USER),
+        ai=unseal(row["key"], row["ai_sealed"], AI),
         created_at=_created_at(row["created_at"]),
         trace_id=row["trace_id"],
     )

@@ -1,12 +1,106 @@
 """Ordered schema migrations of the PostgreSQL store, tracked in ``chat_schema``.
 
-Migration ``n`` (1-based) brings a database from version ``n - 1`` to ``n``. Append new
-ones; never edit one that has shipped, because existing databases already ran it.
+Migration ``n`` (1-based) brings a database from version ``n - 1`` to ``n``: SQL, or a
+function of the connection when rows must pass through Python. Append new ones; never edit
+one that has shipped, because existing databases already ran it.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: tuple[str, ...] = (
+from collections.abc import Awaitable, Callable
+
+from asyncpg import Connection
+from asyncpg.pool import PoolConnectionProxy
+
+from chat_service.store.sealing import AI, TITLE, USER, new_key, seal
+
+AnyConnection = Connection | PoolConnectionProxy
+Migration = str | Callable[[AnyConnection], Awaitable[None]]
+
+# Exchanges sealed per statement by migration 3.
+SEAL_PAGE = 1000
+
+# 3: conversations' text sealed with a key of their own (sealing.py), so that deleting the
+# key erases the text from every copy PostgreSQL keeps. Keys live in a table written once per
+# conversation and never updated: the only copies of a key are its row and that row's WAL
+# record, which a rewrite of this small table (postgres_shredding.py) takes out of the table's
+# files. ANALYZE must not copy keys into pg_statistic, where deleting a row would not reach
+# them: the key column has no statistics.
+_SEALING_SCHEMA = """
+CREATE TABLE conversation_keys (
+    conversation_id text  PRIMARY KEY,
+    key             bytea NOT NULL CHECK (octet_length(key) = 32)
+);
+ALTER TABLE conversation_keys ALTER COLUMN key SET STATISTICS 0;
+ALTER TABLE exchanges ADD COLUMN user_sealed bytea, ADD COLUMN ai_sealed bytea;
+ALTER TABLE conversations ADD COLUMN title_sealed bytea;
+-- Rewrites that take erased text out of the table files (postgres_shredding.py):
+-- deletions count up keys_requested; a rewrite of conversation_keys, at most one per interval
+-- whichever replica runs it, records the count it covered. The text columns this migration
+-- drops stay in the rows' bytes until their tables are rewritten (plaintext_left).
+CREATE TABLE chat_shredding (
+    id              integer     PRIMARY KEY CHECK (id = 1),
+    keys_requested  bigint      NOT NULL DEFAULT 0,
+    keys_shredded   bigint      NOT NULL DEFAULT 0,
+    last_rewrite_at timestamptz NOT NULL DEFAULT '-infinity',
+    plaintext_left  boolean     NOT NULL DEFAULT false
+);
+INSERT INTO chat_shredding (id) VALUES (1);
+"""
+# The text columns go (a replica of the previous release, still running during the update,
+# fails on them instead of writing text in the clear), and every conversation must have a key.
+_SEALING_DONE = """
+ALTER TABLE exchanges
+    DROP COLUMN user_message,
+    DROP COLUMN ai_response,
+    ALTER COLUMN user_sealed SET NOT NULL,
+    ALTER COLUMN ai_sealed SET NOT NULL;
+ALTER TABLE conversations
+    DROP COLUMN title,
+    ADD CONSTRAINT conversations_have_keys
+        FOREIGN KEY (id) REFERENCES conversation_keys (conversation_id);
+"""
+
+
+async def _seal_text(conn: AnyConnection) -> None:
+    await conn.execute(_SEALING_SCHEMA)
+    conversations = await conn.fetch("SELECT id, title FROM conversations")
+    keys = {row["id"]: new_key() for row in conversations}
+    await conn.execute(
+        "INSERT INTO conversation_keys (conversation_id, key) "
+        "SELECT * FROM unnest($1::text[], $2::bytea[])",
+        list(keys),
+        list(keys.values()),
+    )
+    titled = [(row["id"], row["title"]) for row in conversations if row["title"] is not None]
+    await conn.execute(
+        "UPDATE conversations AS c SET title_sealed = s.title "
+        "FROM unnest($1::text[], $2::bytea[]) AS s (id, title) WHERE c.id = s.id",
+        [key for key, _ in titled],
+        [seal(keys[key], title, TITLE) for key, title in titled],
+    )
+    after = 0
+    while rows := await conn.fetch(
+        "SELECT id, conversation_id, user_message, ai_response FROM exchanges "
+        "WHERE id > $1 ORDER BY id LIMIT $2",
+        after,
+        SEAL_PAGE,
+    ):
+        await conn.execute(
+            "UPDATE exchanges AS e SET user_sealed = s.u, ai_sealed = s.a "
+            "FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS s (id, u, a) "
+            "WHERE e.id = s.id",
+            [row["id"] for row in rows],
+            [seal(keys[row["conversation_id"]], row["user_message"], USER) for row in rows],
+            [seal(keys[row["conversation_id"]], row["ai_response"], AI) for row in rows],
+        )
+        after = rows[-1]["id"]
+    await conn.execute(_SEALING_DONE)
+    if conversations:
+        await conn.execute("UPDATE chat_shredding SET plaintext_left = true")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: conversations count their exchanges: a batch takes the row of every conversation it
     # writes to, so turns are handed out one writer at a time, gap-free; the unique
     # constraint makes a duplicate turn an error rather than luck. The (conversation_id, id)
@@ -67,6 +161,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX conversations_by_activity
         ON conversations (owner, updated_at DESC, public_id DESC);
     """,
+    _seal_text,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -267,6 +267,8 @@ def test_postgres_is_the_official_image_with_a_volume_and_a_readiness_check(
     assert f"--dbname={POSTGRES_DB}" in command
     env = service["environment"]
     assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == (POSTGRES_USER, POSTGRES_DB)
+    # What README's erasure promise asks of the server: spent WAL deleted, not recycled.
+    assert service["command"] == ["postgres", "-c", "wal_recycle=off"]
 
 
 @pytest.mark.parametrize("shell", [{}, {"POSTGRES_PASSWORD": "from-the-shell-0123"}])

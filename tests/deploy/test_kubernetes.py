@@ -370,6 +370,8 @@ def test_postgres_is_one_server_on_its_own_volume(rendered: list[Doc]) -> None:
     assert pod_spec(item)["securityContext"]["fsGroup"] == 70
     assert {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD_FILE"} <= env.keys()
     assert "POSTGRES_PASSWORD" not in env
+    # What README's erasure promise asks of the server: spent WAL deleted, not recycled.
+    assert container["args"] == ["postgres", "-c", "wal_recycle=off"]
 
 
 def test_postgres_is_probed_over_tcp_and_stops_fast(rendered: list[Doc]) -> None:

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -138,13 +139,16 @@ class PostgresServer:
         port: int | None = None,
         startup_timeout: float = STARTUP_TIMEOUT_S,
         fsync: bool = False,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         """``base_dir`` must be reachable by the unprivileged account when we are root (the
-        system temporary directory is; pytest's per-user ``tmp_path`` is not)."""
+        system temporary directory is; pytest's per-user ``tmp_path`` is not). ``settings``:
+        more server parameters (``-c name=value``)."""
         self.programs = programs or PostgresPrograms.find()
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.fsync = fsync
+        self.settings = dict(settings or {})
         self.account = unprivileged_account()
         self.root = Path(tempfile.mkdtemp(prefix="chat-test-postgres-", dir=base_dir))
         if self.account is not None:
@@ -201,6 +205,11 @@ class PostgresServer:
                     # tests still see every commit. synchronous_commit stays at its default.
                     # (The benchmark turns fsync on: it measures durable commits.)
                     *("-c", f"fsync={'on' if self.fsync else 'off'}"),
+                    *(
+                        arg
+                        for name, value in self.settings.items()
+                        for arg in ("-c", f"{name}={value}")
+                    ),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -266,6 +275,25 @@ class PostgresServer:
         if result.returncode != 0:
             raise RuntimeError(f"psql failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
+
+    def files_contain(self, needle: bytes) -> list[str]:
+        """The files of the data directory (tables, WAL, everything) that hold ``needle``,
+        relative to it: what someone with a copy of the directory could read. A WAL record
+        that crosses a WAL page is split by the next page's header, so WAL segments are
+        also searched with their page headers taken out."""
+        found = []
+        for path in sorted(self.data_dir.rglob("*")):
+            with contextlib.suppress(FileNotFoundError):  # a file the server just removed
+                if not path.is_file():
+                    continue
+                content = path.read_bytes()
+                if needle in content or (
+                    path.parent.name == "pg_wal"
+                    and WAL_SEGMENT.fullmatch(path.name)
+                    and needle in wal_records(content)
+                ):
+                    found.append(str(path.relative_to(self.data_dir)))
+        return found
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
@@ -371,6 +399,29 @@ class PostgresServer:
     def _check_name(name: str) -> None:
         if not DATABASE_NAME.fullmatch(name):
             raise ValueError(f"not a plain database name: {name!r}")
+
+
+# A WAL segment's name: timeline, log and segment numbers, 8 hexadecimal digits each.
+WAL_SEGMENT = re.compile("[0-9A-F]{24}")
+WAL_PAGE_BYTES = 8192  # XLOG_BLCKSZ, PostgreSQL's default (Debian's build keeps it)
+_XLP_LONG_HEADER = 0x0002
+# XLogPageHeaderData and XLogLongPageHeaderData, MAXALIGNed on 64-bit machines.
+_SHORT_PAGE_HEADER, _LONG_PAGE_HEADER = 24, 40
+
+
+def wal_records(segment: bytes) -> bytes:
+    """A WAL segment's pages without their headers: the record stream as it was written,
+    where a record that crossed a page boundary is whole again. Pages never written (zeros)
+    are skipped."""
+    stream = bytearray()
+    for start in range(0, len(segment), WAL_PAGE_BYTES):
+        page = segment[start : start + WAL_PAGE_BYTES]
+        magic, info = int.from_bytes(page[0:2], "little"), int.from_bytes(page[2:4], "little")
+        if magic == 0:
+            continue
+        header = _LONG_PAGE_HEADER if info & _XLP_LONG_HEADER else _SHORT_PAGE_HEADER
+        stream += page[header:]
+    return bytes(stream)
 
 
 def _live_members(group: int) -> bool:

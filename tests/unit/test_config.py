@@ -80,6 +80,10 @@ def test_empty_values_keep_defaults() -> None:
         ({"CHAT_ASSISTANT": "openai", "CHAT_MODEL": "m"}, "needs OPENAI_API_KEY"),
         ({"CHAT_DATABASE_URL": "mysql://db/chat"}, "CHAT_DATABASE_URL must be a postgresql://"),
         ({"CHAT_DATABASE_POOL_SIZE": "1"}, "CHAT_DATABASE_POOL_SIZE must be at least 2"),
+        (
+            {"CHAT_DATABASE_SHRED_INTERVAL_S": "0.5"},
+            "CHAT_DATABASE_SHRED_INTERVAL_S must be at least 1",
+        ),
         ({"CHAT_DATABASE_CONNECT_TIMEOUT_S": "0"}, "CHAT_DATABASE_CONNECT_TIMEOUT_S must be pos"),
         ({"CHAT_OIDC_ISSUER": "https://sso.example"}, "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE"),
         ({"CHAT_OIDC_AUDIENCE": "chat"}, "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE go together"),
@@ -171,16 +175,25 @@ def test_an_empty_key_file_is_an_error(tmp_path: Path) -> None:
 def test_database_settings() -> None:
     assert Settings.from_env({}).database_url is None, "SQLite unless a URL is given"
     defaults = Settings()
-    assert (defaults.database_pool_size, defaults.database_connect_timeout_s) == (10, 30.0)
+    assert (
+        defaults.database_pool_size,
+        defaults.database_connect_timeout_s,
+        defaults.database_shred_interval_s,
+    ) == (10, 30.0, 60.0)
     settings = Settings.from_env(
         {
             "CHAT_DATABASE_URL": "postgresql://chat:s3cret@db:5432/chat",
             "CHAT_DATABASE_POOL_SIZE": "2",
             "CHAT_DATABASE_CONNECT_TIMEOUT_S": "2.5",
+            "CHAT_DATABASE_SHRED_INTERVAL_S": "1",
         }
     )
     assert settings.database_url == "postgresql://chat:s3cret@db:5432/chat"
-    assert (settings.database_pool_size, settings.database_connect_timeout_s) == (2, 2.5)
+    assert (
+        settings.database_pool_size,
+        settings.database_connect_timeout_s,
+        settings.database_shred_interval_s,
+    ) == (2, 2.5, 1.0)
     assert "s3cret" not in repr(settings), "the URL may hold a password"
     assert Settings.from_env({"CHAT_DATABASE_URL": "postgres://h/d"}).database_url == (
         "postgres://h/d"

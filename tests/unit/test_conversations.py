@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -20,6 +20,9 @@ from chat_service.config import Settings
 from chat_service.store import SQLiteChatStore
 from chat_service.store.conversations import title_from_message
 from chat_service.store.postgres import PostgresChatStore
+from tests.support.binaries import in_ci
+from tests.support.postgres import PostgresNotFound, PostgresServer
+from tests.support.sealed import conversation_key
 from tests.unit.conftest import MakeClient
 
 Client = TestClient[Any, Any]
@@ -346,24 +349,63 @@ async def test_deleted_text_is_gone_from_the_sqlite_files(tmp_path: Path) -> Non
     assert MARKER.encode() not in database_bytes(path)
 
 
-async def test_deleted_rows_are_gone_from_postgresql(postgres_url: str) -> None:
-    store = await PostgresChatStore.open(postgres_url)
+@pytest.fixture(scope="module")
+def wal_removing_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own, whose data directory holds only this module's data,
+    set as README's erasure section asks of production: WAL segments a checkpoint no longer
+    needs are removed (``wal_recycle=off``), not renamed for reuse with their content."""
     try:
-        await store.append("doomed", f"{MARKER} question", f"{MARKER} answer")
-        await store.append("kept", "kept question", "kept answer")
+        server = PostgresServer(settings={"wal_recycle": "off"})
+    except PostgresNotFound as missing:
+        if in_ci():
+            pytest.fail(str(missing), pytrace=False)
+        pytest.skip(str(missing))
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+async def test_deleted_text_is_gone_from_the_postgresql_files(
+    wal_removing_server: PostgresServer,
+) -> None:
+    """Every file of the data directory (tables, indexes, WAL, statistics) is searched, as
+    someone holding a copy of it would. The text never reaches them in the clear; the key
+    that opens it is there until the conversation is deleted, and gone from the table files
+    once the shredder has run, and from the WAL after the next checkpoint."""
+    server = wal_removing_server
+    url = server.create_database("erasure")
+    store = await PostgresChatStore.open(url, shred_interval_s=0.2)
+    try:
+        # "kept" first: the doomed key's row is then the last of its page, which VACUUM
+        # alone would leave in the page's free space.
+        for n in range(3):
+            await store.append("kept", f"kept question {n}", "kept answer")
+            await store.append("doomed", f"{MARKER} question {n}", f"{MARKER} answer {n}")
+        await store.rename_conversation("doomed", f"{MARKER} title")
+        key = await conversation_key(url, "doomed")
+        assert key is not None
+        assert any(f.startswith("pg_wal/") for f in server.files_contain(key)), "its WAL record"
+        server.execute("ANALYZE", "erasure")  # statistics sampled, as autovacuum would
+        server.execute("CHECKPOINT")
+        assert server.files_contain(MARKER.encode()) == []
+        assert server.files_contain(b"kept question") == [], "no text is ever in the clear"
+        keys_file = server.execute("SELECT pg_relation_filepath('conversation_keys')", "erasure")
+        tables = [f for f in server.files_contain(key) if not f.startswith("pg_wal/")]
+        assert tables == [keys_file.strip()], "the key's row, and no statistics of it"
+
         assert await store.delete_conversation("doomed")
-        assert not await store.delete_conversation("doomed")
+        for _ in range(200):  # the shredder's next look, a quarter interval later
+            if store.shredder.rewrites:
+                break
+            await asyncio.sleep(0.05)
+        assert store.shredder.rewrites == 1
+        server.execute("CHECKPOINT")  # the old table file is removed at a checkpoint
+        assert [f for f in server.files_contain(key) if not f.startswith("pg_wal/")] == []
+        server.execute("SELECT pg_switch_wal()")
+        server.execute("CHECKPOINT")
+        assert server.files_contain(key) == []
+        assert await conversation_key(url, "doomed") is None
+        assert [e.user for e in (await store.history("kept")).exchanges][-1] == "kept question 2"
     finally:
         await store.close()
-    conn = await asyncpg.connect(postgres_url)
-    try:
-        left = await conn.fetchval(
-            "SELECT count(*) FROM exchanges WHERE user_message LIKE '%' || $1 || '%' "
-            "OR ai_response LIKE '%' || $1 || '%'",
-            MARKER,
-        )
-        conversations = await conn.fetch("SELECT id, title FROM conversations ORDER BY id")
-    finally:
-        await conn.close()
-    assert left == 0
-    assert [tuple(row) for row in conversations] == [("kept", "kept question")]

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import pytest
+from cryptography.exceptions import InvalidTag
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -23,8 +27,10 @@ from chat_service.store import StoreError, StoreOpenError
 from chat_service.store.conversations import Conversation
 from chat_service.store.postgres import PostgresChatStore, migrate
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
+from chat_service.store.postgres_shredding import KeyShredder
 from chat_service.telemetry.metrics import Metrics
 from tests.support.postgres import PostgresServer
+from tests.support.sealed import conversation_key, open_sealed, stored_exchanges
 from tests.support.service import free_port
 
 
@@ -65,13 +71,14 @@ async def test_turns_are_unique_and_gap_free_across_replicas(postgres_url: str) 
             assert counted[0]["exchanges"] == 30
         # What each append returned is what the database holds.
         by_id = {row["id"]: row for row in await fetch(postgres_url, "SELECT * FROM exchanges")}
+        texts = {row.id: row for row in await stored_exchanges(postgres_url)}
         for exchange in stored:
             row = by_id[exchange.id]
             assert (row["conversation_id"], row["turn"]) == (
                 exchange.conversation_id,
                 exchange.turn,
             )
-            assert row["user_message"] == exchange.user
+            assert texts[exchange.id].user == exchange.user
             assert row["trace_id"] == exchange.trace_id
         assert sum(r.stats.exchanges for r in replicas) == 120
         assert max(r.stats.largest_batch for r in replicas) == 8
@@ -87,7 +94,7 @@ async def test_a_duplicate_turn_is_refused_by_the_schema(
     with pytest.raises(asyncpg.UniqueViolationError):
         await fetch(
             postgres_url,
-            "INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at)"
+            "INSERT INTO exchanges (conversation_id, turn, user_sealed, ai_sealed, created_at)"
             " VALUES ('c', 1, 'again', 'r', now())",
         )
 
@@ -155,19 +162,132 @@ async def test_history_json_is_the_whole_history_under_the_given_keys(
 
 async def test_exchanges_round_trip_with_their_timestamps(store: PostgresChatStore) -> None:
     text = "emoji 🧪👩🏽‍🚀, RTL שלום عربى, combining e\u0301, 4-byte 𝄞"
-    stored = await store.append("c", text, text[::-1], trace_id="ab" * 16)
+    before = time.time()
+    stored = await store.append("c", text, "reply \x00 with a NUL", trace_id="ab" * 16)
     (read,) = (await store.history("c")).exchanges
-    assert read == stored
-    assert read.created_at.endswith("Z")
-    assert len(read.created_at) == len("2026-11-24T10:00:00.123Z")
+    assert (read.conversation_id, read.turn, read.id) == ("c", 1, stored.id)
+    assert read.user == "emoji 🧪👩🏽‍🚀, RTL שלום عربى, combining e\u0301, 4-byte 𝄞"
+    assert read.ai == "reply \x00 with a NUL", "sealed text holds any character"
+    assert read.trace_id == "abababababababababababababababab"
+    assert read.created_at == stored.created_at
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", read.created_at)
+    written = datetime.fromisoformat(read.created_at).timestamp()
+    assert before - 0.001 <= written <= time.time()
 
 
-async def test_a_nul_in_a_reply_is_stored_as_the_replacement_character(
-    store: PostgresChatStore,
+async def test_text_is_sealed_with_a_key_of_its_conversation(
+    store: PostgresChatStore, postgres_url: str
 ) -> None:
-    stored = await store.append("c", "hi", "a\x00b")
-    assert stored.ai == "a\ufffdb"
-    assert (await store.history("c")).exchanges[0].ai == "a\ufffdb"
+    """Nothing PostgreSQL stores is text in the clear: messages, replies and titles are
+    sealed, each conversation with its own key, and open with that key alone."""
+    await store.append("key:alice/a", "alice's secret question", "alice's secret answer")
+    await store.append("key:bob/b", "bob's question", "bob's answer")
+    await store.rename_conversation("key:bob/b", "bob's secret title")
+    rows = await fetch(
+        postgres_url,
+        "SELECT e.user_sealed, e.ai_sealed, c.title_sealed, k.key "
+        "FROM exchanges e JOIN conversations c ON c.id = e.conversation_id "
+        "JOIN conversation_keys k ON k.conversation_id = c.id ORDER BY e.id",
+    )
+    alice, bob = rows
+    sealed = b"".join(row[column] for row in rows for column in range(3))
+    for clear in (b"secret", b"question", b"answer", b"title"):
+        assert clear not in sealed
+    assert len(alice["key"]) == len(bob["key"]) == 32
+    assert alice["key"] != bob["key"]
+    assert open_sealed(alice["key"], alice["user_sealed"], "user") == "alice's secret question"
+    assert open_sealed(alice["key"], alice["ai_sealed"], "ai") == "alice's secret answer"
+    assert open_sealed(alice["key"], alice["title_sealed"], "title") == "alice's secret question"
+    assert open_sealed(bob["key"], bob["ai_sealed"], "ai") == "bob's answer"
+    assert open_sealed(bob["key"], bob["title_sealed"], "title") == "bob's secret title"
+    with pytest.raises(InvalidTag):  # another conversation's key
+        open_sealed(bob["key"], alice["user_sealed"], "user")
+    with pytest.raises(InvalidTag):  # another field
+        open_sealed(alice["key"], alice["user_sealed"], "ai")
+
+
+async def test_sealed_text_moved_or_altered_is_refused_not_shown(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    await store.append("a", "question", "answer")
+    await store.append("b", "other", "other")
+    # Someone with write access to the tables swaps a reply into the message's place...
+    await fetch(
+        postgres_url, "UPDATE exchanges SET user_sealed = ai_sealed WHERE conversation_id = 'a'"
+    )
+    with pytest.raises(StoreError, match="does not open"):
+        await store.history("a")
+    # ... or copies another conversation's text over it.
+    await fetch(
+        postgres_url,
+        "UPDATE exchanges SET user_sealed = (SELECT user_sealed FROM exchanges "
+        "WHERE conversation_id = 'b') WHERE conversation_id = 'a'",
+    )
+    with pytest.raises(StoreError, match="does not open"):
+        await store.history("a")
+    await fetch(
+        postgres_url, "UPDATE exchanges SET ai_sealed = '\\x02'::bytea WHERE conversation_id = 'b'"
+    )
+    with pytest.raises(StoreError, match="unknown format 02"):
+        await store.history("b")
+
+
+async def test_a_batch_that_waited_for_a_deletion_starts_the_conversation_with_a_new_key(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    """A deletion holds the conversation's key while it runs: a batch for that conversation
+    waits, then finds it gone and starts it afresh, with a key of its own."""
+    await store.append("c", "before", "r")
+    old_key = await conversation_key(postgres_url, "c")
+    deleting = await asyncpg.connect(postgres_url)
+    try:
+        transaction = deleting.transaction()
+        await transaction.start()
+        await deleting.execute(
+            "SELECT 1 FROM conversation_keys WHERE conversation_id = 'c' FOR UPDATE"
+        )
+        waiting = asyncio.create_task(store.append("c", "after", "r"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the batch waits for the deletion"
+        await deleting.execute("DELETE FROM exchanges WHERE conversation_id = 'c'")
+        await deleting.execute("DELETE FROM conversations WHERE id = 'c'")
+        await deleting.execute("DELETE FROM conversation_keys WHERE conversation_id = 'c'")
+        await transaction.commit()
+        after = await asyncio.wait_for(waiting, 5)
+    finally:
+        await deleting.close()
+    assert after.turn == 1
+    new_key = await conversation_key(postgres_url, "c")
+    assert new_key is not None
+    assert new_key != old_key
+    assert [(e.user, e.conversation_id) for e in await stored_exchanges(postgres_url)] == [
+        ("after", "c")
+    ]
+
+
+async def test_a_key_another_replica_is_making_is_the_one_used(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    """Two replicas start one conversation at once: the second waits for the first's key
+    and seals with it, so the conversation keeps one key."""
+    theirs = bytes(range(32))
+    other = await asyncpg.connect(postgres_url)
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute(
+            "INSERT INTO conversation_keys (conversation_id, key) VALUES ('c', $1)", theirs
+        )
+        waiting = asyncio.create_task(store.append("c", "mine", "r"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "waits for the other replica's key"
+        await transaction.commit()
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        await other.close()
+    assert await conversation_key(postgres_url, "c") == theirs
+    (row,) = await fetch(postgres_url, "SELECT user_sealed FROM exchanges")
+    assert open_sealed(theirs, row["user_sealed"], "user") == "mine"
 
 
 async def test_replicas_starting_at_once_migrate_once(postgres_url: str) -> None:
@@ -314,42 +434,213 @@ async def test_the_pool_is_on_metrics(postgres_url: str) -> None:
         await store.close()
 
 
-async def test_a_database_of_the_first_release_is_migrated_and_its_replicas_keep_writing(
-    postgres_url: str,
+MARKER = "zq-before-sealing-5b2e"
+
+
+async def test_a_database_of_the_first_release_is_migrated_sealed_and_rewritten(
+    postgres_server: PostgresServer, postgres_url: str
 ) -> None:
-    """Schema 1 with rows, migrated: the rows are the anonymous owner's, titled by their first
-    message; and a replica of the first release, still running during a rolling update,
-    can go on counting exchanges into conversations the way it did."""
+    """Schema 1 with rows, migrated: the rows are the anonymous owner's, titled by their
+    first message, sealed with a key per conversation, and the tables are rewritten so the
+    text of the dropped columns is not left in their files."""
     conn = await asyncpg.connect(postgres_url)
     try:
         await conn.execute(
             f"{MIGRATIONS[0]}\n"
             "CREATE TABLE chat_schema (version integer NOT NULL);"
             "INSERT INTO chat_schema VALUES (1);"
-            "INSERT INTO conversations VALUES ('c', 2);"
+            "INSERT INTO conversations VALUES ('c', 2), ('d', 1);"
             "INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at)"
-            " VALUES ('c', 1, E'first\\n  line', 'r', '2026-01-01T00:00:00Z'),"
-            " ('c', 2, 'second', 'r', '2026-01-02T00:00:00Z');"
+            f" VALUES ('c', 1, E'first\\n  line {MARKER}', 'r', '2026-01-01T00:00:00Z'),"
+            f" ('c', 2, 'second', '{MARKER} reply', '2026-01-02T00:00:00Z'),"
+            " ('d', 1, 'in d', 'reply in d', '2026-01-03T00:00:00Z');"
+        )
+        database = await conn.fetchval(
+            "SELECT oid FROM pg_database WHERE datname = current_database()"
         )
         store = await PostgresChatStore.open(postgres_url)
         try:
             assert await store.conversations("", limit=10) == [
                 Conversation(
-                    "c", "first line", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z", 2
-                )
+                    "d", "in d", "2026-01-03T00:00:00.000Z", "2026-01-03T00:00:00.000Z", 1
+                ),
+                Conversation(
+                    "c",
+                    f"first line {MARKER}",
+                    "2026-01-01T00:00:00.000Z",
+                    "2026-01-02T00:00:00.000Z",
+                    2,
+                ),
             ]
-            # The first release's statement, as an old replica sends it.
-            await conn.execute(
-                "INSERT INTO conversations AS c (id, exchanges) VALUES ('old', 1) "
-                "ON CONFLICT (id) DO UPDATE SET exchanges = c.exchanges + excluded.exchanges"
-            )
-            found = await store.conversation("old")
-            assert found is not None
-            assert (found.id, found.title, found.exchanges) == ("old", None, 1)
-            assert (await store.append("key:alice/x", "hi", "r")).turn == 1
-            [mine] = await store.conversations("key:alice", limit=10)
-            assert (mine.id, mine.title) == ("x", "hi")
+            history = (await store.history("c")).exchanges
+            assert [(e.turn, e.user, e.ai) for e in history] == [
+                (1, f"first\n  line {MARKER}", "r"),
+                (2, "second", f"{MARKER} reply"),
+            ]
+            assert (await store.append("c", "third", "r")).turn == 3
         finally:
             await store.close()
+        columns = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_name IN ('exchanges', 'conversations') "
+            "AND column_name IN ('user_message', 'ai_response', 'title')"
+        )
+        assert columns == []
+        assert await conn.fetchval("SELECT plaintext_left FROM chat_shredding") is False
+        stored = {(e.conversation_id, e.user, e.ai) for e in await stored_exchanges(postgres_url)}
+        assert (("d", "in d", "reply in d")) in stored
     finally:
         await conn.close()
+    postgres_server.execute("CHECKPOINT")
+    tables = [f for f in postgres_server.files_contain(MARKER.encode()) if f.startswith("base/")]
+    assert tables == [], f"the text before sealing is still in table files of database {database}"
+
+
+# The statements of the previous release (schema 2), as one of its replicas, still running
+# during an update, sends them: text in the clear, which the sealed schema must refuse.
+PREVIOUS_INSERT = """
+INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
+SELECT c, t, u, a, ts::timestamptz, tr
+FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])
+    AS batch (c, t, u, a, ts, tr)
+RETURNING id, conversation_id, turn
+"""
+PREVIOUS_COUNT = """
+INSERT INTO conversations AS c (id, exchanges, title, created_at, updated_at)
+SELECT id, n, t, ts::timestamptz, ts::timestamptz
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS batch (id, n, t, ts)
+ORDER BY id
+ON CONFLICT (id) DO UPDATE SET
+    exchanges = c.exchanges + excluded.exchanges,
+    updated_at = GREATEST(c.updated_at, excluded.updated_at),
+    title = COALESCE(c.title, excluded.title)
+RETURNING id, exchanges
+"""
+
+
+async def test_a_replica_of_the_previous_release_fails_rather_than_write_text_in_the_clear(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    await store.append("c", "sealed", "r")
+    now = "2026-01-01T00:00:00Z"
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        with pytest.raises(asyncpg.UndefinedColumnError, match="title"):
+            await conn.fetch(PREVIOUS_COUNT, ["c"], [1], ["clear title"], [now])
+        with pytest.raises(asyncpg.UndefinedColumnError, match="user_message"):
+            await conn.fetch(PREVIOUS_INSERT, ["c"], [2], ["clear"], ["clear"], [now], [None])
+        # The first release's count, for a conversation without a key: refused too.
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute("INSERT INTO conversations (id, exchanges) VALUES ('new', 1)")
+    finally:
+        await conn.close()
+    assert [(e.user, e.ai) for e in (await store.history("c")).exchanges] == [("sealed", "r")]
+
+
+async def test_the_key_table_is_rewritten_after_deletions_and_only_then(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    await store.shredder.close()  # this test calls it itself
+    assert not await store.shredder.shred(), "nothing deleted, nothing to rewrite"
+    for name in ("a", "b", "c"):
+        await store.append(name, "q", "r")
+    assert await store.delete_conversation("a")
+    assert await store.delete_conversation("b")
+    assert not await store.delete_conversation("b"), "already gone: no second request"
+    counts = "SELECT keys_requested, keys_shredded FROM chat_shredding"
+    assert tuple((await fetch(postgres_url, counts))[0]) == (2, 0)
+    file_of_keys = "SELECT pg_relation_filenode('conversation_keys')"
+    before = (await fetch(postgres_url, file_of_keys))[0][0]
+    assert await store.shredder.shred()
+    assert (await fetch(postgres_url, file_of_keys))[0][0] != before, "a new file"
+    assert tuple((await fetch(postgres_url, counts))[0]) == (2, 2)
+    assert not await store.shredder.shred(now=True), "nothing left to rewrite"
+    left = await fetch(postgres_url, "SELECT conversation_id FROM conversation_keys")
+    assert [row[0] for row in left] == ["c"]
+    assert [(e.user, e.ai) for e in (await store.history("c")).exchanges] == [("q", "r")]
+
+
+async def test_replicas_rewrite_at_most_once_per_interval_between_them(
+    postgres_url: str,
+) -> None:
+    replicas = [await PostgresChatStore.open(postgres_url) for _ in range(2)]
+    try:
+        for replica in replicas:
+            await replica.shredder.close()
+        for name in ("a", "b"):
+            await replicas[0].append(name, "q", "r")
+        assert await replicas[0].delete_conversation("a")
+        assert await replicas[0].shredder.shred()
+        assert await replicas[1].delete_conversation("b")
+        assert not await replicas[1].shredder.shred(), "60 s have not passed since the last"
+        assert not await replicas[0].shredder.shred()
+        await fetch(
+            postgres_url,
+            "UPDATE chat_shredding SET last_rewrite_at = last_rewrite_at - interval '61 s'",
+        )
+        assert await replicas[1].shredder.shred(), "an interval later, the other replica's turn"
+        assert [r.shredder.rewrites for r in replicas] == [1, 1]
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+async def test_a_rewrite_that_cannot_lock_the_table_gives_up_quickly_and_keeps_the_request(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    await store.shredder.close()
+    store.shredder.lock_timeout_ms = 100
+    await store.append("a", "q", "r")
+    assert await store.delete_conversation("a")
+    reader = await asyncpg.connect(postgres_url)
+    try:
+        transaction = reader.transaction()
+        await transaction.start()
+        await reader.execute("LOCK TABLE conversation_keys IN ACCESS SHARE MODE")
+        started = time.monotonic()
+        with pytest.raises(asyncpg.LockNotAvailableError):
+            await store.shredder.shred()
+        assert time.monotonic() - started < 2, "the lock timeout, not the statement's 30 s"
+        await transaction.rollback()
+    finally:
+        await reader.close()
+    assert (await fetch(postgres_url, "SELECT keys_shredded FROM chat_shredding"))[0][0] == 0
+    assert await store.shredder.shred()
+    # The connection went back to the pool without the short lock timeout.
+    settings = await asyncio.gather(
+        *(store._query("SHOW lock_timeout") for _ in range(store.pool_size))
+    )
+    assert {rows[0][0] for rows in settings} == {"0"}
+
+
+async def test_the_shredder_retries_and_finds_what_a_stopped_replica_left(
+    store: PostgresChatStore, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica deleted and stopped before its rewrite: another one's periodic check finds
+    the request; a rewrite that fails is logged and tried again."""
+    await store.shredder.close()
+    await fetch(postgres_url, "UPDATE chat_shredding SET keys_requested = keys_requested + 1")
+    shredder = KeyShredder(store._connection, interval_s=0.08, lock_timeout_ms=20)
+    holder = await asyncpg.connect(postgres_url)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("LOCK TABLE conversation_keys IN ACCESS SHARE MODE")
+        with caplog.at_level(logging.WARNING, "chat_service.store.postgres_shredding"):
+            shredder.start()
+            for _ in range(200):
+                if "not shredded yet" in caplog.text:
+                    break
+                await asyncio.sleep(0.02)
+        assert "not shredded yet; retrying" in caplog.text
+        assert shredder.rewrites == 0
+        await transaction.rollback()
+        for _ in range(200):
+            if shredder.rewrites:
+                break
+            await asyncio.sleep(0.02)
+        assert shredder.rewrites == 1
+    finally:
+        await shredder.close()
+        await holder.close()
+    assert (await fetch(postgres_url, "SELECT keys_shredded FROM chat_shredding"))[0][0] == 1
