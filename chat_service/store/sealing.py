@@ -55,5 +55,6 @@ def unseal(key: bytes, sealed: bytes, field: bytes) -> str:
         raise StoreError(f"sealed text of unknown format {version.hex() or 'empty'}")
     try:
         return AESGCM(key).decrypt(nonce, ciphertext, version + field).decode()
-    except InvalidTag:
+    # ValueError: a value cut short, whose nonce is not whole.
+    except (InvalidTag, ValueError):
         raise StoreError("sealed text does not open with its conversation's key") from None
