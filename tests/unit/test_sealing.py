@@ -46,7 +46,8 @@ def test_empty_text_round_trips() -> None:
 
 def test_another_key_is_refused() -> None:
     sealed = seal(new_key(), TEXT, USER)
-    with pytest.raises(StoreError, match="^sealed text does not open with its conversation's key$"):
+    refusal = r"^sealed text does not open with its conversation's key$"
+    with pytest.raises(StoreError, match=refusal):
         unseal(new_key(), sealed, USER)
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 
 from chat_service.api import streaming
+from chat_service.api.access_log import EVENT_FIELDS
 from chat_service.api.replies import record_exchange
 from chat_service.api.streaming import wants_event_stream
 from chat_service.app import create_app
@@ -187,24 +188,52 @@ async def test_a_store_failure_after_the_reply_is_an_error_event(
     ]
 
 
-async def test_a_client_that_leaves_stops_the_model_and_keeps_what_it_was_sent(
-    aiohttp_client: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The reader leaves after three pieces of five: the model call is closed before the
-    fourth is due, and exactly the three pieces it was sent are stored, joined as sent, and
-    recorded as a stopped stream (the access-log fields: the process tests read the line)."""
-    recorded: list[tuple[str, dict[str, Any]]] = []
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def stored_trace_ids(settings: Settings) -> list[str | None]:
+    """The trace id column of every stored exchange, read from the database itself."""
+    if settings.database_url is None:
+        with sqlite3.connect(settings.db_path) as conn:
+            return [row[0] for row in conn.execute("SELECT trace_id FROM exchanges ORDER BY id")]
+    pg = await asyncpg.connect(settings.database_url)
+    try:
+        return [row[0] for row in await pg.fetch("SELECT trace_id FROM exchanges ORDER BY id")]
+    finally:
+        await pg.close()
+
+
+Recorded = list[tuple[str, dict[str, Any], dict[str, object]]]
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Recorded:
+    """What the stream records for the request's access-log line: the reply, the flags, and
+    the fields the real ``record_exchange`` then put on the request."""
+    seen: Recorded = []
 
     def spy(request: Any, turn: Any, exchange: Any, reply: str, **flags: Any) -> None:
-        recorded.append((reply, flags))
         record_exchange(request, turn, exchange, reply, **flags)
+        seen.append((reply, flags, request[EVENT_FIELDS]))
 
     monkeypatch.setattr(streaming, "record_exchange", spy)
+    return seen
+
+
+async def test_a_client_that_leaves_stops_the_model_and_keeps_what_it_was_sent(
+    aiohttp_client: Any, settings: Settings, recorded: Recorded
+) -> None:
+    """The reader leaves after three pieces of five: the model call is closed before the
+    fourth is due, and exactly the three pieces it was sent are stored, joined as sent, with
+    the request's trace id, and recorded as a stopped stream (the access-log fields: the
+    process tests read the line)."""
     slow = Scripted(["one ", "two", "\n", "four ", "five"], pause_s=0.25)
     app = create_app(settings, assistant=slow)
     client: Client = await aiohttp_client(app, server_kwargs={"handler_cancellation": True})
     response = await client.post(
-        "/chat/message", json={"message": "go", "conversation_id": "c"}, headers=SSE
+        "/chat/message",
+        json={"message": "go", "conversation_id": "c"},
+        headers={**SSE, "traceparent": f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"},
     )
     received = b""
     while received.count(b"event: delta") < 3:
@@ -223,7 +252,10 @@ async def test_a_client_that_leaves_stops_the_model_and_keeps_what_it_was_sent(
             break
         await asyncio.sleep(0.01)
     assert stored == [{"user": "go", "AI": "one two\n"}], "what the client was sent"
-    assert recorded == [("one two\n", {"streamed": True, "stopped": True})]
+    (reply, flags, fields) = recorded[0]
+    assert (reply, flags) == ("one two\n", {"streamed": True, "stopped": True})
+    assert (fields["message_chars"], fields["reply_chars"], fields["turn"]) == (2, 8, 1)
+    assert await stored_trace_ids(settings) == [CALLER_TRACE]
     assert streams_open(client) == 0
 
 
@@ -272,23 +304,8 @@ async def test_an_unexpected_failure_after_the_commit_ends_the_stream_too(
     assert streams_open(client) == 0
 
 
-CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-async def stored_trace_ids(settings: Settings) -> list[str | None]:
-    """The trace id column of every stored exchange, read from the database itself."""
-    if settings.database_url is None:
-        with sqlite3.connect(settings.db_path) as conn:
-            return [row[0] for row in conn.execute("SELECT trace_id FROM exchanges ORDER BY id")]
-    pg = await asyncpg.connect(settings.database_url)
-    try:
-        return [row[0] for row in await pg.fetch("SELECT trace_id FROM exchanges ORDER BY id")]
-    finally:
-        await pg.close()
-
-
 async def test_a_streamed_exchange_is_stored_with_its_trace_id(
-    aiohttp_client: Any, settings: Settings
+    aiohttp_client: Any, settings: Settings, recorded: Recorded
 ) -> None:
     """The caller's trace (W3C traceparent) is continued, and the stored exchange names it,
     streamed as plain: an exchange in the history leads to its trace."""
@@ -302,6 +319,8 @@ async def test_a_streamed_exchange_is_stored_with_its_trace_id(
         await response.read()
         assert response.headers["traceresponse"].split("-")[1] == CALLER_TRACE
     assert await stored_trace_ids(settings) == [CALLER_TRACE, CALLER_TRACE]
+    ((reply, flags, fields),) = recorded  # the streamed one (the plain path records its own)
+    assert (reply, flags, fields["exchange_id"]) == ("traced", {"streamed": True}, 1)
 
 
 @pytest.mark.parametrize(
@@ -319,6 +338,7 @@ async def test_a_streamed_exchange_is_stored_with_its_trace_id(
         ("text/event-stream;q=abc", False),
         ("text/event-stream;level=1;Q=0.001", True),
         ("text/event-stream ; q = 0", False),
+        ("text/event-stream;q=0.5=x", False),
         ("text/event-stream;q=0", False),
         ("application/json", False),
         ("*/*", False),
@@ -326,7 +346,9 @@ async def test_a_streamed_exchange_is_stored_with_its_trace_id(
     ],
 )
 def test_which_accept_headers_ask_for_a_stream(accept: str, streams: bool) -> None:
-    from aiohttp.test_utils import make_mocked_request
-
     request = make_mocked_request("POST", "/chat/message", headers={"Accept": accept})
     assert wants_event_stream(request) is streams
+
+
+def test_no_accept_header_is_json() -> None:
+    assert wants_event_stream(make_mocked_request("POST", "/chat/message")) is False
