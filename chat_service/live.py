@@ -78,6 +78,11 @@ class LiveUpdates:
     def followers(self) -> int:
         return sum(len(topic.followers) for topic in self._topics.values())
 
+    @property
+    def refreshes(self) -> int:
+        """Refreshes under way (each holds its task until it ends, and no longer)."""
+        return len(self._tasks)
+
     @contextlib.asynccontextmanager
     async def follow(
         self, conversation_id: str, after: int | None = None

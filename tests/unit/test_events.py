@@ -310,7 +310,9 @@ async def test_commits_in_quick_succession_all_arrive_in_order(
 ) -> None:
     live = LiveUpdates(sqlite_store)
     async with live.follow("c") as exchanges:
-        for i in range(30):  # each commit's change may land while the last is being read
+        # Order under rapid commits (whether a change lands mid-read is left to timing here:
+        # test_a_commit_during_a_refresh_is_read_by_that_refresh makes it happen).
+        for i in range(30):
             await sqlite_store.append("c", f"m{i}", "r")
         assert await take(exchanges, 30) == [f"m{i}" for i in range(30)]
         assert await nothing_more(exchanges)
@@ -346,6 +348,7 @@ class HeldReads:
         self.store = store
         self.hold: asyncio.Event | None = None
         self.holding = asyncio.Event()
+        self.reads = 0  # of new exchanges
 
     def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
         self.store.add_change_listener(listener)
@@ -359,6 +362,7 @@ class HeldReads:
     async def exchanges_after(
         self, conversation_id: str, after: int, *, limit: int
     ) -> Sequence[Exchange]:
+        self.reads += 1
         read = await self.store.exchanges_after(conversation_id, after, limit=limit)
         if self.hold is not None:
             hold, self.hold = self.hold, None  # one read held, the next ones not
@@ -383,6 +387,28 @@ async def test_a_commit_during_a_refresh_is_read_by_that_refresh(
         release.set()
         assert await take(exchanges, 2) == ["first", "second"]
         assert await nothing_more(exchanges)
+
+
+async def test_a_burst_of_commits_during_a_refresh_costs_one_more_read(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """Five commits land while a refresh is held: they are read together, by that refresh's
+    one more read, not by five refreshes of their own; and a refresh that ended is not kept."""
+    held = HeldReads(sqlite_store)
+    live = LiveUpdates(held)  # type: ignore[arg-type]
+    async with live.follow("c") as exchanges:
+        held.hold = release = asyncio.Event()
+        await sqlite_store.append("c", "first", "r")
+        await asyncio.wait_for(held.holding.wait(), READ_TIMEOUT_S)
+        assert live.refreshes == 1
+        for i in range(5):
+            await sqlite_store.append("c", f"burst {i}", "r")
+        release.set()
+        assert await take(exchanges, 6) == ["first"] + [f"burst {i}" for i in range(5)]
+        assert held.reads == 2
+        await eventually(lambda: live.refreshes == 0)
+        assert await nothing_more(exchanges)
+    assert held.reads == 2
 
 
 async def test_a_lost_channel_catches_up_every_followed_conversation(

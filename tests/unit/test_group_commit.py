@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from chat_service.store.base import Exchange, NullObserver, StoreError
 from chat_service.store.group_commit import GroupCommit, NewExchange
@@ -170,3 +173,37 @@ async def test_a_store_that_never_started_refuses_writes(recorder: Recorder) -> 
         await group.append("c", "m", "r")
     await group.close()
     assert recorder.calls == []
+
+
+async def test_a_failed_probe_gets_the_backends_own_error(
+    commits: GroupCommit, recorder: Recorder
+) -> None:
+    refused = StoreError("read-only file system")
+    recorder.fail_with = refused
+    with pytest.raises(StoreError) as failed:
+        await commits.probe()
+    assert failed.value is refused
+    await commits.probe()  # and the next one goes through
+    assert recorder.calls == [([], True), ([], True)]
+
+
+async def test_a_commit_span_is_a_root_even_when_the_store_started_inside_a_span(
+    recorder: Recorder,
+) -> None:
+    """The commit task is started while a span is current (a start-up span, say): its
+    commits still belong to no one's trace, and link to the requests they served."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    group = GroupCommit(recorder, tracer=tracer, observer=NullObserver(), span_attributes={})
+    with tracer.start_as_current_span("start-up"):
+        group.start()
+    try:
+        with tracer.start_as_current_span("request") as request:
+            await group.append("c", "m", "r")
+    finally:
+        await group.close()
+    [commit] = [span for span in exporter.get_finished_spans() if span.name == "INSERT exchanges"]
+    assert commit.parent is None
+    assert [link.context.span_id for link in commit.links] == [request.get_span_context().span_id]

@@ -8,10 +8,11 @@ import json
 import logging
 import sqlite3
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
 from chat_service.api import streaming
@@ -90,8 +91,7 @@ async def scripted_client(
 
 
 def streams_open(client: Client) -> float:
-    app = client.app
-    assert app is not None  # a TestClient of an application, always
+    app = cast(web.Application, client.app)  # a TestClient of an application, always
     value: float = app[METRICS].streams_open._value.get()
     return value
 
