@@ -34,6 +34,9 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 Fault = Literal["unavailable", "disconnect", "bad_json", "slow"]
 SLOW_S = 30.0  # a "slow" answer: longer than any client timeout a test sets
+# Generated kids ("rsa-k1", "ec-k2", ...) can never be the issuer's own ("rsa-1", "ec-1"): a
+# test that happened to make the first key of the process would otherwise replace the
+# issuer's default key instead of adding one, and fail or pass depending on the test order.
 _kids = itertools.count(1)
 
 
@@ -83,13 +86,13 @@ def rsa_key(
 ) -> IssuerKey:
     """A new RSA key; not published until given to ``OidcIssuer.add_key``."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    return IssuerKey(kid or f"rsa-{next(_kids)}", private, algorithm, declare_alg)
+    return IssuerKey(kid or f"rsa-k{next(_kids)}", private, algorithm, declare_alg)
 
 
 def ec_key(kid: str | None = None) -> IssuerKey:
     """A new EC P-256 (ES256) key; not published until given to ``OidcIssuer.add_key``."""
     private = ec.generate_private_key(ec.SECP256R1())
-    return IssuerKey(kid or f"ec-{next(_kids)}", private, "ES256")
+    return IssuerKey(kid or f"ec-k{next(_kids)}", private, "ES256")
 
 
 def _b64(data: bytes) -> str:
@@ -156,8 +159,13 @@ class OidcIssuer:
             return list(self._published.values())
 
     def add_key(self, key: IssuerKey, *, default: bool = False) -> IssuerKey:
-        """Publish ``key`` in the key set; ``default``: sign tokens with it from now on."""
+        """Publish ``key`` in the key set; ``default``: sign tokens with it from now on.
+
+        A kid already published is refused rather than replaced: two keys under one kid is
+        a mistake of the test, which would otherwise see a "bad signature" it did not mean."""
         with self._lock:
+            if key.kid in self._published:
+                raise ValueError(f"kid {key.kid!r} is already published")
             self._published[key.kid] = key
         if default:
             self.default_key = key
