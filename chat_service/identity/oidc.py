@@ -140,7 +140,7 @@ def _algorithms_for(jwk_data: Mapping[str, Any]) -> frozenset[str]:
         family = _RSA_ALGORITHMS
     elif kty == "EC" and isinstance(curve, str) and curve in _EC_ALGORITHMS:
         family = frozenset({_EC_ALGORITHMS[curve]})
-    elif kty == "OKP" and curve in _OKP_CURVES:
+    elif kty == "OKP" and isinstance(curve, str) and curve in _OKP_CURVES:
         family = frozenset({"EdDSA"})
     else:
         return frozenset()
@@ -155,7 +155,10 @@ def jwks_uri_allowed(issuer: str, jwks_uri: str) -> bool:
     host, over HTTPS; plain HTTP only for an issuer that is itself plain HTTP (a local one,
     which the configuration allows), so never a downgrade from the issuer's TLS."""
     schemes = {"https"} if URL(issuer).scheme == "https" else {"https", "http"}
-    target = URL(jwks_uri)
+    try:
+        target = URL(jwks_uri)
+    except ValueError:  # not a URL yarl can parse: an unclosed IPv6 bracket, a port > 65535
+        return False
     return target.scheme in schemes and bool(target.host)
 
 

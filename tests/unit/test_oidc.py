@@ -414,6 +414,7 @@ def test_unusable_and_unsafe_keys_are_skipped() -> None:
         x25519_jwk("x25519"),  # an OKP curve for key agreement, not signatures
         {**edwards.public_jwk, "kid": "okp-es256", "alg": "ES256"},
         {**edwards.public_jwk, "kid": "okp-p256", "crv": "P-256"},
+        {**edwards.public_jwk, "kid": "okp-crv-list", "crv": ["Ed25519"]},
         {**edwards.private_jwk, "kid": "okp-leaked"},
         {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
         "not an object",
@@ -504,22 +505,29 @@ async def test_the_refusal_reasons_tell_the_cases_apart(
         ("https://id.example", "ftp://id.example/jwks", False),
         ("http://127.0.0.1", "file:///etc/jwks", False),
         ("http://127.0.0.1", "ws://127.0.0.1/jwks", False),
+        # Not a URL at all (yarl refuses it): refused like any other, not an error.
+        ("https://id.example", "https://[::1/jwks", False),
+        ("http://127.0.0.1", "http://127.0.0.1:99999/jwks", False),
     ],
 )
 def test_which_jwks_uri_an_issuer_may_name(issuer_url: str, jwks_uri: str, allowed: bool) -> None:
     assert jwks_uri_allowed(issuer_url, jwks_uri) is allowed
 
 
-@pytest.mark.parametrize("jwks_uri", ["ftp://127.0.0.1/jwks.json", "/jwks.json", "http:///jwks"])
+@pytest.mark.parametrize(
+    "jwks_uri", ["ftp://127.0.0.1/jwks.json", "/jwks.json", "http:///jwks", "http://[::1/jwks"]
+)
 async def test_a_jwks_uri_not_allowed_is_never_fetched(
     issuer: OidcIssuer, make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture, jwks_uri: str
 ) -> None:
+    """A failed fetch like any other: logged, and backed off from."""
     issuer.advertised_jwks_uri = jwks_uri
     verifier = await make_verifier()
     with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
         assert await unavailable(verifier, issuer.token()) == 5
-    assert (issuer.discovery_requests, issuer.jwks_requests) == (1, 0)
     assert "jwks_uri is not an absolute https URL" in caplog.text
+    assert await unavailable(verifier, issuer.token()) == 5
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (1, 0)
 
 
 async def test_a_key_set_read_in_several_chunks_is_read_whole(
