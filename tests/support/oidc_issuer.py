@@ -165,9 +165,14 @@ def hand_made_token(
 class OidcIssuer:
     """The issuer at ``url``; start with ``start()``/``stop()`` or as a context manager."""
 
-    def __init__(self, audience: str = "chat-service", *, subject: str = "alice") -> None:
+    def __init__(
+        self, audience: str = "chat-service", *, subject: str = "alice", path: str = ""
+    ) -> None:
+        """``path``: the issuer's path on its host (as a Keycloak realm's ``/realms/name``),
+        no trailing slash; its endpoints are served under it."""
         self.audience = audience
         self.subject = subject
+        self.path = path
         self.port = 0
         # Faults per endpoint (None: answer normally); ``go_down``/``come_back`` set both.
         self.discovery_fault: Fault | None = None
@@ -189,6 +194,7 @@ class OidcIssuer:
         self._jwks_open.set()
         self.discovery_requests = 0
         self.jwks_requests = 0
+        self.accept_headers: list[str | None] = []  # each request's Accept, in order
         self._lock = threading.Lock()
         self._published: dict[str, IssuerKey] = {}
         self.default_key = self.add_key(rsa_key("rsa-1"))
@@ -199,10 +205,10 @@ class OidcIssuer:
 
     @property
     def url(self) -> str:
-        """The issuer identifier: ``http://127.0.0.1:<port>``, no trailing slash."""
+        """The issuer identifier: ``http://127.0.0.1:<port><path>``, no trailing slash."""
         if not self.port:
             raise RuntimeError("the issuer is not started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     @property
     def issuer(self) -> str:
@@ -330,6 +336,7 @@ class OidcIssuer:
 
     async def _discovery(self, request: web.Request) -> web.Response:
         self.discovery_requests += 1
+        self.accept_headers.append(request.headers.get("Accept"))
         if (failed := await self._misbehave(request, self.discovery_fault)) is not None:
             return failed
         document = {
@@ -348,6 +355,7 @@ class OidcIssuer:
 
     async def _jwks(self, request: web.Request) -> web.Response:
         self.jwks_requests += 1
+        self.accept_headers.append(request.headers.get("Accept"))
         await self._jwks_open.wait()
         if (failed := await self._misbehave(request, self.jwks_fault)) is not None:
             return failed
@@ -363,8 +371,8 @@ class OidcIssuer:
 
     async def _start(self) -> None:
         app = web.Application()
-        app.router.add_get("/.well-known/openid-configuration", self._discovery)
-        app.router.add_get("/jwks.json", self._jwks)
+        app.router.add_get(f"{self.path}/.well-known/openid-configuration", self._discovery)
+        app.router.add_get(f"{self.path}/jwks.json", self._jwks)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
@@ -87,15 +88,19 @@ async def make_verifier(issuer: OidcIssuer, clock: FakeClock) -> AsyncIterator[M
 
 
 async def reason(verifier: OidcVerifier, token: str) -> str:
+    """Why ``token`` is refused: the exception's ``reason``, which is also its message."""
     with pytest.raises(InvalidToken) as refused:
         await verifier.verify(token)
+    assert str(refused.value) == refused.value.reason
     return refused.value.reason
 
 
 async def unavailable(verifier: OidcVerifier, token: str) -> int:
-    """The ``retry_after`` of the ``IssuerUnavailable`` that verifying ``token`` raises."""
+    """The ``retry_after`` of the ``IssuerUnavailable`` that verifying ``token`` raises (whose
+    message names the issuer, for the logs)."""
     with pytest.raises(IssuerUnavailable) as raised:
         await verifier.verify(token)
+    assert f"OpenID Connect issuer {verifier.issuer} are unavailable" in str(raised.value)
     return raised.value.retry_after
 
 
@@ -107,6 +112,21 @@ async def eventually(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition not met within 5 s")
+
+
+def fetch_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The failed fetches logged, each as "<kind of failure>; <what the verifier keeps>"."""
+    marker = ": keys not fetched: "
+    return [
+        record.getMessage().split(marker, 1)[1]
+        for record in caplog.records
+        if marker in record.getMessage()
+    ]
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every ERROR record (asyncio's "Exception in callback" among them)."""
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 def refreshing() -> bool:
@@ -139,12 +159,14 @@ def x25519_jwk(kid: str) -> dict[str, Any]:
 
 
 async def test_a_valid_token_names_its_subject(
-    issuer: OidcIssuer, make_verifier: MakeVerifier
+    issuer: OidcIssuer, make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
 ) -> None:
     verifier = await make_verifier()
     assert await verifier.verify(issuer.token()) == "alice"
     assert await verifier.verify(issuer.token({"sub": "bob"})) == "bob"
     assert (issuer.discovery_requests, issuer.jwks_requests) == (1, 1)  # then cached
+    assert issuer.accept_headers == ["application/json", "application/json"]
+    assert errors_logged(caplog) == []  # a fetch that went well is no error
 
 
 async def test_an_ec_key_signs_too(issuer: OidcIssuer, make_verifier: MakeVerifier) -> None:
@@ -200,6 +222,19 @@ async def test_an_issuer_with_a_trailing_slash_is_matched_exactly(
     verifier = await make_verifier(issuer.url + "/")
     assert await verifier.verify(issuer.token()) == "alice"
     assert await reason(verifier, issuer.token({"iss": issuer.url})) == "wrong issuer"
+
+
+@pytest.mark.parametrize("trailing_slash", ["", "/"])
+async def test_an_issuer_with_a_path_is_found_under_it(
+    make_verifier: MakeVerifier, trailing_slash: str
+) -> None:
+    """An issuer on a path of its host (a Keycloak realm, a tenant) serves discovery under
+    that path; only the slashes at the end of the issuer are dropped to find it."""
+    with OidcIssuer(audience=AUDIENCE, path="/realms/TEAM-X") as realm:
+        realm.advertised_issuer = realm.url + trailing_slash
+        verifier = await make_verifier(realm.url + trailing_slash)
+        assert await verifier.verify(realm.token()) == "alice"
+        assert (realm.discovery_requests, realm.jwks_requests) == (1, 1)
 
 
 async def test_the_verifier_as_the_app_builds_it(issuer: OidcIssuer) -> None:
@@ -281,6 +316,16 @@ async def test_an_expired_token_is_refused(issuer: OidcIssuer, make_verifier: Ma
     verifier = await make_verifier()
     past = int(time.time()) - 60  # beyond the 30 s leeway
     assert await reason(verifier, issuer.token({"exp": past})) == "token expired"
+
+
+async def test_a_token_expired_for_exactly_the_leeway_is_refused(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    """``exp`` a whole 30 s before now (now's fraction of a second only adds to it): past the
+    leeway, which tolerates less than 30 s."""
+    verifier = await make_verifier()
+    exp = int(time.time()) - 30
+    assert await reason(verifier, issuer.token({"exp": exp})) == "token expired"
 
 
 @pytest.mark.parametrize("claim", ["nbf", "iat"])
@@ -434,6 +479,19 @@ async def test_a_malformed_token_is_refused(make_verifier: MakeVerifier, token: 
     assert await reason(verifier, token) == "malformed token"
 
 
+@pytest.mark.parametrize("payload", [b'["alice"]', b'"alice"', b"alice"])
+async def test_a_signed_payload_that_is_no_claims_object_is_malformed(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, payload: bytes
+) -> None:
+    """Signed by the issuer's key, so only the payload's own form is wrong."""
+    verifier = await make_verifier()
+    key = issuer.default_key
+    token = jwt.PyJWS().encode(
+        payload, key.private_key, algorithm="RS256", headers={"kid": key.kid}
+    )
+    assert await reason(verifier, token) == "malformed token"
+
+
 async def test_a_non_string_kid_is_refused(issuer: OidcIssuer, make_verifier: MakeVerifier) -> None:
     verifier = await make_verifier()
     token = hand_made_token({"alg": "RS256", "kid": 1}, issuer.claims(), lambda _: b"x")
@@ -525,7 +583,9 @@ async def test_a_jwks_uri_not_allowed_is_never_fetched(
     verifier = await make_verifier()
     with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
         assert await unavailable(verifier, issuer.token()) == 5
-    assert "jwks_uri is not an absolute https URL" in caplog.text
+    assert fetch_failures(caplog) == [
+        "discovery's jwks_uri is not an absolute https URL; no keys yet"
+    ]
     assert await unavailable(verifier, issuer.token()) == 5
     assert (issuer.discovery_requests, issuer.jwks_requests) == (1, 0)
 
@@ -567,7 +627,9 @@ async def test_documents_are_read_up_to_one_mib(
             assert await verifier.verify(issuer.token()) == "alice"
         else:
             assert await unavailable(verifier, issuer.token()) == 5
-    assert ("key set exceeds 1048576 bytes" in caplog.text) is not accepted
+    assert fetch_failures(caplog) == (
+        [] if accepted else ["key set exceeds 1048576 bytes; no keys yet"]
+    )
 
 
 async def test_a_smaller_document_limit_is_kept(
@@ -789,7 +851,7 @@ async def test_no_keys_yet_and_the_issuer_failing_is_unavailable_not_invalid(
     assert raised.value.retry_after == 3  # whole seconds, rounded up
     assert issuer.url in str(raised.value)
     what = "discovery" if endpoint == "discovery" else "key set"
-    assert f"keys not fetched: {what}{FAILURES[fault]}; no keys yet" in caplog.text
+    assert fetch_failures(caplog) == [f"{what}{FAILURES[fault]}; no keys yet"]
 
 
 @pytest.mark.parametrize(("retry_interval_s", "retry_after"), [(0, 1), (0.2, 1), (1, 1), (1.2, 2)])
@@ -858,38 +920,57 @@ async def test_a_discovery_naming_another_issuer_is_not_trusted(
     with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
         assert await unavailable(verifier, token) == 5
     assert issuer.jwks_requests == 0
-    assert "discovery names a different issuer" in caplog.text
+    assert fetch_failures(caplog) == ["discovery names a different issuer; no keys yet"]
     issuer.advertised_issuer = None
     clock.advance(5)
     assert await verifier.verify(token) == "alice"
 
 
 @pytest.mark.parametrize(
-    "document",
+    ("document", "failure"),
     [
-        {"jwks_uri": None},  # none
-        {"jwks_uri": ["http://127.0.0.1/jwks.json"]},
-        {"issuer": None},
+        ({"jwks_uri": None}, "discovery has no jwks_uri"),  # None: left out
+        ({"jwks_uri": ["http://127.0.0.1/jwks.json"]}, "discovery has no jwks_uri"),
+        ({"issuer": None}, "discovery names a different issuer"),
     ],
 )
 async def test_a_discovery_document_without_what_it_needs_is_a_failed_fetch(
-    issuer: OidcIssuer, make_verifier: MakeVerifier, document: dict[str, Any]
+    issuer: OidcIssuer,
+    make_verifier: MakeVerifier,
+    caplog: pytest.LogCaptureFixture,
+    document: dict[str, Any],
+    failure: str,
 ) -> None:
     issuer.discovery_overrides = document
     verifier = await make_verifier()
-    assert await unavailable(verifier, issuer.token()) == 5
+    with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
+        assert await unavailable(verifier, issuer.token()) == 5
+    assert fetch_failures(caplog) == [f"{failure}; no keys yet"]
     assert issuer.jwks_requests == 0
 
 
-@pytest.mark.parametrize("body", ["[]", '"keys"', "null", "\xff"])
+@pytest.mark.parametrize(
+    ("body", "failure"),
+    [
+        (b"[]", "key set is not a JSON object"),
+        (b'"keys"', "key set is not a JSON object"),
+        (b"null", "key set is not a JSON object"),
+        (b"{", "key set is not JSON"),
+        (b"\xff", "key set is not JSON"),  # not even UTF-8
+    ],
+)
 async def test_a_key_set_that_is_no_json_object_is_a_failed_fetch(
-    issuer: OidcIssuer, make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture, body: str
+    issuer: OidcIssuer,
+    make_verifier: MakeVerifier,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    failure: str,
 ) -> None:
-    issuer.jwks_body = body.encode("latin-1")
+    issuer.jwks_body = body
     verifier = await make_verifier()
     with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
         assert await unavailable(verifier, issuer.token()) == 5
-    assert "key set is not" in caplog.text
+    assert fetch_failures(caplog) == [f"{failure}; no keys yet"]
 
 
 async def test_an_empty_key_set_counts_as_a_failed_fetch(
@@ -905,7 +986,7 @@ async def test_an_empty_key_set_counts_as_a_failed_fetch(
     verifier = await make_verifier()
     with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
         assert await unavailable(verifier, issuer.token()) == 5
-    assert "key set has no usable signing key" in caplog.text
+    assert fetch_failures(caplog) == ["key set has no usable signing key; no keys yet"]
     issuer.add_key(default)
     clock.advance(5)
     assert await verifier.verify(issuer.token()) == "alice"
@@ -944,7 +1025,7 @@ async def test_with_keys_cached_a_failed_refresh_refuses_only_the_unknown_kid(
     with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
         assert await reason(verifier, unknown) == "unknown signing key"
     assert issuer.jwks_requests == 2
-    assert "keeping the cached keys" in caplog.text
+    assert fetch_failures(caplog) == ["key set answered HTTP 503; keeping the cached keys"]
     assert unknown not in caplog.text
     assert unknown.split(".")[2] not in caplog.text
     assert await verifier.verify(issuer.token()) == "alice"  # cached keys still work
@@ -1013,12 +1094,49 @@ async def test_stale_keys_keep_working_while_the_issuer_is_down(
 
 
 async def test_close_ends_a_fetch_under_way(
-    issuer: OidcIssuer, make_verifier: MakeVerifier
+    issuer: OidcIssuer, make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Nothing is left running after close(), and ending a fetch is no error."""
     issuer.jwks_fault = "slow"
     verifier = await make_verifier()
     pending = asyncio.create_task(verifier.verify(issuer.token()))
     await eventually(lambda: issuer.jwks_requests == 1)
     await asyncio.wait_for(verifier.close(), 2)
+    assert not refreshing()
     with pytest.raises(IssuerUnavailable):  # no keys came: not the token's fault
         await pending
+    assert errors_logged(caplog) == []
+
+
+async def test_close_just_after_a_fetch_began_leaves_nothing_running(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    """close() waits for the fetch it ends, even one that has not run a step yet (so has no
+    HTTP session to close either), as at a shutdown right after start-up."""
+    verifier = await make_verifier()
+    starting = asyncio.create_task(verifier.start())
+    await asyncio.sleep(0)  # start() has created the fetch, which has not run yet
+    assert refreshing()
+    await verifier.close()
+    assert not refreshing()
+    await starting  # start() ends without keys, and without an error
+    assert verifier.keys == ()
+    assert issuer.discovery_requests == 0
+
+
+async def test_a_caller_cancelled_as_close_ends_the_fetch_stays_cancelled(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    """A caller's own cancellation is never swallowed, even when the fetch it waited for was
+    ended by close() at that very moment: asyncio's timeouts and task groups rely on a
+    cancelled task ending cancelled."""
+    issuer.hold_jwks()
+    verifier = await make_verifier()
+    caller = asyncio.create_task(verifier.verify(issuer.token()))
+    await eventually(lambda: issuer.jwks_requests == 1)
+    fetch = next(task for task in asyncio.all_tasks() if task.get_name() == "oidc-jwks-refresh")
+    # Runs after the caller was told that the fetch ended, before the caller resumes.
+    fetch.add_done_callback(lambda _: caller.cancel())
+    await verifier.close()
+    await asyncio.gather(caller, return_exceptions=True)
+    assert caller.cancelled()
