@@ -29,7 +29,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,7 +140,7 @@ def _algorithms_for(jwk_data: Mapping[str, Any]) -> frozenset[str]:
         family = _RSA_ALGORITHMS
     elif kty == "EC" and isinstance(curve, str) and curve in _EC_ALGORITHMS:
         family = frozenset({_EC_ALGORITHMS[curve]})
-    elif kty == "OKP" and curve in _OKP_CURVES:
+    elif kty == "OKP" and isinstance(curve, str) and curve in _OKP_CURVES:
         family = frozenset({"EdDSA"})
     else:
         return frozenset()
@@ -148,6 +148,18 @@ def _algorithms_for(jwk_data: Mapping[str, Any]) -> frozenset[str]:
     if declared is None:
         return family
     return family & {declared} if isinstance(declared, str) else frozenset()
+
+
+def jwks_uri_allowed(issuer: str, jwks_uri: str) -> bool:
+    """Whether discovery's ``jwks_uri`` may be fetched for ``issuer``: an absolute URL with a
+    host, over HTTPS; plain HTTP only for an issuer that is itself plain HTTP (a local one,
+    which the configuration allows), so never a downgrade from the issuer's TLS."""
+    schemes = {"https"} if URL(issuer).scheme == "https" else {"https", "http"}
+    try:
+        target = URL(jwks_uri)
+    except ValueError:  # not a URL yarl can parse: an unclosed IPv6 bracket, a port > 65535
+        return False
+    return target.scheme in schemes and bool(target.host)
 
 
 def _cache_max_age(cache_control: str | None) -> float | None:
@@ -170,6 +182,7 @@ class OidcVerifier:
         cache_lifetime_s: float = 3600.0,
         timeout_s: float = 5.0,
         max_document_bytes: int = 1 << 20,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``leeway_s``: clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
         ``refresh_interval_s``: the least time between two refreshes caused by unknown key ids.
@@ -177,7 +190,9 @@ class OidcVerifier:
         ``cache_lifetime_s``: the longest a fetched key set is used before being refetched (in
         the background; the old keys keep working meanwhile), shortened by ``max-age``.
         ``timeout_s``: each HTTP request to the issuer, whole.
-        ``max_document_bytes``: the largest discovery document or key set read."""
+        ``max_document_bytes``: the largest discovery document or key set read.
+        ``clock``: the monotonic seconds the three intervals above are measured on (tests
+        pass a clock they move, so no test waits for an interval to pass)."""
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
@@ -186,13 +201,14 @@ class OidcVerifier:
         self.cache_lifetime_s = cache_lifetime_s
         self.timeout_s = timeout_s
         self.max_document_bytes = max_document_bytes
+        self._clock = clock
         self._discovery_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         self._session: aiohttp.ClientSession | None = None
         self._jwks_uri: str | None = None
         self._keys: tuple[SigningKey, ...] | None = None
-        self._expires_at = 0.0  # monotonic: when the cached keys are due for a refetch
-        self._retry_at = 0.0  # monotonic: before this, a failed fetch is not retried
-        self._next_kid_refresh_at = 0.0  # monotonic: the unknown-kid refresh rate limit
+        self._expires_at = 0.0  # clock: when the cached keys are due for a refetch
+        self._retry_at = 0.0  # clock: before this, a failed fetch is not retried
+        self._next_kid_refresh_at = 0.0  # clock: the unknown-kid refresh rate limit
         self._inflight: asyncio.Task[tuple[SigningKey, ...] | None] | None = None
 
     @property
@@ -292,7 +308,7 @@ class OidcVerifier:
     async def _current_keys(self) -> tuple[SigningKey, ...]:
         """The cached keys, fetching them first if there are none; stale keys are used while
         a background refresh replaces them."""
-        now = time.monotonic()
+        now = self._clock()
         if self._keys is None:
             if self._inflight is None and now < self._retry_at:
                 raise IssuerUnavailable(self.issuer, self._retry_at - now)
@@ -307,14 +323,14 @@ class OidcVerifier:
     def _may_refresh_for_unknown_kid(self) -> bool:
         if self._inflight is not None:
             return True  # joining a fetch already under way costs the issuer nothing
-        now = time.monotonic()
+        now = self._clock()
         return now >= self._next_kid_refresh_at and now >= self._retry_at
 
     async def _refresh(self, *, unknown_kid: bool = False) -> tuple[SigningKey, ...] | None:
         """Single flight: the fresh keys, or None when the fetch failed (already logged)."""
         if self._inflight is None:
             if unknown_kid:
-                self._next_kid_refresh_at = time.monotonic() + self.refresh_interval_s
+                self._next_kid_refresh_at = self._clock() + self.refresh_interval_s
             self._start_refresh()
         task = self._inflight
         assert task is not None
@@ -352,12 +368,12 @@ class OidcVerifier:
             if not keys:
                 raise _FetchFailed("key set has no usable signing key")
         except _FetchFailed as failure:
-            self._retry_at = time.monotonic() + self.retry_interval_s
+            self._retry_at = self._clock() + self.retry_interval_s
             kept = "keeping the cached keys" if self._keys else "no keys yet"
             log.warning("OIDC issuer %s: keys not fetched: %s; %s", self.issuer, failure, kept)
             return None
         lifetime = min(self.cache_lifetime_s, max_age if max_age is not None else math.inf)
-        self._expires_at = time.monotonic() + max(lifetime, self.refresh_interval_s)
+        self._expires_at = self._clock() + max(lifetime, self.refresh_interval_s)
         self._keys = keys
         log.info("OIDC issuer %s: %d signing keys fetched", self.issuer, len(keys))
         return keys
@@ -371,11 +387,7 @@ class OidcVerifier:
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise _FetchFailed("discovery has no jwks_uri")
-        # Plain HTTP only for an issuer that is itself plain HTTP (a local one): never a
-        # downgrade from the issuer's TLS.
-        schemes = {"https"} if URL(self.issuer).scheme == "https" else {"https", "http"}
-        target = URL(jwks_uri)
-        if target.scheme not in schemes or not target.host:
+        if not jwks_uri_allowed(self.issuer, jwks_uri):
             raise _FetchFailed("discovery's jwks_uri is not an absolute https URL")
         return jwks_uri
 

@@ -9,9 +9,12 @@ background thread, so sync tests (around the real service process) and async tes
         token = issuer.token({"sub": "bob"})
 
 It serves ``/.well-known/openid-configuration`` and ``/jwks.json`` for the keys it publishes
-(one RSA 2048 and one EC P-256 key to begin with), counts the requests to each, and can be
-made to misbehave per endpoint: answer 503, drop the connection, send bad JSON, or answer too
-slowly. Keys are added, rotated and withdrawn while it runs.
+(one RSA 2048 and one EC P-256 key to begin with; EC P-384/P-521 and EdDSA keys on Ed25519 and
+Ed448 can be added), counts the requests to each, and can be made to misbehave per endpoint:
+answer 503, drop the connection, send bad JSON, or answer too slowly. Keys are added, rotated
+and withdrawn while it runs; the key set can be held back until released (to make fetches
+overlap without a timed wait), padded to an exact size, and discovery can name another
+``jwks_uri``.
 """
 
 from __future__ import annotations
@@ -29,32 +32,62 @@ from typing import Any, Literal
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 Fault = Literal["unavailable", "disconnect", "bad_json", "slow"]
 SLOW_S = 30.0  # a "slow" answer: longer than any client timeout a test sets
+# Generated kids ("rsa-k1", "ec-k2", ...) can never be the issuer's own ("rsa-1", "ec-1"): a
+# test that happened to make the first key of the process would otherwise replace the
+# issuer's default key instead of adding one, and fail or pass depending on the test order.
 _kids = itertools.count(1)
+
+PrivateKey = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+PublicKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+OkpCurve = Literal["Ed25519", "Ed448"]
+EcCurve = Literal["P-256", "P-384", "P-521"]
+_EC_CURVES: dict[EcCurve, tuple[ec.EllipticCurve, str]] = {
+    "P-256": (ec.SECP256R1(), "ES256"),
+    "P-384": (ec.SECP384R1(), "ES384"),
+    "P-521": (ec.SECP521R1(), "ES512"),
+}
+
+
+def _jwk(key: PrivateKey | PublicKey) -> dict[str, Any]:
+    """The key as a JWK, by PyJWT's exporter for its type (private material included if
+    ``key`` is private)."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return RSAAlgorithm.to_jwk(key, as_dict=True)
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return ECAlgorithm.to_jwk(key, as_dict=True)
+    return OKPAlgorithm.to_jwk(key, as_dict=True)
 
 
 @dataclass(frozen=True)
 class IssuerKey:
     """A signing key pair. ``declare_alg``: whether the published JWK names its ``alg``
-    (without it, an RSA key may verify any RS*/PS* algorithm)."""
+    (without it, an RSA key may verify any RS*/PS* algorithm); ``declare_use``: whether it
+    names ``use: sig`` (optional in a JWK, and left out by some issuers)."""
 
     kid: str
-    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    private_key: PrivateKey
     algorithm: str
     declare_alg: bool = True
+    declare_use: bool = True
 
     @property
     def public_jwk(self) -> dict[str, Any]:
-        public = self.private_key.public_key()
-        if isinstance(public, rsa.RSAPublicKey):
-            jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
-        else:
-            jwk = ECAlgorithm.to_jwk(public, as_dict=True)
-        jwk.update(kid=self.kid, use="sig")
+        jwk = _jwk(self.private_key.public_key())
+        jwk["kid"] = self.kid
+        if self.declare_use:
+            jwk["use"] = "sig"
         if self.declare_alg:
             jwk["alg"] = self.algorithm
         return jwk
@@ -63,11 +96,7 @@ class IssuerKey:
     def private_jwk(self) -> dict[str, Any]:
         """The whole key pair as a JWK, as an issuer must never publish it (without PyJWT's
         ``key_ops: ["sign"]``, which a careless issuer would not add either)."""
-        private = self.private_key
-        if isinstance(private, rsa.RSAPrivateKey):
-            jwk = RSAAlgorithm.to_jwk(private, as_dict=True)
-        else:
-            jwk = ECAlgorithm.to_jwk(private, as_dict=True)
+        jwk = _jwk(self.private_key)
         jwk.pop("key_ops", None)
         return {**jwk, **self.public_jwk, "d": jwk["d"]}
 
@@ -79,17 +108,39 @@ class IssuerKey:
 
 
 def rsa_key(
-    kid: str | None = None, *, bits: int = 2048, algorithm: str = "RS256", declare_alg: bool = True
+    kid: str | None = None,
+    *,
+    bits: int = 2048,
+    algorithm: str = "RS256",
+    declare_alg: bool = True,
+    declare_use: bool = True,
 ) -> IssuerKey:
     """A new RSA key; not published until given to ``OidcIssuer.add_key``."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    return IssuerKey(kid or f"rsa-{next(_kids)}", private, algorithm, declare_alg)
+    return IssuerKey(kid or f"rsa-k{next(_kids)}", private, algorithm, declare_alg, declare_use)
 
 
-def ec_key(kid: str | None = None) -> IssuerKey:
-    """A new EC P-256 (ES256) key; not published until given to ``OidcIssuer.add_key``."""
-    private = ec.generate_private_key(ec.SECP256R1())
-    return IssuerKey(kid or f"ec-{next(_kids)}", private, "ES256")
+def ec_key(
+    kid: str | None = None, *, curve: EcCurve = "P-256", declare_alg: bool = True
+) -> IssuerKey:
+    """A new EC key (P-256: ES256, P-384: ES384, P-521: ES512); not published until given to
+    ``OidcIssuer.add_key``."""
+    ec_curve, algorithm = _EC_CURVES[curve]
+    private = ec.generate_private_key(ec_curve)
+    return IssuerKey(kid or f"ec-k{next(_kids)}", private, algorithm, declare_alg)
+
+
+def okp_key(
+    kid: str | None = None, *, curve: OkpCurve = "Ed25519", declare_alg: bool = True
+) -> IssuerKey:
+    """A new EdDSA key (an OKP JWK) on Ed25519 or Ed448; not published until given to
+    ``OidcIssuer.add_key``."""
+    private: PrivateKey = (
+        ed25519.Ed25519PrivateKey.generate()
+        if curve == "Ed25519"
+        else ed448.Ed448PrivateKey.generate()
+    )
+    return IssuerKey(kid or f"{curve.lower()}-k{next(_kids)}", private, "EdDSA", declare_alg)
 
 
 def _b64(data: bytes) -> str:
@@ -114,20 +165,36 @@ def hand_made_token(
 class OidcIssuer:
     """The issuer at ``url``; start with ``start()``/``stop()`` or as a context manager."""
 
-    def __init__(self, audience: str = "chat-service", *, subject: str = "alice") -> None:
+    def __init__(
+        self, audience: str = "chat-service", *, subject: str = "alice", path: str = ""
+    ) -> None:
+        """``path``: the issuer's path on its host (as a Keycloak realm's ``/realms/name``),
+        no trailing slash; its endpoints are served under it."""
         self.audience = audience
         self.subject = subject
+        self.path = path
         self.port = 0
         # Faults per endpoint (None: answer normally); ``go_down``/``come_back`` set both.
         self.discovery_fault: Fault | None = None
         self.jwks_fault: Fault | None = None
         # What discovery claims as the issuer (None: ``url``), to test a mismatch.
         self.advertised_issuer: str | None = None
-        self.jwks_max_age: int | None = None  # Cache-Control: max-age on the key set
-        self.jwks_delay_s = 0.0  # before answering the key set (to make fetches overlap)
+        # What discovery names as the key set's URL (None: this issuer's /jwks.json).
+        self.advertised_jwks_uri: str | None = None
+        # Members replacing or added to discovery's (None as a value: the member left out).
+        self.discovery_overrides: dict[str, Any] = {}
+        self.jwks_cache_control: str | None = None  # the key set's Cache-Control header
+        # The key set's exact size in bytes, reached with trailing spaces (which JSON allows).
+        self.jwks_size: int | None = None
         self.extra_jwks: list[dict[str, Any]] = []  # raw entries published after the keys
+        self.jwks_body: bytes | None = None  # served as the key set instead of the keys
+        # Cleared by ``hold_jwks``: key set requests are counted, then wait for ``release_jwks``.
+        # Set and cleared on the issuer's loop only (``_on_loop``).
+        self._jwks_open = asyncio.Event()
+        self._jwks_open.set()
         self.discovery_requests = 0
         self.jwks_requests = 0
+        self.accept_headers: list[str | None] = []  # each request's Accept, in order
         self._lock = threading.Lock()
         self._published: dict[str, IssuerKey] = {}
         self.default_key = self.add_key(rsa_key("rsa-1"))
@@ -138,10 +205,10 @@ class OidcIssuer:
 
     @property
     def url(self) -> str:
-        """The issuer identifier: ``http://127.0.0.1:<port>``, no trailing slash."""
+        """The issuer identifier: ``http://127.0.0.1:<port><path>``, no trailing slash."""
         if not self.port:
             raise RuntimeError("the issuer is not started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     @property
     def issuer(self) -> str:
@@ -156,8 +223,13 @@ class OidcIssuer:
             return list(self._published.values())
 
     def add_key(self, key: IssuerKey, *, default: bool = False) -> IssuerKey:
-        """Publish ``key`` in the key set; ``default``: sign tokens with it from now on."""
+        """Publish ``key`` in the key set; ``default``: sign tokens with it from now on.
+
+        A kid already published is refused rather than replaced: two keys under one kid is
+        a mistake of the test, which would otherwise see a "bad signature" it did not mean."""
         with self._lock:
+            if key.kid in self._published:
+                raise ValueError(f"kid {key.kid!r} is already published")
             self._published[key.kid] = key
         if default:
             self.default_key = key
@@ -222,6 +294,25 @@ class OidcIssuer:
 
     # -- faults ---------------------------------------------------------------------------
 
+    def hold_jwks(self) -> None:
+        """Key set requests from now on are counted but not answered until ``release_jwks``:
+        fetches are made to overlap by the issuer waiting, not by the test sleeping."""
+        self._on_loop(self._jwks_open.clear)
+
+    def release_jwks(self) -> None:
+        self._on_loop(self._jwks_open.set)
+
+    def _on_loop(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the issuer's loop and wait until it has run, so what it changes
+        holds for every request sent after this returns."""
+        if self._loop is None:
+            raise RuntimeError("the issuer is not started")
+
+        async def call() -> None:
+            callback()
+
+        asyncio.run_coroutine_threadsafe(call(), self._loop).result(10)
+
     def go_down(self, fault: Fault = "unavailable") -> None:
         self.discovery_fault = self.jwks_fault = fault
 
@@ -245,32 +336,43 @@ class OidcIssuer:
 
     async def _discovery(self, request: web.Request) -> web.Response:
         self.discovery_requests += 1
+        self.accept_headers.append(request.headers.get("Accept"))
         if (failed := await self._misbehave(request, self.discovery_fault)) is not None:
             return failed
         document = {
             "issuer": self.issuer,
-            "jwks_uri": f"{self.url}/jwks.json",
+            "jwks_uri": self.advertised_jwks_uri or f"{self.url}/jwks.json",
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         }
+        for name, value in self.discovery_overrides.items():
+            if value is None:
+                document.pop(name, None)
+            else:
+                document[name] = value
         return web.json_response(document)
 
     async def _jwks(self, request: web.Request) -> web.Response:
         self.jwks_requests += 1
-        if self.jwks_delay_s:
-            await asyncio.sleep(self.jwks_delay_s)
+        self.accept_headers.append(request.headers.get("Accept"))
+        await self._jwks_open.wait()
         if (failed := await self._misbehave(request, self.jwks_fault)) is not None:
             return failed
         headers = {}
-        if self.jwks_max_age is not None:
-            headers["Cache-Control"] = f"public, max-age={self.jwks_max_age}"
-        return web.json_response(self.jwks(), headers=headers)
+        if self.jwks_cache_control is not None:
+            headers["Cache-Control"] = self.jwks_cache_control
+        body = json.dumps(self.jwks()).encode() if self.jwks_body is None else self.jwks_body
+        if self.jwks_size is not None:
+            if len(body) > self.jwks_size:
+                raise RuntimeError(f"the key set is already {len(body)} bytes")
+            body += b" " * (self.jwks_size - len(body))
+        return web.Response(body=body, content_type="application/json", headers=headers)
 
     async def _start(self) -> None:
         app = web.Application()
-        app.router.add_get("/.well-known/openid-configuration", self._discovery)
-        app.router.add_get("/jwks.json", self._jwks)
+        app.router.add_get(f"{self.path}/.well-known/openid-configuration", self._discovery)
+        app.router.add_get(f"{self.path}/jwks.json", self._jwks)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
