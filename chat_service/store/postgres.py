@@ -649,11 +649,11 @@ def _turns(
     return turns
 
 
-def _where(conversation_id: str, before: int | None, *, first: int = 1) -> tuple[str, list[Any]]:
-    where = f"conversation_id = ${first}"
+def _where(conversation_id: str, before: int | None) -> tuple[str, list[Any]]:
+    where = "conversation_id = $1"
     params: list[Any] = [conversation_id]
     if before is not None:
-        where += f" AND id < ${first + 1}"
+        where += " AND id < $2"
         params.append(before)
     return where, params
 

@@ -359,6 +359,16 @@ class HeldReads:
     async def version(self, conversation_id: str) -> int:
         return await self.store.version(conversation_id)
 
+    def hold_next_read(self) -> asyncio.Event:
+        """Hold the next read once it has read (``reached`` returns then); set the event
+        returned to let it go on."""
+        self.hold = release = asyncio.Event()
+        self.holding.clear()
+        return release
+
+    async def reached(self) -> None:
+        await asyncio.wait_for(self.holding.wait(), READ_TIMEOUT_S)
+
     async def exchanges_after(
         self, conversation_id: str, after: int, *, limit: int
     ) -> Sequence[Exchange]:
@@ -371,18 +381,27 @@ class HeldReads:
         return read
 
 
+@pytest.fixture
+def held(sqlite_store: SQLiteChatStore) -> HeldReads:
+    return HeldReads(sqlite_store)
+
+
+@pytest.fixture
+def held_live(held: HeldReads) -> LiveUpdates:
+    """Live updates that read through ``held``."""
+    return LiveUpdates(held)  # type: ignore[arg-type]
+
+
 async def test_a_commit_during_a_refresh_is_read_by_that_refresh(
-    sqlite_store: SQLiteChatStore,
+    sqlite_store: SQLiteChatStore, held: HeldReads, held_live: LiveUpdates
 ) -> None:
     """The refresh read "first" and is about to publish it when "second" commits: the
     change it hears of then makes it read once more, so "second" arrives without waiting
     for a third commit."""
-    held = HeldReads(sqlite_store)
-    live = LiveUpdates(held)  # type: ignore[arg-type]
-    async with live.follow("c") as exchanges:
-        held.hold = release = asyncio.Event()
+    async with held_live.follow("c") as exchanges:
+        release = held.hold_next_read()
         await sqlite_store.append("c", "first", "r")
-        await asyncio.wait_for(held.holding.wait(), READ_TIMEOUT_S)
+        await held.reached()
         await sqlite_store.append("c", "second", "r")  # its change lands mid-refresh
         release.set()
         assert await take(exchanges, 2) == ["first", "second"]
@@ -390,16 +409,15 @@ async def test_a_commit_during_a_refresh_is_read_by_that_refresh(
 
 
 async def test_a_burst_of_commits_during_a_refresh_costs_one_more_read(
-    sqlite_store: SQLiteChatStore,
+    sqlite_store: SQLiteChatStore, held: HeldReads, held_live: LiveUpdates
 ) -> None:
     """Five commits land while a refresh is held: they are read together, by that refresh's
     one more read, not by five refreshes of their own; and a refresh that ended is not kept."""
-    held = HeldReads(sqlite_store)
-    live = LiveUpdates(held)  # type: ignore[arg-type]
+    live = held_live
     async with live.follow("c") as exchanges:
-        held.hold = release = asyncio.Event()
+        release = held.hold_next_read()
         await sqlite_store.append("c", "first", "r")
-        await asyncio.wait_for(held.holding.wait(), READ_TIMEOUT_S)
+        await held.reached()
         assert live.refreshes == 1
         for i in range(5):
             await sqlite_store.append("c", f"burst {i}", "r")
@@ -412,13 +430,12 @@ async def test_a_burst_of_commits_during_a_refresh_costs_one_more_read(
 
 
 async def test_a_lost_channel_catches_up_every_followed_conversation(
-    sqlite_store: SQLiteChatStore,
+    sqlite_store: SQLiteChatStore, held: HeldReads, held_live: LiveUpdates
 ) -> None:
     """``changed(None)``: notifications may have been missed (PostgreSQL's listening
     connection came back); every followed conversation is read again, the one being
     refreshed at that moment included (once its refresh ends), and those after it too."""
-    held = HeldReads(sqlite_store)
-    live = LiveUpdates(held)  # type: ignore[arg-type]
+    live = held_live
     other = await SQLiteChatStore.open(sqlite_store.path)  # commits this store never hears of
     try:
         async with (
@@ -426,9 +443,9 @@ async def test_a_lost_channel_catches_up_every_followed_conversation(
             live.follow("b") as in_b,
             live.follow("c") as in_c,
         ):
-            held.hold = release = asyncio.Event()
+            release = held.hold_next_read()
             await sqlite_store.append("a", "heard in a", "r")  # "a" is being refreshed...
-            await asyncio.wait_for(held.holding.wait(), READ_TIMEOUT_S)
+            await held.reached()
             for name in "abc":  # ...when commits are made that nobody hears of
                 await other.append(name, f"missed in {name}", "r")
             live.changed(None)
