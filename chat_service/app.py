@@ -1,4 +1,4 @@
-"""The application factory: wiring only (state, resources, middlewares, routes)."""
+"""The application factory: wiring only (state, resources, the application layer, routes)."""
 
 from __future__ import annotations
 
@@ -7,41 +7,26 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from chat_service.api import json_errors, setup_routes, telemetry_middleware
-from chat_service.api.chat import HISTORY_CACHE
-from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
+from chat_service.api import add_routes, add_service_hooks, service_middlewares
 from chat_service.api.docs import load_openapi
-from chat_service.api.events import LIVE_UPDATES
-from chat_service.api.history_cache import HistoryCache
-from chat_service.api.identity import (
-    Identity,
-    identify_middleware,
-    parse_networks,
-    require_identity,
-)
-from chat_service.api.ratelimit import (
-    TokenBuckets,
-    add_rate_limit_headers,
-    rate_limit_middleware,
-)
-from chat_service.api.request_id import add_request_id
-from chat_service.api.security import add_security_headers
-from chat_service.api.telemetry import add_traceresponse
-from chat_service.assistant import Assistant, create_assistant
-from chat_service.config import Settings
-from chat_service.identity.api_keys import ApiKeys
-from chat_service.identity.oidc import OidcVerifier
-from chat_service.keys import (
+from chat_service.api.identity import Identity, parse_networks
+from chat_service.api.keys import (
+    CHAT,
     LIFECYCLE,
     METRICS,
     OPENAPI_DOCUMENT,
-    REPLIES,
     SETTINGS,
-    STORE,
     Lifecycle,
 )
-from chat_service.live import LiveUpdates
-from chat_service.replies import ModelSlots, ReplyCache, ReplyService
+from chat_service.assistant import Assistant, create_assistant
+from chat_service.chat.facade import Chat
+from chat_service.chat.history import HistoryCache
+from chat_service.chat.live import LiveUpdates
+from chat_service.chat.replies import ModelSlots, ReplyService
+from chat_service.chat.reply_cache import ReplyCache
+from chat_service.config import Settings
+from chat_service.identity.api_keys import ApiKeys
+from chat_service.identity.oidc import OidcVerifier
 from chat_service.store import ChatStore, SQLiteChatStore
 from chat_service.store.postgres import PostgresChatStore
 from chat_service.telemetry.genai import GenAITelemetry
@@ -66,16 +51,6 @@ async def open_store(settings: Settings, metrics: Metrics) -> ChatStore:
     return store
 
 
-async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the database before the first request; commit what is queued and close it last."""
-    store = await open_store(app[SETTINGS], app[METRICS])
-    app[STORE] = store
-    app[HISTORY_CACHE] = HistoryCache(store)
-    app[LIVE_UPDATES] = LiveUpdates(store)
-    yield
-    await store.close()
-
-
 def oidc_ctx(verifier: OidcVerifier) -> Callable[[web.Application], AsyncIterator[None]]:
     """Fetch the issuer's keys early (a failure only warns: tokens wait for the issuer),
     and close the verifier's HTTP client last."""
@@ -88,44 +63,56 @@ def oidc_ctx(verifier: OidcVerifier) -> Callable[[web.Application], AsyncIterato
     return run_verifier
 
 
-def replies_ctx(
+def chat_ctx(
     assistant: Assistant | None, tracing: Tracing | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The reply service: the configured assistant (or ``assistant``), its telemetry, the
-    reply cache and the model slots; the assistant's connections close on exit."""
+    """The application layer: the store (opened before the first request; what is queued
+    is committed and it is closed last), its history cache and live updates, and the reply
+    service on the configured assistant (or ``assistant``), with its telemetry, reply cache
+    and model slots (the assistant's connections close on exit)."""
 
-    async def open_replies(app: web.Application) -> AsyncIterator[None]:
-        settings = app[SETTINGS]
-        telemetry: GenAITelemetry | None = None
+    async def open_chat(app: web.Application) -> AsyncIterator[None]:
+        settings, metrics = app[SETTINGS], app[METRICS]
+        store = await open_store(settings, metrics)
+        try:
+            history = HistoryCache(store, store)
+            telemetry: GenAITelemetry | None = None
 
-        def retried() -> None:
-            if telemetry is not None:
-                telemetry.retried()
+            def retried() -> None:
+                if telemetry is not None:
+                    telemetry.retried()
 
-        model = assistant or create_assistant(settings, on_retry=retried)
-        telemetry = GenAITelemetry(
-            app[METRICS],
-            provider=model.provider,
-            model=model.model,
-            server_url=model.server_url,
-            system_prompt=settings.system_prompt,
-            tracer_provider=tracing.provider if tracing is not None else None,
-        )
-        service = ReplyService(
-            app[STORE],
-            model,
-            telemetry,
-            context_turns=settings.context_turns,
-            slots=ModelSlots(settings.model_max_concurrency, settings.model_timeout_s),
-            system_prompt=settings.system_prompt,
-            cache=ReplyCache(settings.reply_cache_ttl_s) if settings.reply_cache_ttl_s else None,
-            context=app[HISTORY_CACHE].newest,
-        )
-        app[REPLIES] = service
-        yield
-        await service.close()
+            model = assistant or create_assistant(settings, on_retry=retried)
+            telemetry = GenAITelemetry(
+                metrics,
+                provider=model.provider,
+                model=model.model,
+                server_url=model.server_url,
+                system_prompt=settings.system_prompt,
+                tracer_provider=tracing.provider if tracing is not None else None,
+            )
+            replies = ReplyService(
+                store,
+                store,
+                model,
+                telemetry,
+                context_turns=settings.context_turns,
+                slots=ModelSlots(settings.model_max_concurrency, settings.model_timeout_s),
+                system_prompt=settings.system_prompt,
+                cache=ReplyCache(settings.reply_cache_ttl_s)
+                if settings.reply_cache_ttl_s
+                else None,
+                context=history.newest,
+            )
+            app[CHAT] = Chat(store, history, LiveUpdates(store, store), replies)
+            try:
+                yield
+            finally:
+                await replies.close()
+        finally:
+            await store.close()
 
-    return open_replies
+    return open_chat
 
 
 async def mark_started(app: web.Application) -> None:
@@ -136,8 +123,8 @@ async def mark_started(app: web.Application) -> None:
 async def start_draining(app: web.Application) -> None:
     """``on_shutdown``: from now on /readyz answers 503 while in-flight requests finish."""
     app[LIFECYCLE].draining = True
-    if LIVE_UPDATES in app:  # end the live streams: their clients reconnect elsewhere
-        app[LIVE_UPDATES].close()
+    if CHAT in app:  # end the live streams: their clients reconnect elsewhere
+        app[CHAT].stop_following()
     # aiohttp shuts down after a failed start-up too, when nothing was ever served.
     if app[LIFECYCLE].started:
         log.info("draining: finishing in-flight requests")
@@ -163,44 +150,27 @@ def create_app(
         if settings.oidc_issuer is not None and settings.oidc_audience is not None
         else None,
         trusted_proxies=parse_networks(settings.trusted_proxies),
-        protect_metrics=settings.metrics_require_key,
     )
     # With spans exported, the aiohttp instrumentation's middleware provides each request's
     # span; otherwise ours continues the caller's trace itself.
     exporting = tracing is not None and tracing.exporting
-    middlewares = [
-        telemetry_middleware(metrics, continue_traces=not exporting),
-        json_errors,
-        identify_middleware(identity),
-    ]
-    if settings.cors_origins:
-        # Outermost: a preflight carries no credentials, so it is answered before the
-        # identity and rate-limit middlewares could refuse it.
-        middlewares.insert(0, cors_middleware(CorsOrigins(settings.cors_origins)))
-    if settings.rate_limit_rps > 0:
-        buckets = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
-        middlewares.append(rate_limit_middleware(buckets))
-    if identity.required:
-        middlewares.append(require_identity)
-    # client_max_size bounds what request.read() buffers; the handler answers 413 above it.
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    # client_max_size bounds what request.read() buffers (the root application's is the one
+    # requests are made with); the handlers answer 413 above it.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=service_middlewares(metrics, continue_traces=not exporting),
+    )
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[LIFECYCLE] = Lifecycle()
-    app.on_response_prepare.append(add_security_headers)
-    app.on_response_prepare.append(add_traceresponse)
-    app.on_response_prepare.append(add_request_id)
-    if settings.cors_origins:
-        app.on_response_prepare.append(add_cors_headers)
-    app.on_response_prepare.append(add_rate_limit_headers)
+    app[OPENAPI_DOCUMENT] = load_openapi()
+    add_service_hooks(app)
     app.on_startup.append(mark_started)
     app.on_shutdown.append(start_draining)
-    app[OPENAPI_DOCUMENT] = load_openapi()
     if tracing is not None:
         app.cleanup_ctx.append(tracing_ctx(tracing.provider))
     if identity.oidc is not None:
         app.cleanup_ctx.append(oidc_ctx(identity.oidc))
-    app.cleanup_ctx.append(store_ctx)
-    app.cleanup_ctx.append(replies_ctx(assistant, tracing))
-    setup_routes(app, settings, metrics)
+    app.cleanup_ctx.append(chat_ctx(assistant, tracing))
+    add_routes(app, settings, metrics, identity)
     return app

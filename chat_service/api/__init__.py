@@ -1,27 +1,113 @@
-"""HTTP layer: route table, handlers and middlewares. Nothing below it knows about HTTP."""
+"""The HTTP layer: where every route is mounted, and what applies to it.
+
+Cross-cutting policy applies by mount, never by matching paths:
+
+- the service (every request): the telemetry middleware (trace ids, metrics) outermost,
+  then the contract's JSON errors; security headers, ``traceresponse`` and the request id
+  on every response;
+- ``/chat`` (:func:`chat_app`): CORS, who is calling, rate limits, the refusal of callers
+  who could not be placed, and the store's failures as the contract's 500s, in that order;
+- ``/openapi.json`` (:func:`document_app`): CORS;
+- ``/metrics``: an API key when CHAT_METRICS_REQUIRE_KEY is true;
+- probes and the page: nothing more.
+
+Each list below is the one place its order is decided. Nothing below this package knows
+HTTP.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from chat_service.api import chat, conversations, docs, events, health
-from chat_service.api.errors import json_errors
+from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
+from chat_service.api.errors import json_errors, store_failures
 from chat_service.api.frontend import add_frontend_routes
-from chat_service.api.telemetry import telemetry_middleware
+from chat_service.api.identity import Identity, identify_middleware, require_identity
+from chat_service.api.ratelimit import (
+    TokenBuckets,
+    add_rate_limit_headers,
+    rate_limit_middleware,
+)
+from chat_service.api.request_id import add_request_id
+from chat_service.api.security import add_security_headers
+from chat_service.api.telemetry import add_traceresponse, telemetry_middleware
 from chat_service.config import Settings
 from chat_service.telemetry.metrics import Metrics
 
 
-def setup_routes(app: web.Application, settings: Settings, metrics: Metrics) -> None:
-    """Register the API routes, then the frontend (last, so the API always wins)."""
-    chat.setup_chat(app)
+def service_middlewares(metrics: Metrics, *, continue_traces: bool) -> list[Middleware]:
+    """Every request's, outermost first."""
+    return [telemetry_middleware(metrics, continue_traces=continue_traces), json_errors]
+
+
+def add_service_hooks(app: web.Application) -> None:
+    """What every response carries."""
+    app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(add_traceresponse)
+    app.on_response_prepare.append(add_request_id)
+
+
+def chat_app(settings: Settings, identity: Identity) -> web.Application:
+    """``/chat``: the API, for callers it can name, within their rate limits."""
+    middlewares: list[Middleware] = []
+    if settings.cors_origins:
+        # First: a preflight carries no credentials, so it is answered before the identity
+        # and rate-limit middlewares could refuse it.
+        middlewares.append(cors_middleware(CorsOrigins(settings.cors_origins)))
+    middlewares.append(identify_middleware(identity))
+    if settings.rate_limit_rps > 0:
+        buckets = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
+        middlewares.append(rate_limit_middleware(buckets))
+    if identity.required:
+        middlewares.append(require_identity)
+    middlewares.append(store_failures)
+    app = web.Application(middlewares=middlewares)
+    if settings.cors_origins:
+        app.on_response_prepare.append(add_cors_headers)
+    app.on_response_prepare.append(add_rate_limit_headers)
+    app.router.add_routes(chat.routes)
     app.router.add_routes(events.routes)
     app.router.add_routes(conversations.routes)
-    app.router.add_routes(health.routes)
+    return app
+
+
+def document_app(settings: Settings) -> web.Application:
+    """``/openapi.json``: the API's description, readable by the same origins as the API."""
+    middlewares: list[Middleware] = []
+    if settings.cors_origins:
+        middlewares.append(cors_middleware(CorsOrigins(settings.cors_origins)))
+    app = web.Application(middlewares=middlewares)
+    if settings.cors_origins:
+        app.on_response_prepare.append(add_cors_headers)
     app.router.add_routes(docs.routes)
-    app.router.add_get("/metrics", metrics.handler())
+    return app
+
+
+def metrics_app(metrics: Metrics, identity: Identity) -> web.Application:
+    """``/metrics``, behind the API keys (CHAT_METRICS_REQUIRE_KEY)."""
+    app = web.Application(
+        middlewares=[identify_middleware(identity, tokens=False), require_identity]
+    )
+    app.router.add_get("", metrics.handler())
+    return app
+
+
+def add_routes(
+    app: web.Application, settings: Settings, metrics: Metrics, identity: Identity
+) -> None:
+    """Mount the API and register the service's own routes, then the frontend (last, so
+    the API always wins)."""
+    app.add_subapp("/chat", chat_app(settings, identity))
+    app.add_subapp("/openapi.json", document_app(settings))
+    if settings.metrics_require_key and identity.required:
+        app.add_subapp("/metrics", metrics_app(metrics, identity))
+    else:
+        app.router.add_get("/metrics", metrics.handler())
+    app.router.add_routes(health.routes)
     if settings.frontend_dir is not None:
         add_frontend_routes(app, settings.frontend_dir)
 
 
-__all__ = ["json_errors", "setup_routes", "telemetry_middleware"]
+__all__ = ["add_routes", "add_service_hooks", "service_middlewares"]

@@ -1,13 +1,13 @@
 """CORS: scripts on the origins CHAT_CORS_ORIGINS lists may call the API from a browser.
 
-Only ``/chat/*`` and ``/openapi.json``: the API and its description, not the page, the probes
-or the metrics. The middleware is the outermost of ours, because a browser's preflight
-(``OPTIONS`` with ``Access-Control-Request-Method``) carries no ``Authorization`` and must
-be answered before the identity and rate-limit middlewares refuse it; it is answered here
-and goes no further. The headers of the actual requests are added while their responses are
-prepared, so errors (401, 429, ...) and streams carry them too: without them the browser
-hides the response from the calling script, which then cannot tell a bad key from a network
-failure.
+Only the API and its description, the ``/chat`` and ``/openapi.json`` mounts it is put on
+(api/__init__.py), not the page, the probes or the metrics. On ``/chat`` the middleware
+comes before identity and rate limits, because a browser's preflight (``OPTIONS`` with
+``Access-Control-Request-Method``) carries no ``Authorization`` and must be answered before
+they refuse it; it is answered here and goes no further. The headers of the actual requests
+are added while their responses are prepared, so errors (401, 429, ...) and streams carry
+them too: without them the browser hides the response from the calling script, which then
+cannot tell a bad key from a network failure.
 
 An origin is allowed when it equals an entry exactly (config.py checks that entries are
 written as browsers send ``Origin``); ``*`` allows any. The service sets and reads no
@@ -40,10 +40,6 @@ ANY_ORIGIN = "*"
 ALLOWED_ORIGIN = web.RequestKey("cors_allowed_origin", str)
 
 
-def in_scope(path: str) -> bool:
-    return path.startswith("/chat/") or path == "/openapi.json"
-
-
 class CorsOrigins:
     """The origins CHAT_CORS_ORIGINS allows: exact ones, or any (``*``)."""
 
@@ -64,7 +60,7 @@ def cors_middleware(origins: CorsOrigins) -> Middleware:
     @web.middleware
     async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get(hdrs.ORIGIN)
-        if origin is None or not in_scope(request.path):
+        if origin is None:
             return await handler(request)
         allowed = origins.allow_origin(origin)
         if allowed is not None:
@@ -92,8 +88,6 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
     """``on_response_prepare`` (with CORS on): the headers an allowed origin's script needs
     to read the response, and ``Vary: Origin`` on every API response, since they differ by
     origin."""
-    if not in_scope(request.path):
-        return
     response.headers.add(hdrs.VARY, hdrs.ORIGIN)
     if (allowed := request.get(ALLOWED_ORIGIN)) is not None:
         response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = allowed

@@ -9,7 +9,7 @@ import yaml
 from aiohttp import web
 
 from chat_service.api.jsonio import json_response
-from chat_service.keys import OPENAPI_DOCUMENT
+from chat_service.api.keys import OPENAPI_DOCUMENT
 
 routes = web.RouteTableDef()
 
@@ -21,6 +21,6 @@ def load_openapi() -> dict[str, Any]:
     return document
 
 
-@routes.get("/openapi.json")
+@routes.get("")  # mounted at /openapi.json (api/__init__.py)
 async def openapi_json(request: web.Request) -> web.Response:
-    return json_response(request.app[OPENAPI_DOCUMENT])
+    return json_response(request.config_dict[OPENAPI_DOCUMENT])

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from chat_service.api.jsonio import json_response
+from chat_service.chat.domain import ExchangeNotStored, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +90,57 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return refuse(request, 500, INTERNAL_ERROR)
+
+
+# -- the store's failures, answered in one place -------------------------------------------
+
+# The contract's message for a reply that was made but could not be stored.
+STORE_FAILED = "Failed to store the message."
+_Handler = TypeVar("_Handler", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreFailure:
+    message: str
+    status_key: bool  # the error shape; False: ``{"message": ...}`` alone
+
+    def body(self) -> dict[str, str]:
+        if self.status_key:
+            return {"status": "error", "message": self.message}
+        return {"message": self.message}
+
+
+_STORE_FAILURES: dict[object, _StoreFailure] = {}
+
+
+def when_the_store_fails(
+    message: str, *, status_key: bool = True
+) -> Callable[[_Handler], _Handler]:
+    """Register the 500 that ``message`` says for the handler this decorates, when the store
+    fails under it. ``status_key=False``: the body is ``{"message": ...}`` alone, as the
+    original contract's ``GET /chat/history`` answers."""
+
+    def register(handler: _Handler) -> _Handler:
+        _STORE_FAILURES[handler] = _StoreFailure(message, status_key)
+        return handler
+
+    return register
+
+
+@web.middleware
+async def store_failures(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A StoreError raised under a handler becomes the 500 that handler registered (with
+    :func:`when_the_store_fails`), or, for an exchange made but not stored, the contract's
+    own message; logged once, here, with its cause."""
+    try:
+        return await handler(request)
+    except ExchangeNotStored:
+        log.exception("failed to store the exchange")
+        return refuse(request, 500, STORE_FAILED)
+    except StoreError:
+        failure = _STORE_FAILURES.get(request.match_info.handler)
+        if failure is None:
+            raise  # a handler that registered none: the generic 500 (json_errors)
+        log.exception("the store failed: %s", failure.message)
+        request[REQUEST_ERROR] = failure.message
+        return json_response(failure.body(), status=500)

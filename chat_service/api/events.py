@@ -4,7 +4,7 @@ Each exchange committed to the conversation after the request, by any replica, i
 ``exchange`` event whose ``id`` is the exchange's cursor (the ``before`` of history
 pages) and whose data is the contract's history item, ``{"user": ..., "AI": ...}``. The
 browser's EventSource reconnects by itself with ``Last-Event-ID``, and the stream resumes
-after that exchange, with no gap and no repeat (see chat_service/live.py).
+after that exchange, with no gap and no repeat (see chat_service/chat/live.py).
 
 Validation errors, auth and rate limits answer plain JSON before the stream starts; so
 does a store that cannot say where the conversation stands (500). The stream ends when the
@@ -17,48 +17,40 @@ from __future__ import annotations
 import contextlib
 import logging
 
-import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from chat_service.api.errors import error_response
+from chat_service.api.errors import when_the_store_fails
 from chat_service.api.identity import callers_conversation
+from chat_service.api.keys import CHAT, METRICS
 from chat_service.api.validation import parse_events_query
-from chat_service.keys import METRICS
-from chat_service.live import LiveUpdates
-from chat_service.store import StoreError
+from chat_service.chat.contract import exchange_json
+from chat_service.chat.domain import StoreError
 
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
-# Set with the store (app.py's store_ctx); beside its route, as HISTORY_CACHE is.
-LIVE_UPDATES = web.AppKey("live_updates", LiveUpdates)
 
 
-@routes.get("/chat/events")
+@routes.get("/events")
+@when_the_store_fails("Failed to follow the conversation.")
 async def get_events(request: web.Request) -> web.StreamResponse:
     query = parse_events_query(request.query, request.headers)
-    live = request.app[LIVE_UPDATES]
-    try:
-        key = callers_conversation(request, query.conversation_id)
-        async with live.follow(key, query.last_event_id) as exchanges:
-            response = EventSourceResponse()
-            await response.prepare(request)
-            gauge = request.app[METRICS].event_subscriptions
-            gauge.inc()
-            try:
-                async for exchange in exchanges:
-                    data = orjson.dumps({"user": exchange.user, "AI": exchange.ai}).decode()
-                    await response.send(data, event="exchange", id=str(exchange.id))
-            except StoreError:
-                # Catching up failed mid-stream: end it; the client resumes where it was.
-                log.warning("live updates stream ended by a store error", exc_info=True)
-            finally:
-                gauge.dec()
-                response.stop_streaming()  # the keep-alive comments
-            with contextlib.suppress(ConnectionResetError):
-                await response.write_eof()
-            return response
-    except StoreError:
-        log.exception("failed to start live updates")
-        return error_response(500, "Failed to follow the conversation.")
+    conversation = callers_conversation(request, query.conversation_id)
+    async with request.config_dict[CHAT].follow(conversation, query.last_event_id) as exchanges:
+        response = EventSourceResponse()
+        await response.prepare(request)
+        gauge = request.config_dict[METRICS].event_subscriptions
+        gauge.inc()
+        try:
+            async for exchange in exchanges:
+                await response.send(exchange_json(exchange), event="exchange", id=str(exchange.id))
+        except StoreError:
+            # Catching up failed mid-stream: end it; the client resumes where it was.
+            log.warning("live updates stream ended by a store error", exc_info=True)
+        finally:
+            gauge.dec()
+            response.stop_streaming()  # the keep-alive comments
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response

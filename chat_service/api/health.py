@@ -8,8 +8,8 @@ from aiohttp import web
 
 from chat_service.api.errors import error_response
 from chat_service.api.jsonio import json_response
-from chat_service.keys import LIFECYCLE, STORE
-from chat_service.store import StoreError
+from chat_service.api.keys import CHAT, LIFECYCLE
+from chat_service.chat.domain import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    if request.app[LIFECYCLE].draining:
+    if request.config_dict[LIFECYCLE].draining:
         return error_response(503, "The service is shutting down.")
     try:
-        await request.app[STORE].ping()
+        await request.config_dict[CHAT].ready()
     except StoreError as exc:
         log.warning("not ready: %s", exc)
         return error_response(503, "The store is not available.")

@@ -1,16 +1,18 @@
 """Who is calling, established once per request, and what a caller must present.
 
-``identify`` runs first: it works out the client's address (through a trusted proxy, see
-:func:`client_address`) and, on protected paths when API keys or an OpenID Connect issuer
-are configured, checks the bearer credential once, recording either the caller's
-:class:`Principal` (``request[PRINCIPAL]``) or why it was refused. Rate limiting
-(ratelimit.py) then counts the caller, and ``require_identity`` refuses the unidentified,
-so a flood of bad credentials is throttled before it costs a refusal each. Logs, spans and
-handlers read ``request[PRINCIPAL]``; nothing below checks a credential again.
+``identify`` runs first on the mounts that need a caller (the ``/chat`` application, and
+``/metrics`` when CHAT_METRICS_REQUIRE_KEY is true: api/__init__.py): it works out the
+client's address (through a trusted proxy, see :func:`client_address`) and, when API keys
+or an OpenID Connect issuer are configured, checks the bearer credential once, recording
+either the caller's :class:`Principal` (``request[PRINCIPAL]``) or why it was refused. Rate
+limiting (ratelimit.py) then counts the caller, and ``require_identity`` refuses the
+unidentified, so a flood of bad credentials is throttled before it costs a refusal each.
+Logs, spans and handlers read ``request[PRINCIPAL]``; nothing below checks a credential
+again, and handlers reach conversations only through :func:`callers_conversation`.
 
 With neither keys nor an issuer configured, everyone is the anonymous principal.
-Probes, ``/openapi.json`` and the page stay open; ``/metrics`` too unless
-CHAT_METRICS_REQUIRE_KEY is true (and then only an API key opens it).
+Probes, ``/openapi.json`` and the page are mounted without it; ``/metrics`` only opens to an
+API key when it is protected.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from aiohttp.typedefs import Handler, Middleware
 from opentelemetry import trace
 
 from chat_service.api.errors import ApiError
+from chat_service.chat.domain import ConversationRef
 from chat_service.identity.api_keys import ApiKeys
 from chat_service.identity.oidc import InvalidToken, IssuerUnavailable, OidcVerifier
 from chat_service.identity.principal import ANONYMOUS, Principal, PrincipalKind
-from chat_service.store.conversations import conversation_key
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -45,26 +47,21 @@ class Identity:
     keys: ApiKeys
     oidc: OidcVerifier | None = None
     trusted_proxies: tuple[IpNetwork, ...] = ()
-    protect_metrics: bool = False
 
     @property
     def required(self) -> bool:
         return bool(self.keys) or self.oidc is not None
 
-    def protects(self, path: str) -> bool:
-        return self.required and (
-            path.startswith("/chat/") or (self.protect_metrics and path == "/metrics")
-        )
-
-    async def principal(self, request: web.Request) -> Principal:
-        """The caller behind the request's bearer credential; ApiError (401, 503) if none."""
+    async def principal(self, request: web.Request, *, tokens: bool = True) -> Principal:
+        """The caller behind the request's bearer credential; ApiError (401, 503) if none.
+        ``tokens=False``: API keys only (``/metrics``), not OpenID Connect users."""
         scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, self._missing_message(), headers={"WWW-Authenticate": REALM})
         if (principal := self.keys.identify(token)) is not None:
             return principal
-        if self.oidc is None or request.path == "/metrics":
+        if self.oidc is None or not tokens:
             raise _invalid_token("A valid API key is required.")
         try:
             subject = await self.oidc.verify(token)
@@ -91,10 +88,10 @@ def owner(request: web.Request) -> str:
     return request[PRINCIPAL].namespace
 
 
-def callers_conversation(request: web.Request, conversation_id: str) -> str:
-    """The store's key of the caller's conversation ``conversation_id``: every handler
-    reaches a conversation through this, so no caller can name another's."""
-    return conversation_key(request[PRINCIPAL].namespace, conversation_id)
+def callers_conversation(request: web.Request, conversation_id: str) -> ConversationRef:
+    """The caller's conversation ``conversation_id``: every handler reaches a conversation
+    through this, so no caller can name another's."""
+    return ConversationRef(request[PRINCIPAL].namespace, conversation_id)
 
 
 def _invalid_token(message: str) -> ApiError:
@@ -139,15 +136,18 @@ def _is_trusted(address: str, trusted: tuple[IpNetwork, ...]) -> bool:
     return any(ip in network for network in trusted)
 
 
-def identify_middleware(identity: Identity) -> Middleware:
+def identify_middleware(identity: Identity, *, tokens: bool = True) -> Middleware:
+    """Name the caller of every request of the mount it is on (``tokens``: as for
+    :meth:`Identity.principal`)."""
+
     @web.middleware
     async def identify(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[CLIENT_ADDRESS] = client_address(request, identity.trusted_proxies)
-        if not identity.protects(request.path):
+        if not identity.required:
             request[PRINCIPAL] = ANONYMOUS
         else:
             try:
-                principal = await identity.principal(request)
+                principal = await identity.principal(request, tokens=tokens)
             except ApiError as refusal:
                 request[REFUSAL] = refusal
             else:

@@ -76,15 +76,13 @@ class TokenBuckets:
 
 
 def rate_limit_middleware(buckets: TokenBuckets) -> Middleware:
-    """Count each ``/chat/*`` request against its caller (runs after identity.py's
-    ``identify``, before a refused credential is answered: floods of bad ones are throttled
-    by address)."""
+    """Count each request of the mount it is on (``/chat``) against its caller (runs after
+    identity.py's ``identify``, before a refused credential is answered: floods of bad ones
+    are throttled by address)."""
     policy = f'"{POLICY}";q={buckets.burst};w={max(1, math.ceil(buckets.burst / buckets.rate))}'
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/chat/"):
-            return await handler(request)
         principal = request.get(PRINCIPAL, ANONYMOUS)
         caller = (
             principal.namespace if principal is not ANONYMOUS else "ip:" + request[CLIENT_ADDRESS]

@@ -9,17 +9,15 @@ from aiohttp import web
 
 from chat_service.api.access_log import EVENT_FIELDS
 from chat_service.api.errors import error_response
+from chat_service.api.keys import SETTINGS
 from chat_service.assistant import AssistantError
-from chat_service.keys import SETTINGS
-from chat_service.replies import ModelBusy, Turn
-from chat_service.store import Exchange
-from chat_service.store.conversations import split_conversation_key
+from chat_service.chat.domain import Exchange
+from chat_service.chat.replies import ModelBusy, Turn
 
 log = logging.getLogger(__name__)
 
 ASSISTANT_FAILED = "The assistant failed to reply."
 ASSISTANT_BUSY = "The assistant is busy; try again in a moment."
-STORE_FAILED = "Failed to store the message."
 # How long a client refused for model overload should wait before trying again.
 BUSY_RETRY_AFTER_S = 2
 
@@ -35,7 +33,7 @@ def log_model_failure(exc: AssistantError, turn: Turn) -> None:
     log.error(
         "the assistant failed to reply: %s",
         exc,
-        extra={"error_type": exc.error_type, "conversation_id": turn.conversation_id},
+        extra={"error_type": exc.error_type, "conversation_id": turn.conversation.id},
     )
 
 
@@ -51,7 +49,7 @@ def record_exchange(
     """Fields for the request's one access-log line (see telemetry/logs.py)."""
     fields: dict[str, object] = {
         # The caller's id for it: the principal has a field of its own (access_log.py).
-        "conversation_id": split_conversation_key(exchange.conversation_id)[1],
+        "conversation_id": exchange.conversation.id,
         "exchange_id": exchange.id,
         "turn": exchange.turn,
         "message_chars": len(turn.message),
@@ -61,6 +59,6 @@ def record_exchange(
         fields["streamed"] = True
     if stopped:
         fields["stopped"] = True
-    if request.app[SETTINGS].log_content:
+    if request.config_dict[SETTINGS].log_content:
         fields |= {"user_message": turn.message, "ai_response": reply}
     request[EVENT_FIELDS] = fields

@@ -24,18 +24,18 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from chat_service.api.errors import INTERNAL_ERROR, error_response
+from chat_service.api.errors import INTERNAL_ERROR, STORE_FAILED, error_response
+from chat_service.api.keys import METRICS
 from chat_service.api.replies import (
     ASSISTANT_FAILED,
-    STORE_FAILED,
     log_model_failure,
     model_busy_response,
     record_exchange,
 )
 from chat_service.assistant import AssistantError
-from chat_service.keys import METRICS
-from chat_service.replies import ModelBusy, Turn
-from chat_service.store import StoreError
+from chat_service.chat.contract import reply_body
+from chat_service.chat.domain import StoreError
+from chat_service.chat.replies import ModelBusy, Turn
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class _Stream:
     def __init__(self, request: web.Request) -> None:
         self.request = request
         self.response: EventSourceResponse | None = None
-        self._gauge = request.app[METRICS].streams_open
+        self._gauge = request.config_dict[METRICS].streams_open
 
     async def open(self) -> EventSourceResponse:
         if self.response is None:
@@ -131,16 +131,14 @@ async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.Strea
     response = await stream.open()  # already open, unless the reply is empty
     try:
         exchange = await turn.save(reply, trace_id=trace_id)
-    except StoreError:
+    except StoreError:  # after the stream opened: the error event, not the middleware's 500
         log.exception("failed to store the exchange")
         await _send_error(response, STORE_FAILED)
         return response
     record_exchange(request, turn, exchange, reply, streamed=True)
     # Its id is the exchange's cursor, as in GET /chat/events: a page that follows the
     # conversation knows this exchange when it comes back there.
-    await response.send(
-        _json({"status": "Success", "response": reply}), event="done", id=str(exchange.id)
-    )
+    await response.send(_json(reply_body(reply)), event="done", id=str(exchange.id))
     return response
 
 

@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from chat_service.api.errors import ApiError
-from chat_service.store import DEFAULT_CONVERSATION
-from chat_service.store.conversations import ConversationCursor
+from chat_service.chat.domain import DEFAULT_CONVERSATION, ConversationCursor
 from chat_service.timestamps import rfc3339
 
 MAX_HISTORY_LIMIT = 1000

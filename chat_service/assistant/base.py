@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from chat_service.store.base import Exchange
+from chat_service.chat.domain import Exchange
 
 
 class AssistantError(Exception):

@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncGenerator, Sequence
 
 from chat_service.assistant.base import Completion, ReplyChunk
-from chat_service.store.base import Exchange
+from chat_service.chat.domain import Exchange
 
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
 _HELP = re.compile(r"^\s*help\s*[?!.]*\s*$", re.IGNORECASE)

@@ -30,7 +30,7 @@ from opentelemetry import propagate
 
 from chat_service.assistant.base import AssistantError, Completion, ReplyChunk
 from chat_service.assistant.completion_stream import StreamError, read_chunks
-from chat_service.store.base import Exchange
+from chat_service.chat.domain import Exchange
 
 OPENAI_API_HOST = "api.openai.com"
 # Idle connections kept for reuse; more than this many at once are opened as needed.

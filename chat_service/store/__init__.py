@@ -1,20 +1,21 @@
-"""Chat storage: the :class:`ChatStore` protocol and its SQLite implementation."""
+"""Chat storage: the protocol of its parts (base.py) and the SQLite backend. PostgreSQL's is
+``store.postgres``, imported only where it is chosen (the app's wiring)."""
 
 from chat_service.store.base import (
-    DEFAULT_CONVERSATION,
+    ChangeFeed,
     ChatStore,
-    Exchange,
-    HistoryPage,
+    ConversationCatalogue,
+    ExchangeLog,
     StoreError,
     StoreOpenError,
 )
 from chat_service.store.sqlite import SQLiteChatStore
 
 __all__ = [
-    "DEFAULT_CONVERSATION",
+    "ChangeFeed",
     "ChatStore",
-    "Exchange",
-    "HistoryPage",
+    "ConversationCatalogue",
+    "ExchangeLog",
     "SQLiteChatStore",
     "StoreError",
     "StoreOpenError",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,7 +29,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, Tracer
 
-from chat_service.store.base import Exchange, StoreError, StoreObserver
+from chat_service.chat.domain import ConversationRef, Exchange, StoreError
+from chat_service.store.base import CommitListener, StoreObserver
 from chat_service.timestamps import utc_now
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ TABLE = "exchanges"
 class NewExchange:
     """An exchange to store; the backend gives it its id and turn."""
 
-    conversation_id: str
+    conversation: ConversationRef
     user: str
     ai: str
     created_at: str
@@ -57,9 +58,6 @@ class Transaction(Protocol):
     Raises StoreError, with the driver's exception as its ``__cause__``."""
 
     async def __call__(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]: ...
-
-
-CommitListener = Callable[[Sequence[Exchange]], None]
 
 
 @dataclass(slots=True)
@@ -121,10 +119,10 @@ class GroupCommit:
         self._listeners.append(listener)
 
     async def append(
-        self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
+        self, conversation: ConversationRef, user: str, ai: str, trace_id: str | None = None
     ) -> Exchange:
         future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
-        new = NewExchange(conversation_id, user, ai, utc_now(), trace_id)
+        new = NewExchange(conversation, user, ai, utc_now(), trace_id)
         current = trace.get_current_span()
         if not current.is_recording():
             self._enqueue(_PendingWrite(new, future))
@@ -255,9 +253,9 @@ class GroupCommitted:
         return self._commits.stats
 
     async def append(
-        self, conversation_id: str, user: str, ai: str, trace_id: str | None = None
+        self, conversation: ConversationRef, user: str, ai: str, trace_id: str | None = None
     ) -> Exchange:
-        return await self._commits.append(conversation_id, user, ai, trace_id)
+        return await self._commits.append(conversation, user, ai, trace_id)
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commits.add_listener(listener)

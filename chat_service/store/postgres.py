@@ -45,19 +45,22 @@ from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 from yarl import URL
 
-from chat_service.store.base import (
-    Exchange,
-    HistoryPage,
-    NullObserver,
-    StoreError,
-    StoreObserver,
-    StoreOpenError,
-    page_of_newest,
-)
-from chat_service.store.conversations import (
+from chat_service.chat.domain import (
     Conversation,
     ConversationCursor,
+    ConversationRef,
+    Exchange,
+    HistoryPage,
+    StoreError,
+    StoreOpenError,
+    page_of_newest,
     title_from_message,
+)
+from chat_service.store.base import (
+    ChangeListener,
+    NullObserver,
+    RemovalListener,
+    StoreObserver,
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
@@ -65,7 +68,13 @@ from chat_service.store.group_commit import (
     GroupCommitted,
     NewExchange,
 )
+from chat_service.store.keys import storage_key
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
+from chat_service.store.postgres_notify import (
+    PostgresChangeFeed,
+    notify_changed,
+    notify_removed,
+)
 from chat_service.store.postgres_shredding import (
     INTERVAL_S as SHRED_INTERVAL_S,
 )
@@ -141,16 +150,6 @@ FROM unnest($1::text[], $2::int[], $3::bytea[], $4::bytea[], $5::text[], $6::tex
 RETURNING id, conversation_id, turn
 """
 _PROBE = "UPDATE store_probe SET checked_at = now() WHERE id = 1"
-# The channel every replica listens on; the payload is the conversation's key (owner and
-# id, well under NOTIFY's 8000 bytes), prefixed by REMOVED when it was deleted (no key
-# starts with it: conversations.py). Equal payloads of one transaction fold into one.
-CHANGES_CHANNEL = "chat_exchanges"
-REMOVED = "-"
-_NOTIFY = f"SELECT pg_notify('{CHANGES_CHANNEL}', c) FROM unnest($1::text[]) AS c"
-# The listening connection checks it is still alive this often (a silent network loss
-# raises nothing by itself) and waits this long before reconnecting.
-LISTEN_CHECK_S = 5.0
-LISTEN_RETRY_S = 1.0
 
 
 class PoolStats:
@@ -210,10 +209,8 @@ class PostgresChatStore(GroupCommitted):
             max_batch=max_batch,
         )
         self._shredder = KeyShredder(self._connection, interval_s=shred_interval_s)
+        self._feed = PostgresChangeFeed(url)
         self._closing = False
-        self._change_listeners: list[Callable[[str | None], None]] = []
-        self._removal_listeners: list[Callable[[str], None]] = []
-        self._listening: asyncio.Task[None] | None = None
 
     @property
     def display_url(self) -> str:
@@ -318,78 +315,22 @@ class PostgresChatStore(GroupCommitted):
 
     # -- writes ------------------------------------------------------------------------
 
-    def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
-        """Changes by every replica, this one included, through LISTEN/NOTIFY."""
-        self._change_listeners.append(listener)
-        self._start_listening()
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Changes by every replica, this one included (postgres_notify.py)."""
+        self._feed.add_change_listener(listener)
 
-    def add_removal_listener(self, listener: Callable[[str], None]) -> None:
-        """Deletions by every replica, this one included, through LISTEN/NOTIFY."""
-        self._removal_listeners.append(listener)
-        self._start_listening()
-
-    def _start_listening(self) -> None:
-        if self._listening is None:
-            self._listening = asyncio.create_task(self._listen(), name="chat-store-listen")
-
-    async def _listen(self) -> None:
-        """Hold a connection that LISTENs (not one of the pool's: it stays in LISTEN);
-        when it is lost, reconnect and report that anything may have changed meanwhile."""
-        while not self._closing:
-            try:
-                await self._listen_once()
-            except _FAILURES as exc:
-                log.warning(
-                    "the change notifications connection failed; reconnecting",
-                    extra={"error_type": type(exc).__name__},
-                )
-            await asyncio.sleep(LISTEN_RETRY_S)
-
-    async def _listen_once(self) -> None:
-        conn = await asyncpg.connect(self.url, timeout=10)
-        try:
-            lost = asyncio.Event()
-            conn.add_termination_listener(lambda _: lost.set())
-            await conn.add_listener(CHANGES_CHANNEL, self._notified)
-            self._changed(None)  # a catch-up: notifications sent while away are gone
-            while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), LISTEN_CHECK_S)
-                if not lost.is_set():
-                    await conn.fetchval("SELECT 1", timeout=LISTEN_CHECK_S)
-        finally:
-            # Nothing to finish on a connection that only listens, and a cancelled call may
-            # have left it mid-message: drop it at once.
-            conn.terminate()
-
-    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        text = str(payload)
-        if text.startswith(REMOVED):
-            self._removed(text.removeprefix(REMOVED))
-        else:
-            self._changed(text)
-
-    def _removed(self, key: str) -> None:
-        for listener in self._removal_listeners:
-            try:
-                listener(key)
-            except Exception:
-                log.exception("a removal listener failed")
-
-    def _changed(self, conversation_id: str | None) -> None:
-        for listener in self._change_listeners:
-            try:
-                listener(conversation_id)
-            except Exception:
-                log.exception("a change listener failed")
+    def add_removal_listener(self, listener: RemovalListener) -> None:
+        """Deletions by every replica, this one included (postgres_notify.py)."""
+        self._feed.add_removal_listener(listener)
 
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction: count the batch into its conversations, insert it, commit."""
-        counts = Counter(new.conversation_id for new in writes)
+        keyed = [(storage_key(new.conversation), new) for new in writes]
+        counts = Counter(key for key, _ in keyed)
         # What a conversation created by this batch starts as: its first write's title,
         # and each conversation's last write as its latest activity.
-        first = {new.conversation_id: new for new in reversed(writes)}
-        last = {new.conversation_id: new for new in writes}
+        first = dict(reversed(keyed))
+        last = dict(keyed)
         try:
             async with self._connection() as conn, conn.transaction():
                 inserted: list[Any] = []
@@ -408,15 +349,15 @@ class PostgresChatStore(GroupCommitted):
                         [last[key].created_at for key in counts],
                     )
                     totals = {row["id"]: row["exchanges"] for row in counted}
-                    turns = _turns(writes, counts, totals)
+                    turns = _turns([key for key, _ in keyed], counts, totals)
                     # Delivered to every replica's listener when (and only if) this commits.
-                    await conn.execute(_NOTIFY, list(counts))
+                    await notify_changed(conn, [first[key].conversation for key in counts])
                     inserted = await conn.fetch(
                         _INSERT,
-                        [new.conversation_id for new in writes],
+                        [key for key, _ in keyed],
                         turns,
-                        [seal(keys[new.conversation_id], new.user, USER) for new in writes],
-                        [seal(keys[new.conversation_id], new.ai, AI) for new in writes],
+                        [seal(keys[key], new.user, USER) for key, new in keyed],
+                        [seal(keys[key], new.ai, AI) for key, new in keyed],
                         [new.created_at for new in writes],
                         [new.trace_id for new in writes],
                     )
@@ -433,15 +374,15 @@ class PostgresChatStore(GroupCommitted):
         ids = {(row["conversation_id"], row["turn"]): row["id"] for row in inserted}
         return [
             Exchange(
-                id=ids[(new.conversation_id, turn)],
-                conversation_id=new.conversation_id,
+                id=ids[(key, turn)],
+                conversation=new.conversation,
                 turn=turn,
                 user=new.user,
                 ai=new.ai,
                 created_at=new.created_at,
                 trace_id=new.trace_id,
             )
-            for new, turn in zip(writes, turns, strict=True)
+            for (key, new), turn in zip(keyed, turns, strict=True)
         ]
 
     # -- conversations -------------------------------------------------------------------
@@ -461,13 +402,17 @@ class PostgresChatStore(GroupCommitted):
         )
         return [_conversation(row) for row in rows]
 
-    async def conversation(self, key: str) -> Conversation | None:
+    async def conversation(self, conversation: ConversationRef) -> Conversation | None:
         rows = await self._select(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM {_CONVERSATIONS} WHERE id = $1", key
+            f"SELECT {_CONVERSATION_COLUMNS} FROM {_CONVERSATIONS} WHERE id = $1",
+            storage_key(conversation),
         )
         return _conversation(rows[0]) if rows else None
 
-    async def create_conversation(self, key: str, title: str | None) -> Conversation | None:
+    async def create_conversation(
+        self, conversation: ConversationRef, title: str | None
+    ) -> Conversation | None:
+        key = storage_key(conversation)
         try:
             async with self._connection() as conn, conn.transaction():
                 conversation_key = (await _keys_of(conn, [key]))[key]
@@ -486,7 +431,10 @@ class PostgresChatStore(GroupCommitted):
             raise StoreError(f"create failed: {exc or type(exc).__name__}") from exc
         return None if row is None else _conversation(row)
 
-    async def rename_conversation(self, key: str, title: str) -> Conversation | None:
+    async def rename_conversation(
+        self, conversation: ConversationRef, title: str
+    ) -> Conversation | None:
+        key = storage_key(conversation)
         try:
             async with self._connection() as conn, conn.transaction():
                 conversation_key = await conn.fetchval(
@@ -507,11 +455,12 @@ class PostgresChatStore(GroupCommitted):
             raise StoreError(f"rename failed: {exc or type(exc).__name__}") from exc
         return None if row is None else _conversation(row)
 
-    async def delete_conversation(self, key: str) -> bool:
+    async def delete_conversation(self, conversation: ConversationRef) -> bool:
         """Lock the conversation's key, then its row: a batch writing to it meanwhile waits,
         then starts it afresh (with a new key), rather than adding an exchange to a
         conversation being deleted. At commit the rows and the key are gone; the shredder
         takes the key out of the table's files within its interval."""
+        key = storage_key(conversation)
         try:
             async with self._connection() as conn, conn.transaction():
                 await conn.execute(
@@ -526,7 +475,7 @@ class PostgresChatStore(GroupCommitted):
                 await conn.execute("DELETE FROM conversations WHERE id = $1", key)
                 await conn.execute("DELETE FROM conversation_keys WHERE conversation_id = $1", key)
                 await conn.execute(REQUEST)
-                await conn.execute(_NOTIFY, [REMOVED + key])
+                await notify_removed(conn, conversation)
         except _FAILURES as exc:
             log.error("delete failed: %s", exc or type(exc).__name__)
             raise StoreError(f"delete failed: {exc or type(exc).__name__}") from exc
@@ -534,22 +483,22 @@ class PostgresChatStore(GroupCommitted):
 
     # -- reads -------------------------------------------------------------------------
 
-    async def version(self, conversation_id: str) -> int:
+    async def version(self, conversation: ConversationRef) -> int:
         rows = await self._select(
             "SELECT id FROM exchanges WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1",
-            conversation_id,
+            storage_key(conversation),
         )
         return int(rows[0]["id"]) if rows else 0
 
     async def history(
-        self, conversation_id: str, *, limit: int | None = None, before: int | None = None
+        self, conversation: ConversationRef, *, limit: int | None = None, before: int | None = None
     ) -> HistoryPage:
-        where, params = _where(conversation_id, before)
+        where, params = _where(storage_key(conversation), before)
         if limit is None:
             rows = await self._select(
                 f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE {where} ORDER BY id", *params
             )
-            return HistoryPage([_exchange(row) for row in rows], has_older=False)
+            return HistoryPage([_exchange(row, conversation) for row in rows], has_older=False)
         # One row more than asked tells whether an older page exists.
         rows = await self._select(
             f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE {where} "
@@ -557,26 +506,26 @@ class PostgresChatStore(GroupCommitted):
             *params,
             limit + 1,
         )
-        return page_of_newest([_exchange(row) for row in rows], limit)
+        return page_of_newest([_exchange(row, conversation) for row in rows], limit)
 
     async def exchanges_after(
-        self, conversation_id: str, after: int, *, limit: int
+        self, conversation: ConversationRef, after: int, *, limit: int
     ) -> Sequence[Exchange]:
         rows = await self._select(
             f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE conversation_id = $1 AND id > $2 "
             "ORDER BY id LIMIT $3",
-            conversation_id,
+            storage_key(conversation),
             after,
             limit,
         )
-        return [_exchange(row) for row in rows]
+        return [_exchange(row, conversation) for row in rows]
 
     async def history_json(
-        self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None
+        self, conversation: ConversationRef, *, keys: tuple[str, str], before: int | None = None
     ) -> bytes:
         """The history as the JSON array ``keys`` name. Unsealed here, so serialised here:
         PostgreSQL never sees the text to build the document itself."""
-        page = await self.history(conversation_id, before=before)
+        page = await self.history(conversation, before=before)
         user, ai = keys
         return orjson.dumps([{user: e.user, ai: e.ai} for e in page.exchanges])
 
@@ -607,10 +556,7 @@ class PostgresChatStore(GroupCommitted):
         await self._commits.close()
         await self._shredder.close()
         self._closing = True
-        if self._listening is not None:
-            self._listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listening
+        await self._feed.close()
         if self._pool is not None:
             with contextlib.suppress(*_FAILURES):
                 await asyncio.wait_for(self._pool.close(), timeout=10)
@@ -637,15 +583,14 @@ async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> None:
             log.info("database migrated", extra={"schema_version": number})
 
 
-def _turns(
-    writes: Sequence[NewExchange], counts: Counter[str], totals: dict[str, int]
-) -> list[int]:
-    """Each write's turn: a conversation's writes take the last ``count`` turns, in order."""
-    next_turn = {cid: totals[cid] - count + 1 for cid, count in counts.items()}
+def _turns(keys: Sequence[str], counts: Counter[str], totals: dict[str, int]) -> list[int]:
+    """Each write's turn (writes by their conversation's key): a conversation's writes take
+    the last ``count`` turns, in order."""
+    next_turn = {key: totals[key] - count + 1 for key, count in counts.items()}
     turns = []
-    for new in writes:
-        turns.append(next_turn[new.conversation_id])
-        next_turn[new.conversation_id] += 1
+    for key in keys:
+        turns.append(next_turn[key])
+        next_turn[key] += 1
     return turns
 
 
@@ -689,10 +634,11 @@ def _conversation(row: asyncpg.Record) -> Conversation:
     )
 
 
-def _exchange(row: asyncpg.Record) -> Exchange:
+def _exchange(row: asyncpg.Record, conversation: ConversationRef) -> Exchange:
+    """An exchange read from ``conversation``'s rows."""
     return Exchange(
         id=row["id"],
-        conversation_id=row["conversation_id"],
+        conversation=conversation,
         turn=row["turn"],
         user=unseal(row["key"], row["user_sealed"], USER),
         ai=unseal(row["key"], row["ai_sealed"], AI),

@@ -23,7 +23,7 @@ import functools
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +31,22 @@ import aiosqlite
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 
-from chat_service.store.base import (
-    Exchange,
-    HistoryPage,
-    NullObserver,
-    StoreError,
-    StoreObserver,
-    StoreOpenError,
-    page_of_newest,
-)
-from chat_service.store.conversations import (
+from chat_service.chat.domain import (
     Conversation,
     ConversationCursor,
-    split_conversation_key,
+    ConversationRef,
+    Exchange,
+    HistoryPage,
+    StoreError,
+    StoreOpenError,
+    page_of_newest,
     title_from_message,
+)
+from chat_service.store.base import (
+    ChangeListener,
+    NullObserver,
+    RemovalListener,
+    StoreObserver,
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
@@ -52,6 +54,8 @@ from chat_service.store.group_commit import (
     GroupCommitted,
     NewExchange,
 )
+from chat_service.store.keys import conversation_of, storage_key
+from chat_service.store.local_feed import LocalChangeFeed
 from chat_service.store.reads import TracedReads
 from chat_service.store.writer import (
     CONNECTION_PRAGMAS,
@@ -95,7 +99,8 @@ _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, tr
 
 
 class SQLiteChatStore(GroupCommitted):
-    """A :class:`~chat_service.store.base.ChatStore` on one SQLite file.
+    """A :class:`~chat_service.store.base.ChatStore` on one SQLite file (``conversation_id``
+    columns hold storage keys: keys.py).
 
     One process owns the file (SQLite has one writer), so every commit passes through this
     object: it keeps each recently used conversation's version from its own commits and
@@ -128,12 +133,12 @@ class SQLiteChatStore(GroupCommitted):
             max_batch=max_batch,
         )
         self._commits.add_listener(self._committed)
+        self._feed = LocalChangeFeed(self._commits)
         self._closing = False
         # Why the last read failed; cleared once an integrity check passes again.
         self._read_fault: str | None = None
         # Conversation -> id of its newest exchange, least recently used first.
-        self._versions: OrderedDict[str, int] = OrderedDict()
-        self._removal_listeners: list[Callable[[str], None]] = []
+        self._versions: OrderedDict[ConversationRef, int] = OrderedDict()
         self._deletions = 0  # versions read across a deletion are not remembered
 
     @classmethod
@@ -173,33 +178,20 @@ class SQLiteChatStore(GroupCommitted):
 
     # -- writes ------------------------------------------------------------------------
 
-    def add_removal_listener(self, listener: Callable[[str], None]) -> None:
-        # As for changes: this process makes every deletion of the file.
-        self._removal_listeners.append(listener)
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        self._feed.add_change_listener(listener)
 
-    def _removed(self, key: str) -> None:
-        for listener in self._removal_listeners:
-            try:
-                listener(key)
-            except Exception:
-                log.exception("a removal listener failed")
-
-    def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
-        # This process is the file's only writer: its own commits are all the changes.
-        def changed(exchanges: Sequence[Exchange]) -> None:
-            for conversation_id in dict.fromkeys(e.conversation_id for e in exchanges):
-                listener(conversation_id)
-
-        self._commits.add_listener(changed)
+    def add_removal_listener(self, listener: RemovalListener) -> None:
+        self._feed.add_removal_listener(listener)
 
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction on the writer thread; the inserted rows, in the batch's order."""
         statements = [(_PROBE, (utc_now(),))] if probe else []
         params = [
             {
-                "conversation_id": new.conversation_id,
-                "owner": owner,
-                "public_id": public_id,
+                "conversation_id": storage_key(new.conversation),
+                "owner": new.conversation.owner,
+                "public_id": new.conversation.id,
                 "title": title_from_message(new.user),
                 "user": new.user,
                 "ai": new.ai,
@@ -207,7 +199,6 @@ class SQLiteChatStore(GroupCommitted):
                 "trace_id": new.trace_id,
             }
             for new in writes
-            for owner, public_id in [split_conversation_key(new.conversation_id)]
         ]
         read_back = f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?"
         try:
@@ -223,7 +214,7 @@ class SQLiteChatStore(GroupCommitted):
             # StoreError: reopening the writer refused (e.g. WAL mode could not be set).
             log.error("group commit failed: %s", exc, extra={"batch_size": len(writes)})
             raise await self._write_failed(exc) from exc
-        return [_exchange(row) for row in rows]
+        return [_exchange(row, conversation_of(row[1])) for row in rows]
 
     async def _write_failed(self, exc: BaseException) -> StoreError:
         # Drop the connection: the next write reopens it, with a clean state and cache,
@@ -260,15 +251,18 @@ class SQLiteChatStore(GroupCommitted):
         )
         return [Conversation(*row) for row in rows]
 
-    async def conversation(self, key: str) -> Conversation | None:
+    async def conversation(self, conversation: ConversationRef) -> Conversation | None:
         rows = await self._select(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE key = ?", [key]
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE key = ?",
+            [storage_key(conversation)],
         )
         return Conversation(*rows[0]) if rows else None
 
-    async def create_conversation(self, key: str, title: str | None) -> Conversation | None:
-        owner, public_id = split_conversation_key(key)
+    async def create_conversation(
+        self, conversation: ConversationRef, title: str | None
+    ) -> Conversation | None:
         now = utc_now()
+        key, owner, public_id = storage_key(conversation), conversation.owner, conversation.id
         rows = await self._write(
             [
                 (
@@ -281,67 +275,70 @@ class SQLiteChatStore(GroupCommitted):
         )
         return Conversation(*rows[0]) if rows else None
 
-    async def rename_conversation(self, key: str, title: str) -> Conversation | None:
+    async def rename_conversation(
+        self, conversation: ConversationRef, title: str
+    ) -> Conversation | None:
         rows = await self._write(
             [
                 (
                     "UPDATE conversations SET title = ? WHERE key = ? "
                     f"RETURNING {_CONVERSATION_COLUMNS}",
-                    (title, key),
+                    (title, storage_key(conversation)),
                 )
             ]
         )
         return Conversation(*rows[0]) if rows else None
 
-    async def delete_conversation(self, key: str) -> bool:
+    async def delete_conversation(self, conversation: ConversationRef) -> bool:
         """Delete, then checkpoint and truncate the WAL: with secure_delete the freed space
         in the database file is zeroed, and the log's copies of the old pages go too."""
         try:
-            deleted = await self._writer.run(functools.partial(erase, key=key))
+            erasing = functools.partial(erase, key=storage_key(conversation))
+            deleted = await self._writer.run(erasing)
         except (sqlite3.Error, OSError, StoreError) as exc:
             log.error("delete failed: %s", exc)
             raise await self._write_failed(exc) from exc
         if deleted:
             self._deletions += 1
-            self._versions.pop(key, None)
-            self._removed(key)
+            self._versions.pop(conversation, None)
+            self._feed.removed(conversation)
         return deleted
 
     def _committed(self, exchanges: Sequence[Exchange]) -> None:
         for exchange in exchanges:
-            self._remember_version(exchange.conversation_id, exchange.id)
+            self._remember_version(exchange.conversation, exchange.id)
 
-    def _remember_version(self, conversation_id: str, version: int) -> None:
-        self._versions[conversation_id] = version
-        self._versions.move_to_end(conversation_id)
+    def _remember_version(self, conversation: ConversationRef, version: int) -> None:
+        self._versions[conversation] = version
+        self._versions.move_to_end(conversation)
         if len(self._versions) > MAX_KNOWN_VERSIONS:
             self._versions.popitem(last=False)
 
     # -- reads -------------------------------------------------------------------------
 
-    async def version(self, conversation_id: str) -> int:
+    async def version(self, conversation: ConversationRef) -> int:
         """The id of the conversation's newest exchange (0 for none): it changes with every
         commit to the conversation, and only then."""
-        known = self._versions.get(conversation_id)
+        known = self._versions.get(conversation)
         if known is not None:
-            self._versions.move_to_end(conversation_id)
+            self._versions.move_to_end(conversation)
             return known
         deletions = self._deletions
         rows = await self._select(
             "SELECT id FROM exchanges WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
-            [conversation_id],
+            [storage_key(conversation)],
         )
         # A commit may have landed while the read ran: ids only grow, so the larger is current.
-        version = max(rows[0][0] if rows else 0, self._versions.get(conversation_id, 0))
+        version = max(rows[0][0] if rows else 0, self._versions.get(conversation, 0))
         if deletions == self._deletions:  # else what was read may be of a deleted conversation
-            self._remember_version(conversation_id, version)
+            self._remember_version(conversation, version)
         return version
 
     async def history(
-        self, conversation_id: str, *, limit: int | None = None, before: int | None = None
+        self, conversation: ConversationRef, *, limit: int | None = None, before: int | None = None
     ) -> HistoryPage:
         where = "conversation_id = ?"
-        params: list[Any] = [conversation_id]
+        params: list[Any] = [storage_key(conversation)]
         if before is not None:
             where += " AND id < ?"
             params.append(before)
@@ -349,32 +346,32 @@ class SQLiteChatStore(GroupCommitted):
             rows = await self._select(
                 f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id", params
             )
-            return HistoryPage([_exchange(row) for row in rows], has_older=False)
+            return HistoryPage([_exchange(row, conversation) for row in rows], has_older=False)
         # One row more than asked tells whether an older page exists.
         rows = await self._select(
             f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id DESC LIMIT ?",
             [*params, limit + 1],
         )
-        return page_of_newest([_exchange(row) for row in rows], limit)
+        return page_of_newest([_exchange(row, conversation) for row in rows], limit)
 
     async def exchanges_after(
-        self, conversation_id: str, after: int, *, limit: int
+        self, conversation: ConversationRef, after: int, *, limit: int
     ) -> Sequence[Exchange]:
         rows = await self._select(
             f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = ? AND id > ? "
             "ORDER BY id LIMIT ?",
-            [conversation_id, after, limit],
+            [storage_key(conversation), after, limit],
         )
-        return [_exchange(row) for row in rows]
+        return [_exchange(row, conversation) for row in rows]
 
     async def history_json(
-        self, conversation_id: str, *, keys: tuple[str, str], before: int | None = None
+        self, conversation: ConversationRef, *, keys: tuple[str, str], before: int | None = None
     ) -> bytes:
         """Every exchange (older than ``before``) as a JSON array of objects with the user's
         message and the reply under ``keys``, oldest first, UTF-8, serialised by SQLite
         itself: a long history never becomes thousands of Python objects (bench/README.md)."""
         where = "conversation_id = ?"
-        params: list[Any] = [*keys, conversation_id]
+        params: list[Any] = [*keys, storage_key(conversation)]
         if before is not None:
             where += " AND id < ?"
             params.append(before)
@@ -451,10 +448,11 @@ async def _close_quietly(conn: aiosqlite.Connection) -> None:
         await conn.close()
 
 
-def _exchange(row: Sequence[Any]) -> Exchange:
+def _exchange(row: Sequence[Any], conversation: ConversationRef) -> Exchange:
+    """An exchange read from ``conversation``'s rows (whose key is ``row[1]``)."""
     return Exchange(
         id=row[0],
-        conversation_id=row[1],
+        conversation=conversation,
         turn=row[2],
         user=row[3],
         ai=row[4],

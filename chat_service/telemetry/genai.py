@@ -33,7 +33,7 @@ from opentelemetry.util.genai.invocation import InferenceInvocation
 from opentelemetry.util.genai.types import Error, InputMessage, OutputMessage, TextPart
 
 from chat_service.assistant.base import AssistantError, Completion, ReplyChunk
-from chat_service.store.base import Exchange
+from chat_service.chat.domain import Exchange
 from chat_service.telemetry.context import current_exemplar
 from chat_service.telemetry.metrics import Metrics
 

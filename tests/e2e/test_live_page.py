@@ -24,6 +24,7 @@ from tests.e2e.chat_page import AI, USER, ChatPage
 from tests.e2e.conftest import OpenPage, StartModuleService, markdown_libraries_installed
 from tests.e2e.nginx import FRONTEND_DIR, NginxServer
 from tests.support.binaries import in_ci
+from tests.support.refs import ref
 from tests.support.service import ServiceProcess
 
 PREFILLED = 60
@@ -53,8 +54,8 @@ def write_exchanges(db_path: Path, texts: list[str]) -> None:
         store = await SQLiteChatStore.open(db_path)
         try:
             for text in texts:
-                turn = len((await store.history("default")).exchanges) + 1
-                await store.append("default", text, DummyAssistant.compose(text, turn))
+                turn = len((await store.history(ref("default"))).exchanges) + 1
+                await store.append(ref("default"), text, DummyAssistant.compose(text, turn))
         finally:
             await store.close()
 

@@ -20,6 +20,7 @@ from chat_service.assistant import DummyAssistant
 from chat_service.store import SQLiteChatStore
 from tests.e2e.chat_page import AI, USER, ChatPage
 from tests.e2e.conftest import OpenPage, StartModuleService, copy_page
+from tests.support.refs import ref
 from tests.support.service import ServiceProcess
 
 JAEGER = "http://jaeger.example:16686"
@@ -41,7 +42,7 @@ async def prefill(path: Path) -> None:
     try:
         for n in range(PREFILLED):
             text = f"prefilled {n}"
-            await store.append("default", text, DummyAssistant.compose(text, n + 1))
+            await store.append(ref("default"), text, DummyAssistant.compose(text, n + 1))
     finally:
         await store.close()
 

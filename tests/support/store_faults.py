@@ -37,3 +37,8 @@ async def refuse_inserts(settings: Settings, reason: str = "inserts refused") ->
         "CREATE TRIGGER refuse BEFORE INSERT ON exchanges "
         "FOR EACH ROW EXECUTE FUNCTION refuse();",
     )
+
+
+async def break_probes(settings: Settings) -> None:
+    """The table readiness probes commit to is gone: nothing proves a commit goes through."""
+    await _run(settings, "DROP TABLE store_probe", "DROP TABLE store_probe")

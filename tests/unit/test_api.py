@@ -14,11 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from chat_service.app import create_app
 from chat_service.assistant import AssistantError, ReplyChunk
+from chat_service.chat.domain import Exchange
 from chat_service.config import Settings
-from chat_service.keys import STORE
-from chat_service.store import Exchange
 from tests.support.openapi import validate_response
-from tests.support.store_faults import break_table, refuse_inserts
+from tests.support.store_faults import break_probes, break_table, refuse_inserts
 from tests.unit.conftest import MakeClient
 
 Client = TestClient[Any, Any]
@@ -342,9 +341,11 @@ async def test_healthz_and_readyz(make_client: MakeClient) -> None:
     assert (status, body) == (200, {"status": "ready"})
 
 
-async def test_readyz_is_503_when_the_store_is_closed(make_client: MakeClient) -> None:
+async def test_readyz_is_503_when_the_store_cannot_commit(
+    make_client: MakeClient, settings: Settings
+) -> None:
     client = await make_client()
-    await client.app[STORE].close()
+    await break_probes(settings)
     status, _, body = await call(client, "GET", "/readyz", documented="/readyz")
     assert status == 503
     assert body == {"status": "error", "message": "The store is not available."}

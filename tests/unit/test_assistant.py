@@ -10,13 +10,14 @@ import pytest
 
 from chat_service.assistant import Completion, DummyAssistant, create_assistant
 from chat_service.assistant.dummy import HELP_TEXT, split_words
+from chat_service.chat.domain import Exchange
 from chat_service.config import Settings
-from chat_service.store import Exchange
+from tests.support.refs import ref
 
 
 def exchanges(count: int) -> list[Exchange]:
     return [
-        Exchange(id=i, conversation_id="c", turn=i, user=f"u{i}", ai=f"a{i}", created_at="t")
+        Exchange(id=i, conversation=ref("c"), turn=i, user=f"u{i}", ai=f"a{i}", created_at="t")
         for i in range(1, count + 1)
     ]
 
@@ -116,7 +117,7 @@ async def test_a_growing_context_is_counted_whole_by_one_assistant() -> None:
     assistant = DummyAssistant()
     long_one = Exchange(
         id=9,
-        conversation_id="c",
+        conversation=ref("c"),
         turn=3,
         user="three more words",
         ai="and four more words",
@@ -133,8 +134,8 @@ async def test_an_exchanges_count_is_remembered_by_its_id() -> None:
     """A stored exchange never changes, so its count is taken once: the same id with other
     text (which a store never produces) still counts as first seen."""
     assistant = DummyAssistant()
-    first = Exchange(id=5, conversation_id="c", turn=1, user="a b", ai="c", created_at="t")
-    again = Exchange(id=5, conversation_id="c", turn=1, user="a b c d e", ai="f", created_at="t")
+    first = Exchange(id=5, conversation=ref("c"), turn=1, user="a b", ai="c", created_at="t")
+    again = Exchange(id=5, conversation=ref("c"), turn=1, user="a b c d e", ai="f", created_at="t")
     _, before = await reply(assistant, "hi", [first])
     _, after = await reply(assistant, "hi", [again])
     assert (before.input_tokens, after.input_tokens) == (1 + 3, 1 + 3)

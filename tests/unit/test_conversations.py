@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from chat_service.api.events import LIVE_UPDATES
+from chat_service.api.keys import CHAT
+from chat_service.chat.domain import title_from_message
 from chat_service.config import Settings
 from chat_service.store import SQLiteChatStore
-from chat_service.store.conversations import title_from_message
 from chat_service.store.postgres import PostgresChatStore
 from tests.support.binaries import in_ci
 from tests.support.postgres import PostgresNotFound, PostgresServer
+from tests.support.refs import ref
 from tests.support.sealed import conversation_key
 from tests.unit.conftest import MakeClient
 
@@ -307,7 +308,7 @@ async def test_deleting_ends_the_conversations_live_streams(make_client: MakeCli
         name: await client.get(f"/chat/events?conversation_id={conversation['id']}")
         for name, conversation in (("doomed", doomed), ("other", other))
     }
-    live = client.app[LIVE_UPDATES]
+    live = client.app[CHAT]
     for _ in range(500):
         if live.followers == 2:
             break
@@ -335,15 +336,17 @@ async def test_deleted_text_is_gone_from_the_sqlite_files(tmp_path: Path) -> Non
     store = await SQLiteChatStore.open(path)
     try:
         for n in range(3):
-            await store.append("doomed", f"{MARKER} question {n}", f"{MARKER} answer {n}")
-            await store.append("kept", f"kept question {n}", "kept answer")
-        await store.rename_conversation("doomed", f"{MARKER} title")
+            await store.append(ref("doomed"), f"{MARKER} question {n}", f"{MARKER} answer {n}")
+            await store.append(ref("kept"), f"kept question {n}", "kept answer")
+        await store.rename_conversation(ref("doomed"), f"{MARKER} title")
         assert MARKER.encode() in database_bytes(path), "the text was on disk to begin with"
-        assert await store.delete_conversation("doomed")
+        assert await store.delete_conversation(ref("doomed"))
         on_disk = database_bytes(path)
         assert MARKER.encode() not in on_disk
         assert b"kept question 2" in on_disk
-        assert [e.user for e in (await store.history("kept")).exchanges][-1] == "kept question 2"
+        assert [e.user for e in (await store.history(ref("kept"))).exchanges][
+            -1
+        ] == "kept question 2"
     finally:
         await store.close()
     assert MARKER.encode() not in database_bytes(path)
@@ -380,9 +383,9 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
         # "kept" first: the doomed key's row is then the last of its page, which VACUUM
         # alone would leave in the page's free space.
         for n in range(3):
-            await store.append("kept", f"kept question {n}", "kept answer")
-            await store.append("doomed", f"{MARKER} question {n}", f"{MARKER} answer {n}")
-        await store.rename_conversation("doomed", f"{MARKER} title")
+            await store.append(ref("kept"), f"kept question {n}", "kept answer")
+            await store.append(ref("doomed"), f"{MARKER} question {n}", f"{MARKER} answer {n}")
+        await store.rename_conversation(ref("doomed"), f"{MARKER} title")
         key = await conversation_key(url, "doomed")
         assert key is not None
         assert any(f.startswith("pg_wal/") for f in server.files_contain(key)), "its WAL record"
@@ -394,7 +397,7 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
         tables = [f for f in server.files_contain(key) if not f.startswith("pg_wal/")]
         assert tables == [keys_file.strip()], "the key's row, and no statistics of it"
 
-        assert await store.delete_conversation("doomed")
+        assert await store.delete_conversation(ref("doomed"))
         for _ in range(200):  # the shredder's next look, a quarter interval later
             if store.shredder.rewrites:
                 break
@@ -406,6 +409,8 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
         server.execute("CHECKPOINT")
         assert server.files_contain(key) == []
         assert await conversation_key(url, "doomed") is None
-        assert [e.user for e in (await store.history("kept")).exchanges][-1] == "kept question 2"
+        assert [e.user for e in (await store.history(ref("kept"))).exchanges][
+            -1
+        ] == "kept question 2"
     finally:
         await store.close()

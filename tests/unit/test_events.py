@@ -14,13 +14,14 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from chat_service.api.events import LIVE_UPDATES
+from chat_service.api.keys import CHAT, METRICS
 from chat_service.app import create_app
+from chat_service.chat.domain import ConversationRef, Exchange
+from chat_service.chat.live import QUEUE_SIZE, LiveUpdates
 from chat_service.config import Settings
-from chat_service.keys import METRICS, STORE
-from chat_service.live import QUEUE_SIZE, LiveUpdates
-from chat_service.store import Exchange, SQLiteChatStore
+from chat_service.store import SQLiteChatStore
 from tests.support.openapi import validate_response
+from tests.support.refs import ref
 from tests.support.store_observer import CountingObserver
 from tests.unit.conftest import MakeClient
 
@@ -102,8 +103,8 @@ async def eventually(condition: Callable[[], bool]) -> None:
 
 
 async def wait_for_followers(client: Client, count: int) -> None:
-    live = client.app[LIVE_UPDATES]
-    await eventually(lambda: live.followers == count)
+    chat = client.app[CHAT]
+    await eventually(lambda: chat.followers == count)
 
 
 async def test_a_follower_gets_each_new_exchange_with_its_cursor(make_client: MakeClient) -> None:
@@ -158,9 +159,8 @@ async def test_last_event_id_zero_in_the_query_starts_at_the_beginning(
 
 async def test_a_long_catch_up_is_read_page_by_page_in_order(make_client: MakeClient) -> None:
     client = await make_client()
-    store = client.app[STORE]
     for i in range(230):  # more than two pages of the catch-up's reads (100)
-        await store.append("room", f"m{i}", "r")
+        await post(client, f"m{i}")
     stream = await follow(client, "conversation_id=room&last_event_id=0")
     received = await read_events(stream, 230)
     assert [r.data["user"] for r in received] == [f"m{i}" for i in range(230)]
@@ -223,7 +223,7 @@ async def test_stopping_the_service_ends_every_stream(make_client: MakeClient) -
     client = await make_client()
     stream = await follow(client)
     await wait_for_followers(client, 1)
-    client.app[LIVE_UPDATES].close()
+    client.app[CHAT].stop_following()
     async with asyncio.timeout(READ_TIMEOUT_S):
         rest = await stream.content.read()
     assert b"event:" not in rest, "it ended without sending anything"
@@ -236,10 +236,10 @@ async def test_a_follower_that_falls_behind_is_dropped_without_holding_up_commit
 ) -> None:
     store = await SQLiteChatStore.open(tmp_path / "chat.db")
     try:
-        live = LiveUpdates(store)
-        async with live.follow("room") as exchanges:
+        live = LiveUpdates(store, store)
+        async with live.follow(ref("room")) as exchanges:
             for i in range(QUEUE_SIZE + 20):  # nobody reads meanwhile
-                await store.append("room", f"m{i}", "r")
+                await store.append(ref("room"), f"m{i}", "r")
             await asyncio.sleep(0.2)  # the hub's reads of the new exchanges
             received = [exchange.user async for exchange in exchanges]
         assert received == [f"m{i}" for i in range(QUEUE_SIZE)], "what it held, then the end"
@@ -308,20 +308,20 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteChatStore]:
 async def test_commits_in_quick_succession_all_arrive_in_order(
     sqlite_store: SQLiteChatStore,
 ) -> None:
-    live = LiveUpdates(sqlite_store)
-    async with live.follow("c") as exchanges:
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    async with live.follow(ref("c")) as exchanges:
         # Order under rapid commits (whether a change lands mid-read is left to timing here:
         # test_a_commit_during_a_refresh_is_read_by_that_refresh makes it happen).
         for i in range(30):
-            await sqlite_store.append("c", f"m{i}", "r")
+            await sqlite_store.append(ref("c"), f"m{i}", "r")
         assert await take(exchanges, 30) == [f"m{i}" for i in range(30)]
         assert await nothing_more(exchanges)
 
 
 async def test_more_than_a_page_in_one_commit_all_arrive(sqlite_store: SQLiteChatStore) -> None:
-    live = LiveUpdates(sqlite_store)
-    async with live.follow("c") as exchanges:
-        await asyncio.gather(*(sqlite_store.append("c", f"m{i}", "r") for i in range(150)))
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    async with live.follow(ref("c")) as exchanges:
+        await asyncio.gather(*(sqlite_store.append(ref("c"), f"m{i}", "r") for i in range(150)))
         assert sqlite_store.stats.commits == 1, "one commit, so one change to hear of"
         assert await take(exchanges, 150) == [f"m{i}" for i in range(150)]
 
@@ -329,10 +329,10 @@ async def test_more_than_a_page_in_one_commit_all_arrive(sqlite_store: SQLiteCha
 async def test_an_exchange_both_caught_up_and_live_is_sent_once(
     sqlite_store: SQLiteChatStore,
 ) -> None:
-    await sqlite_store.append("c", "old", "r")
-    live = LiveUpdates(sqlite_store)
-    async with live.follow("c", after=0) as exchanges:
-        await sqlite_store.append("c", "new", "r")  # published to the follower's queue ...
+    await sqlite_store.append(ref("c"), "old", "r")
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    async with live.follow(ref("c"), after=0) as exchanges:
+        await sqlite_store.append(ref("c"), "new", "r")  # published to the follower's queue ...
         await asyncio.sleep(0.1)
         # ... and read again by its catch-up, which starts only now.
         assert await take(exchanges, 2) == ["old", "new"]
@@ -350,14 +350,14 @@ class HeldReads:
         self.holding = asyncio.Event()
         self.reads = 0  # of new exchanges
 
-    def add_change_listener(self, listener: Callable[[str | None], None]) -> None:
+    def add_change_listener(self, listener: Callable[[ConversationRef | None], None]) -> None:
         self.store.add_change_listener(listener)
 
-    def add_removal_listener(self, listener: Callable[[str], None]) -> None:
+    def add_removal_listener(self, listener: Callable[[ConversationRef], None]) -> None:
         self.store.add_removal_listener(listener)
 
-    async def version(self, conversation_id: str) -> int:
-        return await self.store.version(conversation_id)
+    async def version(self, conversation: ConversationRef) -> int:
+        return await self.store.version(conversation)
 
     def hold_next_read(self) -> asyncio.Event:
         """Hold the next read once it has read (``reached`` returns then); set the event
@@ -370,10 +370,10 @@ class HeldReads:
         await asyncio.wait_for(self.holding.wait(), READ_TIMEOUT_S)
 
     async def exchanges_after(
-        self, conversation_id: str, after: int, *, limit: int
+        self, conversation: ConversationRef, after: int, *, limit: int
     ) -> Sequence[Exchange]:
         self.reads += 1
-        read = await self.store.exchanges_after(conversation_id, after, limit=limit)
+        read = await self.store.exchanges_after(conversation, after, limit=limit)
         if self.hold is not None:
             hold, self.hold = self.hold, None  # one read held, the next ones not
             self.holding.set()
@@ -389,7 +389,7 @@ def held(sqlite_store: SQLiteChatStore) -> HeldReads:
 @pytest.fixture
 def held_live(held: HeldReads) -> LiveUpdates:
     """Live updates that read through ``held``."""
-    return LiveUpdates(held)  # type: ignore[arg-type]
+    return LiveUpdates(held, held)
 
 
 async def test_a_commit_during_a_refresh_is_read_by_that_refresh(
@@ -398,11 +398,11 @@ async def test_a_commit_during_a_refresh_is_read_by_that_refresh(
     """The refresh read "first" and is about to publish it when "second" commits: the
     change it hears of then makes it read once more, so "second" arrives without waiting
     for a third commit."""
-    async with held_live.follow("c") as exchanges:
+    async with held_live.follow(ref("c")) as exchanges:
         release = held.hold_next_read()
-        await sqlite_store.append("c", "first", "r")
+        await sqlite_store.append(ref("c"), "first", "r")
         await held.reached()
-        await sqlite_store.append("c", "second", "r")  # its change lands mid-refresh
+        await sqlite_store.append(ref("c"), "second", "r")  # its change lands mid-refresh
         release.set()
         assert await take(exchanges, 2) == ["first", "second"]
         assert await nothing_more(exchanges)
@@ -414,13 +414,13 @@ async def test_a_burst_of_commits_during_a_refresh_costs_one_more_read(
     """Five commits land while a refresh is held: they are read together, by that refresh's
     one more read, not by five refreshes of their own; and a refresh that ended is not kept."""
     live = held_live
-    async with live.follow("c") as exchanges:
+    async with live.follow(ref("c")) as exchanges:
         release = held.hold_next_read()
-        await sqlite_store.append("c", "first", "r")
+        await sqlite_store.append(ref("c"), "first", "r")
         await held.reached()
         assert live.refreshes == 1
         for i in range(5):
-            await sqlite_store.append("c", f"burst {i}", "r")
+            await sqlite_store.append(ref("c"), f"burst {i}", "r")
         release.set()
         assert await take(exchanges, 6) == ["first"] + [f"burst {i}" for i in range(5)]
         assert held.reads == 2
@@ -439,15 +439,15 @@ async def test_a_lost_channel_catches_up_every_followed_conversation(
     other = await SQLiteChatStore.open(sqlite_store.path)  # commits this store never hears of
     try:
         async with (
-            live.follow("a") as in_a,
-            live.follow("b") as in_b,
-            live.follow("c") as in_c,
+            live.follow(ref("a")) as in_a,
+            live.follow(ref("b")) as in_b,
+            live.follow(ref("c")) as in_c,
         ):
             release = held.hold_next_read()
-            await sqlite_store.append("a", "heard in a", "r")  # "a" is being refreshed...
+            await sqlite_store.append(ref("a"), "heard in a", "r")  # "a" is being refreshed...
             await held.reached()
             for name in "abc":  # ...when commits are made that nobody hears of
-                await other.append(name, f"missed in {name}", "r")
+                await other.append(ref(name), f"missed in {name}", "r")
             live.changed(None)
             assert await take(in_b, 1) == ["missed in b"]
             assert await take(in_c, 1) == ["missed in c"]
@@ -462,15 +462,15 @@ async def test_a_lost_channel_catches_up_every_followed_conversation(
 async def test_a_conversation_nobody_follows_any_more_costs_nothing(
     sqlite_store: SQLiteChatStore,
 ) -> None:
-    live = LiveUpdates(sqlite_store)
-    async with live.follow("c") as exchanges:
-        await sqlite_store.append("c", "seen", "r")
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    async with live.follow(ref("c")) as exchanges:
+        await sqlite_store.append(ref("c"), "seen", "r")
         assert await take(exchanges, 1) == ["seen"]
     assert live.followers == 0
     counting = sqlite_store._observer
     assert isinstance(counting, CountingObserver)
     reads = counting.reads
-    await sqlite_store.append("c", "unseen", "r")
+    await sqlite_store.append(ref("c"), "unseen", "r")
     live.changed(None)
     await asyncio.sleep(0.1)
     assert counting.reads == reads, "no follower: nothing is read for it"

@@ -13,16 +13,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chat_service.assistant import AssistantError, Completion, ReplyChunk
-from chat_service.store import Exchange
+from chat_service.chat.domain import Exchange
 from chat_service.telemetry.genai import GenAITelemetry
 from chat_service.telemetry.metrics import Metrics
+from tests.support.refs import ref
 
 LABELS = {
     "gen_ai_operation_name": "chat",
     "gen_ai_provider_name": "test-provider",
     "gen_ai_request_model": "test-model",
 }
-HISTORY = [Exchange(id=1, conversation_id="c", turn=1, user="q1", ai="a1", created_at="t")]
+HISTORY = [Exchange(id=1, conversation=ref("c"), turn=1, user="q1", ai="a1", created_at="t")]
 
 
 @pytest.fixture

@@ -12,8 +12,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chat_service.store.base import Exchange, NullObserver, StoreError
+from chat_service.chat.domain import Exchange, StoreError
+from chat_service.store.base import NullObserver
 from chat_service.store.group_commit import GroupCommit, NewExchange
+from tests.support.refs import ref
 
 
 class Recorder:
@@ -40,7 +42,7 @@ class Recorder:
             stored.append(
                 Exchange(
                     self.next_id,
-                    new.conversation_id,
+                    new.conversation,
                     self.next_id,
                     new.user,
                     new.ai,
@@ -73,7 +75,7 @@ async def commits(recorder: Recorder) -> AsyncIterator[GroupCommit]:
 async def test_queued_writes_share_a_transaction_up_to_the_batch_size(
     commits: GroupCommit, recorder: Recorder
 ) -> None:
-    stored = await asyncio.gather(*(commits.append("c", f"m{i}", "r") for i in range(6)))
+    stored = await asyncio.gather(*(commits.append(ref("c"), f"m{i}", "r") for i in range(6)))
     assert [e.user for e in stored] == [f"m{i}" for i in range(6)]
     assert recorder.calls == [(["m0", "m1", "m2", "m3"], False), (["m4", "m5"], False)]
     assert (commits.stats.commits, commits.stats.exchanges, commits.stats.largest_batch) == (
@@ -86,7 +88,7 @@ async def test_queued_writes_share_a_transaction_up_to_the_batch_size(
 async def test_a_probe_rides_along_with_writes_or_goes_alone(
     commits: GroupCommit, recorder: Recorder
 ) -> None:
-    await asyncio.gather(commits.append("c", "m", "r"), commits.probe())
+    await asyncio.gather(commits.append(ref("c"), "m", "r"), commits.probe())
     await commits.probe()
     assert recorder.calls == [(["m"], True), ([], True)]
     assert commits.stats.commits == 1, "a probe alone is not a commit of exchanges"
@@ -98,14 +100,16 @@ async def test_the_backends_error_reaches_every_request_of_the_batch(
     refused = StoreError("disk full")
     recorder.fail_with = refused
     results = await asyncio.gather(
-        commits.append("c", "a", "r"), commits.append("c", "b", "r"), return_exceptions=True
+        commits.append(ref("c"), "a", "r"),
+        commits.append(ref("c"), "b", "r"),
+        return_exceptions=True,
     )
     assert list(results) == [refused, refused], "the backend's own error, cause and all"
     recorder.fail_with = StoreError("again")
     with pytest.raises(StoreError, match="again"):
-        await commits.append("c", "c", "r")
+        await commits.append(ref("c"), "c", "r")
     assert commits.stats.failed_batches == 2
-    assert (await commits.append("c", "d", "r")).user == "d", "the next batch commits"
+    assert (await commits.append(ref("c"), "d", "r")).user == "d", "the next batch commits"
 
 
 async def test_a_backend_bug_fails_its_batch_and_the_commits_go_on(
@@ -113,24 +117,26 @@ async def test_a_backend_bug_fails_its_batch_and_the_commits_go_on(
 ) -> None:
     recorder.fail_with = RuntimeError("a bug in the backend")
     results = await asyncio.gather(
-        commits.append("c", "a", "r"), commits.append("c", "b", "r"), return_exceptions=True
+        commits.append(ref("c"), "a", "r"),
+        commits.append(ref("c"), "b", "r"),
+        return_exceptions=True,
     )
     assert [type(r) for r in results] == [StoreError, StoreError]
     assert all("a bug in the backend" in str(r) for r in results)
-    assert (await commits.append("c", "after", "r")).user == "after"
+    assert (await commits.append(ref("c"), "after", "r")).user == "after"
     await commits.probe()
 
 
 async def test_closing_commits_what_is_queued_then_refuses(
     commits: GroupCommit, recorder: Recorder
 ) -> None:
-    queued = [asyncio.create_task(commits.append("c", f"m{i}", "r")) for i in range(3)]
+    queued = [asyncio.create_task(commits.append(ref("c"), f"m{i}", "r")) for i in range(3)]
     await asyncio.sleep(0)  # queued, not yet committed
     await commits.close()
     assert [t.result().user for t in queued] == ["m0", "m1", "m2"]
     assert not commits.running
     with pytest.raises(StoreError):
-        await commits.append("c", "late", "r")
+        await commits.append(ref("c"), "late", "r")
     with pytest.raises(StoreError):
         await commits.probe()
     await commits.close()  # a second close is harmless
@@ -144,15 +150,15 @@ async def test_an_append_during_close_is_refused_at_once_and_the_queue_still_dra
     an append that arrives meanwhile is refused straight away: queued behind the stop, it
     would wait for a commit that never comes."""
     recorder.gate = asyncio.Event()
-    committing = asyncio.create_task(commits.append("c", "first", "r"))
+    committing = asyncio.create_task(commits.append(ref("c"), "first", "r"))
     await asyncio.wait_for(recorder.started.wait(), 1)
-    queued = asyncio.create_task(commits.append("c", "queued", "r"))
+    queued = asyncio.create_task(commits.append(ref("c"), "queued", "r"))
     await asyncio.sleep(0)
     closing = asyncio.create_task(commits.close())
     await asyncio.sleep(0)
     assert not closing.done(), "close() waits for the commit under way"
     with pytest.raises(StoreError, match="the store is closed"):
-        await asyncio.wait_for(commits.append("c", "late", "r"), 1)
+        await asyncio.wait_for(commits.append(ref("c"), "late", "r"), 1)
     with pytest.raises(StoreError, match="the store is closed"):
         await asyncio.wait_for(commits.probe(), 1)
     recorder.gate.set()
@@ -170,7 +176,7 @@ async def test_a_store_that_never_started_refuses_writes(recorder: Recorder) -> 
     )
     assert not group.running
     with pytest.raises(StoreError):
-        await group.append("c", "m", "r")
+        await group.append(ref("c"), "m", "r")
     await group.close()
     assert recorder.calls == []
 
@@ -201,7 +207,7 @@ async def test_a_commit_span_is_a_root_even_when_the_store_started_inside_a_span
         group.start()
     try:
         with tracer.start_as_current_span("request") as request:
-            await group.append("c", "m", "r")
+            await group.append(ref("c"), "m", "r")
     finally:
         await group.close()
     [commit] = [span for span in exporter.get_finished_spans() if span.name == "INSERT exchanges"]

@@ -16,9 +16,13 @@ from typing import Any
 
 import pytest
 
-from chat_service.api.history_cache import HistoryCache, RenderedPage, render
+from chat_service.api.chat import next_page_link
 from chat_service.api.validation import HistoryQuery
-from chat_service.store import Exchange, HistoryPage, SQLiteChatStore
+from chat_service.chat.domain import ConversationRef, Exchange, HistoryPage
+from chat_service.chat.history import HistoryCache, RenderedPage, render
+from chat_service.store import SQLiteChatStore
+from chat_service.store.keys import storage_key
+from tests.support.refs import ref
 from tests.support.store_observer import CountingObserver
 
 
@@ -26,10 +30,11 @@ class SharedFile(SQLiteChatStore):
     """A store whose versions come from the database every time: what a store shared with
     other writers does, so that their commits are seen."""
 
-    async def version(self, conversation_id: str) -> int:
+    async def version(self, conversation: ConversationRef) -> int:
         with sqlite3.connect(self.path) as conn:
             row = conn.execute(
-                "SELECT max(id) FROM exchanges WHERE conversation_id = ?", (conversation_id,)
+                "SELECT max(id) FROM exchanges WHERE conversation_id = ?",
+                (storage_key(conversation),),
             ).fetchone()
         return int(row[0] or 0)
 
@@ -59,9 +64,8 @@ def query(
 
 
 async def page_of(cache: HistoryCache, query: HistoryQuery) -> RenderedPage:
-    """The page as the handler asks for it: keyed by the anonymous caller's conversation,
-    whose store key is its id."""
-    return await cache.page(query.conversation_id, query)
+    """The page as the handler asks for it, of the anonymous caller's conversation."""
+    return await cache.page(ref(query.conversation_id), limit=query.limit, before=query.before)
 
 
 def users(body: bytes) -> list[str]:
@@ -70,56 +74,62 @@ def users(body: bytes) -> list[str]:
 
 def exchange(i: int, conversation: str = "default") -> Exchange:
     return Exchange(
-        id=i, conversation_id=conversation, turn=i, user=f"u{i}", ai=f"a{i}", created_at="t"
+        id=i, conversation=ref(conversation), turn=i, user=f"u{i}", ai=f"a{i}", created_at="t"
     )
 
 
-def test_body_and_link_follow_the_contract() -> None:
+def test_body_and_cursor_follow_the_contract() -> None:
     page = HistoryPage((exchange(7), exchange(8)), has_older=True)
-    rendered = render(HistoryQuery("default", 2, None), page)
-    assert json.loads(rendered.body) == [{"user": "u7", "AI": "a7"}, {"user": "u8", "AI": "a8"}]
-    assert list(json.loads(rendered.body)[0]) == ["user", "AI"]
-    assert rendered.link == '</chat/history?limit=2&before=7>; rel="next"'
-    other = render(HistoryQuery("room-1", 2, None), page)
-    assert other.link == '</chat/history?limit=2&before=7&conversation_id=room-1>; rel="next"'
+    rendered = render(page)
+    assert rendered.body == b'[{"user":"u7","AI":"a7"},{"user":"u8","AI":"a8"}]'
+    assert rendered.older == 7, "the next older page ends before the first of this one"
     last = HistoryPage((exchange(1), exchange(2)), has_older=False)
-    assert render(HistoryQuery("default", 2, None), last).link is None
-    assert render(HistoryQuery("default", None, None), page).link is None, "no limit, no pages"
-    empty = HistoryPage((), has_older=True)
-    assert render(HistoryQuery("default", 2, None), empty).link is None
+    assert render(last).older is None
+    assert render(HistoryPage((), has_older=True)).older is None
+
+
+def test_the_link_to_the_next_older_page() -> None:
+    assert next_page_link(HistoryQuery("default", 2, None), 7) == (
+        '</chat/history?limit=2&before=7>; rel="next"'
+    )
+    assert next_page_link(HistoryQuery("room-1", 2, None), 7) == (
+        '</chat/history?limit=2&before=7&conversation_id=room-1>; rel="next"'
+    )
+    assert next_page_link(HistoryQuery("default", 2, None), None) is None
+    assert next_page_link(HistoryQuery("default", None, None), 7) is None, "no limit, no pages"
 
 
 async def test_the_newest_page_is_read_once_then_served_from_memory(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store)
+    cache = HistoryCache(store, store)
     for i in range(3):
-        await store.append("c", f"m{i}", "r")
+        await store.append(ref("c"), f"m{i}", "r")
     first = await page_of(cache, query(limit=2))
     assert users(first.body) == ["m1", "m2"]
-    assert first.link is not None
+    assert first.older is not None
     assert await reads_of(observer, lambda: page_of(cache, query(limit=2))) == 0
     assert await page_of(cache, query(limit=2)) is first, "rendered once"
     assert await reads_of(observer, lambda: page_of(cache, query(limit=3))) == 0, "cut from memory"
-    assert await reads_of(observer, lambda: cache.newest("c", 2)) == 0
+    assert await reads_of(observer, lambda: cache.newest(ref("c"), 2)) == 0
 
 
 async def test_commits_of_this_process_extend_the_conversation_in_place(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store, depth=3)
+    cache = HistoryCache(store, store, depth=3)
     for i in range(3):
-        await store.append("c", f"m{i}", "r")
-    await cache.newest("c", 3)
+        await store.append(ref("c"), f"m{i}", "r")
+    await cache.newest(ref("c"), 3)
     old_page = await page_of(cache, query(limit=3))
-    assert old_page.link is None, "all three are held: nothing older"
+    assert old_page.older is None, "all three are held: nothing older"
     for i in range(3, 5):
-        await store.append("c", f"m{i}", "r")
+        await store.append(ref("c"), f"m{i}", "r")
     reads = observer.reads
-    assert [e.user for e in await cache.newest("c", 3)] == ["m2", "m3", "m4"]
+    assert [e.user for e in await cache.newest(ref("c"), 3)] == ["m2", "m3", "m4"]
     page = await page_of(cache, query(limit=3))
     assert users(page.body) == ["m2", "m3", "m4"]
-    assert page.link is not None, "m0 and m1 rolled out: there is an older page"
+    assert page.older is not None, "m0 and m1 rolled out: there is an older page"
     assert observer.reads == reads, "no read: the commits were applied to what was held"
 
 
@@ -128,18 +138,18 @@ async def test_a_commit_by_another_writer_is_seen_at_once(tmp_path: Path) -> Non
     mine = await SharedFile.open(path)
     other = await SQLiteChatStore.open(path)
     try:
-        cache = HistoryCache(mine)
-        await mine.append("c", "mine", "r")
+        cache = HistoryCache(mine, mine)
+        await mine.append(ref("c"), "mine", "r")
         before = await page_of(cache, query())
         assert users(before.body) == ["mine"]
-        await other.append("c", "theirs", "r")  # this process never hears of it
+        await other.append(ref("c"), "theirs", "r")  # this process never hears of it
         assert users((await page_of(cache, query())).body) == ["mine", "theirs"]
-        assert [e.user for e in await cache.newest("c", 5)] == ["mine", "theirs"]
+        assert [e.user for e in await cache.newest(ref("c"), 5)] == ["mine", "theirs"]
         assert json.loads((await page_of(cache, query(limit=None))).body)[-1]["user"] == "theirs"
         # Its next commit does not continue what was held before: read again, not patched.
-        await other.append("c", "theirs again", "r")
-        await mine.append("c", "mine again", "r")
-        assert [e.user for e in await cache.newest("c", 5)] == [
+        await other.append(ref("c"), "theirs again", "r")
+        await mine.append(ref("c"), "mine again", "r")
+        assert [e.user for e in await cache.newest(ref("c"), 5)] == [
             "mine",
             "theirs",
             "theirs again",
@@ -153,41 +163,41 @@ async def test_a_commit_by_another_writer_is_seen_at_once(tmp_path: Path) -> Non
 async def test_a_commit_that_skips_a_turn_drops_what_was_held(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store)
-    await store.append("c", "one", "r")
-    await cache.newest("c", 5)
+    cache = HistoryCache(store, store)
+    await store.append(ref("c"), "one", "r")
+    await cache.newest(ref("c"), 5)
     # Turn 3 after turn 1: turn 2 was committed elsewhere; what is held cannot be extended.
-    skipped = Exchange(id=99, conversation_id="c", turn=3, user="x", ai="y", created_at="t")
+    skipped = Exchange(id=99, conversation=ref("c"), turn=3, user="x", ai="y", created_at="t")
     cache.committed([skipped])
-    assert await reads_of(observer, lambda: cache.newest("c", 5)) == 1
+    assert await reads_of(observer, lambda: cache.newest(ref("c"), 5)) == 1
 
 
 async def test_pages_match_the_database_under_concurrent_writes(tmp_path: Path) -> None:
     store = await SQLiteChatStore.open(tmp_path / "chat.db")
     fresh = None
     try:
-        cache = HistoryCache(store, depth=30)
+        cache = HistoryCache(store, store, depth=30)
 
         async def writer(n: int) -> None:
             for i in range(20):
-                await store.append(f"conv{n % 3}", f"w{n}-{i}", "r")
+                await store.append(ref(f"conv{n % 3}"), f"w{n}-{i}", "r")
 
         async def reader(n: int) -> None:
             for i in range(20):
                 await page_of(cache, query(f"conv{n % 3}", limit=10))
-                await cache.newest(f"conv{n % 3}", 1 + i)
+                await cache.newest(ref(f"conv{n % 3}"), 1 + i)
 
         await asyncio.gather(*(writer(n) for n in range(6)), *(reader(n) for n in range(6)))
         fresh = await SQLiteChatStore.open(tmp_path / "chat.db")
         for conversation in ("conv0", "conv1", "conv2"):
             for limit in (1, 10, 30, 40):
-                direct = await fresh.history(conversation, limit=limit)
+                direct = await fresh.history(ref(conversation), limit=limit)
                 cached = await page_of(cache, query(conversation, limit=limit))
-                expected = render(query(conversation, limit=limit), direct)
-                assert (cached.body, cached.link) == (expected.body, expected.link)
-            newest = await cache.newest(conversation, 25)
+                expected = render(direct)
+                assert (cached.body, cached.older) == (expected.body, expected.older)
+            newest = await cache.newest(ref(conversation), 25)
             assert [e.id for e in newest] == [
-                e.id for e in (await fresh.history(conversation, limit=25)).exchanges
+                e.id for e in (await fresh.history(ref(conversation), limit=25)).exchanges
             ]
     finally:
         await store.close()
@@ -211,15 +221,15 @@ async def test_a_cold_conversation_pages_right_at_every_boundary(
 ) -> None:
     path = tmp_path / "chat.db"
     seeding = await SQLiteChatStore.open(path)
-    await asyncio.gather(*(seeding.append("c", f"u{i}", f"a{i}") for i in range(rows)))
+    await asyncio.gather(*(seeding.append(ref("c"), f"u{i}", f"a{i}") for i in range(rows)))
     await seeding.close()
     store = await SQLiteChatStore.open(path)  # knows nothing of the conversation yet
     try:
-        cache = HistoryCache(store)
+        cache = HistoryCache(store, store)
         for attempt in ("cold", "warm"):
             page = await page_of(cache, query(limit=limit))
             assert users(page.body) == [f"u{i}" for i in range(rows - returned, rows)], attempt
-            assert (page.link is not None) is older, attempt
+            assert (page.older is not None) is older, attempt
     finally:
         await store.close()
 
@@ -227,12 +237,12 @@ async def test_a_cold_conversation_pages_right_at_every_boundary(
 async def test_older_pages_are_read_every_time(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store)
-    ids = [(await store.append("c", f"m{i}", "r")).id for i in range(4)]
+    cache = HistoryCache(store, store)
+    ids = [(await store.append(ref("c"), f"m{i}", "r")).id for i in range(4)]
     older = query(limit=2, before=ids[2])
     page = await page_of(cache, older)
     assert users(page.body) == ["m0", "m1"]
-    assert page.link is None
+    assert page.older is None
     assert await reads_of(observer, lambda: page_of(cache, older)) == 1
     whole_older = await page_of(cache, query(limit=None, before=ids[2]))
     assert users(whole_older.body) == ["m0", "m1"]
@@ -241,10 +251,10 @@ async def test_older_pages_are_read_every_time(
 async def test_the_whole_history_is_built_once_and_kept_until_the_next_commit(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store)
+    cache = HistoryCache(store, store)
     texts = [f'line {i} "quoted" \\ é 😀' for i in range(50)]
     for text in texts:
-        await store.append("c", text, text[::-1])
+        await store.append(ref("c"), text, text[::-1])
     reads = observer.reads
     concurrent = await asyncio.gather(*(page_of(cache, query(limit=None)) for _ in range(10)))
     # Two reads however many ask: the newest exchanges, and the whole document.
@@ -252,7 +262,7 @@ async def test_the_whole_history_is_built_once_and_kept_until_the_next_commit(
     assert all(page.body is concurrent[0].body for page in concurrent), "one shared build"
     assert json.loads(concurrent[0].body) == [{"user": t, "AI": t[::-1]} for t in texts]
     assert await reads_of(observer, lambda: page_of(cache, query(limit=None))) == 0
-    await store.append("c", "newer", "r")
+    await store.append(ref("c"), "newer", "r")
     after = await page_of(cache, query(limit=None))
     assert users(after.body)[-1] == "newer"
 
@@ -261,8 +271,8 @@ async def test_a_document_too_large_to_keep_is_still_served(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
     # Kept documents are at most a quarter of the bound; this one is larger.
-    cache = HistoryCache(store, max_bytes=400)
-    await store.append("c", "x" * 60, "y" * 60)
+    cache = HistoryCache(store, store, max_bytes=400)
+    await store.append(ref("c"), "x" * 60, "y" * 60)
     assert users((await page_of(cache, query(limit=None))).body) == ["x" * 60]
     assert await reads_of(observer, lambda: page_of(cache, query(limit=None))) == 1
 
@@ -270,27 +280,29 @@ async def test_a_document_too_large_to_keep_is_still_served(
 async def test_an_empty_conversation_costs_no_history_read(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store)
-    await store.append("elsewhere", "u", "a")
-    assert await reads_of(observer, lambda: cache.newest("new", 5)) == 1, "its version only"
-    assert await reads_of(observer, lambda: cache.newest("new", 5)) == 0, "then held"
-    assert await cache.newest("new", 5) == ()
+    cache = HistoryCache(store, store)
+    await store.append(ref("elsewhere"), "u", "a")
+    assert await reads_of(observer, lambda: cache.newest(ref("new"), 5)) == 1, "its version only"
+    assert await reads_of(observer, lambda: cache.newest(ref("new"), 5)) == 0, "then held"
+    assert await cache.newest(ref("new"), 5) == ()
     assert (await page_of(cache, query("new"))).body == b"[]"
-    await store.append("new", "first", "r")
-    assert await reads_of(observer, lambda: cache.newest("new", 5)) == 0, "the commit extended it"
-    assert [e.user for e in await cache.newest("new", 5)] == ["first"]
+    await store.append(ref("new"), "first", "r")
+    assert await reads_of(observer, lambda: cache.newest(ref("new"), 5)) == 0, (
+        "the commit extended it"
+    )
+    assert [e.user for e in await cache.newest(ref("new"), 5)] == ["first"]
 
 
 async def test_context_beyond_the_depth_is_read_from_the_database(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store, depth=2)
+    cache = HistoryCache(store, store, depth=2)
     for i in range(4):
-        await store.append("c", f"m{i}", "r")
-    assert await cache.newest("c", 0) == ()
-    assert [e.user for e in await cache.newest("c", 2)] == ["m2", "m3"]
-    assert await reads_of(observer, lambda: cache.newest("c", 3)) == 1
-    assert [e.user for e in await cache.newest("c", 3)] == ["m1", "m2", "m3"]
+        await store.append(ref("c"), f"m{i}", "r")
+    assert await cache.newest(ref("c"), 0) == ()
+    assert [e.user for e in await cache.newest(ref("c"), 2)] == ["m2", "m3"]
+    assert await reads_of(observer, lambda: cache.newest(ref("c"), 3)) == 1
+    assert [e.user for e in await cache.newest(ref("c"), 3)] == ["m1", "m2", "m3"]
 
 
 def text_of(chars: int) -> str:
@@ -299,7 +311,7 @@ def text_of(chars: int) -> str:
 
 async def fill(store: SQLiteChatStore, conversation: str, *sizes: int) -> None:
     for size in sizes:
-        await store.append(conversation, text_of(size), text_of(size))
+        await store.append(ref(conversation), text_of(size), text_of(size))
 
 
 async def held(cache: HistoryCache, observer: CountingObserver, *names: str) -> list[str]:
@@ -307,7 +319,7 @@ async def held(cache: HistoryCache, observer: CountingObserver, *names: str) -> 
     found = []
     for name in names:
         before = observer.reads
-        await cache.newest(name, 1)
+        await cache.newest(ref(name), 1)
         if observer.reads == before:
             found.append(name)
     return found
@@ -316,11 +328,11 @@ async def held(cache: HistoryCache, observer: CountingObserver, *names: str) -> 
 async def test_the_text_held_is_bounded_and_the_bound_is_inclusive(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store, max_bytes=100)
+    cache = HistoryCache(store, store, max_bytes=100)
     await fill(store, "a", 60)
     await fill(store, "b", 40)
-    await cache.newest("a", 1)
-    await cache.newest("b", 1)
+    await cache.newest(ref("a"), 1)
+    await cache.newest(ref("b"), 1)
     assert await held(cache, observer, "a", "b") == ["a", "b"], "exactly at the bound"
     await fill(store, "b", 2)  # 102: one over; a, least recently used, goes
     assert await held(cache, observer, "b") == ["b"]
@@ -330,31 +342,31 @@ async def test_the_text_held_is_bounded_and_the_bound_is_inclusive(
 async def test_a_conversation_larger_than_the_bound_alone_is_kept(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store, max_bytes=100)
+    cache = HistoryCache(store, store, max_bytes=100)
     await fill(store, "huge", 300)
-    await cache.newest("huge", 1)
+    await cache.newest(ref("huge"), 1)
     assert await held(cache, observer, "huge") == ["huge"]
 
 
 async def test_rolled_out_and_evicted_text_stops_counting(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store, depth=2, max_conversations=2, max_bytes=100)
+    cache = HistoryCache(store, store, depth=2, max_conversations=2, max_bytes=100)
     await fill(store, "a", 30)
     await fill(store, "b", 10)
-    await cache.newest("a", 1)
-    await cache.newest("b", 1)
+    await cache.newest(ref("a"), 1)
+    await cache.newest(ref("b"), 1)
     await fill(store, "b", 40)  # b: 10 + 40; 80 in all
     await fill(store, "b", 20)  # b rolls out its 10: 40 + 20; 90
     await fill(store, "b", 30)  # 20 + 30; 80
     assert await held(cache, observer, "a", "b") == ["a", "b"]
     await fill(store, "b", 60)  # 30 + 60; 120: a goes
     assert await held(cache, observer, "b", "a") == ["b"]
-    await cache.newest("b", 1)  # (a is held again now, b the most recently used)
+    await cache.newest(ref("b"), 1)  # (a is held again now, b the most recently used)
     await fill(store, "c", 10)
     await fill(store, "d", 10)
-    await cache.newest("c", 1)
-    await cache.newest("d", 1)  # two conversations at most: b goes, and its 90 with it
+    await cache.newest(ref("c"), 1)
+    await cache.newest(ref("d"), 1)  # two conversations at most: b goes, and its 90 with it
     assert await held(cache, observer, "c", "d") == ["c", "d"]
     await fill(store, "d", 60)  # c 10, d 10 + 60: 80, within the bound only if b's 90 left
     assert await held(cache, observer, "c", "d") == ["c", "d"]
@@ -365,9 +377,9 @@ async def test_rendered_pages_count_against_the_bound(
 ) -> None:
     await fill(store, "a", 20)
     await fill(store, "b", 20)
-    cache = HistoryCache(store, max_bytes=100)
-    await cache.newest("a", 1)
-    await cache.newest("b", 1)  # 40 characters held
+    cache = HistoryCache(store, store, max_bytes=100)
+    await cache.newest(ref("a"), 1)
+    await cache.newest(ref("b"), 1)  # 40 characters held
     body = json.dumps([{"user": text_of(20), "AI": text_of(20)}], separators=(",", ":"))
     assert len(body) == 41
     await page_of(cache, query("b", limit=1))  # 41 bytes of JSON: 81
@@ -379,9 +391,9 @@ async def test_rendered_pages_count_against_the_bound(
 async def test_at_most_eight_page_sizes_are_kept_per_conversation(
     store: SQLiteChatStore,
 ) -> None:
-    cache = HistoryCache(store)
+    cache = HistoryCache(store, store)
     for i in range(20):
-        await store.append("c", f"m{i}", "r")
+        await store.append(ref("c"), f"m{i}", "r")
     first = await page_of(cache, query(limit=1))
     for limit in range(2, 9):  # eight sizes in all: all kept
         await page_of(cache, query(limit=limit))
@@ -397,9 +409,9 @@ async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(
 ) -> None:
     """The writer thread has committed, the event loop has not yet told the cache, and a
     read of the conversation sees the new row: the row must appear once."""
-    cache = HistoryCache(store)
-    await store.append("c", "before", "r")
-    await cache.newest("c", 5)
+    cache = HistoryCache(store, store)
+    await store.append(ref("c"), "before", "r")
+    await cache.newest(ref("c"), 5)
     real_run = store._writer.run
     committed = asyncio.Event()
 
@@ -412,12 +424,12 @@ async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(
     store._writer.run = slow_to_resume  # type: ignore[method-assign]
     # Another conversation's commit makes the store forget nothing; this one is read fresh.
     store._versions.clear()
-    post = asyncio.create_task(store.append("c", "hello", "hi"))
+    post = asyncio.create_task(store.append(ref("c"), "hello", "hi"))
     await committed.wait()
-    first: Sequence[Exchange] = await cache.newest("c", 5)
+    first: Sequence[Exchange] = await cache.newest(ref("c"), 5)
     await post
     reads = observer.reads
-    second = await cache.newest("c", 5)
+    second = await cache.newest(ref("c"), 5)
     assert [e.user for e in first] == ["before", "hello"]
     assert [e.user for e in second] == ["before", "hello"]
     assert observer.reads == reads, "what the read saw was kept, not read again"
@@ -426,23 +438,25 @@ async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(
 async def test_a_commit_reaches_every_conversation_of_its_batch(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    cache = HistoryCache(store)
-    await store.append("known", "first", "r")
-    await cache.newest("known", 5)
+    cache = HistoryCache(store, store)
+    await store.append(ref("known"), "first", "r")
+    await cache.newest(ref("known"), 5)
     # One transaction: the first exchange is for a conversation the cache does not hold.
-    await asyncio.gather(store.append("stranger", "x", "r"), store.append("known", "second", "r"))
+    await asyncio.gather(
+        store.append(ref("stranger"), "x", "r"), store.append(ref("known"), "second", "r")
+    )
     assert store.stats.largest_batch == 2
-    assert await reads_of(observer, lambda: cache.newest("known", 5)) == 0
-    assert [e.user for e in await cache.newest("known", 5)] == ["first", "second"]
+    assert await reads_of(observer, lambda: cache.newest(ref("known"), 5)) == 0
+    assert [e.user for e in await cache.newest(ref("known"), 5)] == ["first", "second"]
 
 
 async def test_concurrent_first_reads_of_two_conversations_each_get_their_own(
     store: SQLiteChatStore,
 ) -> None:
-    await store.append("a", "for a", "r")
-    await store.append("b", "for b", "r")
-    cache = HistoryCache(store)
-    a, b = await asyncio.gather(cache.newest("a", 5), cache.newest("b", 5))
+    await store.append(ref("a"), "for a", "r")
+    await store.append(ref("b"), "for b", "r")
+    cache = HistoryCache(store, store)
+    a, b = await asyncio.gather(cache.newest(ref("a"), 5), cache.newest(ref("b"), 5))
     assert ([e.user for e in a], [e.user for e in b]) == (["for a"], ["for b"])
 
 
@@ -455,10 +469,10 @@ def document_of(chars: int) -> int:
 async def test_a_document_at_a_quarter_of_the_bound_is_kept_one_byte_more_is_not(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    await store.append("exact", "x" * 40, "y" * 39)  # 79 characters: a 100-byte document
-    await store.append("over", "x" * 40, "y" * 40)  # 101 bytes
+    await store.append(ref("exact"), "x" * 40, "y" * 39)  # 79 characters: a 100-byte document
+    await store.append(ref("over"), "x" * 40, "y" * 40)  # 101 bytes
     assert document_of(79) == 100
-    cache = HistoryCache(store, max_bytes=400)
+    cache = HistoryCache(store, store, max_bytes=400)
     for name in ("exact", "over"):
         await page_of(cache, query(name, limit=None))
     assert await reads_of(observer, lambda: page_of(cache, query("exact", limit=None))) == 0
@@ -468,19 +482,19 @@ async def test_a_document_at_a_quarter_of_the_bound_is_kept_one_byte_more_is_not
 async def test_kept_documents_count_against_the_bound_until_a_commit_drops_them(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    smaller = HistoryCache(store, max_bytes=160)  # documents up to 40 bytes are kept
-    await store.append("c", "x" * 5, "y" * 5)  # 31-byte document, 10 characters
-    await store.append("d", "x" * 50, "y" * 50)  # 100 characters
-    await smaller.newest("d", 1)
+    smaller = HistoryCache(store, store, max_bytes=160)  # documents up to 40 bytes are kept
+    await store.append(ref("c"), "x" * 5, "y" * 5)  # 31-byte document, 10 characters
+    await store.append(ref("d"), "x" * 50, "y" * 50)  # 100 characters
+    await smaller.newest(ref("d"), 1)
     await page_of(smaller, query("c", limit=None))  # c: 10 + 31; with d, 141 of 160
     assert await held(smaller, observer, "d", "c") == ["d", "c"]
-    await store.append("d", "z", "")  # d: 101; 142 in all
-    await smaller.newest("d", 1)
+    await store.append(ref("d"), "z", "")  # d: 101; 142 in all
+    await smaller.newest(ref("d"), 1)
     assert await held(smaller, observer, "c", "d") == ["c", "d"]
-    await store.append("c", "x" * 10, "y" * 9)  # c's document dropped: c 29, d 101: 130
-    assert await reads_of(observer, lambda: smaller.newest("c", 1)) == 0, "extended in place"
-    await store.append("d", "w" * 25, "")  # d 126: 155 in all, within the bound
-    await smaller.newest("d", 1)
+    await store.append(ref("c"), "x" * 10, "y" * 9)  # c's document dropped: c 29, d 101: 130
+    assert await reads_of(observer, lambda: smaller.newest(ref("c"), 1)) == 0, "extended in place"
+    await store.append(ref("d"), "w" * 25, "")  # d 126: 155 in all, within the bound
+    await smaller.newest(ref("d"), 1)
     assert await held(smaller, observer, "c", "d") == ["c", "d"], "the dropped 31 stopped counting"
 
 
@@ -489,14 +503,14 @@ async def test_pages_stop_counting_when_a_commit_drops_them(
 ) -> None:
     await fill(store, "a", 20)
     await fill(store, "b", 20)
-    cache = HistoryCache(store, max_bytes=100)
-    await cache.newest("a", 1)
-    await cache.newest("b", 1)
+    cache = HistoryCache(store, store, max_bytes=100)
+    await cache.newest(ref("a"), 1)
+    await cache.newest(ref("b"), 1)
     await page_of(cache, query("b", limit=1))  # 41 bytes: 81 in all
     await fill(store, "b", 2)  # the page is dropped, 2 characters come: 42
-    await cache.newest("b", 1)
+    await cache.newest(ref("b"), 1)
     await fill(store, "b", 40)  # 82: within the bound only if the 41 stopped counting
-    await cache.newest("b", 1)
+    await cache.newest(ref("b"), 1)
     assert await held(cache, observer, "a", "b") == ["a", "b"]
 
 
@@ -506,13 +520,13 @@ async def test_reading_a_conversation_again_replaces_what_it_counted(tmp_path: P
     mine = await SharedFile.open(path, observer=observer)
     other = await SQLiteChatStore.open(path)
     try:
-        cache = HistoryCache(mine, max_bytes=100)
-        await mine.append("a", text_of(40), text_of(40))
-        await mine.append("b", text_of(10), text_of(10))
-        await cache.newest("a", 1)
+        cache = HistoryCache(mine, mine, max_bytes=100)
+        await mine.append(ref("a"), text_of(40), text_of(40))
+        await mine.append(ref("b"), text_of(10), text_of(10))
+        await cache.newest(ref("a"), 1)
         for i in range(5):  # b moves on elsewhere, and is read again each time: 40 + 20
-            await other.append("b", f"{i}", "")
-            await cache.newest("b", 1)
+            await other.append(ref("b"), f"{i}", "")
+            await cache.newest(ref("b"), 1)
         assert await held(cache, observer, "a") == ["a"], "b's earlier reads no longer count"
     finally:
         await other.close()
@@ -522,11 +536,11 @@ async def test_reading_a_conversation_again_replaces_what_it_counted(tmp_path: P
 async def test_a_kept_document_counts_against_the_bound(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    await store.append("d", "x" * 50, "y" * 50)  # 100 characters
-    await store.append("c", "x" * 5, "y" * 5)  # 10 characters, a 31-byte document
-    await store.append("e", "x" * 10, "y" * 10)  # 20 characters
-    cache = HistoryCache(store, max_bytes=160)  # documents up to 40 bytes are kept
-    await cache.newest("d", 1)
+    await store.append(ref("d"), "x" * 50, "y" * 50)  # 100 characters
+    await store.append(ref("c"), "x" * 5, "y" * 5)  # 10 characters, a 31-byte document
+    await store.append(ref("e"), "x" * 10, "y" * 10)  # 20 characters
+    cache = HistoryCache(store, store, max_bytes=160)  # documents up to 40 bytes are kept
+    await cache.newest(ref("d"), 1)
     await page_of(cache, query("c", limit=None))  # 100 + 10 + 31: 141
-    await cache.newest("e", 1)  # 161: one over, so d, the least recently used, goes
+    await cache.newest(ref("e"), 1)  # 161: one over, so d, the least recently used, goes
     assert await held(cache, observer, "c", "e", "d") == ["c", "e"]

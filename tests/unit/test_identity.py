@@ -178,19 +178,29 @@ async def test_the_key_is_read_from_a_bearer_authorization(
         ("/chat/message", False, True),
         ("/chat/conversations", False, True),
         ("/chat/", False, True),
-        ("/chat", False, False),
+        ("/chat", False, True),  # the /chat mount, though no route is there
+        ("/chat/unknown", False, True),  # a caller learns nothing of the routes without a key
         ("/chatter", False, False),
         ("/metrics", False, False),
         ("/metrics", True, True),
-        ("/metrics/x", True, False),
         ("/healthz", True, False),
+        ("/readyz", True, False),
         ("/openapi.json", True, False),
         ("/", True, False),
     ],
 )
-def test_what_the_keys_protect(path: str, metrics: bool, protected: bool) -> None:
-    assert Identity(ApiKeys((KEY,)), protect_metrics=metrics).protects(path) is protected
-    assert not Identity(ApiKeys(()), protect_metrics=metrics).protects(path), "nothing to check"
+async def test_what_the_keys_protect(
+    make_client: MakeClient, path: str, metrics: bool, protected: bool
+) -> None:
+    """By mount: everything under /chat, and /metrics when asked to; nothing else."""
+    client = await make_client(api_keys=(KEY,), metrics_require_key=metrics)
+    refused = await client.get(path)
+    assert (refused.status == 401) is protected, refused.status
+    if protected:
+        allowed = await client.get(path, headers={"Authorization": f"Bearer {KEY}"})
+        assert allowed.status != 401
+    open_client = await make_client()
+    assert (await open_client.get(path)).status != 401, "no keys: nothing to check"
 
 
 async def test_with_keys_the_chat_routes_need_one(make_client: MakeClient) -> None:

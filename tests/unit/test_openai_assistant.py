@@ -13,14 +13,15 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from chat_service.assistant import AssistantError, Completion, ReplyChunk, create_assistant
 from chat_service.assistant.openai import OpenAIAssistant, output_limit_parameter
+from chat_service.chat.domain import Exchange
 from chat_service.config import Settings
-from chat_service.store import Exchange
 from tests.support.model import ModelServer
+from tests.support.refs import ref
 
 HISTORY = [
     Exchange(
         id=n,
-        conversation_id="c",
+        conversation=ref("c"),
         turn=n,
         user=f"{word} question",
         ai=f"{word} answer",

@@ -23,13 +23,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from chat_service.chat.domain import Conversation
 from chat_service.store import StoreError, StoreOpenError
-from chat_service.store.conversations import Conversation
 from chat_service.store.postgres import PostgresChatStore, migrate
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.postgres_shredding import KeyShredder
 from chat_service.telemetry.metrics import Metrics
 from tests.support.postgres import PostgresServer
+from tests.support.refs import ref
 from tests.support.sealed import conversation_key, open_sealed, stored_exchanges
 from tests.support.service import free_port
 
@@ -54,7 +55,7 @@ async def test_turns_are_unique_and_gap_free_across_replicas(postgres_url: str) 
     try:
         stored = await asyncio.gather(
             *(
-                replicas[i % 3].append(f"c{i % 4}", f"m{i}", "r", trace_id=f"{i:032x}")
+                replicas[i % 3].append(ref(f"c{i % 4}"), f"m{i}", "r", trace_id=f"{i:032x}")
                 for i in range(120)
             )
         )
@@ -75,7 +76,7 @@ async def test_turns_are_unique_and_gap_free_across_replicas(postgres_url: str) 
         for exchange in stored:
             row = by_id[exchange.id]
             assert (row["conversation_id"], row["turn"]) == (
-                exchange.conversation_id,
+                exchange.conversation.id,
                 exchange.turn,
             )
             assert texts[exchange.id].user == exchange.user
@@ -90,7 +91,7 @@ async def test_turns_are_unique_and_gap_free_across_replicas(postgres_url: str) 
 async def test_a_duplicate_turn_is_refused_by_the_schema(
     store: PostgresChatStore, postgres_url: str
 ) -> None:
-    await store.append("c", "first", "r")
+    await store.append(ref("c"), "first", "r")
     with pytest.raises(asyncpg.UniqueViolationError):
         await fetch(
             postgres_url,
@@ -102,8 +103,10 @@ async def test_a_duplicate_turn_is_refused_by_the_schema(
 async def test_concurrent_appends_are_group_committed(postgres_url: str) -> None:
     store = await PostgresChatStore.open(postgres_url, max_batch=16)
     try:
-        results = await asyncio.gather(*(store.append("load", f"m{i}", "r") for i in range(200)))
-        stored = (await store.history("load")).exchanges
+        results = await asyncio.gather(
+            *(store.append(ref("load"), f"m{i}", "r") for i in range(200))
+        )
+        stored = (await store.history(ref("load"))).exchanges
         assert [e.user for e in stored] == [f"m{i}" for i in range(200)]
         assert [e.id for e in results] == [e.id for e in stored]
         assert [e.turn for e in stored] == list(range(1, 201))
@@ -116,12 +119,12 @@ async def test_the_version_is_the_newest_id_whichever_replica_wrote(postgres_url
     mine = await PostgresChatStore.open(postgres_url)
     theirs = await PostgresChatStore.open(postgres_url)
     try:
-        assert await mine.version("c") == 0
-        first = await mine.append("c", "m0", "r")
-        assert await mine.version("c") == first.id
-        second = await theirs.append("c", "m1", "r")
-        assert await mine.version("c") == second.id, "another replica's commit is seen at once"
-        assert await mine.version("other") == 0
+        assert await mine.version(ref("c")) == 0
+        first = await mine.append(ref("c"), "m0", "r")
+        assert await mine.version(ref("c")) == first.id
+        second = await theirs.append(ref("c"), "m1", "r")
+        assert await mine.version(ref("c")) == second.id, "another replica's commit is seen at once"
+        assert await mine.version(ref("other")) == 0
     finally:
         await theirs.close()
         await mine.close()
@@ -135,13 +138,13 @@ async def test_pages_at_every_boundary(
     store: PostgresChatStore, rows: int, limit: int, returned: int, older: bool
 ) -> None:
     for i in range(rows):
-        await store.append("c", f"u{i}", f"a{i}")
-    page = await store.history("c", limit=limit)
+        await store.append(ref("c"), f"u{i}", f"a{i}")
+    page = await store.history(ref("c"), limit=limit)
     assert [e.user for e in page.exchanges] == [f"u{i}" for i in range(rows - returned, rows)]
     assert page.has_older is older
     if older:
         before = page.exchanges[0].id
-        next_page = await store.history("c", limit=limit, before=before)
+        next_page = await store.history(ref("c"), limit=limit, before=before)
         assert next_page.exchanges[-1].id < before
         assert [e.user for e in next_page.exchanges][-1] == f"u{rows - returned - 1}"
 
@@ -150,22 +153,22 @@ async def test_history_json_is_the_whole_history_under_the_given_keys(
     store: PostgresChatStore,
 ) -> None:
     texts = [f'line {i} "quoted" \\ é 😀 \u2028' for i in range(40)]
-    ids = [(await store.append("c", text, text[::-1])).id for text in texts]
-    await store.append("other", "elsewhere", "x")
-    document = json.loads(await store.history_json("c", keys=("user", "AI")))
+    ids = [(await store.append(ref("c"), text, text[::-1])).id for text in texts]
+    await store.append(ref("other"), "elsewhere", "x")
+    document = json.loads(await store.history_json(ref("c"), keys=("user", "AI")))
     assert document == [{"user": t, "AI": t[::-1]} for t in texts]
     assert list(document[0]) == ["user", "AI"], "the keys in the order given"
-    older = json.loads(await store.history_json("c", keys=("q", "a"), before=ids[2]))
+    older = json.loads(await store.history_json(ref("c"), keys=("q", "a"), before=ids[2]))
     assert older == [{"q": t, "a": t[::-1]} for t in texts[:2]]
-    assert json.loads(await store.history_json("nobody", keys=("user", "AI"))) == []
+    assert json.loads(await store.history_json(ref("nobody"), keys=("user", "AI"))) == []
 
 
 async def test_exchanges_round_trip_with_their_timestamps(store: PostgresChatStore) -> None:
     text = "emoji 🧪👩🏽‍🚀, RTL שלום عربى, combining e\u0301, 4-byte 𝄞"
     before = time.time()
-    stored = await store.append("c", text, "reply \x00 with a NUL", trace_id="ab" * 16)
-    (read,) = (await store.history("c")).exchanges
-    assert (read.conversation_id, read.turn, read.id) == ("c", 1, stored.id)
+    stored = await store.append(ref("c"), text, "reply \x00 with a NUL", trace_id="ab" * 16)
+    (read,) = (await store.history(ref("c"))).exchanges
+    assert (read.conversation, read.turn, read.id) == (ref("c"), 1, stored.id)
     assert read.user == "emoji 🧪👩🏽‍🚀, RTL שלום عربى, combining e\u0301, 4-byte 𝄞"
     assert read.ai == "reply \x00 with a NUL", "sealed text holds any character"
     assert read.trace_id == "abababababababababababababababab"
@@ -180,9 +183,9 @@ async def test_text_is_sealed_with_a_key_of_its_conversation(
 ) -> None:
     """Nothing PostgreSQL stores is text in the clear: messages, replies and titles are
     sealed, each conversation with its own key, and open with that key alone."""
-    await store.append("key:alice/a", "alice's secret question", "alice's secret answer")
-    await store.append("key:bob/b", "bob's question", "bob's answer")
-    await store.rename_conversation("key:bob/b", "bob's secret title")
+    await store.append(ref("key:alice/a"), "alice's secret question", "alice's secret answer")
+    await store.append(ref("key:bob/b"), "bob's question", "bob's answer")
+    await store.rename_conversation(ref("key:bob/b"), "bob's secret title")
     rows = await fetch(
         postgres_url,
         "SELECT e.user_sealed, e.ai_sealed, c.title_sealed, k.key "
@@ -209,14 +212,14 @@ async def test_text_is_sealed_with_a_key_of_its_conversation(
 async def test_sealed_text_moved_or_altered_is_refused_not_shown(
     store: PostgresChatStore, postgres_url: str
 ) -> None:
-    await store.append("a", "question", "answer")
-    await store.append("b", "other", "other")
+    await store.append(ref("a"), "question", "answer")
+    await store.append(ref("b"), "other", "other")
     # Someone with write access to the tables swaps a reply into the message's place...
     await fetch(
         postgres_url, "UPDATE exchanges SET user_sealed = ai_sealed WHERE conversation_id = 'a'"
     )
     with pytest.raises(StoreError, match="does not open"):
-        await store.history("a")
+        await store.history(ref("a"))
     # ... or copies another conversation's text over it.
     await fetch(
         postgres_url,
@@ -224,12 +227,12 @@ async def test_sealed_text_moved_or_altered_is_refused_not_shown(
         "WHERE conversation_id = 'b') WHERE conversation_id = 'a'",
     )
     with pytest.raises(StoreError, match="does not open"):
-        await store.history("a")
+        await store.history(ref("a"))
     await fetch(
         postgres_url, "UPDATE exchanges SET ai_sealed = '\\x02'::bytea WHERE conversation_id = 'b'"
     )
     with pytest.raises(StoreError, match="unknown format 02"):
-        await store.history("b")
+        await store.history(ref("b"))
 
 
 async def test_a_batch_that_waited_for_a_deletion_starts_the_conversation_with_a_new_key(
@@ -237,7 +240,7 @@ async def test_a_batch_that_waited_for_a_deletion_starts_the_conversation_with_a
 ) -> None:
     """A deletion holds the conversation's key while it runs: a batch for that conversation
     waits, then finds it gone and starts it afresh, with a key of its own."""
-    await store.append("c", "before", "r")
+    await store.append(ref("c"), "before", "r")
     old_key = await conversation_key(postgres_url, "c")
     deleting = await asyncpg.connect(postgres_url)
     try:
@@ -246,7 +249,7 @@ async def test_a_batch_that_waited_for_a_deletion_starts_the_conversation_with_a
         await deleting.execute(
             "SELECT 1 FROM conversation_keys WHERE conversation_id = 'c' FOR UPDATE"
         )
-        waiting = asyncio.create_task(store.append("c", "after", "r"))
+        waiting = asyncio.create_task(store.append(ref("c"), "after", "r"))
         await asyncio.sleep(0.3)
         assert not waiting.done(), "the batch waits for the deletion"
         await deleting.execute("DELETE FROM exchanges WHERE conversation_id = 'c'")
@@ -278,7 +281,7 @@ async def test_a_key_another_replica_is_making_is_the_one_used(
         await other.execute(
             "INSERT INTO conversation_keys (conversation_id, key) VALUES ('c', $1)", theirs
         )
-        waiting = asyncio.create_task(store.append("c", "mine", "r"))
+        waiting = asyncio.create_task(store.append(ref("c"), "mine", "r"))
         await asyncio.sleep(0.3)
         assert not waiting.done(), "waits for the other replica's key"
         await transaction.commit()
@@ -295,8 +298,8 @@ async def test_replicas_starting_at_once_migrate_once(postgres_url: str) -> None
     try:
         versions = await fetch(postgres_url, "SELECT version FROM chat_schema ORDER BY version")
         assert [row["version"] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
-        await asyncio.gather(*(s.append("c", f"from {i}", "r") for i, s in enumerate(stores)))
-        assert len((await stores[0].history("c")).exchanges) == 5
+        await asyncio.gather(*(s.append(ref("c"), f"from {i}", "r") for i, s in enumerate(stores)))
+        assert len((await stores[0].history(ref("c"))).exchanges) == 5
     finally:
         for opened in stores:
             await opened.close()
@@ -341,14 +344,14 @@ async def test_a_restarted_database_fails_requests_then_recovers(
 ) -> None:
     store = await PostgresChatStore.open(postgres_url)
     try:
-        await store.append("c", "before", "r")
+        await store.append(ref("c"), "before", "r")
         await asyncio.to_thread(postgres_server.stop)
         with pytest.raises(StoreError):
-            await store.append("c", "while down", "r")
+            await store.append(ref("c"), "while down", "r")
         with pytest.raises(StoreError):
             await store.ping()
         with pytest.raises(StoreError):
-            await store.history("c")
+            await store.history(ref("c"))
         await asyncio.to_thread(postgres_server.start)
         # The pool replaces the connections it lost; a request may meet one more dead one.
         deadline = time.monotonic() + 10
@@ -359,8 +362,8 @@ async def test_a_restarted_database_fails_requests_then_recovers(
             except StoreError:
                 assert time.monotonic() < deadline, "the store did not recover"
                 await asyncio.sleep(0.1)
-        await store.append("c", "after", "r")
-        assert [e.user for e in (await store.history("c")).exchanges] == ["before", "after"]
+        await store.append(ref("c"), "after", "r")
+        assert [e.user for e in (await store.history(ref("c"))).exchanges] == ["before", "after"]
     finally:
         await store.close()
 
@@ -379,8 +382,8 @@ async def test_commits_and_reads_are_database_spans(postgres_url: str) -> None:
     store = await PostgresChatStore.open(postgres_url, tracer_provider=provider)
     try:
         with provider.get_tracer("test").start_as_current_span("request"):
-            await store.append("c", "u", "a")
-            await store.history("c", limit=5)
+            await store.append(ref("c"), "u", "a")
+            await store.history(ref("c"), limit=5)
     finally:
         await store.close()
     spans = {span.name: span for span in exporter.get_finished_spans()}
@@ -409,7 +412,7 @@ async def test_the_pool_is_on_metrics(postgres_url: str) -> None:
     store = await PostgresChatStore.open(postgres_url, pool_size=2)
     metrics.watch_pool(store.pool_stats)
     try:
-        await store.append("c", "u", "a")
+        await store.append(ref("c"), "u", "a")
 
         def sample(name: str, **labels: str) -> float | None:
             return metrics.registry.get_sample_value(name, labels)
@@ -422,7 +425,7 @@ async def test_the_pool_is_on_metrics(postgres_url: str) -> None:
         # Three reads at once on two connections: one waits, and the wait is counted.
         async with store._connection(), store._connection():
             assert sample("db_client_connection_count", db_client_connection_state="used") == 2
-            waiting = asyncio.create_task(store.history("c"))
+            waiting = asyncio.create_task(store.history(ref("c")))
             await asyncio.sleep(0.2)
             assert not waiting.done()
         await waiting
@@ -472,12 +475,12 @@ async def test_a_database_of_the_first_release_is_migrated_sealed_and_rewritten(
                     2,
                 ),
             ]
-            history = (await store.history("c")).exchanges
+            history = (await store.history(ref("c"))).exchanges
             assert [(e.turn, e.user, e.ai) for e in history] == [
                 (1, f"first\n  line {MARKER}", "r"),
                 (2, "second", f"{MARKER} reply"),
             ]
-            assert (await store.append("c", "third", "r")).turn == 3
+            assert (await store.append(ref("c"), "third", "r")).turn == 3
         finally:
             await store.close()
         columns = await conn.fetch(
@@ -521,7 +524,7 @@ RETURNING id, exchanges
 async def test_a_replica_of_the_previous_release_fails_rather_than_write_text_in_the_clear(
     store: PostgresChatStore, postgres_url: str
 ) -> None:
-    await store.append("c", "sealed", "r")
+    await store.append(ref("c"), "sealed", "r")
     now = "2026-01-01T00:00:00Z"
     conn = await asyncpg.connect(postgres_url)
     try:
@@ -534,7 +537,7 @@ async def test_a_replica_of_the_previous_release_fails_rather_than_write_text_in
             await conn.execute("INSERT INTO conversations (id, exchanges) VALUES ('new', 1)")
     finally:
         await conn.close()
-    assert [(e.user, e.ai) for e in (await store.history("c")).exchanges] == [("sealed", "r")]
+    assert [(e.user, e.ai) for e in (await store.history(ref("c"))).exchanges] == [("sealed", "r")]
 
 
 async def test_the_key_table_is_rewritten_after_deletions_and_only_then(
@@ -543,10 +546,10 @@ async def test_the_key_table_is_rewritten_after_deletions_and_only_then(
     await store.shredder.close()  # this test calls it itself
     assert not await store.shredder.shred(), "nothing deleted, nothing to rewrite"
     for name in ("a", "b", "c"):
-        await store.append(name, "q", "r")
-    assert await store.delete_conversation("a")
-    assert await store.delete_conversation("b")
-    assert not await store.delete_conversation("b"), "already gone: no second request"
+        await store.append(ref(name), "q", "r")
+    assert await store.delete_conversation(ref("a"))
+    assert await store.delete_conversation(ref("b"))
+    assert not await store.delete_conversation(ref("b")), "already gone: no second request"
     counts = "SELECT keys_requested, keys_shredded FROM chat_shredding"
     assert tuple((await fetch(postgres_url, counts))[0]) == (2, 0)
     file_of_keys = "SELECT pg_relation_filenode('conversation_keys')"
@@ -557,7 +560,7 @@ async def test_the_key_table_is_rewritten_after_deletions_and_only_then(
     assert not await store.shredder.shred(now=True), "nothing left to rewrite"
     left = await fetch(postgres_url, "SELECT conversation_id FROM conversation_keys")
     assert [row[0] for row in left] == ["c"]
-    assert [(e.user, e.ai) for e in (await store.history("c")).exchanges] == [("q", "r")]
+    assert [(e.user, e.ai) for e in (await store.history(ref("c"))).exchanges] == [("q", "r")]
 
 
 async def test_replicas_rewrite_at_most_once_per_interval_between_them(
@@ -568,10 +571,10 @@ async def test_replicas_rewrite_at_most_once_per_interval_between_them(
         for replica in replicas:
             await replica.shredder.close()
         for name in ("a", "b"):
-            await replicas[0].append(name, "q", "r")
-        assert await replicas[0].delete_conversation("a")
+            await replicas[0].append(ref(name), "q", "r")
+        assert await replicas[0].delete_conversation(ref("a"))
         assert await replicas[0].shredder.shred()
-        assert await replicas[1].delete_conversation("b")
+        assert await replicas[1].delete_conversation(ref("b"))
         assert not await replicas[1].shredder.shred(), "60 s have not passed since the last"
         assert not await replicas[0].shredder.shred()
         await fetch(
@@ -590,8 +593,8 @@ async def test_a_rewrite_that_cannot_lock_the_table_gives_up_quickly_and_keeps_t
 ) -> None:
     await store.shredder.close()
     store.shredder.lock_timeout_ms = 100
-    await store.append("a", "q", "r")
-    assert await store.delete_conversation("a")
+    await store.append(ref("a"), "q", "r")
+    assert await store.delete_conversation(ref("a"))
     reader = await asyncpg.connect(postgres_url)
     try:
         transaction = reader.transaction()

@@ -11,16 +11,18 @@ from pathlib import Path
 import pytest
 
 from chat_service.assistant import DummyAssistant, ReplyChunk
-from chat_service.replies import ModelBusy, ModelSlots, ReplyCache, ReplyService
-from chat_service.replies.cache import cache_key
-from chat_service.replies.ordering import ConversationLocks
-from chat_service.store import Exchange, SQLiteChatStore
+from chat_service.chat.domain import Exchange
+from chat_service.chat.ordering import ConversationLocks
+from chat_service.chat.replies import ModelBusy, ModelSlots, ReplyService
+from chat_service.chat.reply_cache import ReplyCache, cache_key
+from chat_service.store import SQLiteChatStore
 from chat_service.telemetry.genai import GenAITelemetry
 from chat_service.telemetry.metrics import Metrics
+from tests.support.refs import ref
 
 
 def exchange(turn: int, user: str = "u", ai: str = "a") -> Exchange:
-    return Exchange(id=turn, conversation_id="c", turn=turn, user=user, ai=ai, created_at="t")
+    return Exchange(id=turn, conversation=ref("c"), turn=turn, user=user, ai=ai, created_at="t")
 
 
 # -- ordering ---------------------------------------------------------------------------
@@ -189,6 +191,7 @@ def service_for(
     )
     return ReplyService(
         store,
+        store,
         assistant,
         telemetry,
         context_turns=context_turns,
@@ -198,7 +201,7 @@ def service_for(
 
 
 async def answer(service: ReplyService, conversation: str, message: str) -> str:
-    async with service.turn(conversation, message) as turn:
+    async with service.turn(ref(conversation), message) as turn:
         async with contextlib.aclosing(turn.reply()) as pieces:
             reply = "".join([piece async for piece in pieces])
         await turn.save(reply)
@@ -213,7 +216,7 @@ async def test_concurrent_messages_to_one_conversation_are_answered_in_order(
     assert replies == [
         f'You said: "m{n}". This is turn {n + 1} of our conversation.' for n in range(5)
     ]
-    stored = (await store.history("c")).exchanges
+    stored = (await store.history(ref("c"))).exchanges
     assert [(e.user, e.turn) for e in stored] == [(f"m{n}", n + 1) for n in range(5)]
 
 
@@ -231,7 +234,7 @@ async def test_the_context_is_the_conversations_latest_exchanges(
     service = service_for(store, DummyAssistant(), context_turns=2)
     for n in range(3):
         await answer(service, "c", f"m{n}")
-    async with service.turn("c", "next") as turn:
+    async with service.turn(ref("c"), "next") as turn:
         assert [e.user for e in turn.history] == ["m1", "m2"]
 
 
@@ -254,7 +257,7 @@ async def test_a_cached_reply_is_reused_without_the_model(store: SQLiteChatStore
 async def test_a_stopped_reply_is_not_cached(store: SQLiteChatStore) -> None:
     assistant = CountingAssistant(token_ms=1)
     service = service_for(store, assistant, cache=ReplyCache(60))
-    async with service.turn("a", "q") as turn:
+    async with service.turn(ref("a"), "q") as turn:
         pieces = turn.reply()
         await anext(pieces)
         await pieces.aclose()

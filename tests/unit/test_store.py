@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from chat_service.store import Exchange, SQLiteChatStore, StoreError, StoreOpenError
-from chat_service.store.conversations import Conversation
+from chat_service.chat.domain import Conversation, Exchange
+from chat_service.store import SQLiteChatStore, StoreError, StoreOpenError
 from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from tests.support.refs import ref
 
 
 @pytest.fixture
@@ -54,30 +55,30 @@ async def test_reader_connection_cannot_write(store: SQLiteChatStore) -> None:
 
 
 async def test_append_returns_the_stored_exchange(store: SQLiteChatStore) -> None:
-    first = await store.append("default", "hi", "hello", trace_id="ab" * 16)
-    second = await store.append("default", "again", "hello again")
-    other = await store.append("other", "elsewhere", "ok")
+    first = await store.append(ref("default"), "hi", "hello", trace_id="ab" * 16)
+    second = await store.append(ref("default"), "again", "hello again")
+    other = await store.append(ref("other"), "elsewhere", "ok")
     assert (first.turn, second.turn, other.turn) == (1, 2, 1)
     assert first.id < second.id < other.id
     assert first.trace_id == "ab" * 16
     assert first.created_at.endswith("Z")
-    page = await store.history("default")
+    page = await store.history(ref("default"))
     assert [(e.user, e.ai) for e in page.exchanges] == [("hi", "hello"), ("again", "hello again")]
     assert not page.has_older
 
 
 async def test_history_pages(store: SQLiteChatStore) -> None:
-    ids = [(await store.append("c", f"m{i}", "r")).id for i in range(5)]
-    newest = await store.history("c", limit=2)
+    ids = [(await store.append(ref("c"), f"m{i}", "r")).id for i in range(5)]
+    newest = await store.history(ref("c"), limit=2)
     assert [e.id for e in newest.exchanges] == ids[3:]
     assert newest.has_older
-    older = await store.history("c", limit=2, before=ids[3])
+    older = await store.history(ref("c"), limit=2, before=ids[3])
     assert [e.id for e in older.exchanges] == ids[1:3]
     assert older.has_older
-    oldest = await store.history("c", limit=2, before=ids[1])
+    oldest = await store.history(ref("c"), limit=2, before=ids[1])
     assert [e.id for e in oldest.exchanges] == ids[:1]
     assert not oldest.has_older
-    exact = await store.history("c", limit=5)
+    exact = await store.history(ref("c"), limit=5)
     assert not exact.has_older
 
 
@@ -85,19 +86,19 @@ async def test_the_version_is_the_id_of_the_newest_exchange(tmp_path: Path) -> N
     path = tmp_path / "chat.db"
     store = await SQLiteChatStore.open(path)
     try:
-        assert await store.version("c") == 0
-        first = await store.append("c", "m0", "r")
-        other = await store.append("other", "m", "r")
-        assert await store.version("c") == first.id
-        second = await store.append("c", "m1", "r")
-        assert await store.version("c") == second.id > first.id
-        assert await store.version("other") == other.id
+        assert await store.version(ref("c")) == 0
+        first = await store.append(ref("c"), "m0", "r")
+        other = await store.append(ref("other"), "m", "r")
+        assert await store.version(ref("c")) == first.id
+        second = await store.append(ref("c"), "m1", "r")
+        assert await store.version(ref("c")) == second.id > first.id
+        assert await store.version(ref("other")) == other.id
     finally:
         await store.close()
     reopened = await SQLiteChatStore.open(path)  # knows nothing: reads it from the file
     try:
-        assert await reopened.version("c") == second.id
-        assert await reopened.version("nobody") == 0
+        assert await reopened.version(ref("c")) == second.id
+        assert await reopened.version(ref("nobody")) == 0
     finally:
         await reopened.close()
 
@@ -105,7 +106,7 @@ async def test_the_version_is_the_id_of_the_newest_exchange(tmp_path: Path) -> N
 async def test_a_version_read_that_races_a_commit_keeps_the_newer(tmp_path: Path) -> None:
     store = await SQLiteChatStore.open(tmp_path / "chat.db")
     try:
-        await store.append("c", "m0", "r")
+        await store.append(ref("c"), "m0", "r")
         store._versions.clear()  # forgotten, as after many other conversations
         real_read = store._read
         read_done = asyncio.Event()
@@ -118,13 +119,13 @@ async def test_a_version_read_that_races_a_commit_keeps_the_newer(tmp_path: Path
             return rows
 
         store._read = read_then_wait  # type: ignore[method-assign]
-        reading = asyncio.create_task(store.version("c"))
+        reading = asyncio.create_task(store.version(ref("c")))
         await read_done.wait()
         store._read = real_read  # type: ignore[method-assign]
-        newer = await store.append("c", "m1", "r")
+        newer = await store.append(ref("c"), "m1", "r")
         commit_done.set()
         assert await reading == newer.id, "the newer of what it read and what was committed"
-        assert await store.version("c") == newer.id
+        assert await store.version(ref("c")) == newer.id
     finally:
         await store.close()
 
@@ -134,10 +135,10 @@ async def test_known_versions_are_bounded(tmp_path: Path, monkeypatch: pytest.Mo
     store = await SQLiteChatStore.open(tmp_path / "chat.db")
     try:
         for name in "abc":
-            await store.append(name, "m", "r")
-        assert list(store._versions) == ["b", "c"], "the least recently used went"
-        assert await store.version("a") == 1, "read again from the file"
-        assert list(store._versions) == ["c", "a"]
+            await store.append(ref(name), "m", "r")
+        assert list(store._versions) == [ref("b"), ref("c")], "the least recently used went"
+        assert await store.version(ref("a")) == 1, "read again from the file"
+        assert list(store._versions) == [ref("c"), ref("a")]
     finally:
         await store.close()
 
@@ -159,7 +160,7 @@ async def test_commit_listeners_hear_every_batch_before_its_answers(
     store.add_commit_listener(listener)
 
     async def post(text: str) -> None:
-        await store.append("c", text, "r")
+        await store.append(ref("c"), text, "r")
         answered.append(text)
 
     await asyncio.gather(post("a"), post("b"))
@@ -169,8 +170,8 @@ async def test_commit_listeners_hear_every_batch_before_its_answers(
 
 async def test_unicode_round_trips_exactly(store: SQLiteChatStore) -> None:
     text = "emoji 🧪👩🏽‍🚀, RTL שלום عربى, combining e\u0301, 4-byte 𝄞, NUL \x00 inside"
-    await store.append("default", text, text[::-1])
-    (exchange,) = (await store.history("default")).exchanges
+    await store.append(ref("default"), text, text[::-1])
+    (exchange,) = (await store.history(ref("default"))).exchanges
     assert (exchange.user, exchange.ai) == (text, text[::-1])
 
 
@@ -179,10 +180,10 @@ async def test_concurrent_appends_are_group_committed(tmp_path: Path) -> None:
     store = await SQLiteChatStore.open(tmp_path / "chat.db", max_batch=max_batch)
     try:
         results = await asyncio.gather(
-            *(store.append("load", f"message {i}", f"reply {i}") for i in range(count))
+            *(store.append(ref("load"), f"message {i}", f"reply {i}") for i in range(count))
         )
         # Everything acknowledged is stored, in the order the requests were made.
-        stored = (await store.history("load")).exchanges
+        stored = (await store.history(ref("load"))).exchanges
         assert [e.user for e in stored] == [f"message {i}" for i in range(count)]
         assert [e.id for e in results] == [e.id for e in stored]
         assert [e.turn for e in stored] == list(range(1, count + 1))
@@ -196,7 +197,7 @@ async def test_concurrent_appends_are_group_committed(tmp_path: Path) -> None:
 
 
 async def test_data_is_on_disk_when_append_returns(store: SQLiteChatStore) -> None:
-    await store.append("default", "durable", "yes")
+    await store.append(ref("default"), "durable", "yes")
     # A separate connection, as another process would open it, sees the row already.
     with sqlite3.connect(store.path) as conn:
         rows = conn.execute("SELECT user_message FROM exchanges").fetchall()
@@ -210,25 +211,27 @@ async def test_failed_commit_fails_every_request_of_the_batch(store: SQLiteChatS
             "WHEN NEW.user_message = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )
     results = await asyncio.gather(
-        store.append("c", "fine", "r"), store.append("c", "poison", "r"), return_exceptions=True
+        store.append(ref("c"), "fine", "r"),
+        store.append(ref("c"), "poison", "r"),
+        return_exceptions=True,
     )
     assert all(isinstance(r, StoreError) for r in results)
-    assert (await store.history("c")).exchanges == []
+    assert (await store.history(ref("c"))).exchanges == []
     assert store.stats.failed_batches == 1
     # The writer keeps going after a failed batch.
-    assert (await store.append("c", "after", "r")).user == "after"
+    assert (await store.append(ref("c"), "after", "r")).user == "after"
 
 
 async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     store = await SQLiteChatStore.open(tmp_path / "chat.db")
-    pending = [asyncio.ensure_future(store.append("c", f"m{i}", "r")) for i in range(20)]
+    pending = [asyncio.ensure_future(store.append(ref("c"), f"m{i}", "r")) for i in range(20)]
     await asyncio.sleep(0)
     await store.close()
     assert all(p.done() and not p.exception() for p in pending)
     with pytest.raises(StoreError, match="closed"):
-        await store.append("c", "late", "r")
+        await store.append(ref("c"), "late", "r")
     reopened = await SQLiteChatStore.open(tmp_path / "chat.db")
-    assert len((await reopened.history("c")).exchanges) == 20
+    assert len((await reopened.history(ref("c"))).exchanges) == 20
     await reopened.close()
 
 
@@ -280,7 +283,7 @@ async def test_a_database_of_the_first_release_is_migrated_keeping_its_rows(
     store = await SQLiteChatStore.open(path)
     try:
         assert pragma(path, "user_version") == 3
-        assert [(e.user, e.ai) for e in (await store.history("c")).exchanges] == [
+        assert [(e.user, e.ai) for e in (await store.history(ref("c"))).exchanges] == [
             ("from\nbefore", "still here"),
             ("then", "more"),
         ]
@@ -293,8 +296,8 @@ async def test_a_database_of_the_first_release_is_migrated_keeping_its_rows(
                 "c", "from before", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z", 2
             ),
         ]
-        assert (await store.append("c", "new", "reply")).turn == 3
-        found = await store.conversation("c")
+        assert (await store.append(ref("c"), "new", "reply")).turn == 3
+        found = await store.conversation(ref("c"))
         assert found is not None
         assert found.exchanges == 3
     finally:
@@ -304,17 +307,19 @@ async def test_a_database_of_the_first_release_is_migrated_keeping_its_rows(
 async def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
     path = tmp_path / "chat.db"
     first = await SQLiteChatStore.open(path)
-    await first.append("c", "kept", "r")
+    await first.append(ref("c"), "kept", "r")
     await first.close()
     second = await SQLiteChatStore.open(path)
-    assert [e.user for e in (await second.history("c")).exchanges] == ["kept"]
+    assert [e.user for e in (await second.history(ref("c"))).exchanges] == ["kept"]
     await second.close()
 
 
 async def seed(path: Path, conversation: str, count: int) -> None:
     store = await SQLiteChatStore.open(path)
     try:
-        await asyncio.gather(*(store.append(conversation, f"u{i}", f"a{i}") for i in range(count)))
+        await asyncio.gather(
+            *(store.append(ref(conversation), f"u{i}", f"a{i}") for i in range(count))
+        )
     finally:
         await store.close()
 
@@ -338,7 +343,7 @@ async def test_a_cold_conversation_pages_right_at_every_boundary(
     store = await SQLiteChatStore.open(path)  # nothing in memory yet
     try:
         for attempt in ("cold", "warm"):
-            page = await store.history("c", limit=limit)
+            page = await store.history(ref("c"), limit=limit)
             assert len(page.exchanges) == returned, attempt
             assert page.has_older is older, attempt
             assert [e.user for e in page.exchanges] == [
@@ -350,14 +355,14 @@ async def test_a_cold_conversation_pages_right_at_every_boundary(
 
 async def test_history_json_is_the_whole_history_in_order(store: SQLiteChatStore) -> None:
     texts = [f'line {i} "quoted" \\ é 😀 \x00' for i in range(300)]
-    await asyncio.gather(*(store.append("c", text, text[::-1]) for text in texts))
-    await store.append("other", "elsewhere", "x")
-    document = json.loads(await store.history_json("c", keys=("q", "a")))
+    await asyncio.gather(*(store.append(ref("c"), text, text[::-1]) for text in texts))
+    await store.append(ref("other"), "elsewhere", "x")
+    document = json.loads(await store.history_json(ref("c"), keys=("q", "a")))
     assert document == [{"q": t, "a": t[::-1]} for t in texts]
     assert list(document[0]) == ["q", "a"]
-    older = json.loads(await store.history_json("c", keys=("q", "a"), before=3))
+    older = json.loads(await store.history_json(ref("c"), keys=("q", "a"), before=3))
     assert [item["q"] for item in older] == texts[:2]
-    assert json.loads(await store.history_json("nobody", keys=("q", "a"))) == []
+    assert json.loads(await store.history_json(ref("nobody"), keys=("q", "a"))) == []
 
 
 async def test_readiness_proves_a_real_commit(store: SQLiteChatStore) -> None:
@@ -383,7 +388,7 @@ async def test_readiness_fails_when_commits_fail(store: SQLiteChatStore) -> None
 
 
 async def test_a_plain_commit_does_not_rewrite_the_readiness_row(store: SQLiteChatStore) -> None:
-    await store.append("c", "m", "r")
+    await store.append(ref("c"), "m", "r")
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT checked_at FROM store_probe").fetchone() == ("",)
 
@@ -391,16 +396,16 @@ async def test_a_plain_commit_does_not_rewrite_the_readiness_row(store: SQLiteCh
 async def test_after_a_read_fault_reads_recover_and_readiness_checks_integrity(
     store: SQLiteChatStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await store.append("c", "kept", "r")
+    await store.append(ref("c"), "kept", "r")
     await store.ping()
     assert "store recovered" not in caplog.text, "a healthy store has nothing to recover from"
     with sqlite3.connect(store.path) as conn:
         conn.execute("ALTER TABLE exchanges RENAME TO gone")
     with pytest.raises(StoreError):
-        await store.history("c")
+        await store.history(ref("c"))
     with sqlite3.connect(store.path) as conn:
         conn.execute("ALTER TABLE gone RENAME TO exchanges")
-    assert [e.user for e in (await store.history("c")).exchanges] == ["kept"], "reopened"
+    assert [e.user for e in (await store.history(ref("c"))).exchanges] == ["kept"], "reopened"
     with caplog.at_level(logging.INFO, logger="chat_service.store.sqlite"):
         await store.ping()  # runs PRAGMA quick_check once: the file is sound
     recovered = [r for r in caplog.records if r.getMessage() == "store recovered"]

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chat_service.store import SQLiteChatStore, StoreError
+from tests.support.refs import ref
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ async def test_an_append_marks_its_wait_on_the_request_span_and_the_commit_links
 ) -> None:
     tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("POST /chat/message") as request:
-        stored = await store.append("c", "u", "a")
+        stored = await store.append(ref("c"), "u", "a")
     context = request.get_span_context()
     [finished] = named(spans, "POST /chat/message")
     assert [event.name for event in finished.events] == [
@@ -106,7 +107,7 @@ async def test_a_batch_commit_links_every_request_and_says_its_size(
     async def post(n: int) -> None:
         with tracer.start_as_current_span(f"request {n}") as span:
             requests.append(span.get_span_context().span_id)
-            await store.append("c", f"u{n}", "a")
+            await store.append(ref("c"), f"u{n}", "a")
 
     await asyncio.gather(*(post(n) for n in range(3)))
     [commit] = named(spans, "BATCH INSERT exchanges")
@@ -126,10 +127,10 @@ async def test_a_batch_commit_links_every_request_and_says_its_size(
 async def test_an_unrecorded_request_gets_no_spans_and_no_links(
     store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
 ) -> None:
-    await store.append("c", "u", "a")  # no request span at all
+    await store.append(ref("c"), "u", "a")  # no request span at all
     [commit] = named(spans, "INSERT exchanges")  # the commit itself is still traced
     assert list(commit.links) == []
-    await store.history("c")
+    await store.history(ref("c"))
     assert named(spans, "SELECT exchanges") == []
     [(operation, seconds)] = timings.reads
     assert operation == "SELECT"
@@ -140,9 +141,9 @@ async def test_a_read_is_a_client_span_with_the_rows_it_returned(
     provider: TracerProvider, store: SQLiteChatStore, spans: InMemorySpanExporter, timings: Timings
 ) -> None:
     for n in range(3):
-        await store.append("c", f"u{n}", "a")
+        await store.append(ref("c"), f"u{n}", "a")
     with provider.get_tracer("test").start_as_current_span("GET /chat/history") as request:
-        page = await store.history("c", limit=2, before=10**9)
+        page = await store.history(ref("c"), limit=2, before=10**9)
     assert len(page.exchanges) == 2
     [select] = named(spans, "SELECT exchanges")
     assert select.kind == SpanKind.CLIENT
@@ -167,7 +168,7 @@ async def test_a_failed_commit_is_an_error_span_and_counted(
             "CREATE TRIGGER refuse BEFORE INSERT ON exchanges BEGIN SELECT RAISE(ABORT, 'no'); END"
         )
     with provider.get_tracer("test").start_as_current_span("request"), pytest.raises(StoreError):
-        await store.append("c", "u", "a")
+        await store.append(ref("c"), "u", "a")
     [commit] = named(spans, "INSERT exchanges")
     assert commit.status.status_code == StatusCode.ERROR
     assert commit.status.description == "commit failed: no"
@@ -183,7 +184,7 @@ async def test_a_failed_read_is_an_error_span(
     with sqlite3.connect(store.path) as conn:
         conn.execute("DROP TABLE exchanges")
     with provider.get_tracer("test").start_as_current_span("request"), pytest.raises(StoreError):
-        await store.history("c")
+        await store.history(ref("c"))
     [select] = named(spans, "SELECT exchanges")
     assert select.status.status_code == StatusCode.ERROR
     assert select.status.description == "StoreError: read failed: no such table: exchanges"

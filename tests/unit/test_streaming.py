@@ -17,13 +17,13 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 
 from chat_service.api import streaming
 from chat_service.api.access_log import EVENT_FIELDS
+from chat_service.api.keys import METRICS
 from chat_service.api.replies import record_exchange
 from chat_service.api.streaming import wants_event_stream
 from chat_service.app import create_app
 from chat_service.assistant import AssistantError, Completion, ReplyChunk
+from chat_service.chat.domain import Exchange
 from chat_service.config import Settings
-from chat_service.keys import METRICS
-from chat_service.store import Exchange
 from tests.support.store_faults import refuse_inserts
 from tests.unit.conftest import MakeClient
 

@@ -1,14 +1,15 @@
-"""Conversations as the API last read and rendered them, kept while they stay the same.
+"""Conversations as they were last read and rendered, kept while they stay the same.
 
 The hottest reads are of the newest exchanges of a conversation in use: the reply context
 of every message and the page the history view polls. This module is the one cache of
 them, with one rule: an entry holds a conversation as of one *version* (the id of its
-newest exchange, from :meth:`ChatStore.version`), and is used only while the store still
+newest exchange, from :meth:`ExchangeLog.version`), and is used only while the store still
 reports that version. Ids are never reused, so a commit by any process, or a deletion,
 moves the version and the entry is read again. What the entry holds is derived from one
 read: the newest exchanges (up to ``depth``), from which the context and every newest page
-of up to ``depth`` exchanges are cut; the pages rendered from them (body and ``Link``), by
-size; the whole history as one JSON document, built once however many ask at the same time.
+of up to ``depth`` exchanges are cut; the pages rendered from them (the contract's JSON,
+contract.py, and where the next older page starts), by size; the whole history as one JSON
+document, built once however many ask at the same time.
 
 Commits by this process are passed in (:meth:`committed`) and extend an entry in place
 when they continue it (the next turn), so a conversation in use is not read back after
@@ -25,11 +26,9 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import orjson
-from yarl import URL
-
-from chat_service.api.validation import HistoryQuery
-from chat_service.store import DEFAULT_CONVERSATION, ChatStore, Exchange, HistoryPage
+from chat_service.chat.contract import HISTORY_KEYS, history_json
+from chat_service.chat.domain import ConversationRef, Exchange, HistoryPage
+from chat_service.store import ChangeFeed, ExchangeLog
 
 DEFAULT_DEPTH = 100
 # Generous: the byte bound is what holds memory down. A count below the number of
@@ -38,17 +37,15 @@ DEFAULT_MAX_CONVERSATIONS = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 # Page sizes rendered per conversation between its commits.
 PAGES_PER_CONVERSATION = 8
-# The contract's keys for one exchange in GET /chat/history.
-USER_KEY = "user"
-AI_KEY = "AI"
 
 
 @dataclass(frozen=True, slots=True)
 class RenderedPage:
-    """A history page as the API sends it."""
+    """A history page as the contract's JSON, and the cursor of the next older page (the
+    ``before`` that asks for it), if there is one."""
 
     body: bytes
-    link: str | None = None
+    older: int | None = None
 
 
 @dataclass(slots=True)
@@ -69,7 +66,8 @@ def _chars(exchange: Exchange) -> int:
 class HistoryCache:
     def __init__(
         self,
-        store: ChatStore,
+        store: ExchangeLog,
+        feed: ChangeFeed,
         *,
         depth: int = DEFAULT_DEPTH,
         max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
@@ -80,41 +78,41 @@ class HistoryCache:
         self._max_conversations = max_conversations
         self._max_bytes = max_bytes
         self._size = 0
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[ConversationRef, _Entry] = OrderedDict()
         # Reads in flight, by conversation and version: entries, and whole-history documents.
-        self._filling: dict[tuple[str, int], asyncio.Future[_Entry]] = {}
-        self._building: dict[tuple[str, int], asyncio.Future[bytes]] = {}
+        self._filling: dict[tuple[ConversationRef, int], asyncio.Future[_Entry]] = {}
+        self._building: dict[tuple[ConversationRef, int], asyncio.Future[bytes]] = {}
         store.add_commit_listener(self.committed)
-        store.add_removal_listener(self._drop)
+        feed.add_removal_listener(self._drop)
 
     # -- what callers ask for -----------------------------------------------------------
 
-    async def newest(self, conversation_id: str, count: int) -> Sequence[Exchange]:
+    async def newest(self, conversation: ConversationRef, count: int) -> Sequence[Exchange]:
         """The conversation's newest ``count`` exchanges, oldest first. Raises StoreError."""
         if count <= 0:
             return ()
         if count > self.depth:
-            return (await self._store.history(conversation_id, limit=count)).exchanges
-        entry = await self._current(conversation_id)
+            return (await self._store.history(conversation, limit=count)).exchanges
+        entry = await self._current(conversation)
         newest = tuple(entry.newest)
         return newest[-count:] if count < len(newest) else newest
 
-    async def page(self, conversation_id: str, query: HistoryQuery) -> RenderedPage:
-        """``GET /chat/history``'s body and ``Link`` for ``query``, of the conversation the
-        store knows as ``conversation_id`` (the caller's, conversations.py). Raises
-        StoreError."""
-        store, limit = self._store, query.limit
-        if query.before is not None or (limit is not None and limit > self.depth):
+    async def page(
+        self, conversation: ConversationRef, *, limit: int | None, before: int | None
+    ) -> RenderedPage:
+        """Up to ``limit`` of the conversation's newest exchanges (all when None) older than
+        ``before`` (when given), rendered. Raises StoreError."""
+        store = self._store
+        if before is not None or (limit is not None and limit > self.depth):
             if limit is None:
-                keys = (USER_KEY, AI_KEY)
+                keys = HISTORY_KEYS
                 return RenderedPage(
-                    await store.history_json(conversation_id, keys=keys, before=query.before)
+                    await store.history_json(conversation, keys=keys, before=before)
                 )
-            page = await store.history(conversation_id, limit=limit, before=query.before)
-            return render(query, page)
-        entry = await self._current(conversation_id)
+            return render(await store.history(conversation, limit=limit, before=before))
+        entry = await self._current(conversation)
         if limit is None:
-            return RenderedPage(await self._document(conversation_id, entry))
+            return RenderedPage(await self._document(conversation, entry))
         rendered = entry.pages.get(limit)
         if rendered is None:
             newest = tuple(entry.newest)
@@ -123,7 +121,7 @@ class HistoryCache:
                 newest[-limit:] if limit < held else newest,
                 has_older=held > limit or entry.has_older,
             )
-            rendered = render(query, page)
+            rendered = render(page)
             if len(entry.pages) >= PAGES_PER_CONVERSATION:
                 self._resize(entry, -sum(len(kept.body) for kept in entry.pages.values()))
                 entry.pages.clear()
@@ -135,14 +133,14 @@ class HistoryCache:
     def committed(self, exchanges: Sequence[Exchange]) -> None:
         """Exchanges this process just committed: extend the entries they continue."""
         for exchange in exchanges:
-            entry = self._entries.get(exchange.conversation_id)
+            entry = self._entries.get(exchange.conversation)
             if entry is None:
                 continue
             last = entry.newest[-1] if entry.newest else None
             if last is not None and exchange.id <= last.id:
                 continue  # a read that ran after the commit already has it
             if exchange.turn != (last.turn + 1 if last is not None else 1):
-                self._drop(exchange.conversation_id)  # something else was committed between
+                self._drop(exchange.conversation)  # something else was committed between
                 continue
             self._resize(entry, -sum(len(page.body) for page in entry.pages.values()))
             entry.pages.clear()
@@ -155,32 +153,32 @@ class HistoryCache:
             entry.newest.append(exchange)
             self._resize(entry, _chars(exchange))
             entry.version = exchange.id
-            self._entries.move_to_end(exchange.conversation_id)  # written to: in use
+            self._entries.move_to_end(exchange.conversation)  # written to: in use
         self._evict()
 
     # -- entries ------------------------------------------------------------------------
 
-    async def _current(self, conversation_id: str) -> _Entry:
+    async def _current(self, conversation: ConversationRef) -> _Entry:
         """The entry of the conversation's current version, read again if it moved on;
         concurrent callers share one read."""
-        version = await self._store.version(conversation_id)
-        entry = self._entries.get(conversation_id)
+        version = await self._store.version(conversation)
+        entry = self._entries.get(conversation)
         if entry is not None and entry.version == version:
-            self._entries.move_to_end(conversation_id)
+            self._entries.move_to_end(conversation)
             return entry
-        key = (conversation_id, version)
+        key = (conversation, version)
         filling = self._filling.get(key)
         if filling is None:
-            filling = asyncio.ensure_future(self._fill(conversation_id, version))
+            filling = asyncio.ensure_future(self._fill(conversation, version))
             self._filling[key] = filling
             filling.add_done_callback(lambda done: self._filled(key, done))
         return await asyncio.shield(filling)
 
-    async def _fill(self, conversation_id: str, version: int) -> _Entry:
+    async def _fill(self, conversation: ConversationRef, version: int) -> _Entry:
         if version == 0:  # nothing stored yet: nothing to read
             entry = _Entry(0, deque(maxlen=self.depth), has_older=False)
         else:
-            page = await self._store.history(conversation_id, limit=self.depth)
+            page = await self._store.history(conversation, limit=self.depth)
             newest = page.exchanges
             # Labelled with what it holds: a commit that landed after the version was
             # read is in the rows too, and its id is the conversation's version now.
@@ -189,32 +187,34 @@ class HistoryCache:
                 deque(newest, maxlen=self.depth),
                 has_older=page.has_older,
             )
-        self._drop(conversation_id)
-        self._entries[conversation_id] = entry
+        self._drop(conversation)
+        self._entries[conversation] = entry
         self._resize(entry, sum(_chars(exchange) for exchange in entry.newest))
         self._evict()
         return entry
 
-    def _filled(self, key: tuple[str, int], done: asyncio.Future[_Entry]) -> None:
+    def _filled(self, key: tuple[ConversationRef, int], done: asyncio.Future[_Entry]) -> None:
         del self._filling[key]
         if not done.cancelled():
             done.exception()  # retrieved: every caller that still waits has it raised
 
-    async def _document(self, conversation_id: str, entry: _Entry) -> bytes:
+    async def _document(self, conversation: ConversationRef, entry: _Entry) -> bytes:
         """The whole history of ``entry``'s version; concurrent callers share one build."""
         if entry.document is not None:
             return entry.document
-        key = (conversation_id, entry.version)
+        key = (conversation, entry.version)
         building = self._building.get(key)
         if building is None:
             building = asyncio.ensure_future(
-                self._store.history_json(conversation_id, keys=(USER_KEY, AI_KEY))
+                self._store.history_json(conversation, keys=HISTORY_KEYS)
             )
             self._building[key] = building
             building.add_done_callback(lambda done: self._built(key, entry, done))
         return await asyncio.shield(building)
 
-    def _built(self, key: tuple[str, int], entry: _Entry, done: asyncio.Future[bytes]) -> None:
+    def _built(
+        self, key: tuple[ConversationRef, int], entry: _Entry, done: asyncio.Future[bytes]
+    ) -> None:
         del self._building[key]
         if done.cancelled() or done.exception() is not None:
             return
@@ -231,8 +231,8 @@ class HistoryCache:
         entry.size += delta
         self._size += delta
 
-    def _drop(self, conversation_id: str) -> None:
-        dropped = self._entries.pop(conversation_id, None)
+    def _drop(self, conversation: ConversationRef) -> None:
+        dropped = self._entries.pop(conversation, None)
         if dropped is not None:
             self._size -= dropped.size
 
@@ -245,16 +245,7 @@ class HistoryCache:
             self._size -= dropped.size
 
 
-def render(query: HistoryQuery, page: HistoryPage) -> RenderedPage:
-    body = orjson.dumps([{USER_KEY: e.user, AI_KEY: e.ai} for e in page.exchanges])
-    return RenderedPage(body, _next_page_link(query, page))
-
-
-def _next_page_link(query: HistoryQuery, page: HistoryPage) -> str | None:
-    """``Link: <...>; rel="next"`` to the next older page, when there is one."""
-    if not page.has_older or not page.exchanges or query.limit is None:
-        return None
-    params: dict[str, str | int] = {"limit": query.limit, "before": page.exchanges[0].id}
-    if query.conversation_id != DEFAULT_CONVERSATION:
-        params["conversation_id"] = query.conversation_id
-    return f'<{URL("/chat/history").with_query(params)}>; rel="next"'
+def render(page: HistoryPage) -> RenderedPage:
+    """A page's body, and the cursor of the next older page when there is one."""
+    older = page.exchanges[0].id if page.has_older and page.exchanges else None
+    return RenderedPage(history_json(page.exchanges), older)

@@ -1,4 +1,5 @@
-"""Typed application state (``web.AppKey``), shared by the app factory and the handlers."""
+"""Typed application state (``web.AppKey``): every key the app factory sets and the handlers
+read, in one module."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from chat_service.chat.facade import Chat
 from chat_service.config import Settings
-from chat_service.replies import ReplyService
-from chat_service.store import ChatStore
 from chat_service.telemetry.metrics import Metrics
 
 
@@ -24,8 +24,7 @@ class Lifecycle:
 
 
 SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", ChatStore)
-REPLIES = web.AppKey("replies", ReplyService)
+CHAT = web.AppKey("chat", Chat)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])

@@ -17,14 +17,14 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 
 from chat_service.assistant.base import Assistant, Completion, ReplyChunk
-from chat_service.replies.cache import ReplyCache, cache_key
-from chat_service.replies.ordering import ConversationLocks
-from chat_service.store.base import ChatStore, Exchange
-from chat_service.store.conversations import split_conversation_key
+from chat_service.chat.domain import ConversationRef, Exchange, ExchangeNotStored, StoreError
+from chat_service.chat.ordering import ConversationLocks
+from chat_service.chat.reply_cache import ReplyCache, cache_key
+from chat_service.store import ConversationCatalogue, ExchangeLog
 from chat_service.telemetry.genai import GenAITelemetry
 
 # (conversation, count) -> the conversation's newest ``count`` exchanges, oldest first.
-ContextReader = Callable[[str, int], Awaitable[Sequence[Exchange]]]
+ContextReader = Callable[[ConversationRef, int], Awaitable[Sequence[Exchange]]]
 
 
 class ModelBusy(Exception):
@@ -62,7 +62,8 @@ class ModelSlots:
 class ReplyService:
     def __init__(
         self,
-        store: ChatStore,
+        exchanges: ExchangeLog,
+        conversations: ConversationCatalogue,
         assistant: Assistant,
         telemetry: GenAITelemetry,
         *,
@@ -72,8 +73,9 @@ class ReplyService:
         cache: ReplyCache | None = None,
         context: ContextReader | None = None,
     ) -> None:
-        self.store = store
-        # The API passes its history cache's reader; by default the store is asked.
+        self.exchanges = exchanges
+        self.conversations = conversations
+        # The application passes its history cache's reader; by default the store is asked.
         self._read_context = context or self._read_stored
         self.assistant = assistant
         self.telemetry = telemetry
@@ -84,23 +86,23 @@ class ReplyService:
         self._locks = ConversationLocks()
 
     @contextlib.asynccontextmanager
-    async def turn(self, conversation_id: str, message: str) -> AsyncIterator[Turn]:
+    async def turn(self, conversation: ConversationRef, message: str) -> AsyncIterator[Turn]:
         """Wait for the conversation's turn and read its context; the turn is this
         conversation's until the ``with`` block ends. Raises StoreError."""
-        async with self._locks.hold(conversation_id):
-            history = await self._read_context(conversation_id, self.context_turns)
-            yield Turn(self, conversation_id, message, history)
+        async with self._locks.hold(conversation):
+            history = await self._read_context(conversation, self.context_turns)
+            yield Turn(self, conversation, message, history)
 
-    async def delete(self, conversation_id: str) -> bool:
+    async def delete(self, conversation: ConversationRef) -> bool:
         """Delete the conversation once a reply being written to it here is stored, so the
         deletion takes that exchange too rather than being undone by it. Raises StoreError."""
-        async with self._locks.hold(conversation_id):
-            return await self.store.delete_conversation(conversation_id)
+        async with self._locks.hold(conversation):
+            return await self.conversations.delete_conversation(conversation)
 
-    async def _read_stored(self, conversation_id: str, count: int) -> Sequence[Exchange]:
+    async def _read_stored(self, conversation: ConversationRef, count: int) -> Sequence[Exchange]:
         if count <= 0:
             return ()
-        return (await self.store.history(conversation_id, limit=count)).exchanges
+        return (await self.exchanges.history(conversation, limit=count)).exchanges
 
     async def close(self) -> None:
         await self.assistant.close()
@@ -112,12 +114,12 @@ class Turn:
     def __init__(
         self,
         service: ReplyService,
-        conversation_id: str,
+        conversation: ConversationRef,
         message: str,
         history: Sequence[Exchange],
     ) -> None:
         self._service = service
-        self.conversation_id = conversation_id
+        self.conversation = conversation
         self.message = message
         self.history = history
 
@@ -128,7 +130,7 @@ class Turn:
         key = None
         if service.cache is not None:
             key = cache_key(
-                split_conversation_key(self.conversation_id)[0],
+                self.conversation.owner,
                 service.assistant.model,
                 service.system_prompt,
                 self.history,
@@ -167,15 +169,19 @@ class Turn:
             message=self.message,
             history=self.history,
             # The caller's id for it: the principal is on the request's span (enduser.id).
-            conversation_id=split_conversation_key(self.conversation_id)[1],
+            conversation_id=self.conversation.id,
             cached=cached,
         )
 
     async def save(self, reply: str, *, trace_id: str | None = None) -> Exchange:
-        """Store the exchange (the whole reply, or the part the client was sent)."""
-        return await self._service.store.append(
-            self.conversation_id, self.message, reply, trace_id=trace_id
-        )
+        """Store the exchange (the whole reply, or the part the client was sent); raises
+        ExchangeNotStored (a StoreError) when it could not be."""
+        try:
+            return await self._service.exchanges.append(
+                self.conversation, self.message, reply, trace_id=trace_id
+            )
+        except StoreError as exc:
+            raise ExchangeNotStored(str(exc)) from exc
 
 
 async def _replay(reply: str) -> AsyncGenerator[ReplyChunk, None]:

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from chat_service.store.base import Exchange
+from chat_service.chat.domain import Exchange
 
 DEFAULT_MAX_ENTRIES = 4096
 DEFAULT_MAX_CHARS = 16 * 1024 * 1024

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
 
 
@@ -23,14 +23,14 @@ class _Entry:
 
 class ConversationLocks:
     def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[Hashable, _Entry] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, conversation_id: str) -> AsyncIterator[None]:
-        """Wait for ``conversation_id``'s turn, then hold it for the ``with`` block."""
-        entry = self._entries.get(conversation_id)
+    async def hold(self, conversation: Hashable) -> AsyncIterator[None]:
+        """Wait for ``conversation``'s turn, then hold it for the ``with`` block."""
+        entry = self._entries.get(conversation)
         if entry is None:
-            entry = self._entries[conversation_id] = _Entry()
+            entry = self._entries[conversation] = _Entry()
         entry.users += 1
         try:
             async with entry.lock:
@@ -38,7 +38,7 @@ class ConversationLocks:
         finally:
             entry.users -= 1
             if entry.users == 0:
-                del self._entries[conversation_id]
+                del self._entries[conversation]
 
     def __len__(self) -> int:
         """Conversations held or waited for right now."""

@@ -19,10 +19,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from chat_service.store.base import ChatStore, Exchange, StoreError
+from chat_service.chat.domain import ConversationRef, Exchange, StoreError
+from chat_service.store import ChangeFeed
+
+
+class ExchangesAfter(Protocol):
+    """What of the exchange log (store.ExchangeLog) live updates read: where a conversation
+    stands, and what is new in it."""
+
+    async def version(self, conversation: ConversationRef) -> int: ...
+
+    async def exchanges_after(
+        self, conversation: ConversationRef, after: int, *, limit: int
+    ) -> Sequence[Exchange]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +47,8 @@ READ_PAGE = 100
 class Follower:
     """One subscription: the exchanges to send, in order, each once."""
 
-    def __init__(self, conversation_id: str, after: int) -> None:
-        self.conversation_id = conversation_id
+    def __init__(self, conversation: ConversationRef, after: int) -> None:
+        self.conversation = conversation
         self.sent = after  # the id of the last exchange sent (or to resume after)
         # None ends the stream (the service is stopping, or the conversation was deleted).
         self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue(QUEUE_SIZE)
@@ -66,13 +80,13 @@ class _Topic:
 
 
 class LiveUpdates:
-    def __init__(self, store: ChatStore) -> None:
-        self._store = store
-        self._topics: dict[str, _Topic] = {}
+    def __init__(self, exchanges: ExchangesAfter, feed: ChangeFeed) -> None:
+        self._log = exchanges
+        self._topics: dict[ConversationRef, _Topic] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        store.add_change_listener(self.changed)
-        store.add_removal_listener(self.removed)
+        feed.add_change_listener(self.changed)
+        feed.add_removal_listener(self.removed)
 
     @property
     def followers(self) -> int:
@@ -85,34 +99,34 @@ class LiveUpdates:
 
     @contextlib.asynccontextmanager
     async def follow(
-        self, conversation_id: str, after: int | None = None
+        self, conversation: ConversationRef, after: int | None = None
     ) -> AsyncIterator[AsyncIterator[Exchange]]:
-        """Follow ``conversation_id``: the exchanges committed after this call, or after the
+        """Follow ``conversation``: the exchanges committed after this call, or after the
         exchange ``after`` when resuming. Raises StoreError before anything is yielded."""
         if self._closing:
             raise StoreError("the service is stopping")
-        topic = self._topics.setdefault(conversation_id, _Topic())
+        topic = self._topics.setdefault(conversation, _Topic())
         topic.joining += 1
         try:
             async with topic.lock:
                 if topic.published is None:
-                    topic.published = await self._store.version(conversation_id)
-                follower = Follower(conversation_id, topic.published if after is None else after)
+                    topic.published = await self._log.version(conversation)
+                follower = Follower(conversation, topic.published if after is None else after)
                 topic.followers.add(follower)
         finally:
             topic.joining -= 1
-            self._forget(conversation_id, topic)
+            self._forget(conversation, topic)
         try:
             yield self._exchanges(follower, resume=after is not None)
         finally:
             topic.followers.discard(follower)
-            self._forget(conversation_id, topic)
+            self._forget(conversation, topic)
 
     async def _exchanges(self, follower: Follower, *, resume: bool) -> AsyncIterator[Exchange]:
         if resume:  # what was missed, read page by page; live ones queue up meanwhile
             while True:
-                missed = await self._store.exchanges_after(
-                    follower.conversation_id, follower.sent, limit=READ_PAGE
+                missed = await self._log.exchanges_after(
+                    follower.conversation, follower.sent, limit=READ_PAGE
                 )
                 for exchange in missed:
                     follower.sent = exchange.id
@@ -124,12 +138,12 @@ class LiveUpdates:
                 follower.sent = live.id
                 yield live
 
-    def changed(self, conversation_id: str | None) -> None:
+    def changed(self, conversation: ConversationRef | None) -> None:
         """The store's change listener: ``None`` means any conversation may have changed."""
-        if conversation_id is None:
+        if conversation is None:
             topics = list(self._topics.items())
-        elif (topic := self._topics.get(conversation_id)) is not None:
-            topics = [(conversation_id, topic)]
+        elif (topic := self._topics.get(conversation)) is not None:
+            topics = [(conversation, topic)]
         else:
             return  # nobody follows it here
         for name, followed in topics:
@@ -141,7 +155,7 @@ class LiveUpdates:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _refresh(self, conversation_id: str, topic: _Topic) -> None:
+    async def _refresh(self, conversation: ConversationRef, topic: _Topic) -> None:
         """Publish every exchange after the last published one, in order."""
         try:
             while True:
@@ -150,8 +164,8 @@ class LiveUpdates:
                     if topic.published is None:
                         return  # its first follower is still reading where it starts
                     while True:
-                        new = await self._store.exchanges_after(
-                            conversation_id, topic.published, limit=READ_PAGE
+                        new = await self._log.exchanges_after(
+                            conversation, topic.published, limit=READ_PAGE
                         )
                         for exchange in new:
                             for follower in topic.followers:
@@ -167,16 +181,16 @@ class LiveUpdates:
         finally:
             topic.refreshing = False
 
-    def removed(self, conversation_id: str) -> None:
+    def removed(self, conversation: ConversationRef) -> None:
         """The store's removal listener: the conversation was deleted, so its streams end
         (after what they hold); a client that reconnects follows the empty conversation."""
-        if (topic := self._topics.get(conversation_id)) is not None:
+        if (topic := self._topics.get(conversation)) is not None:
             for follower in topic.followers:
                 follower.offer(None)
 
-    def _forget(self, conversation_id: str, topic: _Topic) -> None:
-        if not topic.followers and not topic.joining and self._topics.get(conversation_id) is topic:
-            del self._topics[conversation_id]
+    def _forget(self, conversation: ConversationRef, topic: _Topic) -> None:
+        if not topic.followers and not topic.joining and self._topics.get(conversation) is topic:
+            del self._topics[conversation]
 
     def close(self) -> None:
         """End every stream (the service is stopping): clients reconnect to another replica."""

@@ -1,0 +1,102 @@
+"""The one facade of the application layer: every chat operation the API offers.
+
+Handlers parse a request, call one method here with the caller's
+:class:`~chat_service.chat.domain.ConversationRef` (or owner), and render what comes back;
+they know nothing of the store, the caches or the model behind it. Every method raises
+StoreError when the store fails, which the API turns into the contract's 500 in one place.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+
+from chat_service.chat.domain import (
+    Conversation,
+    ConversationCursor,
+    ConversationRef,
+    Exchange,
+)
+from chat_service.chat.history import HistoryCache, RenderedPage
+from chat_service.chat.live import LiveUpdates
+from chat_service.chat.replies import ReplyService, Turn
+from chat_service.store import ChatStore
+
+
+class Chat:
+    def __init__(
+        self,
+        store: ChatStore,
+        history: HistoryCache,
+        live: LiveUpdates,
+        replies: ReplyService,
+    ) -> None:
+        self._store = store
+        self._history = history
+        self._live = live
+        self._replies = replies
+
+    # -- one conversation's exchanges -----------------------------------------------------
+
+    async def history(
+        self, conversation: ConversationRef, *, limit: int | None, before: int | None
+    ) -> RenderedPage:
+        """A page of the history (all of it when ``limit`` is None), rendered."""
+        return await self._history.page(conversation, limit=limit, before=before)
+
+    def turn(
+        self, conversation: ConversationRef, message: str
+    ) -> AbstractAsyncContextManager[Turn]:
+        """The conversation's turn to answer ``message`` (one message at a time, in arrival
+        order): the reply, plain or streamed, then its storing, happen inside it."""
+        return self._replies.turn(conversation, message)
+
+    def follow(
+        self, conversation: ConversationRef, after: int | None = None
+    ) -> AbstractAsyncContextManager[AsyncIterator[Exchange]]:
+        """The conversation's exchanges as they are committed (after ``after`` when
+        resuming), by any replica."""
+        return self._live.follow(conversation, after)
+
+    # -- an owner's conversations ---------------------------------------------------------
+
+    async def conversations(
+        self, owner: str, *, limit: int, after: ConversationCursor | None = None
+    ) -> Sequence[Conversation]:
+        return await self._store.conversations(owner, limit=limit, after=after)
+
+    async def conversation(self, conversation: ConversationRef) -> Conversation | None:
+        return await self._store.conversation(conversation)
+
+    async def start_conversation(self, owner: str, title: str | None) -> Conversation:
+        """A new, empty conversation of ``owner``, under an id the service chooses."""
+        while True:  # 128 random bits: a second round is all but impossible
+            conversation = ConversationRef(owner, secrets.token_hex(16))
+            created = await self._store.create_conversation(conversation, title)
+            if created is not None:
+                return created
+
+    async def rename_conversation(
+        self, conversation: ConversationRef, title: str
+    ) -> Conversation | None:
+        return await self._store.rename_conversation(conversation, title)
+
+    async def delete_conversation(self, conversation: ConversationRef) -> bool:
+        """Erase it, once a reply being written to it here is stored (that one goes too)."""
+        return await self._replies.delete(conversation)
+
+    # -- the service's life ---------------------------------------------------------------
+
+    @property
+    def followers(self) -> int:
+        """Live streams open right now, of every conversation."""
+        return self._live.followers
+
+    async def ready(self) -> None:
+        """Return when the store both reads and commits; StoreError otherwise."""
+        await self._store.ping()
+
+    def stop_following(self) -> None:
+        """End every live stream (the service is stopping): clients reconnect elsewhere."""
+        self._live.close()

@@ -1,0 +1,37 @@
+"""The change feed of a database that one process writes alone (SQLite): this process's
+commits and deletions are all the changes there are, so they are heard of directly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from chat_service.chat.domain import ConversationRef, Exchange
+from chat_service.store.base import ChangeListener, RemovalListener
+from chat_service.store.group_commit import GroupCommit
+
+log = logging.getLogger(__name__)
+
+
+class LocalChangeFeed:
+    def __init__(self, commits: GroupCommit) -> None:
+        self._commits = commits
+        self._removal_listeners: list[RemovalListener] = []
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        def changed(exchanges: Sequence[Exchange]) -> None:
+            for conversation in dict.fromkeys(exchange.conversation for exchange in exchanges):
+                listener(conversation)
+
+        self._commits.add_listener(changed)
+
+    def add_removal_listener(self, listener: RemovalListener) -> None:
+        self._removal_listeners.append(listener)
+
+    def removed(self, conversation: ConversationRef) -> None:
+        """The store deleted ``conversation``: tell every removal listener."""
+        for listener in self._removal_listeners:
+            try:
+                listener(conversation)
+            except Exception:
+                log.exception("a removal listener failed")

@@ -1,0 +1,140 @@
+"""PostgreSQL's change feed: what every replica committed or deleted, by LISTEN/NOTIFY.
+
+A transaction that writes to conversations notifies ``chat_exchanges`` with each one's
+storage key (keys.py), or with the key behind ``-`` when it deleted one (no key starts with
+it); PostgreSQL delivers the notifications when, and only if, it commits, and folds equal
+payloads of one transaction into one. Every replica holds one connection of its own (not
+one of the pool's: it stays in LISTEN) that hears them and tells its listeners. A lost
+connection is reopened, and its listeners are then told that anything may have changed
+meanwhile (``None``), since notifications sent while away are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from chat_service.chat.domain import ConversationRef
+from chat_service.store.base import ChangeListener, RemovalListener
+from chat_service.store.keys import conversation_of, storage_key
+
+log = logging.getLogger(__name__)
+
+CHANGES_CHANNEL = "chat_exchanges"
+REMOVED = "-"
+_NOTIFY = f"SELECT pg_notify('{CHANGES_CHANNEL}', c) FROM unnest($1::text[]) AS c"
+# The listening connection checks it is still alive this often (a silent network loss
+# raises nothing by itself) and waits this long before reconnecting.
+LISTEN_CHECK_S = 5.0
+LISTEN_RETRY_S = 1.0
+# What a lost or failing listening connection raises.
+_FAILURES = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
+async def notify_changed(
+    conn: asyncpg.Connection | PoolConnectionProxy, conversations: Sequence[ConversationRef]
+) -> None:
+    """In the writing transaction: these conversations have new exchanges."""
+    await conn.execute(_NOTIFY, [storage_key(conversation) for conversation in conversations])
+
+
+async def notify_removed(
+    conn: asyncpg.Connection | PoolConnectionProxy, conversation: ConversationRef
+) -> None:
+    """In the deleting transaction: this conversation is gone."""
+    await conn.execute(_NOTIFY, [REMOVED + storage_key(conversation)])
+
+
+class PostgresChangeFeed:
+    """The listeners of one replica, and the connection that hears for them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._change_listeners: list[ChangeListener] = []
+        self._removal_listeners: list[RemovalListener] = []
+        self._listening: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Changes by every replica, this one included."""
+        self._change_listeners.append(listener)
+        self._start_listening()
+
+    def add_removal_listener(self, listener: RemovalListener) -> None:
+        """Deletions by every replica, this one included."""
+        self._removal_listeners.append(listener)
+        self._start_listening()
+
+    def _start_listening(self) -> None:
+        if self._listening is None and not self._closing:
+            self._listening = asyncio.create_task(self._listen(), name="chat-store-listen")
+
+    async def _listen(self) -> None:
+        """Hold a connection that LISTENs; when it is lost, reconnect and report that
+        anything may have changed meanwhile."""
+        while not self._closing:
+            try:
+                await self._listen_once()
+            except _FAILURES as exc:
+                log.warning(
+                    "the change notifications connection failed; reconnecting",
+                    extra={"error_type": type(exc).__name__},
+                )
+            await asyncio.sleep(LISTEN_RETRY_S)
+
+    async def _listen_once(self) -> None:
+        conn = await asyncpg.connect(self.url, timeout=10)
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _: lost.set())
+            await conn.add_listener(CHANGES_CHANNEL, self._notified)
+            self._changed(None)  # a catch-up: notifications sent while away are gone
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), LISTEN_CHECK_S)
+                if not lost.is_set():
+                    await conn.fetchval("SELECT 1", timeout=LISTEN_CHECK_S)
+        finally:
+            # Nothing to finish on a connection that only listens, and a cancelled call may
+            # have left it mid-message: drop it at once.
+            conn.terminate()
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        text = str(payload)
+        if text.startswith(REMOVED):
+            self._removed(conversation_of(text.removeprefix(REMOVED)))
+        else:
+            self._changed(conversation_of(text))
+
+    def _removed(self, conversation: ConversationRef) -> None:
+        for listener in self._removal_listeners:
+            try:
+                listener(conversation)
+            except Exception:
+                log.exception("a removal listener failed")
+
+    def _changed(self, conversation: ConversationRef | None) -> None:
+        for listener in self._change_listeners:
+            try:
+                listener(conversation)
+            except Exception:
+                log.exception("a change listener failed")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+            self._listening = None
