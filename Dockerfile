@@ -34,12 +34,12 @@ RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels 
 
 # ---------------------------------------------------------------- frontend libraries
 # The pages' npm libraries (marked and DOMPurify for the chat, Swagger UI for /docs), installed
-# exactly as the lock file says; npm ci copies the files the pages load into vendor/, and only
-# that folder reaches NGINX.
+# exactly as the lock file says, without the dev dependencies (the checks of make test-js); npm ci
+# copies the files the pages load into vendor/, and only that folder reaches NGINX.
 FROM node:24.11.1-alpine3.22 AS frontend-libraries
 WORKDIR /build
 COPY frontend/package.json frontend/package-lock.json frontend/copy-vendor.mjs ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund
 
 # ---------------------------------------------------------------- frontend
 # NGINX (unprivileged image: uid 101, no root needed) serving the page and proxying the API.

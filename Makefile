@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 FRONTEND_DIR := $(wildcard frontend)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-only test-random lint format audit lock bench mutate clean
+.PHONY: help run test test-only test-random test-js lint format audit lock bench mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,7 +33,9 @@ PIP_PROJECT := PYTHONWARNINGS="ignore:Editable installation." \
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation
 
 # The page's Markdown libraries (frontend/package.json) when Node.js is here; the page works
-# without them, showing replies as plain text.
+# without them, showing replies as plain text. The same npm ci installs the dev dependencies
+# that check the page (make test-js) into node_modules/, which is never served: copy-vendor.mjs
+# copies the libraries' builds alone into vendor/.
 NPM := $(shell command -v npm 2>/dev/null)
 ifdef NPM
 FRONTEND_LIBRARIES := frontend/vendor/.installed
@@ -71,6 +73,7 @@ run: $(VENV)/.installed-run $(FRONTEND_LIBRARIES) ## serve the API (and the page
 test: $(VENV)/.installed-test $(FRONTEND_LIBRARIES) ## run every test, then the linters
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
+	$(if $(NPM),$(MAKE) --no-print-directory test-js,@echo "npm not found: the page's JavaScript checks (make test-js) did not run.")
 
 test-only: $(VENV)/.installed-test $(FRONTEND_LIBRARIES) ## run the tests without the linters (pass ARGS="-k name")
 	$(BIN)/python -m pytest $(ARGS)
@@ -79,6 +82,12 @@ test-only: $(VENV)/.installed-test $(FRONTEND_LIBRARIES) ## run the tests withou
 # SEED=<that number> repeats an order that failed.
 test-random: $(VENV)/.installed-test ## the unit tests in a random order (SEED=n repeats one)
 	$(BIN)/python -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED)) tests/unit $(ARGS)
+
+# ESLint, the type check (tsc), the unit tests (node --test) and the content hashes in the
+# page's URLs (stamp.mjs --check): frontend/README.md.
+test-js: $(FRONTEND_LIBRARIES) ## the page's JavaScript checks: ESLint, tsc, node --test, hashes
+	@test -n "$(NPM)" || { echo "make test-js needs Node.js and npm" >&2; exit 1; }
+	cd frontend && $(NPM) run --silent check
 
 lint: $(VENV)/.installed-test ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .

@@ -1,3 +1,4 @@
+// @ts-check
 // The interactive API docs (docs.html): Swagger UI renders the service's own OpenAPI document,
 // and "Try it out" sends its requests to this same origin (relative URLs, as on the chat page,
 // so the docs work behind NGINX and from the service alike).
@@ -18,13 +19,27 @@
 // a policy of this module's own ("docs-dompurify", never handed out); Swagger UI's copy creates
 // the usual "dompurify" one.
 
-const status = document.getElementById("docs-status");
+/** @typedef {import("dompurify").DOMPurify} DOMPurify */
+/** @typedef {import("trusted-types/lib/index.js").TrustedTypesWindow} TrustedTypesWindow */
+/** @typedef {import("trusted-types/lib/index.js").TrustedTypePolicyOptions} PolicyOptions */
+/**
+ * What docs.js uses of Swagger UI's bundle (vendor/swagger-ui-bundle.js, a classic script that
+ * sets window.SwaggerUIBundle).
+ * @typedef {((options: Record<string, unknown>) => unknown) & { presets: { apis: unknown } }}
+ *   SwaggerUIBundle
+ */
 
+const status = /** @type {HTMLElement} */ (document.getElementById("docs-status"));
+
+/** @returns {Promise<{ SwaggerUIBundle: SwaggerUIBundle, DOMPurify: DOMPurify } | null>} */
 async function loadLibraries() {
-  if (typeof window.SwaggerUIBundle !== "function") return null;
+  const bundle = /** @type {{ SwaggerUIBundle?: unknown }} */ (window).SwaggerUIBundle;
+  if (typeof bundle !== "function") return null;
   try {
-    const { default: DOMPurify } = await import("./vendor/purify.js");
-    return { SwaggerUIBundle: window.SwaggerUIBundle, DOMPurify };
+    const purify = /** @type {{ default: DOMPurify }} */ (
+      /** @type {unknown} */ (await import("./vendor/purify.js"))
+    );
+    return { SwaggerUIBundle: /** @type {SwaggerUIBundle} */ (bundle), DOMPurify: purify.default };
   } catch {
     return null;
   }
@@ -43,15 +58,19 @@ function showMissing() {
   status.classList.add("docs-status--missing");
 }
 
+/** @param {DOMPurify} DOMPurify */
 function sanitizeSinks(DOMPurify) {
-  if (!window.trustedTypes) return; // no Trusted Types in this browser: nothing to convert
-  const parsing = window.trustedTypes.createPolicy("docs-dompurify", {
+  const { trustedTypes } = /** @type {Partial<TrustedTypesWindow>} */ (window);
+  if (!trustedTypes) return; // no Trusted Types in this browser: nothing to convert
+  // Typed as any policy's options, so that it is a whole policy to DOMPurify (the browser's:
+  // its createScript throws, as none is defined).
+  const parsing = trustedTypes.createPolicy("docs-dompurify", /** @type {PolicyOptions} */ ({
     createHTML: (html) => html,
     createScriptURL: () => {
       throw new TypeError("the API docs load no scripts by URL");
     },
-  });
-  window.trustedTypes.createPolicy("default", {
+  }));
+  trustedTypes.createPolicy("default", {
     // What Swagger UI's own sanitizer allows: links may open a new tab; no styles, no forms.
     createHTML: (html) =>
       DOMPurify.sanitize(html, {

@@ -1,3 +1,4 @@
+// @ts-check
 // Assistant replies as Markdown, made safe: marked parses, DOMPurify sanitizes, and the result
 // reaches the page as a DocumentFragment, never through an HTML sink of ours.
 //
@@ -24,18 +25,28 @@ const ALLOWED_ATTR = ["href", "title", "start", "align"];
 const SAFE_URL = /^(?:https?:|mailto:)/i;
 const COPIED_MS = 1500;
 
-const escapeHtml = (text) =>
-  text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** @param {string} text */
+const escapeHtml = (text) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-// Returns render(text) -> DocumentFragment, or null when the libraries are not there.
+// The builds in vendor/ are plain JavaScript: their packages' own declarations (node_modules/)
+// say what they are.
+/** @typedef {typeof import("marked")} MarkedModule */
+/** @typedef {typeof import("dompurify")} PurifyModule */
+
+/**
+ * The renderer, or null when the libraries are not there.
+ * @returns {Promise<((text: string) => DocumentFragment) | null>}
+ */
 export async function loadMarkdown() {
   let marked;
   let DOMPurify;
   try {
-    [{ Marked: marked }, { default: DOMPurify }] = await Promise.all([
+    const [markedModule, purifyModule] = await Promise.all([
       import("./vendor/marked.js"),
       import("./vendor/purify.js"),
     ]);
+    marked = /** @type {MarkedModule} */ (/** @type {unknown} */ (markedModule)).Marked;
+    DOMPurify = /** @type {PurifyModule} */ (/** @type {unknown} */ (purifyModule)).default;
   } catch {
     console.info("Replies are shown as plain text: run `npm ci` in frontend/ (needs Node.js) for Markdown.");
     return null;
@@ -66,16 +77,23 @@ export async function loadMarkdown() {
   });
   return (text) => {
     // Trimmed: the newline after the last block would be a stray text node.
-    const fragment = DOMPurify.sanitize(parser.parse(text, { async: false }).trim());
+    const html = parser.parse(text, { async: false }).trim();
+    // A fragment, by the configuration set above (RETURN_DOM_FRAGMENT).
+    const fragment = /** @type {DocumentFragment} */ (
+      /** @type {unknown} */ (DOMPurify.sanitize(html))
+    );
     for (const code of fragment.querySelectorAll("pre > code")) addCopyButton(code);
     return fragment;
   };
 }
 
-// A fenced code block gets a Copy button (where the browser lets the page use the clipboard).
+/**
+ * A fenced code block gets a Copy button (where the browser lets the page use the clipboard).
+ * @param {Element} code
+ */
 function addCopyButton(code) {
-  if (!navigator.clipboard) return;
   const pre = code.parentElement;
+  if (!navigator.clipboard || !pre) return;
   const block = document.createElement("div");
   block.className = "code-block";
   const button = document.createElement("button");
@@ -85,7 +103,7 @@ function addCopyButton(code) {
   button.setAttribute("aria-label", "Copy code");
   button.addEventListener("click", async () => {
     try {
-      await navigator.clipboard.writeText(code.textContent);
+      await navigator.clipboard.writeText(code.textContent ?? "");
       button.textContent = "Copied";
     } catch {
       button.textContent = "Copy failed";

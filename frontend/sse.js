@@ -1,3 +1,4 @@
+// @ts-check
 // Server-sent events from a fetch() response: the service streams a reply to a POST, which
 // EventSource (GET only) cannot send. The parsing follows the HTML standard's event stream
 // rules: lines end with CRLF, LF or CR; "event:" names the event, "data:" lines are joined
@@ -5,10 +6,18 @@
 // lastEventId is), a line starting with ":" is a comment (keep-alive), a blank line ends the
 // event. Each event comes out as { type, data, id }: id is "" until the stream sent one.
 
-// Aborting the fetch (Stop) errors the body, so the pending read rejects with an AbortError.
+/** @typedef {{ type: string, data: string, id: string }} ServerSentEvent */
+
+/**
+ * Aborting the fetch (Stop) errors the body, so the pending read rejects with an AbortError.
+ * @param {Response} response
+ * @returns {AsyncGenerator<ServerSentEvent, void, undefined>}
+ */
 export async function* readEvents(response) {
+  if (!response.body) return;
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
+  /** @type {{ type: string, data: string[] }} */
   let event = { type: "message", data: [] };
   let lastEventId = "";
   try {
@@ -18,7 +27,7 @@ export async function* readEvents(response) {
       buffer += value;
       // A CR at the very end may be the first half of a CRLF: wait for the next chunk.
       const lines = buffer.split(/\r\n|\r(?!$)|\n/);
-      buffer = lines.pop();
+      buffer = lines.pop() ?? "";
       for (const line of lines) {
         if (line === "") {
           if (event.data.length) {
@@ -30,11 +39,11 @@ export async function* readEvents(response) {
         if (line.startsWith(":")) continue;
         const colon = line.indexOf(":");
         const field = colon === -1 ? line : line.slice(0, colon);
-        let value = colon === -1 ? "" : line.slice(colon + 1);
-        if (value.startsWith(" ")) value = value.slice(1);
-        if (field === "event") event.type = value;
-        else if (field === "data") event.data.push(value);
-        else if (field === "id" && !value.includes("\0")) lastEventId = value;
+        let text = colon === -1 ? "" : line.slice(colon + 1);
+        if (text.startsWith(" ")) text = text.slice(1);
+        if (field === "event") event.type = text;
+        else if (field === "data") event.data.push(text);
+        else if (field === "id" && !text.includes("\0")) lastEventId = text;
       }
     }
   } finally {

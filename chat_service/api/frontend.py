@@ -26,8 +26,9 @@ DOCS = "docs.html"
 PAGE_ROUTES = {INDEX: "/", DOCS: "/docs"}
 PAGE_HEADERS = {DOCS: {"Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}}
 SERVED_SUFFIXES = frozenset({".html", ".js", ".css", ".json", ".svg", ".png", ".ico"})
-# npm's files in the folder: what the page is built from, not part of it.
-NOT_SERVED = frozenset({"package.json", "package-lock.json"})
+# npm's files and the type check's settings in the folder: what the page is built and checked
+# with, not part of it.
+NOT_SERVED = frozenset({"package.json", "package-lock.json", "jsconfig.json"})
 VENDOR = "vendor"
 # The libraries' scripts, and Swagger UI's stylesheet.
 VENDOR_SUFFIXES = frozenset({".js", ".css"})

@@ -156,9 +156,10 @@ def test_the_frontend_image_holds_every_file_the_nginx_template_serves() -> None
         for source in args[:-1]
         for path in repo_files(source)
     }
-    # npm's own files sit in the folder too, and the template refuses them.
-    npm_files = {"frontend/package.json", "frontend/package-lock.json"}
-    assert 'location ~ "^/package(?:-lock)?\\.json$"' in template
+    # npm's own files and the type check's settings sit in the folder too, and the template
+    # refuses them.
+    npm_files = {"frontend/package.json", "frontend/package-lock.json", "frontend/jsconfig.json"}
+    assert 'location ~ "^/(?:package|package-lock|jsconfig)\\.json$"' in template
     page_files = {
         str(p.relative_to(REPO))
         for p in (REPO / "frontend").iterdir()

@@ -28,7 +28,7 @@ from tests.support.refs import ref
 from tests.support.service import ServiceProcess
 
 PREFILLED = 60
-PAGE_SIZE = 50  # app.js HISTORY_PAGE_SIZE
+PAGE_SIZE = 50  # frontend/history.js HISTORY_PAGE_SIZE
 # The promise: another tab's message shows up within a second.
 WITHIN_A_SECOND = 1_000
 # EventSource waits about 3 s before it reconnects, then the service has to be up again.

@@ -25,7 +25,7 @@ AA_NON_TEXT = 3.0
 
 # Adds one of each element that only shows in some states (an unsent message with its error,
 # a trace link, "thinking", the load-earlier and new-reply buttons), built with DOM calls like
-# app.js does, so their colours are measured too.
+# the page's modules do, so their colours are measured too.
 SHOW_EVERY_STATE = """() => {
   const el = (tag, cls, text) => {
     const n = document.createElement(tag);

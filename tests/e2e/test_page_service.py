@@ -25,7 +25,7 @@ from tests.support.service import ServiceProcess
 
 JAEGER = "http://jaeger.example:16686"
 PREFILLED = 60
-PAGE_SIZE = 50  # app.js HISTORY_PAGE_SIZE
+PAGE_SIZE = 50  # frontend/history.js HISTORY_PAGE_SIZE
 
 
 @pytest.fixture(scope="module")

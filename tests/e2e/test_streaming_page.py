@@ -426,7 +426,18 @@ def test_nginx_passes_a_whole_stream_intact(nginx: NginxServer, model_server: Mo
 
 
 def test_nginx_refuses_npms_files(nginx: NginxServer) -> None:
-    for path in ("/package.json", "/package-lock.json", "/copy-vendor.mjs", "/node_modules/x.js"):
+    # npm's files, and the checks' tools, settings and tests (frontend/README.md).
+    for path in (
+        "/package.json",
+        "/package-lock.json",
+        "/copy-vendor.mjs",
+        "/node_modules/x.js",
+        "/jsconfig.json",
+        "/eslint.config.mjs",
+        "/stamp.mjs",
+        "/modules.d.ts",
+        "/test/sse.test.js",
+    ):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(nginx.base_url + path, timeout=5)
         assert refused.value.code == 404, path

@@ -50,6 +50,7 @@ async def test_serves_the_vendored_libraries_and_not_npms_files(
     (folder / "config.json").write_text("{}")
     (folder / "package.json").write_text('{"name": "page"}')
     (folder / "package-lock.json").write_text("{}")
+    (folder / "jsconfig.json").write_text("{}")
     (folder / "copy-vendor.mjs").write_text("// build step")
     (folder / "vendor" / "marked.js").write_text("export const marked = 1;")
     (folder / "vendor" / "notes.txt").write_text("not a script")
@@ -64,6 +65,7 @@ async def test_serves_the_vendored_libraries_and_not_npms_files(
     for path in (
         "/package.json",
         "/package-lock.json",
+        "/jsconfig.json",
         "/copy-vendor.mjs",
         "/vendor/notes.txt",
         "/vendor/",

@@ -1,0 +1,241 @@
+// @ts-check
+// Sending: the message box, Send and Stop, the message shown at once, the reply as it streams,
+// and what stays when it fails (the message, marked, with a Retry) or stops early (the part
+// shown, as the service stores it).
+import { ApiError } from "./api.js?v=fb031f4329";
+import { errorNotice } from "./dom.js?v=fbc38dea4b";
+import { shownText } from "./messages.js?v=fb342fe6e0";
+import { readReply, startReply } from "./reply.js?v=2229f06ffd";
+import { traceIdOf } from "./protocol.js?v=17fe745882";
+
+/** @typedef {import("#page/connection.js").Connection} Connection */
+/** @typedef {import("#page/follow.js").Follow} Follow */
+/** @typedef {import("#page/history.js").Shown} Shown */
+/** @typedef {import("#page/live.js").Live} Live */
+/** @typedef {import("#page/messages.js").Messages} Messages */
+/** @typedef {{ controller: AbortController, stopped: boolean }} Reply the reply streaming now */
+/** @typedef {{ item: HTMLElement | null, text: string, frame: number }} Streamed */
+
+export class Composer {
+  /**
+   * @param {{
+   *   form: HTMLFormElement,
+   *   input: HTMLTextAreaElement,
+   *   send: HTMLButtonElement,
+   *   stop: HTMLButtonElement,
+   *   log: HTMLElement,
+   *   messages: Messages,
+   *   follow: Follow,
+   *   connection: Connection,
+   *   announce: (text: string) => void,
+   *   onStored: (conversationId: string) => void,
+   * }} parts onStored: an exchange is stored in that conversation (the sidebar moves it up)
+   */
+  constructor({ form, input, send, stop, log, messages, follow, connection, announce, onStored }) {
+    this.input = input;
+    this.sendButton = send;
+    this.stopButton = stop;
+    this.log = log;
+    this.messages = messages;
+    this.follow = follow;
+    this.connection = connection;
+    this.announce = announce;
+    this.onStored = onStored;
+    /** @type {{ shown: Shown, live: Live } | null} the conversation shown, and its live stream */
+    this.target = null;
+    this.pending = false;
+    /** @type {Reply | null} */
+    this.reply = null;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    input.addEventListener("keydown", (event) => {
+      // Enter sends, Shift+Enter is a new line; never interrupt an IME composition.
+      if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+      event.preventDefault();
+      this.submit();
+    });
+    stop.addEventListener("click", () => this.stopReply());
+  }
+
+  /**
+   * Another conversation is shown. A reply still streaming belongs to the one left behind: it goes
+   * on in the background (the service stores it whole) and no longer touches the page.
+   * @param {Shown} shown
+   * @param {Live} live
+   */
+  show(shown, live) {
+    this.target = { shown, live };
+    this.reply = null;
+    if (this.pending) this.setPending(false);
+  }
+
+  // The message in the box, unless one is being answered.
+  submit() {
+    const text = this.input.value;
+    if (this.pending || !text.trim()) return;
+    this.input.value = "";
+    this.dropFailedCopies(text);
+    this.send(text);
+  }
+
+  /** @param {string} text */
+  async send(text) {
+    const target = this.target;
+    if (this.pending || target === null) return;
+    const { shown, live } = target;
+    const isShown = () => this.target === target;
+    const reply = { controller: new AbortController(), stopped: false };
+    this.reply = reply;
+    live.startAnswer(text);
+    this.setPending(true);
+    const messages = this.messages;
+    const userItem = messages.item("user", text);
+    userItem.classList.add("message--pending");
+    const thinking = messages.thinkingItem();
+    messages.list.append(userItem, thinking);
+    messages.updateEmptyState();
+    this.follow.toBottom(); // the reader just sent this, so they want to see it
+    /** @type {Streamed} */
+    const streamed = { item: null, text: "", frame: 0 };
+    let stored = false; // the exchange is in the conversation now
+    try {
+      const response = await startReply(text, shown.id, reply.controller);
+      this.connection.set("online");
+      const traceId = traceIdOf(response.headers.get("traceresponse"));
+      const { text: whole, id } = await readReply(response, (piece) => {
+        if (!streamed.item) {
+          streamed.item = messages.item("ai", "", { traceId });
+          streamed.item.classList.add("message--streaming");
+          thinking.replaceWith(streamed.item);
+        }
+        streamed.text += piece;
+        this.scheduleRender(streamed);
+      });
+      cancelAnimationFrame(streamed.frame);
+      userItem.classList.remove("message--pending");
+      const item = streamed.item ?? messages.item("ai", "", { traceId });
+      if (!streamed.item) thinking.replaceWith(item);
+      item.classList.remove("message--streaming");
+      messages.setText(item, "ai", whole);
+      stored = true;
+      if (!isShown()) return;
+      live.own(id, { user: text, shown: whole, userItem, aiItem: item });
+      this.announce(`Assistant: ${shownText(item)}`);
+      this.follow.followOrNotify();
+    } catch (caught) {
+      cancelAnimationFrame(streamed.frame);
+      thinking.remove();
+      const error = caught instanceof ApiError ? caught : null; // else Stop's AbortError
+      // Stopped, the part sent is stored. (Cut off, it may be too, but the service may be away:
+      // the list learns of it later.)
+      stored = Boolean(streamed.item) && reply.stopped;
+      if (!isShown()) return;
+      if (streamed.item && (reply.stopped || error?.cutOff)) {
+        // The service stores what it sent when a stream ends early: keep it, as it will be.
+        if (error) this.connection.report(error);
+        userItem.classList.remove("message--pending");
+        this.keepPartial(streamed.item, streamed.text, reply.stopped);
+        live.own(null, { user: text, shown: streamed.text, userItem, aiItem: streamed.item });
+      } else {
+        streamed.item?.remove();
+        if (!reply.stopped && error) this.connection.report(error);
+        const reason = reply.stopped
+          ? "Stopped before the reply began."
+          : (error?.message ?? String(caught));
+        this.markFailed(userItem, text, reason);
+      }
+    } finally {
+      if (isShown()) {
+        this.reply = null;
+        this.setPending(false);
+        live.endAnswer();
+      }
+      // Its place in the list (first), and the title the service gave a new conversation.
+      if (stored) this.onStored(shown.id);
+    }
+  }
+
+  /**
+   * Rendering the Markdown of a growing reply once per frame, not once per piece.
+   * @param {Streamed} streamed
+   */
+  scheduleRender(streamed) {
+    if (streamed.frame) return;
+    streamed.frame = requestAnimationFrame(() => {
+      streamed.frame = 0;
+      if (streamed.item) this.messages.setText(streamed.item, "ai", streamed.text);
+      this.follow.followOrNotify();
+    });
+  }
+
+  /**
+   * @param {HTMLElement} item
+   * @param {string} text what reached the page
+   * @param {boolean} stopped by the reader, else cut off
+   */
+  keepPartial(item, text, stopped) {
+    const note = stopped ? "Stopped" : "Connection lost: the reply was cut off";
+    item.classList.remove("message--streaming");
+    item.classList.add("message--stopped");
+    this.messages.setText(item, "ai", text);
+    this.messages.addNote(item, note);
+    this.announce(`${note}. Assistant: ${shownText(item)}`);
+    this.follow.followOrNotify();
+  }
+
+  // Stop (the button, or Escape): closing the request stops the model; the service keeps the
+  // part of the reply it sent.
+  stopReply() {
+    if (!this.reply) return;
+    this.reply.stopped = true;
+    this.reply.controller.abort();
+  }
+
+  /** @param {boolean} pending */
+  setPending(pending) {
+    this.pending = pending;
+    const sendHadFocus = document.activeElement === this.sendButton;
+    const stopHadFocus = document.activeElement === this.stopButton;
+    this.sendButton.hidden = pending;
+    this.stopButton.hidden = !pending;
+    this.log.setAttribute("aria-busy", String(pending));
+    // A hidden button drops keyboard focus: hand it to the one that takes its place, or back to
+    // the message box.
+    if (pending && sendHadFocus) this.stopButton.focus();
+    const lost = document.activeElement === document.body || !document.activeElement;
+    if (!pending && (stopHadFocus || lost)) this.input.focus();
+  }
+
+  /**
+   * The failed message stays in the log, marked, with a Retry; its text also goes back into the
+   * box (unless the reader has started another one), so nothing typed is ever lost.
+   * @param {HTMLElement} userItem
+   * @param {string} text
+   * @param {string} reason
+   */
+  markFailed(userItem, text, reason) {
+    userItem.classList.replace("message--pending", "message--failed");
+    const notice = errorNotice(`Not sent. ${reason}`, () => {
+      if (this.pending) return; // one message at a time; this one keeps its Retry
+      userItem.remove();
+      if (this.input.value === text) this.input.value = "";
+      this.send(text);
+    });
+    notice.classList.add("message__error");
+    userItem.querySelector(".message__body")?.append(notice);
+    if (!this.input.value) this.input.value = text;
+    this.follow.followOrNotify();
+  }
+
+  /**
+   * Sending the same text again from the box replaces its failed copy in the log.
+   * @param {string} text
+   */
+  dropFailedCopies(text) {
+    for (const item of this.messages.list.querySelectorAll(".message--failed")) {
+      if (item.querySelector(".message__text")?.textContent === text) item.remove();
+    }
+  }
+}

@@ -1,0 +1,193 @@
+// @ts-check
+// Live updates: the conversation shown follows its stream (chat/events), so exchanges committed
+// elsewhere (another tab or device, any replica, any client) appear as they are committed. One
+// Live per conversation shown; reconcile.js decides which event is which, this module shows it.
+import { shownText, UNSETTLED } from "./messages.js?v=fb342fe6e0";
+import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=17fe745882";
+import { Reconciler } from "./reconcile.js?v=e5c134a487";
+
+/** @typedef {import("#page/follow.js").Follow} Follow */
+/** @typedef {import("#page/history.js").Loaded} Loaded */
+/** @typedef {import("#page/messages.js").Messages} Messages */
+/** @typedef {import("#page/protocol.js").StoredExchange} StoredExchange */
+/**
+ * This page's exchange as it shows it: the message, the reply as shown, and their items.
+ * @typedef {{ user: string, shown: string, userItem: HTMLElement, aiItem: HTMLElement }} Mine
+ */
+/** @typedef {import("#page/reconcile.js").Decision<HTMLElement, Mine>} Decision */
+
+// EventSource retries by itself after a network error or the end of a stream, but gives up on
+// an answer that is not a stream, such as NGINX's 502 while the service restarts. Once the
+// stream has worked, the page opens it again after these delays.
+const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
+// Messages from elsewhere that arrive together (a catch-up after a reconnect) are announced
+// once, not one over the other.
+const ANNOUNCE_BATCH_MS = 150;
+
+export class Live {
+  /**
+   * @param {string} conversationId
+   * @param {{
+   *   messages: Messages,
+   *   follow: Follow,
+   *   announce: (text: string) => void,
+   *   onStored: (conversationId: string) => void,
+   * }} parts onStored: an exchange from elsewhere is shown (the sidebar moves the chat up)
+   */
+  constructor(conversationId, { messages, follow, announce, onStored }) {
+    this.conversationId = conversationId;
+    this.messages = messages;
+    this.follow = follow;
+    this.announce = announce;
+    this.onStored = onStored;
+    /** @type {Reconciler<HTMLElement, Mine>} */
+    this.reconciler = new Reconciler();
+    /** @type {EventSource | null} the stream, once the history has loaded */
+    this.source = null;
+    this.opened = false; // the stream worked at least once (the service has it)
+    /** @type {string | null} the id the stream resumes after when the page opens it again */
+    this.after = null;
+    this.retry = 0;
+    this.retryTimer = 0;
+    this.batch = { count: 0, last: "", timer: 0 }; // announcements of messages from elsewhere
+  }
+
+  /**
+   * Starts following, from where the history shown begins.
+   * @param {Loaded} loaded
+   */
+  start(loaded) {
+    if (this.source) return;
+    this.after = loaded.after;
+    if (loaded.after !== null) this.reconciler.replay(loaded.shown);
+    this.open();
+  }
+
+  open() {
+    const params = new URLSearchParams({ conversation_id: this.conversationId });
+    if (this.after !== null) params.set("last_event_id", this.after);
+    const source = new EventSource(`chat/events?${params}`);
+    this.source = source;
+    source.addEventListener("open", () => {
+      this.opened = true;
+      this.retry = 0;
+    });
+    source.addEventListener("exchange", (event) => this.onExchange(event));
+    source.addEventListener("error", () => {
+      // Reconnecting by itself (CONNECTING) needs no help. A service that never streamed (an
+      // older one, without chat/events) is left alone: the page works as it did before.
+      if (source.readyState !== EventSource.CLOSED || !this.opened || source !== this.source) {
+        return;
+      }
+      const delays = RETRY_DELAYS_MS;
+      const delay = delays[Math.min(this.retry, delays.length - 1)];
+      this.retryTimer = setTimeout(() => this.open(), delay);
+      this.retry += 1;
+    });
+  }
+
+  // The conversation shown changes: its stream, timers and announcements go with it.
+  close() {
+    this.source?.close();
+    this.source = null;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.batch.timer);
+  }
+
+  /** @param {MessageEvent} event */
+  onExchange(event) {
+    if (event.target !== this.source) return;
+    const id = exchangeId(event.lastEventId);
+    const data = typeof event.data === "string" ? parseJson(event.data) : null;
+    if (id === null || !isExchange(data)) return;
+    this.after = id; // where the page resumes if it has to open the stream again
+    this.apply(this.reconciler.receive({ id, user: data.user, AI: data.AI }));
+  }
+
+  /**
+   * The page is sending a message: live events with the same text wait for its answer.
+   * @param {string} text
+   */
+  startAnswer(text) {
+    this.reconciler.startAnswer(text);
+  }
+
+  // The answer has ended: the events held meanwhile are placed now.
+  endAnswer() {
+    this.apply(this.reconciler.endAnswer());
+  }
+
+  /**
+   * This page's exchange is stored: `id` from its done event, or null (recognised when it
+   * comes back).
+   * @param {string | null} id
+   * @param {Mine} mine
+   */
+  own(id, mine) {
+    this.apply(this.reconciler.own(id, mine, mine.userItem));
+  }
+
+  /** @param {Decision[]} decisions */
+  apply(decisions) {
+    for (const decision of decisions) {
+      if (decision.kind === "identified") {
+        decision.ref.dataset.exchange = decision.id;
+      } else if (decision.kind === "confirmed") {
+        const mine = decision.own;
+        mine.userItem.dataset.exchange = decision.id;
+        // A stopped reply is stored with every piece the service had sent, which can be more
+        // than reached the page before it closed the stream: show what the history will show.
+        if (decision.AI === mine.shown) continue;
+        this.messages.setText(mine.aiItem, "ai", decision.AI);
+        if (this.follow.following) this.follow.toBottom();
+      } else {
+        this.showFromElsewhere(decision.exchange);
+      }
+    }
+  }
+
+  /**
+   * Shown in id order among the stored messages (before any unsent or pending ones), followed
+   * by the scrolling, and announced.
+   * @param {StoredExchange} exchange
+   */
+  showFromElsewhere(exchange) {
+    const messages = this.messages;
+    const userItem = messages.item("user", exchange.user);
+    const aiItem = messages.item("ai", exchange.AI);
+    userItem.dataset.exchange = exchange.id;
+    const identified = /** @type {NodeListOf<HTMLElement>} */ (
+      messages.list.querySelectorAll(".message--user[data-exchange]")
+    );
+    const newer = [...identified].find((item) =>
+      isLater(item.dataset.exchange ?? "0", exchange.id),
+    );
+    const place = newer ?? messages.list.querySelector(UNSETTLED);
+    if (place) place.before(userItem, aiItem);
+    else messages.list.append(userItem, aiItem);
+    messages.updateEmptyState();
+    this.follow.followOrNotify();
+    this.announceFromElsewhere(userItem, aiItem);
+    // The conversation moved to the top of the list; a first message also gave it a title.
+    this.onStored(this.conversationId);
+  }
+
+  /**
+   * @param {HTMLElement} userItem
+   * @param {HTMLElement} aiItem
+   */
+  announceFromElsewhere(userItem, aiItem) {
+    const batch = this.batch;
+    batch.count += 1;
+    batch.last = `You: ${shownText(userItem)} Assistant: ${shownText(aiItem)}`;
+    clearTimeout(batch.timer);
+    batch.timer = setTimeout(() => {
+      this.announce(
+        batch.count === 1
+          ? `New message from elsewhere. ${batch.last}`
+          : `${batch.count} new messages from elsewhere. The latest: ${batch.last}`,
+      );
+      batch.count = 0;
+    }, ANNOUNCE_BATCH_MS);
+  }
+}

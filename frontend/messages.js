@@ -1,0 +1,155 @@
+// @ts-check
+// The conversation's messages as the page shows them: the items (text only, through textContent;
+// replies as sanitized Markdown once markdown.js has its libraries), the list they sit in, and
+// whether its empty state shows.
+import { element } from "./dom.js?v=fbc38dea4b";
+
+/** @typedef {"user" | "ai"} Role */
+/** @typedef {import("#page/protocol.js").Exchange} Exchange */
+/** @typedef {(text: string) => DocumentFragment} RenderMarkdown */
+
+// Messages that are not (yet) part of the stored conversation: they stay after it.
+export const UNSETTLED =
+  ".message--failed, .message--pending, .message--thinking, .message--streaming";
+const SETTLED = `.message:not(${UNSETTLED})`;
+
+/**
+ * What the reader sees of a message (a reply's Markdown rendered), for announcing it.
+ * @param {HTMLElement} item
+ */
+export function shownText(item) {
+  return item.querySelector(".message__text")?.textContent ?? "";
+}
+
+// Decoration only: the bubble itself says "Assistant:" to screen readers.
+function avatar() {
+  const node = element("span", "avatar", "AI");
+  node.setAttribute("aria-hidden", "true");
+  return node;
+}
+
+export class Messages {
+  /**
+   * @param {HTMLOListElement} list
+   * @param {HTMLElement} empty the "Start a conversation" placeholder
+   */
+  constructor(list, empty) {
+    this.list = list;
+    this.empty = empty;
+    // The history of the conversation shown has loaded: only then may the placeholder show.
+    this.historyLoaded = false;
+    /** @type {RenderMarkdown | null} */
+    this.renderMarkdown = null;
+    this.jaegerBaseUrl = "";
+  }
+
+  /**
+   * Settings that arrive after start-up: the Markdown renderer, the Jaeger UI for trace links.
+   * @param {{ renderMarkdown: RenderMarkdown | null, jaegerBaseUrl: string }} settings
+   */
+  configure({ renderMarkdown, jaegerBaseUrl }) {
+    this.renderMarkdown = renderMarkdown;
+    this.jaegerBaseUrl = jaegerBaseUrl;
+  }
+
+  /**
+   * @param {Role} role
+   * @param {string} text
+   * @param {{ traceId?: string | null }} [options]
+   */
+  item(role, text, { traceId = null } = {}) {
+    const item = element("li", `message message--${role}`);
+    if (role === "ai") item.append(avatar());
+    const body = element("div", "message__body");
+    const bubble = element("div", "bubble");
+    // Screen readers hear who spoke; sighted readers see it from side and colour.
+    bubble.append(element("span", "visually-hidden", role === "user" ? "You: " : "Assistant: "));
+    bubble.append(element("div", "message__text"));
+    body.append(bubble);
+    if (traceId && this.jaegerBaseUrl) body.append(this.traceLink(traceId));
+    item.append(body);
+    this.setText(item, role, text);
+    return item;
+  }
+
+  /**
+   * The message's text: a reply as Markdown when the page can render it safely, else as text.
+   * @param {HTMLElement} item
+   * @param {Role} role
+   * @param {string} text
+   */
+  setText(item, role, text) {
+    const content = item.querySelector(".message__text");
+    if (!content) return;
+    if (role === "ai" && this.renderMarkdown) {
+      content.classList.add("message__text--markdown");
+      content.replaceChildren(this.renderMarkdown(text));
+    } else {
+      content.textContent = text;
+    }
+  }
+
+  /**
+   * A note under a message ("Stopped", "Connection lost…").
+   * @param {HTMLElement} item
+   * @param {string} note
+   */
+  addNote(item, note) {
+    item.querySelector(".message__body")?.append(element("p", "message__note", note));
+  }
+
+  /** @param {string} traceId */
+  traceLink(traceId) {
+    const meta = element("div", "message__meta");
+    const link = element("a", "trace-link", "trace");
+    link.href = `${this.jaegerBaseUrl}/trace/${traceId}`;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    link.title = `Trace ${traceId} in Jaeger`;
+    link.setAttribute("aria-label", "Open the trace of this reply in Jaeger");
+    meta.append(link);
+    return meta;
+  }
+
+  /** @param {Exchange[]} exchanges */
+  exchangeItems(exchanges) {
+    const fragment = document.createDocumentFragment();
+    for (const exchange of exchanges) {
+      fragment.append(this.item("user", exchange.user), this.item("ai", exchange.AI));
+    }
+    return fragment;
+  }
+
+  thinkingItem() {
+    const item = element("li", "message message--ai message--thinking");
+    item.append(avatar());
+    const bubble = element("div", "bubble");
+    const dots = element("span", "dots");
+    dots.setAttribute("aria-hidden", "true");
+    dots.append(element("span", "dot"), element("span", "dot"), element("span", "dot"));
+    bubble.append(dots, element("span", "thinking__label", "Thinking…"));
+    item.append(bubble);
+    return item;
+  }
+
+  get count() {
+    return this.list.childElementCount;
+  }
+
+  // Another conversation is shown: nothing of this one stays.
+  clear() {
+    this.historyLoaded = false;
+    this.list.replaceChildren();
+    this.updateEmptyState();
+  }
+
+  // On a retry of the history, messages sent meanwhile are part of it now; unsent and pending
+  // ones are not, and stay after it.
+  removeSettled() {
+    for (const item of this.list.querySelectorAll(SETTLED)) item.remove();
+  }
+
+  updateEmptyState() {
+    this.empty.hidden = !(this.historyLoaded && this.count === 0);
+  }
+}

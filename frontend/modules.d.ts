@@ -1,0 +1,71 @@
+// Written by stamp.mjs (npm run stamp), not by hand: lets the type check (jsconfig.json)
+// resolve the versioned import specifiers of the page's modules to the modules themselves.
+declare module "./api.js?v=*" {
+  export * from "#page/api.js";
+}
+declare module "./app.js?v=*" {
+  export * from "#page/app.js";
+}
+declare module "./composer.js?v=*" {
+  export * from "#page/composer.js";
+}
+declare module "./config.js?v=*" {
+  export * from "#page/config.js";
+}
+declare module "./connection.js?v=*" {
+  export * from "#page/connection.js";
+}
+declare module "./conversation-item.js?v=*" {
+  export * from "#page/conversation-item.js";
+}
+declare module "./conversations.js?v=*" {
+  export * from "#page/conversations.js";
+}
+declare module "./delete-dialog.js?v=*" {
+  export * from "#page/delete-dialog.js";
+}
+declare module "./docs.js?v=*" {
+  export * from "#page/docs.js";
+}
+declare module "./dom.js?v=*" {
+  export * from "#page/dom.js";
+}
+declare module "./drawer.js?v=*" {
+  export * from "#page/drawer.js";
+}
+declare module "./follow.js?v=*" {
+  export * from "#page/follow.js";
+}
+declare module "./history.js?v=*" {
+  export * from "#page/history.js";
+}
+declare module "./live.js?v=*" {
+  export * from "#page/live.js";
+}
+declare module "./markdown.js?v=*" {
+  export * from "#page/markdown.js";
+}
+declare module "./messages.js?v=*" {
+  export * from "#page/messages.js";
+}
+declare module "./protocol.js?v=*" {
+  export * from "#page/protocol.js";
+}
+declare module "./reconcile.js?v=*" {
+  export * from "#page/reconcile.js";
+}
+declare module "./rename.js?v=*" {
+  export * from "#page/rename.js";
+}
+declare module "./reply.js?v=*" {
+  export * from "#page/reply.js";
+}
+declare module "./routing.js?v=*" {
+  export * from "#page/routing.js";
+}
+declare module "./sidebar.js?v=*" {
+  export * from "#page/sidebar.js";
+}
+declare module "./sse.js?v=*" {
+  export * from "#page/sse.js";
+}

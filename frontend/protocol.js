@@ -1,0 +1,126 @@
+// @ts-check
+// What the service's answers mean, as pure functions (no DOM, no fetch): exchange ids, the
+// history's Link header, the traceresponse header, error bodies. Unit-tested with node --test.
+
+/**
+ * An exchange as the history and the live stream carry it.
+ * @typedef {{ user: string, AI: string }} Exchange
+ */
+/**
+ * An exchange with its id (the live stream's event id).
+ * @typedef {{ id: string, user: string, AI: string }} StoredExchange
+ */
+
+// An exchange's id (its history cursor), as the service writes it: up to 18 digits, more than a
+// Number holds exactly, so ids stay strings and are compared as BigInts.
+const EXCHANGE_ID = /^[0-9]{1,18}$/;
+const TRACERESPONSE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * An id as the service writes it, canonical (so equal ids are equal strings), or null.
+ * @param {unknown} value
+ * @returns {string | null}
+ */
+export function exchangeId(value) {
+  return typeof value === "string" && EXCHANGE_ID.test(value) ? String(BigInt(value)) : null;
+}
+
+/**
+ * Whether canonical id `a` comes after `b` in the conversation (ids only grow within one).
+ * @param {string} a
+ * @param {string} b
+ */
+export function isLater(a, b) {
+  return BigInt(a) > BigInt(b);
+}
+
+/**
+ * @param {string} text
+ * @returns {unknown} the parsed value, or null when the text is not JSON
+ */
+export function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is Exchange}
+ */
+export function isExchange(value) {
+  if (typeof value !== "object" || value === null) return false;
+  const fields = /** @type {Record<string, unknown>} */ (value);
+  return typeof fields.user === "string" && typeof fields.AI === "string";
+}
+
+/**
+ * @param {unknown} body
+ * @returns {body is Exchange[]}
+ */
+export function isExchangeList(body) {
+  return Array.isArray(body) && body.every(isExchange);
+}
+
+/**
+ * The target of an RFC 8288 Link header's rel="next", resolved against `base`, or null.
+ * @param {string | null} header
+ * @param {string} base the URL the header came with
+ * @returns {URL | null}
+ */
+export function nextTarget(header, base) {
+  if (!header) return null;
+  for (const part of header.split(",")) {
+    const match = /<([^>]*)>\s*;(?:.*;)?\s*rel="?next"?/i.exec(part);
+    if (match) return new URL(match[1], base);
+  }
+  return null;
+}
+
+/**
+ * Where the live stream of a conversation starts, from the Link header of its first history page:
+ * the id it resumes after ("0" is the beginning), or null for "now".
+ *
+ * History items carry no ids, so the page cannot ask for what comes after the newest one it
+ * shows. Following from "now" once the history is read would miss an exchange committed in
+ * between; following first and comparing what arrives meanwhile with the history by text could
+ * not tell a new exchange from an older one with the same text. So the stream starts just before
+ * the oldest exchange shown (the `before` of the Link header), or at the beginning when the page
+ * shows the whole conversation (no Link): the service sends the shown exchanges again, oldest
+ * first, then everything newer. Ids only grow within a conversation, so the first events are
+ * exactly the exchanges shown, each with its id. The price: the shown page is read twice. A Link
+ * header without a usable cursor gives null.
+ * @param {string | null} header
+ * @param {string} base
+ * @returns {string | null}
+ */
+export function replayStart(header, base) {
+  if (!header) return "0";
+  const before = exchangeId(nextTarget(header, base)?.searchParams.get("before"));
+  return before !== null && before !== "0" ? String(BigInt(before) - 1n) : null;
+}
+
+/**
+ * The trace id of a W3C traceresponse header, or null (absent, malformed, or all zeros).
+ * @param {string | null} header
+ * @returns {string | null}
+ */
+export function traceIdOf(header) {
+  const match = TRACERESPONSE.exec(header?.trim() ?? "");
+  return match && !/^0+$/.test(match[1]) ? match[1] : null;
+}
+
+/**
+ * What to tell the reader about an error answer: the service's own message when it sent one
+ * (the contract's error shape), else the status.
+ * @param {{ status: number, statusText: string }} response
+ * @param {unknown} body
+ */
+export function errorMessage(response, body) {
+  const message = typeof body === "object" && body !== null && "message" in body && body.message;
+  if (typeof message === "string" && message.trim()) return message;
+  const reason = response.statusText ? ` ${response.statusText}` : "";
+  return `The service answered with an error (HTTP ${response.status}${reason}).`;
+}
