@@ -13,12 +13,18 @@ Cross-cutting policy applies by mount, never by matching paths:
 
 Each list below is the one place its order is decided. Nothing below this package knows
 HTTP.
+
+The mounted applications are built from aiohttp's own class (``web_app.Application``):
+when spans are exported, the aiohttp-server instrumentation replaces ``web.Application``
+with a class that puts its middleware, which makes each request's server span, into every
+application built from it; the root application's alone must (telemetry/tracing.py).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from aiohttp.web_app import Application as MountedApplication
 
 from chat_service.api import chat, conversations, docs, events, health
 from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
@@ -63,7 +69,7 @@ def chat_app(settings: Settings, identity: Identity) -> web.Application:
     if identity.required:
         middlewares.append(require_identity)
     middlewares.append(store_failures)
-    app = web.Application(middlewares=middlewares)
+    app = MountedApplication(middlewares=middlewares)
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(add_rate_limit_headers)
@@ -78,7 +84,7 @@ def document_app(settings: Settings) -> web.Application:
     middlewares: list[Middleware] = []
     if settings.cors_origins:
         middlewares.append(cors_middleware(CorsOrigins(settings.cors_origins)))
-    app = web.Application(middlewares=middlewares)
+    app = MountedApplication(middlewares=middlewares)
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
     app.router.add_routes(docs.routes)
@@ -87,7 +93,7 @@ def document_app(settings: Settings) -> web.Application:
 
 def metrics_app(metrics: Metrics, identity: Identity) -> web.Application:
     """``/metrics``, behind the API keys (CHAT_METRICS_REQUIRE_KEY)."""
-    app = web.Application(
+    app = MountedApplication(
         middlewares=[identify_middleware(identity, tokens=False), require_identity]
     )
     app.router.add_get("", metrics.handler())

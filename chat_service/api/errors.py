@@ -141,6 +141,6 @@ async def store_failures(request: web.Request, handler: Handler) -> web.StreamRe
         failure = _STORE_FAILURES.get(request.match_info.handler)
         if failure is None:
             raise  # a handler that registered none: the generic 500 (json_errors)
-        log.exception("the store failed: %s", failure.message)
+        log.exception(failure.message)  # what the client is told, with the store's failure
         request[REQUEST_ERROR] = failure.message
         return json_response(failure.body(), status=500)

@@ -66,7 +66,7 @@ def test_an_error_is_logged_once_with_its_exception(start_service: StartService)
     records = [json.loads(line) for line in service.stdout().splitlines()]
     errors = [r for r in records if r["level"] == "ERROR"]
     assert len(errors) == 1, errors
-    assert errors[0]["message"] == "failed to fetch chat history"
+    assert errors[0]["message"] == "Failed to fetch chat history."
     assert "no such table" in errors[0]["exc_info"]
     assert errors[0]["trace_id"] == headers["traceresponse"].split("-")[1]
 
