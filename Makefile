@@ -89,10 +89,11 @@ test-js: $(FRONTEND_LIBRARIES) ## the page's JavaScript checks: ESLint, tsc, nod
 	@test -n "$(NPM)" || { echo "make test-js needs Node.js and npm" >&2; exit 1; }
 	cd frontend && $(NPM) run --silent check
 
-lint: $(VENV)/.installed-test ## ruff (lint and format check) and mypy
+lint: $(VENV)/.installed-test ## ruff (lint and format check), mypy, and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed-test ## load benchmark (needs wrk; ARGS="--quick" for a short run)
 	$(BIN)/python -m bench $(ARGS)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from chat_service.store import SQLiteChatStore
+from chat_service.store.sqlite import SQLiteChatStore
 
 CONVERSATION = "default"
 USER_CHARS = 100

@@ -27,8 +27,9 @@ from chat_service.chat.reply_cache import ReplyCache
 from chat_service.config import Settings
 from chat_service.identity.api_keys import ApiKeys
 from chat_service.identity.oidc import OidcVerifier
-from chat_service.store import ChatStore, SQLiteChatStore
+from chat_service.store import ChatStore
 from chat_service.store.postgres import PostgresChatStore
+from chat_service.store.sqlite import SQLiteChatStore
 from chat_service.telemetry.genai import GenAITelemetry
 from chat_service.telemetry.metrics import Metrics
 from chat_service.telemetry.tracing import Tracing, tracing_ctx

@@ -23,8 +23,9 @@ application built from it; the root application's alone must (telemetry/tracing.
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_app import Application as MountedApplication
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from chat_service.api import chat, conversations, docs, events, health
 from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
@@ -96,8 +97,13 @@ def metrics_app(metrics: Metrics, identity: Identity) -> web.Application:
     app = MountedApplication(
         middlewares=[identify_middleware(identity, tokens=False), require_identity]
     )
-    app.router.add_get("", metrics.handler())
+    app.router.add_get("", metrics_handler(metrics))
     return app
+
+
+def metrics_handler(metrics: Metrics) -> Handler:
+    """``/metrics``: the text format, or OpenMetrics when the scraper asks for it."""
+    return make_aiohttp_handler(metrics.registry)
 
 
 def add_routes(
@@ -110,7 +116,7 @@ def add_routes(
     if settings.metrics_require_key and identity.required:
         app.add_subapp("/metrics", metrics_app(metrics, identity))
     else:
-        app.router.add_get("/metrics", metrics.handler())
+        app.router.add_get("/metrics", metrics_handler(metrics))
     app.router.add_routes(health.routes)
     if settings.frontend_dir is not None:
         add_frontend_routes(app, settings.frontend_dir)

@@ -1,5 +1,6 @@
-"""Chat storage: the protocol of its parts (base.py) and the SQLite backend. PostgreSQL's is
-``store.postgres``, imported only where it is chosen (the app's wiring)."""
+"""Chat storage: the protocol of its parts (base.py). The backends (``store.sqlite``,
+``store.postgres``) are imported only where one is chosen, the app's wiring: nothing else
+depends on either (import-linter's contracts in pyproject.toml)."""
 
 from chat_service.store.base import (
     ChangeFeed,
@@ -9,14 +10,12 @@ from chat_service.store.base import (
     StoreError,
     StoreOpenError,
 )
-from chat_service.store.sqlite import SQLiteChatStore
 
 __all__ = [
     "ChangeFeed",
     "ChatStore",
     "ConversationCatalogue",
     "ExchangeLog",
-    "SQLiteChatStore",
     "StoreError",
     "StoreOpenError",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from aiohttp.typedefs import Handler
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -22,7 +21,6 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from chat_service import __version__
 from chat_service.telemetry.context import current_exemplar
@@ -231,10 +229,6 @@ class Metrics:
             registry=self.registry,
         )
         pool.on_wait = waits.observe
-
-    def handler(self) -> Handler:
-        """The ``/metrics`` handler: text format, or OpenMetrics when the scraper asks for it."""
-        return make_aiohttp_handler(self.registry)
 
     # -- the store's observer (see chat_service.store.base.StoreObserver) -------------
 

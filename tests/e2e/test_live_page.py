@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Locator, Request, Response, Route, expect
 
 from chat_service.assistant import DummyAssistant
-from chat_service.store import SQLiteChatStore
+from chat_service.store.sqlite import SQLiteChatStore
 from tests.conftest import StartService
 from tests.e2e.chat_page import AI, USER, ChatPage
 from tests.e2e.conftest import OpenPage, StartModuleService, markdown_libraries_installed

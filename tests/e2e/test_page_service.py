@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chat_service.assistant import DummyAssistant
-from chat_service.store import SQLiteChatStore
+from chat_service.store.sqlite import SQLiteChatStore
 from tests.e2e.chat_page import AI, USER, ChatPage
 from tests.e2e.conftest import OpenPage, StartModuleService, copy_page
 from tests.support.refs import ref

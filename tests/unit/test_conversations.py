@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 from chat_service.api.keys import CHAT
 from chat_service.chat.domain import title_from_message
 from chat_service.config import Settings
-from chat_service.store import SQLiteChatStore
 from chat_service.store.postgres import PostgresChatStore
+from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.binaries import in_ci
 from tests.support.postgres import PostgresNotFound, PostgresServer
 from tests.support.refs import ref

@@ -19,7 +19,7 @@ from chat_service.app import create_app
 from chat_service.chat.domain import ConversationRef, Exchange
 from chat_service.chat.live import QUEUE_SIZE, LiveUpdates
 from chat_service.config import Settings
-from chat_service.store import SQLiteChatStore
+from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.openapi import validate_response
 from tests.support.refs import ref
 from tests.support.store_observer import CountingObserver

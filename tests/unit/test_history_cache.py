@@ -20,8 +20,8 @@ from chat_service.api.chat import next_page_link
 from chat_service.api.validation import HistoryQuery
 from chat_service.chat.domain import ConversationRef, Exchange, HistoryPage
 from chat_service.chat.history import HistoryCache, RenderedPage, render
-from chat_service.store import SQLiteChatStore
 from chat_service.store.keys import storage_key
+from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.refs import ref
 from tests.support.store_observer import CountingObserver
 

@@ -15,7 +15,7 @@ from chat_service.chat.domain import Exchange
 from chat_service.chat.ordering import ConversationLocks
 from chat_service.chat.replies import ModelBusy, ModelSlots, ReplyService
 from chat_service.chat.reply_cache import ReplyCache, cache_key
-from chat_service.store import SQLiteChatStore
+from chat_service.store.sqlite import SQLiteChatStore
 from chat_service.telemetry.genai import GenAITelemetry
 from chat_service.telemetry.metrics import Metrics
 from tests.support.refs import ref

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from chat_service.chat.domain import Conversation, Exchange
-from chat_service.store import SQLiteChatStore, StoreError, StoreOpenError
+from chat_service.store import StoreError, StoreOpenError
 from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.refs import ref
 
 

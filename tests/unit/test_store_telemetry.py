@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from chat_service.store import SQLiteChatStore, StoreError
+from chat_service.store import StoreError
+from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.refs import ref
 
 
