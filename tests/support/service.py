@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -18,12 +19,34 @@ from typing import Any
 STARTUP_TIMEOUT_S = 20.0
 
 
+# Ports handed out by free_port: below Linux's ephemeral range (32768 and up, where the
+# kernel picks clients' source ports), a block of its own for each pytest-xdist worker, so
+# that two workers never hand out the same port, and neither does one worker twice.
+PORT_BASE = 20_000
+PORTS_PER_WORKER = 1_500
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under xdist
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
+_first_port = PORT_BASE + _worker_index() * PORTS_PER_WORKER
+_next_ports = itertools.cycle(range(_first_port, _first_port + PORTS_PER_WORKER))
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and that no other test of
+    this run is given (see PORT_BASE)."""
+    for _ in range(PORTS_PER_WORKER):
+        port = next(_next_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (by another program, or still in TIME_WAIT)
+            return port
+    raise RuntimeError(f"no free port in {_first_port}-{_first_port + PORTS_PER_WORKER - 1}")
 
 
 def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
