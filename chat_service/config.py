@@ -49,6 +49,8 @@ class Settings:
     # How often, at most, the key table may be rewritten to erase deleted conversations' keys
     # from PostgreSQL's files (store/postgres_shredding.py).
     database_shred_interval_s: float = 60.0
+    # Seconds between the comment lines that keep an idle event stream open through proxies.
+    stream_keepalive_s: float = 15.0
     log_level: str = "INFO"
     frontend_dir: Path | None = None
     max_message_chars: int = 4000
@@ -107,6 +109,7 @@ class Settings:
         _require(
             self.database_shred_interval_s >= 1, "CHAT_DATABASE_SHRED_INTERVAL_S must be at least 1"
         )
+        _require(self.stream_keepalive_s > 0, "CHAT_STREAM_KEEPALIVE_S must be positive")
         _require(self.max_message_chars >= 1, "CHAT_MAX_MESSAGE_CHARS must be at least 1")
         _require(self.max_body_bytes >= 1024, "CHAT_MAX_BODY_BYTES must be at least 1024")
         _require(self.assistant_latency_ms >= 0, "CHAT_ASSISTANT_LATENCY_MS must not be negative")
@@ -194,6 +197,7 @@ class Settings:
             database_shred_interval_s=read(
                 "CHAT_DATABASE_SHRED_INTERVAL_S", float, defaults.database_shred_interval_s
             ),
+            stream_keepalive_s=read("CHAT_STREAM_KEEPALIVE_S", float, defaults.stream_keepalive_s),
             log_level=read("CHAT_LOG_LEVEL", str.upper, defaults.log_level),
             frontend_dir=Path(frontend) if frontend else None,
             max_message_chars=read("CHAT_MAX_MESSAGE_CHARS", int, defaults.max_message_chars),

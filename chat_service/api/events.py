@@ -22,7 +22,7 @@ from aiohttp_sse import EventSourceResponse
 
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.identity import callers_conversation
-from chat_service.api.keys import CHAT, METRICS
+from chat_service.api.keys import CHAT, METRICS, SETTINGS
 from chat_service.api.validation import parse_events_query
 from chat_service.chat.contract import exchange_json
 from chat_service.chat.domain import StoreError
@@ -38,7 +38,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     query = parse_events_query(request.query, request.headers)
     conversation = callers_conversation(request, query.conversation_id)
     async with request.config_dict[CHAT].follow(conversation, query.last_event_id) as exchanges:
-        response = EventSourceResponse()
+        keepalive = request.config_dict[SETTINGS].stream_keepalive_s
+        response = EventSourceResponse(ping_interval=keepalive)
         await response.prepare(request)
         gauge = request.config_dict[METRICS].event_subscriptions
         gauge.inc()

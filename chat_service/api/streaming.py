@@ -6,8 +6,8 @@ means what a 200 means), or ``error`` with the contract's error body (nothing st
 The response starts with the first piece, so anything that fails before it (validation,
 limits, a busy or failing model) is still a plain JSON error with its own status.
 aiohttp-sse supplies the headers streams need (``Cache-Control: no-cache``,
-``X-Accel-Buffering: no`` for NGINX) and a comment line every 15 s, which keeps an idle
-stream open through proxies.
+``X-Accel-Buffering: no`` for NGINX) and a comment line every CHAT_STREAM_KEEPALIVE_S
+(15 s), which keeps an idle stream open through proxies.
 
 A client that closes the connection stops the reply: the model call is closed (the model
 server sees it go and stops generating) and the part of the reply the client was sent is
@@ -25,7 +25,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from chat_service.api.errors import INTERNAL_ERROR, STORE_FAILED, error_response
-from chat_service.api.keys import METRICS
+from chat_service.api.keys import METRICS, SETTINGS
 from chat_service.api.replies import (
     ASSISTANT_FAILED,
     log_model_failure,
@@ -96,7 +96,8 @@ class _Stream:
 
     async def open(self) -> EventSourceResponse:
         if self.response is None:
-            self.response = EventSourceResponse(allow_all_methods=True)
+            keepalive = self.request.config_dict[SETTINGS].stream_keepalive_s
+            self.response = EventSourceResponse(allow_all_methods=True, ping_interval=keepalive)
             await self.response.prepare(self.request)
             self._gauge.inc()
         return self.response

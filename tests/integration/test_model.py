@@ -322,9 +322,11 @@ def test_one_genai_span_per_call_and_the_model_joins_the_trace(
 def test_idle_streams_get_a_keepalive_comment(
     start_service: StartService, model_server: ModelServer
 ) -> None:
-    service = start_service(env=model_server.openai_env(CHAT_MODEL_TIMEOUT_S="30"))
-    # A model that thinks for 16 s after its first word: longer than the 15 s keep-alive.
-    model_server.script({"chunks": ["first ", "second"], "chunk_delays": [0, 16]})
+    service = start_service(
+        env=model_server.openai_env(CHAT_MODEL_TIMEOUT_S="30", CHAT_STREAM_KEEPALIVE_S="0.5")
+    )
+    # A model that thinks for 1.5 s after its first word: three keep-alive intervals.
+    model_server.script({"chunks": ["first ", "second"], "chunk_delays": [0, 1.5]})
     stream = post_stream(service.port, {"message": "slow"})
     events = list(stream.events())
     assert [e.event for e in events] == ["delta", "delta", "done"]

@@ -84,6 +84,7 @@ def test_empty_values_keep_defaults() -> None:
             {"CHAT_DATABASE_SHRED_INTERVAL_S": "0.5"},
             "CHAT_DATABASE_SHRED_INTERVAL_S must be at least 1",
         ),
+        ({"CHAT_STREAM_KEEPALIVE_S": "0"}, "CHAT_STREAM_KEEPALIVE_S must be positive"),
         ({"CHAT_DATABASE_CONNECT_TIMEOUT_S": "0"}, "CHAT_DATABASE_CONNECT_TIMEOUT_S must be pos"),
         ({"CHAT_OIDC_ISSUER": "https://sso.example"}, "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE"),
         ({"CHAT_OIDC_AUDIENCE": "chat"}, "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE go together"),
@@ -170,6 +171,11 @@ def test_an_empty_key_file_is_an_error(tmp_path: Path) -> None:
     key_file.write_text("\n")
     with pytest.raises(ConfigError, match="OPENAI_API_KEY_FILE is empty"):
         Settings.from_env({"OPENAI_API_KEY_FILE": str(key_file)})
+
+
+def test_the_stream_keepalive() -> None:
+    assert Settings().stream_keepalive_s == 15.0
+    assert Settings.from_env({"CHAT_STREAM_KEEPALIVE_S": "2.5"}).stream_keepalive_s == 2.5
 
 
 def test_database_settings() -> None:
