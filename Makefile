@@ -70,8 +70,13 @@ $(VENV)/.installed-test: $(VENV)/.installed-build pyproject.toml requirements/te
 run: $(VENV)/.installed-run $(FRONTEND_LIBRARIES) ## serve the API (and the page, if frontend/ exists) on 127.0.0.1:8000
 	CHAT_FRONTEND_DIR=$${CHAT_FRONTEND_DIR-$(FRONTEND_DIR)} $(BIN)/chat-service
 
+# The suite waits far more than it computes (servers, browsers, model latency), so it runs in
+# TEST_WORKERS processes (pytest-xdist), each test taken by whichever is free; ports are handed
+# out per worker (tests/support/service.py). TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 4
+
 test: $(VENV)/.installed-test $(FRONTEND_LIBRARIES) ## run every test, then the linters
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 	$(MAKE) --no-print-directory lint
 	$(if $(NPM),$(MAKE) --no-print-directory test-js,@echo "npm not found: the page's JavaScript checks (make test-js) did not run.")
 
