@@ -1,0 +1,206 @@
+"""The store's three parts, held to the same rules on both backends (store/base.py): the
+exchange log, the conversation catalogue and the change feed. Each test runs on SQLite and on
+PostgreSQL; what is particular to one backend (files, migrations, locks) is tested beside it
+(test_store.py, test_postgres_store.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from chat_service.chat.contract import HISTORY_KEYS, history_json
+from chat_service.chat.domain import ConversationCursor, ConversationRef, Exchange
+from chat_service.store import ChatStore
+from chat_service.store.postgres import PostgresChatStore
+from chat_service.store.sqlite import SQLiteChatStore
+from tests.support.refs import ref
+
+ALICE, BOB = "key:alice", "key:bob"
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+# Text JSON must escape, and text it must not: quotes, backslashes, every control character,
+# the line separators JavaScript once choked on, non-BMP characters, a slash.
+AWKWARD = '"quoted" \\ back/slash \t\n\r\b\f \x01\x1f\x7f é 😀 \u2028\u2029 </script>'
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatStore]:
+    opened: ChatStore
+    if request.param == "sqlite":
+        opened = await SQLiteChatStore.open(tmp_path / "chat.db")
+    else:
+        opened = await PostgresChatStore.open(request.getfixturevalue("postgres_url"))
+    yield opened
+    await opened.close()
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """What PostgreSQL's feed hears comes through its own connection, a moment later."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not heard within 5 s")
+
+
+# -- the exchange log ------------------------------------------------------------------
+
+
+async def test_an_append_returns_the_exchange_as_stored(store: ChatStore) -> None:
+    first = await store.append(ref("c", ALICE), "hi", "hello", trace_id="ab" * 16)
+    second = await store.append(ref("c", ALICE), "again", "and again")
+    assert (first.conversation, first.turn, first.user, first.ai) == (
+        ConversationRef(ALICE, "c"),
+        1,
+        "hi",
+        "hello",
+    )
+    assert first.trace_id == "abababababababababababababababab"
+    assert TIMESTAMP.fullmatch(first.created_at)
+    assert (second.turn, second.trace_id) == (2, None)
+    assert second.id > first.id
+    assert (await store.history(ref("c", ALICE))).exchanges == [first, second]
+
+
+async def test_each_owner_has_its_own_conversation_of_an_id(store: ChatStore) -> None:
+    await store.append(ref("c", ALICE), "alice's", "r")
+    theirs = await store.append(ref("c", BOB), "bob's", "r")
+    assert theirs.turn == 1
+    assert [e.user for e in (await store.history(ref("c", BOB))).exchanges] == ["bob's"]
+    assert [e.user for e in (await store.history(ref("c"))).exchanges] == [], "the anonymous"
+    assert await store.version(ref("c")) == 0
+
+
+async def test_the_version_is_the_newest_exchange_id(store: ChatStore) -> None:
+    assert await store.version(ref("c")) == 0
+    await store.append(ref("c"), "one", "r")
+    newest = await store.append(ref("c"), "two", "r")
+    await store.append(ref("other"), "elsewhere", "r")
+    assert await store.version(ref("c")) == newest.id
+
+
+async def test_history_pages_go_back_from_the_newest(store: ChatStore) -> None:
+    stored = [await store.append(ref("c"), f"m{i}", "r") for i in range(5)]
+    page = await store.history(ref("c"), limit=2)
+    assert ([e.user for e in page.exchanges], page.has_older) == (["m3", "m4"], True)
+    older = await store.history(ref("c"), limit=2, before=page.exchanges[0].id)
+    assert ([e.user for e in older.exchanges], older.has_older) == (["m1", "m2"], True)
+    oldest = await store.history(ref("c"), limit=2, before=older.exchanges[0].id)
+    assert ([e.user for e in oldest.exchanges], oldest.has_older) == (["m0"], False)
+    whole = await store.history(ref("c"), before=stored[3].id)
+    assert ([e.user for e in whole.exchanges], whole.has_older) == (["m0", "m1", "m2"], False)
+
+
+async def test_exchanges_after_a_cursor_come_oldest_first(store: ChatStore) -> None:
+    stored = [await store.append(ref("c"), f"m{i}", "r") for i in range(5)]
+    after = await store.exchanges_after(ref("c"), stored[1].id, limit=2)
+    assert [e.user for e in after] == ["m2", "m3"]
+    assert await store.exchanges_after(ref("c"), stored[4].id, limit=10) == []
+
+
+async def test_history_json_is_what_the_contract_writes_byte_for_byte(store: ChatStore) -> None:
+    """SQLite writes the document itself (json_group_array), PostgreSQL's store with the
+    contract's code: either way, the same bytes for the same exchanges."""
+    for i in range(3):
+        await store.append(ref("c"), f"{AWKWARD} {i}", f"{AWKWARD[::-1]} {i}")
+    stored = (await store.history(ref("c"))).exchanges
+    document = await store.history_json(ref("c"), keys=HISTORY_KEYS)
+    assert document == history_json(stored)
+    older = await store.history_json(ref("c"), keys=HISTORY_KEYS, before=stored[2].id)
+    assert older == history_json(stored[:2])
+    assert await store.history_json(ref("nobody"), keys=HISTORY_KEYS) == b"[]"
+
+
+async def test_commit_listeners_hear_each_commit_before_its_append_returns(
+    store: ChatStore,
+) -> None:
+    heard: list[list[Exchange]] = []
+    store.add_commit_listener(lambda exchanges: heard.append(list(exchanges)))
+    stored = await store.append(ref("c"), "m", "r")
+    assert heard == [[stored]]
+
+
+# -- the conversation catalogue ----------------------------------------------------------
+
+
+async def test_a_conversation_is_created_once_and_found_by_its_owner(store: ChatStore) -> None:
+    created = await store.create_conversation(ref("new", ALICE), "A title")
+    assert created is not None
+    assert (created.id, created.title, created.exchanges) == ("new", "A title", 0)
+    assert TIMESTAMP.fullmatch(created.created_at)
+    assert await store.create_conversation(ref("new", ALICE), "again") is None
+    assert await store.conversation(ref("new", ALICE)) == created
+    assert await store.conversation(ref("new", BOB)) is None
+
+
+async def test_a_first_message_starts_and_titles_a_conversation(store: ChatStore) -> None:
+    await store.append(ref("c", ALICE), "  What is\nthe time?  ", "r")
+    await store.append(ref("c", ALICE), "second", "r")
+    found = await store.conversation(ref("c", ALICE))
+    assert found is not None
+    assert (found.title, found.exchanges) == ("What is the time?", 2)
+
+
+async def test_an_owner_lists_its_conversations_most_recently_active_first(
+    store: ChatStore,
+) -> None:
+    for name in ("a", "b", "c"):
+        await store.append(ref(name, ALICE), name, "r")
+    await store.append(ref("a", ALICE), "a again", "r")
+    await store.append(ref("x", BOB), "bob's", "r")
+    listed = await store.conversations(ALICE, limit=2)
+    assert [c.id for c in listed] == ["a", "c"]
+    cursor = ConversationCursor(listed[-1].updated_at, listed[-1].id)
+    assert [c.id for c in await store.conversations(ALICE, limit=2, after=cursor)] == ["b"]
+    assert [c.id for c in await store.conversations(BOB, limit=10)] == ["x"]
+
+
+async def test_a_conversation_is_renamed_by_its_owner_only(store: ChatStore) -> None:
+    await store.append(ref("c", ALICE), "first", "r")
+    renamed = await store.rename_conversation(ref("c", ALICE), "Renamed")
+    assert renamed is not None
+    assert (renamed.id, renamed.title, renamed.exchanges) == ("c", "Renamed", 1)
+    assert await store.rename_conversation(ref("c", BOB), "Stolen") is None
+    assert await store.rename_conversation(ref("missing", ALICE), "Nothing") is None
+
+
+async def test_deleting_takes_the_conversation_and_its_exchanges(store: ChatStore) -> None:
+    await store.append(ref("c", ALICE), "first", "r")
+    await store.append(ref("c", BOB), "bob's own c", "r")
+    assert not await store.delete_conversation(ref("missing", ALICE))
+    assert await store.delete_conversation(ref("c", ALICE))
+    assert not await store.delete_conversation(ref("c", ALICE)), "gone already"
+    assert await store.conversation(ref("c", ALICE)) is None
+    assert (await store.history(ref("c", ALICE))).exchanges == []
+    assert await store.version(ref("c", ALICE)) == 0
+    assert [e.user for e in (await store.history(ref("c", BOB))).exchanges] == ["bob's own c"]
+    again = await store.append(ref("c", ALICE), "afresh", "r")
+    assert again.turn == 1, "the same id starts a new conversation"
+
+
+# -- the change feed ---------------------------------------------------------------------
+
+
+async def test_the_feed_names_each_conversation_a_commit_changed(store: ChatStore) -> None:
+    changed: list[ConversationRef | None] = []
+    store.add_change_listener(changed.append)
+    await asyncio.sleep(0.2)  # PostgreSQL's listening connection, and its catch-up
+    changed.clear()
+    await asyncio.gather(
+        store.append(ref("a", ALICE), "m", "r"), store.append(ref("b", BOB), "m", "r")
+    )
+    await eventually(lambda: len(changed) >= 2)
+    assert set(changed) == {ConversationRef(ALICE, "a"), ConversationRef(BOB, "b")}
+
+
+async def test_the_feed_names_each_conversation_deleted(store: ChatStore) -> None:
+    removed: list[ConversationRef] = []
+    store.add_removal_listener(removed.append)
+    await asyncio.sleep(0.2)
+    await store.append(ref("c", ALICE), "m", "r")
+    assert await store.delete_conversation(ref("c", ALICE))
+    await eventually(lambda: bool(removed))
+    assert removed == [ConversationRef(ALICE, "c")]
