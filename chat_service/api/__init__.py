@@ -5,8 +5,9 @@ Cross-cutting policy applies by mount, never by matching paths:
 - the service (every request): the telemetry middleware (trace ids, metrics) outermost,
   then the contract's JSON errors; security headers, ``traceresponse`` and the request id
   on every response;
-- ``/chat`` (:func:`chat_app`): CORS, who is calling, rate limits, the refusal of callers
-  who could not be placed, and the store's failures as the contract's 500s, in that order;
+- ``/chat`` (:func:`chat_app`): CORS, who is calling, rate limits and the refusal of
+  callers who could not be placed, in that order (the store's failures become the contract's
+  500s with the other errors, in errors.py);
 - ``/openapi.json`` (:func:`document_app`): CORS;
 - ``/metrics``: an API key when CHAT_METRICS_REQUIRE_KEY is true;
 - probes and the page: nothing more.
@@ -29,7 +30,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from chat_service.api import chat, conversations, docs, events, health
 from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
-from chat_service.api.errors import json_errors, store_failures
+from chat_service.api.errors import json_errors
 from chat_service.api.frontend import add_frontend_routes
 from chat_service.api.identity import Identity, identify_middleware, require_identity
 from chat_service.api.ratelimit import (
@@ -69,7 +70,6 @@ def chat_app(settings: Settings, identity: Identity) -> web.Application:
         middlewares.append(rate_limit_middleware(buckets))
     if identity.required:
         middlewares.append(require_identity)
-    middlewares.append(store_failures)
     app = MountedApplication(middlewares=middlewares)
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)

@@ -65,9 +65,21 @@ def refuse(
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every error raised below into the contract's JSON error shape."""
+    """Turn every error raised below into the contract's JSON error shape: a store's failure
+    into the 500 its handler registered (:func:`when_the_store_fails`), logged once here."""
     try:
         return await handler(request)
+    except ExchangeNotStored:
+        log.exception(STORE_FAILED)
+        return refuse(request, 500, STORE_FAILED)
+    except StoreError:
+        failure = _STORE_FAILURES.get(request.match_info.handler)
+        if failure is None:
+            log.exception("unhandled store error in %s %s", request.method, request.path)
+            return refuse(request, 500, INTERNAL_ERROR)
+        log.exception(failure.message)  # what the client is told, with the store's failure
+        request[REQUEST_ERROR] = failure.message
+        return json_response(failure.body(), status=500)
     except ApiError as exc:
         return refuse(request, exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
@@ -125,22 +137,3 @@ def when_the_store_fails(
         return handler
 
     return register
-
-
-@web.middleware
-async def store_failures(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A StoreError raised under a handler becomes the 500 that handler registered (with
-    :func:`when_the_store_fails`), or, for an exchange made but not stored, the contract's
-    own message; logged once, here, with its cause."""
-    try:
-        return await handler(request)
-    except ExchangeNotStored:
-        log.exception("failed to store the exchange")
-        return refuse(request, 500, STORE_FAILED)
-    except StoreError:
-        failure = _STORE_FAILURES.get(request.match_info.handler)
-        if failure is None:
-            raise  # a handler that registered none: the generic 500 (json_errors)
-        log.exception(failure.message)  # what the client is told, with the store's failure
-        request[REQUEST_ERROR] = failure.message
-        return json_response(failure.body(), status=500)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # The conversation a request that names none is about (the original contract's one history).
 DEFAULT_CONVERSATION = "default"
@@ -30,10 +31,12 @@ class ExchangeNotStored(StoreError):
     """A reply was made, but the exchange could not be stored (so nothing was)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationRef:
+class ConversationRef(NamedTuple):
     """A conversation as its owner names it: ``owner`` is the principal's namespace (empty
-    for the anonymous principal), ``id`` the conversation id the owner chose or was given."""
+    for the anonymous principal), ``id`` the conversation id the owner chose or was given.
+
+    A named tuple (immutable, compared by value) rather than a dataclass: it keys the caches
+    and locks of every request, and a tuple's hash and equality are the interpreter's own."""
 
     owner: str
     id: str
