@@ -17,7 +17,6 @@ PACKAGES = (
     "aiosqlite",
     "opentelemetry-sdk",
     "opentelemetry-exporter-otlp-proto-http",
-    "opentelemetry-instrumentation-aiohttp-server",
     "prometheus-client",
     "python-json-logger",
     "orjson",

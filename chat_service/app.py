@@ -18,6 +18,7 @@ from chat_service.api.keys import (
     SETTINGS,
     Lifecycle,
 )
+from chat_service.api.telemetry import RequestSpans
 from chat_service.assistant import Assistant, create_assistant
 from chat_service.chat.facade import Chat
 from chat_service.chat.history import HistoryCache
@@ -152,14 +153,17 @@ def create_app(
         else None,
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
-    # With spans exported, the aiohttp instrumentation's middleware provides each request's
-    # span; otherwise ours continues the caller's trace itself.
-    exporting = tracing is not None and tracing.exporting
+    # Requests' spans are recorded when spans are exported (api/telemetry.py).
+    spans = (
+        RequestSpans(tracing.provider.get_tracer("chat_service.api"), tracing.untraced)
+        if tracing is not None and tracing.exporting
+        else RequestSpans(None)
+    )
     # client_max_size bounds what request.read() buffers (the root application's is the one
     # requests are made with); the handlers answer 413 above it.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=service_middlewares(metrics, continue_traces=not exporting),
+        middlewares=service_middlewares(metrics, spans),
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics

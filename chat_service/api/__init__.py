@@ -14,18 +14,12 @@ Cross-cutting policy applies by mount, never by matching paths:
 
 Each list below is the one place its order is decided. Nothing below this package knows
 HTTP.
-
-The mounted applications are built from aiohttp's own class (``web_app.Application``):
-when spans are exported, the aiohttp-server instrumentation replaces ``web.Application``
-with a class that puts its middleware, which makes each request's server span, into every
-application built from it; the root application's alone must (telemetry/tracing.py).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from aiohttp.web_app import Application as MountedApplication
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from chat_service.api import chat, conversations, docs, events, health
@@ -40,14 +34,14 @@ from chat_service.api.ratelimit import (
 )
 from chat_service.api.request_id import add_request_id
 from chat_service.api.security import add_security_headers
-from chat_service.api.telemetry import add_traceresponse, telemetry_middleware
+from chat_service.api.telemetry import RequestSpans, add_traceresponse, telemetry_middleware
 from chat_service.config import Settings
 from chat_service.telemetry.metrics import Metrics
 
 
-def service_middlewares(metrics: Metrics, *, continue_traces: bool) -> list[Middleware]:
+def service_middlewares(metrics: Metrics, spans: RequestSpans) -> list[Middleware]:
     """Every request's, outermost first."""
-    return [telemetry_middleware(metrics, continue_traces=continue_traces), json_errors]
+    return [telemetry_middleware(metrics, spans), json_errors]
 
 
 def add_service_hooks(app: web.Application) -> None:
@@ -70,7 +64,7 @@ def chat_app(settings: Settings, identity: Identity) -> web.Application:
         middlewares.append(rate_limit_middleware(buckets))
     if identity.required:
         middlewares.append(require_identity)
-    app = MountedApplication(middlewares=middlewares)
+    app = web.Application(middlewares=middlewares)
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(add_rate_limit_headers)
@@ -85,7 +79,7 @@ def document_app(settings: Settings) -> web.Application:
     middlewares: list[Middleware] = []
     if settings.cors_origins:
         middlewares.append(cors_middleware(CorsOrigins(settings.cors_origins)))
-    app = MountedApplication(middlewares=middlewares)
+    app = web.Application(middlewares=middlewares)
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
     app.router.add_routes(docs.routes)
@@ -94,7 +88,7 @@ def document_app(settings: Settings) -> web.Application:
 
 def metrics_app(metrics: Metrics, identity: Identity) -> web.Application:
     """``/metrics``, behind the API keys (CHAT_METRICS_REQUIRE_KEY)."""
-    app = MountedApplication(
+    app = web.Application(
         middlewares=[identify_middleware(identity, tokens=False), require_identity]
     )
     app.router.add_get("", metrics_handler(metrics))

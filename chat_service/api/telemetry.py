@@ -1,18 +1,21 @@
-"""Per-request telemetry: trace ids, RED metrics, the ``traceresponse`` header.
+"""Per-request telemetry: the request's span, RED metrics, the ``traceresponse`` header.
 
-One middleware, outermost of ours but CORS's (whose preflights it does not see), and a
-response-prepare hook for the header (so streamed responses, whose headers leave before the
-handler returns, carry it too). When spans are exported the middleware runs inside the
-server span of the aiohttp-server instrumentation (whose middleware is outermost of all),
-reads its ids and names the request's X-Request-ID on it. When nothing is exported the
-instrumentation is not installed (its per-request attribute work would be for nobody) and
-this middleware continues the caller's trace itself, with a non-recording span: logs and
-``traceresponse`` still carry the ids, at a fraction of the cost (bench/README.md).
+One middleware, the outermost, and a response-prepare hook for the header (so streamed
+responses, whose headers leave before the handler returns, carry it too). It is the one path
+by which a request gets its span (:class:`RequestSpans`): the caller's trace is continued
+(W3C ``traceparent``, through the global propagators), and the span is the SDK's SERVER span
+``METHOD /route`` with the stable HTTP attributes when spans are exported and the route is
+traced, or a non-recording span with its own ids otherwise, so logs, stored rows and
+``traceresponse`` always carry ids. It replaces opentelemetry-instrumentation-aiohttp-server,
+whose middleware cost (b) a quarter of its CPU gathering attributes even for requests its
+sampler dropped, and which is configured by rewriting ``web.Application`` and the process's
+environment (bench/README.md); the attributes are the same, set only on recorded spans.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -21,12 +24,13 @@ from aiohttp.typedefs import Handler, Middleware
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import NonRecordingSpan, SpanContext
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Tracer as OtelTracer
 
 from chat_service.api.access_log import REQUEST_ROUTE, REQUEST_TRACE_IDS
 from chat_service.api.errors import CLIENT_CLOSED_REQUEST, error_response
 from chat_service.api.request_id import request_id
-from chat_service.telemetry.context import active, span_ids
+from chat_service.telemetry.context import span_ids
 from chat_service.telemetry.metrics import UNMATCHED_ROUTE, Metrics, bounded_method
 
 TRACERESPONSE = "traceresponse"
@@ -41,38 +45,106 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
-class TraceContinuation:
-    """Gives each request a span context without recording a span.
+class RequestSpans:
+    """Each request's span. ``tracer``: the provider's, when spans are exported (None: none
+    are, and no request's span is recorded). ``untraced``: paths that never get a recorded
+    span (probes and scrapes, which would drown the real traffic)."""
 
-    Continues the caller's trace when its headers carry one (through the configured
-    propagators, W3C ``traceparent`` by default), else starts a new one. The span is
-    never sampled: nothing is exported, and ``traceresponse`` says so (flags ``00``).
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, tracer: OtelTracer | None, untraced: re.Pattern[str] | None = None) -> None:
+        self._tracer = tracer
+        self._untraced = untraced
         self._propagator = propagate.get_global_textmap()
         # The header names the propagators read: most requests carry none of them, and
         # then there is nothing to extract.
         self._fields = tuple(self._propagator.fields)
         self._ids = RandomIdGenerator()
 
-    def start(self, request: web.Request) -> tuple[SpanContext, otel_context.Context]:
+    def start(
+        self, request: web.Request, method: str, route: str
+    ) -> tuple[Span, otel_context.Context]:
+        """The request's span, and the context to run the request in (the caller's, baggage
+        and all, with this span current); :meth:`end` the span."""
+        parent = self._parent(request)
+        span = self._span(request, method, route, parent)
+        return span, trace.set_span_in_context(span, parent)
+
+    def _parent(self, request: web.Request) -> otel_context.Context | None:
         headers = request.headers
-        parent: otel_context.Context | None = None
-        trace_id = 0
-        trace_state = None
         if any(field in headers for field in self._fields):
-            parent = self._propagator.extract(headers)
+            return self._propagator.extract(headers)
+        return None
+
+    def _span(
+        self,
+        request: web.Request,
+        method: str,
+        route: str,
+        parent: otel_context.Context | None,
+    ) -> Span:
+        if self._tracer is None or (
+            self._untraced is not None and self._untraced.search(request.path)
+        ):
+            return self._unrecorded(parent)
+        span = self._tracer.start_span(
+            f"{method} {route}" if route != UNMATCHED_ROUTE else method,
+            context=parent,
+            kind=SpanKind.SERVER,
+        )
+        if span.is_recording():  # the sampler's choice: attributes only for what is kept
+            span.set_attributes(_request_attributes(request, method, route))
+        return span
+
+    def _unrecorded(self, parent: otel_context.Context | None) -> Span:
+        """A span of the caller's trace (or a new one), never sampled: ``traceresponse``
+        says so (flags ``00``)."""
+        trace_id, trace_state = 0, None
+        if parent is not None:
             caller = trace.get_current_span(parent).get_span_context()
             if caller.is_valid:
                 trace_id, trace_state = caller.trace_id, caller.trace_state
-        span_context = SpanContext(
-            trace_id or self._ids.generate_trace_id(),
-            self._ids.generate_span_id(),
-            is_remote=False,
-            trace_state=trace_state,  # flags: the default, not sampled
+        return NonRecordingSpan(
+            SpanContext(
+                trace_id or self._ids.generate_trace_id(),
+                self._ids.generate_span_id(),
+                is_remote=False,
+                trace_state=trace_state,  # flags: the default, not sampled
+            )
         )
-        return span_context, trace.set_span_in_context(NonRecordingSpan(span_context), parent)
+
+    @staticmethod
+    def end(span: Span, status: int) -> None:
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_attribute("error.type", str(status))
+                span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+
+def _request_attributes(request: web.Request, method: str, route: str) -> dict[str, Any]:
+    """The stable HTTP server span attributes, for a span that is recorded."""
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.scheme": request.scheme,
+        "url.path": request.path,
+        "network.protocol.version": f"{request.version.major}.{request.version.minor}",
+    }
+    if method == "_OTHER":
+        attributes["http.request.method_original"] = request.method
+    if route != UNMATCHED_ROUTE:
+        attributes["http.route"] = route
+    if request.query_string:
+        attributes["url.query"] = request.query_string
+    host, _, port = (request.host or "").rpartition(":")
+    if host and port.isdigit():
+        attributes["server.address"], attributes["server.port"] = host, int(port)
+    elif request.host:
+        attributes["server.address"] = request.host
+    if request.remote:
+        attributes["client.address"] = request.remote
+    if user_agent := request.headers.get("User-Agent"):
+        attributes["user_agent.original"] = user_agent
+    return attributes
 
 
 def client_gone(request: web.Request) -> bool:
@@ -86,10 +158,8 @@ async def add_traceresponse(request: web.Request, response: web.StreamResponse) 
         response.headers[TRACERESPONSE] = ids.traceresponse
 
 
-def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middleware:
-    """RED metrics and trace ids for every request; ``continue_traces`` when no
-    instrumentation provides the request's span (see the module's docstring)."""
-    continuation = TraceContinuation() if continue_traces else None
+def telemetry_middleware(metrics: Metrics, spans: RequestSpans) -> Middleware:
+    """The request's span, RED metrics and trace ids for every request."""
     # prometheus_client's labels() looks children up under a lock; this one is looked up
     # on every request, so keep them at hand (their label values are bounded).
     duration_children: dict[tuple[str, str, int], Any] = {}
@@ -99,14 +169,11 @@ def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middlewa
         route = route_template(request)
         method = bounded_method(request.method)
         request[REQUEST_ROUTE] = route
-        token = None
-        if continuation is not None:
-            span, request_context = continuation.start(request)
-            token = otel_context.attach(request_context)
-        else:
-            span = active()  # the instrumentation's server span
-            trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request_id(request))
-        ids = span_ids(span)
+        span, request_context = spans.start(request, method, route)
+        if span.is_recording():
+            span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id(request))
+        token = otel_context.attach(request_context)
+        ids = span_ids(span.get_span_context())
         if ids is not None:
             request[REQUEST_TRACE_IDS] = ids
         in_flight = metrics.in_flight(method, route)
@@ -139,7 +206,7 @@ def telemetry_middleware(metrics: Metrics, *, continue_traces: bool) -> Middlewa
             duration.observe(
                 time.perf_counter() - started, ids.exemplar if ids is not None else None
             )
-            if token is not None:
-                otel_context.detach(token)
+            otel_context.detach(token)
+            spans.end(span, status)
 
     return observe

@@ -1,5 +1,4 @@
-"""OpenTelemetry tracing: SDK, OTLP exporter, and the aiohttp server and openai SDK
-instrumentations.
+"""OpenTelemetry tracing: SDK, OTLP exporter, and the openai SDK's instrumentation.
 
 Everything is configured by the standard OTEL_* variables, so the service drops into any
 OpenTelemetry setup: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG),
@@ -8,7 +7,10 @@ OTEL_TRACES_EXPORTER (``otlp`` or ``none``), OTEL_EXPORTER_OTLP_(TRACES_)PROTOCO
 
 Spans are recorded and exported only when an OTLP endpoint is configured. Without one,
 every request still gets a (non-recording) span context, so logs, the ``traceresponse``
-header and stored rows carry trace ids (chat_service/api/telemetry.py). Export happens in the
+header and stored rows carry trace ids; requests' spans are made in chat_service/api/
+telemetry.py, which paths in OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS never record (the
+variable of the aiohttp-server instrumentation this replaces; probes and /metrics by
+default). Export happens in the
 BatchSpanProcessor's thread, never on the event loop: a slow or dead collector costs the
 requests nothing; spans it could not take are counted instead. The GenAI spans of model
 calls are the service's own (telemetry/genai.py); the openai instrumentation, installed
@@ -20,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
 from opentelemetry import trace
-from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -41,10 +43,6 @@ DEFAULT_SERVICE_NAME = "chat-service"
 # Probes and scrapes would drown the real traffic in Jaeger; users can override this.
 EXCLUDED_URLS_VARIABLE = "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"
 DEFAULT_EXCLUDED_URLS = "^/healthz$,^/readyz$,^/metrics$"
-# The stable HTTP conventions (http.request.method, url.path, http.response.status_code)
-# rather than the instrumentation's pre-1.0 default names.
-SEMCONV_VARIABLE = "OTEL_SEMCONV_STABILITY_OPT_IN"
-DEFAULT_SEMCONV = "http"
 PROTOCOLS = ("http/protobuf", "grpc")
 # What CHAT_CAPTURE_CONTENT=true means to opentelemetry-util-genai: content on the span.
 CAPTURE_CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -54,11 +52,28 @@ EXPORT_FLUSH_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Tracing:
-    """How tracing was set up: the process's provider, and whether spans are exported
-    (then they are recorded, and the aiohttp server and openai SDK are instrumented)."""
+    """How tracing was set up: the process's provider, whether spans are exported (then
+    requests' spans are recorded, and the openai SDK is instrumented), and the paths whose
+    requests are never recorded."""
 
     provider: TracerProvider
     exporting: bool
+    untraced: re.Pattern[str] | None = None
+
+
+def excluded_urls(environ: Mapping[str, str]) -> re.Pattern[str] | None:
+    """OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS: comma-separated regular expressions, any of
+    which found in a request's path leaves it unrecorded; empty: every path is traced."""
+    raw = environ.get(EXCLUDED_URLS_VARIABLE, DEFAULT_EXCLUDED_URLS)
+    patterns = [pattern.strip() for pattern in raw.split(",") if pattern.strip()]
+    if not patterns:
+        return None
+    try:
+        return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+    except re.error as exc:
+        raise ConfigError(
+            f"{EXCLUDED_URLS_VARIABLE} is not a list of regular expressions: {exc}"
+        ) from None
 
 
 class CountingExporter(SpanExporter):
@@ -153,14 +168,11 @@ def configure_tracing(
     capture_content: bool = False,
     instrument_openai: bool = False,
 ) -> Tracing:
-    """Install the global tracer provider and, when spans are exported, instrument aiohttp's
-    server and the openai SDK.
-
-    Call before the application is built: the aiohttp instrumentation replaces
-    ``web.Application``.
-    """
+    """Install the global tracer provider and, when spans are exported, instrument the
+    openai SDK."""
     # Built before anything is installed, so a bad variable is one clear start-up error.
     exporter = build_exporter(environ)
+    untraced = excluded_urls(environ)
     sampler = None  # the SDK's, from OTEL_TRACES_SAMPLER
     if exporter is None:
         # Nothing would leave the process, so nothing is recorded whatever the sampler:
@@ -181,14 +193,11 @@ def configure_tracing(
         },
     )
     if capture_content:
+        # opentelemetry-util-genai reads its content switch from the process's environment,
+        # and from nowhere else: CHAT_CAPTURE_CONTENT's one way through to it.
         os.environ.setdefault(CAPTURE_CONTENT_VARIABLE, "span_only")
     if exporter is None:
-        # Nothing is exported, so nothing needs the instrumentations' attributes: the app
-        # uses a light middleware for trace ids instead (chat_service/api/telemetry.py).
-        return Tracing(provider, exporting=False)
-    os.environ.setdefault(EXCLUDED_URLS_VARIABLE, DEFAULT_EXCLUDED_URLS)
-    os.environ.setdefault(SEMCONV_VARIABLE, DEFAULT_SEMCONV)
-    AioHttpServerInstrumentor().instrument(tracer_provider=provider)
+        return Tracing(provider, exporting=False, untraced=untraced)
     if instrument_openai:
         # Imported here: the SDK is loaded only when a model is used.
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
@@ -196,7 +205,7 @@ def configure_tracing(
         # Inside the service's own GenAI span (telemetry/genai.py) it adds what it reads
         # from the SDK to that span instead of starting a second one.
         OpenAIInstrumentor().instrument(tracer_provider=provider)
-    return Tracing(provider, exporting=True)
+    return Tracing(provider, exporting=True, untraced=untraced)
 
 
 def tracing_ctx(provider: TracerProvider) -> Callable[[web.Application], AsyncIterator[None]]:
