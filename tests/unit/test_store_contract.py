@@ -37,6 +37,17 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.close()
 
 
+async def listening(store: ChatStore) -> list[ConversationRef | None]:
+    """A change listener's list, once the feed hears: PostgreSQL's listening connection says
+    so with its catch-up (``None``) when it is in place; SQLite's feed is this process."""
+    changed: list[ConversationRef | None] = []
+    store.add_change_listener(changed.append)
+    if isinstance(store, PostgresChatStore):
+        await eventually(lambda: None in changed)
+        changed.clear()
+    return changed
+
+
 async def eventually(condition: Callable[[], bool]) -> None:
     """What PostgreSQL's feed hears comes through its own connection, a moment later."""
     for _ in range(500):
@@ -185,10 +196,7 @@ async def test_deleting_takes_the_conversation_and_its_exchanges(store: ChatStor
 
 
 async def test_the_feed_names_each_conversation_a_commit_changed(store: ChatStore) -> None:
-    changed: list[ConversationRef | None] = []
-    store.add_change_listener(changed.append)
-    await asyncio.sleep(0.2)  # PostgreSQL's listening connection, and its catch-up
-    changed.clear()
+    changed = await listening(store)
     await asyncio.gather(
         store.append(ref("a", ALICE), "m", "r"), store.append(ref("b", BOB), "m", "r")
     )
@@ -199,7 +207,7 @@ async def test_the_feed_names_each_conversation_a_commit_changed(store: ChatStor
 async def test_the_feed_names_each_conversation_deleted(store: ChatStore) -> None:
     removed: list[ConversationRef] = []
     store.add_removal_listener(removed.append)
-    await asyncio.sleep(0.2)
+    await listening(store)
     await store.append(ref("c", ALICE), "m", "r")
     assert await store.delete_conversation(ref("c", ALICE))
     await eventually(lambda: bool(removed))
