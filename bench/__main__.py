@@ -11,14 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import machine, report
+from bench.common import Options, ScenarioResult
 from bench.processes import plan_pinning
-from bench.runner import (
-    SERVICE_DEFAULTS,
-    Options,
-    ScenarioResult,
-    parse_settings,
-    run_scenario,
-)
+from bench.runner import SERVICE_DEFAULTS, parse_settings, run_scenario
 from bench.scenarios import REFERENCE, SCENARIOS
 from bench.wrk import WrkError, wrk_version
 

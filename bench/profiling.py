@@ -28,8 +28,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import Options
 from bench.processes import cpu_times, plan_pinning
-from bench.runner import Options, parse_settings, run_scenario
+from bench.runner import parse_settings, run_scenario
 from bench.scenarios import SCENARIOS
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.runner import ScenarioResult
+from bench.common import ScenarioResult
 from bench.scenarios import REFERENCE
 
 

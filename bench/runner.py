@@ -11,13 +11,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from bench.common import Options, ScenarioResult, base_environment
 from bench.otlp_sink import Sink, running_sink
 from bench.processes import (
-    Pinning,
     cpu_seconds,
     free_port,
     http_get,
@@ -27,6 +25,7 @@ from bench.processes import (
 )
 from bench.scenarios import Driver, Scenario, Server
 from bench.seed import seed_database
+from bench.stream_scenario import run_streams_scenario
 from bench.subscribers import held_subscriptions
 from bench.wrk import POST_SCRIPT, REPORT_SCRIPT, WrkResult, run_wrk
 from tests.support.postgres import PostgresServer
@@ -52,87 +51,6 @@ SCRAPED_METRICS = {
 # limit is off: wrk's 64 connections come from one address but stand for many users.
 SERVICE_DEFAULTS = {"CHAT_RATE_LIMIT_RPS": "0"}
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    warmup_s: int
-    duration_s: int
-    connections: int
-    pinning: Pinning
-    settings: dict[str, str]  # extra CHAT_*/OTEL_* variables for the service
-    repo: Path
-    workdir: Path
-    # Scenario (g): streams at once, direct streams to the model server, seconds of ramp.
-    streams: int = 1000
-    direct_streams: int = 100
-    stream_ramp_s: float = 1.0
-    # (g): when the TTFT target is missed, search for the highest stream count that meets it.
-    find_capacity: bool = True
-
-
-@dataclass(slots=True)
-class ScenarioResult:
-    scenario: Scenario
-    wrk: WrkResult
-    warmup_requests: int
-    peak_rss_mb: float | None
-    server_output_bytes: int
-    server_output_lines: int
-    server_exit_status: int
-    load_average_before: tuple[float, float, float]
-    seed_seconds: float = 0.0
-    service_metrics: dict[str, float] = field(default_factory=dict)
-    otlp: dict[str, int] = field(default_factory=dict)
-    server_cpu_seconds: float | None = None  # used by the server during the measured run
-    error_sample: str | None = None  # one request's answer, when wrk saw error statuses
-    streams: dict[str, Any] | None = None  # scenario (g): bench.streams' summary and more
-    subscriptions: dict[str, Any] | None = None  # scenario (h): bench.subscribers' figures
-
-    @property
-    def server_cpu_cores(self) -> float | None:
-        """Below ~0.95 on a pinned core under load: something else ran there too."""
-        if self.server_cpu_seconds is None or not self.wrk.duration_s:
-            return None
-        return self.server_cpu_seconds / self.wrk.duration_s
-
-    @property
-    def cpu_ms_per_request(self) -> float | None:
-        """CPU cost per request: steadier than req/s when other work shares the core."""
-        if self.server_cpu_seconds is None or not self.wrk.requests:
-            return None
-        return 1000 * self.server_cpu_seconds / self.wrk.requests
-
-    def _mean(self, total: str, count: str) -> float | None:
-        divisor = self.service_metrics.get(count)
-        dividend = self.service_metrics.get(total)
-        return dividend / divisor if divisor and dividend is not None else None
-
-    @property
-    def average_commit_batch(self) -> float | None:
-        return self._mean("commit_batch_size_sum", "commit_batch_size_count")
-
-    @property
-    def average_commit_ms(self) -> float | None:
-        mean = self._mean("commit_seconds_sum", "commit_batch_size_count")
-        return mean * 1000 if mean is not None else None
-
-    @property
-    def average_select_ms(self) -> float | None:
-        mean = self._mean("select_seconds_sum", "select_count")
-        return mean * 1000 if mean is not None else None
-
-    @property
-    def spans_per_request(self) -> float | None:
-        served = self.warmup_requests + self.wrk.requests
-        return self.otlp["spans"] / served if self.otlp.get("spans") and served else None
-
-
-def base_environment() -> dict[str, str]:
-    """The bench's environment minus CHAT_*/OTEL_*, so the figures depend on flags only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OTEL_"))}
-    env["PYTHONUNBUFFERED"] = "1"  # as in the Dockerfile: each log line is written at once
-    return env
 
 
 def parse_settings(items: list[str]) -> dict[str, str]:
@@ -228,8 +146,6 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run ``scenario`` once; ``observe(server_pid)`` wraps the measured run (profiling)."""
     if scenario.driver is Driver.STREAMS:
-        from bench.stream_scenario import run_streams_scenario
-
         return run_streams_scenario(scenario, options, observe)
     seed_seconds = 0.0
     db_path = options.workdir / f"{scenario.key}.db"

@@ -20,8 +20,9 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bench.common import Options, ScenarioResult, base_environment
 from bench.processes import (
     cpu_seconds,
     free_port,
@@ -34,9 +35,6 @@ from bench.processes import (
 from bench.scenarios import Scenario
 from bench.streams import MARKER
 from bench.wrk import WrkResult
-
-if TYPE_CHECKING:
-    from bench.runner import Options, ScenarioResult
 
 MODEL_CHUNKS = 50
 MODEL_CHUNK_DELAY_S = 0.05
@@ -165,8 +163,6 @@ def run_streams_scenario(
     """Model server, service, a warm-up wave, then ``options.streams`` streams at once;
     when the added TTFT misses its target, the highest stream count that meets it.
     ``observe(server_pid)`` wraps the measured run (profiling)."""
-    from bench.runner import ScenarioResult, base_environment
-
     # Each stream holds two sockets in the service (client and model side), and one in the
     # model server and the client each.
     raise_nofile_limit(2 * options.streams)
