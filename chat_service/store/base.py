@@ -12,8 +12,9 @@ everywhere; only the backends turn them into storage keys (keys.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from chat_service.chat.domain import (
     Conversation,
@@ -39,6 +40,19 @@ __all__ = [
 CommitListener = Callable[[Sequence[Exchange]], None]
 ChangeListener = Callable[[ConversationRef | None], None]
 RemovalListener = Callable[[ConversationRef], None]
+_Heard = TypeVar("_Heard")
+
+log = logging.getLogger(__name__)
+
+
+def call_each(listeners: Iterable[Callable[[_Heard], None]], heard: _Heard) -> None:
+    """Tell every listener; one that fails is logged and the others are still told (what
+    they hear of has happened, whatever one of them makes of it)."""
+    for listener in listeners:
+        try:
+            listener(heard)
+        except Exception:
+            log.exception("a store listener failed")
 
 
 class StoreObserver(Protocol):

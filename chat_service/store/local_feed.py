@@ -3,14 +3,11 @@ commits and deletions are all the changes there are, so they are heard of direct
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from chat_service.chat.domain import ConversationRef, Exchange
-from chat_service.store.base import ChangeListener, RemovalListener
+from chat_service.store.base import ChangeListener, RemovalListener, call_each
 from chat_service.store.group_commit import GroupCommit
-
-log = logging.getLogger(__name__)
 
 
 class LocalChangeFeed:
@@ -30,8 +27,4 @@ class LocalChangeFeed:
 
     def removed(self, conversation: ConversationRef) -> None:
         """The store deleted ``conversation``: tell every removal listener."""
-        for listener in self._removal_listeners:
-            try:
-                listener(conversation)
-            except Exception:
-                log.exception("a removal listener failed")
+        call_each(self._removal_listeners, conversation)

@@ -69,6 +69,7 @@ from chat_service.store.group_commit import (
     NewExchange,
 )
 from chat_service.store.keys import storage_key
+from chat_service.store.postgres_failures import FAILURES as _FAILURES
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.postgres_notify import (
     PostgresChangeFeed,
@@ -98,15 +99,6 @@ _TRANSIENT = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.ConnectionDoesNotExistError,
-)
-# What a lost or failing database raises from a query.
-# (InternalClientError: a connection left mid-message by a cancelled call.)
-_FAILURES = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
 )
 # How long one statement may take before the request fails rather than hangs.
 COMMAND_TIMEOUT_S = 30.0

@@ -20,8 +20,9 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from chat_service.chat.domain import ConversationRef
-from chat_service.store.base import ChangeListener, RemovalListener
+from chat_service.store.base import ChangeListener, RemovalListener, call_each
 from chat_service.store.keys import conversation_of, storage_key
+from chat_service.store.postgres_failures import FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,6 @@ _NOTIFY = f"SELECT pg_notify('{CHANGES_CHANNEL}', c) FROM unnest($1::text[]) AS 
 # raises nothing by itself) and waits this long before reconnecting.
 LISTEN_CHECK_S = 5.0
 LISTEN_RETRY_S = 1.0
-# What a lost or failing listening connection raises.
-_FAILURES = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
 
 
 async def notify_changed(
@@ -86,7 +79,7 @@ class PostgresChangeFeed:
         while not self._closing:
             try:
                 await self._listen_once()
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 log.warning(
                     "the change notifications connection failed; reconnecting",
                     extra={"error_type": type(exc).__name__},
@@ -118,18 +111,10 @@ class PostgresChangeFeed:
             self._changed(conversation_of(text))
 
     def _removed(self, conversation: ConversationRef) -> None:
-        for listener in self._removal_listeners:
-            try:
-                listener(conversation)
-            except Exception:
-                log.exception("a removal listener failed")
+        call_each(self._removal_listeners, conversation)
 
     def _changed(self, conversation: ConversationRef | None) -> None:
-        for listener in self._change_listeners:
-            try:
-                listener(conversation)
-            except Exception:
-                log.exception("a change listener failed")
+        call_each(self._change_listeners, conversation)
 
     async def close(self) -> None:
         self._closing = True
