@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,7 +22,9 @@ STARTUP_TIMEOUT_S = 20.0
 
 # Ports handed out by free_port: below Linux's ephemeral range (32768 and up, where the
 # kernel picks clients' source ports), a block of its own for each pytest-xdist worker, so
-# that two workers never hand out the same port, and neither does one worker twice.
+# that two workers never hand out the same port, and neither does one worker twice. Each run
+# starts at a random place in its blocks, so that two runs at once (a mutation run beside a
+# test run) do not walk the same ports in step.
 PORT_BASE = 20_000
 PORTS_PER_WORKER = 1_500
 
@@ -32,7 +35,13 @@ def _worker_index() -> int:
 
 
 _first_port = PORT_BASE + _worker_index() * PORTS_PER_WORKER
-_next_ports = itertools.cycle(range(_first_port, _first_port + PORTS_PER_WORKER))
+_start = secrets.randbelow(PORTS_PER_WORKER)
+_next_ports = itertools.cycle(
+    [
+        *range(_first_port + _start, _first_port + PORTS_PER_WORKER),
+        *range(_first_port, _first_port + _start),
+    ]
+)
 
 
 def free_port() -> int:

@@ -158,9 +158,9 @@ async def test_a_first_message_starts_and_titles_a_conversation(store: ChatStore
 async def test_an_owner_lists_its_conversations_most_recently_active_first(
     store: ChatStore,
 ) -> None:
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "a"):  # a millisecond apart: timestamps are to the ms
         await store.append(ref(name, ALICE), name, "r")
-    await store.append(ref("a", ALICE), "a again", "r")
+        await asyncio.sleep(0.002)
     await store.append(ref("x", BOB), "bob's", "r")
     listed = await store.conversations(ALICE, limit=2)
     assert [c.id for c in listed] == ["a", "c"]
