@@ -246,13 +246,15 @@ async def test_a_client_that_leaves_stops_the_model_and_keeps_what_it_was_sent(
     response.close()  # the reader leaves
     await asyncio.wait_for(slow.closed.wait(), 0.2)  # well before the next piece is due
     assert not slow.finished, "the model was stopped, not run to the end"
+    # The commit is visible to readers a moment before the cancelled handler resumes to
+    # record it: wait for both.
     for _ in range(100):
         stored = await (await client.get("/chat/history?conversation_id=c")).json()
-        if stored:
+        if stored and recorded:
             break
         await asyncio.sleep(0.01)
     assert stored == [{"user": "go", "AI": "one two\n"}], "what the client was sent"
-    (reply, flags, fields) = recorded[0]
+    ((reply, flags, fields),) = recorded
     assert (reply, flags) == ("one two\n", {"streamed": True, "stopped": True})
     assert (fields["message_chars"], fields["reply_chars"], fields["turn"]) == (2, 8, 1)
     assert await stored_trace_ids(settings) == [CALLER_TRACE]
