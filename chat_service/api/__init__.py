@@ -5,9 +5,9 @@ Cross-cutting policy applies by mount, never by matching paths:
 - the service (every request): the telemetry middleware (trace ids, metrics) outermost,
   then the contract's JSON errors; security headers, ``traceresponse`` and the request id
   on every response;
-- ``/chat`` (:func:`chat_app`): CORS, who is calling, rate limits and the refusal of
-  callers who could not be placed, in that order (the store's failures become the contract's
-  500s with the other errors, in errors.py);
+- ``/chat`` (:func:`chat_app`): CORS, the refusal of cross-site writes (csrf.py), who is
+  calling, rate limits and the refusal of callers who could not be placed, in that order
+  (the store's failures become the contract's 500s with the other errors, in errors.py);
 - ``/openapi.json`` (:func:`document_app`): CORS;
 - ``/metrics``: an API key when CHAT_METRICS_REQUIRE_KEY is true;
 - probes and the page: nothing more.
@@ -24,6 +24,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from chat_service.api import chat, conversations, docs, events, health
 from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
+from chat_service.api.csrf import csrf_middleware
 from chat_service.api.errors import json_errors
 from chat_service.api.frontend import add_frontend_routes
 from chat_service.api.identity import Identity, identify_middleware, require_identity
@@ -54,10 +55,13 @@ def add_service_hooks(app: web.Application) -> None:
 def chat_app(settings: Settings, identity: Identity) -> web.Application:
     """``/chat``: the API, for callers it can name, within their rate limits."""
     middlewares: list[Middleware] = []
-    if settings.cors_origins:
+    origins = CorsOrigins(settings.cors_origins) if settings.cors_origins else None
+    if origins is not None:
         # First: a preflight carries no credentials, so it is answered before the identity
         # and rate-limit middlewares could refuse it.
-        middlewares.append(cors_middleware(CorsOrigins(settings.cors_origins)))
+        middlewares.append(cors_middleware(origins))
+    # Before identity: a forged request is refused whatever credential the browser attached.
+    middlewares.append(csrf_middleware(origins))
     middlewares.append(identify_middleware(identity))
     if settings.rate_limit_rps > 0:
         buckets = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)

@@ -1,28 +1,24 @@
 """CORS in Chromium: a page on another origin calls the API with fetch() and an API key.
 
-Two tiny static servers on other loopback ports stand for other sites: one is listed in
-CHAT_CORS_ORIGINS, one is not. The browser, not a test client, decides what the page's
-script may read, after its own preflight (Authorization and a JSON body make the request
-non-simple).
+Two tiny static servers on other loopback ports (other_sites.py) stand for other sites: one
+is listed in CHAT_CORS_ORIGINS, one is not. The browser, not a test client, decides what the
+page's script may read, after its own preflight (Authorization and a JSON body make the
+request non-simple).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from tests.e2e.browser import WatchedPage
 from tests.e2e.conftest import OpenPage, StartModuleService
+from tests.e2e.other_sites import other_sites
 from tests.support.service import ServiceProcess
 
 KEY = "cors-page-key-0123456789"
-# No favicon request (its 404 would be a console error).
-PAGE = b'<!doctype html><html lang=en><link rel=icon href="data:,"><title>elsewhere</title></html>'
-
 # The page's script: a message with the key, then the same without it.
 CALL_THE_API = """async ([api, key]) => {
   const send = async (headers) => {
@@ -45,32 +41,11 @@ CALL_THE_API = """async ([api, key]) => {
 }"""
 
 
-class _Page(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path != "/":
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
 @pytest.fixture(scope="module")
 def sites() -> Iterator[tuple[str, str]]:
     """The origins of two other sites: (allowed, not allowed)."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Page) for _ in range(2)]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    allowed, other = (f"http://127.0.0.1:{server.server_address[1]}" for server in servers)
-    yield allowed, other
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with other_sites(2) as (allowed, other):
+        yield allowed, other
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def _worker_index() -> int:
 
 _first_port = PORT_BASE + _worker_index() * PORTS_PER_WORKER
 _start = secrets.randbelow(PORTS_PER_WORKER)
-_next_ports = itertools.cycle(
+_next_ports: Iterator[int] = itertools.cycle(
     [
         *range(_first_port + _start, _first_port + PORTS_PER_WORKER),
         *range(_first_port, _first_port + _start),
