@@ -23,7 +23,8 @@ from chat_service.assistant import Assistant, create_assistant
 from chat_service.chat.facade import Chat
 from chat_service.chat.history import HistoryCache
 from chat_service.chat.live import LiveUpdates
-from chat_service.chat.replies import ModelSlots, ReplyService
+from chat_service.chat.model_slots import ModelSlots
+from chat_service.chat.replies import ReplyService
 from chat_service.chat.reply_cache import ReplyCache
 from chat_service.config import Settings
 from chat_service.identity.api_keys import ApiKeys
@@ -99,7 +100,11 @@ def chat_ctx(
                 model,
                 telemetry,
                 context_turns=settings.context_turns,
-                slots=ModelSlots(settings.model_max_concurrency, settings.model_timeout_s),
+                slots=ModelSlots(
+                    settings.model_max_concurrency,
+                    settings.model_timeout_s,
+                    settings.max_replies_per_caller,
+                ),
                 system_prompt=settings.system_prompt,
                 cache=ReplyCache(settings.reply_cache_ttl_s)
                 if settings.reply_cache_ttl_s

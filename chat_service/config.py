@@ -66,6 +66,10 @@ class Settings:
     model_timeout_s: float = 60.0
     model_max_retries: int = 2
     model_max_concurrency: int = 32
+    # A caller's model calls at once, running or waiting (model_slots.py), and how long one
+    # reply may take in all, from its first read to its last.
+    max_replies_per_caller: int = 4
+    reply_deadline_s: float = 300.0
     openai_base_url: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)  # a secret: never printed
     reply_cache_ttl_s: float = 0.0
@@ -118,6 +122,8 @@ class Settings:
         _require(self.model_timeout_s > 0, "CHAT_MODEL_TIMEOUT_S must be positive")
         _require(self.model_max_retries >= 0, "CHAT_MODEL_MAX_RETRIES must not be negative")
         _require(self.model_max_concurrency >= 1, "CHAT_MODEL_MAX_CONCURRENCY must be at least 1")
+        _require(self.max_replies_per_caller >= 1, "CHAT_MAX_REPLIES_PER_CALLER must be at least 1")
+        _require(self.reply_deadline_s > 0, "CHAT_REPLY_DEADLINE_S must be positive")
         _require(
             self.max_output_tokens is None or self.max_output_tokens >= 1,
             "CHAT_MAX_OUTPUT_TOKENS must be at least 1",
@@ -216,6 +222,10 @@ class Settings:
             model_max_concurrency=read(
                 "CHAT_MODEL_MAX_CONCURRENCY", int, defaults.model_max_concurrency
             ),
+            max_replies_per_caller=read(
+                "CHAT_MAX_REPLIES_PER_CALLER", int, defaults.max_replies_per_caller
+            ),
+            reply_deadline_s=read("CHAT_REPLY_DEADLINE_S", float, defaults.reply_deadline_s),
             openai_base_url=read("OPENAI_BASE_URL", str, defaults.openai_base_url),
             openai_api_key=_read_secret(environ, "OPENAI_API_KEY"),
             reply_cache_ttl_s=read("CHAT_REPLY_CACHE_TTL_S", float, defaults.reply_cache_ttl_s),

@@ -14,21 +14,23 @@ from yarl import URL
 
 from chat_service.api.access_log import REQUEST_TRACE_IDS
 from chat_service.api.errors import ApiError, error_response, when_the_store_fails
-from chat_service.api.identity import callers_conversation
+from chat_service.api.identity import caller, callers_conversation
 from chat_service.api.jsonio import json_response, raw_json_response
 from chat_service.api.keys import CHAT, SETTINGS
 from chat_service.api.replies import (
-    ASSISTANT_FAILED,
     log_model_failure,
-    model_busy_response,
+    model_failure,
+    no_slot_response,
     record_exchange,
+    reply_deadline,
 )
 from chat_service.api.streaming import stream_reply, wants_event_stream
 from chat_service.api.validation import HistoryQuery, parse_history_query, parse_message_body
 from chat_service.assistant import AssistantError
 from chat_service.chat.contract import reply_body
 from chat_service.chat.domain import DEFAULT_CONVERSATION
-from chat_service.chat.replies import ModelBusy, Turn
+from chat_service.chat.model_slots import ModelBusy, TooManyReplies
+from chat_service.chat.replies import Turn
 
 routes = web.RouteTableDef()
 
@@ -65,7 +67,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     ids = request.get(REQUEST_TRACE_IDS)
     trace_id = ids.trace_id if ids is not None else None
     conversation = callers_conversation(request, new.conversation_id)
-    async with request.config_dict[CHAT].turn(conversation, new.text) as turn:
+    chat = request.config_dict[CHAT]
+    async with chat.turn(conversation, new.text, caller=caller(request)) as turn:
         if wants_event_stream(request):
             return await stream_reply(request, turn, trace_id)
         return await plain_reply(request, turn, trace_id)
@@ -75,13 +78,16 @@ async def plain_reply(request: web.Request, turn: Turn, trace_id: str | None) ->
     """The contract's JSON answer: the whole reply, once the exchange is stored (a store
     that fails here is the contract's "Failed to store the message.": errors.py)."""
     try:
-        async with contextlib.aclosing(turn.reply()) as pieces:
+        async with (
+            reply_deadline(request.config_dict[SETTINGS].reply_deadline_s),
+            contextlib.aclosing(turn.reply()) as pieces,
+        ):
             reply = "".join([piece async for piece in pieces])
-    except ModelBusy as busy:
-        return model_busy_response(busy)
+    except (ModelBusy, TooManyReplies) as refusal:
+        return no_slot_response(refusal)
     except AssistantError as exc:
         log_model_failure(exc, turn)
-        return error_response(500, ASSISTANT_FAILED)
+        return error_response(*model_failure(exc))
     exchange = await turn.save(reply, trace_id=trace_id)
     record_exchange(request, turn, exchange, reply)
     return json_response(reply_body(reply))

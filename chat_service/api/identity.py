@@ -165,3 +165,13 @@ async def require_identity(request: web.Request, handler: Handler) -> web.Stream
     if (refusal := request.get(REFUSAL)) is not None:
         raise refusal
     return await handler(request)
+
+
+def caller(request: web.Request) -> str:
+    """Whom a request counts against for the limits callers share (rate, model slots,
+    streams): its principal when it has one, otherwise its address, so anonymous callers are
+    still told apart."""
+    principal: Principal = request.get(PRINCIPAL, ANONYMOUS)
+    if principal is ANONYMOUS:
+        return "ip:" + request[CLIENT_ADDRESS]
+    return principal.namespace

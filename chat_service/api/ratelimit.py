@@ -1,7 +1,7 @@
 """Per-caller rate limiting of ``/chat/*`` with token buckets.
 
-A caller is its principal when it has one (an API key or a token's subject: identity.py),
-otherwise its address (identity.py's ``client_address``: NGINX in front does not make
+A caller is its principal when it has one (an API key or a token's subject), otherwise its
+address (identity.py's ``caller`` and ``client_address``: NGINX in front does not make
 every user one caller, and a direct caller cannot pick its own). Every answer says where
 the caller stands with the IETF draft's ``RateLimit-Policy`` and ``RateLimit`` fields
 (draft-ietf-httpapi-ratelimit-headers); over the limit: 429 and ``Retry-After``.
@@ -19,8 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from chat_service.api.errors import ApiError
-from chat_service.api.identity import CLIENT_ADDRESS, PRINCIPAL
-from chat_service.identity.principal import ANONYMOUS
+from chat_service.api.identity import caller
 
 POLICY = "per-caller"  # the policy's name in RateLimit-Policy and RateLimit
 MAX_TRACKED_CLIENTS = 100_000
@@ -83,12 +82,9 @@ def rate_limit_middleware(buckets: TokenBuckets) -> Middleware:
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        principal = request.get(PRINCIPAL, ANONYMOUS)
-        caller = (
-            principal.namespace if principal is not ANONYMOUS else "ip:" + request[CLIENT_ADDRESS]
-        )
-        wait = buckets.take(caller)
-        remaining, full_in = buckets.standing(caller)
+        client = caller(request)
+        wait = buckets.take(client)
+        remaining, full_in = buckets.standing(client)
         # Sent by add_rate_limit_headers with whatever answers: a stream, an error, a 429.
         request[RATE_LIMIT_HEADERS] = {
             "RateLimit-Policy": policy,

@@ -1,9 +1,13 @@
 """What the plain and the streamed ``POST /chat/message`` share: their error answers, the
-log line of a model failure, and the access-log fields of a stored exchange."""
+reply's overall deadline, the log line of a model failure, and the access-log fields of a
+stored exchange."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -12,7 +16,8 @@ from chat_service.api.errors import error_response
 from chat_service.api.keys import SETTINGS
 from chat_service.assistant import AssistantError
 from chat_service.chat.domain import Exchange
-from chat_service.chat.replies import ModelBusy, Turn
+from chat_service.chat.model_slots import ModelBusy, TooManyReplies
+from chat_service.chat.replies import Turn
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +27,53 @@ ASSISTANT_BUSY = "The assistant is busy; try again in a moment."
 BUSY_RETRY_AFTER_S = 2
 
 
-def model_busy_response(busy: ModelBusy) -> web.Response:
-    log.warning("no model slot free", extra={"waited_s": busy.waited_s})
+# How long a caller at its cap of replies should wait: about when a short reply ends.
+CAP_RETRY_AFTER_S = 1
+
+
+def no_slot_response(refusal: ModelBusy | TooManyReplies) -> web.Response:
+    """The answer to a reply that could not have a model slot: 429 when the caller has its
+    share already (it can act on that), 503 when every slot stayed busy."""
+    if isinstance(refusal, TooManyReplies):
+        return error_response(
+            429,
+            f"You have {refusal.limit} replies in progress already, as many as one caller may "
+            "(CHAT_MAX_REPLIES_PER_CALLER); wait for one to finish.",
+            headers={"Retry-After": str(CAP_RETRY_AFTER_S)},
+        )
+    log.warning("no model slot free", extra={"waited_s": refusal.waited_s})
     return error_response(503, ASSISTANT_BUSY, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
+
+
+class ReplyTooSlow(AssistantError):
+    """The reply took longer than CHAT_REPLY_DEADLINE_S in all."""
+
+    def __init__(self, deadline_s: float) -> None:
+        super().__init__(
+            f"The assistant took longer than {deadline_s:g} s to reply.", error_type="deadline"
+        )
+
+
+@contextlib.asynccontextmanager
+async def reply_deadline(seconds: float) -> AsyncIterator[None]:
+    """Bound a whole reply (the per-read timeout bounds each wait for the model, not a model
+    that keeps trickling): past ``seconds``, whatever the block awaits is cancelled and
+    :class:`ReplyTooSlow` raised in its place. One timer per reply."""
+    try:
+        async with asyncio.timeout(seconds) as deadline:
+            yield
+    except TimeoutError:
+        if deadline.expired():
+            raise ReplyTooSlow(seconds) from None
+        raise
+
+
+def model_failure(exc: AssistantError) -> tuple[int, str]:
+    """The status and message a client is told of a failed reply: the deadline is the
+    service's own and says so (504); the model's failures stay generic."""
+    if isinstance(exc, ReplyTooSlow):
+        return 504, str(exc)
+    return 500, ASSISTANT_FAILED
 
 
 def log_model_failure(exc: AssistantError, turn: Turn) -> None:

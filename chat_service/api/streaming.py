@@ -27,15 +27,17 @@ from aiohttp_sse import EventSourceResponse
 from chat_service.api.errors import INTERNAL_ERROR, STORE_FAILED, error_response
 from chat_service.api.keys import METRICS, SETTINGS
 from chat_service.api.replies import (
-    ASSISTANT_FAILED,
     log_model_failure,
-    model_busy_response,
+    model_failure,
+    no_slot_response,
     record_exchange,
+    reply_deadline,
 )
 from chat_service.assistant import AssistantError
 from chat_service.chat.contract import reply_body
 from chat_service.chat.domain import StoreError
-from chat_service.chat.replies import ModelBusy, Turn
+from chat_service.chat.model_slots import ModelBusy, TooManyReplies
+from chat_service.chat.replies import Turn
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +113,24 @@ async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.Strea
     request = stream.request
     sent: list[str] = []
     try:
-        async with contextlib.aclosing(turn.reply()) as pieces:
+        # The deadline outermost: when it ends the reply while a piece is being sent, the
+        # cancellation is its own (ReplyTooSlow below), not a client that left.
+        async with (
+            reply_deadline(request.config_dict[SETTINGS].reply_deadline_s),
+            contextlib.aclosing(turn.reply()) as pieces,
+        ):
             async for piece in pieces:
                 response = await stream.open()
                 await response.send(_json({"text": piece}), event="delta")
                 sent.append(piece)
-    except ModelBusy as busy:
-        return model_busy_response(busy)
+    except (ModelBusy, TooManyReplies) as refusal:
+        return no_slot_response(refusal)
     except AssistantError as exc:
         log_model_failure(exc, turn)
+        status, message = model_failure(exc)
         if stream.response is None:
-            return error_response(500, ASSISTANT_FAILED)
-        await _send_error(stream.response, ASSISTANT_FAILED)
+            return error_response(status, message)
+        await _send_error(stream.response, message)
         return stream.response
     except (asyncio.CancelledError, ConnectionResetError):
         # The client went away (or the server is stopping): keep what it was sent.

@@ -46,11 +46,12 @@ class Chat:
         return await self._history.page(conversation, limit=limit, before=before)
 
     def turn(
-        self, conversation: ConversationRef, message: str
+        self, conversation: ConversationRef, message: str, *, caller: str
     ) -> AbstractAsyncContextManager[Turn]:
         """The conversation's turn to answer ``message`` (one message at a time, in arrival
-        order): the reply, plain or streamed, then its storing, happen inside it."""
-        return self._replies.turn(conversation, message)
+        order): the reply, plain or streamed, then its storing, happen inside it. ``caller``
+        (a principal, or an address): whose share of the model's slots the reply takes."""
+        return self._replies.turn(conversation, message, caller)
 
     def follow(
         self, conversation: ConversationRef, after: int | None = None

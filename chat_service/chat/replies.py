@@ -2,9 +2,9 @@
 
 A turn holds its conversation (one message at a time, in arrival order: see
 ``ordering.py``), reads the context, gets the reply from the reply cache or the model, and
-stores the exchange. Model calls are capped at CHAT_MODEL_MAX_CONCURRENCY at once; a call
-that cannot start within CHAT_MODEL_TIMEOUT_S raises :class:`ModelBusy` before producing
-anything, so the API can still answer 503 instead of starting a stream.
+stores the exchange. Model calls take one of the model's slots, shared fairly between
+callers (``model_slots.py``); a call that cannot have one raises before producing anything,
+so the API can still answer with a status instead of starting a stream.
 
 What the client is sent decides what is stored: the API saves the whole reply once it is
 complete, or, when the client stops a stream, the part of it that was sent.
@@ -12,12 +12,12 @@ complete, or, when the client stops a stream, the part of it that was sent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 
 from chat_service.assistant.base import Assistant, Completion, ReplyChunk
 from chat_service.chat.domain import ConversationRef, Exchange, ExchangeNotStored, StoreError
+from chat_service.chat.model_slots import ModelSlots
 from chat_service.chat.ordering import ConversationLocks
 from chat_service.chat.reply_cache import ReplyCache, cache_key
 from chat_service.store import ConversationCatalogue, ExchangeLog
@@ -25,38 +25,6 @@ from chat_service.telemetry.genai import GenAITelemetry
 
 # (conversation, count) -> the conversation's newest ``count`` exchanges, oldest first.
 ContextReader = Callable[[ConversationRef, int], Awaitable[Sequence[Exchange]]]
-
-
-class ModelBusy(Exception):
-    """Every model slot stayed taken for the whole wait."""
-
-    def __init__(self, waited_s: float) -> None:
-        super().__init__(f"no model slot became free within {waited_s:g} s")
-        self.waited_s = waited_s
-
-
-class ModelSlots:
-    """At most ``limit`` model calls at once; later ones queue, each for at most ``wait_s``."""
-
-    def __init__(self, limit: int, wait_s: float) -> None:
-        self.limit = limit
-        self._wait_s = wait_s
-        self._free = asyncio.Semaphore(limit)
-
-    @contextlib.asynccontextmanager
-    async def take(self) -> AsyncIterator[None]:
-        if self._free.locked():  # all taken: wait, for a while
-            try:
-                async with asyncio.timeout(self._wait_s):
-                    await self._free.acquire()
-            except TimeoutError:
-                raise ModelBusy(self._wait_s) from None
-        else:  # a free slot: taken at once, without arming a timer
-            await self._free.acquire()
-        try:
-            yield
-        finally:
-            self._free.release()
 
 
 class ReplyService:
@@ -86,12 +54,15 @@ class ReplyService:
         self._locks = ConversationLocks()
 
     @contextlib.asynccontextmanager
-    async def turn(self, conversation: ConversationRef, message: str) -> AsyncIterator[Turn]:
+    async def turn(
+        self, conversation: ConversationRef, message: str, caller: str
+    ) -> AsyncIterator[Turn]:
         """Wait for the conversation's turn and read its context; the turn is this
-        conversation's until the ``with`` block ends. Raises StoreError."""
+        conversation's until the ``with`` block ends. ``caller``: who the model's slots are
+        shared between (model_slots.py). Raises StoreError."""
         async with self._locks.hold(conversation):
             history = await self._read_context(conversation, self.context_turns)
-            yield Turn(self, conversation, message, history)
+            yield Turn(self, conversation, message, history, caller)
 
     async def delete(self, conversation: ConversationRef) -> bool:
         """Delete the conversation once a reply being written to it here is stored, so the
@@ -117,15 +88,17 @@ class Turn:
         conversation: ConversationRef,
         message: str,
         history: Sequence[Exchange],
+        caller: str,
     ) -> None:
         self._service = service
         self.conversation = conversation
         self.message = message
         self.history = history
+        self.caller = caller
 
     async def reply(self) -> AsyncGenerator[str, None]:
-        """The reply, piece by piece. Raises ModelBusy (before the first piece) or
-        AssistantError; ``aclose()`` it to stop the model call."""
+        """The reply, piece by piece. Raises ModelBusy or TooManyReplies (before the first
+        piece) or AssistantError; ``aclose()`` it to stop the model call."""
         service = self._service
         key = None
         if service.cache is not None:
@@ -147,7 +120,7 @@ class Turn:
                 return
         pieces: list[str] = []
         completion: Completion | None = None
-        async with service.slots.take():
+        async with service.slots.take(self.caller):
             stream = service.assistant.stream(self.message, self.history)
             async with contextlib.aclosing(self._observe(stream, cached=False)) as chunks:
                 async for chunk in chunks:

@@ -1,5 +1,6 @@
 """The reply workflow's parts: one message at a time per conversation, the reply cache,
-the model slots, and the service that ties them to the store and the assistant."""
+and the service that ties them to the store and the assistant (the model slots:
+test_model_slots.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import pytest
 
 from chat_service.assistant import DummyAssistant, ReplyChunk
 from chat_service.chat.domain import Exchange
+from chat_service.chat.model_slots import ModelSlots
 from chat_service.chat.ordering import ConversationLocks
-from chat_service.chat.replies import ModelBusy, ModelSlots, ReplyService
+from chat_service.chat.replies import ReplyService
 from chat_service.chat.reply_cache import ReplyCache, cache_key
 from chat_service.store.sqlite import SQLiteChatStore
 from chat_service.telemetry.genai import GenAITelemetry
 from chat_service.telemetry.metrics import Metrics
 from tests.support.refs import ref
+
+CALLER = "key:tester"
 
 
 def exchange(turn: int, user: str = "u", ai: str = "a") -> Exchange:
@@ -138,36 +142,6 @@ def test_cache_key_covers_everything_the_model_sees() -> None:
     assert len(others) == 9
 
 
-# -- model slots ------------------------------------------------------------------------
-
-
-async def test_slots_admit_up_to_the_limit_and_queue_the_rest() -> None:
-    slots = ModelSlots(2, wait_s=1)
-    entered = asyncio.Event()
-    async with slots.take(), slots.take():
-        waiting = asyncio.create_task(_enter(slots, entered))
-        await asyncio.sleep(0.05)
-        assert not entered.is_set(), "a third call waits while two run"
-    await asyncio.wait_for(waiting, 1)
-    assert entered.is_set()
-
-
-async def test_a_call_that_cannot_start_in_time_is_refused() -> None:
-    slots = ModelSlots(1, wait_s=0.05)
-    async with slots.take():
-        with pytest.raises(ModelBusy) as refused:
-            async with slots.take():
-                pass
-    assert refused.value.waited_s == 0.05
-    async with asyncio.timeout(1), slots.take():
-        pass  # the slot is free again after the holder left
-
-
-async def _enter(slots: ModelSlots, entered: asyncio.Event) -> None:
-    async with slots.take():
-        entered.set()
-
-
 # -- the service ------------------------------------------------------------------------
 
 
@@ -201,7 +175,7 @@ def service_for(
 
 
 async def answer(service: ReplyService, conversation: str, message: str) -> str:
-    async with service.turn(ref(conversation), message) as turn:
+    async with service.turn(ref(conversation), message, CALLER) as turn:
         async with contextlib.aclosing(turn.reply()) as pieces:
             reply = "".join([piece async for piece in pieces])
         await turn.save(reply)
@@ -234,7 +208,7 @@ async def test_the_context_is_the_conversations_latest_exchanges(
     service = service_for(store, DummyAssistant(), context_turns=2)
     for n in range(3):
         await answer(service, "c", f"m{n}")
-    async with service.turn(ref("c"), "next") as turn:
+    async with service.turn(ref("c"), "next", CALLER) as turn:
         assert [e.user for e in turn.history] == ["m1", "m2"]
 
 
@@ -257,7 +231,7 @@ async def test_a_cached_reply_is_reused_without_the_model(store: SQLiteChatStore
 async def test_a_stopped_reply_is_not_cached(store: SQLiteChatStore) -> None:
     assistant = CountingAssistant(token_ms=1)
     service = service_for(store, assistant, cache=ReplyCache(60))
-    async with service.turn(ref("a"), "q") as turn:
+    async with service.turn(ref("a"), "q", CALLER) as turn:
         pieces = turn.reply()
         await anext(pieces)
         await pieces.aclose()

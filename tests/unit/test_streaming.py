@@ -354,3 +354,48 @@ def test_which_accept_headers_ask_for_a_stream(accept: str, streams: bool) -> No
 
 def test_no_accept_header_is_json() -> None:
     assert wants_event_stream(make_mocked_request("POST", "/chat/message")) is False
+
+
+async def test_a_reply_past_its_deadline_ends_with_an_error_and_stores_nothing(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """A model that keeps trickling never trips the per-read timeout; the overall deadline
+    (CHAT_REPLY_DEADLINE_S) ends the reply: the plain API answers 504 with the contract's
+    shape, the stream an error event after what it sent; the model call is closed, and
+    nothing is stored either way."""
+    slow = Scripted(["one ", "two ", "three ", "four"], pause_s=0.2)
+    client = await scripted_client(aiohttp_client, settings, slow, reply_deadline_s=0.3)
+    plain = await client.post("/chat/message", json={"message": "hi"})
+    assert plain.status == 504
+    assert await plain.json() == {
+        "status": "error",
+        "message": "The assistant took longer than 0.3 s to reply.",
+    }
+    assert slow.closed.is_set()
+    assert not slow.finished
+    slow.closed.clear()
+    streamed = await client.post("/chat/message", json={"message": "hi"}, headers=SSE)
+    body = await asyncio.wait_for(streamed.text(), 5)
+    sent = events(body)
+    # What was sent before the deadline (the pieces come 0.2 s apart: one or two of them),
+    # then the error; never the whole reply.
+    assert sent[0] == ("delta", {"text": "one "})
+    assert {event for event, _ in sent[:-1]} == {"delta"}
+    assert len(sent) < 5
+    assert sent[-1] == (
+        "error",
+        {"status": "error", "message": "The assistant took longer than 0.3 s to reply."},
+    )
+    assert slow.closed.is_set()
+    assert not slow.finished
+    assert await (await client.get("/chat/history")).json() == []
+    assert streams_open(client) == 0
+
+
+async def test_a_reply_within_its_deadline_is_untouched(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    slow = Scripted(["one ", "two"], pause_s=0.05)
+    client = await scripted_client(aiohttp_client, settings, slow, reply_deadline_s=5)
+    plain = await client.post("/chat/message", json={"message": "hi"})
+    assert (await plain.json())["response"] == "one two"

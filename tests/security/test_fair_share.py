@@ -1,0 +1,87 @@
+"""One caller cannot take the model from the others (the real process, default limits).
+
+The attack: alice, within her rate limit, opens as many streamed replies as the model has
+slots (CHAT_MODEL_MAX_CONCURRENCY, 32), each slow (CHAT_ASSISTANT_TOKEN_MS=500: a reply of
+the dummy takes about six seconds). Before the per-caller cap and the fair queue, bob's one
+message then waited for one of hers to end. Now alice has her share (CHAT_MAX_REPLIES_PER_CALLER,
+4) and the rest of her calls are refused at once with 429, while bob's reply starts before
+any of hers has ended. Order, not time, is asserted: bob's first piece arrives while every
+one of alice's replies is still streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import StartService
+from tests.support.service import ServiceProcess
+
+ALICE = "alice-key-0123456789abcdef"
+BOB = "bob-key-0123456789abcdef"
+SLOTS = 32  # CHAT_MODEL_MAX_CONCURRENCY's default
+SSE = {"Accept": "text/event-stream"}
+
+
+async def open_stream(
+    session: aiohttp.ClientSession, service: ServiceProcess, key: str, conversation: str
+) -> aiohttp.ClientResponse:
+    return await session.post(
+        f"{service.base_url}/chat/message",
+        json={"message": "hello", "conversation_id": conversation},
+        headers={**SSE, "Authorization": f"Bearer {key}"},
+    )
+
+
+async def first_delta(response: aiohttp.ClientResponse) -> None:
+    while b"event: delta" not in await response.content.readuntil(b"\r\n\r\n"):
+        pass
+
+
+async def until_done(response: aiohttp.ClientResponse, finished: list[str], name: str) -> None:
+    while b"event: done" not in await response.content.readuntil(b"\r\n\r\n"):
+        pass
+    finished.append(name)
+
+
+async def test_a_caller_holding_its_share_does_not_delay_another(
+    start_service: StartService,
+) -> None:
+    service = start_service(
+        env={"CHAT_API_KEYS": f"alice:{ALICE},bob:{BOB}", "CHAT_ASSISTANT_TOKEN_MS": "500"}
+    )
+    finished: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        alices = await asyncio.gather(
+            *(open_stream(session, service, ALICE, f"a{n}") for n in range(SLOTS))
+        )
+        accepted = [r for r in alices if r.status == 200]
+        refused = [r for r in alices if r.status != 200]
+        assert len(accepted) == 4, "her share: CHAT_MAX_REPLIES_PER_CALLER"
+        assert {r.status for r in refused} == {429}
+        body: Any = await refused[0].json()
+        assert body["status"] == "error"
+        assert "CHAT_MAX_REPLIES_PER_CALLER" in body["message"]
+        assert refused[0].headers["Retry-After"] == "1"
+        assert "RateLimit" in refused[0].headers
+        await asyncio.gather(*(first_delta(r) for r in accepted))
+        hers = [
+            asyncio.create_task(until_done(r, finished, f"alice{n}"))
+            for n, r in enumerate(accepted)
+        ]
+        bobs = await open_stream(session, service, BOB, "b")
+        assert bobs.status == 200
+        await first_delta(bobs)
+        assert finished == [], "bob's reply started while all of alice's were still running"
+        await until_done(bobs, finished, "bob")
+        await asyncio.gather(*hers)
+        for response in alices:
+            response.close()
+        bobs.close()
+    # Her share is free again once her replies ended.
+    status, _, _ = service.request(
+        "POST", "/chat/message", {"message": "again"}, {"Authorization": f"Bearer {ALICE}"}
+    )
+    assert status == 200
