@@ -350,3 +350,6 @@ def test_the_readme_documents_every_variable_the_deployments_set(
         if key.startswith(("CHAT_", "OTEL_"))
     }
     assert sorted(key for key in used if key not in readme) == []
+    # The frontend's other variables are plumbing the images set; this one a deployment
+    # behind a proxy must set itself.
+    assert TRUSTED_PROXIES in readme
