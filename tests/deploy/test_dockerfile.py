@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from pathlib import PurePosixPath
 
 from chat_service.config import Settings
 from tests.deploy.stack import (
@@ -23,6 +24,8 @@ from tests.deploy.stack import (
 
 PINNED_BASE = re.compile(r"[a-z0-9./-]+:\d+\.\d+\.\d+-[a-z0-9.-]+")
 NGINX_VARIABLES = {"NGINX_PORT", "CHAT_SERVICE_URL", "FRONTEND_ROOT"}
+# Read by the image's start-up script (frontend/nginx-trusted-proxies.sh), not the template.
+FRONTEND_VARIABLES = NGINX_VARIABLES | {"NGINX_TRUSTED_PROXIES"}
 
 
 def last(instructions: list[Instruction], keyword: str) -> str:
@@ -105,7 +108,9 @@ def test_the_service_gets_signals_and_reports_its_health() -> None:
 def test_the_frontend_image_bakes_in_the_page_and_the_nginx_template() -> None:
     frontend = stage(dockerfile(), "frontend")
     env = stage_env(dockerfile(), "frontend")
-    assert set(env) == NGINX_VARIABLES
+    assert set(env) == FRONTEND_VARIABLES
+    # The image trusts no proxy unless told: where it is the edge, the peer is the client.
+    assert env["NGINX_TRUSTED_PROXIES"] == ""
     assert env["NGINX_PORT"] == last(frontend, "EXPOSE")
     copies = [shlex.split(i.args) for i in frontend if i.keyword == "COPY"]
     destinations = {tuple(args[:-1]): args[-1] for args in copies}
@@ -119,11 +124,28 @@ def test_the_frontend_image_bakes_in_the_page_and_the_nginx_template() -> None:
     assert "nginx-health" in last(frontend, "HEALTHCHECK")
 
 
+def test_the_frontend_image_runs_the_trusted_proxies_script_before_nginx() -> None:
+    """The official entrypoint runs executable ``*.sh`` files in /docker-entrypoint.d/
+    (``*.envsh`` ones it sources instead); the script writes the file the template includes."""
+    frontend = stage(dockerfile(), "frontend")
+    copies = [shlex.split(i.args) for i in frontend if i.keyword == "COPY"]
+    (copy,) = [args for args in copies if "frontend/nginx-trusted-proxies.sh" in args]
+    assert copy[0] == "--chmod=0755"
+    destination = PurePosixPath(copy[-1])
+    assert destination.parent == PurePosixPath("/docker-entrypoint.d")
+    assert destination.suffix == ".sh"
+    script = (REPO / "frontend" / "nginx-trusted-proxies.sh").read_text()
+    template = (REPO / "frontend" / "nginx.conf.template").read_text()
+    assert "${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}/chat-trusted-proxies.inc" in script
+    assert "include conf.d/chat-trusted-proxies.inc;" in template
+
+
 def test_what_the_dockerfile_copies_exists_and_is_in_the_build_context() -> None:
     for instruction in dockerfile():
         if instruction.keyword != "COPY" or "--from=" in instruction.args:
             continue
-        *sources, _ = shlex.split(instruction.args)
+        # Options (--chmod=...) are not sources.
+        *sources, _ = [a for a in shlex.split(instruction.args) if not a.startswith("--")]
         matched = [f for src in sources for f in repo_files(src)]
         assert matched, f"COPY {instruction.args}: nothing to copy"
         for source in sources:

@@ -4,6 +4,7 @@ the single-pod layout."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import shutil
@@ -634,6 +635,45 @@ def test_nginx_runs_with_the_upstream_auth_file(
     # What the include adds: no header by default, the key with the production file.
     sent = re.findall(r'^\s*proxy_set_header Authorization "Bearer ([^"]+)";', auth, re.M)
     assert sent == ([] if source == "development default" else [PRODUCTION_KEY])
+
+
+def test_nginx_trusts_the_ingress_controller_and_the_service_trusts_nginx(
+    rendered: list[Doc], tmp_path: Path
+) -> None:
+    """Two tiers, each trusting only what connects to it: NGINX the ingress controller's
+    addresses (NGINX_TRUSTED_PROXIES, written by the image's start-up script and read by
+    `nginx -t` here), the service NGINX's (CHAT_TRUSTED_PROXIES, one hop), which only NGINX
+    and Prometheus may reach. Neither trusts every address: then any client could write
+    its own X-Forwarded-For and pick its rate-limit bucket."""
+    nginx = require_binary("nginx", package="nginx-light")
+    (frontend,) = containers(workload(rendered, "frontend"))
+    trusted = env_of(rendered, frontend)["NGINX_TRUSTED_PROXIES"]
+    proxies = [ipaddress.ip_network(entry) for entry in re.split(r"[,\s]+", trusted) if entry]
+    assert proxies
+    assert all(network.prefixlen > 0 for network in proxies)
+    server = NginxServer(
+        binary=nginx,
+        workdir=tmp_path / "nginx",
+        service_url="http://127.0.0.1:9",
+        trusted_proxies=trusted,
+    )
+    server.write_config()
+    result = server.check_config()
+    assert result.returncode == 0, result.stderr
+
+    item = workload(rendered, "chat-service")
+    (service,) = containers(item)
+    settings = Settings.from_env(as_mounted(rendered, item, service, tmp_path / "mounted"))
+    networks = [ipaddress.ip_network(entry) for entry in settings.trusted_proxies]
+    assert networks
+    assert all(network.prefixlen > 0 for network in networks)
+    policy = find(rendered, "NetworkPolicy", "chat-service")
+    peers = [
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+    ]
+    assert sorted(peers) == ["frontend", "prometheus"]
 
 
 def test_switching_to_a_real_model_as_the_env_file_says(tmp_path: Path) -> None:

@@ -3,8 +3,13 @@
 The image renders ``/etc/nginx/templates/*.template`` with ``envsubst``, replacing only the
 variables that are defined (``$NAME`` and ``${NAME}``) and leaving NGINX's own ``$variables``
 alone. :func:`render_template` does exactly that for the three variables the template uses.
-The main ``nginx.conf`` is the image's in production; here a minimal one keeps the pid file,
-error log and temp files in the test's folder, so nothing outside it is touched.
+The image also runs the project's own start-up script, which turns NGINX_TRUSTED_PROXIES
+into the ``set_real_ip_from`` lines the template includes; :class:`NginxServer` runs the same
+script. The main ``nginx.conf`` is the image's in production; here a minimal one keeps the pid
+file, error log and temp files in the test's folder, so nothing outside it is touched.
+
+:class:`IngressNginx` is a second, hand-written NGINX that stands in for a Kubernetes ingress
+controller in front of the template's NGINX, so tests can run the two-hop chain for real.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tests.support.service import free_port, wait_until_ok
 
 REPO = Path(__file__).resolve().parents[2]
 FRONTEND_DIR = REPO / "frontend"
 TEMPLATE = FRONTEND_DIR / "nginx.conf.template"
+# The image runs it from /docker-entrypoint.d/ (see the Dockerfile); it writes this file into
+# the folder the template is rendered to, and the template includes it.
+TRUSTED_PROXIES_SCRIPT = FRONTEND_DIR / "nginx-trusted-proxies.sh"
+TRUSTED_PROXIES_FILE = "chat-trusted-proxies.inc"
 TEMPLATE_VARIABLES = frozenset({"NGINX_PORT", "CHAT_SERVICE_URL", "FRONTEND_ROOT"})
 STARTUP_TIMEOUT_S = 10.0
 
@@ -69,17 +78,31 @@ def template_variables(template: str) -> set[str]:
     return {name for name in names if name.isupper()}
 
 
-@dataclass
-class NginxServer:
-    """NGINX with the rendered template, proxying to ``service_url``; logs in ``workdir``."""
+def write_trusted_proxies(conf_d: Path, trusted_proxies: str) -> subprocess.CompletedProcess[str]:
+    """Run the image's start-up script, as its entrypoint does, writing into ``conf_d``."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "NGINX_TRUSTED_PROXIES": trusted_proxies,
+        "NGINX_ENVSUBST_OUTPUT_DIR": str(conf_d),
+    }
+    return subprocess.run(
+        ["sh", str(TRUSTED_PROXIES_SCRIPT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@dataclass(kw_only=True)
+class NginxProcess:
+    """One NGINX on a free port with all its files in ``workdir``; subclasses write what it
+    serves (:meth:`write_snippet`), this class runs and stops it."""
 
     binary: str
     workdir: Path
-    service_url: str
-    frontend_root: Path = FRONTEND_DIR
     port: int = field(default_factory=free_port)
-    # The API key NGINX sends upstream (the file a Secret would provide), if any.
-    upstream_api_key: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -98,28 +121,19 @@ class NginxServer:
     def error_log_path(self) -> Path:
         return self.workdir / "error.log"
 
+    def write_snippet(self, conf_d: Path) -> Path:
+        """Write the ``http {}``-level configuration into ``conf_d``; return its path."""
+        raise NotImplementedError
+
     def write_config(self) -> Path:
-        """Render the template into ``conf.d/`` and write a main config that includes it."""
+        """Write the snippet into ``conf.d/`` and a main config that includes it."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        snippet = self.workdir / "conf.d" / "chat-frontend.conf"
-        snippet.parent.mkdir(exist_ok=True)
-        snippet.write_text(
-            render_template(
-                TEMPLATE.read_text(),
-                {
-                    "NGINX_PORT": str(self.port),
-                    "CHAT_SERVICE_URL": self.service_url,
-                    "FRONTEND_ROOT": str(self.frontend_root),
-                },
-            )
-        )
+        conf_d = self.workdir / "conf.d"
+        conf_d.mkdir(exist_ok=True)
+        snippet = self.write_snippet(conf_d)
         # Workers keep the uid of the master, as in nginx-unprivileged (uid 101 for both);
         # as root, NGINX would otherwise drop workers to "nobody", who cannot enter the
         # test's private temp folder.
-        if self.upstream_api_key is not None:
-            auth = self.workdir / "chat-service" / "upstream-auth.conf"
-            auth.parent.mkdir(exist_ok=True)
-            auth.write_text(f'proxy_set_header Authorization "Bearer {self.upstream_api_key}";\n')
         user = "user root;" if os.geteuid() == 0 else ""
         self.main_conf.write_text(
             MAIN_CONF.format(user=user, workdir=self.workdir, snippet=snippet)
@@ -135,7 +149,7 @@ class NginxServer:
             self.command("-t"), capture_output=True, text=True, timeout=30, check=False
         )
 
-    def start(self) -> NginxServer:
+    def start(self) -> Self:
         self.write_config()
         with (
             self.access_log_path.open("ab") as out,
@@ -158,7 +172,7 @@ class NginxServer:
             self.stop()
             raise RuntimeError(f"nginx {error}:\n{self.errors()}") from None
 
-    def __enter__(self) -> NginxServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -177,9 +191,82 @@ class NginxServer:
         paths = (self.error_log_path, self.workdir / "nginx.stderr")
         return "\n".join(p.read_text(errors="replace") for p in paths if p.exists())
 
+
+@dataclass(kw_only=True)
+class NginxServer(NginxProcess):
+    """NGINX with the rendered template, proxying to ``service_url``; logs in ``workdir``."""
+
+    service_url: str
+    frontend_root: Path = FRONTEND_DIR
+    # The API key NGINX sends upstream (the file a Secret would provide), if any.
+    upstream_api_key: str | None = None
+    # NGINX_TRUSTED_PROXIES: the proxies in front whose X-Forwarded-For NGINX believes.
+    trusted_proxies: str = ""
+
+    def write_snippet(self, conf_d: Path) -> Path:
+        """Render the template as the image does, with the start-up script's include file."""
+        snippet = conf_d / "chat-frontend.conf"
+        snippet.write_text(
+            render_template(
+                TEMPLATE.read_text(),
+                {
+                    "NGINX_PORT": str(self.port),
+                    "CHAT_SERVICE_URL": self.service_url,
+                    "FRONTEND_ROOT": str(self.frontend_root),
+                },
+            )
+        )
+        script = write_trusted_proxies(conf_d, self.trusted_proxies)
+        if script.returncode != 0:
+            raise RuntimeError(f"{TRUSTED_PROXIES_SCRIPT.name} failed:\n{script.stderr}")
+        if self.upstream_api_key is not None:
+            auth = self.workdir / "chat-service" / "upstream-auth.conf"
+            auth.parent.mkdir(exist_ok=True)
+            auth.write_text(f'proxy_set_header Authorization "Bearer {self.upstream_api_key}";\n')
+        return snippet
+
     def access_log(self) -> list[dict[str, Any]]:
         """The JSON access log lines written so far (each line must be one JSON object)."""
         if not self.access_log_path.exists():
             return []
         lines = self.access_log_path.read_text().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
+
+
+INGRESS_SNIPPET = """\
+server {{
+    listen 127.0.0.1:{port};
+    access_log off;
+    location / {{
+        proxy_pass {upstream};
+        proxy_bind {source_address};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+}}
+"""
+
+
+@dataclass(kw_only=True)
+class IngressNginx(NginxProcess):
+    """A stand-in for an ingress controller: proxies everything to ``upstream_url`` (the
+    template's NGINX) from its own address, ``source_address``, appending the client's
+    address to X-Forwarded-For after whatever the client wrote there. Controllers that
+    replace the header instead are the easier case; keeping it lets a test try to spoof
+    through the hop. The source is a loopback address other than 127.0.0.1, so that the
+    NGINX behind can trust this hop, and only it."""
+
+    upstream_url: str
+    source_address: str
+
+    def write_snippet(self, conf_d: Path) -> Path:
+        snippet = conf_d / "ingress.conf"
+        snippet.write_text(
+            INGRESS_SNIPPET.format(
+                port=self.port, upstream=self.upstream_url, source_address=self.source_address
+            )
+        )
+        return snippet

@@ -21,7 +21,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import StartModuleService
-from tests.e2e.nginx import FRONTEND_DIR, NginxServer
+from tests.e2e.nginx import (
+    FRONTEND_DIR,
+    TRUSTED_PROXIES_FILE,
+    NginxServer,
+    write_trusted_proxies,
+)
 from tests.support.service import ServiceProcess, free_port
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -125,6 +130,48 @@ def test_nginx_t_accepts_the_rendered_template(nginx_binary: str, tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
     assert "[warn]" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "trusted",
+    ["", "10.244.0.0/16", "10.0.0.0/8,172.16.0.0/12, 192.168.0.0/16 fd00::/8 203.0.113.7"],
+)
+def test_nginx_t_accepts_the_trusted_proxies_the_start_up_script_writes(
+    nginx_binary: str, tmp_path: Path, trusted: str
+) -> None:
+    server = NginxServer(
+        binary=nginx_binary,
+        workdir=tmp_path,
+        service_url="http://127.0.0.1:9",
+        trusted_proxies=trusted,
+    )
+    server.write_config()
+    result = server.check_config()
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr, result.stderr
+    written = (tmp_path / "conf.d" / TRUSTED_PROXIES_FILE).read_text()
+    listed = [entry for entry in re.split(r"[,\s]+", trusted) if entry]
+    assert re.findall(r"^set_real_ip_from (\S+);$", written, re.MULTILINE) == listed
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "10.0.0.0/8;} server {",  # configuration, not an address
+        "ingress.example",  # a host name: NGINX would look it up once, at start
+        "cafe",  # hex digits but no colon: a host name too
+        "10.0.0.0/8, 0.0.0.0/0",  # everyone: any client could name itself
+        "::/0",
+        "*",
+    ],
+)
+def test_the_start_up_script_refuses_what_is_not_a_proxy_address(tmp_path: Path, bad: str) -> None:
+    """The container stops (the entrypoint runs the script under set -e) rather than start
+    with a trust list other than the one asked for."""
+    result = write_trusted_proxies(tmp_path, bad)
+    assert result.returncode != 0
+    assert "NGINX_TRUSTED_PROXIES" in result.stderr
+    assert not (tmp_path / TRUSTED_PROXIES_FILE).exists()
 
 
 @pytest.mark.parametrize("path", ["/", "/frontend.html"])
