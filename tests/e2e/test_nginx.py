@@ -320,6 +320,9 @@ def test_forwards_client_and_trace_headers(echo_nginx: NginxServer) -> None:
     assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
     assert seen["x-forwarded-proto"] == "http"
     assert seen["x-real-ip"] == "127.0.0.1"
+    # The host as the browser sent it, with its port: what the CSRF check compares with
+    # Origin.
+    assert seen["host"] == seen["x-forwarded-host"] == f"127.0.0.1:{echo_nginx.port}"
     assert reply.headers.get_all("X-Request-ID") == ["req-42"]
     # NGINX's own policy replaces the upstream's, never doubles it.
     assert reply.headers.get_all("X-Frame-Options") == ["DENY"]
