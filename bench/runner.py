@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from bench.common import Options, ScenarioResult, base_environment
+from bench.common import LIMITS_OFF, Options, ScenarioResult, base_environment
 from bench.otlp_sink import Sink, running_sink
 from bench.processes import (
     cpu_seconds,
@@ -47,9 +47,9 @@ SCRAPED_METRICS = {
     "exchanges_stored": ("chat_exchanges_total", 'outcome="stored"'),
     "spans_dropped": ("chat_telemetry_spans_dropped_total", ""),
 }
-# Settings every service scenario gets (``--set`` overrides them). The per-client rate
-# limit is off: wrk's 64 connections come from one address but stand for many users.
-SERVICE_DEFAULTS = {"CHAT_RATE_LIMIT_RPS": "0"}
+# Settings every service scenario gets (``--set`` overrides them). The per-caller limits
+# are off: wrk's 64 connections come from one address but stand for many users.
+SERVICE_DEFAULTS = LIMITS_OFF
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 

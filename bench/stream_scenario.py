@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from bench.common import Options, ScenarioResult, base_environment
+from bench.common import LIMITS_OFF, Options, ScenarioResult, base_environment
 from bench.processes import (
     cpu_seconds,
     free_port,
@@ -98,7 +98,7 @@ def service_environment(base: dict[str, str], model_url: str, options: Options) 
     env = {k: v for k, v in base.items() if not k.startswith("OPENAI_")}
     return env | {
         "OTEL_TRACES_EXPORTER": "none",
-        "CHAT_RATE_LIMIT_RPS": "0",
+        **LIMITS_OFF,
         "CHAT_ASSISTANT": "openai",
         "CHAT_MODEL": MODEL,
         "OPENAI_BASE_URL": f"{model_url}/v1",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import ipaddress
 import logging
 import os
 import socket
@@ -24,14 +25,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from aiohttp import web
 from opentelemetry.sdk.resources import SERVICE_NAME
 
 from chat_service import __version__
 from chat_service.api.access_log import ACCESS_LOGGER, JsonAccessLogger
+from chat_service.api.server import connection_gate, run
 from chat_service.app import create_app
 from chat_service.config import ConfigError, Settings
 from chat_service.event_loop import choose_event_loop
+from chat_service.file_limit import raise_file_limit
 from chat_service.store import StoreOpenError
 from chat_service.telemetry.logs import configure_logging
 from chat_service.telemetry.metrics import Metrics
@@ -117,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chat-service: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    descriptors = raise_file_limit()
     # Everything imported and built so far lives as long as the process: move it out of the
     # collector's sight, so full collections only walk what requests allocate (shorter
     # pauses, lower tail latency; see bench/README.md).
@@ -134,23 +137,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = sockets[0].getsockname()[1]  # the one the system chose, for port 0
     try:
         app = create_app(settings, metrics=metrics, tracing=tracing)
-        # run_app closes the loop it is given, whichever way it returns.
-        web.run_app(
+        gate = connection_gate(
+            settings.max_connections,
+            settings.max_connections_per_address,
+            descriptors,
+            trusted=[ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies],
+        )
+        run(
             app,
-            loop=event_loop.new_loop(),
-            sock=sockets,
+            loop=event_loop.new_loop(),  # closed by run, whichever way it returns
+            sockets=sockets,
+            gate=gate,
             shutdown_timeout=settings.shutdown_timeout_s,
+            backlog=BACKLOG,
+            on_serving=lambda: log.info(
+                "serving on http://%s:%d",
+                settings.host,
+                port,
+                extra={
+                    "version": __version__,
+                    "event_loop": event_loop.name,
+                    "max_connections": gate.total,
+                    "max_connections_per_address": gate.per_address,
+                },
+            ),
             # A client that closes its connection cancels its request: a reply being
             # generated for it stops at once (see api/streaming.py).
             handler_cancellation=True,
             access_log_class=JsonAccessLogger,
             access_log=logging.getLogger(ACCESS_LOGGER),
-            print=lambda _: log.info(
-                "serving on http://%s:%d",
-                settings.host,
-                port,
-                extra={"version": __version__, "event_loop": event_loop.name},
-            ),
         )
     except StoreOpenError as exc:
         print(f"chat-service: {exc}", file=sys.stderr)

@@ -70,6 +70,14 @@ class Settings:
     # reply may take in all, from its first read to its last.
     max_replies_per_caller: int = 4
     reply_deadline_s: float = 300.0
+    # Streams (streamed replies, live subscriptions) one caller, and one address, may hold.
+    max_streams_per_caller: int = 16
+    max_streams_per_address: int = 64
+    # How long a client may take to send a request's body.
+    body_timeout_s: float = 30.0
+    # Connections held open at once, in all and from one peer address (api/server.py).
+    max_connections: int = 4096
+    max_connections_per_address: int = 256
     openai_base_url: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)  # a secret: never printed
     reply_cache_ttl_s: float = 0.0
@@ -124,6 +132,17 @@ class Settings:
         _require(self.model_max_concurrency >= 1, "CHAT_MODEL_MAX_CONCURRENCY must be at least 1")
         _require(self.max_replies_per_caller >= 1, "CHAT_MAX_REPLIES_PER_CALLER must be at least 1")
         _require(self.reply_deadline_s > 0, "CHAT_REPLY_DEADLINE_S must be positive")
+        _require(self.max_streams_per_caller >= 1, "CHAT_MAX_STREAMS_PER_CALLER must be at least 1")
+        _require(
+            self.max_streams_per_address >= self.max_streams_per_caller,
+            "CHAT_MAX_STREAMS_PER_ADDRESS must be at least CHAT_MAX_STREAMS_PER_CALLER",
+        )
+        _require(self.body_timeout_s > 0, "CHAT_BODY_TIMEOUT_S must be positive")
+        _require(self.max_connections >= 1, "CHAT_MAX_CONNECTIONS must be at least 1")
+        _require(
+            self.max_connections_per_address >= 1,
+            "CHAT_MAX_CONNECTIONS_PER_ADDRESS must be at least 1",
+        )
         _require(
             self.max_output_tokens is None or self.max_output_tokens >= 1,
             "CHAT_MAX_OUTPUT_TOKENS must be at least 1",
@@ -226,6 +245,17 @@ class Settings:
                 "CHAT_MAX_REPLIES_PER_CALLER", int, defaults.max_replies_per_caller
             ),
             reply_deadline_s=read("CHAT_REPLY_DEADLINE_S", float, defaults.reply_deadline_s),
+            max_streams_per_caller=read(
+                "CHAT_MAX_STREAMS_PER_CALLER", int, defaults.max_streams_per_caller
+            ),
+            max_streams_per_address=read(
+                "CHAT_MAX_STREAMS_PER_ADDRESS", int, defaults.max_streams_per_address
+            ),
+            body_timeout_s=read("CHAT_BODY_TIMEOUT_S", float, defaults.body_timeout_s),
+            max_connections=read("CHAT_MAX_CONNECTIONS", int, defaults.max_connections),
+            max_connections_per_address=read(
+                "CHAT_MAX_CONNECTIONS_PER_ADDRESS", int, defaults.max_connections_per_address
+            ),
             openai_base_url=read("OPENAI_BASE_URL", str, defaults.openai_base_url),
             openai_api_key=_read_secret(environ, "OPENAI_API_KEY"),
             reply_cache_ttl_s=read("CHAT_REPLY_CACHE_TTL_S", float, defaults.reply_cache_ttl_s),

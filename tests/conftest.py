@@ -33,6 +33,7 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
         port: int | None = None,
         ready_path: str = "/readyz",
         user: str | None = None,
+        file_limit: tuple[int, int] | None = None,
     ) -> ServiceProcess:
         service = ServiceProcess(
             port=port or free_port(),
@@ -41,7 +42,7 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
             workdir=tmp_path,
         )
         started.append(service)
-        return service.start(ready_path=ready_path, user=user)
+        return service.start(ready_path=ready_path, user=user, file_limit=file_limit)
 
     yield start
     for service in started:

@@ -28,6 +28,7 @@ from chat_service.api.csrf import csrf_middleware
 from chat_service.api.errors import json_errors
 from chat_service.api.frontend import add_frontend_routes
 from chat_service.api.identity import Identity, identify_middleware, require_identity
+from chat_service.api.keys import STREAM_LIMITS
 from chat_service.api.ratelimit import (
     TokenBuckets,
     add_rate_limit_headers,
@@ -35,6 +36,7 @@ from chat_service.api.ratelimit import (
 )
 from chat_service.api.request_id import add_request_id
 from chat_service.api.security import add_security_headers
+from chat_service.api.stream_limits import StreamLimits
 from chat_service.api.telemetry import RequestSpans, add_traceresponse, telemetry_middleware
 from chat_service.config import Settings
 from chat_service.telemetry.metrics import Metrics
@@ -72,6 +74,9 @@ def chat_app(settings: Settings, identity: Identity) -> web.Application:
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(add_rate_limit_headers)
+    app[STREAM_LIMITS] = StreamLimits(
+        settings.max_streams_per_caller, settings.max_streams_per_address
+    )
     app.router.add_routes(chat.routes)
     app.router.add_routes(events.routes)
     app.router.add_routes(conversations.routes)

@@ -13,10 +13,11 @@ from aiohttp import web
 from yarl import URL
 
 from chat_service.api.access_log import REQUEST_TRACE_IDS
+from chat_service.api.body import read_body
 from chat_service.api.errors import ApiError, error_response, when_the_store_fails
 from chat_service.api.identity import caller, callers_conversation
 from chat_service.api.jsonio import json_response, raw_json_response
-from chat_service.api.keys import CHAT, SETTINGS
+from chat_service.api.keys import CHAT, SETTINGS, STREAM_LIMITS
 from chat_service.api.replies import (
     log_model_failure,
     model_failure,
@@ -63,15 +64,17 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     settings = request.config_dict[SETTINGS]
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, f"Request body is larger than {settings.max_body_bytes} bytes.")
-    new = parse_message_body(await request.read(), max_chars=settings.max_message_chars)
+    new = parse_message_body(await read_body(request), max_chars=settings.max_message_chars)
     ids = request.get(REQUEST_TRACE_IDS)
     trace_id = ids.trace_id if ids is not None else None
     conversation = callers_conversation(request, new.conversation_id)
     chat = request.config_dict[CHAT]
-    async with chat.turn(conversation, new.text, caller=caller(request)) as turn:
-        if wants_event_stream(request):
+    if not wants_event_stream(request):
+        async with chat.turn(conversation, new.text, caller=caller(request)) as turn:
+            return await plain_reply(request, turn, trace_id)
+    with request.config_dict[STREAM_LIMITS].hold(request):
+        async with chat.turn(conversation, new.text, caller=caller(request)) as turn:
             return await stream_reply(request, turn, trace_id)
-        return await plain_reply(request, turn, trace_id)
 
 
 async def plain_reply(request: web.Request, turn: Turn, trace_id: str | None) -> web.Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
+from chat_service.api.body import read_body
 from chat_service.api.errors import ApiError, when_the_store_fails
 from chat_service.api.identity import callers_conversation, owner
 from chat_service.api.jsonio import json_response
@@ -59,7 +60,7 @@ async def list_conversations(request: web.Request) -> web.Response:
 @when_the_store_fails(FAILED.format("create"))
 async def create_conversation(request: web.Request) -> web.Response:
     # client_max_size (CHAT_MAX_BODY_BYTES) bounds the read: 413 above it (errors.py).
-    title = parse_new_conversation_body(await request.read())
+    title = parse_new_conversation_body(await read_body(request))
     created = await request.config_dict[CHAT].start_conversation(owner(request), title)
     location = f"/chat/conversations/{created.id}"
     return json_response(conversation_body(created), status=201, headers={"Location": location})
@@ -76,7 +77,7 @@ async def get_conversation(request: web.Request) -> web.Response:
 @when_the_store_fails(FAILED.format("rename"))
 async def rename_conversation(request: web.Request) -> web.Response:
     conversation = _path_conversation(request)
-    title = parse_rename_body(await request.read())
+    title = parse_rename_body(await read_body(request))
     return found_or_404(await request.config_dict[CHAT].rename_conversation(conversation, title))
 
 

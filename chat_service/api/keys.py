@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chat_service.api.stream_limits import StreamLimits
 from chat_service.chat.facade import Chat
 from chat_service.config import Settings
 from chat_service.telemetry.metrics import Metrics
@@ -28,3 +29,5 @@ CHAT = web.AppKey("chat", Chat)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
+# Streams held open per caller and per address, counted where /chat is built.
+STREAM_LIMITS = web.AppKey("stream_limits", StreamLimits)

@@ -378,3 +378,20 @@ def test_json_access_log_with_request_and_upstream_time(nginx: NginxServer) -> N
     assert entry["traceparent"] == TRACEPARENT
     # Probes are not logged: they would drown the real traffic.
     assert not any(e["uri"] == "/nginx-health" for e in entries)
+
+
+def test_header_fields_up_to_the_services_limit_pass_and_larger_are_431(
+    nginx: NginxServer,
+) -> None:
+    """The service takes header fields up to 32 KiB (a large organisation's bearer token):
+    NGINX lets them through, and answers larger ones itself, with the error shape."""
+    passed = call(nginx, "/chat/history?conversation_id=padded", headers={"X-Pad": "p" * 30_000})
+    assert (passed.status, passed.json()) == (200, [])
+    refused = call(nginx, "/chat/history", headers={"X-Pad": "p" * 40_000})
+    assert refused.status == 431
+    assert refused.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert refused.json() == {
+        "status": "error",
+        "message": "The request line or a header field is larger than 32 KiB.",
+    }
+    assert refused.headers["X-Content-Type-Options"] == "nosniff"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import StartService
 from tests.support import metrics
-from tests.support.service import ServiceProcess
+from tests.support.service import LIMITS_OFF, ServiceProcess
 from tests.support.sse import Event, post_stream
 
 # Between the dummy's words: long enough that a stop lands between two of them.
@@ -23,7 +23,7 @@ FIRST_REPLY = 'You said: "tell me a story". This is turn 1 of our conversation.'
 
 @pytest.fixture
 def service(start_service: StartService) -> ServiceProcess:
-    return start_service(env={"CHAT_ASSISTANT_TOKEN_MS": str(TOKEN_MS), "CHAT_RATE_LIMIT_RPS": "0"})
+    return start_service(env={"CHAT_ASSISTANT_TOKEN_MS": str(TOKEN_MS), **LIMITS_OFF})
 
 
 def history(service: ServiceProcess, conversation: str = "default") -> list[dict[str, str]]:
@@ -143,7 +143,7 @@ def test_the_next_message_sees_a_stopped_reply_as_context(service: ServiceProces
 def test_messages_to_one_conversation_are_answered_in_arrival_order(
     start_service: StartService,
 ) -> None:
-    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "300", "CHAT_RATE_LIMIT_RPS": "0"})
+    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "300", **LIMITS_OFF})
     replies: dict[int, str] = {}
 
     def send(number: int) -> None:

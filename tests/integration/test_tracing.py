@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import StartService
 from tests.support.otlp import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
-from tests.support.service import ServiceProcess
+from tests.support.service import LIMITS_OFF, ServiceProcess
 
 COMMIT_SPANS = {"INSERT exchanges", "BATCH INSERT exchanges"}
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -101,7 +101,7 @@ def test_commit_span_links_every_request_of_its_batch(start_service: StartServic
     import concurrent.futures
 
     with OtlpHttpReceiver() as receiver:
-        service = start_service(env=exporting_to(receiver.endpoint, CHAT_RATE_LIMIT_RPS="0"))
+        service = start_service(env=exporting_to(receiver.endpoint, **LIMITS_OFF))
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
             results = list(
                 pool.map(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from tests.conftest import StartService
 from tests.support.load import PostLoad
+from tests.support.service import LIMITS_OFF
 
 ROUNDS = 5
-UNLIMITED = {"CHAT_RATE_LIMIT_RPS": "0"}
+UNLIMITED = LIMITS_OFF
 
 
 def test_every_acknowledged_message_survives_sigkill(

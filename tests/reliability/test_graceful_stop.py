@@ -18,6 +18,7 @@ from tests.conftest import StartService
 from tests.support import metrics
 from tests.support.load import PostLoad
 from tests.support.otlp import OtlpHttpReceiver
+from tests.support.service import LIMITS_OFF
 from tests.support.sse import post_stream
 
 IN_FLIGHT = 16
@@ -35,7 +36,7 @@ def refuses_connections(port: int) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_in_flight_requests_finish_and_are_stored(start_service: StartService, sig: int) -> None:
-    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "500", "CHAT_RATE_LIMIT_RPS": "0"})
+    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "500", **LIMITS_OFF})
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
         # One conversation each: a conversation answers one message at a time.
         futures = [
@@ -88,7 +89,7 @@ def test_a_stream_open_at_sigterm_finishes_and_is_stored(start_service: StartSer
 
 
 def test_sigterm_under_load_fails_no_accepted_request(start_service: StartService) -> None:
-    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "20", "CHAT_RATE_LIMIT_RPS": "0"})
+    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "20", **LIMITS_OFF})
     load = PostLoad(service.port, clients=16, prefix="load").start()
     # Under load for real (however busy the machine is) before the signal.
     deadline = time.monotonic() + 10

@@ -19,10 +19,10 @@ from chat_service.store.postgres_migrations import SCHEMA_VERSION
 from tests.conftest import StartService
 from tests.support.load import PostLoad
 from tests.support.postgres import PostgresServer
-from tests.support.service import ServiceProcess, command, free_port, service_env
+from tests.support.service import LIMITS_OFF, ServiceProcess, command, free_port, service_env
 from tests.support.sse import Event, get_stream
 
-UNLIMITED = {"CHAT_RATE_LIMIT_RPS": "0"}
+UNLIMITED = LIMITS_OFF
 ALICE_KEY = "alice-key-0123456789abcdef"
 BOB_KEY = "bob-key-0123456789abcdef"
 

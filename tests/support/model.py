@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.service import free_port, wait_until_ok
+from tests.support.service import LIMITS_OFF, free_port, wait_until_ok
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -94,6 +94,6 @@ class ModelServer:
             "CHAT_MODEL": "gpt-test",
             "OPENAI_BASE_URL": self.base_url,
             "OPENAI_API_KEY": "sk-test-key-not-secret",
-            "CHAT_RATE_LIMIT_RPS": "0",
+            **LIMITS_OFF,
             **settings,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -59,6 +60,18 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {_first_port}-{_first_port + PORTS_PER_WORKER - 1}")
 
 
+# A test that loads the service from one client, as no real client would, turns off the
+# limits that client would meet (rate, replies and streams per caller and per address), so
+# what it measures is the load, not the limits (their own tests are tests/security/).
+LIMITS_OFF = {
+    "CHAT_RATE_LIMIT_RPS": "0",
+    "CHAT_MAX_REPLIES_PER_CALLER": "100000",
+    "CHAT_MAX_STREAMS_PER_CALLER": "100000",
+    "CHAT_MAX_STREAMS_PER_ADDRESS": "100000",
+    "CHAT_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+}
+
+
 def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The test process's environment without CHAT_* and OTEL_* leaking in, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OTEL_"))}
@@ -109,8 +122,20 @@ class ServiceProcess:
     def stderr_path(self) -> Path:
         return self.workdir / f"service-{self.port}.stderr"
 
-    def start(self, *, ready_path: str = "/readyz", user: str | None = None) -> ServiceProcess:
-        """Start the process and wait until ``ready_path`` answers 200 (``user``: run as)."""
+    def start(
+        self,
+        *,
+        ready_path: str = "/readyz",
+        user: str | None = None,
+        file_limit: tuple[int, int] | None = None,
+    ) -> ServiceProcess:
+        """Start the process and wait until ``ready_path`` answers 200 (``user``: run as;
+        ``file_limit``: its RLIMIT_NOFILE, soft and hard, as a system would set them)."""
+
+        def limit_files() -> None:
+            if file_limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, file_limit)
+
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self.process = subprocess.Popen(
                 command("--port", str(self.port), "--db", str(self.db_path)),
@@ -120,6 +145,7 @@ class ServiceProcess:
                 stderr=err,
                 stdin=subprocess.DEVNULL,
                 user=user,
+                preexec_fn=limit_files if file_limit is not None else None,
             )
         self.wait_ready(path=ready_path)
         return self

@@ -1,0 +1,61 @@
+"""How many streams one caller, and one address, may hold open at once.
+
+A stream (a streamed reply, a ``GET /chat/events`` subscription) holds a connection, a file
+descriptor and some memory for as long as it lasts, and costs its caller nothing once
+opened: without a cap, one key could hold hundreds and leave the process without descriptors
+for anyone else. Each caller (its principal, or its address when anonymous: identity.py's
+``caller``) may hold CHAT_MAX_STREAMS_PER_CALLER; each client address, whoever it signs in
+as, CHAT_MAX_STREAMS_PER_ADDRESS (larger: many people can share one address behind a NAT).
+One more is refused with 429 and the error shape before it opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from aiohttp import web
+
+from chat_service.api.errors import ApiError
+from chat_service.api.identity import CLIENT_ADDRESS, caller
+
+# How long a refused client should wait: until one of its streams ends, which is unknown;
+# a page reconnecting its live updates backs off by itself.
+RETRY_AFTER_S = 5
+
+
+class StreamLimits:
+    def __init__(self, per_caller: int, per_address: int) -> None:
+        self.per_caller = per_caller
+        self.per_address = per_address
+        # ("caller", key) and ("address", address): anonymous callers are keyed by address
+        # too, and are held to both caps.
+        self._open: dict[tuple[str, str], int] = {}
+
+    def open(self, kind: str, key: str) -> int:
+        """Streams open now for the ``kind`` ("caller" or "address") ``key``."""
+        return self._open.get((kind, key), 0)
+
+    @contextlib.contextmanager
+    def hold(self, request: web.Request) -> Iterator[None]:
+        """Count one stream of the request's caller and address while the block runs;
+        ApiError 429 if either has its cap already."""
+        held = (("caller", caller(request)), ("address", request[CLIENT_ADDRESS]))
+        for (kind, key), cap in zip(held, (self.per_caller, self.per_address), strict=True):
+            if self._open.get((kind, key), 0) >= cap:
+                setting = f"CHAT_MAX_STREAMS_PER_{kind.upper()}"
+                raise ApiError(
+                    429,
+                    f"Too many open streams ({cap}, {setting}); close one first.",
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                )
+        for slot in held:
+            self._open[slot] = self._open.get(slot, 0) + 1
+        try:
+            yield
+        finally:
+            for slot in held:
+                if (left := self._open[slot] - 1) > 0:
+                    self._open[slot] = left
+                else:
+                    del self._open[slot]
