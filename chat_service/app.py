@@ -160,7 +160,9 @@ def create_app(
     )
     # Requests' spans are recorded when spans are exported (api/telemetry.py).
     spans = (
-        RequestSpans(tracing.provider.get_tracer("chat_service.api"), tracing.untraced)
+        RequestSpans(
+            tracing.provider.get_tracer("chat_service.api"), tracing.untraced, tracing.headers
+        )
         if tracing is not None and tracing.exporting
         else RequestSpans(None)
     )

@@ -9,7 +9,8 @@ traced, or a non-recording span with its own ids otherwise, so logs, stored rows
 ``traceresponse`` always carry ids. It replaces opentelemetry-instrumentation-aiohttp-server,
 whose middleware cost (b) a quarter of its CPU gathering attributes even for requests its
 sampler dropped, and which is configured by rewriting ``web.Application`` and the process's
-environment (bench/README.md); the attributes are the same, set only on recorded spans.
+environment (bench/README.md); the attributes are the same, set only on recorded spans, and
+so are the request and response headers its variables ask for (telemetry/http_headers.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from chat_service.api.access_log import REQUEST_ROUTE, REQUEST_TRACE_IDS
 from chat_service.api.errors import CLIENT_CLOSED_REQUEST, error_response
 from chat_service.api.request_id import request_id
 from chat_service.telemetry.context import span_ids
+from chat_service.telemetry.http_headers import HeaderCapture
 from chat_service.telemetry.metrics import UNMATCHED_ROUTE, Metrics, bounded_method
 
 TRACERESPONSE = "traceresponse"
@@ -48,11 +50,20 @@ def route_template(request: web.Request) -> str:
 class RequestSpans:
     """Each request's span. ``tracer``: the provider's, when spans are exported (None: none
     are, and no request's span is recorded). ``untraced``: paths that never get a recorded
-    span (probes and scrapes, which would drown the real traffic)."""
+    span (probes and scrapes, which would drown the real traffic). ``headers``: the request
+    and response headers a recorded span carries (None: none)."""
 
-    def __init__(self, tracer: OtelTracer | None, untraced: re.Pattern[str] | None = None) -> None:
+    def __init__(
+        self,
+        tracer: OtelTracer | None,
+        untraced: re.Pattern[str] | None = None,
+        headers: HeaderCapture | None = None,
+    ) -> None:
         self._tracer = tracer
         self._untraced = untraced
+        self._headers = headers
+        # Set only when response headers are captured: most configurations capture none.
+        self._response_headers = headers if headers is not None and headers.response else None
         self._propagator = propagate.get_global_textmap()
         # The header names the propagators read: most requests carry none of them, and
         # then there is nothing to extract.
@@ -92,7 +103,36 @@ class RequestSpans:
         )
         if span.is_recording():  # the sampler's choice: attributes only for what is kept
             span.set_attributes(_request_attributes(request, method, route))
+            if self._headers is not None:
+                span.set_attributes(self._headers.request_attributes(request.headers.items()))
         return span
+
+    @property
+    def records_responses(self) -> bool:
+        """Whether :meth:`record_response` has anything to do (the middleware skips the
+        call, and its coroutine, otherwise)."""
+        return self._response_headers is not None
+
+    async def record_response(
+        self, span: Span, request: web.Request, response: web.StreamResponse
+    ) -> None:
+        """The response's headers on a recorded span, when they are captured. They are final
+        once the response is prepared (aiohttp's own, then every on_response_prepare hook's,
+        sub-applications' last), which for a plain response happens only after the
+        telemetry middleware has returned and ended the span: such a response is prepared
+        here instead (its headers still leave with its body). A file response, which sends
+        its file as it is prepared, carries no response headers on its span."""
+        capture = self._response_headers
+        if capture is None or not span.is_recording():
+            return
+        if not response.prepared:
+            if not isinstance(response, web.Response):
+                return
+            try:
+                await response.prepare(request)
+            except ConnectionError:
+                return  # the client is gone: aiohttp finds out again when it ends the response
+        span.set_attributes(capture.response_attributes(response.headers.items()))
 
     def _unrecorded(self, parent: otel_context.Context | None) -> Span:
         """A span of the caller's trace (or a new one), never sampled: ``traceresponse``
@@ -163,6 +203,7 @@ def telemetry_middleware(metrics: Metrics, spans: RequestSpans) -> Middleware:
     # prometheus_client's labels() looks children up under a lock; this one is looked up
     # on every request, so keep them at hand (their label values are bounded).
     duration_children: dict[tuple[str, str, int], Any] = {}
+    records_responses = spans.records_responses
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -183,6 +224,8 @@ def telemetry_middleware(metrics: Metrics, spans: RequestSpans) -> Middleware:
         try:
             response = await handler(request)
             status = response.status
+            if records_responses:
+                await spans.record_response(span, request, response)
             return response
         except web.HTTPException as exc:  # redirects; errors are responses by now
             status = exc.status

@@ -13,7 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from chat_service.api.errors import ApiError
-from chat_service.chat.domain import DEFAULT_CONVERSATION, ConversationCursor
+from chat_service.chat.domain import (
+    DEFAULT_CONVERSATION,
+    ConversationCursor,
+    is_format_character,
+)
 from chat_service.timestamps import rfc3339
 
 MAX_HISTORY_LIMIT = 1000
@@ -193,14 +197,22 @@ def parse_rename_body(raw: bytes) -> str:
 
 
 def _title(title: object) -> str:
-    """1-200 characters, not blank, no control characters (as the OpenAPI schema says);
-    stored trimmed, its runs of whitespace made one space."""
+    """1-200 characters, not blank, no control or format characters (as the OpenAPI schema
+    says); stored trimmed, its runs of whitespace made one space. Format characters are
+    refused rather than dropped: what is stored is what the caller sees it sent, and the
+    message names the invisible character it could not see."""
     if not isinstance(title, str):
         raise ApiError(400, "Field 'title' must be a string.")
     if not 1 <= len(title) <= MAX_TITLE_CHARS or not title.strip(_BLANK):
         raise ApiError(400, f"Field 'title' must be 1-{MAX_TITLE_CHARS} characters, not blank.")
     if _CONTROL.search(title) or not _is_encodable(title):
         raise ApiError(400, "Field 'title' must be text without control characters.")
+    if (invisible := next(filter(is_format_character, title), None)) is not None:
+        raise ApiError(
+            400,
+            "Field 'title' must not contain invisible format characters "
+            f"(found U+{ord(invisible):04X}).",
+        )
     return " ".join(title.split())
 
 

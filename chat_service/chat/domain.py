@@ -12,11 +12,23 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
+from unicodedata import category
 
 # The conversation a request that names none is about (the original contract's one history).
 DEFAULT_CONVERSATION = "default"
 TITLE_FROM_MESSAGE_CHARS = 60
+# How much of a message a default title is first looked for in (it is derived on every write):
+# room for the title's characters and the whitespace and invisible ones between them.
+_TITLE_SCAN_CHARS = 4 * TITLE_FROM_MESSAGE_CHARS
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def is_format_character(char: str) -> bool:
+    """A Unicode format character (general category Cf): invisible, yet it changes how what
+    surrounds it is shown (a right-to-left override shows a title reversed; zero-width ones
+    make two titles that look alike differ). Titles have none."""
+    # Every Cf character is non-printable: the C-level test spares most text the lookup.
+    return not char.isprintable() and category(char) == "Cf"
 
 
 class StoreError(Exception):
@@ -93,8 +105,12 @@ class ConversationCursor:
 def title_from_message(message: str) -> str | None:
     """A conversation's default title: the start of its first message, on one line, cut
     at a word boundary when there is one near the limit; None when no printable text is
-    left (control characters go, as they may not be in a title)."""
-    text = " ".join(_CONTROL.sub(" ", message).split())
+    left. Control and format characters may not be in a title, so they go (the message
+    itself keeps them)."""
+    text = _one_line(message[:_TITLE_SCAN_CHARS])
+    if len(text) <= TITLE_FROM_MESSAGE_CHARS and len(message) > _TITLE_SCAN_CHARS:
+        # Its start is mostly blank or invisible: the title may lie further on.
+        text = _one_line(message)
     if not text:
         return None
     if len(text) <= TITLE_FROM_MESSAGE_CHARS:
@@ -104,3 +120,12 @@ def title_from_message(message: str) -> str | None:
     if space >= TITLE_FROM_MESSAGE_CHARS // 2:
         cut = cut[:space]
     return cut + "…"
+
+
+def _one_line(text: str) -> str:
+    """``text`` without control and format characters, its words one space apart: a control
+    character becomes a space, as it separated what it stood between; a format character
+    becomes nothing, as that is how it was shown. What is left of a prefix of a text is a
+    prefix of what is left of the text."""
+    visible = "".join(char for char in text if not is_format_character(char))
+    return " ".join(_CONTROL.sub(" ", visible).split())

@@ -10,7 +10,8 @@ every request still gets a (non-recording) span context, so logs, the ``traceres
 header and stored rows carry trace ids; requests' spans are made in chat_service/api/
 telemetry.py, which paths in OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS never record (the
 variable of the aiohttp-server instrumentation this replaces; probes and /metrics by
-default). Export happens in the
+default), and which carry the headers OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* name
+(telemetry/http_headers.py; credentials always redacted). Export happens in the
 BatchSpanProcessor's thread, never on the event loop: a slow or dead collector costs the
 requests nothing; spans it could not take are counted instead. The GenAI spans of model
 calls are the service's own (telemetry/genai.py); the openai instrumentation, installed
@@ -36,6 +37,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from chat_service import __version__
 from chat_service.config import ConfigError, parse_bool
+from chat_service.telemetry.http_headers import HeaderCapture
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,13 @@ EXPORT_FLUSH_TIMEOUT_S = 5.0
 @dataclass(frozen=True, slots=True)
 class Tracing:
     """How tracing was set up: the process's provider, whether spans are exported (then
-    requests' spans are recorded, and the openai SDK is instrumented), and the paths whose
-    requests are never recorded."""
+    requests' spans are recorded, and the openai SDK is instrumented), the paths whose
+    requests are never recorded, and the headers recorded spans carry."""
 
     provider: TracerProvider
     exporting: bool
     untraced: re.Pattern[str] | None = None
+    headers: HeaderCapture | None = None
 
 
 def excluded_urls(environ: Mapping[str, str]) -> re.Pattern[str] | None:
@@ -173,6 +176,7 @@ def configure_tracing(
     # Built before anything is installed, so a bad variable is one clear start-up error.
     exporter = build_exporter(environ)
     untraced = excluded_urls(environ)
+    headers = HeaderCapture.from_environ(environ)
     sampler = None  # the SDK's, from OTEL_TRACES_SAMPLER
     if exporter is None:
         # Nothing would leave the process, so nothing is recorded whatever the sampler:
@@ -197,7 +201,7 @@ def configure_tracing(
         # and from nowhere else: CHAT_CAPTURE_CONTENT's one way through to it.
         os.environ.setdefault(CAPTURE_CONTENT_VARIABLE, "span_only")
     if exporter is None:
-        return Tracing(provider, exporting=False, untraced=untraced)
+        return Tracing(provider, exporting=False, untraced=untraced, headers=headers)
     if instrument_openai:
         # Imported here: the SDK is loaded only when a model is used.
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
@@ -205,7 +209,7 @@ def configure_tracing(
         # Inside the service's own GenAI span (telemetry/genai.py) it adds what it reads
         # from the SDK to that span instead of starting a second one.
         OpenAIInstrumentor().instrument(tracer_provider=provider)
-    return Tracing(provider, exporting=True, untraced=untraced)
+    return Tracing(provider, exporting=True, untraced=untraced, headers=headers)
 
 
 def tracing_ctx(provider: TracerProvider) -> Callable[[web.Application], AsyncIterator[None]]:

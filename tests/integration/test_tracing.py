@@ -254,6 +254,10 @@ def assert_no_telemetry_noise(service: ServiceProcess) -> None:
             "OTEL_EXPORTER_OTLP_PROTOCOL must be one of",
         ),
         ({"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED must be true or false"),
+        (
+            {"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-(trip"},
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST is not a list of regular",
+        ),
     ],
 )
 def test_bad_otel_settings_stop_start_up(
@@ -282,3 +286,114 @@ def test_without_export_ids_still_flow_to_headers_and_logs(start_service: StartS
     logs = [json.loads(line) for line in service.stdout().splitlines()]
     (access,) = [line for line in logs if line.get("trace_id") == CALLER_TRACE]
     assert access["span_id"] == span_id
+
+
+# Credentials a caller sends: a valid API key, a cookie, a proxy's credential.
+API_KEY = "zq-api-key-5d1e8a7f30c2"
+CREDENTIALS = {
+    "Authorization": f"Bearer {API_KEY}",
+    "Cookie": "session=zq-cookie-91b4",
+    "Proxy-Authorization": "Basic zq-proxy-77c0",
+}
+
+
+def all_values(spans: list[ReceivedSpan]) -> str:
+    """Every attribute value of every span, resource and event names included, as text."""
+    return repr([(span.name, span.attributes, span.resource, span.events) for span in spans])
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [
+        {"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": ".*"},
+        {
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": (
+                "Authorization,cookie,PROXY-AUTHORIZATION,X-Trip"
+            ),
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS": "",
+        },
+        {
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "(?!x).*",
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS": "x-nothing",
+        },
+    ],
+    ids=["all", "listed-by-name", "regex"],
+)
+def test_credentials_never_reach_a_span_whatever_header_capture_says(
+    start_service: StartService, capture: dict[str, str]
+) -> None:
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(
+            env=exporting_to(
+                receiver.endpoint,
+                CHAT_API_KEYS=f"tester:{API_KEY}",
+                OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE=".*",
+                **capture,
+            )
+        )
+        status, _, _ = service.request(
+            "POST", "/chat/message", {"message": "hello"}, headers={**CREDENTIALS, "X-Trip": "1"}
+        )
+        assert status == 200, "the key was accepted: the request got as far as a span"
+        spans = receiver.wait_for(one_post_is_exported)
+        service.stop()
+    exported = all_values(spans)
+    for secret in ("zq-api-key", "zq-cookie", "zq-proxy"):
+        assert secret not in exported
+    # Not for want of capturing: the headers are there, their values are not.
+    server = by_name(spans, "POST /chat/message")
+    for name in ("authorization", "cookie", "proxy-authorization"):
+        assert server.attributes[f"http.request.header.{name}"] == ["[REDACTED]"]
+
+
+def test_configured_headers_are_captured_on_the_request_span(start_service: StartService) -> None:
+    with OtlpHttpReceiver() as receiver:
+        service = start_service(
+            env=exporting_to(
+                receiver.endpoint,
+                CHAT_API_KEYS=f"tester:{API_KEY}",
+                OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST=(
+                    "X-Trip, x-plan-.*, Authorization, Cookie, Proxy-Authorization"
+                ),
+                OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE=(
+                    "Content-Type,X-Request-ID,ratelimit.*"
+                ),
+                OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS="x-plan-secret",
+            )
+        )
+        status, headers, _ = service.request(
+            "POST",
+            "/chat/message",
+            {"message": "hello"},
+            headers={
+                **CREDENTIALS,
+                "X-Trip": "Lisbon",
+                "X-Plan-Day": "3",
+                "X-Plan-Secret": "zq-plan-0a9c",
+                "X-Other": "not listed",
+            },
+        )
+        assert status == 200
+        spans = receiver.wait_for(one_post_is_exported)
+        service.stop()
+
+    server = by_name(spans, "POST /chat/message")
+    captured = {
+        key: value
+        for key, value in server.attributes.items()
+        if key.startswith(("http.request.header.", "http.response.header."))
+    }
+    assert captured == {
+        "http.request.header.x-trip": ["Lisbon"],
+        "http.request.header.x-plan-day": ["3"],
+        "http.request.header.x-plan-secret": ["[REDACTED]"],
+        "http.request.header.authorization": ["[REDACTED]"],
+        "http.request.header.cookie": ["[REDACTED]"],
+        "http.request.header.proxy-authorization": ["[REDACTED]"],
+        "http.response.header.content-type": ["application/json; charset=utf-8"],
+        # Set by on_response_prepare hooks: the root app's, and the /chat sub-app's.
+        "http.response.header.x-request-id": [headers["X-Request-ID"]],
+        "http.response.header.ratelimit-policy": [headers["RateLimit-Policy"]],
+        "http.response.header.ratelimit": [headers["RateLimit"]],
+    }
+    assert "zq-plan-0a9c" not in all_values(spans)

@@ -31,6 +31,7 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 BAD_CURSOR = "Query parameter 'before' must be a cursor from a previous page's Link."
 MARKER = "zq-erase-me-8c1d"
 NOT_FOUND = {"status": "error", "message": "Conversation not found."}
+FORMAT_CHARACTER = "Field 'title' must not contain invisible format characters (found U+{})."
 
 
 @pytest.fixture
@@ -101,6 +102,18 @@ async def test_an_untitled_conversation_is_titled_by_its_first_message(
     assert item["exchanges"] == 2
 
 
+async def test_a_first_message_keeps_its_format_characters_but_its_title_does_not(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    message = "pay \u2067invoice\u202efdp.exe\u2069 today"
+    await send(client, "spoof", message)
+    [item] = await listed(client)
+    assert item["title"] == "pay invoicefdp.exe today"
+    history = await client.get("/chat/history?conversation_id=spoof")
+    assert [exchange["user"] for exchange in await history.json()] == [message]
+
+
 async def test_posting_to_a_new_id_creates_the_conversation(make_client: MakeClient) -> None:
     client = await make_client()
     await send(client, "notes", "Short one")
@@ -121,6 +134,16 @@ async def test_posting_to_a_new_id_creates_the_conversation(make_client: MakeCli
         ("a" * 29 + " " + "b" * 40, "a" * 29 + " " + "b" * 29 + "…"),
         ("tab\tand\x01bell\x85", "tab and bell"),  # no control character in a title
         ("\x1c\x1f", None),  # nothing printable: no title yet
+        # Format characters go too, without a space: they were invisible where they stood.
+        ("invoice\u202eexe.txt", "invoiceexe.txt"),  # a right-to-left override
+        ("zero\u200bwidth \u2066isolated\u2069", "zerowidth isolated"),
+        ("\ufeffbom \u00adsoft \U000e0067tag", "bom soft tag"),
+        ("\u200e\u200f\u2067\u2069", None),  # nothing visible: no title yet
+        # Long messages: the same title, wherever the visible text starts.
+        ("word " * 800, "word word word word word word word word word word word…"),
+        (" \n" * 300 + "late start", "late start"),
+        ("\u200b" * 1000 + "hidden start", "hidden start"),
+        ("\u200b" * 1000, None),
     ],
 )
 def test_default_titles(message: str, title: str | None) -> None:
@@ -205,6 +228,13 @@ async def test_renaming(make_client: MakeClient) -> None:
         ({"title": "line\nbreak"}, "Field 'title' must be text without control characters."),
         ({"title": "c1\x85"}, "Field 'title' must be text without control characters."),
         ({"title": "\ud800"}, "Field 'title' must be text without control characters."),
+        # Unicode format characters (category Cf): invisible, yet they change what is shown.
+        ({"title": "invoice\u202eexe.txt"}, FORMAT_CHARACTER.format("202E")),
+        ({"title": "zero\u200bwidth"}, FORMAT_CHARACTER.format("200B")),
+        ({"title": "\u2066isolated\u2069"}, FORMAT_CHARACTER.format("2066")),
+        ({"title": "\ufeffbom"}, FORMAT_CHARACTER.format("FEFF")),
+        ({"title": "soft\u00adhyphen"}, FORMAT_CHARACTER.format("00AD")),
+        ({"title": "tag\U000e0067"}, FORMAT_CHARACTER.format("E0067")),
     ],
 )
 async def test_bad_titles_are_refused(

@@ -5,8 +5,10 @@ nothing recorded otherwise."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
@@ -16,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chat_service.api.telemetry import RequestSpans
+from chat_service.telemetry.http_headers import HeaderCapture
 from chat_service.telemetry.metrics import UNMATCHED_ROUTE
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -158,3 +161,94 @@ def test_baggage_from_the_caller_stays_in_the_context() -> None:
         traceparent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", baggage="tenant=acme"
     )
     assert baggage.get_baggage("tenant", context) == "acme"
+
+
+@pytest.fixture
+def capturing(exported: InMemorySpanExporter) -> RequestSpans:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    headers = HeaderCapture.from_environ(
+        {
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-trip,authorization",
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE": "x-.*,content-length",
+        }
+    )
+    return RequestSpans(provider.get_tracer("test"), re.compile("^/healthz$"), headers)
+
+
+def app_with_a_hook() -> web.Application:
+    """An app whose on_response_prepare hook adds a header, as the service's hooks do."""
+
+    async def add_hooked(_: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Hooked"] = "yes"
+
+    app = web.Application()
+    app.on_response_prepare.append(add_hooked)
+    app.freeze()
+    return app
+
+
+def header_attributes(span: object) -> dict[str, object]:
+    attributes = dict(getattr(span, "attributes", None) or {})
+    return {key: value for key, value in attributes.items() if ".header." in key}
+
+
+async def test_captured_headers_are_on_the_span_with_the_response_as_sent(
+    capturing: RequestSpans, exported: InMemorySpanExporter
+) -> None:
+    request = make_mocked_request(
+        "GET",
+        "/chat/history",
+        headers={"X-Trip": "Lisbon", "Authorization": "Bearer zq-key", "X-Other": "no"},
+        app=app_with_a_hook(),
+    )
+    span, _ = capturing.start(request, "GET", "/chat/history")
+    response = web.json_response([], headers={"X-Made": "handler"})
+    await capturing.record_response(span, request, response)
+    assert response.prepared, "prepared while its span is open, so the hooks have run"
+    RequestSpans.end(span, 200)
+    (finished,) = exported.get_finished_spans()
+    assert header_attributes(finished) == {
+        "http.request.header.x-trip": ("Lisbon",),
+        "http.request.header.authorization": ("[REDACTED]",),
+        "http.response.header.x-made": ("handler",),
+        "http.response.header.x-hooked": ("yes",),
+        "http.response.header.content-length": ("2",),  # aiohttp's own, set as it prepares
+    }
+
+
+async def test_a_response_its_handler_prepared_is_captured_with_its_hooks_headers(
+    capturing: RequestSpans, exported: InMemorySpanExporter
+) -> None:
+    request = make_mocked_request("GET", "/chat/events", app=app_with_a_hook())
+    span, _ = capturing.start(request, "GET", "/chat/events")
+    stream = web.StreamResponse(headers={"X-Made": "handler"})  # as an event stream is
+    await stream.prepare(request)
+    await capturing.record_response(span, request, stream)
+    RequestSpans.end(span, 200)
+    (finished,) = exported.get_finished_spans()
+    attributes = header_attributes(finished)
+    assert attributes["http.response.header.x-made"] == ("handler",)
+    assert attributes["http.response.header.x-hooked"] == ("yes",)
+
+
+async def test_unrecorded_spans_and_file_responses_are_left_alone(
+    capturing: RequestSpans, exported: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    probe = make_mocked_request("GET", "/healthz", headers={"X-Trip": "Lisbon"})
+    span, _ = capturing.start(probe, "GET", "/healthz")
+    response = web.json_response({}, headers={"X-Made": "handler"})
+    await capturing.record_response(span, probe, response)
+    assert not response.prepared, "nothing captured: aiohttp prepares it as usual"
+    RequestSpans.end(span, 200)
+    assert exported.get_finished_spans() == ()
+
+    (tmp_path / "page.html").write_text("<p>hi</p>")
+    request = make_mocked_request("GET", "/page.html", headers={"X-Trip": "Lisbon"})
+    span, _ = capturing.start(request, "GET", "/{path}")
+    file = web.FileResponse(tmp_path / "page.html", headers={"X-Made": "handler"})
+    await capturing.record_response(span, request, file)
+    assert not file.prepared, "a file response sends its file as it is prepared"
+    RequestSpans.end(span, 200)
+    (finished,) = exported.get_finished_spans()
+    assert header_attributes(finished) == {"http.request.header.x-trip": ("Lisbon",)}

@@ -7,8 +7,10 @@ here word for word.
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
+from jsonschema import Draft202012Validator
 from multidict import MultiDict
 
 from chat_service.api.errors import ApiError
@@ -17,7 +19,9 @@ from chat_service.api.validation import (
     NewMessage,
     parse_history_query,
     parse_message_body,
+    parse_rename_body,
 )
+from tests.support.openapi import spec
 
 LIMIT = 10  # CHAT_MAX_MESSAGE_CHARS, small for the tests
 ID_RULE = (
@@ -159,3 +163,34 @@ def test_cursors_accepted_up_to_eighteen_digits() -> None:
 def test_the_conversation_of_a_history_query() -> None:
     assert query(conversation_id="team.a").conversation_id == "team.a"
     assert query_rejected(conversation_id="-team") == ID_RULE
+
+
+def _refuses_title(title: str) -> bool:
+    try:
+        parse_rename_body(body({"title": title}))
+    except ApiError:
+        return True
+    return False
+
+
+# Control (Cc) and format (Cf) characters of the Basic Multilingual Plane, where JSON Schema's
+# patterns (ECMA-262, \uXXXX escapes) can name them; the service refuses the others as well.
+INVISIBLE = [
+    chr(code) for code in range(0x10000) if unicodedata.category(chr(code)) in {"Cc", "Cf"}
+]
+
+
+def test_the_openapi_title_pattern_refuses_what_the_service_refuses() -> None:
+    """The document promises the rule clients can check before sending; a Unicode version
+    adding a format character to the BMP fails here until the pattern lists it too."""
+    title = Draft202012Validator(spec()["components"]["schemas"]["Title"])
+    assert {"\x00", "\x85", "\u00ad", "\u200b", "\u202e", "\u2066", "\ufeff"} <= set(INVISIBLE)
+    disagree = [
+        f"U+{ord(char):04X}"
+        for char in INVISIBLE
+        if title.is_valid(f"a{char}b") or not _refuses_title(f"a{char}b")
+    ]
+    assert disagree == [], f"Unicode {unicodedata.unidata_version}"
+    for fine in ["Trip to Lisbon", "Привет, мир", "שלום", "مرحبا", "🙂 a b"]:
+        assert title.is_valid(fine), fine
+        assert not _refuses_title(fine), fine
