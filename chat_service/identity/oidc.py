@@ -45,7 +45,9 @@ _EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _OKP_CURVES = frozenset({"Ed25519", "Ed448"})
 ALLOWED_ALGORITHMS = _RSA_ALGORITHMS | frozenset(_EC_ALGORITHMS.values()) | {"EdDSA"}
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
-_SUBJECT = re.compile("[^\x00-\x1f\x7f-\x9f]{1,255}")
+# Lone surrogates too (a JSON escape such as "\ud800" makes one): not text, as they cannot be
+# encoded as UTF-8, and the store, the logs and the spans all would encode the subject.
+_SUBJECT = re.compile("[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
@@ -245,7 +247,8 @@ class OidcVerifier:
         claims = self._decode(token, key)
         subject = claims.get("sub")
         # OpenID Connect: at most 255 characters. Control characters (NUL above all) have no
-        # place in a principal's name, which keys its conversations in the store.
+        # place in a principal's name, which keys its conversations in the store, and a lone
+        # surrogate is no name at all (_SUBJECT).
         if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
             raise InvalidToken("invalid subject")
         return subject

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -445,6 +446,44 @@ async def test_an_unreachable_issuer_is_a_503_not_a_bad_token(
     }
     assert int(response.headers["Retry-After"]) >= 1
     assert "WWW-Authenticate" not in response.headers
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/chat/history"),
+        ("POST", "/chat/message"),
+        ("GET", "/chat/events"),
+        ("GET", "/chat/conversations"),
+        ("POST", "/chat/conversations"),
+    ],
+)
+async def test_a_subject_that_is_not_text_is_a_401(
+    make_client: MakeClient,
+    issuer: OidcIssuer,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+) -> None:
+    """A lone surrogate (``"sub": "\\ud800"`` in the token's JSON) cannot be stored, logged
+    or traced as text: the token names nobody, so it is refused before anything uses it."""
+    client = await oidc_client(make_client, issuer)
+    token = issuer.token({"sub": "\ud800"})
+    body = {"json": {"message": "hi"}} if method == "POST" else {}
+    refused = await client.request(method, path, headers=bearer(token), **body)
+    assert refused.status == 401
+    assert refused.headers["WWW-Authenticate"] == (
+        'Bearer realm="chat-service", error="invalid_token"'
+    )
+    assert await refused.json() == {
+        "status": "error",
+        "message": "The bearer token is not valid: invalid subject.",
+    }
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
 async def test_keys_and_tokens_together_each_name_their_own(

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -367,6 +368,74 @@ async def test_the_subject_must_be_a_non_empty_string(
 ) -> None:
     verifier = await make_verifier()
     assert await reason(verifier, issuer.token({"sub": subject})) == "invalid subject"
+
+
+# chr(): ruff takes the escapes of two lone surrogates for one string (PT014, a duplicate).
+@pytest.mark.parametrize(
+    "subject", [chr(0xD800), chr(0xDFFF), "alice" + chr(0xDC80), chr(0xD83D) + "x"]
+)
+async def test_a_subject_that_is_not_text_is_refused(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, subject: str
+) -> None:
+    """A lone surrogate, as a token's JSON may escape it (``"\\ud800"``, which is how
+    ``issuer.token`` writes it): a string to Python, but no text, as it cannot be encoded
+    as UTF-8 (the store, the logs and the spans all would), so it names nobody."""
+    token = issuer.token({"sub": subject})
+    payload = token.split(".")[1]
+    assert "\\u" in base64.urlsafe_b64decode(payload + "==").decode()  # escaped, as said
+    verifier = await make_verifier()
+    assert await reason(verifier, token) == "invalid subject"
+
+
+@pytest.mark.parametrize("subject", ["\U0001f600", "\ufffd", "Zoë", "\ud7ff\ue000"])
+async def test_a_subject_of_any_text_is_accepted(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, subject: str
+) -> None:
+    """Beyond the surrogates: a character outside the BMP (a surrogate pair in the token's
+    JSON), the replacement character, and the code points either side of the surrogates."""
+    verifier = await make_verifier()
+    assert await verifier.verify(issuer.token({"sub": subject})) == subject
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"iss": "\ud800"}, "wrong issuer"),
+        ({"aud": "\ud800"}, "wrong audience"),
+        ({"aud": ["\ud800", "other-api"]}, "wrong audience"),
+        ({"exp": "\ud800"}, "malformed token"),
+    ],
+)
+async def test_other_claims_that_are_not_text_are_refused(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, overrides: dict[str, Any], expected: str
+) -> None:
+    """The claims besides ``sub`` that verification reads are compared, never stored, but
+    a lone surrogate in them must still be a refusal and not an error."""
+    verifier = await make_verifier()
+    assert await reason(verifier, issuer.token(overrides)) == expected
+
+
+async def test_a_kid_that_is_not_text_is_an_unknown_key(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = await make_verifier()
+    assert await reason(verifier, issuer.token(kid="\ud800")) == "unknown signing key"
+
+
+async def test_a_signed_payload_that_is_not_utf8_is_malformed(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    """Bytes no JSON text can hold in the subject, under a valid signature."""
+    verifier = await make_verifier()
+    claims = json.dumps(issuer.claims({"sub": "SUBJECT"})).encode()
+    key = issuer.default_key
+    token = jwt.PyJWS().encode(
+        claims.replace(b"SUBJECT", b"\xff\xfe"),
+        key.private_key,
+        algorithm="RS256",
+        headers={"kid": key.kid},
+    )
+    assert await reason(verifier, token) == "malformed token"
 
 
 async def test_a_signature_by_another_key_under_a_known_kid_is_refused(
