@@ -10,6 +10,7 @@ from aiohttp import web
 
 from chat_service.chat.facade import Chat
 from chat_service.config import Settings
+from chat_service.identity.oidc import OidcVerifier
 from chat_service.telemetry.metrics import Metrics
 
 
@@ -28,3 +29,5 @@ CHAT = web.AppKey("chat", Chat)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
+# Set only with CHAT_OIDC_ISSUER: the verifier of its tokens, whose state readiness reports.
+OIDC_VERIFIER = web.AppKey("oidc_verifier", OidcVerifier)
