@@ -14,6 +14,7 @@ from chat_service.api.keys import (
     CHAT,
     LIFECYCLE,
     METRICS,
+    OIDC_VERIFIER,
     OPENAPI_DOCUMENT,
     SETTINGS,
     Lifecycle,
@@ -55,15 +56,35 @@ async def open_store(settings: Settings, metrics: Metrics) -> ChatStore:
 
 
 def oidc_ctx(verifier: OidcVerifier) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Fetch the issuer's keys early (a failure only warns: tokens wait for the issuer),
-    and close the verifier's HTTP client last."""
+    """Fetch the issuer's keys early and say in one line whether the issuer can be used,
+    and if not why (a failure only warns: the service starts, tokens and /readyz wait for
+    the issuer), and close the verifier's HTTP client last."""
 
     async def run_verifier(app: web.Application) -> AsyncIterator[None]:
         await verifier.start()
+        announce_issuer(verifier)
         yield
         await verifier.close()
 
     return run_verifier
+
+
+def announce_issuer(verifier: OidcVerifier) -> None:
+    """The start-up line about the issuer: an issuer configured wrong (a trailing slash, a
+    host name not the one it calls itself) would otherwise show only as 503s."""
+    if (problem := verifier.problem) is None:
+        log.info(
+            "OpenID Connect issuer %s is usable: %d signing keys",
+            verifier.issuer,
+            len(verifier.keys),
+        )
+    else:
+        log.warning(
+            "%s; the service starts anyway, and /readyz and bearer tokens answer 503 until it is "
+            "usable (it is asked again at most every %g s)",
+            problem,
+            verifier.retry_interval_s,
+        )
 
 
 def chat_ctx(
@@ -182,6 +203,7 @@ def create_app(
     if tracing is not None:
         app.cleanup_ctx.append(tracing_ctx(tracing.provider))
     if identity.oidc is not None:
+        app[OIDC_VERIFIER] = identity.oidc
         app.cleanup_ctx.append(oidc_ctx(identity.oidc))
     app.cleanup_ctx.append(chat_ctx(assistant, tracing))
     add_routes(app, settings, metrics, identity)

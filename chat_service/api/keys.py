@@ -11,6 +11,7 @@ from aiohttp import web
 from chat_service.api.stream_limits import StreamLimits
 from chat_service.chat.facade import Chat
 from chat_service.config import Settings
+from chat_service.identity.oidc import OidcVerifier
 from chat_service.telemetry.metrics import Metrics
 
 
@@ -31,3 +32,5 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
 # Streams held open per caller and per address, counted where /chat is built.
 STREAM_LIMITS = web.AppKey("stream_limits", StreamLimits)
+# Set only with CHAT_OIDC_ISSUER: the verifier of its tokens, whose state readiness reports.
+OIDC_VERIFIER = web.AppKey("oidc_verifier", OidcVerifier)

@@ -19,6 +19,11 @@ Two outcomes besides a subject: ``InvalidToken`` (the caller's fault: 401, its `
 safe to show) and ``IssuerUnavailable`` (no keys could ever be fetched: the token may be fine,
 so 503 with ``retry_after``). Tokens are never logged; failures are logged as the issuer's URL
 and the kind of failure.
+
+Whether the issuer can be used at all is ``problem`` (why no token can be verified, or None),
+which ``probe`` brings up to date within the same back-off as tokens: what the service says at
+start-up and what its readiness probe answers, since a misconfigured issuer otherwise shows
+only as every token answered 503.
 """
 
 from __future__ import annotations
@@ -45,7 +50,12 @@ _EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _OKP_CURVES = frozenset({"Ed25519", "Ed448"})
 ALLOWED_ALGORITHMS = _RSA_ALGORITHMS | frozenset(_EC_ALGORITHMS.values()) | {"EdDSA"}
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
-_SUBJECT = re.compile("[^\x00-\x1f\x7f-\x9f]{1,255}")
+# Lone surrogates too (a JSON escape such as "\ud800" makes one): not text, as they cannot be
+# encoded as UTF-8, and the store, the logs and the spans all would encode the subject.
+_SUBJECT = re.compile("[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
+# The longest issuer name a discovery document is quoted with in ``problem``: enough for any
+# real URL, and a hostile document cannot fill every log line and probe answer.
+_MAX_ISSUER_SHOWN = 500
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
@@ -162,6 +172,20 @@ def jwks_uri_allowed(issuer: str, jwks_uri: str) -> bool:
     return target.scheme in schemes and bool(target.host)
 
 
+def _issuer_mismatch(named: object) -> str:
+    """Why a discovery document naming ``named`` as its issuer is not trusted, told so that
+    whoever configured the issuer can correct it: the name quoted and escaped (``!r``: a
+    trailing slash or a space shows, and a line break or a lone surrogate cannot break the
+    log line or the probe's JSON)."""
+    if not isinstance(named, str) or not named:
+        return "its discovery document names no issuer"
+    if len(named) > _MAX_ISSUER_SHOWN:
+        return f"its discovery document names another issuer, {len(named)} characters long"
+    return (
+        f"it names itself {named!r} in its discovery document; set CHAT_OIDC_ISSUER to exactly that"
+    )
+
+
 def _cache_max_age(cache_control: str | None) -> float | None:
     match = _MAX_AGE.search(cache_control or "")
     return float(match.group(1)) if match else None
@@ -210,16 +234,41 @@ class OidcVerifier:
         self._retry_at = 0.0  # clock: before this, a failed fetch is not retried
         self._next_kid_refresh_at = 0.0  # clock: the unknown-kid refresh rate limit
         self._inflight: asyncio.Task[tuple[SigningKey, ...] | None] | None = None
+        self._failure = "its keys have not been fetched yet"  # the last failed fetch's
 
     @property
     def keys(self) -> tuple[SigningKey, ...]:
         """The signing keys currently cached (empty before the first successful fetch)."""
         return self._keys or ()
 
+    @property
+    def problem(self) -> str | None:
+        """Why no token can be verified now, as one sentence naming the issuer; None once
+        keys are cached. Cached keys go on verifying while the issuer is down, so an outage
+        after the first fetch is no problem (the service stays ready, rather than all its
+        replicas leaving at once); before, it is the last fetch's failure."""
+        if self._keys is not None:
+            return None
+        return f"OpenID Connect issuer {self.issuer} is not usable: {self._failure}"
+
+    async def probe(self) -> str | None:
+        """``problem``, brought up to date as a token would: without keys, they are fetched
+        if the back-off allows (a fetch under way is joined), so a readiness probe asked
+        however often costs the issuer no more than tokens do, one fetch per retry interval
+        while it fails. With keys cached, None at once (a refetch that is due starts in the
+        background, as for a token)."""
+        try:
+            await self._current_keys()
+        except IssuerUnavailable:
+            return self.problem
+        return None
+
     async def start(self) -> None:
         """Fetch the keys ahead of the first request. An issuer that is down does not stop
-        start-up: the failure is logged, and requests will retry (answered 503 meanwhile)."""
-        await self._refresh()
+        start-up: requests and probes will retry (tokens are answered 503 meanwhile). The
+        fetch logs nothing: whoever starts the verifier tells its outcome, ``problem``, in
+        one line (the fetch's own line would say the same twice)."""
+        await self._refresh(quiet=True)
 
     async def close(self) -> None:
         if self._inflight is not None:
@@ -245,7 +294,8 @@ class OidcVerifier:
         claims = self._decode(token, key)
         subject = claims.get("sub")
         # OpenID Connect: at most 255 characters. Control characters (NUL above all) have no
-        # place in a principal's name, which keys its conversations in the store.
+        # place in a principal's name, which keys its conversations in the store, and a lone
+        # surrogate is no name at all (_SUBJECT).
         if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
             raise InvalidToken("invalid subject")
         return subject
@@ -326,12 +376,15 @@ class OidcVerifier:
         now = self._clock()
         return now >= self._next_kid_refresh_at and now >= self._retry_at
 
-    async def _refresh(self, *, unknown_kid: bool = False) -> tuple[SigningKey, ...] | None:
-        """Single flight: the fresh keys, or None when the fetch failed (already logged)."""
+    async def _refresh(
+        self, *, unknown_kid: bool = False, quiet: bool = False
+    ) -> tuple[SigningKey, ...] | None:
+        """Single flight: the fresh keys, or None when the fetch failed (already logged,
+        unless the fetch this starts is ``quiet``)."""
         if self._inflight is None:
             if unknown_kid:
                 self._next_kid_refresh_at = self._clock() + self.refresh_interval_s
-            self._start_refresh()
+            self._start_refresh(quiet=quiet)
         task = self._inflight
         assert task is not None
         # Shielded: one caller going away (its client disconnected) must not cancel the fetch
@@ -344,8 +397,8 @@ class OidcVerifier:
                 return None  # the fetch was ended by close(), not this caller: no keys
             raise
 
-    def _start_refresh(self) -> None:
-        task = asyncio.create_task(self._fetch_keys(), name="oidc-jwks-refresh")
+    def _start_refresh(self, *, quiet: bool = False) -> None:
+        task = asyncio.create_task(self._fetch_keys(quiet=quiet), name="oidc-jwks-refresh")
         self._inflight = task
         task.add_done_callback(self._refresh_done)
 
@@ -355,7 +408,7 @@ class OidcVerifier:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("OIDC key refresh for %s failed unexpectedly", self.issuer, exc_info=error)
 
-    async def _fetch_keys(self) -> tuple[SigningKey, ...] | None:
+    async def _fetch_keys(self, *, quiet: bool) -> tuple[SigningKey, ...] | None:
         try:
             if self._jwks_uri is None:
                 self._jwks_uri = await self._discover()
@@ -369,21 +422,24 @@ class OidcVerifier:
                 raise _FetchFailed("key set has no usable signing key")
         except _FetchFailed as failure:
             self._retry_at = self._clock() + self.retry_interval_s
-            kept = "keeping the cached keys" if self._keys else "no keys yet"
-            log.warning("OIDC issuer %s: keys not fetched: %s; %s", self.issuer, failure, kept)
+            self._failure = str(failure)
+            if not quiet:
+                kept = "keeping the cached keys" if self._keys else "no keys yet"
+                log.warning("OIDC issuer %s: keys not fetched: %s; %s", self.issuer, failure, kept)
             return None
         lifetime = min(self.cache_lifetime_s, max_age if max_age is not None else math.inf)
         self._expires_at = self._clock() + max(lifetime, self.refresh_interval_s)
         self._keys = keys
-        log.info("OIDC issuer %s: %d signing keys fetched", self.issuer, len(keys))
+        if not quiet:
+            log.info("OIDC issuer %s: %d signing keys fetched", self.issuer, len(keys))
         return keys
 
     async def _discover(self) -> str:
         document, _ = await self._get_json(self._discovery_url, "discovery")
         # OpenID Connect Discovery 1.0 §4.3: the document must name exactly the issuer whose
         # URL served it, or tokens could be checked against another issuer's keys.
-        if document.get("issuer") != self.issuer:
-            raise _FetchFailed("discovery names a different issuer")
+        if (named := document.get("issuer")) != self.issuer:
+            raise _FetchFailed(_issuer_mismatch(named))
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise _FetchFailed("discovery has no jwks_uri")

@@ -166,13 +166,20 @@ class OidcIssuer:
     """The issuer at ``url``; start with ``start()``/``stop()`` or as a context manager."""
 
     def __init__(
-        self, audience: str = "chat-service", *, subject: str = "alice", path: str = ""
+        self,
+        audience: str = "chat-service",
+        *,
+        subject: str = "alice",
+        path: str = "",
+        port: int = 0,
     ) -> None:
         """``path``: the issuer's path on its host (as a Keycloak realm's ``/realms/name``),
-        no trailing slash; its endpoints are served under it."""
+        no trailing slash; its endpoints are served under it. ``port``: where to listen
+        (0: a free port), for an issuer that comes up where a service already looks for it."""
         self.audience = audience
         self.subject = subject
         self.path = path
+        self._bind_port = port
         self.port = 0
         # Faults per endpoint (None: answer normally); ``go_down``/``come_back`` set both.
         self.discovery_fault: Fault | None = None
@@ -375,7 +382,7 @@ class OidcIssuer:
         app.router.add_get(f"{self.path}/jwks.json", self._jwks)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self._bind_port).start()
         self.port = self._runner.addresses[0][1]
 
     async def _stop(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +17,13 @@ from aiohttp.test_utils import make_mocked_request
 from chat_service.api.errors import ApiError
 from chat_service.api.identity import Identity, client_address, parse_networks
 from chat_service.api.ratelimit import TokenBuckets
+from chat_service.config import Settings
 from chat_service.identity.api_keys import ApiKeys, parse_api_key
 from chat_service.identity.principal import ANONYMOUS, Principal, PrincipalKind
 from tests.support.oidc_issuer import OidcIssuer
+from tests.support.openapi import validate_response
+from tests.support.service import free_port
+from tests.support.store_faults import break_probes
 from tests.unit.conftest import MakeClient
 
 KEY = "alpha-key-0123456789"
@@ -445,6 +450,124 @@ async def test_an_unreachable_issuer_is_a_503_not_a_bad_token(
     }
     assert int(response.headers["Retry-After"]) >= 1
     assert "WWW-Authenticate" not in response.headers
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def readiness(client: Any) -> tuple[int, Any]:
+    """``/readyz``'s status and body, checked against the OpenAPI document."""
+    response = await client.get("/readyz")
+    body = await response.json()
+    validate_response("/readyz", "GET", response.status, body)
+    return response.status, body
+
+
+def not_ready(issuer_url: str, failure: str) -> tuple[int, Any]:
+    message = f"OpenID Connect issuer {issuer_url} is not usable: {failure}."
+    return 503, {"status": "error", "message": message}
+
+
+async def test_a_usable_issuer_is_ready(make_client: MakeClient, issuer: OidcIssuer) -> None:
+    client = await oidc_client(make_client, issuer)
+    assert await readiness(client) == (200, {"status": "ready"})
+
+
+@pytest.mark.parametrize("case", ["trailing slash", "another host"])
+async def test_an_issuer_named_otherwise_than_it_names_itself_is_not_ready(
+    make_client: MakeClient, issuer: OidcIssuer, case: str
+) -> None:
+    """/readyz says why, and the chat routes go on answering 503: no token can be checked
+    against the keys of an issuer that is not the one configured."""
+    configured = (
+        issuer.url + "/"
+        if case == "trailing slash"
+        else issuer.url.replace("127.0.0.1", "localhost")
+    )
+    client = await make_client(oidc_issuer=configured, oidc_audience="chat-service")
+    assert await readiness(client) == not_ready(
+        configured,
+        f"it names itself '{issuer.url}' in its discovery document; "
+        "set CHAT_OIDC_ISSUER to exactly that",
+    )
+    for iss in (configured, issuer.url):
+        refused = await client.get("/chat/history", headers=bearer(issuer.token({"iss": iss})))
+        assert refused.status == 503
+        assert int(refused.headers["Retry-After"]) >= 1
+    assert issuer.jwks_requests == 0
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_an_unreachable_issuer_is_not_ready(make_client: MakeClient) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = await make_client(oidc_issuer=url, oidc_audience="chat-service")
+    assert await readiness(client) == not_ready(url, "discovery: ClientConnectorError")
+
+
+async def test_a_down_issuer_is_not_ready(make_client: MakeClient, issuer: OidcIssuer) -> None:
+    issuer.go_down()
+    client = await oidc_client(make_client, issuer)
+    assert await readiness(client) == not_ready(issuer.url, "discovery answered HTTP 503")
+
+
+@pytest.mark.parametrize("keys", ["none", "unusable"])
+async def test_an_issuer_without_usable_keys_is_not_ready(
+    make_client: MakeClient, issuer: OidcIssuer, keys: str
+) -> None:
+    for key in issuer.published:
+        issuer.remove_key(key.kid)
+    if keys == "unusable":  # a symmetric key, whose "k" is a secret anyone could read
+        issuer.extra_jwks = [{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}]
+    client = await oidc_client(make_client, issuer)
+    assert await readiness(client) == not_ready(issuer.url, "key set has no usable signing key")
+
+
+async def test_the_store_is_checked_before_the_issuer(
+    make_client: MakeClient, issuer: OidcIssuer, settings: Settings
+) -> None:
+    """Both unusable: the store's answer, unchanged, as without an issuer."""
+    issuer.go_down()
+    client = await oidc_client(make_client, issuer)
+    await break_probes(settings)
+    assert await readiness(client) == (
+        503,
+        {"status": "error", "message": "The store is not available."},
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/chat/history"),
+        ("POST", "/chat/message"),
+        ("GET", "/chat/events"),
+        ("GET", "/chat/conversations"),
+        ("POST", "/chat/conversations"),
+    ],
+)
+async def test_a_subject_that_is_not_text_is_a_401(
+    make_client: MakeClient,
+    issuer: OidcIssuer,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+) -> None:
+    """A lone surrogate (``"sub": "\\ud800"`` in the token's JSON) cannot be stored, logged
+    or traced as text: the token names nobody, so it is refused before anything uses it."""
+    client = await oidc_client(make_client, issuer)
+    token = issuer.token({"sub": "\ud800"})
+    body = {"json": {"message": "hi"}} if method == "POST" else {}
+    refused = await client.request(method, path, headers=bearer(token), **body)
+    assert refused.status == 401
+    assert refused.headers["WWW-Authenticate"] == (
+        'Bearer realm="chat-service", error="invalid_token"'
+    )
+    assert await refused.json() == {
+        "status": "error",
+        "message": "The bearer token is not valid: invalid subject.",
+    }
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
 async def test_keys_and_tokens_together_each_name_their_own(

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -40,6 +41,7 @@ from tests.support.oidc_issuer import (
     okp_key,
     rsa_key,
 )
+from tests.support.service import free_port
 
 AUDIENCE = "chat-service"
 MakeVerifier = Callable[..., Awaitable[OidcVerifier]]
@@ -367,6 +369,74 @@ async def test_the_subject_must_be_a_non_empty_string(
 ) -> None:
     verifier = await make_verifier()
     assert await reason(verifier, issuer.token({"sub": subject})) == "invalid subject"
+
+
+# chr(): ruff takes the escapes of two lone surrogates for one string (PT014, a duplicate).
+@pytest.mark.parametrize(
+    "subject", [chr(0xD800), chr(0xDFFF), "alice" + chr(0xDC80), chr(0xD83D) + "x"]
+)
+async def test_a_subject_that_is_not_text_is_refused(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, subject: str
+) -> None:
+    """A lone surrogate, as a token's JSON may escape it (``"\\ud800"``, which is how
+    ``issuer.token`` writes it): a string to Python, but no text, as it cannot be encoded
+    as UTF-8 (the store, the logs and the spans all would), so it names nobody."""
+    token = issuer.token({"sub": subject})
+    payload = token.split(".")[1]
+    assert "\\u" in base64.urlsafe_b64decode(payload + "==").decode()  # escaped, as said
+    verifier = await make_verifier()
+    assert await reason(verifier, token) == "invalid subject"
+
+
+@pytest.mark.parametrize("subject", ["\U0001f600", "\ufffd", "Zoë", "\ud7ff\ue000"])
+async def test_a_subject_of_any_text_is_accepted(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, subject: str
+) -> None:
+    """Beyond the surrogates: a character outside the BMP (a surrogate pair in the token's
+    JSON), the replacement character, and the code points either side of the surrogates."""
+    verifier = await make_verifier()
+    assert await verifier.verify(issuer.token({"sub": subject})) == subject
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"iss": "\ud800"}, "wrong issuer"),
+        ({"aud": "\ud800"}, "wrong audience"),
+        ({"aud": ["\ud800", "other-api"]}, "wrong audience"),
+        ({"exp": "\ud800"}, "malformed token"),
+    ],
+)
+async def test_other_claims_that_are_not_text_are_refused(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, overrides: dict[str, Any], expected: str
+) -> None:
+    """The claims besides ``sub`` that verification reads are compared, never stored, but
+    a lone surrogate in them must still be a refusal and not an error."""
+    verifier = await make_verifier()
+    assert await reason(verifier, issuer.token(overrides)) == expected
+
+
+async def test_a_kid_that_is_not_text_is_an_unknown_key(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = await make_verifier()
+    assert await reason(verifier, issuer.token(kid="\ud800")) == "unknown signing key"
+
+
+async def test_a_signed_payload_that_is_not_utf8_is_malformed(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    """Bytes no JSON text can hold in the subject, under a valid signature."""
+    verifier = await make_verifier()
+    claims = json.dumps(issuer.claims({"sub": "SUBJECT"})).encode()
+    key = issuer.default_key
+    token = jwt.PyJWS().encode(
+        claims.replace(b"SUBJECT", b"\xff\xfe"),
+        key.private_key,
+        algorithm="RS256",
+        headers={"kid": key.kid},
+    )
+    assert await reason(verifier, token) == "malformed token"
 
 
 async def test_a_signature_by_another_key_under_a_known_kid_is_refused(
@@ -920,7 +990,7 @@ async def test_a_discovery_naming_another_issuer_is_not_trusted(
     with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
         assert await unavailable(verifier, token) == 5
     assert issuer.jwks_requests == 0
-    assert fetch_failures(caplog) == ["discovery names a different issuer; no keys yet"]
+    assert fetch_failures(caplog) == [f"{mismatch('https://accounts.example')}; no keys yet"]
     issuer.advertised_issuer = None
     clock.advance(5)
     assert await verifier.verify(token) == "alice"
@@ -931,7 +1001,7 @@ async def test_a_discovery_naming_another_issuer_is_not_trusted(
     [
         ({"jwks_uri": None}, "discovery has no jwks_uri"),  # None: left out
         ({"jwks_uri": ["http://127.0.0.1/jwks.json"]}, "discovery has no jwks_uri"),
-        ({"issuer": None}, "discovery names a different issuer"),
+        ({"issuer": None}, "its discovery document names no issuer"),
     ],
 )
 async def test_a_discovery_document_without_what_it_needs_is_a_failed_fetch(
@@ -1003,7 +1073,9 @@ async def test_start_survives_a_down_issuer(
     with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
         await verifier.start()
     assert verifier.keys == ()
-    assert issuer.url in caplog.text
+    # Not logged here: the application says it at start-up, from ``problem``.
+    assert caplog.records == []
+    assert verifier.problem == not_usable(verifier, "discovery: ServerDisconnectedError")
     issuer.come_back()
     assert await unavailable(verifier, issuer.token()) == 5  # start's failure backs off too
     clock.advance(5)
@@ -1091,6 +1163,225 @@ async def test_stale_keys_keep_working_while_the_issuer_is_down(
     assert old.kid not in {key.kid for key in verifier.keys}
     assert await verifier.verify(issuer.token()) == "alice"
     assert issuer.jwks_requests == 3
+
+
+# -- whether the issuer can be used: the problem /readyz reports ---------------------------
+
+
+def not_usable(verifier: OidcVerifier, failure: str) -> str:
+    return f"OpenID Connect issuer {verifier.issuer} is not usable: {failure}"
+
+
+def mismatch(advertised: str) -> str:
+    """The failure of a discovery document that names its issuer otherwise: what it names,
+    quoted, so that a trailing slash or a space shows."""
+    return (
+        f"it names itself {advertised!r} in its discovery document; "
+        "set CHAT_OIDC_ISSUER to exactly that"
+    )
+
+
+async def test_before_the_first_fetch_the_problem_is_that_no_keys_were_fetched(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = await make_verifier()
+    assert verifier.problem == not_usable(verifier, "its keys have not been fetched yet")
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (0, 0)  # reading asks nobody
+
+
+async def test_a_usable_issuer_has_no_problem_and_start_logs_nothing(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    """start() leaves the start-up line to the application (app.py), which writes one line
+    from ``problem``: the fetch's own line would say the same twice."""
+    verifier = await make_verifier()
+    with caplog.at_level(logging.DEBUG, "chat_service.identity.oidc"):
+        await verifier.start()
+    assert caplog.records == []
+    assert verifier.problem is None
+    assert await verifier.probe() is None
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (1, 1)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_a_failed_start_is_the_problem_and_logs_nothing(
+    issuer: OidcIssuer,
+    make_verifier: MakeVerifier,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    fault: Fault,
+) -> None:
+    issuer.go_down(fault)
+    verifier = await make_verifier(timeout_s=0.3)
+    with caplog.at_level(logging.DEBUG, "chat_service.identity.oidc"):
+        await verifier.start()
+    assert caplog.records == []
+    assert verifier.problem == not_usable(verifier, f"discovery{FAILURES[fault]}")
+    # A later fetch (the start-up one aside) is logged as ever.
+    issuer.come_back()
+    issuer.jwks_fault = "unavailable"
+    clock.advance(5)
+    with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
+        assert await verifier.probe() == not_usable(verifier, "key set answered HTTP 503")
+    assert fetch_failures(caplog) == ["key set answered HTTP 503; no keys yet"]
+
+
+async def test_an_unreachable_issuer_is_the_problem(make_verifier: MakeVerifier) -> None:
+    """Nothing listens on the issuer's port (not started yet, or a wrong port)."""
+    verifier = await make_verifier(f"http://127.0.0.1:{free_port()}")
+    await verifier.start()
+    assert verifier.problem == not_usable(verifier, "discovery: ClientConnectorError")
+
+
+@pytest.mark.parametrize("case", ["slash configured", "slash advertised", "another host"])
+async def test_a_discovery_naming_the_issuer_otherwise_is_the_problem(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, case: str
+) -> None:
+    """The two ways an issuer URL is most often almost right: a trailing slash one side and
+    not the other, and another name for the same host."""
+    configured, advertised = {
+        "slash configured": (issuer.url + "/", issuer.url),
+        "slash advertised": (issuer.url, issuer.url + "/"),
+        "another host": (issuer.url.replace("127.0.0.1", "localhost"), issuer.url),
+    }[case]
+    issuer.advertised_issuer = advertised
+    verifier = await make_verifier(configured)
+    await verifier.start()
+    assert verifier.problem == (
+        f"OpenID Connect issuer {configured} is not usable: {mismatch(advertised)}"
+    )
+    assert issuer.jwks_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("advertised", "failure"),
+    [
+        ({"issuer": None}, "its discovery document names no issuer"),  # None: left out
+        ({"issuer": ""}, "its discovery document names no issuer"),
+        ({"issuer": 42}, "its discovery document names no issuer"),
+        ({"issuer": ["https://sso.example"]}, "its discovery document names no issuer"),
+        ({"issuer": "https://sso.example\n"}, mismatch("https://sso.example\n")),
+        ({"issuer": "https://sso.example/\ud800"}, mismatch("https://sso.example/\ud800")),
+        ({"issuer": "h" * 500}, mismatch("h" * 500)),
+        ({"issuer": "h" * 501}, "its discovery document names another issuer, 501 characters long"),
+    ],
+    ids=[
+        "left out",
+        "empty",
+        "a number",
+        "a list",
+        "a line break",
+        "a lone surrogate",
+        "500",
+        "501",
+    ],
+)
+async def test_what_a_discovery_naming_another_issuer_is_said_to_name(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, advertised: dict[str, Any], failure: str
+) -> None:
+    """What discovery says is shown escaped (a line break, a lone surrogate: the text is
+    logged and sent as JSON) and only when it is short enough to read."""
+    issuer.discovery_overrides = advertised
+    verifier = await make_verifier()
+    await verifier.start()
+    assert verifier.problem == not_usable(verifier, failure)
+    problem = verifier.problem
+    assert "\n" not in problem
+    problem.encode()  # text, whatever discovery said
+
+
+@pytest.mark.parametrize("keys", ["none", "unusable"])
+async def test_a_key_set_without_a_usable_key_is_the_problem(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, keys: str
+) -> None:
+    for key in issuer.published:
+        issuer.remove_key(key.kid)
+    if keys == "unusable":  # a symmetric key, and an RSA key too short
+        short = rsa_key("short", bits=1024)
+        issuer.extra_jwks = [{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}, short.public_jwk]
+    verifier = await make_verifier()
+    await verifier.start()
+    assert verifier.problem == not_usable(verifier, "key set has no usable signing key")
+
+
+async def test_probes_ask_a_failing_issuer_at_most_once_per_retry_interval(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, clock: FakeClock
+) -> None:
+    """A probe is as cheap for the issuer as a token: it shares the verifier's back-off, so
+    however often /readyz is asked, the issuer is asked once per retry interval at most."""
+    issuer.go_down()
+    verifier = await make_verifier()
+    await verifier.start()
+    down = not_usable(verifier, "discovery answered HTTP 503")
+    issuer.come_back()
+    for _ in range(3):
+        assert await verifier.probe() == down
+    clock.advance(4.9)
+    assert await verifier.probe() == down
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (1, 0)
+    clock.advance(0.1)
+    assert await verifier.probe() is None
+    assert verifier.problem is None
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (2, 1)
+    assert await verifier.probe() is None
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (2, 1)  # the keys are cached
+
+
+async def test_a_probe_first_fetches_and_reports_what_is_wrong_now(
+    issuer: OidcIssuer, make_verifier: MakeVerifier, clock: FakeClock
+) -> None:
+    """Without start(), the first probe fetches; each fetch replaces the problem."""
+    issuer.go_down()
+    verifier = await make_verifier()
+    assert await verifier.probe() == not_usable(verifier, "discovery answered HTTP 503")
+    issuer.come_back()
+    issuer.advertised_issuer = issuer.url + "/"
+    clock.advance(5)
+    assert await verifier.probe() == not_usable(verifier, mismatch(issuer.url + "/"))
+    issuer.advertised_issuer = None
+    for key in issuer.published:
+        issuer.remove_key(key.kid)
+    clock.advance(5)
+    assert await verifier.probe() == not_usable(verifier, "key set has no usable signing key")
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (3, 1)
+
+
+async def test_with_keys_cached_a_down_issuer_is_no_problem(
+    issuer: OidcIssuer,
+    make_verifier: MakeVerifier,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cached keys go on verifying tokens while the issuer is down, so the service stays
+    ready: an issuer's outage must not take every replica out of service at once."""
+    verifier = await make_verifier()
+    await verifier.start()
+    issuer.go_down()
+    assert await verifier.probe() is None
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (1, 1)  # not asked
+    clock.advance(3600)
+    with caplog.at_level(logging.WARNING, "chat_service.identity.oidc"):
+        assert await verifier.probe() is None  # the cache is due: refetched in the background
+        await refreshed(issuer, 2)
+    # Only start() is quiet: the background refresh a probe starts logs its failure.
+    assert fetch_failures(caplog) == ["key set answered HTTP 503; keeping the cached keys"]
+    assert verifier.problem is None
+    assert await verifier.probe() is None
+    assert await verifier.verify(issuer.token()) == "alice"
+
+
+async def test_a_probe_and_a_token_share_one_fetch(
+    issuer: OidcIssuer, make_verifier: MakeVerifier
+) -> None:
+    issuer.hold_jwks()
+    verifier = await make_verifier()
+    token = asyncio.create_task(verifier.verify(issuer.token()))
+    probe = asyncio.create_task(verifier.probe())
+    await eventually(lambda: issuer.jwks_requests == 1)
+    issuer.release_jwks()
+    assert await token == "alice"
+    assert await probe is None
+    assert (issuer.discovery_requests, issuer.jwks_requests) == (1, 1)
 
 
 async def test_close_ends_a_fetch_under_way(
