@@ -23,12 +23,19 @@ _TITLE_SCAN_CHARS = 4 * TITLE_FROM_MESSAGE_CHARS
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
+# The two format characters that are part of how text is written, not tricks on it: the
+# zero-width joiner builds emoji sequences (a family, a flag, a skin tone on a profession)
+# and, with the non-joiner, is required spelling in Persian and the Indic scripts.
+_JOINERS = frozenset("\u200c\u200d")
+
+
 def is_format_character(char: str) -> bool:
-    """A Unicode format character (general category Cf): invisible, yet it changes how what
-    surrounds it is shown (a right-to-left override shows a title reversed; zero-width ones
-    make two titles that look alike differ). Titles have none."""
+    """A Unicode format character (general category Cf) other than the two joiners:
+    invisible, yet it changes how what surrounds it is shown (a right-to-left override shows
+    a title reversed; zero-width ones make two titles that look alike differ). Titles have
+    none."""
     # Every Cf character is non-printable: the C-level test spares most text the lookup.
-    return not char.isprintable() and category(char) == "Cf"
+    return not char.isprintable() and category(char) == "Cf" and char not in _JOINERS
 
 
 class StoreError(Exception):

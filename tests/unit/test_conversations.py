@@ -114,6 +114,22 @@ async def test_a_first_message_keeps_its_format_characters_but_its_title_does_no
     assert [exchange["user"] for exchange in await history.json()] == [message]
 
 
+async def test_titles_keep_the_joiners_that_emoji_and_scripts_are_written_with(
+    make_client: MakeClient,
+) -> None:
+    """U+200D builds one emoji from several (an astronaut with a skin tone), U+200C is
+    spelling in Persian: both are format characters, and both are text."""
+    client = await make_client()
+    astronaut = "\U0001f469\U0001f3fd\u200d\U0001f680"
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # mi-khaham
+    created = await client.post("/chat/conversations", json={"title": f"{astronaut} notes"})
+    assert created.status == 201
+    assert (await created.json())["title"] == f"{astronaut} notes"
+    await send(client, "fa", persian)
+    titles = {item["id"]: item["title"] for item in await listed(client)}
+    assert titles["fa"] == persian
+
+
 async def test_posting_to_a_new_id_creates_the_conversation(make_client: MakeClient) -> None:
     client = await make_client()
     await send(client, "notes", "Short one")
