@@ -58,7 +58,7 @@ class Identity:
         scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, self._missing_message(), headers={"WWW-Authenticate": REALM})
+            raise ApiError(401, self._missing_message(), headers={hdrs.WWW_AUTHENTICATE: REALM})
         if (principal := self.keys.identify(token)) is not None:
             return principal
         if self.oidc is None or not tokens:
@@ -71,7 +71,7 @@ class Identity:
             raise ApiError(
                 503,
                 "Bearer tokens cannot be verified right now; try again shortly.",
-                headers={"Retry-After": str(exc.retry_after)},
+                headers={hdrs.RETRY_AFTER: str(exc.retry_after)},
             ) from None
         return Principal(PrincipalKind.OIDC, subject)
 
@@ -97,7 +97,7 @@ def callers_conversation(request: web.Request, conversation_id: str) -> Conversa
 def _invalid_token(message: str) -> ApiError:
     # RFC 6750 section 3: error="invalid_token" tells the client to get a new credential.
     challenge = f'{REALM}, error="invalid_token"'
-    return ApiError(401, message, headers={"WWW-Authenticate": challenge})
+    return ApiError(401, message, headers={hdrs.WWW_AUTHENTICATE: challenge})
 
 
 def parse_networks(values: Sequence[str]) -> tuple[IpNetwork, ...]:
@@ -118,7 +118,7 @@ def client_address(request: web.Request, trusted: tuple[IpNetwork, ...]) -> str:
     peer = request.remote or "unknown"
     if not trusted or not _is_trusted(peer, trusted):
         return peer
-    forwarded = request.headers.getall("X-Forwarded-For", [])
+    forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, [])
     hops = [hop.strip() for value in forwarded for hop in value.split(",") if hop.strip()]
     if not hops:
         return peer

@@ -5,6 +5,7 @@ Each response is also checked against the schema ``/openapi.json`` documents for
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
@@ -359,3 +360,36 @@ async def test_openapi_json_is_the_packaged_document(make_client: MakeClient) ->
     assert status == 200
     assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) >= {"/chat/history", "/chat/message", "/healthz", "/readyz"}
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408_and_nothing_is_done(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(body_timeout_s=0.2)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b'{"message": "'
+        await asyncio.sleep(5)  # the rest never comes in time
+        yield b'hi"}'
+
+    status, _, body = await post(client, data=trickle())
+    assert (status, body) == (
+        408,
+        {
+            "status": "error",
+            "message": "The request body did not arrive within 0.2 s (CHAT_BODY_TIMEOUT_S).",
+        },
+    )
+    assert (await history(client))[2] == []
+
+
+async def test_a_body_within_its_time_is_read_whole(make_client: MakeClient) -> None:
+    client = await make_client(body_timeout_s=5)
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield b'{"message": "'
+        await asyncio.sleep(0.1)
+        yield b'hi"}'
+
+    status, _, body = await post(client, data=slowly())
+    assert (status, body["status"]) == (200, "Success")

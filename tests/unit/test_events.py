@@ -419,6 +419,9 @@ async def test_a_burst_of_commits_during_a_refresh_costs_one_more_read(
         await sqlite_store.append(ref("c"), "first", "r")
         await held.reached()
         assert live.refreshes == 1
+        # Under its own name, so a stuck or failed refresh is recognisable in asyncio's
+        # reports (task dumps, "exception was never retrieved").
+        assert [t for t in asyncio.all_tasks() if t.get_name() == "chat-live-refresh"] != []
         for i in range(5):
             await sqlite_store.append(ref("c"), f"burst {i}", "r")
         release.set()
