@@ -4,9 +4,7 @@ or repeats, errors before the stream, slow followers, and (PostgreSQL) other rep
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from chat_service.config import Settings
 from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.openapi import validate_response
 from tests.support.refs import ref
+from tests.support.sse import parse_events, read_events
 from tests.support.store_observer import CountingObserver
 from tests.unit.conftest import MakeClient
 
@@ -32,50 +31,6 @@ READ_TIMEOUT_S = 10
 @pytest.fixture
 def settings(backend_settings: Settings) -> Settings:
     return backend_settings.replace(rate_limit_rps=0)
-
-
-@dataclass(frozen=True)
-class Received:
-    event: str
-    id: str | None
-    data: Any
-
-
-async def read_events(response: ClientResponse, count: int) -> list[Received]:
-    """The next ``count`` events of a stream, parsed as the SSE specification says."""
-    received: list[Received] = []
-    fields: dict[str, str] = {}
-    async with asyncio.timeout(READ_TIMEOUT_S):
-        while len(received) < count:
-            line = (await response.content.readline()).decode().rstrip("\r\n")
-            if line.startswith(":"):
-                continue
-            if line:
-                name, _, value = line.partition(":")
-                fields[name] = value.removeprefix(" ")
-                continue
-            if "data" in fields:
-                received.append(
-                    Received(
-                        fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
-                    )
-                )
-            fields = {}
-    return received
-
-
-def parse(text: str) -> list[Received]:
-    """Every event of a whole stream."""
-    parsed = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "data" in fields:
-            parsed.append(
-                Received(
-                    fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
-                )
-            )
-    return parsed
 
 
 async def post(client: Client, message: str, conversation: str = "room") -> None:
@@ -272,7 +227,7 @@ async def test_the_done_event_of_a_streamed_reply_carries_the_exchange_id(
         json={"message": "hi", "conversation_id": "room"},
         headers={"Accept": "text/event-stream"},
     )
-    (done,) = [r for r in parse(await reply.text()) if r.event == "done"]
+    (done,) = [r for r in parse_events(await reply.text()) if r.event == "done"]
     (live,) = await read_events(stream, 1)
     assert done.id == live.id
     assert done.data == {"status": "Success", "response": live.data["AI"]}
