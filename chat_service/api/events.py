@@ -1,10 +1,16 @@
 """``GET /chat/events``: a conversation's new exchanges, live, as server-sent events.
 
 Each exchange committed to the conversation after the request, by any replica, is one
-``exchange`` event whose ``id`` is the exchange's cursor (the ``before`` of history
-pages) and whose data is the contract's history item, ``{"user": ..., "AI": ...}``. The
+``exchange`` event whose ``id`` is the exchange's cursor (its turn, ``t42``: cursors.py)
+and whose data is the contract's history item, ``{"user": ..., "AI": ...}``. The
 browser's EventSource reconnects by itself with ``Last-Event-ID``, and the stream resumes
 after that exchange, with no gap and no repeat (see chat_service/chat/live.py).
+
+A cursor of an earlier version (a bare number: an exchange's global id) is not refused:
+an EventSource reconnects with the last id it saw, and a page loaded before an update
+would meet a 400 on every retry. The stream starts from now instead, with a ``restart``
+event that says why and whose ``id`` is where it starts, so the next reconnection resumes
+exactly.
 
 Validation errors, auth and rate limits answer plain JSON before the stream starts; so
 does a store that cannot say where the conversation stands (500). The stream ends when the
@@ -17,9 +23,11 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from chat_service.api.cursors import cursor
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.identity import callers_conversation
 from chat_service.api.keys import CHAT, METRICS, SETTINGS
@@ -37,15 +45,25 @@ routes = web.RouteTableDef()
 async def get_events(request: web.Request) -> web.StreamResponse:
     query = parse_events_query(request.query, request.headers)
     conversation = callers_conversation(request, query.conversation_id)
-    async with request.config_dict[CHAT].follow(conversation, query.last_event_id) as exchanges:
+    chat = request.config_dict[CHAT]
+    after_turn = query.after_turn
+    if query.earlier_cursor_in is not None:
+        after_turn = await chat.last_turn(conversation)
+    async with chat.follow(conversation, after_turn) as exchanges:
         keepalive = request.config_dict[SETTINGS].stream_keepalive_s
         response = EventSourceResponse(ping_interval=keepalive)
         await response.prepare(request)
         gauge = request.config_dict[METRICS].event_subscriptions
         gauge.inc()
         try:
+            if query.earlier_cursor_in is not None and after_turn is not None:
+                await response.send(
+                    restart_json(query.earlier_cursor_in), event="restart", id=cursor(after_turn)
+                )
             async for exchange in exchanges:
-                await response.send(exchange_json(exchange), event="exchange", id=str(exchange.id))
+                await response.send(
+                    exchange_json(exchange), event="exchange", id=cursor(exchange.turn)
+                )
         except StoreError:
             # Catching up failed mid-stream: end it; the client resumes where it was.
             log.warning("live updates stream ended by a store error", exc_info=True)
@@ -55,3 +73,13 @@ async def get_events(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+
+def restart_json(field: str) -> str:
+    """The data of the ``restart`` event: what happened, and what a client should do."""
+    message = (
+        f"{field} is a cursor from an earlier version of the service. This stream follows "
+        "the conversation from now on (its events' ids are the new cursors); load the "
+        "history again for what came before."
+    )
+    return orjson.dumps({"message": message}).decode()

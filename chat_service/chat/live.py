@@ -5,8 +5,10 @@ The store says which conversation changed: its own commits on SQLite, LISTEN/NOT
 every replica on PostgreSQL. For a conversation someone follows, the hub reads the
 exchanges after the last one it published, in order, and offers each to every follower.
 A follower that resumes (``Last-Event-ID``) first reads what it missed, then takes the
-live ones, skipping any it already had: ids only grow within a conversation (turns are
-handed out one commit at a time), so nothing is missed and nothing comes twice.
+live ones, skipping any it already had: everything goes by the conversation's turns, which
+only grow (they are handed out one commit at a time, and a commit is visible before the
+next turn is), so nothing is missed and nothing comes twice. Turns, not the store's global
+ids: a follower's positions say nothing of other conversations' traffic (issue 23).
 
 Bounded: a follower holds at most ``QUEUE_SIZE`` exchanges it has not sent yet. One that
 falls that far behind is dropped: it gets what it holds, then its stream ends, and the
@@ -31,10 +33,10 @@ class ExchangesAfter(Protocol):
     """What of the exchange log (store.ExchangeLog) live updates read: where a conversation
     stands, and what is new in it."""
 
-    async def version(self, conversation: ConversationRef) -> int: ...
+    async def last_turn(self, conversation: ConversationRef) -> int: ...
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after: int, *, limit: int
+        self, conversation: ConversationRef, after_turn: int, *, limit: int
     ) -> Sequence[Exchange]: ...
 
 
@@ -47,9 +49,9 @@ READ_PAGE = 100
 class Follower:
     """One subscription: the exchanges to send, in order, each once."""
 
-    def __init__(self, conversation: ConversationRef, after: int) -> None:
+    def __init__(self, conversation: ConversationRef, after_turn: int) -> None:
         self.conversation = conversation
-        self.sent = after  # the id of the last exchange sent (or to resume after)
+        self.sent = after_turn  # the turn of the last exchange sent (or to resume after)
         # None ends the stream (the service is stopping, or the conversation was deleted).
         self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue(QUEUE_SIZE)
         self.dropped = False
@@ -69,7 +71,8 @@ class Follower:
 
 @dataclass(eq=False)
 class _Topic:
-    """A followed conversation: its followers, and the last exchange published to them."""
+    """A followed conversation: its followers, and the turn of the last exchange published
+    to them."""
 
     followers: set[Follower] = field(default_factory=set)
     published: int | None = None  # read from the store when the first follower arrives
@@ -99,10 +102,10 @@ class LiveUpdates:
 
     @contextlib.asynccontextmanager
     async def follow(
-        self, conversation: ConversationRef, after: int | None = None
+        self, conversation: ConversationRef, after_turn: int | None = None
     ) -> AsyncIterator[AsyncIterator[Exchange]]:
-        """Follow ``conversation``: the exchanges committed after this call, or after the
-        exchange ``after`` when resuming. Raises StoreError before anything is yielded."""
+        """Follow ``conversation``: the exchanges committed after this call, or after turn
+        ``after_turn`` when resuming. Raises StoreError before anything is yielded."""
         if self._closing:
             raise StoreError("the service is stopping")
         topic = self._topics.setdefault(conversation, _Topic())
@@ -110,14 +113,15 @@ class LiveUpdates:
         try:
             async with topic.lock:
                 if topic.published is None:
-                    topic.published = await self._log.version(conversation)
-                follower = Follower(conversation, topic.published if after is None else after)
+                    topic.published = await self._log.last_turn(conversation)
+                start = topic.published if after_turn is None else after_turn
+                follower = Follower(conversation, start)
                 topic.followers.add(follower)
         finally:
             topic.joining -= 1
             self._forget(conversation, topic)
         try:
-            yield self._exchanges(follower, resume=after is not None)
+            yield self._exchanges(follower, resume=after_turn is not None)
         finally:
             topic.followers.discard(follower)
             self._forget(conversation, topic)
@@ -129,13 +133,13 @@ class LiveUpdates:
                     follower.conversation, follower.sent, limit=READ_PAGE
                 )
                 for exchange in missed:
-                    follower.sent = exchange.id
+                    follower.sent = exchange.turn
                     yield exchange
                 if len(missed) < READ_PAGE:
                     break
         while (live := await follower.next()) is not None:
-            if live.id > follower.sent:
-                follower.sent = live.id
+            if live.turn > follower.sent:
+                follower.sent = live.turn
                 yield live
 
     def changed(self, conversation: ConversationRef | None) -> None:
@@ -170,7 +174,7 @@ class LiveUpdates:
                         for exchange in new:
                             for follower in topic.followers:
                                 follower.offer(exchange)
-                            topic.published = exchange.id
+                            topic.published = exchange.turn
                         if len(new) < READ_PAGE:
                             break
                 if not topic.again:
