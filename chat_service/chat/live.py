@@ -10,6 +10,11 @@ only grow (they are handed out one commit at a time, and a commit is visible bef
 next turn is), so nothing is missed and nothing comes twice. Turns, not the store's global
 ids: a follower's positions say nothing of other conversations' traffic (issue 23).
 
+Turns start again at 1 when a deleted conversation's id is written to again. So a deletion
+ends its followers and retires the conversation's topic (the next follower starts a fresh
+one), and a follower resuming after a turn the conversation has not reached (a position
+from before a deletion) gets the conversation from its beginning: all of it is new to it.
+
 Bounded: a follower holds at most ``QUEUE_SIZE`` exchanges it has not sent yet. One that
 falls that far behind is dropped: it gets what it holds, then its stream ends, and the
 browser's EventSource reconnects with the last id it saw and catches up. A slow reader
@@ -76,6 +81,7 @@ class _Topic:
 
     followers: set[Follower] = field(default_factory=set)
     published: int | None = None  # read from the store when the first follower arrives
+    removed: bool = False  # the conversation was deleted: this topic is retired
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     joining: int = 0  # follow() calls between finding the topic and joining it
     refreshing: bool = False
@@ -108,6 +114,10 @@ class LiveUpdates:
         ``after_turn`` when resuming. Raises StoreError before anything is yielded."""
         if self._closing:
             raise StoreError("the service is stopping")
+        # A turn the conversation has not reached is from before it was deleted (no client
+        # is told of a turn before its commit is visible): start it over.
+        if after_turn and after_turn > await self._log.last_turn(conversation):
+            after_turn = 0
         topic = self._topics.setdefault(conversation, _Topic())
         topic.joining += 1
         try:
@@ -117,6 +127,8 @@ class LiveUpdates:
                 start = topic.published if after_turn is None else after_turn
                 follower = Follower(conversation, start)
                 topic.followers.add(follower)
+                if topic.removed:  # deleted while this joined: end it, as its peers were
+                    follower.offer(None)
         finally:
             topic.joining -= 1
             self._forget(conversation, topic)
@@ -187,8 +199,10 @@ class LiveUpdates:
 
     def removed(self, conversation: ConversationRef) -> None:
         """The store's removal listener: the conversation was deleted, so its streams end
-        (after what they hold); a client that reconnects follows the empty conversation."""
-        if (topic := self._topics.get(conversation)) is not None:
+        (after what they hold) and its topic is retired, its last published turn with it;
+        a client that reconnects follows the empty conversation, from turn 0."""
+        if (topic := self._topics.pop(conversation, None)) is not None:
+            topic.removed = True
             for follower in topic.followers:
                 follower.offer(None)
 

@@ -348,6 +348,80 @@ async def test_an_exchange_both_caught_up_and_live_is_sent_once(
         assert await nothing_more(exchanges)
 
 
+async def test_resuming_past_the_conversations_end_starts_it_over(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """A turn the conversation has not reached is from before it was deleted (turns start
+    again at 1): everything in it now is new to that follower."""
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    for text in ("old 1", "old 2", "old 3"):
+        await sqlite_store.append(ref("c"), text, "r")
+    assert await sqlite_store.delete_conversation(ref("c"))
+    await sqlite_store.append(ref("c"), "new 1", "r")
+    async with live.follow(ref("c"), after_turn=3) as exchanges:
+        await sqlite_store.append(ref("c"), "new 2", "r")
+        assert await take(exchanges, 2) == ["new 1", "new 2"]
+        assert await nothing_more(exchanges)
+
+
+async def test_a_deletion_retires_the_conversations_topic(sqlite_store: SQLiteChatStore) -> None:
+    """Followers of a deleted conversation end; one that comes after follows it afresh,
+    from turn 0, even while an ended one has not left yet (its last published turn would
+    hide the new conversation's first turns)."""
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    async with live.follow(ref("c")) as before:
+        for text in ("old 1", "old 2"):
+            await sqlite_store.append(ref("c"), text, "r")
+        assert await take(before, 2) == ["old 1", "old 2"]
+        assert await sqlite_store.delete_conversation(ref("c"))
+        async with live.follow(ref("c")) as after:
+            for text in ("new 1", "new 2", "new 3"):
+                await sqlite_store.append(ref("c"), text, "r")
+            assert await take(after, 3) == ["new 1", "new 2", "new 3"]
+        assert [exchange.user async for exchange in before] == [], "it ended"
+
+
+class SlowToPlace:
+    """The store as the hub sees it, except that reading where a conversation stands waits
+    until ``release`` is set (``reading`` is set when one has started)."""
+
+    def __init__(self, store: SQLiteChatStore) -> None:
+        self.store = store
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def last_turn(self, conversation: ConversationRef) -> int:
+        self.reading.set()
+        await self.release.wait()
+        return await self.store.last_turn(conversation)
+
+    async def exchanges_after(
+        self, conversation: ConversationRef, after_turn: int, *, limit: int
+    ) -> Sequence[Exchange]:
+        return await self.store.exchanges_after(conversation, after_turn, limit=limit)
+
+
+async def test_a_follower_joining_as_its_conversation_is_deleted_is_ended(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """It joined the retired topic, which hears of nothing any more: its stream ends at
+    once, as its peers' did, and the client follows the conversation afresh."""
+    slow = SlowToPlace(sqlite_store)
+    live = LiveUpdates(slow, sqlite_store)
+    await sqlite_store.append(ref("c"), "old", "r")
+
+    async def join() -> list[str]:
+        async with live.follow(ref("c")) as exchanges:
+            return [exchange.user async for exchange in exchanges]
+
+    joining = asyncio.create_task(join())
+    await asyncio.wait_for(slow.reading.wait(), READ_TIMEOUT_S)
+    assert await sqlite_store.delete_conversation(ref("c"))
+    slow.release.set()
+    assert await asyncio.wait_for(joining, READ_TIMEOUT_S) == []
+    assert live.followers == 0
+
+
 class HeldReads:
     """The store as the hub sees it, except that a read of new exchanges can be held after
     it read them and before the hub gets them: the moment when a commit that lands is one
