@@ -2,7 +2,7 @@
 // Talking to the service: JSON requests with a timeout, errors the reader can be told, and the
 // history's paging links. URLs are relative ("chat/history"), so the page works behind NGINX
 // and from the service alike. Every answer from the service itself marks the connection online.
-import { errorMessage, nextTarget } from "./protocol.js?v=17fe745882";
+import { errorMessage, nextTarget } from "./protocol.js?v=190aaaf13f";
 
 /** @typedef {import("#page/connection.js").Connection} Connection */
 

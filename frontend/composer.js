@@ -2,11 +2,11 @@
 // Sending: the message box, Send and Stop, the message shown at once, the reply as it streams,
 // and what stays when it fails (the message, marked, with a Retry) or stops early (the part
 // shown, as the service stores it).
-import { ApiError } from "./api.js?v=fb031f4329";
+import { ApiError } from "./api.js?v=c386038cac";
 import { errorNotice } from "./dom.js?v=fbc38dea4b";
 import { shownText } from "./messages.js?v=fb342fe6e0";
-import { readReply, startReply } from "./reply.js?v=2229f06ffd";
-import { traceIdOf } from "./protocol.js?v=17fe745882";
+import { readReply, startReply } from "./reply.js?v=a2e30f6a1b";
+import { traceIdOf } from "./protocol.js?v=190aaaf13f";
 
 /** @typedef {import("#page/connection.js").Connection} Connection */
 /** @typedef {import("#page/follow.js").Follow} Follow */

@@ -3,7 +3,7 @@
 // elsewhere (another tab or device, any replica, any client) appear as they are committed. One
 // Live per conversation shown; reconcile.js decides which event is which, this module shows it.
 import { shownText, UNSETTLED } from "./messages.js?v=fb342fe6e0";
-import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=17fe745882";
+import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=190aaaf13f";
 import { Reconciler } from "./reconcile.js?v=e5c134a487";
 
 /** @typedef {import("#page/follow.js").Follow} Follow */
@@ -160,7 +160,7 @@ export class Live {
       messages.list.querySelectorAll(".message--user[data-exchange]")
     );
     const newer = [...identified].find((item) =>
-      isLater(item.dataset.exchange ?? "0", exchange.id),
+      isLater(item.dataset.exchange ?? "t0", exchange.id),
     );
     const place = newer ?? messages.list.querySelector(UNSETTLED);
     if (place) place.before(userItem, aiItem);

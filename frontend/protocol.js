@@ -11,10 +11,17 @@
  * @typedef {{ id: string, user: string, AI: string }} StoredExchange
  */
 
-// An exchange's id (its history cursor), as the service writes it: up to 18 digits, more than a
-// Number holds exactly, so ids stay strings and are compared as BigInts.
-const EXCHANGE_ID = /^[0-9]{1,18}$/;
+// An exchange's id (its history cursor), as the service writes it: "t" and the exchange's turn
+// in its conversation, up to 9 digits. Earlier versions of the service sent bare numbers (ids
+// counted across every conversation): those are no ids here.
+const EXCHANGE_ID = /^t([0-9]{1,9})$/;
 const TRACERESPONSE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** @param {number} turn */
+const idOfTurn = (turn) => `t${turn}`;
+
+/** @param {string} id canonical */
+const turnOf = (id) => Number(id.slice(1));
 
 /**
  * An id as the service writes it, canonical (so equal ids are equal strings), or null.
@@ -22,16 +29,17 @@ const TRACERESPONSE = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
  * @returns {string | null}
  */
 export function exchangeId(value) {
-  return typeof value === "string" && EXCHANGE_ID.test(value) ? String(BigInt(value)) : null;
+  const match = typeof value === "string" ? EXCHANGE_ID.exec(value) : null;
+  return match ? idOfTurn(Number(match[1])) : null;
 }
 
 /**
- * Whether canonical id `a` comes after `b` in the conversation (ids only grow within one).
+ * Whether canonical id `a` comes after `b` in the conversation (turns only grow within one).
  * @param {string} a
  * @param {string} b
  */
 export function isLater(a, b) {
-  return BigInt(a) > BigInt(b);
+  return turnOf(a) > turnOf(b);
 }
 
 /**
@@ -81,7 +89,7 @@ export function nextTarget(header, base) {
 
 /**
  * Where the live stream of a conversation starts, from the Link header of its first history page:
- * the id it resumes after ("0" is the beginning), or null for "now".
+ * the id it resumes after ("t0" is the beginning), or null for "now".
  *
  * History items carry no ids, so the page cannot ask for what comes after the newest one it
  * shows. Following from "now" once the history is read would miss an exchange committed in
@@ -89,7 +97,7 @@ export function nextTarget(header, base) {
  * not tell a new exchange from an older one with the same text. So the stream starts just before
  * the oldest exchange shown (the `before` of the Link header), or at the beginning when the page
  * shows the whole conversation (no Link): the service sends the shown exchanges again, oldest
- * first, then everything newer. Ids only grow within a conversation, so the first events are
+ * first, then everything newer. Turns only grow within a conversation, so the first events are
  * exactly the exchanges shown, each with its id. The price: the shown page is read twice. A Link
  * header without a usable cursor gives null.
  * @param {string | null} header
@@ -97,9 +105,9 @@ export function nextTarget(header, base) {
  * @returns {string | null}
  */
 export function replayStart(header, base) {
-  if (!header) return "0";
+  if (!header) return idOfTurn(0);
   const before = exchangeId(nextTarget(header, base)?.searchParams.get("before"));
-  return before !== null && before !== "0" ? String(BigInt(before) - 1n) : null;
+  return before !== null && turnOf(before) > 0 ? idOfTurn(turnOf(before) - 1) : null;
 }
 
 /**

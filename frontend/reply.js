@@ -2,8 +2,8 @@
 // A reply from the service, streamed: the POST that asks for it and the reading of its events
 // (delta pieces, then done with the whole reply and the exchange's id, or error). No DOM here:
 // composer.js shows what this reads.
-import { ApiError, readJson } from "./api.js?v=fb031f4329";
-import { exchangeId, parseJson } from "./protocol.js?v=17fe745882";
+import { ApiError, readJson } from "./api.js?v=c386038cac";
+import { exchangeId, parseJson } from "./protocol.js?v=190aaaf13f";
 import { readEvents } from "./sse.js?v=27108deb90";
 
 // How long the page waits for a reply to start. A real model can be slow to begin; NGINX's

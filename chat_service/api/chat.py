@@ -14,6 +14,7 @@ from yarl import URL
 
 from chat_service.api.access_log import REQUEST_TRACE_IDS
 from chat_service.api.body import read_body
+from chat_service.api.cursors import cursor
 from chat_service.api.errors import ApiError, error_response, when_the_store_fails
 from chat_service.api.identity import caller, callers_conversation
 from chat_service.api.jsonio import json_response, raw_json_response
@@ -42,17 +43,17 @@ async def get_history(request: web.Request) -> web.Response:
     query = parse_history_query(request.query)
     conversation = callers_conversation(request, query.conversation_id)
     page = await request.config_dict[CHAT].history(
-        conversation, limit=query.limit, before=query.before
+        conversation, limit=query.limit, before_turn=query.before_turn
     )
-    link = next_page_link(query, page.older)
+    link = next_page_link(query, page.next_before_turn)
     return raw_json_response(page.body, headers={"Link": link} if link is not None else None)
 
 
-def next_page_link(query: HistoryQuery, older: int | None) -> str | None:
+def next_page_link(query: HistoryQuery, before_turn: int | None) -> str | None:
     """``Link: <...>; rel="next"`` to the next older page, when there is one."""
-    if older is None or query.limit is None:
+    if before_turn is None or query.limit is None:
         return None
-    params: dict[str, str | int] = {"limit": query.limit, "before": older}
+    params: dict[str, str | int] = {"limit": query.limit, "before": cursor(before_turn)}
     if query.conversation_id != DEFAULT_CONVERSATION:
         params["conversation_id"] = query.conversation_id
     return f'<{URL("/chat/history").with_query(params)}>; rel="next"'

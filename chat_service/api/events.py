@@ -1,10 +1,16 @@
 """``GET /chat/events``: a conversation's new exchanges, live, as server-sent events.
 
 Each exchange committed to the conversation after the request, by any replica, is one
-``exchange`` event whose ``id`` is the exchange's cursor (the ``before`` of history
-pages) and whose data is the contract's history item, ``{"user": ..., "AI": ...}``. The
+``exchange`` event whose ``id`` is the exchange's cursor (its turn, ``t42``: cursors.py)
+and whose data is the contract's history item, ``{"user": ..., "AI": ...}``. The
 browser's EventSource reconnects by itself with ``Last-Event-ID``, and the stream resumes
 after that exchange, with no gap and no repeat (see chat_service/chat/live.py).
+
+A cursor of an earlier version (a bare number: an exchange's global id) is not refused:
+an EventSource reconnects with the last id it saw, and a page loaded before an update
+would meet a 400 on every retry. The stream starts from now instead, with a ``restart``
+event that says why and whose ``id`` is where it starts, so the next reconnection resumes
+exactly.
 
 Validation errors, auth and rate limits answer plain JSON before the stream starts; so
 does a store that cannot say where the conversation stands (500). The stream ends when the
@@ -18,9 +24,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from chat_service.api.cursors import cursor
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.identity import callers_conversation
 from chat_service.api.keys import CHAT, METRICS, SETTINGS, STREAM_LIMITS
@@ -38,23 +46,36 @@ routes = web.RouteTableDef()
 async def get_events(request: web.Request) -> web.StreamResponse:
     query = parse_events_query(request.query, request.headers)
     conversation = callers_conversation(request, query.conversation_id)
+    chat = request.config_dict[CHAT]
     with request.config_dict[STREAM_LIMITS].hold(request):
-        follow = request.config_dict[CHAT].follow(conversation, query.last_event_id)
-        async with follow as exchanges:
-            return await _send_events(request, exchanges)
+        after_turn = query.after_turn
+        if query.earlier_cursor_in is not None:
+            after_turn = await chat.last_turn(conversation)
+        async with chat.follow(conversation, after_turn) as exchanges:
+            restart = None
+            if query.earlier_cursor_in is not None and after_turn is not None:
+                restart = (restart_json(query.earlier_cursor_in), cursor(after_turn))
+            return await _send_events(request, exchanges, restart)
 
 
 async def _send_events(
-    request: web.Request, exchanges: AsyncIterator[Exchange]
+    request: web.Request,
+    exchanges: AsyncIterator[Exchange],
+    restart: tuple[str, str] | None,
 ) -> web.StreamResponse:
+    """The stream: first the ``restart`` event (its data and id) when the client resumed
+    from an earlier version's cursor, then each exchange as it is committed."""
     keepalive = request.config_dict[SETTINGS].stream_keepalive_s
     response = EventSourceResponse(ping_interval=keepalive)
     await response.prepare(request)
     gauge = request.config_dict[METRICS].event_subscriptions
     gauge.inc()
     try:
+        if restart is not None:
+            data, event_id = restart
+            await response.send(data, event="restart", id=event_id)
         async for exchange in exchanges:
-            await response.send(exchange_json(exchange), event="exchange", id=str(exchange.id))
+            await response.send(exchange_json(exchange), event="exchange", id=cursor(exchange.turn))
     except StoreError:
         # Catching up failed mid-stream: end it; the client resumes where it was.
         log.warning("live updates stream ended by a store error", exc_info=True)
@@ -64,3 +85,13 @@ async def _send_events(
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
+
+
+def restart_json(field: str) -> str:
+    """The data of the ``restart`` event: what happened, and what a client should do."""
+    message = (
+        f"{field} is a cursor from an earlier version of the service. This stream follows "
+        "the conversation from now on (its events' ids are the new cursors); load the "
+        "history again for what came before."
+    )
+    return orjson.dumps({"message": message}).decode()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chat_service.api.cursors import EarlierCursor, turn_of
 from chat_service.api.errors import ApiError
 from chat_service.chat.domain import (
     DEFAULT_CONVERSATION,
@@ -47,7 +48,7 @@ class NewMessage:
 class HistoryQuery:
     conversation_id: str
     limit: int | None
-    before: int | None
+    before_turn: int | None
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -106,35 +107,73 @@ def parse_history_query(query: Mapping[str, str]) -> HistoryQuery:
     return HistoryQuery(
         conversation_id=_conversation_id(query.get("conversation_id")),
         limit=limit,
-        before=_positive_int(query, "before"),
+        before_turn=_before_turn(query.get("before")),
     )
+
+
+def _before_turn(raw: str | None) -> int | None:
+    """A history page's ``before`` cursor (cursors.py; ``t0``, before the first exchange,
+    asks for nothing and gets it). One of an earlier version is refused with what to do
+    about it, as a page cannot be found from it."""
+    if raw is None:
+        return None
+    try:
+        turn = turn_of(raw)
+    except EarlierCursor:
+        raise ApiError(
+            400,
+            "Query parameter 'before' is a cursor from an earlier version of the service; "
+            "load the history again and page with the cursors of its Link headers.",
+        ) from None
+    if turn is None:
+        raise ApiError(
+            400, "Query parameter 'before' must be a cursor from a Link header, such as t42."
+        )
+    return turn
 
 
 @dataclass(frozen=True, slots=True)
 class EventsQuery:
     conversation_id: str
-    last_event_id: int | None
+    after_turn: int | None
+    # Which of the two carried a cursor of an earlier version, when one did.
+    earlier_cursor_in: str | None = None
 
 
 def parse_events_query(query: Mapping[str, str], headers: Mapping[str, str]) -> EventsQuery:
     """``GET /chat/events``: the conversation, and where to resume: the ``Last-Event-ID``
     header (an EventSource sends it when it reconnects), else ``last_event_id`` (a first
-    connection that should start after a known exchange; ``0`` for the beginning). Both are
-    checked when both are sent."""
-    from_query = _event_id(query.get("last_event_id"), "last_event_id")
-    from_header = _event_id(headers.get("Last-Event-ID"), "Last-Event-ID")
-    return EventsQuery(
-        _conversation_id(query.get("conversation_id")),
-        from_header if from_header is not None else from_query,
-    )
+    connection that should start after a known exchange; ``t0`` for the beginning). Both are
+    checked when both are sent. A cursor of an earlier version is not refused (an EventSource
+    would reconnect with it again and again): the query says so, for events.py."""
+    conversation_id = _conversation_id(query.get("conversation_id"))
+    given = [
+        (name, raw)
+        for name, raw in (
+            ("Last-Event-ID", headers.get("Last-Event-ID")),
+            ("last_event_id", query.get("last_event_id")),
+        )
+        if raw  # absent, or empty (what the SSE specification sends for "no id yet")
+    ]
+    resume: list[tuple[str, int | None]] = []
+    for name, raw in given:
+        try:
+            resume.append((name, _event_turn(raw, name)))
+        except EarlierCursor:
+            resume.append((name, None))
+    if not resume:
+        return EventsQuery(conversation_id, None)
+    name, turn = resume[0]  # the header's, when there is one
+    if turn is None:
+        return EventsQuery(conversation_id, None, earlier_cursor_in=name)
+    return EventsQuery(conversation_id, turn)
 
 
-def _event_id(raw: str | None, name: str) -> int | None:
-    if not raw:  # absent, or empty (what the SSE specification sends for "no id yet")
-        return None
-    if not _POSITIVE_INT.fullmatch(raw):
-        raise ApiError(400, f"{name} must be the id of an exchange (a whole number).")
-    return int(raw)
+def _event_turn(raw: str, name: str) -> int:
+    turn = turn_of(raw)
+    if turn is None:
+        raise ApiError(400, f"{name} must be the id of an exchange's event, such as t42.")
+    return turn
 
 
 def _is_encodable(text: str) -> bool:

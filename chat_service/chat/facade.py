@@ -40,10 +40,11 @@ class Chat:
     # -- one conversation's exchanges -----------------------------------------------------
 
     async def history(
-        self, conversation: ConversationRef, *, limit: int | None, before: int | None
+        self, conversation: ConversationRef, *, limit: int | None, before_turn: int | None
     ) -> RenderedPage:
-        """A page of the history (all of it when ``limit`` is None), rendered."""
-        return await self._history.page(conversation, limit=limit, before=before)
+        """A page of the history (all of it when ``limit`` is None) before turn
+        ``before_turn`` (when given), rendered."""
+        return await self._history.page(conversation, limit=limit, before_turn=before_turn)
 
     def turn(
         self, conversation: ConversationRef, message: str, *, caller: str
@@ -54,11 +55,16 @@ class Chat:
         return self._replies.turn(conversation, message, caller)
 
     def follow(
-        self, conversation: ConversationRef, after: int | None = None
+        self, conversation: ConversationRef, after_turn: int | None = None
     ) -> AbstractAsyncContextManager[AsyncIterator[Exchange]]:
-        """The conversation's exchanges as they are committed (after ``after`` when
-        resuming), by any replica."""
-        return self._live.follow(conversation, after)
+        """The conversation's exchanges as they are committed (after turn ``after_turn``
+        when resuming), by any replica."""
+        return self._live.follow(conversation, after_turn)
+
+    async def last_turn(self, conversation: ConversationRef) -> int:
+        """The turn of the conversation's newest exchange, 0 for none: where a follower
+        that cannot say where it stands starts."""
+        return await self._store.last_turn(conversation)
 
     # -- an owner's conversations ---------------------------------------------------------
 

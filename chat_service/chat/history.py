@@ -8,12 +8,13 @@ reports that version. Ids are never reused, so a commit by any process, or a del
 moves the version and the entry is read again. What the entry holds is derived from one
 read: the newest exchanges (up to ``depth``), from which the context and every newest page
 of up to ``depth`` exchanges are cut; the pages rendered from them (the contract's JSON,
-contract.py, and where the next older page starts), by size; the whole history as one JSON
-document, built once however many ask at the same time.
+contract.py, and the turn the next older page starts before), by size; the whole history as
+one JSON document, built once however many ask at the same time. Versions are the store's
+global ids, which never leave the service; what clients get to page with are turns.
 
 Commits by this process are passed in (:meth:`committed`) and extend an entry in place
 when they continue it (the next turn), so a conversation in use is not read back after
-each message. Older pages (``before``) are read, rendered and forgotten.
+each message. Older pages (``before_turn``) are read, rendered and forgotten.
 
 Bounded: at most ``max_conversations`` entries and ``max_bytes`` of text, rendered bodies
 and documents in all, least recently used conversation dropped first.
@@ -41,11 +42,11 @@ PAGES_PER_CONVERSATION = 8
 
 @dataclass(frozen=True, slots=True)
 class RenderedPage:
-    """A history page as the contract's JSON, and the cursor of the next older page (the
-    ``before`` that asks for it), if there is one."""
+    """A history page as the contract's JSON, and where the next older page ends, if there
+    is one: the turn of this page's oldest exchange, the ``before_turn`` that asks for it."""
 
     body: bytes
-    older: int | None = None
+    next_before_turn: int | None = None
 
 
 @dataclass(slots=True)
@@ -98,18 +99,18 @@ class HistoryCache:
         return newest[-count:] if count < len(newest) else newest
 
     async def page(
-        self, conversation: ConversationRef, *, limit: int | None, before: int | None
+        self, conversation: ConversationRef, *, limit: int | None, before_turn: int | None
     ) -> RenderedPage:
-        """Up to ``limit`` of the conversation's newest exchanges (all when None) older than
-        ``before`` (when given), rendered. Raises StoreError."""
+        """Up to ``limit`` of the conversation's newest exchanges (all when None) before
+        turn ``before_turn`` (when given), rendered. Raises StoreError."""
         store = self._store
-        if before is not None or (limit is not None and limit > self.depth):
+        if before_turn is not None or (limit is not None and limit > self.depth):
             if limit is None:
                 keys = HISTORY_KEYS
                 return RenderedPage(
-                    await store.history_json(conversation, keys=keys, before=before)
+                    await store.history_json(conversation, keys=keys, before_turn=before_turn)
                 )
-            return render(await store.history(conversation, limit=limit, before=before))
+            return render(await store.history(conversation, limit=limit, before_turn=before_turn))
         entry = await self._current(conversation)
         if limit is None:
             return RenderedPage(await self._document(conversation, entry))
@@ -246,6 +247,6 @@ class HistoryCache:
 
 
 def render(page: HistoryPage) -> RenderedPage:
-    """A page's body, and the cursor of the next older page when there is one."""
-    older = page.exchanges[0].id if page.has_older and page.exchanges else None
+    """A page's body, and where the next older page ends when there is one."""
+    older = page.exchanges[0].turn if page.has_older and page.exchanges else None
     return RenderedPage(history_json(page.exchanges), older)

@@ -5,8 +5,15 @@ The store says which conversation changed: its own commits on SQLite, LISTEN/NOT
 every replica on PostgreSQL. For a conversation someone follows, the hub reads the
 exchanges after the last one it published, in order, and offers each to every follower.
 A follower that resumes (``Last-Event-ID``) first reads what it missed, then takes the
-live ones, skipping any it already had: ids only grow within a conversation (turns are
-handed out one commit at a time), so nothing is missed and nothing comes twice.
+live ones, skipping any it already had: everything goes by the conversation's turns, which
+only grow (they are handed out one commit at a time, and a commit is visible before the
+next turn is), so nothing is missed and nothing comes twice. Turns, not the store's global
+ids: a follower's positions say nothing of other conversations' traffic (issue 23).
+
+Turns start again at 1 when a deleted conversation's id is written to again. So a deletion
+ends its followers and retires the conversation's topic (the next follower starts a fresh
+one), and a follower resuming after a turn the conversation has not reached (a position
+from before a deletion) gets the conversation from its beginning: all of it is new to it.
 
 Bounded: a follower holds at most ``QUEUE_SIZE`` exchanges it has not sent yet. One that
 falls that far behind is dropped: it gets what it holds, then its stream ends, and the
@@ -31,10 +38,10 @@ class ExchangesAfter(Protocol):
     """What of the exchange log (store.ExchangeLog) live updates read: where a conversation
     stands, and what is new in it."""
 
-    async def version(self, conversation: ConversationRef) -> int: ...
+    async def last_turn(self, conversation: ConversationRef) -> int: ...
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after: int, *, limit: int
+        self, conversation: ConversationRef, after_turn: int, *, limit: int
     ) -> Sequence[Exchange]: ...
 
 
@@ -47,9 +54,9 @@ READ_PAGE = 100
 class Follower:
     """One subscription: the exchanges to send, in order, each once."""
 
-    def __init__(self, conversation: ConversationRef, after: int) -> None:
+    def __init__(self, conversation: ConversationRef, after_turn: int) -> None:
         self.conversation = conversation
-        self.sent = after  # the id of the last exchange sent (or to resume after)
+        self.sent = after_turn  # the turn of the last exchange sent (or to resume after)
         # None ends the stream (the service is stopping, or the conversation was deleted).
         self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue(QUEUE_SIZE)
         self.dropped = False
@@ -69,10 +76,12 @@ class Follower:
 
 @dataclass(eq=False)
 class _Topic:
-    """A followed conversation: its followers, and the last exchange published to them."""
+    """A followed conversation: its followers, and the turn of the last exchange published
+    to them."""
 
     followers: set[Follower] = field(default_factory=set)
     published: int | None = None  # read from the store when the first follower arrives
+    removed: bool = False  # the conversation was deleted: this topic is retired
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     joining: int = 0  # follow() calls between finding the topic and joining it
     refreshing: bool = False
@@ -99,25 +108,32 @@ class LiveUpdates:
 
     @contextlib.asynccontextmanager
     async def follow(
-        self, conversation: ConversationRef, after: int | None = None
+        self, conversation: ConversationRef, after_turn: int | None = None
     ) -> AsyncIterator[AsyncIterator[Exchange]]:
-        """Follow ``conversation``: the exchanges committed after this call, or after the
-        exchange ``after`` when resuming. Raises StoreError before anything is yielded."""
+        """Follow ``conversation``: the exchanges committed after this call, or after turn
+        ``after_turn`` when resuming. Raises StoreError before anything is yielded."""
         if self._closing:
             raise StoreError("the service is stopping")
+        # A turn the conversation has not reached is from before it was deleted (no client
+        # is told of a turn before its commit is visible): start it over.
+        if after_turn and after_turn > await self._log.last_turn(conversation):
+            after_turn = 0
         topic = self._topics.setdefault(conversation, _Topic())
         topic.joining += 1
         try:
             async with topic.lock:
                 if topic.published is None:
-                    topic.published = await self._log.version(conversation)
-                follower = Follower(conversation, topic.published if after is None else after)
+                    topic.published = await self._log.last_turn(conversation)
+                start = topic.published if after_turn is None else after_turn
+                follower = Follower(conversation, start)
                 topic.followers.add(follower)
+                if topic.removed:  # deleted while this joined: end it, as its peers were
+                    follower.offer(None)
         finally:
             topic.joining -= 1
             self._forget(conversation, topic)
         try:
-            yield self._exchanges(follower, resume=after is not None)
+            yield self._exchanges(follower, resume=after_turn is not None)
         finally:
             topic.followers.discard(follower)
             self._forget(conversation, topic)
@@ -129,13 +145,13 @@ class LiveUpdates:
                     follower.conversation, follower.sent, limit=READ_PAGE
                 )
                 for exchange in missed:
-                    follower.sent = exchange.id
+                    follower.sent = exchange.turn
                     yield exchange
                 if len(missed) < READ_PAGE:
                     break
         while (live := await follower.next()) is not None:
-            if live.id > follower.sent:
-                follower.sent = live.id
+            if live.turn > follower.sent:
+                follower.sent = live.turn
                 yield live
 
     def changed(self, conversation: ConversationRef | None) -> None:
@@ -170,7 +186,7 @@ class LiveUpdates:
                         for exchange in new:
                             for follower in topic.followers:
                                 follower.offer(exchange)
-                            topic.published = exchange.id
+                            topic.published = exchange.turn
                         if len(new) < READ_PAGE:
                             break
                 if not topic.again:
@@ -183,8 +199,10 @@ class LiveUpdates:
 
     def removed(self, conversation: ConversationRef) -> None:
         """The store's removal listener: the conversation was deleted, so its streams end
-        (after what they hold); a client that reconnects follows the empty conversation."""
-        if (topic := self._topics.get(conversation)) is not None:
+        (after what they hold) and its topic is retired, its last published turn with it;
+        a client that reconnects follows the empty conversation, from turn 0."""
+        if (topic := self._topics.pop(conversation, None)) is not None:
+            topic.removed = True
             for follower in topic.followers:
                 follower.offer(None)
 

@@ -93,23 +93,40 @@ class ExchangeLog(Protocol):
     async def version(self, conversation: ConversationRef) -> int:
         """The id of the conversation's newest exchange, 0 for none. Ids are never reused,
         so what was read at one version is current for as long as the version stays; a
-        commit by any process is reflected as soon as it is acknowledged."""
+        commit by any process is reflected as soon as it is acknowledged. Ids count every
+        conversation's exchanges: they stay inside the service (clients get turns)."""
+        ...
+
+    async def last_turn(self, conversation: ConversationRef) -> int:
+        """The turn of the conversation's newest exchange, 0 for none (turns number one
+        conversation's exchanges from 1, gap-free; they start again at 1 after a deletion)."""
         ...
 
     async def history(
-        self, conversation: ConversationRef, *, limit: int | None = None, before: int | None = None
-    ) -> HistoryPage: ...
+        self,
+        conversation: ConversationRef,
+        *,
+        limit: int | None = None,
+        before_turn: int | None = None,
+    ) -> HistoryPage:
+        """Up to ``limit`` (all when None) of the newest exchanges whose turn is below
+        ``before_turn`` (when given), oldest first."""
+        ...
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after: int, *, limit: int
+        self, conversation: ConversationRef, after_turn: int, *, limit: int
     ) -> Sequence[Exchange]:
-        """Up to ``limit`` exchanges with ids above ``after``, oldest first."""
+        """Up to ``limit`` exchanges whose turn is above ``after_turn``, oldest first."""
         ...
 
     async def history_json(
-        self, conversation: ConversationRef, *, keys: tuple[str, str], before: int | None = None
+        self,
+        conversation: ConversationRef,
+        *,
+        keys: tuple[str, str],
+        before_turn: int | None = None,
     ) -> bytes:
-        """The whole history (older than ``before``) as a JSON array, oldest first, of
+        """The whole history (before turn ``before_turn``) as a JSON array, oldest first, of
         objects holding the user's message and the reply under the two ``keys``: the bytes
         chat/contract.py would write for them (tests/unit/test_store_contract.py)."""
         ...

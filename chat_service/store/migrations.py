@@ -54,6 +54,13 @@ MIGRATIONS: tuple[str, ...] = (
         min(created_at), max(created_at), count(*)
     FROM exchanges AS e GROUP BY conversation_id;
     """,
+    # 4: clients page and resume by turn (a conversation's own count, where the global id
+    # would tell them how busy everyone else is), so (conversation_id, turn) is indexed.
+    # Unique, as turns are: one writer hands them out, gap-free, and a deletion takes a
+    # conversation's rows with it before its id can start again at 1.
+    """
+    CREATE UNIQUE INDEX exchanges_by_turn ON exchanges (conversation_id, turn);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

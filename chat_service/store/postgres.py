@@ -11,7 +11,9 @@ therefore unique and gap-free per conversation whichever replica writes, and the
 constraint on (conversation_id, turn) would refuse anything else.
 
 Reads always ask the database, so a conversation's version (the id of its newest
-exchange) and its history include every exchange acknowledged by any replica.
+exchange) and its history include every exchange acknowledged by any replica. Pages and
+resumptions go by turn, which the unique constraint's index serves (clients see turns,
+never the global ids: issue 23).
 
 Start-up retries an unreachable database with backoff for up to ``connect_timeout_s``,
 then gives up with StoreOpenError. Migrations run in one transaction under an advisory
@@ -482,42 +484,57 @@ class PostgresChatStore(GroupCommitted):
         )
         return int(rows[0]["id"]) if rows else 0
 
+    async def last_turn(self, conversation: ConversationRef) -> int:
+        rows = await self._select(
+            "SELECT turn FROM exchanges WHERE conversation_id = $1 ORDER BY turn DESC LIMIT 1",
+            storage_key(conversation),
+        )
+        return int(rows[0]["turn"]) if rows else 0
+
     async def history(
-        self, conversation: ConversationRef, *, limit: int | None = None, before: int | None = None
+        self,
+        conversation: ConversationRef,
+        *,
+        limit: int | None = None,
+        before_turn: int | None = None,
     ) -> HistoryPage:
-        where, params = _where(storage_key(conversation), before)
+        where, params = _where(storage_key(conversation), before_turn)
         if limit is None:
             rows = await self._select(
-                f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE {where} ORDER BY id", *params
+                f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE {where} ORDER BY turn", *params
             )
             return HistoryPage([_exchange(row, conversation) for row in rows], has_older=False)
         # One row more than asked tells whether an older page exists.
         rows = await self._select(
             f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE {where} "
-            f"ORDER BY id DESC LIMIT ${len(params) + 1}",
+            f"ORDER BY turn DESC LIMIT ${len(params) + 1}",
             *params,
             limit + 1,
         )
         return page_of_newest([_exchange(row, conversation) for row in rows], limit)
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after: int, *, limit: int
+        self, conversation: ConversationRef, after_turn: int, *, limit: int
     ) -> Sequence[Exchange]:
         rows = await self._select(
-            f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE conversation_id = $1 AND id > $2 "
-            "ORDER BY id LIMIT $3",
+            f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE conversation_id = $1 AND turn > $2 "
+            "ORDER BY turn LIMIT $3",
             storage_key(conversation),
-            after,
+            after_turn,
             limit,
         )
         return [_exchange(row, conversation) for row in rows]
 
     async def history_json(
-        self, conversation: ConversationRef, *, keys: tuple[str, str], before: int | None = None
+        self,
+        conversation: ConversationRef,
+        *,
+        keys: tuple[str, str],
+        before_turn: int | None = None,
     ) -> bytes:
         """The history as the JSON array ``keys`` name. Unsealed here, so serialised here:
         PostgreSQL never sees the text to build the document itself."""
-        page = await self.history(conversation, before=before)
+        page = await self.history(conversation, before_turn=before_turn)
         user, ai = keys
         return orjson.dumps([{user: e.user, ai: e.ai} for e in page.exchanges])
 
@@ -586,12 +603,12 @@ def _turns(keys: Sequence[str], counts: Counter[str], totals: dict[str, int]) ->
     return turns
 
 
-def _where(conversation_id: str, before: int | None) -> tuple[str, list[Any]]:
+def _where(conversation_id: str, before_turn: int | None) -> tuple[str, list[Any]]:
     where = "conversation_id = $1"
     params: list[Any] = [conversation_id]
-    if before is not None:
-        where += " AND id < $2"
-        params.append(before)
+    if before_turn is not None:
+        where += " AND turn < $2"
+        params.append(before_turn)
     return where, params
 
 

@@ -334,51 +334,67 @@ class SQLiteChatStore(GroupCommitted):
             self._remember_version(conversation, version)
         return version
 
+    async def last_turn(self, conversation: ConversationRef) -> int:
+        rows = await self._select(
+            "SELECT turn FROM exchanges WHERE conversation_id = ? ORDER BY turn DESC LIMIT 1",
+            [storage_key(conversation)],
+        )
+        return int(rows[0][0]) if rows else 0
+
     async def history(
-        self, conversation: ConversationRef, *, limit: int | None = None, before: int | None = None
+        self,
+        conversation: ConversationRef,
+        *,
+        limit: int | None = None,
+        before_turn: int | None = None,
     ) -> HistoryPage:
         where = "conversation_id = ?"
         params: list[Any] = [storage_key(conversation)]
-        if before is not None:
-            where += " AND id < ?"
-            params.append(before)
+        if before_turn is not None:
+            where += " AND turn < ?"
+            params.append(before_turn)
         if limit is None:
             rows = await self._select(
-                f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id", params
+                f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY turn", params
             )
             return HistoryPage([_exchange(row, conversation) for row in rows], has_older=False)
         # One row more than asked tells whether an older page exists.
         rows = await self._select(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY id DESC LIMIT ?",
+            f"SELECT {_COLUMNS} FROM exchanges WHERE {where} ORDER BY turn DESC LIMIT ?",
             [*params, limit + 1],
         )
         return page_of_newest([_exchange(row, conversation) for row in rows], limit)
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after: int, *, limit: int
+        self, conversation: ConversationRef, after_turn: int, *, limit: int
     ) -> Sequence[Exchange]:
         rows = await self._select(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = ? AND id > ? "
-            "ORDER BY id LIMIT ?",
-            [storage_key(conversation), after, limit],
+            f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = ? AND turn > ? "
+            "ORDER BY turn LIMIT ?",
+            [storage_key(conversation), after_turn, limit],
         )
         return [_exchange(row, conversation) for row in rows]
 
     async def history_json(
-        self, conversation: ConversationRef, *, keys: tuple[str, str], before: int | None = None
+        self,
+        conversation: ConversationRef,
+        *,
+        keys: tuple[str, str],
+        before_turn: int | None = None,
     ) -> bytes:
-        """Every exchange (older than ``before``) as a JSON array of objects with the user's
-        message and the reply under ``keys``, oldest first, UTF-8, serialised by SQLite
-        itself: a long history never becomes thousands of Python objects (bench/README.md)."""
+        """Every exchange (before turn ``before_turn``) as a JSON array of objects with the
+        user's message and the reply under ``keys``, oldest first, UTF-8, serialised by
+        SQLite itself: a long history never becomes thousands of Python objects
+        (bench/README.md)."""
         where = "conversation_id = ?"
         params: list[Any] = [*keys, storage_key(conversation)]
-        if before is not None:
-            where += " AND id < ?"
-            params.append(before)
+        if before_turn is not None:
+            where += " AND turn < ?"
+            params.append(before_turn)
         # The subquery's ORDER BY fixes the order json_group_array sees the rows in.
         rows = await self._select(
             "SELECT json_group_array(json_object(?, user_message, ?, ai_response)) "
-            f"FROM (SELECT user_message, ai_response FROM exchanges WHERE {where} ORDER BY id)",
+            f"FROM (SELECT user_message, ai_response FROM exchanges WHERE {where} ORDER BY turn)",
             params,
         )
         document: str = rows[0][0]

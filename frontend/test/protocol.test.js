@@ -14,20 +14,27 @@ import {
 
 const BASE = "http://chat.test/chat/history?conversation_id=default&limit=50";
 
-test("exchange ids are canonical strings of up to 18 digits", () => {
-  assert.equal(exchangeId("42"), "42");
-  assert.equal(exchangeId("0042"), "42");
-  assert.equal(exchangeId("999999999999999999"), "999999999999999999");
-  for (const bad of ["", "-1", "1.5", "1e3", " 1", "1234567890123456789", null, 7]) {
+test("exchange ids are t and a turn of up to 9 digits, canonical", () => {
+  assert.equal(exchangeId("t42"), "t42");
+  assert.equal(exchangeId("t0042"), "t42");
+  assert.equal(exchangeId("t0"), "t0");
+  assert.equal(exchangeId("t999999999"), "t999999999");
+  for (const bad of ["", "t", "T4", "t-1", "t1.5", "t1e3", " t1", "t1234567890", null, 7]) {
     assert.equal(exchangeId(bad), null, String(bad));
   }
 });
 
-test("ids beyond a Number's precision still compare exactly", () => {
-  assert.ok(isLater("9007199254740993", "9007199254740992"));
-  assert.ok(!isLater("9007199254740992", "9007199254740993"));
-  assert.ok(isLater("10", "9"), "as numbers, not as text");
-  assert.ok(!isLater("5", "5"));
+test("an earlier version's bare-number ids are no ids", () => {
+  for (const earlier of ["42", "0", "999999999999999999"]) {
+    assert.equal(exchangeId(earlier), null, earlier);
+  }
+});
+
+test("ids compare by turn", () => {
+  assert.ok(isLater("t10", "t9"), "as numbers, not as text");
+  assert.ok(!isLater("t9", "t10"));
+  assert.ok(!isLater("t5", "t5"));
+  assert.ok(isLater("t1", "t0"));
 });
 
 test("a history is a list of exchanges with a user and an AI text", () => {
@@ -39,8 +46,8 @@ test("a history is a list of exchanges with a user and an AI text", () => {
 });
 
 test("the next page is the Link header's rel=next, resolved against the answer's URL", () => {
-  const link = '<?conversation_id=default&before=41>; rel="next"';
-  assert.equal(nextTarget(link, BASE)?.href, "http://chat.test/chat/history?conversation_id=default&before=41");
+  const link = '<?conversation_id=default&before=t41>; rel="next"';
+  assert.equal(nextTarget(link, BASE)?.href, "http://chat.test/chat/history?conversation_id=default&before=t41");
   const several = '</chat/a>; rel="prev", </chat/b>; title="x"; rel=next';
   assert.equal(nextTarget(several, BASE)?.pathname, "/chat/b");
   assert.equal(nextTarget('</chat/a>; rel="prev"', BASE), null);
@@ -48,14 +55,12 @@ test("the next page is the Link header's rel=next, resolved against the answer's
 });
 
 test("the live stream replays from just before the oldest exchange shown", () => {
-  assert.equal(replayStart(null, BASE), "0", "the whole conversation is shown");
-  assert.equal(replayStart('<?before=41>; rel="next"', BASE), "40");
-  assert.equal(replayStart('<?before=0>; rel="next"', BASE), null);
-  assert.equal(replayStart('<?after=3>; rel="next"', BASE), null, "no usable cursor: now");
-  assert.equal(
-    replayStart('<?before=9007199254740993>; rel="next"', BASE),
-    "9007199254740992",
-  );
+  assert.equal(replayStart(null, BASE), "t0", "the whole conversation is shown");
+  assert.equal(replayStart('<?before=t41>; rel="next"', BASE), "t40");
+  assert.equal(replayStart('<?before=t1>; rel="next"', BASE), "t0");
+  assert.equal(replayStart('<?before=t0>; rel="next"', BASE), null);
+  assert.equal(replayStart('<?after=t3>; rel="next"', BASE), null, "no usable cursor: now");
+  assert.equal(replayStart('<?before=41>; rel="next"', BASE), null, "an earlier version's: now");
 });
 
 test("a trace id comes from a well-formed, non-zero traceresponse", () => {

@@ -18,13 +18,18 @@ test("the pieces as they come, then the whole reply and the exchange's id", asyn
   const response = stream(
     'event: delta\ndata: {"text":"Hel"}\n\n: keep-alive\n\n' +
       'event: delta\ndata: {"text":"lo"}\n\n' +
-      'event: done\nid: 0012\ndata: {"status":"Success","response":"Hello"}\n\n',
+      'event: done\nid: t0012\ndata: {"status":"Success","response":"Hello"}\n\n',
   );
-  assert.deepEqual(await read(response), { pieces: ["Hel", "lo"], text: "Hello", id: "12" });
+  assert.deepEqual(await read(response), { pieces: ["Hel", "lo"], text: "Hello", id: "t12" });
 });
 
 test("a done event without an id gives none", async () => {
   const response = stream('event: done\ndata: {"response":"Hi"}\n\n');
+  assert.deepEqual(await read(response), { pieces: [], text: "Hi", id: null });
+});
+
+test("a done event with an earlier version's bare-number id gives none", async () => {
+  const response = stream('event: done\nid: 12\ndata: {"response":"Hi"}\n\n');
   assert.deepEqual(await read(response), { pieces: [], text: "Hi", id: null });
 });
 

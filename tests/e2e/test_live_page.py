@@ -383,6 +383,65 @@ def test_a_short_conversation_is_followed_from_its_start(
         assert_shows_the_conversation(tab, fresh_service, 3)
 
 
+# A browser's own EventSource, as a page loaded before an update holds it: its last id is a
+# bare number, an exchange id of the earlier version. What it receives goes to window.seen.
+EARLIER_SOURCE = """url => {
+  window.seen = [];
+  const source = new EventSource(url);
+  for (const type of ["restart", "exchange"]) {
+    source.addEventListener(type, (event) => {
+      window.seen.push([type, event.lastEventId, JSON.parse(event.data).user ?? null]);
+    });
+  }
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) window.seen.push(["closed", "", null]);
+  });
+}"""
+
+
+def test_an_event_source_with_an_earlier_versions_id_follows_on_without_a_refusal(
+    fresh_service: ServiceProcess, open_page: OpenPage
+) -> None:
+    """An EventSource reconnects by itself with the last id it saw, across an update too. A
+    refusal would close it (and a page's own retries would meet the same refusal again):
+    instead its stream restarts from now, and the restart's id becomes its last, so the
+    reconnection after the service restarts resumes exactly, with nothing missed."""
+    chat = ChatPage(open_page(), fresh_service.base_url).open()
+    chat.watched.expect_failed_requests("/chat/events")  # while the service is down
+    for n in range(2):
+        post(fresh_service, unique(f"before the update {n}"))
+    url = "chat/events?conversation_id=default&last_event_id=41"
+    answers: list[int] = []
+    resumed_after: list[str | None] = []
+
+    def on_response(response: Response) -> None:
+        if "last_event_id=41" in response.url:
+            answers.append(response.status)
+            resumed_after.append(response.request.all_headers().get("last-event-id"))
+
+    chat.page.on("response", on_response)
+    chat.page.evaluate(EARLIER_SOURCE, url)
+    chat.page.wait_for_function("() => window.seen.length >= 1")
+    assert chat.page.evaluate("window.seen") == [["restart", "t2", None]]
+    live = unique("live")
+    post(fresh_service, live)
+    chat.page.wait_for_function("() => window.seen.length >= 2")
+    fresh_service.stop()
+    missed = unique("stored while the service was down")
+    try:
+        write_exchanges(fresh_service.db_path, [missed])
+    finally:
+        fresh_service.start()
+    chat.page.wait_for_function("() => window.seen.length >= 3", timeout=RECONNECT_MS)
+    assert chat.page.evaluate("window.seen") == [
+        ["restart", "t2", None],
+        ["exchange", "t3", live],
+        ["exchange", "t4", missed],
+    ]
+    assert answers == [200, 200], "no refusal, on connecting or on reconnecting"
+    assert resumed_after == [None, "t3"]
+
+
 def test_tabs_on_two_replicas_show_each_others_messages(
     start_service: StartService, postgres_url: str, open_page: OpenPage
 ) -> None:

@@ -215,8 +215,8 @@ def test_live_updates_cross_replicas(start_service: StartService, postgres_url: 
             latencies.append(received[i][1] - sent)
         assert [event.data["user"] for event, _ in received] == [f"live {i}" for i in range(5)]
         assert all(event.event == "exchange" for event, _ in received)
-        ids = [int(event.id or "0") for event, _ in received]
-        assert ids == sorted(ids)
+        # The conversation's turns, in order and gap-free, whichever replica wrote them.
+        assert [event.id for event, _ in received] == [f"t{turn}" for turn in range(1, 6)]
         slowest_ms = max(latencies) * 1000
         print(f"events across replicas: POST sent -> event received, max {slowest_ms:.0f} ms")
     finally:

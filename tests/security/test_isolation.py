@@ -178,7 +178,7 @@ async def intrude_events(
     its own: the first event any of its streams carries is its own exchange."""
     queries = [
         f"conversation_id={SHARED_ID}",
-        f"conversation_id={SHARED_ID}&last_event_id=0",
+        f"conversation_id={SHARED_ID}&last_event_id=t0",
         f"conversation_id={private_id}",
     ]
     streams = [await client.get(f"/chat/events?{query}", headers=intruder) for query in queries]

@@ -3,17 +3,24 @@
 Reads a ``text/event-stream`` response line by line as the server writes it, and parses
 events as the SSE specification does (``event:``/``data:``/``id:`` fields, comment lines,
 CRLF or LF line ends, blank line ends an event). ``close()`` drops the connection at once,
-which is how a client stops a reply.
+which is how a client stops a reply. :func:`read_events` and :func:`parse_events` do the same
+for aiohttp's client, in process tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import ClientResponse
+
+# How long read_events waits for the events it expects.
+READ_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -110,3 +117,50 @@ def get_stream(
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     connection.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
     return EventStream(connection)
+
+
+@dataclass(frozen=True)
+class Received:
+    """An event read by :func:`read_events` or :func:`parse_events` (aiohttp's client)."""
+
+    event: str
+    id: str | None
+    data: Any
+
+
+async def read_events(response: ClientResponse, count: int) -> list[Received]:
+    """The next ``count`` events of an aiohttp response's stream, parsed as the SSE
+    specification says (a block without ``data`` is no event)."""
+    received: list[Received] = []
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(READ_TIMEOUT_S):
+        while len(received) < count:
+            line = (await response.content.readline()).decode().rstrip("\r\n")
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+                continue
+            if "data" in fields:
+                received.append(
+                    Received(
+                        fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
+                    )
+                )
+            fields = {}
+    return received
+
+
+def parse_events(text: str) -> list[Received]:
+    """Every event of a whole stream, read to its end."""
+    parsed = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in fields:
+            parsed.append(
+                Received(
+                    fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
+                )
+            )
+    return parsed

@@ -285,8 +285,32 @@ async def test_before_alone_returns_everything_older(make_client: MakeClient) ->
         await post(client, json={"message": f"m{i}"})
     _, headers, _ = await history(client, "?limit=1")
     cursor = headers["Link"].split("before=")[1].split(">")[0]
+    assert cursor == "t4", "the newest exchange's turn"
     _, headers, page = await history(client, f"?before={cursor}")
     assert [item["user"] for item in page] == ["m0", "m1", "m2"]
+    assert "Link" not in headers
+    status, headers, page = await history(client, "?limit=2&before=t0")
+    assert (status, page) == (200, []), "nothing comes before the first"
+    assert "Link" not in headers
+
+
+async def test_a_cursor_of_an_earlier_version_is_a_400_that_says_so(
+    make_client: MakeClient,
+) -> None:
+    """Earlier versions paged with global exchange ids, bare numbers: a client holding one
+    (a page open across an update) is told to load the history again."""
+    client = await make_client()
+    for i in range(3):
+        await post(client, json={"message": f"m{i}"})
+    status, headers, body = await history(client, "?limit=1&before=3")
+    assert (status, body) == (
+        400,
+        {
+            "status": "error",
+            "message": "Query parameter 'before' is a cursor from an earlier version of the "
+            "service; load the history again and page with the cursors of its Link headers.",
+        },
+    )
     assert "Link" not in headers
 
 
@@ -319,6 +343,7 @@ async def test_link_keeps_a_non_default_conversation(make_client: MakeClient) ->
         "?limit=1001",
         "?limit=1000000000",
         "?before=0",
+        "?before=t" + "9" * 10,
         "?before=-3",
         "?before=cursor",
         "?before=" + "9" * 40,

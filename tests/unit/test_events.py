@@ -4,9 +4,7 @@ or repeats, errors before the stream, slow followers, and (PostgreSQL) other rep
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from chat_service.config import Settings
 from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.openapi import validate_response
 from tests.support.refs import ref
+from tests.support.sse import parse_events, read_events
 from tests.support.store_observer import CountingObserver
 from tests.unit.conftest import MakeClient
 
@@ -32,50 +31,6 @@ READ_TIMEOUT_S = 10
 @pytest.fixture
 def settings(backend_settings: Settings) -> Settings:
     return backend_settings.replace(rate_limit_rps=0)
-
-
-@dataclass(frozen=True)
-class Received:
-    event: str
-    id: str | None
-    data: Any
-
-
-async def read_events(response: ClientResponse, count: int) -> list[Received]:
-    """The next ``count`` events of a stream, parsed as the SSE specification says."""
-    received: list[Received] = []
-    fields: dict[str, str] = {}
-    async with asyncio.timeout(READ_TIMEOUT_S):
-        while len(received) < count:
-            line = (await response.content.readline()).decode().rstrip("\r\n")
-            if line.startswith(":"):
-                continue
-            if line:
-                name, _, value = line.partition(":")
-                fields[name] = value.removeprefix(" ")
-                continue
-            if "data" in fields:
-                received.append(
-                    Received(
-                        fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
-                    )
-                )
-            fields = {}
-    return received
-
-
-def parse(text: str) -> list[Received]:
-    """Every event of a whole stream."""
-    parsed = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "data" in fields:
-            parsed.append(
-                Received(
-                    fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
-                )
-            )
-    return parsed
 
 
 async def post(client: Client, message: str, conversation: str = "room") -> None:
@@ -119,10 +74,11 @@ async def test_a_follower_gets_each_new_exchange_with_its_cursor(make_client: Ma
     assert (one.event, one.data["user"], two.data["user"]) == ("exchange", "one", "two")
     assert set(one.data) == {"user", "AI"}
     assert one.data["AI"].startswith('You said: "one".')
-    # The id is the exchange's cursor: a history page before it ends with "before anyone".
+    # The id is the exchange's cursor, its turn in the conversation (the other room's
+    # exchange counts for nothing): a history page before it ends with "before anyone".
+    assert (one.id, two.id) == ("t2", "t3")
     page = await client.get(f"/chat/history?conversation_id=room&limit=5&before={one.id}")
     assert [item["user"] for item in await page.json()] == ["before anyone followed"]
-    assert int(two.id or 0) > int(one.id or 0)
     stream.close()
 
 
@@ -146,13 +102,13 @@ async def test_resuming_after_an_id_misses_nothing_and_repeats_nothing(
     resumed.close()
 
 
-async def test_last_event_id_zero_in_the_query_starts_at_the_beginning(
+async def test_last_event_id_t0_in_the_query_starts_at_the_beginning(
     make_client: MakeClient,
 ) -> None:
     client = await make_client()
     for text in ("a", "b"):
         await post(client, text)
-    stream = await follow(client, "conversation_id=room&last_event_id=0")
+    stream = await follow(client, "conversation_id=room&last_event_id=t0")
     assert [r.data["user"] for r in await read_events(stream, 2)] == ["a", "b"]
     stream.close()
 
@@ -161,7 +117,7 @@ async def test_a_long_catch_up_is_read_page_by_page_in_order(make_client: MakeCl
     client = await make_client()
     for i in range(230):  # more than two pages of the catch-up's reads (100)
         await post(client, f"m{i}")
-    stream = await follow(client, "conversation_id=room&last_event_id=0")
+    stream = await follow(client, "conversation_id=room&last_event_id=t0")
     received = await read_events(stream, 230)
     assert [r.data["user"] for r in received] == [f"m{i}" for i in range(230)]
     stream.close()
@@ -171,10 +127,14 @@ async def test_a_long_catch_up_is_read_page_by_page_in_order(make_client: MakeCl
     ("query", "headers", "message"),
     [
         ("conversation_id=-bad", {}, "'conversation_id' must be"),
-        ("last_event_id=abc", {}, "last_event_id must be the id of an exchange"),
+        ("last_event_id=abc", {}, "last_event_id must be the id of an exchange's event"),
         ("last_event_id=-1", {}, "last_event_id must be"),
-        ("", {"Last-Event-ID": "12x"}, "Last-Event-ID must be the id of an exchange"),
+        ("", {"Last-Event-ID": "12x"}, "Last-Event-ID must be the id of an exchange's event"),
+        ("", {"Last-Event-ID": "t-1"}, "Last-Event-ID must be"),
+        ("last_event_id=t1234567890", {}, "last_event_id must be"),  # past any turn
         ("last_event_id=1234567890123456789", {}, "last_event_id must be"),
+        # A header that would be followed is still refused when the query is garbage.
+        ("last_event_id=t", {"Last-Event-ID": "t1"}, "last_event_id must be"),
     ],
 )
 async def test_bad_requests_are_json_errors_before_any_stream(
@@ -196,14 +156,63 @@ async def test_the_header_wins_over_the_query(make_client: MakeClient) -> None:
         await post(client, text)
     first = await (await client.get("/chat/history?conversation_id=room")).json()
     assert [item["user"] for item in first] == ["a", "b", "c"]
-    everything = await follow(client, "conversation_id=room&last_event_id=0")
+    everything = await follow(client, "conversation_id=room&last_event_id=t0")
     ids = [r.id for r in await read_events(everything, 3)]
     everything.close()
+    assert ids == ["t1", "t2", "t3"]
     stream = await follow(
-        client, "conversation_id=room&last_event_id=0", **{"Last-Event-ID": ids[1] or ""}
+        client, "conversation_id=room&last_event_id=t0", **{"Last-Event-ID": ids[1] or ""}
     )
     assert [r.data["user"] for r in await read_events(stream, 1)] == ["c"]
     stream.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "named"),
+    [
+        ("conversation_id=room", {"Last-Event-ID": "41"}, "Last-Event-ID"),
+        ("conversation_id=room&last_event_id=0", {}, "last_event_id"),
+        ("conversation_id=room&last_event_id=t1", {"Last-Event-ID": "7"}, "Last-Event-ID"),
+    ],
+)
+async def test_a_cursor_of_an_earlier_version_restarts_the_stream_from_now(
+    make_client: MakeClient, query: str, headers: dict[str, str], named: str
+) -> None:
+    """Earlier versions' ids were bare numbers: a page loaded before an update reconnects
+    with one, again and again, so it is not refused (a 400 would be retried for as long as
+    the page stays open). The stream starts from now, with a ``restart`` event that says so
+    and whose id is the new cursor of where it starts."""
+    client = await make_client()
+    for text in ("a", "b"):
+        await post(client, text)
+    stream = await follow(client, query, **headers)
+    await post(client, "c")
+    restart, new = await read_events(stream, 2)
+    stream.close()
+    assert (restart.event, restart.id) == ("restart", "t2")
+    assert restart.data["message"].startswith(f"{named} is a cursor from an earlier version")
+    assert "load the history again" in restart.data["message"]
+    assert (new.event, new.id, new.data["user"]) == ("exchange", "t3", "c")
+
+
+async def test_the_restart_id_resumes_exactly_where_the_stream_started(
+    make_client: MakeClient,
+) -> None:
+    """An EventSource takes the restart event's id as its last: when it reconnects (with
+    the earlier version's number still in its URL), it misses nothing committed between."""
+    client = await make_client()
+    await post(client, "a")
+    stream = await follow(client, "conversation_id=room&last_event_id=12")
+    (restart,) = await read_events(stream, 1)
+    stream.close()
+    await wait_for_followers(client, 0)
+    await post(client, "while away")
+    again = await follow(
+        client, "conversation_id=room&last_event_id=12", **{"Last-Event-ID": restart.id or ""}
+    )
+    (resumed,) = await read_events(again, 1)
+    again.close()
+    assert (resumed.event, resumed.id, resumed.data["user"]) == ("exchange", "t2", "while away")
 
 
 async def test_open_streams_are_on_metrics(make_client: MakeClient) -> None:
@@ -272,7 +281,7 @@ async def test_the_done_event_of_a_streamed_reply_carries_the_exchange_id(
         json={"message": "hi", "conversation_id": "room"},
         headers={"Accept": "text/event-stream"},
     )
-    (done,) = [r for r in parse(await reply.text()) if r.event == "done"]
+    (done,) = [r for r in parse_events(await reply.text()) if r.event == "done"]
     (live,) = await read_events(stream, 1)
     assert done.id == live.id
     assert done.data == {"status": "Success", "response": live.data["AI"]}
@@ -331,12 +340,86 @@ async def test_an_exchange_both_caught_up_and_live_is_sent_once(
 ) -> None:
     await sqlite_store.append(ref("c"), "old", "r")
     live = LiveUpdates(sqlite_store, sqlite_store)
-    async with live.follow(ref("c"), after=0) as exchanges:
+    async with live.follow(ref("c"), after_turn=0) as exchanges:
         await sqlite_store.append(ref("c"), "new", "r")  # published to the follower's queue ...
         await asyncio.sleep(0.1)
         # ... and read again by its catch-up, which starts only now.
         assert await take(exchanges, 2) == ["old", "new"]
         assert await nothing_more(exchanges)
+
+
+async def test_resuming_past_the_conversations_end_starts_it_over(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """A turn the conversation has not reached is from before it was deleted (turns start
+    again at 1): everything in it now is new to that follower."""
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    for text in ("old 1", "old 2", "old 3"):
+        await sqlite_store.append(ref("c"), text, "r")
+    assert await sqlite_store.delete_conversation(ref("c"))
+    await sqlite_store.append(ref("c"), "new 1", "r")
+    async with live.follow(ref("c"), after_turn=3) as exchanges:
+        await sqlite_store.append(ref("c"), "new 2", "r")
+        assert await take(exchanges, 2) == ["new 1", "new 2"]
+        assert await nothing_more(exchanges)
+
+
+async def test_a_deletion_retires_the_conversations_topic(sqlite_store: SQLiteChatStore) -> None:
+    """Followers of a deleted conversation end; one that comes after follows it afresh,
+    from turn 0, even while an ended one has not left yet (its last published turn would
+    hide the new conversation's first turns)."""
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    async with live.follow(ref("c")) as before:
+        for text in ("old 1", "old 2"):
+            await sqlite_store.append(ref("c"), text, "r")
+        assert await take(before, 2) == ["old 1", "old 2"]
+        assert await sqlite_store.delete_conversation(ref("c"))
+        async with live.follow(ref("c")) as after:
+            for text in ("new 1", "new 2", "new 3"):
+                await sqlite_store.append(ref("c"), text, "r")
+            assert await take(after, 3) == ["new 1", "new 2", "new 3"]
+        assert [exchange.user async for exchange in before] == [], "it ended"
+
+
+class SlowToPlace:
+    """The store as the hub sees it, except that reading where a conversation stands waits
+    until ``release`` is set (``reading`` is set when one has started)."""
+
+    def __init__(self, store: SQLiteChatStore) -> None:
+        self.store = store
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def last_turn(self, conversation: ConversationRef) -> int:
+        self.reading.set()
+        await self.release.wait()
+        return await self.store.last_turn(conversation)
+
+    async def exchanges_after(
+        self, conversation: ConversationRef, after_turn: int, *, limit: int
+    ) -> Sequence[Exchange]:
+        return await self.store.exchanges_after(conversation, after_turn, limit=limit)
+
+
+async def test_a_follower_joining_as_its_conversation_is_deleted_is_ended(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """It joined the retired topic, which hears of nothing any more: its stream ends at
+    once, as its peers' did, and the client follows the conversation afresh."""
+    slow = SlowToPlace(sqlite_store)
+    live = LiveUpdates(slow, sqlite_store)
+    await sqlite_store.append(ref("c"), "old", "r")
+
+    async def join() -> list[str]:
+        async with live.follow(ref("c")) as exchanges:
+            return [exchange.user async for exchange in exchanges]
+
+    joining = asyncio.create_task(join())
+    await asyncio.wait_for(slow.reading.wait(), READ_TIMEOUT_S)
+    assert await sqlite_store.delete_conversation(ref("c"))
+    slow.release.set()
+    assert await asyncio.wait_for(joining, READ_TIMEOUT_S) == []
+    assert live.followers == 0
 
 
 class HeldReads:
@@ -356,8 +439,8 @@ class HeldReads:
     def add_removal_listener(self, listener: Callable[[ConversationRef], None]) -> None:
         self.store.add_removal_listener(listener)
 
-    async def version(self, conversation: ConversationRef) -> int:
-        return await self.store.version(conversation)
+    async def last_turn(self, conversation: ConversationRef) -> int:
+        return await self.store.last_turn(conversation)
 
     def hold_next_read(self) -> asyncio.Event:
         """Hold the next read once it has read (``reached`` returns then); set the event
@@ -370,10 +453,10 @@ class HeldReads:
         await asyncio.wait_for(self.holding.wait(), READ_TIMEOUT_S)
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after: int, *, limit: int
+        self, conversation: ConversationRef, after_turn: int, *, limit: int
     ) -> Sequence[Exchange]:
         self.reads += 1
-        read = await self.store.exchanges_after(conversation, after, limit=limit)
+        read = await self.store.exchanges_after(conversation, after_turn, limit=limit)
         if self.hold is not None:
             hold, self.hold = self.hold, None  # one read held, the next ones not
             self.holding.set()

@@ -58,23 +58,32 @@ async def reads_of(observer: CountingObserver, call: Callable[[], Awaitable[Any]
 
 
 def query(
-    conversation: str = "c", limit: int | None = 10, before: int | None = None
+    conversation: str = "c", limit: int | None = 10, before_turn: int | None = None
 ) -> HistoryQuery:
-    return HistoryQuery(conversation, limit, before)
+    return HistoryQuery(conversation, limit, before_turn)
 
 
 async def page_of(cache: HistoryCache, query: HistoryQuery) -> RenderedPage:
     """The page as the handler asks for it, of the anonymous caller's conversation."""
-    return await cache.page(ref(query.conversation_id), limit=query.limit, before=query.before)
+    return await cache.page(
+        ref(query.conversation_id), limit=query.limit, before_turn=query.before_turn
+    )
 
 
 def users(body: bytes) -> list[str]:
     return [item["user"] for item in json.loads(body)]
 
 
-def exchange(i: int, conversation: str = "default") -> Exchange:
+def exchange(turn: int, conversation: str = "default") -> Exchange:
+    """The exchange at ``turn``, whose global id (other conversations' exchanges came
+    between) is another number altogether."""
     return Exchange(
-        id=i, conversation=ref(conversation), turn=i, user=f"u{i}", ai=f"a{i}", created_at="t"
+        id=1000 + 3 * turn,
+        conversation=ref(conversation),
+        turn=turn,
+        user=f"u{turn}",
+        ai=f"a{turn}",
+        created_at="t",
     )
 
 
@@ -82,18 +91,18 @@ def test_body_and_cursor_follow_the_contract() -> None:
     page = HistoryPage((exchange(7), exchange(8)), has_older=True)
     rendered = render(page)
     assert rendered.body == b'[{"user":"u7","AI":"a7"},{"user":"u8","AI":"a8"}]'
-    assert rendered.older == 7, "the next older page ends before the first of this one"
+    assert rendered.next_before_turn == 7, "the next older page ends before this one's first"
     last = HistoryPage((exchange(1), exchange(2)), has_older=False)
-    assert render(last).older is None
-    assert render(HistoryPage((), has_older=True)).older is None
+    assert render(last).next_before_turn is None
+    assert render(HistoryPage((), has_older=True)).next_before_turn is None
 
 
 def test_the_link_to_the_next_older_page() -> None:
     assert next_page_link(HistoryQuery("default", 2, None), 7) == (
-        '</chat/history?limit=2&before=7>; rel="next"'
+        '</chat/history?limit=2&before=t7>; rel="next"'
     )
     assert next_page_link(HistoryQuery("room-1", 2, None), 7) == (
-        '</chat/history?limit=2&before=7&conversation_id=room-1>; rel="next"'
+        '</chat/history?limit=2&before=t7&conversation_id=room-1>; rel="next"'
     )
     assert next_page_link(HistoryQuery("default", 2, None), None) is None
     assert next_page_link(HistoryQuery("default", None, None), 7) is None, "no limit, no pages"
@@ -107,7 +116,7 @@ async def test_the_newest_page_is_read_once_then_served_from_memory(
         await store.append(ref("c"), f"m{i}", "r")
     first = await page_of(cache, query(limit=2))
     assert users(first.body) == ["m1", "m2"]
-    assert first.older is not None
+    assert first.next_before_turn is not None
     assert await reads_of(observer, lambda: page_of(cache, query(limit=2))) == 0
     assert await page_of(cache, query(limit=2)) is first, "rendered once"
     assert await reads_of(observer, lambda: page_of(cache, query(limit=3))) == 0, "cut from memory"
@@ -122,14 +131,14 @@ async def test_commits_of_this_process_extend_the_conversation_in_place(
         await store.append(ref("c"), f"m{i}", "r")
     await cache.newest(ref("c"), 3)
     old_page = await page_of(cache, query(limit=3))
-    assert old_page.older is None, "all three are held: nothing older"
+    assert old_page.next_before_turn is None, "all three are held: nothing older"
     for i in range(3, 5):
         await store.append(ref("c"), f"m{i}", "r")
     reads = observer.reads
     assert [e.user for e in await cache.newest(ref("c"), 3)] == ["m2", "m3", "m4"]
     page = await page_of(cache, query(limit=3))
     assert users(page.body) == ["m2", "m3", "m4"]
-    assert page.older is not None, "m0 and m1 rolled out: there is an older page"
+    assert page.next_before_turn is not None, "m0 and m1 rolled out: there is an older page"
     assert observer.reads == reads, "no read: the commits were applied to what was held"
 
 
@@ -194,7 +203,10 @@ async def test_pages_match_the_database_under_concurrent_writes(tmp_path: Path) 
                 direct = await fresh.history(ref(conversation), limit=limit)
                 cached = await page_of(cache, query(conversation, limit=limit))
                 expected = render(direct)
-                assert (cached.body, cached.older) == (expected.body, expected.older)
+                assert (cached.body, cached.next_before_turn) == (
+                    expected.body,
+                    expected.next_before_turn,
+                )
             newest = await cache.newest(ref(conversation), 25)
             assert [e.id for e in newest] == [
                 e.id for e in (await fresh.history(ref(conversation), limit=25)).exchanges
@@ -229,7 +241,7 @@ async def test_a_cold_conversation_pages_right_at_every_boundary(
         for attempt in ("cold", "warm"):
             page = await page_of(cache, query(limit=limit))
             assert users(page.body) == [f"u{i}" for i in range(rows - returned, rows)], attempt
-            assert (page.older is not None) is older, attempt
+            assert (page.next_before_turn is not None) is older, attempt
     finally:
         await store.close()
 
@@ -238,13 +250,13 @@ async def test_older_pages_are_read_every_time(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
     cache = HistoryCache(store, store)
-    ids = [(await store.append(ref("c"), f"m{i}", "r")).id for i in range(4)]
-    older = query(limit=2, before=ids[2])
+    turns = [(await store.append(ref("c"), f"m{i}", "r")).turn for i in range(4)]
+    older = query(limit=2, before_turn=turns[2])
     page = await page_of(cache, older)
     assert users(page.body) == ["m0", "m1"]
-    assert page.older is None
+    assert page.next_before_turn is None
     assert await reads_of(observer, lambda: page_of(cache, older)) == 1
-    whole_older = await page_of(cache, query(limit=None, before=ids[2]))
+    whole_older = await page_of(cache, query(limit=None, before_turn=turns[2]))
     assert users(whole_older.body) == ["m0", "m1"]
 
 

@@ -143,22 +143,45 @@ async def test_pages_at_every_boundary(
     assert [e.user for e in page.exchanges] == [f"u{i}" for i in range(rows - returned, rows)]
     assert page.has_older is older
     if older:
-        before = page.exchanges[0].id
-        next_page = await store.history(ref("c"), limit=limit, before=before)
-        assert next_page.exchanges[-1].id < before
+        before_turn = page.exchanges[0].turn
+        next_page = await store.history(ref("c"), limit=limit, before_turn=before_turn)
+        assert next_page.exchanges[-1].turn == before_turn - 1
         assert [e.user for e in next_page.exchanges][-1] == f"u{rows - returned - 1}"
+
+
+async def test_reads_by_turn_are_served_by_the_turn_constraints_index(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    """Clients page and resume by turn: the unique (conversation_id, turn) constraint's
+    index serves those reads, in order, without a sort (scans of the table are ruled out,
+    as a table this small would be read whole)."""
+    statements = [
+        "SELECT * FROM exchanges WHERE conversation_id = 'c' AND turn < 3 "
+        "ORDER BY turn DESC LIMIT 3",
+        "SELECT * FROM exchanges WHERE conversation_id = 'c' AND turn > 1 ORDER BY turn LIMIT 3",
+        "SELECT turn FROM exchanges WHERE conversation_id = 'c' ORDER BY turn DESC LIMIT 1",
+    ]
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        for sql in statements:
+            plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {sql}"))
+            assert "exchanges_turn_unique" in plan, plan
+            assert "Sort" not in plan, plan
+    finally:
+        await conn.close()
 
 
 async def test_history_json_is_the_whole_history_under_the_given_keys(
     store: PostgresChatStore,
 ) -> None:
     texts = [f'line {i} "quoted" \\ é 😀 \u2028' for i in range(40)]
-    ids = [(await store.append(ref("c"), text, text[::-1])).id for text in texts]
+    turns = [(await store.append(ref("c"), text, text[::-1])).turn for text in texts]
     await store.append(ref("other"), "elsewhere", "x")
     document = json.loads(await store.history_json(ref("c"), keys=("user", "AI")))
     assert document == [{"user": t, "AI": t[::-1]} for t in texts]
     assert list(document[0]) == ["user", "AI"], "the keys in the order given"
-    older = json.loads(await store.history_json(ref("c"), keys=("q", "a"), before=ids[2]))
+    older = json.loads(await store.history_json(ref("c"), keys=("q", "a"), before_turn=turns[2]))
     assert older == [{"q": t, "a": t[::-1]} for t in texts[:2]]
     assert json.loads(await store.history_json(ref("nobody"), keys=("user", "AI"))) == []
 

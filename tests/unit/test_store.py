@@ -73,14 +73,45 @@ async def test_history_pages(store: SQLiteChatStore) -> None:
     newest = await store.history(ref("c"), limit=2)
     assert [e.id for e in newest.exchanges] == ids[3:]
     assert newest.has_older
-    older = await store.history(ref("c"), limit=2, before=ids[3])
+    older = await store.history(ref("c"), limit=2, before_turn=4)
     assert [e.id for e in older.exchanges] == ids[1:3]
     assert older.has_older
-    oldest = await store.history(ref("c"), limit=2, before=ids[1])
+    oldest = await store.history(ref("c"), limit=2, before_turn=2)
     assert [e.id for e in oldest.exchanges] == ids[:1]
     assert not oldest.has_older
     exact = await store.history(ref("c"), limit=5)
     assert not exact.has_older
+
+
+async def test_reads_by_turn_are_served_by_the_turn_index(store: SQLiteChatStore) -> None:
+    """Clients page and resume by turn (migration 4's index): each of those reads, as the
+    store sends it, searches that index; none scans the conversation's rows and sorts them."""
+    statements: list[str] = []
+    assert store._reader is not None
+    await store._reader.set_trace_callback(statements.append)  # with the values filled in
+    await store.history(ref("c"), limit=2)
+    await store.history(ref("c"), limit=2, before_turn=3)
+    await store.history_json(ref("c"), keys=("q", "a"), before_turn=3)
+    await store.exchanges_after(ref("c"), 1, limit=3)
+    await store.last_turn(ref("c"))
+    assert len(statements) == 5
+    with sqlite3.connect(store.path) as conn:
+        for sql in statements:
+            plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert any("INDEX exchanges_by_turn (conversation_id=?" in step for step in plan), (
+                sql,
+                plan,
+            )
+            assert not any("TEMP B-TREE" in step for step in plan), (sql, plan)
+
+
+async def test_turns_are_unique_in_a_conversation(store: SQLiteChatStore) -> None:
+    await store.append(ref("c"), "m", "r")
+    with sqlite3.connect(store.path) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, "
+            "created_at) SELECT conversation_id, turn, 'again', 'r', created_at FROM exchanges"
+        )
 
 
 async def test_the_version_is_the_id_of_the_newest_exchange(tmp_path: Path) -> None:
@@ -264,7 +295,7 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         await SQLiteChatStore.open(path)
     assert str(refused.value) == (
         f"database {str(path)!r} has schema version 99, newer than this release supports "
-        "(3); upgrade chat-service"
+        f"({SCHEMA_VERSION}); upgrade chat-service"
     )
 
 
@@ -283,7 +314,7 @@ async def test_a_database_of_the_first_release_is_migrated_keeping_its_rows(
         )
     store = await SQLiteChatStore.open(path)
     try:
-        assert pragma(path, "user_version") == 3
+        assert pragma(path, "user_version") == SCHEMA_VERSION
         assert [(e.user, e.ai) for e in (await store.history(ref("c"))).exchanges] == [
             ("from\nbefore", "still here"),
             ("then", "more"),
@@ -361,7 +392,7 @@ async def test_history_json_is_the_whole_history_in_order(store: SQLiteChatStore
     document = json.loads(await store.history_json(ref("c"), keys=("q", "a")))
     assert document == [{"q": t, "a": t[::-1]} for t in texts]
     assert list(document[0]) == ["q", "a"]
-    older = json.loads(await store.history_json(ref("c"), keys=("q", "a"), before=3))
+    older = json.loads(await store.history_json(ref("c"), keys=("q", "a"), before_turn=3))
     assert [item["q"] for item in older] == texts[:2]
     assert json.loads(await store.history_json(ref("nobody"), keys=("q", "a"))) == []
 

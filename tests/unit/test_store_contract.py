@@ -93,23 +93,55 @@ async def test_the_version_is_the_newest_exchange_id(store: ChatStore) -> None:
     assert await store.version(ref("c")) == newest.id
 
 
-async def test_history_pages_go_back_from_the_newest(store: ChatStore) -> None:
-    stored = [await store.append(ref("c"), f"m{i}", "r") for i in range(5)]
+async def test_the_last_turn_is_the_newest_exchanges_turn(store: ChatStore) -> None:
+    assert await store.last_turn(ref("c")) == 0
+    await store.append(ref("c"), "one", "r")
+    for name in ("other", "c", "other"):  # other conversations' exchanges count for nothing
+        await store.append(ref(name), "m", "r")
+    assert await store.last_turn(ref("c")) == 2
+    assert await store.last_turn(ref("c", ALICE)) == 0, "another owner's c"
+
+
+async def test_history_pages_go_back_from_the_newest_by_turn(store: ChatStore) -> None:
+    stored = []
+    for i in range(5):  # interleaved with another conversation's: their ids have gaps
+        stored.append(await store.append(ref("c"), f"m{i}", "r"))
+        await store.append(ref("other"), f"o{i}", "r")
+    assert [e.turn for e in stored] == [1, 2, 3, 4, 5]
     page = await store.history(ref("c"), limit=2)
     assert ([e.user for e in page.exchanges], page.has_older) == (["m3", "m4"], True)
-    older = await store.history(ref("c"), limit=2, before=page.exchanges[0].id)
+    older = await store.history(ref("c"), limit=2, before_turn=page.exchanges[0].turn)
     assert ([e.user for e in older.exchanges], older.has_older) == (["m1", "m2"], True)
-    oldest = await store.history(ref("c"), limit=2, before=older.exchanges[0].id)
+    oldest = await store.history(ref("c"), limit=2, before_turn=older.exchanges[0].turn)
     assert ([e.user for e in oldest.exchanges], oldest.has_older) == (["m0"], False)
-    whole = await store.history(ref("c"), before=stored[3].id)
+    whole = await store.history(ref("c"), before_turn=4)
     assert ([e.user for e in whole.exchanges], whole.has_older) == (["m0", "m1", "m2"], False)
+    assert (await store.history(ref("c"), limit=2, before_turn=1)).exchanges == []
 
 
-async def test_exchanges_after_a_cursor_come_oldest_first(store: ChatStore) -> None:
-    stored = [await store.append(ref("c"), f"m{i}", "r") for i in range(5)]
-    after = await store.exchanges_after(ref("c"), stored[1].id, limit=2)
-    assert [e.user for e in after] == ["m2", "m3"]
-    assert await store.exchanges_after(ref("c"), stored[4].id, limit=10) == []
+async def test_exchanges_after_a_turn_come_oldest_first(store: ChatStore) -> None:
+    for i in range(5):
+        await store.append(ref("c"), f"m{i}", "r")
+        await store.append(ref("other"), f"o{i}", "r")
+    after = await store.exchanges_after(ref("c"), 2, limit=2)
+    assert [(e.turn, e.user) for e in after] == [(3, "m2"), (4, "m3")]
+    assert [e.user for e in await store.exchanges_after(ref("c"), 0, limit=1)] == ["m0"]
+    assert await store.exchanges_after(ref("c"), 5, limit=10) == []
+
+
+async def test_turns_start_again_after_a_deletion_and_pages_follow_them(
+    store: ChatStore,
+) -> None:
+    """A deleted conversation's id written to again starts at turn 1: the reads by turn
+    see only the new exchanges, never the deleted ones whose turns they reuse."""
+    for i in range(3):
+        await store.append(ref("c"), f"old {i}", "r")
+    assert await store.delete_conversation(ref("c"))
+    assert await store.last_turn(ref("c")) == 0
+    again = await store.append(ref("c"), "new", "r")
+    assert (again.turn, await store.last_turn(ref("c"))) == (1, 1)
+    assert [e.user for e in await store.exchanges_after(ref("c"), 0, limit=10)] == ["new"]
+    assert (await store.history(ref("c"), limit=5, before_turn=3)).exchanges == [again]
 
 
 async def test_history_json_is_what_the_contract_writes_byte_for_byte(store: ChatStore) -> None:
@@ -120,7 +152,7 @@ async def test_history_json_is_what_the_contract_writes_byte_for_byte(store: Cha
     stored = (await store.history(ref("c"))).exchanges
     document = await store.history_json(ref("c"), keys=HISTORY_KEYS)
     assert document == history_json(stored)
-    older = await store.history_json(ref("c"), keys=HISTORY_KEYS, before=stored[2].id)
+    older = await store.history_json(ref("c"), keys=HISTORY_KEYS, before_turn=stored[2].turn)
     assert older == history_json(stored[:2])
     assert await store.history_json(ref("nobody"), keys=HISTORY_KEYS) == b"[]"
 

@@ -144,7 +144,7 @@ async def test_a_read_is_a_client_span_with_the_rows_it_returned(
     for n in range(3):
         await store.append(ref("c"), f"u{n}", "a")
     with provider.get_tracer("test").start_as_current_span("GET /chat/history") as request:
-        page = await store.history(ref("c"), limit=2, before=10**9)
+        page = await store.history(ref("c"), limit=2, before_turn=10**6)
     assert len(page.exchanges) == 2
     [select] = named(spans, "SELECT exchanges")
     assert select.kind == SpanKind.CLIENT

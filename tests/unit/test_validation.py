@@ -11,12 +11,14 @@ import unicodedata
 
 import pytest
 from jsonschema import Draft202012Validator
-from multidict import MultiDict
+from multidict import CIMultiDict, MultiDict
 
 from chat_service.api.errors import ApiError
 from chat_service.api.validation import (
+    EventsQuery,
     HistoryQuery,
     NewMessage,
+    parse_events_query,
     parse_history_query,
     parse_message_body,
     parse_rename_body,
@@ -145,19 +147,59 @@ def test_limits_accepted_up_to_one_thousand() -> None:
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "", "ten", "+5", " 5", "0x10", "٣"])
-def test_limit_and_before_must_be_positive_integers(value: str) -> None:
-    for name in ("limit", "before"):
-        assert query_rejected(**{name: value}) == (
-            f"Query parameter '{name}' must be a positive integer."
-        )
+def test_limit_must_be_a_positive_integer(value: str) -> None:
+    assert query_rejected(limit=value) == "Query parameter 'limit' must be a positive integer."
 
 
-def test_cursors_accepted_up_to_eighteen_digits() -> None:
-    assert query(before="1").before == 1
-    assert query(before="9" * 18).before == 10**18 - 1
-    assert query(before="000000000000000007").before == 7
-    # 19 digits could overflow SQLite's integers: refused as a bad cursor, never a 500.
-    assert query_rejected(before="9" * 19) == "Query parameter 'before' must be a positive integer."
+def test_cursors_are_t_and_a_turn_of_up_to_nine_digits() -> None:
+    assert query(before="t1").before_turn == 1
+    assert query(before="t999999999").before_turn == 999_999_999
+    assert query(before="t007").before_turn == 7
+    assert query(before="t0").before_turn == 0, "before the first: an empty page"
+
+
+BAD_CURSOR = "Query parameter 'before' must be a cursor from a Link header, such as t42."
+
+
+@pytest.mark.parametrize(
+    "value",
+    # Ten digits could pass the stores' 32-bit turns: refused as a bad cursor, never a 500.
+    ["", "t", "t-1", "T5", "t 5", "t1.5", "t٣", "t1234567890", "ten", "9" * 19],
+)
+def test_anything_else_is_no_cursor(value: str) -> None:
+    assert query_rejected(before=value) == BAD_CURSOR
+
+
+@pytest.mark.parametrize("value", ["1", "42", "000000000000000007", "9" * 18])
+def test_a_cursor_of_an_earlier_version_is_answered_as_one(value: str) -> None:
+    """Earlier versions' cursors were global exchange ids: a client that kept one is told
+    where it comes from and what to do, not that it is malformed."""
+    assert query_rejected(before=value) == (
+        "Query parameter 'before' is a cursor from an earlier version of the service; "
+        "load the history again and page with the cursors of its Link headers."
+    )
+
+
+def events(query: dict[str, str], headers: dict[str, str] | None = None) -> EventsQuery:
+    return parse_events_query(MultiDict(query), CIMultiDict(headers or {}))
+
+
+def test_an_event_stream_resumes_after_a_turn_the_header_first() -> None:
+    assert events({}) == EventsQuery("default", None)
+    assert events({"last_event_id": "t0"}) == EventsQuery("default", 0)
+    assert events({"last_event_id": ""}, {"Last-Event-ID": ""}) == EventsQuery("default", None)
+    assert events({"last_event_id": "t1"}, {"last-event-id": "t9"}).after_turn == 9
+    assert events({"last_event_id": "t1"}, {"Last-Event-ID": ""}).after_turn == 1
+
+
+def test_an_event_streams_earlier_cursor_is_noted_not_refused() -> None:
+    assert events({"last_event_id": "5"}) == EventsQuery("default", None, "last_event_id")
+    assert events({}, {"Last-Event-ID": "5"}) == EventsQuery("default", None, "Last-Event-ID")
+    # The header an EventSource reconnects with wins over its URL's earlier number.
+    assert events({"last_event_id": "5"}, {"Last-Event-ID": "t3"}) == EventsQuery("default", 3)
+    assert events({"last_event_id": "t3"}, {"Last-Event-ID": "5"}).earlier_cursor_in == (
+        "Last-Event-ID"
+    )
 
 
 def test_the_conversation_of_a_history_query() -> None:
