@@ -60,7 +60,7 @@ def conn(tmp_path: Path) -> sqlite3.Connection:
 
 def test_a_transaction_returns_the_inserted_rows_oldest_first(conn: sqlite3.Connection) -> None:
     rows = transaction(
-        conn, [], ((INSERT,), [{"c": "c", "u": "one"}, {"c": "c", "u": "two"}]), READ_BACK
+        conn, [], ((INSERT,), [{"c": "c1", "u": "one"}, {"c": "c2", "u": "two"}]), READ_BACK
     )
     assert rows == [("one",), ("two",)]
     assert not conn.in_transaction
