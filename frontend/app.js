@@ -13,13 +13,13 @@
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
 import { Api } from "./api.js?v=c386038cac";
-import { Composer } from "./composer.js?v=ae853d3d8a";
+import { Composer } from "./composer.js?v=5d0f97b051";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
 import { Connection } from "./connection.js?v=7ff1a6af3c";
 import { byId } from "./dom.js?v=fbc38dea4b";
 import { Follow } from "./follow.js?v=18f3ad6df5";
 import { History } from "./history.js?v=cffcb3f351";
-import { Live } from "./live.js?v=273147a629";
+import { Live } from "./live.js?v=2b2b93323c";
 import { loadMarkdown } from "./markdown.js?v=38883351b0";
 import { Messages } from "./messages.js?v=fb342fe6e0";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";

@@ -128,9 +128,11 @@ export class Composer {
       cancelAnimationFrame(streamed.frame);
       thinking.remove();
       const error = caught instanceof ApiError ? caught : null; // else Stop's AbortError
-      // Stopped, the part sent is stored. (Cut off, it may be too, but the service may be away:
-      // the list learns of it later.)
-      stored = Boolean(streamed.item) && reply.stopped;
+      // Stopped, the part sent is stored, a moment after the stream closed: the list learns of
+      // it when it comes back on the live stream (live.js), so it never asks for a chat the
+      // service has not committed yet; here only when this chat is no longer shown. (Cut off,
+      // it may be stored too, but the service may be away: the list learns of it later.)
+      stored = Boolean(streamed.item) && reply.stopped && !isShown();
       if (!isShown()) return;
       if (streamed.item && (reply.stopped || error?.cutOff)) {
         // The service stores what it sent when a stream ends early: keep it, as it will be.

@@ -32,7 +32,8 @@ export class Live {
    *   follow: Follow,
    *   announce: (text: string) => void,
    *   onStored: (conversationId: string) => void,
-   * }} parts onStored: an exchange from elsewhere is shown (the sidebar moves the chat up)
+   * }} parts onStored: an exchange is stored, from elsewhere or this page's own stopped one (the
+   *   sidebar moves the chat up)
    */
   constructor(conversationId, { messages, follow, announce, onStored }) {
     this.conversationId = conversationId;
@@ -135,6 +136,8 @@ export class Live {
       } else if (decision.kind === "confirmed") {
         const mine = decision.own;
         mine.userItem.dataset.exchange = decision.id;
+        // Stored now (a reply stopped or cut off): its chat moves up the list.
+        this.onStored(this.conversationId);
         // A stopped reply is stored with every piece the service had sent, which can be more
         // than reached the page before it closed the stream: show what the history will show.
         if (decision.AI === mine.shown) continue;

@@ -30,11 +30,11 @@ class ChatPage:
 
     @property
     def send_button(self) -> Locator:
-        return self.page.get_by_role("button", name="Send")
+        return self.page.get_by_role("button", name="Send", exact=True)
 
     @property
     def stop_button(self) -> Locator:
-        return self.page.get_by_role("button", name="Stop")
+        return self.page.get_by_role("button", name="Stop", exact=True)
 
     @property
     def thinking(self) -> Locator:
