@@ -14,16 +14,6 @@ from bench.processes import Pinning
 from bench.scenarios import Scenario
 from bench.wrk import WrkResult
 
-# The per-caller limits, off: the load generators' many connections come from one address
-# and one caller, but stand for many users.
-LIMITS_OFF = {
-    "CHAT_RATE_LIMIT_RPS": "0",
-    "CHAT_MAX_REPLIES_PER_CALLER": "100000",
-    "CHAT_MAX_STREAMS_PER_CALLER": "100000",
-    "CHAT_MAX_STREAMS_PER_ADDRESS": "100000",
-    "CHAT_MAX_CONNECTIONS_PER_ADDRESS": "100000",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Options:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from bench.common import LIMITS_OFF, Options, ScenarioResult, base_environment
+from bench.common import Options, ScenarioResult, base_environment
+from bench.limits import LIMITS_OFF
 from bench.otlp_sink import Sink, running_sink
 from bench.processes import (
     cpu_seconds,

@@ -22,7 +22,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from bench.common import LIMITS_OFF, Options, ScenarioResult, base_environment
+from bench.common import Options, ScenarioResult, base_environment
+from bench.limits import LIMITS_OFF
 from bench.processes import (
     cpu_seconds,
     free_port,

@@ -22,6 +22,7 @@ from tests.e2e.browser import (
     open_watched_page,
 )
 from tests.e2e.nginx import FRONTEND_DIR, REPO, NginxServer
+from tests.e2e.other_sites import sites as sites  # a fixture, for the CORS and CSRF pages
 from tests.support.binaries import require_binary
 from tests.support.service import ServiceProcess, free_port, service_env
 

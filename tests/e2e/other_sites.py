@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
 # No favicon request (its 404 would be a console error).
 PAGE = b'<!doctype html><html lang=en><link rel=icon href="data:,"><title>elsewhere</title></html>'
 
@@ -43,3 +45,10 @@ def other_sites(count: int) -> Iterator[list[str]]:
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[tuple[str, str]]:
+    """The origins of two other sites: (one to allow, one not)."""
+    with other_sites(2) as (allowed, other):
+        yield allowed, other

@@ -8,14 +8,12 @@ request non-simple).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.browser import WatchedPage
 from tests.e2e.conftest import OpenPage, StartModuleService
-from tests.e2e.other_sites import other_sites
 from tests.support.service import ServiceProcess
 
 KEY = "cors-page-key-0123456789"
@@ -39,13 +37,6 @@ CALL_THE_API = """async ([api, key]) => {
   };
   return [await send({ Authorization: `Bearer ${key}` }), await send({})];
 }"""
-
-
-@pytest.fixture(scope="module")
-def sites() -> Iterator[tuple[str, str]]:
-    """The origins of two other sites: (allowed, not allowed)."""
-    with other_sites(2) as (allowed, other):
-        yield allowed, other
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,11 @@ without a browser, as curl makes them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import OpenPage, StartModuleService
-from tests.e2e.other_sites import other_sites
 from tests.support.service import ServiceProcess
 
 # Every write, as a page elsewhere would try it. The message and the new conversation go by
@@ -68,13 +66,6 @@ WRITE = """async ([api, target]) => {
     await call("DELETE", `/chat/conversations/${target}`),
   ];
 }"""
-
-
-@pytest.fixture(scope="module")
-def sites() -> Iterator[tuple[str, str]]:
-    """The origins of two other sites: (allowed, not allowed)."""
-    with other_sites(2) as (allowed, other):
-        yield allowed, other
 
 
 @pytest.fixture(scope="module")

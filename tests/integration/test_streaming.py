@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from bench.limits import LIMITS_OFF
 from tests.conftest import StartService
 from tests.support import metrics
-from tests.support.service import LIMITS_OFF, ServiceProcess
+from tests.support.service import ServiceProcess
 from tests.support.sse import Event, post_stream
 
 # Between the dummy's words: long enough that a stop lands between two of them.

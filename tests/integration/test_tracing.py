@@ -8,9 +8,10 @@ import sqlite3
 
 import pytest
 
+from bench.limits import LIMITS_OFF
 from tests.conftest import StartService
 from tests.support.otlp import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
-from tests.support.service import LIMITS_OFF, ServiceProcess
+from tests.support.service import ServiceProcess
 
 COMMIT_SPANS = {"INSERT exchanges", "BATCH INSERT exchanges"}
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"

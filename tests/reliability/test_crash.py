@@ -6,9 +6,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from bench.limits import LIMITS_OFF
 from tests.conftest import StartService
 from tests.support.load import PostLoad
-from tests.support.service import LIMITS_OFF
 
 ROUNDS = 5
 UNLIMITED = LIMITS_OFF

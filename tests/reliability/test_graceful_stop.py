@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench.limits import LIMITS_OFF
 from chat_service.app import create_app
 from chat_service.config import Settings
 from chat_service.telemetry.tracing import EXPORT_FLUSH_TIMEOUT_S
@@ -18,7 +19,6 @@ from tests.conftest import StartService
 from tests.support import metrics
 from tests.support.load import PostLoad
 from tests.support.otlp import OtlpHttpReceiver
-from tests.support.service import LIMITS_OFF
 from tests.support.sse import post_stream
 
 IN_FLIGHT = 16

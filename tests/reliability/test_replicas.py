@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.limits import LIMITS_OFF
 from chat_service.store.postgres_migrations import SCHEMA_VERSION
 from tests.conftest import StartService
 from tests.support.load import PostLoad
 from tests.support.postgres import PostgresServer
-from tests.support.service import LIMITS_OFF, ServiceProcess, command, free_port, service_env
+from tests.support.service import ServiceProcess, command, free_port, service_env
 from tests.support.sse import Event, get_stream
 
 UNLIMITED = LIMITS_OFF

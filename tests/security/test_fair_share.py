@@ -3,10 +3,12 @@
 The attack: alice, within her rate limit, opens as many streamed replies as the model has
 slots (CHAT_MODEL_MAX_CONCURRENCY, 32), each slow (CHAT_ASSISTANT_TOKEN_MS=500: a reply of
 the dummy takes about six seconds). Before the per-caller cap and the fair queue, bob's one
-message then waited for one of hers to end. Now alice has her share (CHAT_MAX_REPLIES_PER_CALLER,
-4) and the rest of her calls are refused at once with 429, while bob's reply starts before
-any of hers has ended. Order, not time, is asserted: bob's first piece arrives while every
-one of alice's replies is still streaming.
+message then waited for one of hers to end. Now alice has her share
+(CHAT_MAX_REPLIES_PER_CALLER, 4) and the rest of her calls are refused at once with 429; she
+then holds every other stream she may (live subscriptions, up to CHAT_MAX_STREAMS_PER_CALLER,
+16), and still bob's reply starts before any of hers has ended, and the health probe
+answers. Order, not time, is asserted: bob's first piece arrives while every one of alice's
+replies is still streaming.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tests.support.service import ServiceProcess
 ALICE = "alice-key-0123456789abcdef"
 BOB = "bob-key-0123456789abcdef"
 SLOTS = 32  # CHAT_MODEL_MAX_CONCURRENCY's default
+STREAMS = 16  # CHAT_MAX_STREAMS_PER_CALLER's default
 SSE = {"Accept": "text/event-stream"}
 
 
@@ -31,6 +34,15 @@ async def open_stream(
     return await session.post(
         f"{service.base_url}/chat/message",
         json={"message": "hello", "conversation_id": conversation},
+        headers={**SSE, "Authorization": f"Bearer {key}"},
+    )
+
+
+async def subscribe(
+    session: aiohttp.ClientSession, service: ServiceProcess, key: str, conversation: str
+) -> aiohttp.ClientResponse:
+    return await session.get(
+        f"{service.base_url}/chat/events?conversation_id={conversation}",
         headers={**SSE, "Authorization": f"Bearer {key}"},
     )
 
@@ -67,6 +79,14 @@ async def test_a_caller_holding_its_share_does_not_delay_another(
         assert refused[0].headers["Retry-After"] == "1"
         assert "RateLimit" in refused[0].headers
         await asyncio.gather(*(first_delta(r) for r in accepted))
+        # And she holds every stream she may besides: subscriptions up to her share of 16.
+        subscriptions = await asyncio.gather(
+            *(subscribe(session, service, ALICE, f"s{n}") for n in range(STREAMS - 4 + 1))
+        )
+        assert [r.status for r in subscriptions] == [200] * (STREAMS - 4) + [429]
+        over: Any = await subscriptions[-1].json()
+        assert "CHAT_MAX_STREAMS_PER_CALLER" in over["message"]
+        assert (await asyncio.to_thread(service.request, "GET", "/healthz"))[0] == 200
         hers = [
             asyncio.create_task(until_done(r, finished, f"alice{n}"))
             for n, r in enumerate(accepted)
@@ -77,7 +97,7 @@ async def test_a_caller_holding_its_share_does_not_delay_another(
         assert finished == [], "bob's reply started while all of alice's were still running"
         await until_done(bobs, finished, "bob")
         await asyncio.gather(*hers)
-        for response in alices:
+        for response in [*alices, *subscriptions]:
             response.close()
         bobs.close()
     # Her share is free again once her replies ended.

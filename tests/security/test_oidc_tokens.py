@@ -74,3 +74,37 @@ def test_a_subject_that_is_not_text_is_a_401_and_no_traceback(
     assert "Traceback" not in service.stdout() + service.stderr()
     calls = [line for line in lines if line.get("route", "").startswith("/chat/")]
     assert [line["status"] for line in calls] == [401] * len(CALLS) + [200]
+
+
+def test_a_large_organisations_token_is_accepted_and_never_logged(
+    start_service: StartService, issuer: OidcIssuer
+) -> None:
+    """An RS256 access token carrying 300 group claims, as providers issue to users of large
+    organisations: about 11.7 KB, over aiohttp's default limit of 8 KiB for a header field,
+    which used to answer it with a plain-text 400 and write its start to the log. A 40 KB
+    one is 431 with the error shape. Neither appears in any log line."""
+    service = start_service(env={"CHAT_OIDC_ISSUER": issuer.url, "CHAT_OIDC_AUDIENCE": AUDIENCE})
+    groups = [f"org-unit-{n:03d}-team-members" for n in range(300)]
+    large = issuer.token({"sub": "alice", "groups": groups})
+    assert 11_000 < len(large) < 12_500
+    status, _, body = service.request(
+        "POST", "/chat/message", {"message": "hi"}, headers={"Authorization": f"Bearer {large}"}
+    )
+    assert (status, body["status"]) == (200, "Success")
+    huge = issuer.token({"sub": "alice", "groups": groups * 4})
+    assert len(huge) > 40_000
+    status, _, body = service.request(
+        "GET", "/chat/history", headers={"Authorization": f"Bearer {huge}"}
+    )
+    assert (status, body) == (
+        431,
+        {
+            "status": "error",
+            "message": "The request line or a header field is larger than 32 KiB.",
+        },
+    )
+    service.stop()
+    output = service.stdout() + service.stderr()
+    for token in (large, huge):
+        for piece in (token[:40], token[-40:], token.split(".")[1][:40]):
+            assert piece not in output

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.service import LIMITS_OFF, free_port, wait_until_ok
+from bench.limits import LIMITS_OFF
+from tests.support.service import free_port, wait_until_ok
 
 STARTUP_TIMEOUT_S = 20.0
 

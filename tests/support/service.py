@@ -60,18 +60,6 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {_first_port}-{_first_port + PORTS_PER_WORKER - 1}")
 
 
-# A test that loads the service from one client, as no real client would, turns off the
-# limits that client would meet (rate, replies and streams per caller and per address), so
-# what it measures is the load, not the limits (their own tests are tests/security/).
-LIMITS_OFF = {
-    "CHAT_RATE_LIMIT_RPS": "0",
-    "CHAT_MAX_REPLIES_PER_CALLER": "100000",
-    "CHAT_MAX_STREAMS_PER_CALLER": "100000",
-    "CHAT_MAX_STREAMS_PER_ADDRESS": "100000",
-    "CHAT_MAX_CONNECTIONS_PER_ADDRESS": "100000",
-}
-
-
 def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The test process's environment without CHAT_* and OTEL_* leaking in, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OTEL_"))}
