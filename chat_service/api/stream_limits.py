@@ -32,10 +32,6 @@ class StreamLimits:
         # too, and are held to both caps.
         self._open: dict[tuple[str, str], int] = {}
 
-    def open(self, kind: str, key: str) -> int:
-        """Streams open now for the ``kind`` ("caller" or "address") ``key``."""
-        return self._open.get((kind, key), 0)
-
     @contextlib.contextmanager
     def hold(self, request: web.Request) -> Iterator[None]:
         """Count one stream of the request's caller and address while the block runs;

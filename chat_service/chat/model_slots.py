@@ -105,11 +105,10 @@ class ModelSlots:
             raise
 
     def _forget(self, caller: str, granted: asyncio.Future[None]) -> None:
-        queue = self._waiting.get(caller)
-        if queue is None:
-            return
-        with contextlib.suppress(ValueError):
-            queue.remove(granted)
+        """Take a call that was never handed a slot out of its caller's queue (where it
+        still is: :meth:`_release` hands a slot over as it takes a call out)."""
+        queue = self._waiting[caller]
+        queue.remove(granted)
         if not queue:
             del self._waiting[caller]
 

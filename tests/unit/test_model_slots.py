@@ -184,3 +184,8 @@ async def test_a_slot_handed_over_as_the_wait_ends_is_passed_on_not_lost() -> No
         after.release.set()
         await after.task
     assert slots.running == 0
+
+
+def test_the_refusals_say_what_ran_out() -> None:
+    assert str(ModelBusy(0.5)) == "no model slot became free within 0.5 s"
+    assert str(TooManyReplies(4)) == "4 replies already in progress for this caller"
