@@ -33,4 +33,5 @@ def raise_file_limit() -> int:
         log.info("open-file limit raised", extra={"from": soft, "to": target, "hard": hard})
         return target
     log.info("open-file limit", extra={"soft": soft, "hard": hard})
-    return soft
+    # An unlimited soft limit (not on Linux, whose ceiling is fs.nr_open): no bound to keep.
+    return UNLIMITED_TARGET if soft == resource.RLIM_INFINITY else soft

@@ -47,9 +47,10 @@ class CorsOrigins:
         self._any = ANY_ORIGIN in origins
         self._origins = frozenset(origins)
 
-    def allow(self, origin: str) -> bool:
-        """Whether pages on ``origin`` may call the API."""
-        return self._any or origin in self._origins
+    def lists(self, origin: str) -> bool:
+        """Whether ``origin`` is listed by name (``*`` lists none: it lets any page read
+        what it asks, not act as a visitor)."""
+        return origin in self._origins and origin != ANY_ORIGIN
 
     def allow_origin(self, origin: str) -> str | None:
         """The Access-Control-Allow-Origin for a request from ``origin``; None: not allowed."""

@@ -12,7 +12,8 @@ against what the browser says about where it comes from, the way browsers intend
 
 - ``Sec-Fetch-Site`` (every current browser sends it): ``same-origin`` (the page itself) and
   ``none`` (the user typed it) pass; ``same-site`` and ``cross-site`` pass only from an
-  origin CHAT_CORS_ORIGINS lists;
+  origin CHAT_CORS_ORIGINS lists by name (``*`` lets every page read the API, and no page
+  write through a visitor's ambient credential);
 - without it (older browsers), ``Origin``: it must name the service's own host (the ``Host``
   the request was sent to; NGINX forwards it as the browser sent it) or a listed origin;
 - with neither, the request did not come from a page (curl, SDKs, servers), and passes.
@@ -65,7 +66,7 @@ def csrf_middleware(origins: CorsOrigins | None) -> Middleware:
     ``origins``: CHAT_CORS_ORIGINS, whose pages may also write (None: no other origin)."""
 
     def allowed(origin: str | None) -> bool:
-        return origin is not None and origins is not None and origins.allow(origin)
+        return origin is not None and origins is not None and origins.lists(origin)
 
     @web.middleware
     async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:

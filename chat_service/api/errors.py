@@ -40,12 +40,20 @@ class ApiError(Exception):
     """A request the service refuses, with the status and message the client should see."""
 
     def __init__(
-        self, status: int, message: str, *, headers: Mapping[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers
+        # The connection closes after the answer (``Connection: close``): what the client
+        # was still sending cannot be told from its next request.
+        self.close = close
 
 
 def error_response(
@@ -81,7 +89,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         request[REQUEST_ERROR] = failure.message
         return json_response(failure.body(), status=500)
     except ApiError as exc:
-        return refuse(request, exc.status, exc.message, exc.headers)
+        refusal = refuse(request, exc.status, exc.message, exc.headers)
+        if exc.close:
+            refusal.force_close()
+        return refusal
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -26,6 +26,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,6 +45,10 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # The longest header field (name and value) and request line accepted.
 MAX_FIELD_BYTES = 32 * 1024
+# How long a connection may sit without a whole request: idle between requests, or sending
+# its headers a byte at a time. web.run_app's default; aiohttp's own handlers default to an
+# hour, which would let a few addresses hold every connection the gate allows.
+KEEPALIVE_TIMEOUT_S = 75.0
 # Descriptors kept for everything but client connections: the database, the log, the
 # model server's and the collector's connections, files the page serves.
 RESERVED_DESCRIPTORS = 64
@@ -54,6 +59,7 @@ HEADERS_TOO_LARGE = (
 )
 TOO_MANY_CONNECTIONS = "The service has too many connections open; try again shortly."
 TOO_MANY_FROM_ADDRESS = "Too many connections from this address; close some first."
+REFUSAL_LOG_INTERVAL_S = 10.0
 
 
 def _canned(status: int, reason: str, message: str, retry_after_s: int) -> bytes:
@@ -79,12 +85,23 @@ _ADDRESS_FULL = _canned(429, "Too Many Requests", TOO_MANY_FROM_ADDRESS, 5)
 class ConnectionGate:
     """Counts open connections, in all and per peer address, and says which to refuse."""
 
-    def __init__(self, total: int, per_address: int, trusted: Iterable[IpNetwork] = ()) -> None:
+    def __init__(
+        self,
+        total: int,
+        per_address: int,
+        trusted: Iterable[IpNetwork] = (),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.total = total
         self.per_address = per_address
         self._trusted = tuple(trusted)
         self._open = 0
         self._by_address: dict[str, int] = {}
+        self.refusals = 0  # since start-up
+        self._logged = 0  # refusals already told of in the log
+        self._clock = clock
+        self._next_log = float("-inf")
 
     @property
     def open(self) -> int:
@@ -94,13 +111,34 @@ class ConnectionGate:
         """Count a new connection from ``address``: None when it may stay, else the
         response to refuse it with (it is then not counted)."""
         if self._open >= self.total:
+            self._refused("total")
             return _FULL
         if address is not None and not self._is_trusted(address):
             if self._by_address.get(address, 0) >= self.per_address:
+                self._refused("per_address")
                 return _ADDRESS_FULL
             self._by_address[address] = self._by_address.get(address, 0) + 1
         self._open += 1
         return None
+
+    def _refused(self, limit: str) -> None:
+        """Say that connections are being refused, at most once per REFUSAL_LOG_INTERVAL_S
+        with how many (a flood must not become a flood of log lines)."""
+        self.refusals += 1
+        now = self._clock()
+        if now >= self._next_log:
+            self._next_log = now + REFUSAL_LOG_INTERVAL_S
+            log.warning(
+                "refusing connections",
+                extra={
+                    "limit": limit,
+                    "refused": self.refusals - self._logged,
+                    "open": self._open,
+                    "max_connections": self.total,
+                    "max_connections_per_address": self.per_address,
+                },
+            )
+            self._logged = self.refusals
 
     def leave(self, address: str | None) -> None:
         self._open -= 1
@@ -221,7 +259,11 @@ class ServiceRunner(web.AppRunner):
 
     def __init__(self, app: web.Application, gate: ConnectionGate, **kwargs: Any) -> None:
         super().__init__(
-            app, max_field_size=MAX_FIELD_BYTES, max_line_size=MAX_FIELD_BYTES, **kwargs
+            app,
+            max_field_size=MAX_FIELD_BYTES,
+            max_line_size=MAX_FIELD_BYTES,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            **kwargs,
         )
         self.gate = gate
 

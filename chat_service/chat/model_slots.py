@@ -105,10 +105,15 @@ class ModelSlots:
             raise
 
     def _forget(self, caller: str, granted: asyncio.Future[None]) -> None:
-        """Take a call that was never handed a slot out of its caller's queue (where it
-        still is: :meth:`_release` hands a slot over as it takes a call out)."""
-        queue = self._waiting[caller]
-        queue.remove(granted)
+        """Take a call that was never handed a slot out of its caller's queue, if it is
+        still there: cancelling a task cancels the future it waits on at once, but the task
+        runs this a loop turn later, and a :meth:`_release` in between may already have
+        taken the cancelled call out (and dropped its caller's emptied queue)."""
+        queue = self._waiting.get(caller)
+        if queue is None:
+            return
+        with contextlib.suppress(ValueError):
+            queue.remove(granted)
         if not queue:
             del self._waiting[caller]
 

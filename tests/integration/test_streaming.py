@@ -3,7 +3,6 @@ pausing between words: the event sequence, stop, ordering, and how both are reco
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -71,8 +70,11 @@ def test_deltas_then_done_after_the_commit(service: ServiceProcess) -> None:
         pytest.fail("the stream ended without done")
     assert "".join(delta.data["text"] for delta in deltas) == FIRST_REPLY
     assert len(deltas) == len(FIRST_REPLY.split()), "one delta per word"
-    gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(deltas)]
-    assert min(gaps) > TOKEN_MS / 1000 / 2, "each piece is sent as it is produced"
+    # Sent as they are produced, not held until the reply is whole: they arrive over the
+    # reply's time. (The spread, not each gap: a test client descheduled for a moment reads
+    # two pieces at once, and that is no fault of the service.)
+    spread = deltas[-1].received_at - deltas[0].received_at
+    assert spread > (len(deltas) - 1) * TOKEN_MS / 1000 / 2, "each piece is sent as produced"
     stream.close()
     [line] = access_lines(service)
     assert (line["status"], line["streamed"], line["reply_chars"]) == (200, True, len(FIRST_REPLY))

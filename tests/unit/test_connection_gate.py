@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
+
+import pytest
+from aiohttp import web
 
 from chat_service.api.security import SECURITY_HEADERS
-from chat_service.api.server import RESERVED_DESCRIPTORS, ConnectionGate, connection_gate
+from chat_service.api.server import (
+    KEEPALIVE_TIMEOUT_S,
+    RESERVED_DESCRIPTORS,
+    ConnectionGate,
+    ServiceRunner,
+    connection_gate,
+)
 
 
 def parse(raw: bytes) -> tuple[str, dict[str, str], object]:
@@ -85,3 +95,38 @@ def test_the_gate_fits_the_descriptors_it_has() -> None:
     assert (tiny.total, tiny.per_address) == (1, 1)
     configured = connection_gate(100, 5, descriptors=1_048_576)
     assert (configured.total, configured.per_address) == (100, 5)
+
+
+def test_refusals_are_logged_at_most_every_ten_seconds_with_their_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    gate = ConnectionGate(total=1, per_address=1, clock=lambda: now[0])
+    assert gate.admit("10.0.0.1") is None
+    with caplog.at_level(logging.WARNING, "chat_service.api.server"):
+        for _ in range(3):
+            assert gate.admit("10.0.0.2") is not None
+        now[0] += 9.9
+        assert gate.admit("10.0.0.3") is not None
+        now[0] += 0.1
+        assert gate.admit("10.0.0.4") is not None
+    lines = [r for r in caplog.records if r.getMessage() == "refusing connections"]
+    assert [(r.limit, r.refused, r.open, r.max_connections) for r in lines] == [  # type: ignore[attr-defined]
+        ("total", 1, 1, 1),
+        ("total", 4, 1, 1),
+    ]
+    assert gate.refusals == 5
+
+
+async def test_a_connection_without_a_whole_request_is_closed_after_75_seconds() -> None:
+    """web.run_app's bound on idle and slow-header connections, which aiohttp's handlers on
+    their own put at an hour."""
+    runner = ServiceRunner(web.Application(), ConnectionGate(10, 10))
+    await runner.setup()
+    try:
+        server = runner.server
+        assert server is not None
+        handler = server()
+        assert handler._keepalive_timeout == KEEPALIVE_TIMEOUT_S == 75.0  # aiohttp's field
+    finally:
+        await runner.cleanup()

@@ -93,12 +93,17 @@ async def test_without_sec_fetch_site_the_origin_must_name_the_host_requested(
     assert other_host.status == 403
 
 
-async def test_any_origin_allowed_by_cors_may_write(make_client: MakeClient) -> None:
+async def test_cors_for_any_origin_lets_no_page_write(make_client: MakeClient) -> None:
+    """``*`` lets any page read the API with a credential it holds; it does not let any page
+    act through a visitor's ambient one."""
     client = await make_client(cors_origins=("*",))
-    response = await post_message(
-        client, {"Sec-Fetch-Site": "cross-site", "Origin": "https://anywhere.example"}
-    )
-    assert response.status == 200
+    cross = {"Sec-Fetch-Site": "cross-site", "Origin": "https://anywhere.example"}
+    response = await post_message(client, cross)
+    assert response.status == 403
+    assert await response.json() == REFUSED
+    read = await client.get("/chat/history?conversation_id=c", headers=cross)
+    assert read.status == 200
+    assert read.headers["Access-Control-Allow-Origin"] == "*"
 
 
 async def test_every_write_is_checked_and_no_read(make_client: MakeClient) -> None:

@@ -189,3 +189,51 @@ async def test_a_slot_handed_over_as_the_wait_ends_is_passed_on_not_lost() -> No
 def test_the_refusals_say_what_ran_out() -> None:
     assert str(ModelBusy(0.5)) == "no model slot became free within 0.5 s"
     assert str(TooManyReplies(4)) == "4 replies already in progress for this caller"
+
+
+async def test_a_waiter_cancelled_as_the_slot_is_released_leaves_cleanly() -> None:
+    """Cancelling a waiting call cancels the future it waits on at once, but its own clean-up
+    runs a loop turn later: a release in between has already taken the cancelled call out of
+    the line (and dropped its caller's emptied queue). The call must end cancelled, not with
+    a KeyError, and the slot must be free."""
+    slots = ModelSlots(1, wait_s=5)
+    served: list[str] = []
+    holder = Holder(slots, "alice", served)
+    await settle()
+    waiter = Holder(slots, "bob", served)
+    await settle()
+    holder.release.set()
+    waiter.task.cancel()  # in the same step: bob's future is cancelled before alice leaves
+    results = await asyncio.gather(holder.task, waiter.task, return_exceptions=True)
+    assert results[0] is None
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert (slots.running, slots.waiting("bob")) == (0, 0)
+    async with asyncio.timeout(1), slots.take("carol"):
+        assert slots.running == 1
+
+
+async def test_a_cancelled_waiter_taken_out_ahead_of_its_callers_others_leaves_them_queued() -> (
+    None
+):
+    """The same race when the caller has more calls waiting: its queue stays, without the
+    cancelled call, and the others get the next slots."""
+    slots = ModelSlots(1, wait_s=5, per_caller=5)
+    served: list[str] = []
+    holder = Holder(slots, "alice", served)
+    await settle()
+    first = Holder(slots, "bob", served)
+    await settle()
+    second = Holder(slots, "bob", served)
+    third = Holder(slots, "bob", served)
+    await settle()
+    holder.release.set()
+    first.task.cancel()
+    async with cleanup([second, third]):
+        results = await asyncio.gather(holder.task, first.task, return_exceptions=True)
+        assert results[0] is None
+        assert isinstance(results[1], asyncio.CancelledError)
+        await asyncio.wait_for(second.entered.wait(), 1)
+        assert served == ["alice", "bob"]
+        assert slots.waiting("bob") == 1, "the third still waits, the cancelled one is gone"
+        second.release.set()
+        await asyncio.wait_for(third.entered.wait(), 1)
