@@ -397,7 +397,9 @@ async def test_a_body_that_does_not_arrive_in_time_is_408_and_nothing_is_done(
         await asyncio.sleep(5)  # the rest never comes in time
         yield b'hi"}'
 
-    status, _, body = await post(client, data=trickle())
+    status, headers, body = await post(client, data=trickle())
+    # Closed after the answer: the rest of the body would otherwise be read as a request.
+    assert headers["Connection"] == "close"
     assert (status, body) == (
         408,
         {
@@ -416,5 +418,9 @@ async def test_a_body_within_its_time_is_read_whole(make_client: MakeClient) -> 
         await asyncio.sleep(0.1)
         yield b'hi"}'
 
-    status, _, body = await post(client, data=slowly())
+    status, headers, body = await post(client, data=slowly())
     assert (status, body["status"]) == (200, "Success")
+    assert headers.get("Connection") != "close"
+    refused, headers, _ = await post(client, json={"message": ""})
+    assert refused == 400
+    assert headers.get("Connection") != "close", "other refusals keep the connection"
