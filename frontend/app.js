@@ -13,15 +13,15 @@
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
 import { Api } from "./api.js?v=c386038cac";
-import { Composer } from "./composer.js?v=5d0f97b051";
+import { Composer } from "./composer.js?v=5dda93bac6";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
 import { Connection } from "./connection.js?v=7ff1a6af3c";
 import { byId } from "./dom.js?v=fbc38dea4b";
 import { Follow } from "./follow.js?v=18f3ad6df5";
 import { History } from "./history.js?v=cffcb3f351";
-import { Live } from "./live.js?v=2b2b93323c";
+import { Live } from "./live.js?v=d875ecb89e";
 import { loadMarkdown } from "./markdown.js?v=38883351b0";
-import { Messages } from "./messages.js?v=fb342fe6e0";
+import { Messages } from "./messages.js?v=4a53ce0e9d";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
 import { Sidebar } from "./sidebar.js?v=792095938a";
 

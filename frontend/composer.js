@@ -4,7 +4,7 @@
 // shown, as the service stores it).
 import { ApiError } from "./api.js?v=c386038cac";
 import { errorNotice } from "./dom.js?v=fbc38dea4b";
-import { shownText } from "./messages.js?v=fb342fe6e0";
+import { shownText } from "./messages.js?v=4a53ce0e9d";
 import { readReply, startReply } from "./reply.js?v=a2e30f6a1b";
 import { traceIdOf } from "./protocol.js?v=190aaaf13f";
 

@@ -2,7 +2,7 @@
 // Live updates: the conversation shown follows its stream (chat/events), so exchanges committed
 // elsewhere (another tab or device, any replica, any client) appear as they are committed. One
 // Live per conversation shown; reconcile.js decides which event is which, this module shows it.
-import { shownText, UNSETTLED } from "./messages.js?v=fb342fe6e0";
+import { shownText, UNSETTLED } from "./messages.js?v=4a53ce0e9d";
 import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=190aaaf13f";
 import { Reconciler } from "./reconcile.js?v=e5c134a487";
 

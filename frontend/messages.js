@@ -31,12 +31,12 @@ function avatar() {
 export class Messages {
   /**
    * @param {HTMLOListElement} list
-   * @param {HTMLElement} empty the "Start a conversation" placeholder
+   * @param {HTMLElement} empty the "Start a conversation" empty state
    */
   constructor(list, empty) {
     this.list = list;
     this.empty = empty;
-    // The history of the conversation shown has loaded: only then may the placeholder show.
+    // The history of the conversation shown has loaded: only then may the empty state show.
     this.historyLoaded = false;
     /** @type {RenderMarkdown | null} */
     this.renderMarkdown = null;

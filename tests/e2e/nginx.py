@@ -14,6 +14,7 @@ controller in front of the template's NGINX, so tests can run the two-hop chain 
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import re
@@ -96,7 +97,7 @@ def write_trusted_proxies(conf_d: Path, trusted_proxies: str) -> subprocess.Comp
 
 
 @dataclass(kw_only=True)
-class NginxProcess:
+class NginxProcess(abc.ABC):
     """One NGINX on a free port with all its files in ``workdir``; subclasses write what it
     serves (:meth:`write_snippet`), this class runs and stops it."""
 
@@ -121,9 +122,9 @@ class NginxProcess:
     def error_log_path(self) -> Path:
         return self.workdir / "error.log"
 
+    @abc.abstractmethod
     def write_snippet(self, conf_d: Path) -> Path:
         """Write the ``http {}``-level configuration into ``conf_d``; return its path."""
-        raise NotImplementedError
 
     def write_config(self) -> Path:
         """Write the snippet into ``conf.d/`` and a main config that includes it."""

@@ -216,7 +216,7 @@ def _refuses_title(title: str) -> bool:
 
 
 # Control (Cc) and format (Cf) characters of the Basic Multilingual Plane, where JSON Schema's
-# patterns (ECMA-262, \uXXXX escapes) can name them; the service refuses the others as well.
+# patterns (ECMA-262 escapes of four hex digits) can name them; the service refuses the others.
 # Not the two joiners, which emoji sequences and scripts are written with.
 JOINERS = {"\u200c", "\u200d"}
 INVISIBLE = [
