@@ -69,13 +69,17 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     ids = request.get(REQUEST_TRACE_IDS)
     trace_id = ids.trace_id if ids is not None else None
     conversation = callers_conversation(request, new.conversation_id)
-    chat = request.config_dict[CHAT]
-    if not wants_event_stream(request):
+    streamed = wants_event_stream(request)
+    # A stream counts against the caller's open streams for as long as it lasts.
+    holding = (
+        request.config_dict[STREAM_LIMITS].hold(request) if streamed else contextlib.nullcontext()
+    )
+    with holding:
+        chat = request.config_dict[CHAT]
         async with chat.turn(conversation, new.text, caller=caller(request)) as turn:
+            if streamed:
+                return await stream_reply(request, turn, trace_id)
             return await plain_reply(request, turn, trace_id)
-    with request.config_dict[STREAM_LIMITS].hold(request):
-        async with chat.turn(conversation, new.text, caller=caller(request)) as turn:
-            return await stream_reply(request, turn, trace_id)
 
 
 async def plain_reply(request: web.Request, turn: Turn, trace_id: str | None) -> web.Response:

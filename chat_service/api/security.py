@@ -7,6 +7,8 @@ strict as the stack: no inline script or style, Trusted Types, no framing, no sn
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 from aiohttp import hdrs, web
 
 CONTENT_SECURITY_POLICY = (
@@ -45,7 +47,14 @@ SERVER = "chat-service"
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: runs for every response, errors and static files included."""
+    secure(response.headers)
+
+
+def secure(headers: MutableMapping[str, str]) -> None:
+    """The security headers (those already set stay: the API docs have a policy of their
+    own) and the service's name for itself: on every response, including those answered
+    before any route runs (api/server.py)."""
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        headers.setdefault(name, value)
     # aiohttp sets its own only where none is set, after this hook.
-    response.headers[hdrs.SERVER] = SERVER
+    headers[hdrs.SERVER] = SERVER

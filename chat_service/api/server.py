@@ -37,7 +37,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from chat_service.api.errors import INTERNAL_ERROR, REQUEST_ERROR, error_response
-from chat_service.api.security import SECURITY_HEADERS, SERVER
+from chat_service.api.security import secure
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,13 @@ def _canned(status: int, reason: str, message: str, retry_after_s: int) -> bytes
     """A whole response, written before a request is read, for a connection the gate
     refuses: no request object exists to build one the usual way."""
     body = orjson.dumps({"status": "error", "message": message})
-    headers = {
+    headers: dict[str, str] = {
         hdrs.CONTENT_TYPE: "application/json; charset=utf-8",
         hdrs.CONTENT_LENGTH: str(len(body)),
         hdrs.CONNECTION: "close",
         hdrs.RETRY_AFTER: str(retry_after_s),
-        hdrs.SERVER: SERVER,
-        **SECURITY_HEADERS,
     }
+    secure(headers)
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     return f"HTTP/1.1 {status} {reason}\r\n{head}\r\n".encode() + body
 
@@ -231,8 +230,7 @@ class ServiceRequestHandler(RequestHandler):
         if request.writer.output_size > 0:  # a response had begun: nothing more can be sent
             raise ConnectionError("a response was already being sent")
         response = error_response(status, text)
-        response.headers.update(SECURITY_HEADERS)
-        response.headers[hdrs.SERVER] = SERVER
+        secure(response.headers)
         response.force_close()
         return response
 
