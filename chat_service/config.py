@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
+    # The page's own sign-in (GET /chat/auth tells it): a public client at the issuer, and the
+    # scopes it asks for. Without a client id the page cannot sign anyone in.
+    oidc_client_id: str | None = None
+    oidc_scopes: str = "openid profile email"
     event_loop: str = "auto"
 
     def __post_init__(self) -> None:
@@ -186,6 +191,15 @@ class Settings:
                 "CHAT_OIDC_ISSUER must be an https:// URL (http:// only on this machine: "
                 "localhost, 127.0.0.1, [::1])",
             )
+        _require(
+            self.oidc_client_id is None or self.oidc_issuer is not None,
+            "CHAT_OIDC_CLIENT_ID is the page's client at CHAT_OIDC_ISSUER: set the issuer too",
+        )
+        _require(
+            self.oidc_client_id is None or _PRINTABLE.fullmatch(self.oidc_client_id) is not None,
+            "CHAT_OIDC_CLIENT_ID must be printable ASCII without spaces",
+        )
+        _check_scopes(self.oidc_scopes)
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -272,6 +286,9 @@ class Settings:
             cors_origins=read("CHAT_CORS_ORIGINS", _split_list, defaults.cors_origins),
             oidc_issuer=environ.get("CHAT_OIDC_ISSUER", "").strip() or None,
             oidc_audience=environ.get("CHAT_OIDC_AUDIENCE", "").strip() or None,
+            oidc_client_id=environ.get("CHAT_OIDC_CLIENT_ID", "").strip() or None,
+            oidc_scopes=" ".join(environ.get("CHAT_OIDC_SCOPES", "").split())
+            or defaults.oidc_scopes,
             event_loop=read("CHAT_EVENT_LOOP", str.lower, defaults.event_loop),
         )
 
@@ -286,6 +303,23 @@ class Settings:
 
 def _split_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+# RFC 6749 section 3.3: a scope token is printable ASCII but space, '"' and '\\'.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_PRINTABLE = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def _check_scopes(scopes: str) -> None:
+    """Space-separated scope tokens, ``openid`` among them: without it the provider signs
+    nobody in, it only authorizes."""
+    tokens = scopes.split(" ")
+    _require(
+        all(_SCOPE_TOKEN.fullmatch(token) for token in tokens),
+        "CHAT_OIDC_SCOPES must be scope names separated by spaces "
+        "(printable ASCII, no quotes or backslashes)",
+    )
+    _require("openid" in tokens, "CHAT_OIDC_SCOPES must include openid")
 
 
 def _check_cors_origins(origins: tuple[str, ...]) -> None:

@@ -8,7 +8,8 @@ Cross-cutting policy applies by mount, never by matching paths:
 - ``/chat`` (:func:`chat_app`): CORS, the refusal of cross-site writes (csrf.py), who is
   calling, rate limits and the refusal of callers who could not be placed, in that order
   (the store's failures become the contract's 500s with the other errors, in errors.py);
-- ``/openapi.json`` (:func:`document_app`): CORS;
+- ``/openapi.json`` and ``/chat/auth`` (:func:`public_app`): CORS, and nothing that asks
+  who is calling (the page reads how to sign in before it can);
 - ``/metrics``: an API key when CHAT_METRICS_REQUIRE_KEY is true;
 - probes and the page: nothing more.
 
@@ -22,7 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from chat_service.api import chat, conversations, docs, events, health
+from chat_service.api import chat, conversations, docs, events, health, sign_in
 from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
 from chat_service.api.csrf import csrf_middleware
 from chat_service.api.errors import json_errors
@@ -80,18 +81,20 @@ def chat_app(settings: Settings, identity: Identity) -> web.Application:
     app.router.add_routes(chat.routes)
     app.router.add_routes(events.routes)
     app.router.add_routes(conversations.routes)
+    app.router.add_routes(sign_in.me_routes)
     return app
 
 
-def document_app(settings: Settings) -> web.Application:
-    """``/openapi.json``: the API's description, readable by the same origins as the API."""
+def public_app(settings: Settings, routes: web.RouteTableDef) -> web.Application:
+    """A mount anyone may read, from the same origins as the API: ``/openapi.json`` (the
+    API's description) and ``/chat/auth`` (how to sign in, asked before signing in)."""
     middlewares: list[Middleware] = []
     if settings.cors_origins:
         middlewares.append(cors_middleware(CorsOrigins(settings.cors_origins)))
     app = web.Application(middlewares=middlewares)
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
-    app.router.add_routes(docs.routes)
+    app.router.add_routes(routes)
     return app
 
 
@@ -114,15 +117,17 @@ def add_routes(
 ) -> None:
     """Mount the API and register the service's own routes, then the frontend (last, so
     the API always wins)."""
+    # /chat/auth before /chat: a more specific mount, without the identity /chat requires.
+    app.add_subapp("/chat/auth", public_app(settings, sign_in.sign_in_routes))
     app.add_subapp("/chat", chat_app(settings, identity))
-    app.add_subapp("/openapi.json", document_app(settings))
+    app.add_subapp("/openapi.json", public_app(settings, docs.routes))
     if settings.metrics_require_key and identity.required:
         app.add_subapp("/metrics", metrics_app(metrics, identity))
     else:
         app.router.add_get("/metrics", metrics_handler(metrics))
     app.router.add_routes(health.routes)
     if settings.frontend_dir is not None:
-        add_frontend_routes(app, settings.frontend_dir)
+        add_frontend_routes(app, settings.frontend_dir, oidc_issuer=settings.oidc_issuer)
 
 
 __all__ = ["add_routes", "add_service_hooks", "service_middlewares"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from chat_service.api.security import DOCS_CONTENT_SECURITY_POLICY
+from chat_service.api.security import DOCS_CONTENT_SECURITY_POLICY, page_content_security_policy
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,6 @@ INDEX = "frontend.html"
 DOCS = "docs.html"
 # Pages with a route of their own besides /{file}.
 PAGE_ROUTES = {INDEX: "/", DOCS: "/docs"}
-PAGE_HEADERS = {DOCS: {"Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}}
 SERVED_SUFFIXES = frozenset({".html", ".js", ".css", ".json", ".svg", ".png", ".ico"})
 # npm's files and the type check's settings in the folder: what the page is built and checked
 # with, not part of it.
@@ -34,14 +33,21 @@ VENDOR = "vendor"
 VENDOR_SUFFIXES = frozenset({".js", ".css"})
 
 
-def add_frontend_routes(app: web.Application, folder: Path) -> None:
+def add_frontend_routes(
+    app: web.Application, folder: Path, *, oidc_issuer: str | None = None
+) -> None:
     """Route ``/`` and ``/{file}`` to the servable files directly inside ``folder``, and
-    ``/vendor/{file}`` to the scripts directly inside its ``vendor`` folder."""
+    ``/vendor/{file}`` to the scripts directly inside its ``vendor`` folder. The pages get
+    policies of their own: the chat page's may connect to ``oidc_issuer`` to sign in."""
     if not folder.is_dir():
         log.warning("CHAT_FRONTEND_DIR %s is not a folder; not serving a frontend", folder)
         return
+    page_headers = {
+        INDEX: {"Content-Security-Policy": page_content_security_policy(oidc_issuer)},
+        DOCS: {"Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY},
+    }
     for path in _servable(folder, SERVED_SUFFIXES):
-        handler = _file_handler(path.resolve(), PAGE_HEADERS.get(path.name, {}))
+        handler = _file_handler(path.resolve(), page_headers.get(path.name, {}))
         app.router.add_get(f"/{path.name}", handler)
         if (route := PAGE_ROUTES.get(path.name)) is not None:
             app.router.add_get(route, handler)

@@ -64,7 +64,7 @@ class Identity:
         if self.oidc is None or not tokens:
             raise _invalid_token("A valid API key is required.")
         try:
-            subject = await self.oidc.verify(token)
+            verified = await self.oidc.verify(token)
         except InvalidToken as exc:
             raise _invalid_token(f"The bearer token is not valid: {exc.reason}.") from None
         except IssuerUnavailable as exc:
@@ -73,7 +73,7 @@ class Identity:
                 "Bearer tokens cannot be verified right now; try again shortly.",
                 headers={hdrs.RETRY_AFTER: str(exc.retry_after)},
             ) from None
-        return Principal(PrincipalKind.OIDC, subject)
+        return Principal(PrincipalKind.OIDC, verified.subject, verified.display_name)
 
     def _missing_message(self) -> str:
         if self.oidc is None:

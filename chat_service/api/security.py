@@ -10,12 +10,26 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from aiohttp import hdrs, web
+from yarl import URL
 
-CONTENT_SECURITY_POLICY = (
+_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "connect-src {connect}; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types dompurify"
 )
+CONTENT_SECURITY_POLICY = _PAGE_POLICY.format(connect="'self'")
+
+
+def page_content_security_policy(oidc_issuer: str | None) -> str:
+    """The chat page's policy: ``CONTENT_SECURITY_POLICY``, whose ``connect-src`` also admits
+    the origin of CHAT_OIDC_ISSUER when one is set, since the page signs in there (discovery,
+    token and end-session endpoints) and nowhere else. Every other response keeps 'self'."""
+    if oidc_issuer is None:
+        return CONTENT_SECURITY_POLICY
+    # config.py accepts only http(s) URLs with a host, so the origin holds no CSP syntax.
+    return _PAGE_POLICY.format(connect=f"'self' {URL(oidc_issuer).origin()}")
+
+
 # The API docs page (frontend/docs.html, Swagger UI 5) breaks two rules of the page's policy,
 # so it gets its own, which differs in exactly these: Swagger UI's stylesheet draws its icons
 # as data: images (img-src data:), and it writes sanitized Markdown through innerHTML, which

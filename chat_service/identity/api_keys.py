@@ -33,7 +33,7 @@ def parse_api_key(entry: str) -> ApiKey:
     name, colon, rest = entry.partition(":")
     if colon and _NAME.fullmatch(name):
         if _valid_secret(rest):
-            return ApiKey(Principal(PrincipalKind.API_KEY, name), rest.encode())
+            return ApiKey(Principal(PrincipalKind.API_KEY, name, name), rest.encode())
         # Read as a bare key it would be valid, but the name was surely meant as one.
         raise ValueError(
             f"the API key named {name!r} is too short or has spaces: keys must be at least "

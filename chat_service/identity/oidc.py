@@ -56,7 +56,40 @@ _SUBJECT = re.compile("[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
 # The longest issuer name a discovery document is quoted with in ``problem``: enough for any
 # real URL, and a hostile document cannot fill every log line and probe answer.
 _MAX_ISSUER_SHOWN = 500
+# The claims a person's name is read from, in order (OpenID Connect Core 5.1); shown to that
+# person by the page (GET /chat/me), never logged.
+DISPLAY_NAME_CLAIMS = ("name", "preferred_username", "email")
+_MAX_DISPLAY_NAME = 200
+# Control, format (bidirectional overrides), surrogate and private-use characters: nothing a
+# name needs, and what would let one disguise itself.
+_NOT_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff\ue000-\uf8ff]"
+)
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """What a valid token says of its bearer: the subject (who owns the conversations) and,
+    when the token carries one, a name to show them (``display_name``)."""
+
+    subject: str
+    display_name: str | None = None
+
+
+def display_name(claims: Mapping[str, Any]) -> str | None:
+    """The first of ``DISPLAY_NAME_CLAIMS`` that holds a name once characters no name needs
+    are removed, cut to 200 characters; None when none does."""
+    for claim in DISPLAY_NAME_CLAIMS:
+        value = claims.get(claim)
+        if not isinstance(value, str):
+            continue
+        # Whitespace (line breaks, tabs) separates words; what else no name needs goes.
+        words = _NOT_IN_NAMES.sub("", " ".join(value.split())).split()
+        name = " ".join(words)[:_MAX_DISPLAY_NAME].strip()
+        if name:
+            return name
+    return None
 
 
 class InvalidToken(Exception):
@@ -278,9 +311,10 @@ class OidcVerifier:
             await self._session.close()
             self._session = None
 
-    async def verify(self, token: str) -> str:
-        """The token's subject (``sub``), once its signature, issuer, audience and times have
-        been checked. Raises ``InvalidToken`` or ``IssuerUnavailable``."""
+    async def verify(self, token: str) -> VerifiedToken:
+        """The token's subject (``sub``) and display name, once its signature, issuer,
+        audience and times have been checked. Raises ``InvalidToken`` or
+        ``IssuerUnavailable``."""
         try:
             header = jwt.get_unverified_header(token)
         # ValueError: aiohttp keeps undecodable header bytes as surrogates, which PyJWT
@@ -298,7 +332,7 @@ class OidcVerifier:
         # surrogate is no name at all (_SUBJECT).
         if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
             raise InvalidToken("invalid subject")
-        return subject
+        return VerifiedToken(subject, display_name(claims))
 
     def _decode(self, token: str, key: SigningKey) -> dict[str, Any]:
         try:

@@ -7,7 +7,7 @@ an unnamed API key is known by a digest prefix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -19,8 +19,13 @@ class PrincipalKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """``name`` identifies (a key's name, a token's subject); ``display_name`` is what the
+    page calls its user, when known (a token's name claims, a key's name). Two principals
+    with the same kind and name are the same principal, whatever they are called."""
+
     kind: PrincipalKind
     name: str
+    display_name: str | None = field(default=None, compare=False)
 
     @property
     def namespace(self) -> str:
