@@ -1,7 +1,9 @@
 // @ts-check
 // Talking to the service: JSON requests with a timeout, errors the reader can be told, and the
-// history's paging links. URLs are relative ("chat/history"), so the page works behind NGINX
+// history's paging links, with the credential the reader signed in with (credentials.js).
+// URLs are relative ("chat/history"), so the page works behind NGINX
 // and from the service alike. Every answer from the service itself marks the connection online.
+import { authorizedFetch } from "./credentials.js?v=b03bf63721";
 import { errorMessage, nextTarget } from "./protocol.js?v=190aaaf13f";
 
 /** @typedef {import("#page/connection.js").Connection} Connection */
@@ -74,7 +76,7 @@ export class Api {
   async call(url, init, timeoutMs) {
     let response;
     try {
-      response = await fetch(url, {
+      response = await authorizedFetch(url, {
         ...init,
         headers: { Accept: "application/json", ...init.headers },
         signal: AbortSignal.timeout(timeoutMs),

@@ -12,18 +12,20 @@
 //
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
-import { Api } from "./api.js?v=c386038cac";
-import { Composer } from "./composer.js?v=5dda93bac6";
+import { Api } from "./api.js?v=eac6aa86a2";
+import { Composer } from "./composer.js?v=dc01e44764";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
-import { Connection } from "./connection.js?v=7ff1a6af3c";
+import { Connection } from "./connection.js?v=0a5a74b341";
 import { byId } from "./dom.js?v=fbc38dea4b";
+import { Draft } from "./draft.js?v=804c78ef0b";
 import { Follow } from "./follow.js?v=18f3ad6df5";
-import { History } from "./history.js?v=cffcb3f351";
-import { Live } from "./live.js?v=d875ecb89e";
+import { History } from "./history.js?v=a6a3be826d";
+import { Live } from "./live.js?v=7bfbe7f03f";
 import { loadMarkdown } from "./markdown.js?v=38883351b0";
 import { Messages } from "./messages.js?v=4a53ce0e9d";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
 import { Sidebar } from "./sidebar.js?v=792095938a";
+import { SignIn } from "./signin.js?v=9d10db1612";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
 /** @typedef {import("#page/history.js").Shown} Shown */
@@ -98,6 +100,12 @@ class ChatPage {
     this.history.show(this.shown);
     this.composer.show(this.shown, this.live);
     this.sidebar.setCurrent(this.shown.id);
+    this.draft = new Draft(input);
+    this.signIn = new SignIn({
+      connection: this.connection,
+      draft: this.draft,
+      conversationId: () => this.shown.id,
+    });
     this.wire();
   }
 
@@ -193,19 +201,23 @@ class ChatPage {
     else await this.newChat();
   }
 
-  // The first conversation: the one in the URL, which says so if it named one the service
-  // would refuse. Replies in the history render as Markdown too, so the libraries load first
-  // (they are local).
+  // Who the reader is first (signin.js: coming back from the provider puts the conversation
+  // back in the URL); then the first conversation: the one in the URL, which says so if it
+  // named one the service would refuse. Replies in the history render as Markdown too, so the
+  // libraries load first (they are local). Until someone is signed in, nothing loads.
   async start() {
-    if (!conversationIn(location.search).valid) {
-      history.replaceState({ c: this.shown.id }, "", hrefFor(this.shown.id));
-    }
-    const [jaegerBaseUrl, renderMarkdown] = await Promise.all([
+    this.draft.restore();
+    const [signedIn, jaegerBaseUrl, renderMarkdown] = await Promise.all([
+      this.signIn.start(),
       loadJaegerBaseUrl(),
       loadMarkdown(),
     ]);
     this.messages.configure({ renderMarkdown, jaegerBaseUrl });
-    await this.history.loadLatest();
+    const { id, valid } = conversationIn(location.search);
+    if (!valid) history.replaceState({ c: id }, "", hrefFor(id));
+    if (!signedIn) return;
+    if (id !== this.shown.id) this.open(id, { history: "none" });
+    else await this.history.loadLatest();
   }
 }
 

@@ -2,10 +2,10 @@
 // Sending: the message box, Send and Stop, the message shown at once, the reply as it streams,
 // and what stays when it fails (the message, marked, with a Retry) or stops early (the part
 // shown, as the service stores it).
-import { ApiError } from "./api.js?v=c386038cac";
+import { ApiError } from "./api.js?v=eac6aa86a2";
 import { errorNotice } from "./dom.js?v=fbc38dea4b";
 import { shownText } from "./messages.js?v=4a53ce0e9d";
-import { readReply, startReply } from "./reply.js?v=a2e30f6a1b";
+import { readReply, startReply } from "./reply.js?v=59a69d165d";
 import { traceIdOf } from "./protocol.js?v=190aaaf13f";
 
 /** @typedef {import("#page/connection.js").Connection} Connection */

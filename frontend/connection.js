@@ -1,14 +1,17 @@
 // @ts-check
-// The connection indicator in the header (Connecting…, Online, Offline). While the service is
-// unreachable it polls /readyz with a backoff, so the indicator turns green again by itself.
-// Nothing is re-sent automatically: the reader decides, with the Retry buttons.
+// The connection indicator in the header (Connecting…, Online, Offline, Sign in required).
+// While the service is unreachable it polls /readyz with a backoff, so the indicator turns
+// green again by itself. Nothing is re-sent automatically: the reader decides, with the Retry
+// buttons. "Sign in required" is the service answering 401: reachable, but not for this reader
+// until they sign in.
 
-/** @typedef {"connecting" | "online" | "offline"} Status */
+/** @typedef {"connecting" | "online" | "offline" | "signin"} Status */
 
 const LABELS = {
   connecting: "Connecting…",
   online: "Online",
   offline: "Offline",
+  signin: "Sign in required",
 };
 const RECONNECT_DELAYS_MS = [2_000, 4_000, 8_000, 15_000, 30_000];
 const READY_TIMEOUT_MS = 5_000;
@@ -39,11 +42,13 @@ export class Connection {
   }
 
   /**
-   * A request failed: offline when the service itself did not answer.
-   * @param {{ unreachable?: boolean }} error
+   * A request failed: offline when the service itself did not answer, "signin" when it
+   * refused the reader's credential.
+   * @param {{ unreachable?: boolean, status?: number }} error
    */
   report(error) {
-    this.set(error.unreachable ? "offline" : "online");
+    if (error.status === 401) this.set("signin");
+    else this.set(error.unreachable ? "offline" : "online");
   }
 
   scheduleCheck() {

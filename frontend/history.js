@@ -2,7 +2,7 @@
 // The conversation's history: its latest page when the conversation opens, older pages on
 // "Load earlier messages" or when the top of the history scrolls into view. Paging follows the
 // Link header (rel="next"), so the page never builds a cursor itself.
-import { ApiError } from "./api.js?v=c386038cac";
+import { ApiError } from "./api.js?v=eac6aa86a2";
 import { errorNotice } from "./dom.js?v=fbc38dea4b";
 import { isExchangeList, replayStart } from "./protocol.js?v=190aaaf13f";
 

@@ -21,6 +21,9 @@ declare module "./conversation-item.js?v=*" {
 declare module "./conversations.js?v=*" {
   export * from "#page/conversations.js";
 }
+declare module "./credentials.js?v=*" {
+  export * from "#page/credentials.js";
+}
 declare module "./delete-dialog.js?v=*" {
   export * from "#page/delete-dialog.js";
 }
@@ -29,6 +32,9 @@ declare module "./docs.js?v=*" {
 }
 declare module "./dom.js?v=*" {
   export * from "#page/dom.js";
+}
+declare module "./draft.js?v=*" {
+  export * from "#page/draft.js";
 }
 declare module "./drawer.js?v=*" {
   export * from "#page/drawer.js";
@@ -48,6 +54,9 @@ declare module "./markdown.js?v=*" {
 declare module "./messages.js?v=*" {
   export * from "#page/messages.js";
 }
+declare module "./oidc.js?v=*" {
+  export * from "#page/oidc.js";
+}
 declare module "./protocol.js?v=*" {
   export * from "#page/protocol.js";
 }
@@ -65,6 +74,9 @@ declare module "./routing.js?v=*" {
 }
 declare module "./sidebar.js?v=*" {
   export * from "#page/sidebar.js";
+}
+declare module "./signin.js?v=*" {
+  export * from "#page/signin.js";
 }
 declare module "./sse.js?v=*" {
   export * from "#page/sse.js";

@@ -2,7 +2,8 @@
 // A reply from the service, streamed: the POST that asks for it and the reading of its events
 // (delta pieces, then done with the whole reply and the exchange's id, or error). No DOM here:
 // composer.js shows what this reads.
-import { ApiError, readJson } from "./api.js?v=c386038cac";
+import { ApiError, readJson } from "./api.js?v=eac6aa86a2";
+import { authorizedFetch } from "./credentials.js?v=b03bf63721";
 import { exchangeId, parseJson } from "./protocol.js?v=190aaaf13f";
 import { readEvents } from "./sse.js?v=27108deb90";
 
@@ -26,7 +27,7 @@ export async function startReply(text, conversationId, controller) {
   );
   let response;
   try {
-    response = await fetch("chat/message", {
+    response = await authorizedFetch("chat/message", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
       body: JSON.stringify({ message: text, conversation_id: conversationId }),

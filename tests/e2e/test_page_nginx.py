@@ -149,7 +149,9 @@ def test_service_down_shows_errors_in_place_and_retry_recovers(
     chat: ChatPage, service: ServiceProcess
 ) -> None:
     # The live updates stream reconnects while the service is down, and fails too.
-    chat.watched.expect_failed_requests("/chat/history", "/chat/message", "/readyz", "/chat/events")
+    chat.watched.expect_failed_requests(
+        "/chat/auth", "/chat/history", "/chat/message", "/readyz", "/chat/events"
+    )
     text = "Sent while the service was down"
     chat.open()
     service.stop()

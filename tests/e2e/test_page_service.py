@@ -161,7 +161,9 @@ def test_unreachable_service_errors_in_place_and_retry_recovers(
 ) -> None:
     """The page stays open while the service is down; every failure is shown where it happened."""
     # The live updates stream reconnects while the service is down, and fails too.
-    chat.watched.expect_failed_requests("/chat/history", "/chat/message", "/readyz", "/chat/events")
+    chat.watched.expect_failed_requests(
+        "/chat/auth", "/chat/history", "/chat/message", "/readyz", "/chat/events"
+    )
     total = len(stored_history(service))
     chat.open()
     expect(chat.page.locator(USER)).to_have_count(PAGE_SIZE)
