@@ -6,16 +6,19 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chat_service.config import Settings
 from tests.support.binaries import in_ci
 from tests.support.model import ModelServer
+from tests.support.oidc_provider import OidcClient, OidcProvider
 from tests.support.postgres import PostgresNotFound, PostgresServer, database_name
 from tests.support.service import ServiceProcess, free_port, service_env
 
 StartService = Callable[..., ServiceProcess]
+StartOidcProvider = Callable[..., OidcProvider]
 
 
 @pytest.fixture
@@ -70,6 +73,27 @@ def assert_json_lines(stdout: str) -> None:
         assert isinstance(record, dict), line
         missing = REQUIRED_LOG_KEYS - record.keys()
         assert not missing, f"stdout line {number} lacks {missing}: {line}"
+
+
+@pytest.fixture(scope="module")
+def start_oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartOidcProvider]:
+    """Start real OpenID Connect providers (oidc-provider, tests/support/oidc_provider.py),
+    shared by a module's tests and stopped at its end: ``start_oidc_provider(clients,
+    audience=..., access_token_ttl=..., refresh_token_ttl=..., accounts=...)`` returns one
+    that listens; its ``issuer`` is CHAT_OIDC_ISSUER. Skips without Node.js or oidc-provider
+    (``npm ci`` in frontend/), and fails so in CI."""
+    started: list[OidcProvider] = []
+
+    def start(clients: list[OidcClient], **options: Any) -> OidcProvider:
+        provider = OidcProvider(
+            clients, workdir=tmp_path_factory.mktemp("oidc-provider"), **options
+        )
+        started.append(provider)
+        return provider.start()
+
+    yield start
+    for provider in started:
+        provider.stop()
 
 
 @pytest.fixture(scope="session")

@@ -107,13 +107,17 @@ def copy_page(folder: Path, *, libraries: bool) -> Path:
 def start_module_service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StartModuleService]:
-    """Start a chat-service shared by a module's tests: ``start(env={...}, db_path=...)``."""
+    """Start a chat-service shared by a module's tests: ``start(env={...}, db_path=...,
+    port=...)`` (``port``: one taken from ``free_port`` beforehand, for a service whose URL
+    must be known first, as an OpenID Connect provider's redirect URI)."""
     started: list[ServiceProcess] = []
 
-    def start(*, env: dict[str, str] | None = None, db_path: Path | None = None) -> ServiceProcess:
+    def start(
+        *, env: dict[str, str] | None = None, db_path: Path | None = None, port: int | None = None
+    ) -> ServiceProcess:
         workdir = tmp_path_factory.mktemp("service")
         service = ServiceProcess(
-            port=free_port(),
+            port=port or free_port(),
             db_path=db_path or workdir / "chat.db",
             env=service_env(env),
             workdir=workdir,

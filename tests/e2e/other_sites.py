@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,7 +21,7 @@ PAGE = b'<!doctype html><html lang=en><link rel=icon href="data:,"><title>elsewh
 
 class _Page(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        if self.path != "/":
+        if urlsplit(self.path).path != "/":  # a query is fine: a sign-in's answer comes so
             self.send_error(404)
             return
         self.send_response(200)
