@@ -45,6 +45,9 @@ declare module "./follow.js?v=*" {
 declare module "./history.js?v=*" {
   export * from "#page/history.js";
 }
+declare module "./key-dialog.js?v=*" {
+  export * from "#page/key-dialog.js";
+}
 declare module "./live.js?v=*" {
   export * from "#page/live.js";
 }

@@ -11,6 +11,7 @@
 // (draft.js). An API key is kept for this tab only, in sessionStorage.
 import { authorizedFetch, useCredential } from "./credentials.js?v=b03bf63721";
 import { byId } from "./dom.js?v=fbc38dea4b";
+import { KeyDialog, storedKey, storeKey } from "./key-dialog.js?v=28ac3bf585";
 import { OidcSession, pageUrl } from "./oidc.js?v=6a7a8c9ed6";
 import { urlFor } from "./routing.js?v=03817483de";
 
@@ -18,16 +19,17 @@ import { urlFor } from "./routing.js?v=03817483de";
 /** @typedef {import("#page/draft.js").Draft} Draft */
 /** @typedef {import("#page/credentials.js").Credential} Credential */
 /**
- * What GET chat/auth answers.
+ * What GET chat/auth answers (caller: whom the request's own credential named, as chat/me
+ * says it; the page sends none there, so someone in front of the service added it).
  * @typedef {{
  *   modes: string[],
  *   oidc: null | { issuer: string, client_id: string | null, scopes: string, audience: string },
+ *   caller: unknown,
  * }} SignInOptions
  */
 
-const KEY_STORAGE = "chat-service.api-key";
 const TIMEOUT_MS = 15_000;
-const ANONYMOUS = { modes: ["anonymous"], oidc: null };
+const ANONYMOUS = { modes: ["anonymous"], oidc: null, caller: null };
 
 /**
  * How to sign in; an older service without chat/auth, or one that cannot be reached, is
@@ -54,15 +56,14 @@ export async function loadSignInOptions() {
  */
 export function parseSignInOptions(body) {
   if (typeof body !== "object" || body === null) return ANONYMOUS;
-  const { modes, oidc } = /** @type {{ modes?: unknown, oidc?: unknown }} */ (body);
+  const { modes, oidc, caller } = /** @type {Record<string, unknown>} */ (body);
   if (!Array.isArray(modes) || !modes.every((mode) => typeof mode === "string")) return ANONYMOUS;
   if (modes.length === 0) return ANONYMOUS;
   /** @type {SignInOptions["oidc"]} */
   let client = null;
   if (typeof oidc === "object" && oidc !== null) {
-    const { issuer, client_id: clientId, scopes, audience } = /** @type {Record<string, unknown>} */ (
-      oidc
-    );
+    const fields = /** @type {Record<string, unknown>} */ (oidc);
+    const { issuer, client_id: clientId, scopes, audience } = fields;
     if (typeof issuer === "string" && typeof scopes === "string" && typeof audience === "string") {
       client = {
         issuer,
@@ -72,7 +73,7 @@ export function parseSignInOptions(body) {
       };
     }
   }
-  return { modes, oidc: client };
+  return { modes, oidc: client, caller: caller ?? null };
 }
 
 /**
@@ -147,19 +148,22 @@ export class SignIn {
       // The conversation the reader was in when they went to sign in.
       if (back?.c) history.replaceState({ c: back.c }, "", urlFor(back.c, location.pathname));
     } catch (error) {
-      failed = `Signing in did not work: ${error instanceof Error ? error.message : error}.`;
+      const reason = error instanceof Error ? error.message : String(error);
+      failed = `Signing in did not work: ${reason}.`;
     }
     const user = await this.oidc?.load();
     if (user) return this.signedIn(this.oidcCredential(), "oidc");
     const key = modes.includes("api_key") ? storedKey() : null;
     if (key !== null) return this.signedIn(keyCredential(key, this), "key");
-    if (failed) {
-      this.signedOut(failed);
-      return false;
-    }
     // No credential of the page's own: one may still come from in front of the service (a
-    // sign-in proxy, or NGINX adding a key), which chat/me tells.
-    return this.signedIn(this.noCredential(), "proxy");
+    // sign-in proxy, or NGINX adding a key), and chat/auth said whom it names.
+    if (!failed && this.options.caller !== null) {
+      useCredential(this.noCredential());
+      this.showSignedIn(this.options.caller, "proxy");
+      return true;
+    }
+    this.signedOut(failed || this.invitation());
+    return false;
   }
 
   /**
@@ -180,13 +184,22 @@ export class SignIn {
     } catch {
       // The service is away: the history's own request will say so, with Retry.
     }
-    this.accountName.textContent = readerName(me, kind === "oidc" ? this.oidc?.profileName() ?? null : null);
+    this.showSignedIn(me, kind);
+    return true;
+  }
+
+  /**
+   * @param {unknown} me what chat/me says, if it answered
+   * @param {"oidc" | "key" | "proxy"} kind
+   */
+  showSignedIn(me, kind) {
+    const fallback = kind === "oidc" ? (this.oidc?.profileName() ?? null) : null;
+    this.accountName.textContent = readerName(me, fallback);
     this.accountName.hidden = false;
     this.signOutButton.hidden = kind !== "oidc";
     this.forgetKeyButton.hidden = kind !== "key";
     this.signInButton.hidden = true;
     this.useKeyButton.hidden = true;
-    return true;
   }
 
   /** @param {string} text why nobody is signed in, and what to do */
@@ -212,7 +225,10 @@ export class SignIn {
     }
     if (modes.includes("api_key")) return "Enter an API key to see your chats.";
     if (oidc && !oidc.client_id) {
-      return "This service takes OpenID Connect tokens, but no client is set up for this page (CHAT_OIDC_CLIENT_ID).";
+      return (
+        "This service takes OpenID Connect tokens, but no client is set up for this page " +
+        "(CHAT_OIDC_CLIENT_ID)."
+      );
     }
     return "This page cannot sign in: its sign-in library is missing (run npm ci in frontend/).";
   }
@@ -270,7 +286,8 @@ export class SignIn {
       await this.oidc.signIn({ c: this.conversationId() });
     } catch (error) {
       this.signInButton.disabled = false;
-      this.signedOut(`The sign-in page could not be opened: ${error instanceof Error ? error.message : error}.`);
+      const reason = error instanceof Error ? error.message : String(error);
+      this.signedOut(`The sign-in page could not be opened: ${reason}.`);
     }
   }
 
@@ -312,95 +329,4 @@ function keyCredential(key, signIn) {
     renew: async () => false,
     refused: (reason) => signIn.refused(reason),
   };
-}
-
-function storedKey() {
-  try {
-    return sessionStorage.getItem(KEY_STORAGE);
-  } catch {
-    return null;
-  }
-}
-
-/** @param {string | null} key null forgets it */
-function storeKey(key) {
-  try {
-    if (key === null) sessionStorage.removeItem(KEY_STORAGE);
-    else sessionStorage.setItem(KEY_STORAGE, key);
-  } catch {
-    // Storage refused: the key lasts until the page is left.
-  }
-}
-
-// "Use an API key": a modal <dialog> with a password field. The key is checked with the service
-// (chat/me) before it is kept, so a wrong one is told at once and never stored.
-class KeyDialog {
-  /** @param {(key: string) => void} onAccepted */
-  constructor(onAccepted) {
-    this.dialog = byId("key-dialog", HTMLDialogElement);
-    this.form = byId("key-form", HTMLFormElement);
-    this.input = byId("key-input", HTMLInputElement);
-    this.error = byId("key-error", HTMLElement);
-    this.submit = byId("key-submit", HTMLButtonElement);
-    this.onAccepted = onAccepted;
-    byId("key-cancel", HTMLButtonElement).addEventListener("click", () => this.dialog.close());
-    // Escape closes the dialog only: not the drawer, and no reply is stopped.
-    this.dialog.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") event.stopPropagation();
-    });
-    this.form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.check();
-    });
-    this.dialog.addEventListener("close", () => {
-      this.input.value = ""; // not kept in the page once the dialog is gone
-      this.showError("");
-    });
-  }
-
-  get isOpen() {
-    return this.dialog.open;
-  }
-
-  open() {
-    this.showError("");
-    this.dialog.showModal();
-    this.input.focus();
-  }
-
-  async check() {
-    const key = this.input.value.trim();
-    if (!key) {
-      this.showError("Enter a key.");
-      return;
-    }
-    this.submit.disabled = true;
-    try {
-      const response = await fetch("chat/me", {
-        headers: { Accept: "application/json", Authorization: `Bearer ${key}` },
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-      });
-      if (response.ok) {
-        this.onAccepted(key);
-        return;
-      }
-      const body = await response.json().catch(() => null);
-      const reason = typeof body?.message === "string" ? body.message : `HTTP ${response.status}.`;
-      this.showError(
-        response.status === 401 ? `That key was not accepted. ${reason}` : `The key could not be checked: ${reason}`,
-      );
-    } catch {
-      this.showError("The key could not be checked: the service did not answer. Try again.");
-    } finally {
-      this.submit.disabled = false;
-    }
-  }
-
-  /** @param {string} text "" hides it */
-  showError(text) {
-    this.error.textContent = text;
-    this.error.hidden = !text;
-    this.input.setAttribute("aria-invalid", text ? "true" : "false");
-    if (text) this.input.select();
-  }
 }

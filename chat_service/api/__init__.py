@@ -8,8 +8,9 @@ Cross-cutting policy applies by mount, never by matching paths:
 - ``/chat`` (:func:`chat_app`): CORS, the refusal of cross-site writes (csrf.py), who is
   calling, rate limits and the refusal of callers who could not be placed, in that order
   (the store's failures become the contract's 500s with the other errors, in errors.py);
-- ``/openapi.json`` and ``/chat/auth`` (:func:`public_app`): CORS, and nothing that asks
-  who is calling (the page reads how to sign in before it can);
+- ``/chat/auth`` (:func:`sign_in_app`): the same, but refusing nobody, since it is read
+  before signing in;
+- ``/openapi.json`` (:func:`document_app`): CORS;
 - ``/metrics``: an API key when CHAT_METRICS_REQUIRE_KEY is true;
 - probes and the page: nothing more.
 
@@ -57,18 +58,7 @@ def add_service_hooks(app: web.Application) -> None:
 
 def chat_app(settings: Settings, identity: Identity) -> web.Application:
     """``/chat``: the API, for callers it can name, within their rate limits."""
-    middlewares: list[Middleware] = []
-    origins = CorsOrigins(settings.cors_origins) if settings.cors_origins else None
-    if origins is not None:
-        # First: a preflight carries no credentials, so it is answered before the identity
-        # and rate-limit middlewares could refuse it.
-        middlewares.append(cors_middleware(origins))
-    # Before identity: a forged request is refused whatever credential the browser attached.
-    middlewares.append(csrf_middleware(origins))
-    middlewares.append(identify_middleware(identity))
-    if settings.rate_limit_rps > 0:
-        buckets = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
-        middlewares.append(rate_limit_middleware(buckets))
+    middlewares = caller_middlewares(settings, identity)
     if identity.required:
         middlewares.append(require_identity)
     app = web.Application(middlewares=middlewares)
@@ -85,16 +75,44 @@ def chat_app(settings: Settings, identity: Identity) -> web.Application:
     return app
 
 
-def public_app(settings: Settings, routes: web.RouteTableDef) -> web.Application:
-    """A mount anyone may read, from the same origins as the API: ``/openapi.json`` (the
-    API's description) and ``/chat/auth`` (how to sign in, asked before signing in)."""
+def caller_middlewares(settings: Settings, identity: Identity) -> list[Middleware]:
+    """What places a caller: CORS, the refusal of cross-site writes, who is calling, and
+    their rate limit, in that order."""
+    middlewares: list[Middleware] = []
+    origins = CorsOrigins(settings.cors_origins) if settings.cors_origins else None
+    if origins is not None:
+        # First: a preflight carries no credentials, so it is answered before the identity
+        # and rate-limit middlewares could refuse it.
+        middlewares.append(cors_middleware(origins))
+    # Before identity: a forged request is refused whatever credential the browser attached.
+    middlewares.append(csrf_middleware(origins))
+    middlewares.append(identify_middleware(identity))
+    if settings.rate_limit_rps > 0:
+        buckets = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
+        middlewares.append(rate_limit_middleware(buckets))
+    return middlewares
+
+
+def sign_in_app(settings: Settings, identity: Identity) -> web.Application:
+    """``/chat/auth``: how to sign in, for anyone; it names the caller when it can, within
+    the same rate limits as ``/chat``, but refuses nobody."""
+    app = web.Application(middlewares=caller_middlewares(settings, identity))
+    if settings.cors_origins:
+        app.on_response_prepare.append(add_cors_headers)
+    app.on_response_prepare.append(add_rate_limit_headers)
+    app.router.add_routes(sign_in.sign_in_routes)
+    return app
+
+
+def document_app(settings: Settings) -> web.Application:
+    """``/openapi.json``: the API's description, readable by the same origins as the API."""
     middlewares: list[Middleware] = []
     if settings.cors_origins:
         middlewares.append(cors_middleware(CorsOrigins(settings.cors_origins)))
     app = web.Application(middlewares=middlewares)
     if settings.cors_origins:
         app.on_response_prepare.append(add_cors_headers)
-    app.router.add_routes(routes)
+    app.router.add_routes(docs.routes)
     return app
 
 
@@ -118,9 +136,9 @@ def add_routes(
     """Mount the API and register the service's own routes, then the frontend (last, so
     the API always wins)."""
     # /chat/auth before /chat: a more specific mount, without the identity /chat requires.
-    app.add_subapp("/chat/auth", public_app(settings, sign_in.sign_in_routes))
+    app.add_subapp("/chat/auth", sign_in_app(settings, identity))
     app.add_subapp("/chat", chat_app(settings, identity))
-    app.add_subapp("/openapi.json", public_app(settings, docs.routes))
+    app.add_subapp("/openapi.json", document_app(settings))
     if settings.metrics_require_key and identity.required:
         app.add_subapp("/metrics", metrics_app(metrics, identity))
     else:

@@ -41,7 +41,11 @@ async def test_an_open_service_says_anonymous(make_client: MakeClient) -> None:
     client = await make_client()
     response = await client.get("/chat/auth")
     assert response.status == 200
-    assert await response.json() == {"modes": ["anonymous"], "oidc": None}
+    assert await response.json() == {
+        "modes": ["anonymous"],
+        "oidc": None,
+        "caller": {"kind": "anonymous", "subject": None, "name": None},
+    }
 
 
 async def test_keys_alone_are_one_mode_and_the_answer_needs_no_key(
@@ -50,7 +54,7 @@ async def test_keys_alone_are_one_mode_and_the_answer_needs_no_key(
     client = await make_client(api_keys=KEYS)
     response = await client.get("/chat/auth")
     assert response.status == 200
-    assert await response.json() == {"modes": ["api_key"], "oidc": None}
+    assert await response.json() == {"modes": ["api_key"], "oidc": None, "caller": None}
     # Everything else under /chat still asks for one, including paths that start alike.
     for path in ("/chat/me", "/chat/authx", "/chat/history"):
         assert (await client.get(path)).status == 401, path
@@ -74,6 +78,7 @@ async def test_keys_and_an_issuer_name_the_pages_client(
             "scopes": "openid profile offline_access",
             "audience": "chat-service",
         },
+        "caller": None,
     }
 
 
@@ -85,6 +90,30 @@ async def test_an_issuer_without_a_client_has_no_client_id(
     assert body["modes"] == ["oidc"]
     assert body["oidc"]["client_id"] is None
     assert body["oidc"]["scopes"] == "openid profile email"
+
+
+async def test_the_sign_in_options_name_the_caller_a_credential_names(
+    make_client: MakeClient, issuer: OidcIssuer
+) -> None:
+    """A page behind a proxy that adds the credential holds none itself: this tells it who
+    it is signed in as. A credential the service refuses names nobody, and is no error."""
+    client = await make_client(api_keys=KEYS, oidc_issuer=issuer.url, oidc_audience="chat-service")
+    keyed = await (await client.get("/chat/auth", headers=bearer(NAMED_KEY))).json()
+    assert keyed["caller"] == {"kind": "key", "subject": "alice", "name": "alice"}
+    token = issuer.token({"sub": "u-1", "preferred_username": "ada"})
+    signed = await (await client.get("/chat/auth", headers=bearer(token))).json()
+    assert signed["caller"] == {"kind": "oidc", "subject": "u-1", "name": "ada"}
+    refused = await client.get("/chat/auth", headers=bearer("sk-wrong-0123456789abcdef"))
+    assert refused.status == 200
+    assert (await refused.json())["caller"] is None
+
+
+async def test_the_sign_in_options_are_rate_limited_like_the_api(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(api_keys=KEYS, rate_limit_rps=0.001, rate_limit_burst=2)
+    statuses = [(await client.get("/chat/auth")).status for _ in range(3)]
+    assert statuses == [200, 200, 429]
 
 
 async def test_the_sign_in_options_are_readable_from_the_listed_origins(
