@@ -128,7 +128,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_two_users_sign_in_and_each_sees_only_their_own_chats(
     open_page: OpenPage, oidc: tuple[OidcProvider, ServiceProcess]
 ) -> None:
-    provider, service = oidc
+    _, service = oidc
     alice = ChatPage(open_page(), service.base_url).open(online=False)
     expect_signed_out(alice)
     sign_in_on_the_provider(alice, "alice")
@@ -220,9 +220,7 @@ def test_a_token_that_expires_mid_session_is_renewed_and_the_typing_goes_on(
     start_oidc_provider: StartOidcProvider,
     start_module_service: StartModuleService,
 ) -> None:
-    provider, service = start_signed_service(
-        start_oidc_provider, start_module_service, access_token_ttl=5
-    )
+    _, service = start_signed_service(start_oidc_provider, start_module_service, access_token_ttl=5)
     chat = ChatPage(open_page(), service.base_url).open(online=False)
     sign_in_on_the_provider(chat, "erin")
     first = stored_user(chat.page)["access_token"]
