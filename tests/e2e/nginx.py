@@ -121,6 +121,16 @@ def write_oidc_origin(
     )
 
 
+def read_oidc_origin(conf_d: Path) -> str:
+    """What the include that script wrote into ``conf_d`` gives $chat_csp_oidc_origin: empty,
+    or a space and the issuer's origin."""
+    text = (conf_d / OIDC_ORIGIN_FILE).read_text()
+    pattern = r'^map "" \$chat_csp_oidc_origin \{\n    default "([^"]*)";\n\}$'
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, text
+    return match.group(1)
+
+
 @dataclass(kw_only=True)
 class NginxProcess(abc.ABC):
     """One NGINX on a free port with all its files in ``workdir``; subclasses write what it

@@ -27,6 +27,7 @@ from tests.e2e.nginx import (
     OIDC_ORIGIN_FILE,
     TRUSTED_PROXIES_FILE,
     NginxServer,
+    read_oidc_origin,
     write_oidc_origin,
     write_trusted_proxies,
 )
@@ -205,14 +206,6 @@ def shell(name: str) -> tuple[str, ...]:
     return SHELLS[name]
 
 
-def written_origin(conf_d: Path) -> str:
-    """What the OpenID Connect start-up script's include gives $chat_csp_oidc_origin."""
-    text = (conf_d / OIDC_ORIGIN_FILE).read_text()
-    match = re.search(r'^map "" \$chat_csp_oidc_origin \{\n    default "([^"]*)";\n\}$', text, re.M)
-    assert match, text
-    return match.group(1)
-
-
 @pytest.mark.parametrize("shell_name", SHELLS)
 @pytest.mark.parametrize(
     ("issuer", "origin"),
@@ -240,7 +233,7 @@ def test_the_oidc_start_up_script_writes_the_issuers_origin(
     assert result.returncode == 0, result.stderr
     if origin is None:
         origin = str(URL(issuer.strip()).origin())
-    assert written_origin(tmp_path) == (f" {origin}" if origin else "")
+    assert read_oidc_origin(tmp_path) == (f" {origin}" if origin else "")
     if issuer.strip():
         assert str(URL(issuer.strip()).origin()) == origin
 
