@@ -45,14 +45,18 @@ RUN npm ci --omit=dev --no-audit --no-fund
 # NGINX (unprivileged image: uid 101, no root needed) serving the page and proxying the API.
 # The official entrypoint renders /etc/nginx/templates/*.template with envsubst into
 # /etc/nginx/conf.d/ at start-up; the template reads exactly these three variables. It also
-# runs the scripts in /docker-entrypoint.d/: ours turns NGINX_TRUSTED_PROXIES (the proxies
-# whose X-Forwarded-For names the client; none by default, NGINX being the edge) into the
-# set_real_ip_from lines the template includes.
+# runs the scripts in /docker-entrypoint.d/, in name order, after the template's: ours turn
+# NGINX_TRUSTED_PROXIES (the proxies whose X-Forwarded-For names the client; none by default,
+# NGINX being the edge) into the set_real_ip_from lines the template includes, and
+# CHAT_OIDC_ISSUER (the service's OpenID Connect issuer; none by default) into the origin the
+# page's Content-Security-Policy admits for its sign-in. Either stops the container on a value
+# it cannot use.
 FROM nginxinc/nginx-unprivileged:1.29.4-alpine AS frontend
 ENV NGINX_PORT=8085 \
     CHAT_SERVICE_URL=http://chat-service:8000 \
     FRONTEND_ROOT=/usr/share/nginx/html \
-    NGINX_TRUSTED_PROXIES=""
+    NGINX_TRUSTED_PROXIES="" \
+    CHAT_OIDC_ISSUER=""
 USER 0
 RUN rm -f /usr/share/nginx/html/index.html /usr/share/nginx/html/50x.html
 USER 101
@@ -61,6 +65,7 @@ COPY --from=frontend-libraries /build/vendor/ /usr/share/nginx/html/vendor/
 # Named default.conf.template so that it replaces the image's stock server on :8080.
 COPY frontend/nginx.conf.template /etc/nginx/templates/default.conf.template
 COPY --chmod=0755 frontend/nginx-trusted-proxies.sh /docker-entrypoint.d/25-chat-trusted-proxies.sh
+COPY --chmod=0755 frontend/nginx-oidc-origin.sh /docker-entrypoint.d/26-chat-oidc-origin.sh
 EXPOSE 8085
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["sh", "-c", "wget -q -O /dev/null http://127.0.0.1:${NGINX_PORT}/nginx-health"]

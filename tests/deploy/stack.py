@@ -143,11 +143,17 @@ def service_port(service: Doc, port: int | str) -> Doc:
 
 
 def env_of(docs: list[Doc], container: Doc) -> dict[str, str]:
-    """The container's environment: its envFrom ConfigMaps, then its own env entries."""
+    """The container's environment: its envFrom ConfigMaps, then its own env entries (a value,
+    or a key of a ConfigMap: ``valueFrom.configMapKeyRef``, which must exist)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
-    env.update({item["name"]: item["value"] for item in container.get("env", [])})
+    for item in container.get("env", []):
+        if "valueFrom" in item:
+            ref = item["valueFrom"]["configMapKeyRef"]
+            env[item["name"]] = find(docs, "ConfigMap", ref["name"])["data"][ref["key"]]
+        else:
+            env[item["name"]] = item["value"]
     return env
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +23,7 @@ from tests.deploy.stack import (
     run,
     venv_tool,
 )
+from tests.e2e.nginx import read_oidc_origin, write_oidc_origin
 
 # The UIs the README sends people to: compose service -> container port.
 UI_PORTS = {"frontend": 8085, "jaeger": 16686, "prometheus": 9090, "grafana": 3000}
@@ -68,6 +69,15 @@ MODEL_DEFAULTS: dict[str, object] = {
     "assistant_token_ms": 0,
     "openai_base_url": None,
     "openai_api_key": None,
+}
+
+# Sign-in with OpenID Connect, from the shell that runs compose (a Keycloak realm here): the
+# service gets all four, NGINX the issuer, for the page's Content-Security-Policy.
+OIDC_SETTINGS = {
+    "CHAT_OIDC_ISSUER": "https://sso.example.com/realms/chat",
+    "CHAT_OIDC_AUDIENCE": "chat-api",
+    "CHAT_OIDC_CLIENT_ID": "chat-page",
+    "CHAT_OIDC_SCOPES": "openid profile email offline_access",
 }
 
 
@@ -298,3 +308,41 @@ def test_a_model_server_on_the_host_is_reachable(compose_file: Doc) -> None:
         "host.docker.internal:host-gateway"
         in compose_file["services"]["chat-service"]["extra_hosts"]
     )
+
+
+def test_nobody_signs_in_unless_the_shell_names_an_issuer(tmp_path: Path) -> None:
+    """Unset or empty in the shell, the settings reach both containers empty, which the
+    service takes as unset (anonymous, or API keys when it has some) and NGINX's start-up
+    script as no issuer: the page's policy without sign-in."""
+    raw = load_yaml(REPO / "docker-compose.yml")["services"]
+    for name in OIDC_SETTINGS:
+        assert raw["chat-service"]["environment"][name] == f"${{{name}:-}}", name
+    assert raw["frontend"]["environment"]["CHAT_OIDC_ISSUER"] == "${CHAT_OIDC_ISSUER:-}"
+    for shell in ({}, dict.fromkeys(OIDC_SETTINGS, "")):
+        services = compose(shell)["services"]
+        environment = services["chat-service"]["environment"]
+        assert {name: environment[name] for name in OIDC_SETTINGS} == dict.fromkeys(
+            OIDC_SETTINGS, ""
+        )
+        settings = Settings.from_env(environment)
+        assert (settings.oidc_issuer, settings.oidc_audience) == (None, None)
+        issuer = services["frontend"]["environment"]["CHAT_OIDC_ISSUER"]
+        assert issuer == ""
+        written = write_oidc_origin(tmp_path, issuer)
+        assert written.returncode == 0, written.stderr
+        assert read_oidc_origin(tmp_path) == ""
+
+
+def test_the_shell_turns_on_sign_in_for_the_service_and_the_pages_policy(tmp_path: Path) -> None:
+    services = compose(OIDC_SETTINGS)["services"]
+    environment = services["chat-service"]["environment"]
+    assert {name: environment[name] for name in OIDC_SETTINGS} == OIDC_SETTINGS
+    settings = Settings.from_env(environment)
+    assert settings.oidc_issuer == OIDC_SETTINGS["CHAT_OIDC_ISSUER"]
+    assert settings.oidc_audience == OIDC_SETTINGS["CHAT_OIDC_AUDIENCE"]
+    # NGINX gets the same issuer, and the page may connect to its origin.
+    issuer = services["frontend"]["environment"]["CHAT_OIDC_ISSUER"]
+    assert issuer == settings.oidc_issuer
+    written = write_oidc_origin(tmp_path, issuer)
+    assert written.returncode == 0, written.stderr
+    assert read_oidc_origin(tmp_path) == " https://sso.example.com"

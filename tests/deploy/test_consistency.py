@@ -20,6 +20,7 @@ from tests.deploy.stack import (
     Doc,
     as_mounted,
     bind_mounts,
+    compose,
     container_port,
     containers,
     dockerfile,
@@ -39,7 +40,10 @@ NGINX_VARIABLES = {"NGINX_PORT", "CHAT_SERVICE_URL", "FRONTEND_ROOT"}
 # into the set_real_ip_from lines the template includes. It differs by design: compose's
 # NGINX is the edge and trusts no one, k8s's trusts the ingress controller.
 TRUSTED_PROXIES = "NGINX_TRUSTED_PROXIES"
-FRONTEND_VARIABLES = NGINX_VARIABLES | {TRUSTED_PROXIES}
+# And the service's OpenID Connect issuer, which the other start-up script turns into the
+# origin the page's Content-Security-Policy admits: the service's setting, the same value.
+OIDC_ISSUER = "CHAT_OIDC_ISSUER"
+FRONTEND_VARIABLES = NGINX_VARIABLES | {TRUSTED_PROXIES, OIDC_ISSUER}
 OTEL_VARIABLES = {"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}
 # The README's URLs: compose service -> container port, and the page's path.
 README_URLS = {
@@ -278,7 +282,31 @@ def test_the_nginx_template_reads_exactly_the_variables_every_deployment_sets(
     port = int(environments["k8s"]["NGINX_PORT"])
     assert published_ports(compose_file["services"]["frontend"]) == {port: port}
     service_port(find(rendered, "Service", "frontend"), port)
-    assert read_env_file(REPO / "k8s" / "base" / "frontend.env").keys() == FRONTEND_VARIABLES
+    # The issuer is not in frontend.env: frontend.yaml reads it from the service's ConfigMap.
+    frontend_env = read_env_file(REPO / "k8s" / "base" / "frontend.env")
+    assert frontend_env.keys() == FRONTEND_VARIABLES - {OIDC_ISSUER}
+
+
+@pytest.mark.parametrize("shell", [{}, {OIDC_ISSUER: "https://sso.example.com/realms/chat"}])
+def test_nginx_gets_the_issuer_the_service_has(rendered: list[Doc], shell: dict[str, str]) -> None:
+    """The page signs in where the service takes tokens from, and its policy admits that
+    origin: NGINX and the service must have the same CHAT_OIDC_ISSUER, in each stack."""
+    services = compose(shell)["services"]
+    assert (
+        services["frontend"]["environment"][OIDC_ISSUER]
+        == (services["chat-service"]["environment"][OIDC_ISSUER])
+    )
+    assert services["frontend"]["environment"][OIDC_ISSUER] == shell.get(OIDC_ISSUER, "")
+    service = env_of(rendered, containers(workload(rendered, "chat-service"))[0])
+    nginx = env_of(rendered, containers(workload(rendered, "frontend"))[0])
+    assert nginx[OIDC_ISSUER] == service[OIDC_ISSUER]
+    # One place to set it in k8s: the frontend's value is a reference to the service's.
+    (frontend,) = containers(workload(rendered, "frontend"))
+    (entry,) = [e for e in frontend["env"] if e["name"] == OIDC_ISSUER]
+    reference = entry["valueFrom"]["configMapKeyRef"]
+    assert reference["key"] == OIDC_ISSUER
+    (service_container,) = containers(workload(rendered, "chat-service"))
+    assert {"configMapRef": {"name": reference["name"]}} in service_container["envFrom"]
 
 
 def files_mentioning(folder: Path, needle: str) -> list[Path]:

@@ -6,6 +6,8 @@ import re
 import shlex
 from pathlib import PurePosixPath
 
+import pytest
+
 from chat_service.config import Settings
 from tests.deploy.stack import (
     REPO,
@@ -24,8 +26,13 @@ from tests.deploy.stack import (
 
 PINNED_BASE = re.compile(r"[a-z0-9./-]+:\d+\.\d+\.\d+-[a-z0-9.-]+")
 NGINX_VARIABLES = {"NGINX_PORT", "CHAT_SERVICE_URL", "FRONTEND_ROOT"}
-# Read by the image's start-up script (frontend/nginx-trusted-proxies.sh), not the template.
-FRONTEND_VARIABLES = NGINX_VARIABLES | {"NGINX_TRUSTED_PROXIES"}
+# Read by the image's start-up scripts (frontend/nginx-trusted-proxies.sh,
+# frontend/nginx-oidc-origin.sh), not the template.
+STARTUP_SCRIPTS = {
+    "NGINX_TRUSTED_PROXIES": ("nginx-trusted-proxies.sh", "chat-trusted-proxies.inc"),
+    "CHAT_OIDC_ISSUER": ("nginx-oidc-origin.sh", "chat-oidc-origin.inc"),
+}
+FRONTEND_VARIABLES = NGINX_VARIABLES | set(STARTUP_SCRIPTS)
 
 
 def last(instructions: list[Instruction], keyword: str) -> str:
@@ -111,6 +118,8 @@ def test_the_frontend_image_bakes_in_the_page_and_the_nginx_template() -> None:
     assert set(env) == FRONTEND_VARIABLES
     # The image trusts no proxy unless told: where it is the edge, the peer is the client.
     assert env["NGINX_TRUSTED_PROXIES"] == ""
+    # And admits no OpenID Connect issuer: the page's policy is then the one without sign-in.
+    assert env["CHAT_OIDC_ISSUER"] == ""
     assert env["NGINX_PORT"] == last(frontend, "EXPOSE")
     copies = [shlex.split(i.args) for i in frontend if i.keyword == "COPY"]
     destinations = {tuple(args[:-1]): args[-1] for args in copies}
@@ -124,20 +133,28 @@ def test_the_frontend_image_bakes_in_the_page_and_the_nginx_template() -> None:
     assert "nginx-health" in last(frontend, "HEALTHCHECK")
 
 
-def test_the_frontend_image_runs_the_trusted_proxies_script_before_nginx() -> None:
+@pytest.mark.parametrize("variable", STARTUP_SCRIPTS)
+def test_the_frontend_image_runs_the_start_up_scripts_before_nginx(variable: str) -> None:
     """The official entrypoint runs executable ``*.sh`` files in /docker-entrypoint.d/
-    (``*.envsh`` ones it sources instead); the script writes the file the template includes."""
+    (``*.envsh`` ones it sources instead), in name order after its own envsubst step
+    (20-envsubst-on-templates.sh); each script writes the file the template includes."""
+    name, include = STARTUP_SCRIPTS[variable]
     frontend = stage(dockerfile(), "frontend")
     copies = [shlex.split(i.args) for i in frontend if i.keyword == "COPY"]
-    (copy,) = [args for args in copies if "frontend/nginx-trusted-proxies.sh" in args]
+    (copy,) = [args for args in copies if f"frontend/{name}" in args]
     assert copy[0] == "--chmod=0755"
     destination = PurePosixPath(copy[-1])
     assert destination.parent == PurePosixPath("/docker-entrypoint.d")
     assert destination.suffix == ".sh"
-    script = (REPO / "frontend" / "nginx-trusted-proxies.sh").read_text()
+    assert destination.name > "20-envsubst-on-templates.sh"
+    script = (REPO / "frontend" / name).read_text()
     template = (REPO / "frontend" / "nginx.conf.template").read_text()
-    assert "${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}/chat-trusted-proxies.inc" in script
-    assert "include conf.d/chat-trusted-proxies.inc;" in template
+    assert script.startswith("#!/bin/sh\n")
+    assert variable in script
+    assert f"${{NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}}/{include}" in script
+    assert f"include conf.d/{include};" in template
+    # Not *.conf: the image's nginx.conf includes conf.d/*.conf, which would load it twice.
+    assert not include.endswith(".conf")
 
 
 def test_what_the_dockerfile_copies_exists_and_is_in_the_build_context() -> None:

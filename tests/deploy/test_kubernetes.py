@@ -39,7 +39,7 @@ from tests.deploy.stack import (
     service_port,
     workloads,
 )
-from tests.e2e.nginx import NginxServer
+from tests.e2e.nginx import NginxServer, read_oidc_origin, write_oidc_origin
 from tests.support.binaries import require_binary
 
 NAMESPACE = "chat-service"
@@ -205,6 +205,10 @@ def test_every_reference_names_an_object_of_the_build(path: str) -> None:
         for container in containers(item):
             for source in container.get("envFrom", []):
                 assert exists("ConfigMap", source["configMapRef"]["name"]), source
+            for entry in container.get("env", []):
+                ref = entry.get("valueFrom", {}).get("configMapKeyRef")
+                if ref is not None:
+                    assert exists("ConfigMap", ref["name"]), entry
         if item["kind"] == "StatefulSet":
             assert exists("Service", item["spec"]["serviceName"])
     for scaler in (d for d in docs if d["kind"] == "HorizontalPodAutoscaler"):
@@ -463,7 +467,9 @@ def test_secrets_are_mounted_read_only_and_never_put_in_the_environment(path: st
         for container in containers(item):
             assert not [s for s in container.get("envFrom", []) if "secretRef" in s]
             for entry in container.get("env", []):
-                assert "valueFrom" not in entry, entry["name"]
+                # A key of a ConfigMap at most (the frontend's copy of the service's issuer);
+                # never a Secret's.
+                assert set(entry.get("valueFrom", {})) <= {"configMapKeyRef"}, entry["name"]
                 assert entry["name"] not in SECRET_VARIABLES, entry["name"]
             for mount in container.get("volumeMounts", []):
                 # (claims from volumeClaimTemplates are not in volumes)
@@ -697,6 +703,99 @@ def test_switching_to_a_real_model_as_the_env_file_says(tmp_path: Path) -> None:
     assert (settings.assistant, settings.model) == ("openai", env["CHAT_MODEL"])
     assert settings.openai_api_key == "sk-test-not-a-key"
     assert settings.openai_base_url == env["OPENAI_BASE_URL"]
+
+
+# ---------------------------------------------------------------- sign-in with OpenID Connect
+
+OIDC_VARIABLES = (
+    "CHAT_OIDC_ISSUER",
+    "CHAT_OIDC_AUDIENCE",
+    "CHAT_OIDC_CLIENT_ID",
+    "CHAT_OIDC_SCOPES",
+)
+# What an operator fills in for a Keycloak realm (README, "Sign in").
+OIDC = {
+    "CHAT_OIDC_ISSUER": "https://sso.example.com/realms/chat",
+    "CHAT_OIDC_AUDIENCE": "chat-api",
+    "CHAT_OIDC_CLIENT_ID": "chat-page",
+    "CHAT_OIDC_SCOPES": "openid profile email offline_access",
+}
+
+
+def service_and_nginx_env(docs: list[Doc], root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """chat-service's environment (its Secrets' files mounted below ``root``) and NGINX's."""
+    item = workload(docs, "chat-service")
+    (service,) = containers(item)
+    (nginx,) = containers(workload(docs, "frontend"))
+    return as_mounted(docs, item, service, root), env_of(docs, nginx)
+
+
+def origin_nginx_admits(issuer: str, conf_d: Path) -> str:
+    """What the frontend image's start-up script makes of the issuer NGINX is given."""
+    conf_d.mkdir(parents=True, exist_ok=True)
+    written = write_oidc_origin(conf_d, issuer)
+    assert written.returncode == 0, written.stderr
+    return read_oidc_origin(conf_d)
+
+
+@pytest.mark.parametrize("path", BUILDS)
+def test_by_default_nobody_signs_in(path: str, tmp_path: Path) -> None:
+    """The settings are there to fill in, and empty: the service takes empty as unset (the page
+    is anonymous, or asks for a key when the Secret holds some), and NGINX's start-up script
+    writes the page's policy without sign-in."""
+    service, nginx = service_and_nginx_env(build(path), tmp_path / "mounted")
+    assert {name: service[name] for name in OIDC_VARIABLES} == dict.fromkeys(OIDC_VARIABLES, "")
+    settings = Settings.from_env(service)
+    assert (settings.oidc_issuer, settings.oidc_audience) == (None, None)
+    assert nginx["CHAT_OIDC_ISSUER"] == ""
+    assert origin_nginx_admits(nginx["CHAT_OIDC_ISSUER"], tmp_path / "conf.d") == ""
+
+
+def sign_in_overlay(k8s: Path) -> Path:
+    """An overlay of one's own that merges the settings into the service's ConfigMap."""
+    overlay = k8s / "overlays" / "sign-in"
+    overlay.mkdir(parents=True)
+    literals = "".join(f"      - {name}={value}\n" for name, value in OIDC.items())
+    (overlay / "kustomization.yaml").write_text(
+        "resources:\n  - ../../base\n"
+        "configMapGenerator:\n"
+        "  - name: chat-service-config\n    behavior: merge\n    literals:\n" + literals
+    )
+    return overlay
+
+
+@pytest.mark.parametrize("how", ["the env file", "an overlay"])
+def test_signing_in_with_openid_connect_reaches_the_service_and_nginx(
+    how: str, rendered: list[Doc], tmp_path: Path
+) -> None:
+    """Set once, in the service's ConfigMap (chat-service.env, or an overlay merging into it):
+    the service gets every setting, and NGINX the same issuer, through a reference that
+    follows the ConfigMap's generated name, so its pods restart with the new value too."""
+    k8s = copy_stack(tmp_path / "stack")
+    if how == "the env file":
+        env_file = k8s / "base" / "chat-service.env"
+        text = env_file.read_text()
+        for name, value in OIDC.items():
+            text, count = re.subn(rf"^{name}=$", f"{name}={value}", text, flags=re.MULTILINE)
+            assert count == 1, name
+        env_file.write_text(text)
+        docs = render_kustomize(k8s)
+    else:
+        docs = render_kustomize(sign_in_overlay(k8s))
+    service, nginx = service_and_nginx_env(docs, tmp_path / "mounted")
+    assert {name: service[name] for name in OIDC} == OIDC
+    settings = Settings.from_env(service)
+    assert settings.oidc_issuer == OIDC["CHAT_OIDC_ISSUER"]
+    assert settings.oidc_audience == OIDC["CHAT_OIDC_AUDIENCE"]
+    assert nginx["CHAT_OIDC_ISSUER"] == settings.oidc_issuer
+    assert origin_nginx_admits(nginx["CHAT_OIDC_ISSUER"], tmp_path / "conf.d") == (
+        " https://sso.example.com"
+    )
+    (container,) = containers(workload(docs, "frontend"))
+    (entry,) = [e for e in container["env"] if e["name"] == "CHAT_OIDC_ISSUER"]
+    reference = entry["valueFrom"]["configMapKeyRef"]["name"]
+    assert reference == find(docs, "ConfigMap", "chat-service-config")["metadata"]["name"]
+    assert reference != find(rendered, "ConfigMap", "chat-service-config")["metadata"]["name"]
 
 
 # ---------------------------------------------------------------- the SQLite overlay

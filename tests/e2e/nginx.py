@@ -3,10 +3,11 @@
 The image renders ``/etc/nginx/templates/*.template`` with ``envsubst``, replacing only the
 variables that are defined (``$NAME`` and ``${NAME}``) and leaving NGINX's own ``$variables``
 alone. :func:`render_template` does exactly that for the three variables the template uses.
-The image also runs the project's own start-up script, which turns NGINX_TRUSTED_PROXIES
-into the ``set_real_ip_from`` lines the template includes; :class:`NginxServer` runs the same
-script. The main ``nginx.conf`` is the image's in production; here a minimal one keeps the pid
-file, error log and temp files in the test's folder, so nothing outside it is touched.
+The image also runs the project's own start-up scripts, which turn NGINX_TRUSTED_PROXIES
+into the ``set_real_ip_from`` lines the template includes and CHAT_OIDC_ISSUER into the origin
+the page's Content-Security-Policy admits; :class:`NginxServer` runs the same scripts. The
+main ``nginx.conf`` is the image's in production; here a minimal one keeps the pid file, error
+log and temp files in the test's folder, so nothing outside it is touched.
 
 :class:`IngressNginx` is a second, hand-written NGINX that stands in for a Kubernetes ingress
 controller in front of the template's NGINX, so tests can run the two-hop chain for real.
@@ -19,7 +20,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -33,6 +34,10 @@ TEMPLATE = FRONTEND_DIR / "nginx.conf.template"
 # the folder the template is rendered to, and the template includes it.
 TRUSTED_PROXIES_SCRIPT = FRONTEND_DIR / "nginx-trusted-proxies.sh"
 TRUSTED_PROXIES_FILE = "chat-trusted-proxies.inc"
+# The same for CHAT_OIDC_ISSUER: the file defines $chat_csp_oidc_origin, which the page's policy
+# (the default of the template's CSP map) puts after connect-src 'self'.
+OIDC_ORIGIN_SCRIPT = FRONTEND_DIR / "nginx-oidc-origin.sh"
+OIDC_ORIGIN_FILE = "chat-oidc-origin.inc"
 TEMPLATE_VARIABLES = frozenset({"NGINX_PORT", "CHAT_SERVICE_URL", "FRONTEND_ROOT"})
 STARTUP_TIMEOUT_S = 10.0
 
@@ -94,6 +99,36 @@ def write_trusted_proxies(conf_d: Path, trusted_proxies: str) -> subprocess.Comp
         timeout=30,
         check=False,
     )
+
+
+def write_oidc_origin(
+    conf_d: Path, issuer: str, *, shell: Sequence[str] = ("sh",)
+) -> subprocess.CompletedProcess[str]:
+    """Run the image's other start-up script, as its entrypoint does, writing into ``conf_d``;
+    ``shell`` runs it (the image's is BusyBox's ash: ``("busybox", "sh")``)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CHAT_OIDC_ISSUER": issuer,
+        "NGINX_ENVSUBST_OUTPUT_DIR": str(conf_d),
+    }
+    return subprocess.run(
+        [*shell, str(OIDC_ORIGIN_SCRIPT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def read_oidc_origin(conf_d: Path) -> str:
+    """What the include that script wrote into ``conf_d`` gives $chat_csp_oidc_origin: empty,
+    or a space and the issuer's origin."""
+    text = (conf_d / OIDC_ORIGIN_FILE).read_text()
+    pattern = r'^map "" \$chat_csp_oidc_origin \{\n    default "([^"]*)";\n\}$'
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, text
+    return match.group(1)
 
 
 @dataclass(kw_only=True)
@@ -203,9 +238,11 @@ class NginxServer(NginxProcess):
     upstream_api_key: str | None = None
     # NGINX_TRUSTED_PROXIES: the proxies in front whose X-Forwarded-For NGINX believes.
     trusted_proxies: str = ""
+    # CHAT_OIDC_ISSUER: the issuer whose origin the page's policy admits (none by default).
+    oidc_issuer: str = ""
 
     def write_snippet(self, conf_d: Path) -> Path:
-        """Render the template as the image does, with the start-up script's include file."""
+        """Render the template as the image does, with the start-up scripts' include files."""
         snippet = conf_d / "chat-frontend.conf"
         snippet.write_text(
             render_template(
@@ -220,6 +257,9 @@ class NginxServer(NginxProcess):
         script = write_trusted_proxies(conf_d, self.trusted_proxies)
         if script.returncode != 0:
             raise RuntimeError(f"{TRUSTED_PROXIES_SCRIPT.name} failed:\n{script.stderr}")
+        script = write_oidc_origin(conf_d, self.oidc_issuer)
+        if script.returncode != 0:
+            raise RuntimeError(f"{OIDC_ORIGIN_SCRIPT.name} failed:\n{script.stderr}")
         if self.upstream_api_key is not None:
             auth = self.workdir / "chat-service" / "upstream-auth.conf"
             auth.parent.mkdir(exist_ok=True)

@@ -19,14 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from yarl import URL
 
 from tests.e2e.conftest import StartModuleService
 from tests.e2e.nginx import (
     FRONTEND_DIR,
+    OIDC_ORIGIN_FILE,
     TRUSTED_PROXIES_FILE,
     NginxServer,
+    read_oidc_origin,
+    write_oidc_origin,
     write_trusted_proxies,
 )
+from tests.support.binaries import require_binary
 from tests.support.service import ServiceProcess, free_port
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -37,6 +42,26 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 LONG_CACHE = "public, max-age=31536000, immutable"
+# The page's policy without OpenID Connect, and the API docs' (tests/security/test_headers.py
+# holds the service to the same), written out.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types dompurify"
+)
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; require-trusted-types-for 'script'; "
+    "trusted-types default dompurify docs-dompurify"
+)
+# An issuer with a path, as most are (Keycloak's realm, Entra ID's tenant): the page's policy
+# admits its origin, and nothing of the path.
+ISSUER = "https://idp.example.test/realms/chat"
+ISSUER_ORIGIN = "https://idp.example.test"
+# The shells that run the start-up scripts: the image's is BusyBox's ash; sh here is dash or
+# bash.
+SHELLS = {"sh": ("sh",), "busybox": ("busybox", "sh")}
 
 
 class Reply:
@@ -172,6 +197,163 @@ def test_the_start_up_script_refuses_what_is_not_a_proxy_address(tmp_path: Path,
     assert result.returncode != 0
     assert "NGINX_TRUSTED_PROXIES" in result.stderr
     assert not (tmp_path / TRUSTED_PROXIES_FILE).exists()
+
+
+def shell(name: str) -> tuple[str, ...]:
+    """The command that runs a start-up script in the named shell (BusyBox may be missing)."""
+    if name == "busybox":
+        require_binary("busybox", package="busybox")
+    return SHELLS[name]
+
+
+@pytest.mark.parametrize("shell_name", SHELLS)
+@pytest.mark.parametrize(
+    ("issuer", "origin"),
+    [
+        ("", ""),
+        ("  \t\n", ""),  # only white space: unset, as the service takes it
+        (ISSUER, ISSUER_ORIGIN),
+        (" https://idp.example.test/realms/chat\n", ISSUER_ORIGIN),
+        ("https://login.microsoftonline.com/0b5e0c1c-7f2a-4c8e-9d41-3a6f2b8e1d57/v2.0", None),
+        ("https://chat-dev.eu.auth0.com/", None),
+        ("https://sso.example.com:8443/realms/my_realm", None),
+        ("HTTPS://SSO.Example.COM:443/realms/chat", "https://sso.example.com"),
+        ("https://203.0.113.7:9443/", None),
+        ("http://localhost:8080/realms/chat", None),
+        ("http://127.0.0.1:80/", "http://127.0.0.1"),
+        ("https://xn--bcher-kva.example/", None),
+    ],
+)
+def test_the_oidc_start_up_script_writes_the_issuers_origin(
+    tmp_path: Path, shell_name: str, issuer: str, origin: str | None
+) -> None:
+    """The origin, as the service derives it for its own policy (yarl's URL.origin()):
+    lower case, the scheme's default port dropped, no path."""
+    result = write_oidc_origin(tmp_path, issuer, shell=shell(shell_name))
+    assert result.returncode == 0, result.stderr
+    if origin is None:
+        origin = str(URL(issuer.strip()).origin())
+    assert read_oidc_origin(tmp_path) == (f" {origin}" if origin else "")
+    if issuer.strip():
+        assert str(URL(issuer.strip()).origin()) == origin
+
+
+@pytest.mark.parametrize("shell_name", SHELLS)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "https://a.example; script-src *",  # a second directive
+        "https://a.example 'unsafe-inline'",  # another source
+        "https://a.example https://b.example",
+        "https://a.example,https://b.example",
+        "https://a.example\nscript-src *",  # a new line in the policy, or in NGINX's file
+        "https://a.example\r\nX-Evil: 1",  # a header of its own
+        'https://a.example/"; add_header X-Evil 1; #',  # out of NGINX's quoted string
+        "https://a.example/'",
+        'https://a.example/"',
+        "https://a.example/\\",
+        "https://$host/",  # an NGINX variable
+        "https://a.example/${CHAT_SERVICE_URL}",
+        "https://a.example/{x}",
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "ftp://a.example/",
+        "https://",
+        "https:///realms/chat",
+        "a.example",
+        "//a.example/",
+        "http://idp.example.test/",  # plain HTTP to anywhere but this machine
+        "http://localhost.evil.example/",
+        "https://user:password@a.example/",
+        "https://a.example/x?y=1",
+        "https://a.example/#x",
+        "https://[::1]:8443/",  # CSP cannot name an IPv6 address
+        "https://a.example:0/",
+        "https://a.example:65536/",
+        "https://a.example:08443/",
+        "https://a.example:/",
+        "https://a.example:x/",
+        "https://a.example:1:2/",
+        "https://-a.example/",
+        "https://a-.example/",
+        "https://a..example/",
+        "https://.a.example/",
+        "https://a.example./",
+        "https://a_b.example/",
+        "https://a.example.123/",  # ends in a number: a URL parser's IPv4 address
+        "https://1.2.3/",
+        "https://1.2.3.4.5/",
+        "https://1.2.3.256/",
+        "https://01.2.3.4/",
+        "https://b\u00fccher.example/",  # not ASCII: write it as xn--...
+    ],
+)
+def test_the_oidc_start_up_script_refuses_what_is_not_an_issuer(
+    tmp_path: Path, shell_name: str, bad: str
+) -> None:
+    """The container stops (the entrypoint runs the script under set -e), and no file is
+    left for NGINX to start with: not even one an earlier start wrote."""
+    (tmp_path / OIDC_ORIGIN_FILE).write_text('map "" $chat_csp_oidc_origin { default ""; }\n')
+    result = write_oidc_origin(tmp_path, bad, shell=shell(shell_name))
+    assert result.returncode != 0
+    assert "CHAT_OIDC_ISSUER" in result.stderr
+    assert not (tmp_path / OIDC_ORIGIN_FILE).exists()
+
+
+@pytest.mark.parametrize("issuer", ["", ISSUER, "http://127.0.0.1:8080/realms/chat"])
+def test_nginx_t_accepts_the_oidc_origin_the_start_up_script_writes(
+    nginx_binary: str, tmp_path: Path, issuer: str
+) -> None:
+    server = NginxServer(
+        binary=nginx_binary, workdir=tmp_path, service_url="http://127.0.0.1:9", oidc_issuer=issuer
+    )
+    server.write_config()
+    result = server.check_config()
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr, result.stderr
+
+
+@pytest.fixture(scope="module")
+def oidc_nginx(
+    nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxServer]:
+    """The template with CHAT_OIDC_ISSUER set; the page and its files need no upstream."""
+    with NginxServer(
+        binary=nginx_binary,
+        workdir=tmp_path_factory.mktemp("nginx-oidc"),
+        service_url=f"http://127.0.0.1:{free_port()}",
+        oidc_issuer=ISSUER,
+    ) as server:
+        yield server
+
+
+def test_without_an_issuer_the_policies_are_the_ones_without_sign_in(
+    nginx: NginxServer,
+) -> None:
+    for path in ("/", "/frontend.html", "/app.js", "/style.css", "/chat/history", "/nope"):
+        assert call(nginx, path).headers.get_all("Content-Security-Policy") == [PAGE_POLICY]
+    for path in ("/docs", "/docs.html"):
+        assert call(nginx, path).headers.get_all("Content-Security-Policy") == [DOCS_POLICY]
+
+
+def test_the_page_may_connect_to_the_issuers_origin_and_nowhere_else(
+    oidc_nginx: NginxServer,
+) -> None:
+    expected = PAGE_POLICY.replace("connect-src 'self';", f"connect-src 'self' {ISSUER_ORIGIN};")
+    assert expected != PAGE_POLICY
+    for path in ("/", "/frontend.html", "/app.js", "/style.css"):
+        reply = call(oidc_nginx, path)
+        assert reply.status == 200, path
+        assert reply.headers.get_all("Content-Security-Policy") == [expected], path
+        policy = reply.headers["Content-Security-Policy"]
+        directives = [d.strip() for d in policy.split(";")]
+        assert [d for d in directives if d.startswith("connect-src")] == [
+            f"connect-src 'self' {ISSUER_ORIGIN}"
+        ]
+        assert ISSUER_ORIGIN not in policy.replace(f"connect-src 'self' {ISSUER_ORIGIN};", "")
+    # The API docs never talk to the issuer: their policy stays 'self' only.
+    for path in ("/docs", "/docs.html"):
+        assert call(oidc_nginx, path).headers.get_all("Content-Security-Policy") == [DOCS_POLICY]
 
 
 @pytest.mark.parametrize("path", ["/", "/frontend.html"])
