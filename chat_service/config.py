@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from yarl import URL
-
 from chat_service.identity.api_keys import ApiKeys
 
 ASSISTANTS = ("dummy", "openai")
@@ -183,14 +181,7 @@ class Settings:
             "CHAT_OIDC_ISSUER and CHAT_OIDC_AUDIENCE go together: set both or neither",
         )
         if self.oidc_issuer is not None:
-            # Keys fetched over plain HTTP could be swapped on the way: http only on loopback.
-            issuer = URL(self.oidc_issuer)
-            _require(
-                issuer.scheme == "https"
-                or (issuer.scheme == "http" and issuer.host in LOOPBACK_HOSTS),
-                "CHAT_OIDC_ISSUER must be an https:// URL (http:// only on this machine: "
-                "localhost, 127.0.0.1, [::1])",
-            )
+            _check_issuer(self.oidc_issuer, page_signs_in=self.oidc_client_id is not None)
         _require(
             self.oidc_client_id is None or self.oidc_issuer is not None,
             "CHAT_OIDC_CLIENT_ID is the page's client at CHAT_OIDC_ISSUER: set the issuer too",
@@ -308,6 +299,49 @@ def _split_list(raw: str) -> tuple[str, ...]:
 # RFC 6749 section 3.3: a scope token is printable ASCII but space, '"' and '\\'.
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _PRINTABLE = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+# What an issuer URL may hold, anywhere: its origin is quoted in the page's
+# Content-Security-Policy (api/security.py), where a space, ';', ',' or quote would add
+# sources or directives. Brackets only around an IPv6 address.
+_ISSUER_CHARACTERS = re.compile(r"[A-Za-z0-9._~%/:\[\]-]+")
+_DNS_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
+
+
+def _check_issuer(issuer: str, *, page_signs_in: bool) -> None:
+    """An http(s) URL of a host by name or address, without user info, query or fragment.
+    Keys fetched over plain HTTP could be swapped on the way: http only on loopback."""
+    not_https = (
+        "CHAT_OIDC_ISSUER must be an https:// URL (http:// only on this machine: "
+        "localhost, 127.0.0.1, [::1])"
+    )
+    wrong = "CHAT_OIDC_ISSUER must be an issuer's URL: https://, a host name or address"
+    _require(_ISSUER_CHARACTERS.fullmatch(issuer) is not None, f"{wrong}, a port and a path")
+    parts = urlsplit(issuer)
+    _require(parts.scheme in ("https", "http"), not_https)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{wrong}, and a port from 1 to 65535") from None
+    host = parts.hostname or ""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    _require(
+        (address is not None or _HOST_NAME.fullmatch(host) is not None)
+        and port != 0
+        and "[" not in parts.path + parts.netloc.replace(f"[{host}]", ""),
+        f"{wrong} (letters, digits, '-' and '.'), an optional port and a path",
+    )
+    _require(parts.scheme == "https" or host in LOOPBACK_HOSTS, not_https)
+    # CSP host sources cannot name an IPv6 address, so the page could not reach the issuer.
+    _require(
+        not page_signs_in or not isinstance(address, ipaddress.IPv6Address),
+        "CHAT_OIDC_CLIENT_ID: the page cannot sign in at an issuer named by an IPv6 address "
+        "(a Content-Security-Policy cannot name one); give the issuer a host name",
+    )
 
 
 def _check_scopes(scopes: str) -> None:

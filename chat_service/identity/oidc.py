@@ -444,6 +444,15 @@ class OidcVerifier:
 
     async def _fetch_keys(self, *, quiet: bool) -> tuple[SigningKey, ...] | None:
         try:
+            return await self._fetch_keys_once(quiet=quiet)
+        finally:
+            # Over as the fetch ends, not a loop iteration later in _refresh_done: a token
+            # checked in between would find a fetch "under way" and start none.
+            if self._inflight is asyncio.current_task():
+                self._inflight = None
+
+    async def _fetch_keys_once(self, *, quiet: bool) -> tuple[SigningKey, ...] | None:
+        try:
             if self._jwks_uri is None:
                 self._jwks_uri = await self._discover()
             try:

@@ -275,3 +275,54 @@ async def test_without_an_issuer_the_page_connects_to_itself_only(
 ) -> None:
     client = await make_client(frontend_dir=page_folder, api_keys=KEYS)
     assert (await client.get("/")).headers["Content-Security-Policy"] == PAGE_POLICY
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://a.example; script-src *",
+        "https://a.example,b/",
+        "https://a.example'/",
+        "https://user:pass@a.example/",
+        "https://a.example/?x=1",
+        "https://a.example/#top",
+        "https://a..example/",
+        "https://-a.example/",
+        "https://a_b.example/",
+        "https:///realms/x",
+        "https://a.example:99999/",
+        "https://a.example\n/",
+    ],
+)
+def test_an_issuer_that_could_write_into_the_pages_policy_stops_the_service(issuer: str) -> None:
+    """The page's Content-Security-Policy quotes the issuer's origin: anything but a plain
+    host (and port) could add sources or directives to it."""
+    with pytest.raises(ConfigError, match="CHAT_OIDC_ISSUER"):
+        Settings(oidc_issuer=issuer, oidc_audience="api")
+
+
+@pytest.mark.parametrize(
+    ("issuer", "origin"),
+    [
+        ("https://login.example/realms/team", "https://login.example"),
+        ("https://LOGIN.Example:443/x/", "https://login.example"),
+        ("https://login.microsoftonline.com/0a1b-2c/v2.0", "https://login.microsoftonline.com"),
+        ("https://tenant.eu.auth0.com/", "https://tenant.eu.auth0.com"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ("http://localhost:8080/", "http://localhost:8080"),
+    ],
+)
+def test_the_pages_policy_names_the_issuers_origin(issuer: str, origin: str) -> None:
+    from chat_service.api.security import page_content_security_policy
+
+    Settings(oidc_issuer=issuer, oidc_audience="api")  # accepted
+    policy = page_content_security_policy(issuer)
+    assert f"connect-src 'self' {origin}; manifest-src" in policy
+
+
+def test_a_page_cannot_sign_in_at_an_ipv6_issuer() -> None:
+    """A Content-Security-Policy source cannot name an IPv6 address: the page's client would
+    never reach it. Without a client for the page, the API still takes its tokens."""
+    assert Settings(oidc_issuer="http://[::1]:9000", oidc_audience="api").oidc_issuer
+    with pytest.raises(ConfigError, match="IPv6"):
+        Settings(oidc_issuer="http://[::1]:9000", oidc_audience="api", oidc_client_id="page")
