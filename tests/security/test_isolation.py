@@ -51,6 +51,7 @@ ENDPOINTS = [
     "create",
     "rename",
     "delete",
+    "me",
 ]
 
 
@@ -225,6 +226,21 @@ async def intrude_delete(client: Client, _: Headers, intruder: Headers, private_
         assert (response.status, await response.json()) == (404, NOT_FOUND)
 
 
+async def intrude_me(client: Client, owner: Headers, intruder: Headers, _: str) -> None:
+    """Who the intruder is, by /chat/me and by /chat/auth's caller: itself, never the owner,
+    and nothing of the owner's conversations."""
+    for path in ("/chat/me", "/chat/auth"):
+        answers = []
+        for headers in (owner, intruder):
+            response = await client.get(path, headers=headers)
+            assert response.status == 200
+            body = await response.json()
+            answers.append(body["caller"] if path == "/chat/auth" else body)
+        theirs, mine = answers
+        assert (mine["kind"], mine["subject"]) != (theirs["kind"], theirs["subject"]), path
+        assert SECRET not in json.dumps(mine)
+
+
 INTRUSIONS = {
     "history": intrude_history,
     "message": intrude_message,
@@ -235,11 +251,13 @@ INTRUSIONS = {
     "create": intrude_create,
     "rename": intrude_rename,
     "delete": intrude_delete,
+    "me": intrude_me,
 }
 
 
 def test_the_matrix_covers_every_conversation_route() -> None:
-    """A route added later must join the matrix: every /chat/ route is one of these."""
+    """A route added later must join the matrix: every /chat/ route is one of these (and
+    the two that name the caller)."""
     app = create_app(Settings())
     routes = {
         (route.method, route.resource.canonical)
@@ -257,4 +275,6 @@ def test_the_matrix_covers_every_conversation_route() -> None:
         ("GET", "/chat/conversations/{conversation_id}"),  # get
         ("PATCH", "/chat/conversations/{conversation_id}"),  # rename
         ("DELETE", "/chat/conversations/{conversation_id}"),  # delete
+        ("GET", "/chat/me"),  # me
+        ("GET", "/chat/auth"),  # me (its caller)
     }
