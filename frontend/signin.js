@@ -116,6 +116,9 @@ export class SignIn {
     this.keyDialog = new KeyDialog((key) => this.keyChosen(key));
     /** @type {OidcSession | null} */
     this.oidc = null;
+    // Signed in by what is in front of the service (a sign-in proxy): signing in again is a
+    // page load, which that proxy answers with its own sign-in.
+    this.proxied = false;
     /** @type {SignInOptions} */
     this.options = ANONYMOUS;
     this.signInButton.addEventListener("click", () => this.signIn());
@@ -158,6 +161,7 @@ export class SignIn {
     // No credential of the page's own: one may still come from in front of the service (a
     // sign-in proxy, or NGINX adding a key), and chat/auth said whom it names.
     if (!failed && this.options.caller !== null) {
+      this.proxied = true;
       useCredential(this.noCredential());
       this.showSignedIn(this.options.caller, "proxy");
       return true;
@@ -211,7 +215,7 @@ export class SignIn {
     this.accountName.hidden = true;
     this.signOutButton.hidden = true;
     this.forgetKeyButton.hidden = true;
-    this.signInButton.hidden = this.oidc === null;
+    this.signInButton.hidden = this.oidc === null && !this.proxied;
     this.useKeyButton.hidden = !this.options.modes.includes("api_key");
     byId("empty", HTMLElement).hidden = true;
   }
@@ -248,7 +252,12 @@ export class SignIn {
     return {
       token: async () => null,
       renew: async () => false,
-      refused: () => this.signedOut(this.invitation()),
+      refused: (reason) =>
+        this.signedOut(
+          this.proxied
+            ? `${reason} Your sign-in has ended: sign in again; what you typed stays here.`
+            : this.invitation(),
+        ),
     };
   }
 
@@ -279,7 +288,10 @@ export class SignIn {
   }
 
   async signIn() {
-    if (!this.oidc) return;
+    if (!this.oidc) {
+      if (this.proxied) this.reload(location.href); // the proxy in front signs in
+      return;
+    }
     this.draft.save();
     this.signInButton.disabled = true;
     try {
