@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from playwright.sync_api import Locator, Page, expect
 from tests.conftest import StartOidcProvider
 from tests.e2e.chat_page import USER, ChatPage, Sidebar
 from tests.e2e.conftest import OpenPage, StartModuleService
-from tests.e2e.nginx import FRONTEND_DIR
+from tests.e2e.nginx import FRONTEND_DIR, NginxServer
 from tests.support.oidc_provider import (
     LOGIN_BUTTON,
     LOGIN_FIELDS,
@@ -39,19 +41,32 @@ def page_env(**extra: str) -> dict[str, str]:
     return {"CHAT_FRONTEND_DIR": str(FRONTEND_DIR), "CHAT_RATE_LIMIT_RPS": "0", **extra}
 
 
+@dataclass
+class Signed:
+    """A provider, and a service that takes its tokens and serves the page, its client; the
+    page is registered at ``nginx_port`` too, for an NGINX in front."""
+
+    provider: OidcProvider
+    service: ServiceProcess
+    nginx_port: int
+
+
 def start_signed_service(
     start_oidc_provider: StartOidcProvider,
     start_module_service: StartModuleService,
     **provider_options: Any,
-) -> tuple[OidcProvider, ServiceProcess]:
-    """A provider whose client is the page of a service that takes its tokens."""
-    port = free_port()
-    page = f"http://127.0.0.1:{port}/"
-    client = OidcClient(CLIENT_ID, redirect_uris=(page,), post_logout_redirect_uris=(page,))
+) -> Signed:
+    port, nginx_port = free_port(), free_port()
+    pages = (f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{nginx_port}/")
+    client = OidcClient(CLIENT_ID, redirect_uris=pages, post_logout_redirect_uris=pages)
     provider = start_oidc_provider(
         [client],
         audience=AUDIENCE,
-        accounts={"alice": {"name": "Alice Liddell"}, "bob": {"name": "Bob Jones"}},
+        accounts={
+            f"{user}.{through}": {"name": name}
+            for user, name in (("alice", "Alice Liddell"), ("bob", "Bob Jones"))
+            for through in ("service", "nginx")
+        },
         **provider_options,
     )
     service = start_module_service(
@@ -62,14 +77,29 @@ def start_signed_service(
             CHAT_OIDC_CLIENT_ID=CLIENT_ID,
         ),
     )
-    return provider, service
+    return Signed(provider, service, nginx_port)
 
 
 @pytest.fixture(scope="module")
 def oidc(
     start_oidc_provider: StartOidcProvider, start_module_service: StartModuleService
-) -> tuple[OidcProvider, ServiceProcess]:
+) -> Signed:
     return start_signed_service(start_oidc_provider, start_module_service)
+
+
+@pytest.fixture(scope="module")
+def oidc_nginx(
+    oidc: Signed, nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxServer]:
+    """The project's NGINX in front, whose page policy admits the issuer's origin."""
+    with NginxServer(
+        binary=nginx_binary,
+        workdir=tmp_path_factory.mktemp("nginx-oidc"),
+        port=oidc.nginx_port,
+        service_url=oidc.service.base_url,
+        oidc_issuer=oidc.provider.issuer,
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -125,24 +155,28 @@ def bearer(token: str) -> dict[str, str]:
 # -- OpenID Connect -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("through", ["service", "nginx"])
 def test_two_users_sign_in_and_each_sees_only_their_own_chats(
-    open_page: OpenPage, oidc: tuple[OidcProvider, ServiceProcess]
+    open_page: OpenPage, oidc: Signed, request: pytest.FixtureRequest, through: str
 ) -> None:
-    _, service = oidc
-    alice = ChatPage(open_page(), service.base_url).open(online=False)
+    service = oidc.service
+    base_url = (
+        request.getfixturevalue("oidc_nginx").base_url if through == "nginx" else service.base_url
+    )
+    alice = ChatPage(open_page(), base_url).open(online=False)
     expect_signed_out(alice)
-    sign_in_on_the_provider(alice, "alice")
+    sign_in_on_the_provider(alice, f"alice.{through}")
     expect(account_name(alice.page)).to_have_text("Alice Liddell")
     expect(panel(alice.page)).to_be_hidden()
     # The provider's answer is gone from the address bar; the token never was in it.
-    assert alice.page.url == service.base_url + "/"
+    assert alice.page.url == base_url + "/"
     token = stored_user(alice.page)["access_token"]
     assert token.count(".") == 2
     alice.send("Alice's secret plan")
 
-    bob = ChatPage(open_page(), service.base_url).open(online=False)
+    bob = ChatPage(open_page(), base_url).open(online=False)
     expect_signed_out(bob)
-    sign_in_on_the_provider(bob, "bob")
+    sign_in_on_the_provider(bob, f"bob.{through}")
     expect(account_name(bob.page)).to_have_text("Bob Jones")
     expect(bob.page.locator(USER)).to_have_count(0)
     bob.send("Bob's reading list")
@@ -155,13 +189,13 @@ def test_two_users_sign_in_and_each_sees_only_their_own_chats(
     assert alice.user_texts() == ["Alice's secret plan"]
     # The service agrees: each token names its own user.
     status, _, me = service.request("GET", "/chat/me", headers=bearer(token))
-    assert (status, me["subject"], me["name"]) == (200, "alice", "Alice Liddell")
+    assert (status, me["subject"], me["name"]) == (200, f"alice.{through}", "Alice Liddell")
 
 
 def test_sign_out_ends_the_session_at_the_provider_and_asks_again(
-    open_page: OpenPage, oidc: tuple[OidcProvider, ServiceProcess]
+    open_page: OpenPage, oidc: Signed
 ) -> None:
-    _, service = oidc
+    service = oidc.service
     chat = ChatPage(open_page(), service.base_url).open(online=False)
     sign_in_on_the_provider(chat, "carol")
     chat.send("Carol was here")
@@ -181,9 +215,9 @@ def test_sign_out_ends_the_session_at_the_provider_and_asks_again(
 
 
 def test_a_tampered_token_is_refused_and_signing_in_again_keeps_the_message(
-    open_page: OpenPage, oidc: tuple[OidcProvider, ServiceProcess]
+    open_page: OpenPage, oidc: Signed
 ) -> None:
-    _, service = oidc
+    service = oidc.service
     chat = ChatPage(open_page(), service.base_url).open(online=False)
     chat.watched.expect_failed_requests("/chat/me")  # the 401
     sign_in_on_the_provider(chat, "dave")
@@ -220,7 +254,8 @@ def test_a_token_that_expires_mid_session_is_renewed_and_the_typing_goes_on(
     start_oidc_provider: StartOidcProvider,
     start_module_service: StartModuleService,
 ) -> None:
-    _, service = start_signed_service(start_oidc_provider, start_module_service, access_token_ttl=5)
+    signed = start_signed_service(start_oidc_provider, start_module_service, access_token_ttl=5)
+    service = signed.service
     chat = ChatPage(open_page(), service.base_url).open(online=False)
     sign_in_on_the_provider(chat, "erin")
     first = stored_user(chat.page)["access_token"]
