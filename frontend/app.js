@@ -25,7 +25,7 @@ import { loadMarkdown } from "./markdown.js?v=38883351b0";
 import { Messages } from "./messages.js?v=4a53ce0e9d";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
 import { Sidebar } from "./sidebar.js?v=792095938a";
-import { SignIn } from "./signin.js?v=0682b32620";
+import { SignIn } from "./signin.js?v=d9cc14516c";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
 /** @typedef {import("#page/history.js").Shown} Shown */

@@ -242,9 +242,13 @@ export class SignIn {
    * @param {string} reason the service's message
    */
   refused(reason) {
-    const again = this.oidc?.user ? "Your session has ended. Sign in again" : "Sign in";
-    this.signedOut(`${reason} ${again}; what you typed stays here.`);
-    this.panelTitle.textContent = this.oidc?.user ? "Session ended" : "Sign in required";
+    if (this.oidc?.user) {
+      this.signedOut("Your session has ended. Sign in again; what you typed stays here.");
+      this.panelTitle.textContent = "Session ended";
+      this.panelText.textContent = `${reason} ${this.panelText.textContent}`;
+      return;
+    }
+    this.signedOut(`${reason} ${this.invitation()}`);
   }
 
   /** @returns {Credential} */
