@@ -28,6 +28,12 @@
  * @typedef {((options: Record<string, unknown>) => unknown) & { presets: { apis: unknown } }}
  *   SwaggerUIBundle
  */
+/**
+ * What a Swagger UI plugin's component wrapper uses: the system, which carries Swagger UI's own
+ * React, and the operation's properties (an Immutable.js map).
+ * @typedef {{ React: { createElement: (type: unknown, props: object) => unknown } }} System
+ * @typedef {{ set: (key: string, value: unknown) => unknown }} ImmutableMap
+ */
 
 const status = /** @type {HTMLElement} */ (document.getElementById("docs-status"));
 
@@ -81,20 +87,85 @@ function sanitizeSinks(DOMPurify) {
   });
 }
 
+// Accessibility repairs of Swagger UI's markup (WCAG 2.2 AA, checked by axe-core in
+// tests/e2e/test_accessibility.py); its colours are repaired in docs.css.
+//
+// An operation's summary is a button that opens it, and with deep linking on, the path inside
+// it is also a link to the operation: a control inside a control (4.1.2), which on a phone is a
+// target too small to tap (2.5.8). The path stays text; deep linking itself stays: opening an
+// operation still puts it in the address, and that address still opens it.
+const summaryPathAsText = {
+  wrapComponents: {
+    /**
+     * @param {unknown} Original
+     * @param {System} system
+     */
+    OperationSummaryPath: (Original, system) =>
+      /** @param {{ operationProps: ImmutableMap }} props */
+      (props) =>
+        system.React.createElement(Original, {
+          ...props,
+          operationProps: props.operationProps.set("isDeepLinkingEnabled", false),
+        }),
+  },
+};
+
+// Controls Swagger UI leaves without a name (4.1.2), named as it renders them: the server list
+// sits in an empty <label> beside its "Servers" title, the request body's box has an empty
+// title, and the authorization dialog's close button is an icon alone. The dialog's Authorize
+// and Logout buttons are labelled "Apply credentials" and "Remove authorization", names speech
+// input cannot find from the words they show (2.5.3): their visible text names them instead.
+const NAMES = [
+  ["select#servers", "Servers"],
+  ["textarea.body-param__text", "Request body"],
+  ["button.close-modal", "Close"],
+];
+
+/** @param {HTMLElement} root */
+function nameControls(root) {
+  const repair = () => {
+    for (const [selector, name] of NAMES) {
+      for (const control of root.querySelectorAll(`${selector}:not([aria-label])`)) {
+        control.setAttribute("aria-label", name);
+      }
+    }
+    // A schema without a title opens and closes by an icon alone.
+    const toggles = root.querySelectorAll(".json-schema-2020-12-accordion:not([aria-label])");
+    for (const toggle of toggles) {
+      if (!toggle.textContent?.trim()) toggle.setAttribute("aria-label", "Schema");
+    }
+    for (const button of root.querySelectorAll(".auth-btn-wrapper .btn[aria-label]")) {
+      button.removeAttribute("aria-label");
+    }
+  };
+  // React sets a label again when the button it reuses changes from Authorize to Logout.
+  new MutationObserver(repair).observe(root, {
+    childList: true,
+    subtree: true,
+    attributeFilter: ["aria-label"],
+  });
+}
+
 const libraries = await loadLibraries();
 if (libraries === null) {
   showMissing();
 } else {
   const { SwaggerUIBundle, DOMPurify } = libraries;
   sanitizeSinks(DOMPurify);
+  const root = /** @type {HTMLElement} */ (document.getElementById("swagger-ui"));
+  nameControls(root);
   SwaggerUIBundle({
     url: "openapi.json",
-    domNode: document.getElementById("swagger-ui"),
+    domNode: root,
     // The document is the service's own: no badge from validator.swagger.io (another origin).
     validatorUrl: null,
     deepLinking: true,
     defaultModelsExpandDepth: 0,
+    // Code as plain text, white on dark grey: the highlighting themes' own colours fall short of
+    // 4.5:1 on their backgrounds (the default, agate: comments #888, numbers #d36363 on #333).
+    syntaxHighlight: { activated: false },
     presets: [SwaggerUIBundle.presets.apis],
+    plugins: [summaryPathAsText],
     layout: "BaseLayout",
   });
 }

@@ -2,7 +2,8 @@
 
 The service and NGINX are real processes on free loopback ports, shared by the tests of a
 module (starting them is most of the cost); every test gets fresh browser contexts, and
-fails if its pages logged a console error, threw, opened a dialog or violated the CSP.
+fails if its pages logged a console error, threw, opened a dialog or violated the CSP, or if
+axe-core finds a WCAG 2.2 AA violation in one of our pages as the test left it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from tests.e2e.accessibility import assert_accessible, axe_installed, shows_our_page
 from tests.e2e.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -54,10 +56,11 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def open_page(browser: Browser) -> Iterator[OpenPage]:
+def open_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[OpenPage]:
     """``open_page(viewport=..., color_scheme=...)``: a watched page in a fresh context.
 
-    At the end of the test, every page opened must have stayed free of problems.
+    At the end of the test, every page opened must have stayed free of problems, and each that
+    still shows one of our pages must pass axe-core's WCAG 2.2 AA rules as it stands.
     """
     opened: list[WatchedPage] = []
 
@@ -79,10 +82,33 @@ def open_page(browser: Browser) -> Iterator[OpenPage]:
         return watched
 
     yield open_
+    # What happened during the test: not what later teardowns (a service stopped) set off.
     problems = [problem for watched in opened for problem in watched.problems()]
-    for watched in opened:
-        watched.context.close()
+    try:
+        inaccessible = [
+            failure for watched in opened if (failure := _axe_failure(watched, request.node.name))
+        ]
+    finally:
+        for watched in opened:
+            watched.context.close()
     assert not problems, "the browser reported problems:\n" + "\n".join(problems)
+    assert not inaccessible, "\n\n".join(inaccessible)
+
+
+def _axe_failure(watched: WatchedPage, test: str) -> str | None:
+    """axe-core's findings on a page as the test left it, if it is one of ours and still open.
+
+    Without axe-core (no ``npm ci`` in frontend/) there is no check here; test_accessibility.py
+    skips then, with the reason, and fails in CI.
+    """
+    page = watched.page
+    if not axe_installed() or page.is_closed() or not shows_our_page(page):
+        return None
+    try:
+        assert_accessible(page, f"the page as {test} left it")
+    except AssertionError as failure:
+        return str(failure)
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -86,6 +86,26 @@ def test_the_docs_list_the_operations_and_try_one_out(open_page: OpenPage, base_
     expect(answer.locator(".response-col_description")).to_contain_text(GREETING)
 
 
+def test_an_open_operation_is_in_the_address_and_the_address_opens_it(
+    open_page: OpenPage, service: ServiceProcess
+) -> None:
+    """Deep links: the address names the operation opened, and opens it again. The path in
+    the operation's summary is text, not a link inside the button that opens it (docs.js)."""
+    require_swagger_ui()
+    page = open_page().page
+    open_docs(page, service.base_url)
+    operation = page.locator("#operations-conversations-listConversations")
+    summary = operation.locator(".opblock-summary-control")
+    summary.click()
+    expect(page).to_have_url(f"{service.base_url}/docs#/conversations/listConversations")
+    expect(summary.locator(".opblock-summary-path")).to_have_text("/chat/conversations")
+    expect(summary.locator("a[href]")).to_have_count(0)
+
+    page.reload()
+    expect(summary).to_have_attribute("aria-expanded", "true")
+    expect(operation.get_by_role("button", name="Try it out")).to_be_visible()
+
+
 def test_the_page_links_the_docs_and_back(open_page: OpenPage, service: ServiceProcess) -> None:
     require_swagger_ui()
     page = open_page().page

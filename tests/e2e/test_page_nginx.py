@@ -203,7 +203,7 @@ def test_the_csp_is_enforced_and_violations_are_seen(chat: ChatPage) -> None:
     )
     assert policy == "TypeError"
     chat.page.evaluate(
-        "() => { const img = document.createElement('img');"
+        "() => { const img = document.createElement('img'); img.id = 'provoked';"
         " img.src = 'http://192.0.2.1/x.png'; document.body.append(img); }"
     )
     expected = {"img-src", "require-trusted-types-for", "trusted-types"}
@@ -216,3 +216,4 @@ def test_the_csp_is_enforced_and_violations_are_seen(chat: ChatPage) -> None:
     assert directives == expected
     assert any("img-src" in m.text for m in chat.watched.console if m.type == "error")
     chat.watched.clear()  # provoked on purpose
+    chat.page.evaluate("document.getElementById('provoked').remove()")  # not part of the page

@@ -257,9 +257,10 @@ def test_markdown_renders_with_a_copy_button(
     expect(link).to_have_attribute("target", "_blank")
     expect(link).to_have_attribute("rel", "noopener noreferrer")
     expect(reply.locator("pre code")).to_have_text("print('hello')\n")
-    copy = reply.get_by_role("button", name="Copy code")
+    copy = reply.get_by_role("button", name="Copy code", exact=True)
+    expect(copy).to_have_text("Copy code")  # "code" for screen readers only
     copy.click()
-    expect(copy).to_have_text("Copied")
+    expect(reply.get_by_role("button", name="Copied", exact=True)).to_be_visible()
     assert chat.page.evaluate("navigator.clipboard.readText()") == "print('hello')\n"
     # The user's own message is never rendered: its asterisks stay.
     chat.send("**not bold**")
