@@ -25,7 +25,7 @@ import { loadMarkdown } from "./markdown.js?v=d52f9a6c07";
 import { Messages } from "./messages.js?v=4a53ce0e9d";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
 import { Sidebar } from "./sidebar.js?v=792095938a";
-import { SignIn } from "./signin.js?v=d9cc14516c";
+import { SignIn } from "./signin.js?v=706886fc3c";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
 /** @typedef {import("#page/history.js").Shown} Shown */

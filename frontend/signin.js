@@ -199,6 +199,7 @@ export class SignIn {
   showSignedIn(me, kind) {
     const fallback = kind === "oidc" ? (this.oidc?.profileName() ?? null) : null;
     this.accountName.textContent = readerName(me, fallback);
+    this.accountName.title = this.accountName.textContent; // whole, where it is cut short
     this.accountName.hidden = false;
     this.signOutButton.hidden = kind !== "oidc";
     this.forgetKeyButton.hidden = kind !== "key";

@@ -17,9 +17,11 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import StartOidcProvider
+from tests.e2e.accessibility import require_axe
 from tests.e2e.chat_page import USER, ChatPage, Sidebar
 from tests.e2e.conftest import OpenPage, StartModuleService
 from tests.e2e.nginx import FRONTEND_DIR, NginxServer
+from tests.e2e.test_accessibility import LOOKS, Look, check
 from tests.support.oidc_provider import (
     LOGIN_BUTTON,
     LOGIN_FIELDS,
@@ -337,3 +339,77 @@ def test_without_keys_or_an_issuer_there_is_no_sign_in_at_all(
     expect(chat.page.locator("#account")).to_be_hidden()
     expect(chat.page.locator("#signin")).to_be_hidden()
     chat.send("Nobody signs in here")
+
+
+# What is shown in the header, each as its box; then every pair that overlaps, and every box
+# that reaches past the window's edge.
+_HEADER_OVERLAPS = """() => {
+  const shown = [...document.querySelectorAll('.topbar button, .brand__logo, .brand__name,'
+    + ' .connection, .account__name')].filter(node => node.checkVisibility()
+      && node.getBoundingClientRect().width > 1);
+  const boxes = shown.map(node => [node.id || node.className, node.getBoundingClientRect()]);
+  const problems = [];
+  boxes.forEach(([name, box], i) => {
+    if (box.right > window.innerWidth) problems.push(`${name} past the edge`);
+    for (const [other, next] of boxes.slice(i + 1)) {
+      const apart = box.right <= next.left || next.right <= box.left
+        || box.bottom <= next.top || next.bottom <= box.top;
+      if (!apart) problems.push(`${name} over ${other}`);
+    }
+  });
+  return problems;
+}"""
+
+
+def header_overlaps(page: Page) -> list[str]:
+    problems: list[str] = page.evaluate(_HEADER_OVERLAPS)
+    return problems
+
+
+# -- accessibility of the sign-in states ---------------------------------------------------
+
+
+@pytest.mark.parametrize("look", LOOKS, ids=lambda look: f"{look.scheme}-{look.viewport['width']}")
+def test_the_sign_in_states_are_accessible(
+    open_page: OpenPage, keyed: ServiceProcess, oidc: Signed, look: Look
+) -> None:
+    """Signed out, the key dialog (and its refusal), signed in with a key; signed out and in
+    with OpenID Connect, and a session that ended: WCAG 2.2 AA by axe-core, in each look."""
+    require_axe()
+    options = {"viewport": look.viewport, "color_scheme": look.scheme}
+    keys = ChatPage(open_page(**options), keyed.base_url).open(online=False)
+    keys.watched.expect_failed_requests("/chat/me")  # the wrong key's 401
+    expect_signed_out(keys)
+    check(keys.page, "signed out, keys", look)
+    assert header_overlaps(keys.page) == []
+    dialog = use_key(keys, "not-a-key-0123456789abcdef")
+    expect(dialog.get_by_role("alert")).to_be_visible()
+    check(keys.page, "the key dialog, a key refused", look)
+    dialog.get_by_label("API key").fill(ALICE_KEY)
+    dialog.get_by_role("button", name="Use key").click()
+    expect(account_name(keys.page)).to_have_text("alice")
+    check(keys.page, "signed in with a key", look)
+    assert header_overlaps(keys.page) == []
+
+    chat = ChatPage(open_page(**options), oidc.service.base_url).open(online=False)
+    chat.watched.expect_failed_requests("/chat/me")  # the ended session's 401
+    expect_signed_out(chat)
+    check(chat.page, "signed out, OpenID Connect", look)
+    assert header_overlaps(chat.page) == []
+    # A long name, which the header at 360 px shows cut short.
+    sign_in_on_the_provider(chat, f"frank.lloyd.wright.{look.scheme}.{look.viewport['width']}")
+    expect(account_name(chat.page)).to_be_visible()
+    check(chat.page, "signed in with OpenID Connect", look)
+    assert header_overlaps(chat.page) == []
+    chat.page.evaluate(
+        """() => {
+          const key = Object.keys(sessionStorage).find(k => k.startsWith('oidc.user:'));
+          const user = JSON.parse(sessionStorage.getItem(key));
+          user.access_token = 'x' + user.access_token;
+          delete user.refresh_token;
+          sessionStorage.setItem(key, JSON.stringify(user));
+        }"""
+    )
+    chat.page.reload()
+    expect(chat.page.get_by_role("region", name="Session ended")).to_be_visible()
+    check(chat.page, "a session that ended", look)
