@@ -197,9 +197,15 @@ async def test_concurrent_messages_to_one_conversation_are_answered_in_order(
 async def test_different_conversations_are_answered_at_the_same_time(
     store: SQLiteChatStore,
 ) -> None:
-    service = service_for(store, DummyAssistant(latency_ms=200))
-    async with asyncio.timeout(0.35):  # five conversations: one latency, not five
-        await asyncio.gather(*(answer(service, f"c{n}", "hi") for n in range(5)))
+    """Five conversations' replies are all asked of the model before any is answered: a
+    model that answers only once five calls are under way would wait for ever if the
+    conversations took turns (the timeout is for that failure, not a measure of speed)."""
+    assistant = TogetherAssistant(5)
+    service = service_for(store, assistant)
+    async with asyncio.timeout(10):
+        replies = await asyncio.gather(*(answer(service, f"c{n}", "hi") for n in range(5)))
+    assert len(replies) == 5
+    assert assistant.most_at_once == 5
 
 
 async def test_the_context_is_the_conversations_latest_exchanges(
@@ -237,6 +243,26 @@ async def test_a_stopped_reply_is_not_cached(store: SQLiteChatStore) -> None:
         await pieces.aclose()
     await answer(service, "b", "q")
     assert assistant.calls == 2
+
+
+class TogetherAssistant(DummyAssistant):
+    """Answers once ``parties`` calls are under way together, and counts the most at once."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = asyncio.Barrier(parties)
+        self.under_way = 0
+        self.most_at_once = 0
+
+    async def stream(
+        self, message: str, history: Sequence[Exchange]
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        self.under_way += 1
+        self.most_at_once = max(self.most_at_once, self.under_way)
+        await self.barrier.wait()
+        async for chunk in super().stream(message, history):
+            yield chunk
+        self.under_way -= 1
 
 
 class CountingAssistant(DummyAssistant):
