@@ -82,6 +82,11 @@ export async function loadMarkdown() {
     const fragment = /** @type {DocumentFragment} */ (
       /** @type {unknown} */ (DOMPurify.sanitize(html))
     );
+    for (const pre of fragment.querySelectorAll("pre")) {
+      // A code line longer than the bubble scrolls inside its block: the keyboard can reach
+      // and scroll it too (WCAG 2.1.1).
+      if (pre instanceof HTMLElement) pre.tabIndex = 0;
+    }
     for (const code of fragment.querySelectorAll("pre > code")) addCopyButton(code);
     return fragment;
   };

@@ -442,3 +442,47 @@ def test_nginx_refuses_npms_files(nginx: NginxServer) -> None:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(nginx.base_url + path, timeout=5)
         assert refused.value.code == 404, path
+
+
+# Every part of a reply, then how far each reaches past what holds it: the chat column (the
+# log) must never scroll sideways; a long code line scrolls inside its own block.
+_OVERFLOW = """() => {
+  const log = document.getElementById('log');
+  const edge = log.getBoundingClientRect().right;
+  const reply = [...document.querySelectorAll('#messages .message--ai')].at(-1);
+  const pre = reply.querySelector('pre');
+  const copy = reply.querySelector('.code-block__copy');
+  return {
+    logScrolls: log.scrollWidth - log.clientWidth,
+    pageScrolls: document.documentElement.scrollWidth - window.innerWidth,
+    bubblePast: reply.querySelector('.message__text').getBoundingClientRect().right - edge,
+    copyPast: copy.getBoundingClientRect().right - edge,
+    codeScrolls: pre.scrollWidth - pre.clientWidth,
+  };
+}"""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_long_code_line_scrolls_in_its_block_not_the_chat(
+    open_page: OpenPage, base_url: str, model_server: ModelServer, width: int
+) -> None:
+    """A reply with a code line longer than the screen is wide: its bubble, its Copy button
+    and the chat column stay within the window; the code block scrolls by itself."""
+    require_markdown_libraries()
+    line = "values = [" + ", ".join(str(n) for n in range(300)) + "]"
+    model_server.script({"reply": f"Here it is:\n\n```python\n{line}\n```\n\nThat is all."})
+    chat = ChatPage(open_page(viewport={"width": width, "height": 740}), base_url).open()
+    chat.send("one long line, please")
+    expect(chat.page.locator(AI).last.locator("pre code")).to_have_text(line + "\n")
+    measured = chat.page.evaluate(_OVERFLOW)
+    assert measured["codeScrolls"] > 0, measured  # the line is longer than the block
+    assert {k: v for k, v in measured.items() if k != "codeScrolls" and v > 0.5} == {}, measured
+    # The keyboard reaches the block, and scrolls it.
+    code = chat.page.locator(AI).last.locator("pre")
+    code.focus()
+    chat.page.keyboard.press("ArrowRight")
+    code.evaluate(
+        "pre => new Promise(done => { const wait = () => pre.scrollLeft > 0 ? done()"
+        " : requestAnimationFrame(wait); wait(); })"
+    )
+    assert chat.page.evaluate(_OVERFLOW)["logScrolls"] <= 0.5
