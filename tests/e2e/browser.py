@@ -109,13 +109,17 @@ def open_watched_page(
     viewport: dict[str, int] | None = None,
     color_scheme: ColorScheme = "light",
     reduced_motion: bool = False,
+    touch: bool = False,
 ) -> WatchedPage:
-    """A fresh context (no shared cache or storage) and page, watched from the first byte."""
+    """A fresh context (no shared cache or storage) and page, watched from the first byte;
+    ``touch``: a phone's touch screen, without mouse or keyboard (coarse pointer, no hover)."""
     options: dict[str, Any] = {
         "viewport": viewport or WIDE,
         "color_scheme": color_scheme,
         "reduced_motion": "reduce" if reduced_motion else "no-preference",
     }
+    if touch:
+        options.update(has_touch=True, is_mobile=True)
     context = browser.new_context(**options)
     page = context.new_page()
     watched = WatchedPage(context=context, page=page)

@@ -69,9 +69,14 @@ def open_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Open
         viewport: dict[str, int] | None = None,
         color_scheme: ColorScheme = "light",
         reduced_motion: bool = False,
+        touch: bool = False,
     ) -> WatchedPage:
         watched = open_watched_page(
-            browser, viewport=viewport, color_scheme=color_scheme, reduced_motion=reduced_motion
+            browser,
+            viewport=viewport,
+            color_scheme=color_scheme,
+            reduced_motion=reduced_motion,
+            touch=touch,
         )
         # Without Node.js the page has no libraries to load and shows replies as plain text:
         # their two 404s are the one console error that mode allows (the Markdown tests skip

@@ -193,3 +193,19 @@ def test_looks_right_and_reads_well(
         if r["ratio"] < (AA_NON_TEXT if r["selector"] == "focus ring" else AA_TEXT)
     ]
     assert not low, f"contrast below WCAG AA in {scheme}: {low}"
+
+
+@pytest.mark.parametrize("touch", [False, True], ids=["keyboard", "touch screen"])
+def test_the_keyboard_hint_shows_only_where_there_is_a_keyboard(
+    open_page: OpenPage, seeded_service: ServiceProcess, touch: bool
+) -> None:
+    """ "Enter to send, Shift+Enter for a new line, Escape to stop a reply" names keys: on a
+    phone's touch screen, with neither mouse nor keyboard, it is not shown."""
+    chat = ChatPage(open_page(viewport=NARROW, touch=touch), seeded_service.base_url).open()
+    hint = chat.page.get_by_text("Enter to send, Shift+Enter for a new line")
+    if touch:
+        expect(hint).to_be_hidden()
+    else:
+        expect(hint).to_be_visible()
+    # Either way the message box still sends (a touch screen's keyboard has its send key).
+    assert chat.send("Hello from a phone").startswith("Hello")
