@@ -22,6 +22,22 @@ from chat_service.chat.replies import Turn
 log = logging.getLogger(__name__)
 
 ASSISTANT_FAILED = "The assistant failed to reply."
+# What a client is told of the failures a reader can act on, by the failure's type
+# (AssistantError.error_type: the SDK's names, and the service's own TimeoutError): what went
+# wrong, never the model server's words, which may quote the request or part of a key. Any
+# other failure is ASSISTANT_FAILED; the log and the span name its type either way.
+_REFUSED_KEY = "The model server refused the service's API key."
+_TIMED_OUT = "The model did not answer in time."
+MODEL_FAILURES = {
+    "APIConnectionError": "The model server could not be reached.",
+    "AuthenticationError": _REFUSED_KEY,
+    "PermissionDeniedError": _REFUSED_KEY,
+    "RateLimitError": "The model server is limiting the service's requests; try again shortly.",
+    "APITimeoutError": _TIMED_OUT,
+    "TimeoutError": _TIMED_OUT,
+}
+# Whatever broke a reply once it had begun: the reader saw part of it.
+STOPPED_MID_REPLY = "The model stopped in the middle of its reply."
 ASSISTANT_BUSY = "The assistant is busy; try again in a moment."
 # How long a client refused for model overload should wait before trying again.
 BUSY_RETRY_AFTER_S = 2
@@ -68,12 +84,15 @@ async def reply_deadline(seconds: float) -> AsyncIterator[None]:
         raise
 
 
-def model_failure(exc: AssistantError) -> tuple[int, str]:
+def model_failure(exc: AssistantError, *, mid_reply: bool = False) -> tuple[int, str]:
     """The status and message a client is told of a failed reply: the deadline is the
-    service's own and says so (504); the model's failures stay generic."""
+    service's own and says so (504); the model's failures say what went wrong when a reader
+    can act on it (``mid_reply``: some of the reply was already sent)."""
     if isinstance(exc, ReplyTooSlow):
         return 504, str(exc)
-    return 500, ASSISTANT_FAILED
+    if mid_reply:
+        return 500, STOPPED_MID_REPLY
+    return 500, MODEL_FAILURES.get(exc.error_type, ASSISTANT_FAILED)
 
 
 def log_model_failure(exc: AssistantError, turn: Turn) -> None:

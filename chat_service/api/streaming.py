@@ -128,7 +128,7 @@ async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.Strea
         return no_slot_response(refusal)
     except AssistantError as exc:
         log_model_failure(exc, turn)
-        status, message = model_failure(exc)
+        status, message = model_failure(exc, mid_reply=bool(sent))
         if stream.response is None:
             return error_response(status, message)
         await _send_error(stream.response, message)

@@ -343,9 +343,9 @@ def test_a_model_that_stalls_mid_reply_ends_in_an_error_not_a_partial_reply(
     chat.send_button.click()
     expect(chat.page.locator(AI).last).to_contain_text("half a")
     # The service gives up after its 2 s model timeout and sends an error event: nothing is
-    # stored, so the page drops the half reply and offers a retry.
+    # stored, so the page drops the half reply, says what happened and offers a retry.
     expect(chat.failed).to_have_count(1)
-    expect(chat.failed).to_contain_text("The assistant failed to reply.")
+    expect(chat.failed).to_contain_text("The model stopped in the middle of its reply.")
     expect(chat.page.locator(AI)).to_have_count(replies)
     assert len(stored(service)) == before
     chat.failed.get_by_role("button", name="Retry").click()

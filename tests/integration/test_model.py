@@ -20,6 +20,15 @@ from tests.support.sse import post_stream
 
 KEY = "sk-test-key-not-secret"
 ERROR = {"status": "error", "message": "The assistant failed to reply."}
+
+
+def failed(message: str) -> dict[str, str]:
+    return {"status": "error", "message": message}
+
+
+REFUSED_KEY = failed("The model server refused the service's API key.")
+TIMED_OUT = failed("The model did not answer in time.")
+STOPPED = failed("The model stopped in the middle of its reply.")
 GENAI_LABELS = {
     "gen_ai_operation_name": "chat",
     "gen_ai_provider_name": "openai",
@@ -153,7 +162,7 @@ def test_a_rejected_key_is_never_logged(
     service = start_service(env=model_server.openai_env(CHAT_LOG_LEVEL="DEBUG"))
     model_server.default(status=401, error_message="Incorrect API key provided: {api_key}")
     status, _, body = service.request("POST", "/chat/message", {"message": "hi"})
-    assert (status, body) == (500, ERROR)
+    assert (status, body) == (500, REFUSED_KEY)
     assert KEY not in service.stdout() + service.stderr()
     [failure] = [line for line in log_lines(service) if line["level"] == "ERROR"]
     assert failure["error_type"] == "AuthenticationError"
@@ -175,7 +184,7 @@ def test_a_model_that_does_not_answer_times_out(
     started = time.monotonic()
     stream = post_stream(service.port, {"message": "hi"})
     assert stream.status == 500, "nothing was streamed yet: a plain JSON error"
-    assert stream.body() == ERROR
+    assert stream.body() == TIMED_OUT
     assert time.monotonic() - started < 3
     assert history(service) == []
     [failure] = [line for line in log_lines(service) if line["level"] == "ERROR"]
@@ -191,7 +200,7 @@ def test_a_model_that_fails_mid_stream_ends_it_with_an_error_event(
     assert [(e.event, e.data) for e in events] == [
         ("delta", {"text": "one "}),
         ("delta", {"text": "two "}),
-        ("error", ERROR),
+        ("error", STOPPED),
     ]
     assert history(service) == [], "an error means nothing stored"
 

@@ -424,3 +424,30 @@ async def test_a_body_within_its_time_is_read_whole(make_client: MakeClient) -> 
     refused, headers, _ = await post(client, json={"message": ""})
     assert refused == 400
     assert headers.get("Connection") != "close", "other refusals keep the connection"
+
+
+@pytest.mark.parametrize(
+    ("error_type", "message"),
+    [
+        ("APIConnectionError", "The model server could not be reached."),
+        ("AuthenticationError", "The model server refused the service's API key."),
+        ("PermissionDeniedError", "The model server refused the service's API key."),
+        (
+            "RateLimitError",
+            "The model server is limiting the service's requests; try again shortly.",
+        ),
+        ("APITimeoutError", "The model did not answer in time."),
+        ("TimeoutError", "The model did not answer in time."),
+        ("InternalServerError", "The assistant failed to reply."),
+        ("BadRequestError", "The assistant failed to reply."),
+    ],
+)
+async def test_a_model_failure_says_what_went_wrong(
+    aiohttp_client: Any, settings: Settings, error_type: str, message: str
+) -> None:
+    """Unreachable, a refused key, rate-limited, timed out: each told apart, in words that
+    quote nothing of the model server's answer; anything else stays generic."""
+    failure = AssistantError("the model call failed (HTTP 5xx)", error_type=error_type)
+    client = await aiohttp_client(app_with_assistant(settings, FailingAssistant(failure)))
+    status, _, body = await post(client, json={"message": "hi"})
+    assert (status, body) == (500, {"status": "error", "message": message})

@@ -135,7 +135,10 @@ async def test_a_failure_before_the_first_piece_is_a_json_500(
     response = await client.post("/chat/message", json={"message": "hi"}, headers=SSE)
     assert response.status == 500
     assert response.content_type == "application/json"
-    assert await response.json() == {"status": "error", "message": "The assistant failed to reply."}
+    assert await response.json() == {
+        "status": "error",
+        "message": "The model server could not be reached.",
+    }
     assert await history(client) == []
 
 
@@ -148,7 +151,7 @@ async def test_a_failure_mid_stream_is_an_error_event_and_nothing_is_stored(
     assert response.status == 200
     assert events(await response.text()) == [
         ("delta", {"text": "half "}),
-        ("error", {"status": "error", "message": "The assistant failed to reply."}),
+        ("error", {"status": "error", "message": "The model stopped in the middle of its reply."}),
     ]
     assert await history(client) == []
     assert streams_open(client) == 0
