@@ -4,6 +4,8 @@
 // reload. It is kept in sessionStorage, this tab's only, and given back to an empty box when
 // the page loads.
 
+import { keepInTab, readTab } from "./tab-storage.js?v=5b7e2456a0";
+
 const STORAGE_KEY = "chat-service.draft";
 
 export class Draft {
@@ -18,25 +20,12 @@ export class Draft {
 
   // What the box held when the page was last left, into an empty box.
   restore() {
-    const kept = read();
+    const kept = readTab(STORAGE_KEY);
     if (kept && !this.input.value) this.input.value = kept;
   }
 
   // Keeps what the box holds now (nothing, when it is empty).
   save() {
-    try {
-      if (this.input.value) sessionStorage.setItem(STORAGE_KEY, this.input.value);
-      else sessionStorage.removeItem(STORAGE_KEY);
-    } catch {
-      // Storage refused (full, or disabled): the box itself still holds the text.
-    }
-  }
-}
-
-function read() {
-  try {
-    return sessionStorage.getItem(STORAGE_KEY);
-  } catch {
-    return null;
+    keepInTab(STORAGE_KEY, this.input.value);
   }
 }

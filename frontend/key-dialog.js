@@ -2,27 +2,21 @@
 // API keys in the page: the "Use an API key" dialog, and the key this tab keeps. The key is
 // kept in sessionStorage (this tab only, gone when it closes), and sent only in the
 // Authorization header.
+import { readJson } from "./api.js?v=eac6aa86a2";
 import { byId } from "./dom.js?v=fbc38dea4b";
+import { errorMessage } from "./protocol.js?v=190aaaf13f";
+import { keepInTab, readTab } from "./tab-storage.js?v=5b7e2456a0";
 
 const KEY_STORAGE = "chat-service.api-key";
 const TIMEOUT_MS = 15_000;
 
 export function storedKey() {
-  try {
-    return sessionStorage.getItem(KEY_STORAGE);
-  } catch {
-    return null;
-  }
+  return readTab(KEY_STORAGE);
 }
 
 /** @param {string | null} key null forgets it */
 export function storeKey(key) {
-  try {
-    if (key === null) sessionStorage.removeItem(KEY_STORAGE);
-    else sessionStorage.setItem(KEY_STORAGE, key);
-  } catch {
-    // Storage refused: the key lasts until the page is left.
-  }
+  keepInTab(KEY_STORAGE, key);
 }
 
 // "Use an API key": a modal <dialog> with a password field. The key is checked with the service
@@ -77,8 +71,7 @@ export class KeyDialog {
         this.onAccepted(key);
         return;
       }
-      const body = await response.json().catch(() => null);
-      const reason = typeof body?.message === "string" ? body.message : `HTTP ${response.status}.`;
+      const reason = errorMessage(response, await readJson(response));
       this.showError(
         response.status === 401
           ? `That key was not accepted. ${reason}`

@@ -84,3 +84,6 @@ declare module "./signin.js?v=*" {
 declare module "./sse.js?v=*" {
   export * from "#page/sse.js";
 }
+declare module "./tab-storage.js?v=*" {
+  export * from "#page/tab-storage.js";
+}
