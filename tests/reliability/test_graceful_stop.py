@@ -36,7 +36,9 @@ def refuses_connections(port: int) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_in_flight_requests_finish_and_are_stored(start_service: StartService, sig: int) -> None:
-    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "500", **LIMITS_OFF})
+    # Each reply takes 3 s: long enough for all sixteen to be in flight together on a busy
+    # 2-core machine (500 ms was not, once in CI), short enough to drain well inside the bound.
+    service = start_service(env={"CHAT_ASSISTANT_LATENCY_MS": "3000", **LIMITS_OFF})
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
         # One conversation each: a conversation answers one message at a time.
         futures = [
@@ -48,9 +50,9 @@ def test_in_flight_requests_finish_and_are_stored(start_service: StartService, s
             )
             for i in range(IN_FLIGHT)
         ]
-        # Wait until the service counts all of them in flight (inside the assistant's 500 ms).
+        # Wait until the service counts all of them in flight (inside the assistant's 3 s).
         in_flight = {"http_request_method": "POST", "http_route": "/chat/message"}
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while metrics.value(service, "http_server_active_requests", **in_flight) != IN_FLIGHT:
             assert time.monotonic() < deadline, "the requests never were all in flight"
             time.sleep(0.01)
