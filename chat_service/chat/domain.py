@@ -62,6 +62,21 @@ class ConversationRef(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyOrigin:
+    """Who answered and what it cost, stored with the reply: the model it came from and the
+    token counts the model reported. Each is None when unknown: a reply stored before
+    models were recorded, a model that reported no usage, a reply from the reply cache
+    (no tokens spent), or one the client stopped before the model said."""
+
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+NO_ORIGIN = ReplyOrigin()
+
+
+@dataclass(frozen=True, slots=True)
 class Exchange:
     """One user message and the assistant's reply, as stored."""
 
@@ -72,6 +87,38 @@ class Exchange:
     ai: str
     created_at: str
     trace_id: str | None = None
+    origin: ReplyOrigin = NO_ORIGIN
+
+
+class HistoryKeys(NamedTuple):
+    """The keys of a history item (chat/contract.py), for a store that writes the JSON
+    itself: the user's message and the reply, then the exchange's turn, time, model and
+    token usage (an object of the two counts, or null when neither is known)."""
+
+    user: str
+    ai: str
+    turn: str = "turn"
+    created_at: str = "created_at"
+    model: str = "model"
+    usage: str = "usage"
+    input_tokens: str = "input_tokens"
+    output_tokens: str = "output_tokens"
+
+
+def history_item(exchange: Exchange, keys: HistoryKeys) -> dict[str, object]:
+    """An exchange as a history item under ``keys`` (chat/contract.py has the contract's)."""
+    origin = exchange.origin
+    usage = None
+    if origin.input_tokens is not None or origin.output_tokens is not None:
+        usage = {keys.input_tokens: origin.input_tokens, keys.output_tokens: origin.output_tokens}
+    return {
+        keys.user: exchange.user,
+        keys.ai: exchange.ai,
+        keys.turn: exchange.turn,
+        keys.created_at: exchange.created_at,
+        keys.model: origin.model,
+        keys.usage: usage,
+    }
 
 
 @dataclass(frozen=True, slots=True)

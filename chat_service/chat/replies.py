@@ -16,7 +16,13 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 
 from chat_service.assistant.base import Assistant, Completion, ReplyChunk
-from chat_service.chat.domain import ConversationRef, Exchange, ExchangeNotStored, StoreError
+from chat_service.chat.domain import (
+    ConversationRef,
+    Exchange,
+    ExchangeNotStored,
+    ReplyOrigin,
+    StoreError,
+)
 from chat_service.chat.model_slots import ModelSlots
 from chat_service.chat.ordering import ConversationLocks
 from chat_service.chat.reply_cache import ReplyCache, cache_key
@@ -95,6 +101,9 @@ class Turn:
         self.message = message
         self.history = history
         self.caller = caller
+        # What is stored with the reply: the model asked, until the model says which answered
+        # and what it cost (a cached or stopped reply spent no tokens the model told of).
+        self.origin = ReplyOrigin(model=service.assistant.model)
 
     async def reply(self) -> AsyncGenerator[str, None]:
         """The reply, piece by piece. Raises ModelBusy or TooManyReplies (before the first
@@ -126,6 +135,9 @@ class Turn:
                 async for chunk in chunks:
                     if isinstance(chunk, Completion):
                         completion = chunk
+                        self.origin = ReplyOrigin(
+                            chunk.model, chunk.input_tokens, chunk.output_tokens
+                        )
                         continue
                     if key is not None:
                         pieces.append(chunk)
@@ -151,7 +163,7 @@ class Turn:
         ExchangeNotStored (a StoreError) when it could not be."""
         try:
             return await self._service.exchanges.append(
-                self.conversation, self.message, reply, trace_id=trace_id
+                self.conversation, self.message, reply, trace_id=trace_id, origin=self.origin
             )
         except StoreError as exc:
             raise ExchangeNotStored(str(exc)) from exc

@@ -17,11 +17,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from chat_service.chat.domain import (
+    NO_ORIGIN,
     Conversation,
     ConversationCursor,
     ConversationRef,
     Exchange,
+    HistoryKeys,
     HistoryPage,
+    ReplyOrigin,
     StoreError,
     StoreOpenError,
 )
@@ -82,8 +85,15 @@ class ExchangeLog(Protocol):
     """Durable exchanges. ``append`` returns only once the row is on disk."""
 
     async def append(
-        self, conversation: ConversationRef, user: str, ai: str, trace_id: str | None = None
-    ) -> Exchange: ...
+        self,
+        conversation: ConversationRef,
+        user: str,
+        ai: str,
+        trace_id: str | None = None,
+        origin: ReplyOrigin = NO_ORIGIN,
+    ) -> Exchange:
+        """Store the exchange (with the reply's ``origin``: its model and token counts)."""
+        ...
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener`` with the exchanges of each commit this process makes, before
@@ -123,12 +133,12 @@ class ExchangeLog(Protocol):
         self,
         conversation: ConversationRef,
         *,
-        keys: tuple[str, str],
+        keys: HistoryKeys,
         before_turn: int | None = None,
     ) -> bytes:
         """The whole history (before turn ``before_turn``) as a JSON array, oldest first, of
-        objects holding the user's message and the reply under the two ``keys``: the bytes
-        chat/contract.py would write for them (tests/unit/test_store_contract.py)."""
+        history items under ``keys`` (domain.history_item): the bytes chat/contract.py
+        would write for them (tests/unit/test_store_contract.py)."""
         ...
 
 

@@ -29,7 +29,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, Tracer
 
-from chat_service.chat.domain import ConversationRef, Exchange, StoreError
+from chat_service.chat.domain import (
+    NO_ORIGIN,
+    ConversationRef,
+    Exchange,
+    ReplyOrigin,
+    StoreError,
+)
 from chat_service.store.base import CommitListener, StoreObserver
 from chat_service.timestamps import utc_now
 
@@ -50,6 +56,7 @@ class NewExchange:
     ai: str
     created_at: str
     trace_id: str | None = None
+    origin: ReplyOrigin = NO_ORIGIN
 
 
 class Transaction(Protocol):
@@ -119,10 +126,15 @@ class GroupCommit:
         self._listeners.append(listener)
 
     async def append(
-        self, conversation: ConversationRef, user: str, ai: str, trace_id: str | None = None
+        self,
+        conversation: ConversationRef,
+        user: str,
+        ai: str,
+        trace_id: str | None = None,
+        origin: ReplyOrigin = NO_ORIGIN,
     ) -> Exchange:
         future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
-        new = NewExchange(conversation, user, ai, utc_now(), trace_id)
+        new = NewExchange(conversation, user, ai, utc_now(), trace_id, origin)
         current = trace.get_current_span()
         if not current.is_recording():
             self._enqueue(_PendingWrite(new, future))
@@ -253,9 +265,14 @@ class GroupCommitted:
         return self._commits.stats
 
     async def append(
-        self, conversation: ConversationRef, user: str, ai: str, trace_id: str | None = None
+        self,
+        conversation: ConversationRef,
+        user: str,
+        ai: str,
+        trace_id: str | None = None,
+        origin: ReplyOrigin = NO_ORIGIN,
     ) -> Exchange:
-        return await self._commits.append(conversation, user, ai, trace_id)
+        return await self._commits.append(conversation, user, ai, trace_id, origin)
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commits.add_listener(listener)

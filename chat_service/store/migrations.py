@@ -61,6 +61,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE UNIQUE INDEX exchanges_by_turn ON exchanges (conversation_id, turn);
     """,
+    # 5: each reply's origin (the model that gave it and the tokens it reported), and each
+    # conversation's own model and instructions (NULL: the deployment's default).
+    """
+    ALTER TABLE exchanges ADD COLUMN model TEXT;
+    ALTER TABLE exchanges ADD COLUMN input_tokens INTEGER;
+    ALTER TABLE exchanges ADD COLUMN output_tokens INTEGER;
+    ALTER TABLE conversations ADD COLUMN model TEXT;
+    ALTER TABLE conversations ADD COLUMN system_prompt TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -52,9 +52,12 @@ from chat_service.chat.domain import (
     ConversationCursor,
     ConversationRef,
     Exchange,
+    HistoryKeys,
     HistoryPage,
+    ReplyOrigin,
     StoreError,
     StoreOpenError,
+    history_item,
     page_of_newest,
     title_from_message,
 )
@@ -106,7 +109,10 @@ _TRANSIENT = (
 COMMAND_TIMEOUT_S = 30.0
 
 # An exchange and its conversation's key (one index lookup: the key's primary key).
-_COLUMNS = "id, conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id, key"
+_COLUMNS = (
+    "id, conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id, "
+    "model, input_tokens, output_tokens, key"
+)
 _EXCHANGES = "exchanges JOIN conversation_keys USING (conversation_id)"
 # The keys of a batch's conversations, locked against a deletion until the batch commits, in
 # a fixed order like every lock a batch takes.
@@ -137,10 +143,15 @@ RETURNING id, exchanges
 _CONVERSATION_COLUMNS = "public_id, title_sealed, created_at, updated_at, exchanges, key"
 _CONVERSATIONS = "conversations JOIN conversation_keys ON conversation_id = id"
 _INSERT = """
-INSERT INTO exchanges (conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id)
-SELECT c, t, u, a, ts::timestamptz, tr
-FROM unnest($1::text[], $2::int[], $3::bytea[], $4::bytea[], $5::text[], $6::text[])
-    AS batch (c, t, u, a, ts, tr)
+INSERT INTO exchanges (
+    conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id,
+    model, input_tokens, output_tokens
+)
+SELECT c, t, u, a, ts::timestamptz, tr, m, i, o
+FROM unnest(
+    $1::text[], $2::int[], $3::bytea[], $4::bytea[], $5::text[], $6::text[],
+    $7::text[], $8::int[], $9::int[]
+) AS batch (c, t, u, a, ts, tr, m, i, o)
 RETURNING id, conversation_id, turn
 """
 _PROBE = "UPDATE store_probe SET checked_at = now() WHERE id = 1"
@@ -354,6 +365,9 @@ class PostgresChatStore(GroupCommitted):
                         [seal(keys[key], new.ai, AI) for key, new in keyed],
                         [new.created_at for new in writes],
                         [new.trace_id for new in writes],
+                        [new.origin.model for new in writes],
+                        [new.origin.input_tokens for new in writes],
+                        [new.origin.output_tokens for new in writes],
                     )
                 if probe:
                     await conn.execute(_PROBE)
@@ -375,6 +389,7 @@ class PostgresChatStore(GroupCommitted):
                 ai=new.ai,
                 created_at=new.created_at,
                 trace_id=new.trace_id,
+                origin=new.origin,
             )
             for (key, new), turn in zip(keyed, turns, strict=True)
         ]
@@ -529,14 +544,13 @@ class PostgresChatStore(GroupCommitted):
         self,
         conversation: ConversationRef,
         *,
-        keys: tuple[str, str],
+        keys: HistoryKeys,
         before_turn: int | None = None,
     ) -> bytes:
-        """The history as the JSON array ``keys`` name. Unsealed here, so serialised here:
-        PostgreSQL never sees the text to build the document itself."""
+        """The history as the JSON array of items ``keys`` name. Unsealed here, so
+        serialised here: PostgreSQL never sees the text to build the document itself."""
         page = await self.history(conversation, before_turn=before_turn)
-        user, ai = keys
-        return orjson.dumps([{user: e.user, ai: e.ai} for e in page.exchanges])
+        return orjson.dumps([history_item(e, keys) for e in page.exchanges])
 
     async def ping(self) -> None:
         """Raise StoreError unless the database answers and takes a commit right now."""
@@ -653,4 +667,5 @@ def _exchange(row: asyncpg.Record, conversation: ConversationRef) -> Exchange:
         ai=unseal(row["key"], row["ai_sealed"], AI),
         created_at=_created_at(row["created_at"]),
         trace_id=row["trace_id"],
+        origin=ReplyOrigin(row["model"], row["input_tokens"], row["output_tokens"]),
     )

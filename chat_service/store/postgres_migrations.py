@@ -162,6 +162,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         ON conversations (owner, updated_at DESC, public_id DESC);
     """,
     _seal_text,
+    # 4: each reply's origin (the model that gave it and the tokens it reported), and each
+    # conversation's own model and instructions (NULL: the deployment's default). The
+    # instructions are the owner's words, so they are sealed like the title; a model's
+    # name is the deployment's, not the user's.
+    """
+    ALTER TABLE exchanges
+        ADD COLUMN model text,
+        ADD COLUMN input_tokens integer,
+        ADD COLUMN output_tokens integer;
+    ALTER TABLE conversations
+        ADD COLUMN model text,
+        ADD COLUMN system_prompt_sealed bytea;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

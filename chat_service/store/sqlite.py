@@ -36,7 +36,9 @@ from chat_service.chat.domain import (
     ConversationCursor,
     ConversationRef,
     Exchange,
+    HistoryKeys,
     HistoryPage,
+    ReplyOrigin,
     StoreError,
     StoreOpenError,
     page_of_newest,
@@ -72,7 +74,10 @@ log = logging.getLogger(__name__)
 MAX_KNOWN_VERSIONS = 65_536
 
 _INSERT = """
-INSERT INTO exchanges (conversation_id, turn, user_message, ai_response, created_at, trace_id)
+INSERT INTO exchanges (
+    conversation_id, turn, user_message, ai_response, created_at, trace_id,
+    model, input_tokens, output_tokens
+)
 VALUES (
     :conversation_id,
     COALESCE(
@@ -80,7 +85,7 @@ VALUES (
          ORDER BY id DESC LIMIT 1),
         0
     ) + 1,
-    :user, :ai, :created_at, :trace_id
+    :user, :ai, :created_at, :trace_id, :model, :input_tokens, :output_tokens
 )
 """
 # Counts each exchange into its conversation, creating it (titled by its first message)
@@ -93,9 +98,20 @@ ON CONFLICT (key) DO UPDATE SET
     exchanges = conversations.exchanges + 1,
     title = COALESCE(conversations.title, excluded.title)
 """
+# One history item per row, under the keys given as the first eight parameters (HistoryKeys).
+_HISTORY_ITEMS = """
+SELECT json_group_array(json_object(
+    ?1, user_message, ?2, ai_response, ?3, turn, ?4, created_at, ?5, model,
+    ?6, CASE WHEN input_tokens IS NULL AND output_tokens IS NULL THEN NULL
+        ELSE json_object(?7, input_tokens, ?8, output_tokens) END
+))
+"""
 _CONVERSATION_COLUMNS = "public_id, title, created_at, updated_at, exchanges"
 _PROBE = "UPDATE store_probe SET checked_at = ? WHERE id = 1"
-_COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
+_COLUMNS = (
+    "id, conversation_id, turn, user_message, ai_response, created_at, trace_id, "
+    "model, input_tokens, output_tokens"
+)
 
 
 class SQLiteChatStore(GroupCommitted):
@@ -197,6 +213,9 @@ class SQLiteChatStore(GroupCommitted):
                 "ai": new.ai,
                 "created_at": new.created_at,
                 "trace_id": new.trace_id,
+                "model": new.origin.model,
+                "input_tokens": new.origin.input_tokens,
+                "output_tokens": new.origin.output_tokens,
             }
             for new in writes
         ]
@@ -379,13 +398,12 @@ class SQLiteChatStore(GroupCommitted):
         self,
         conversation: ConversationRef,
         *,
-        keys: tuple[str, str],
+        keys: HistoryKeys,
         before_turn: int | None = None,
     ) -> bytes:
-        """Every exchange (before turn ``before_turn``) as a JSON array of objects with the
-        user's message and the reply under ``keys``, oldest first, UTF-8, serialised by
-        SQLite itself: a long history never becomes thousands of Python objects
-        (bench/README.md)."""
+        """Every exchange (before turn ``before_turn``) as a JSON array of history items
+        under ``keys``, oldest first, UTF-8, serialised by SQLite itself: a long history
+        never becomes thousands of Python objects (bench/README.md)."""
         where = "conversation_id = ?"
         params: list[Any] = [*keys, storage_key(conversation)]
         if before_turn is not None:
@@ -393,8 +411,7 @@ class SQLiteChatStore(GroupCommitted):
             params.append(before_turn)
         # The subquery's ORDER BY fixes the order json_group_array sees the rows in.
         rows = await self._select(
-            "SELECT json_group_array(json_object(?, user_message, ?, ai_response)) "
-            f"FROM (SELECT user_message, ai_response FROM exchanges WHERE {where} ORDER BY turn)",
+            _HISTORY_ITEMS + f"FROM (SELECT * FROM exchanges WHERE {where} ORDER BY turn)",
             params,
         )
         document: str = rows[0][0]
@@ -474,4 +491,5 @@ def _exchange(row: Sequence[Any], conversation: ConversationRef) -> Exchange:
         ai=row[4],
         created_at=row[5],
         trace_id=row[6],
+        origin=ReplyOrigin(row[7], row[8], row[9]),
     )

@@ -36,11 +36,17 @@ GENAI_LABELS = {
 }
 
 
-def history(service: ServiceProcess, conversation: str = "default") -> list[dict[str, str]]:
+def stored(service: ServiceProcess, conversation: str = "default") -> list[dict[str, Any]]:
+    """The conversation's history items, whole."""
     status, _, body = service.request("GET", f"/chat/history?conversation_id={conversation}")
     assert status == 200
-    items: list[dict[str, str]] = body
+    items: list[dict[str, Any]] = body
     return items
+
+
+def history(service: ServiceProcess, conversation: str = "default") -> list[dict[str, str]]:
+    """The conversation's texts: each exchange's message and reply."""
+    return [{"user": item["user"], "AI": item["AI"]} for item in stored(service, conversation)]
 
 
 def log_lines(service: ServiceProcess) -> list[dict[str, Any]]:
@@ -82,7 +88,8 @@ def test_a_streamed_reply_relays_the_models_chunks(
     start_service: StartService, model_server: ModelServer
 ) -> None:
     service = start_service(env=model_server.openai_env())
-    model_server.script({"chunks": ["The ", "answer ", "is ", "42."], "chunk_delay_s": 0.05})
+    chunks = ["The ", "answer ", "is ", "42."]
+    model_server.script({"chunks": chunks, "chunk_delay_s": 0.05, "model": "gpt-test-0613"})
     stream = post_stream(service.port, {"message": "question"})
     events = list(stream.events())
     assert [(e.event, e.data) for e in events] == [
@@ -93,6 +100,10 @@ def test_a_streamed_reply_relays_the_models_chunks(
         ("done", {"status": "Success", "response": "The answer is 42."}),
     ]
     assert history(service) == [{"user": "question", "AI": "The answer is 42."}]
+    # Stored with the model the server says it ran and the usage its last chunk reported.
+    ((model, usage),) = [(item["model"], item["usage"]) for item in stored(service)]
+    assert model == "gpt-test-0613"
+    assert usage == {"input_tokens": 1, "output_tokens": 4}
 
 
 def test_stop_closes_the_model_request_within_a_second_and_keeps_what_was_sent(

@@ -16,7 +16,7 @@ def test_empty_history_then_post_then_history(start_service: StartService) -> No
     assert body["status"] == "Success"
     status, _, history = service.request("GET", "/chat/history")
     assert status == 200
-    assert history == [{"user": "hello", "AI": body["response"]}]
+    assert [(item["user"], item["AI"]) for item in history] == [("hello", body["response"])]
 
 
 def test_history_survives_a_restart(start_service: StartService) -> None:

@@ -27,10 +27,10 @@ def service(start_service: StartService) -> ServiceProcess:
 
 
 def history(service: ServiceProcess, conversation: str = "default") -> list[dict[str, str]]:
+    """The conversation's texts: each exchange's message and reply."""
     status, _, body = service.request("GET", f"/chat/history?conversation_id={conversation}")
     assert status == 200
-    items: list[dict[str, str]] = body
-    return items
+    return [{"user": item["user"], "AI": item["AI"]} for item in body]
 
 
 def access_lines(service: ServiceProcess, path: str = "/chat/message") -> list[dict[str, Any]]:

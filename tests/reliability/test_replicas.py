@@ -84,7 +84,7 @@ def test_a_write_on_one_replica_is_read_on_the_next(
         assert status == 200
         # Read at once, on the other replica: the acknowledged exchange is there.
         newest = reader.request("GET", "/chat/history?conversation_id=ryw&limit=1")[2]
-        assert newest == [{"user": f"m{i}", "AI": newest[0]["AI"]}]
+        assert [(item["user"], item["turn"]) for item in newest] == [(f"m{i}", i + 1)]
         # ... and the reply's context held every earlier turn: the dummy counts them.
         assert f"This is turn {i + 1} of our conversation." in newest[0]["AI"]
 

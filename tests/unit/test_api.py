@@ -67,8 +67,12 @@ async def test_post_answers_success_and_is_in_history(make_client: MakeClient) -
 
     status, _, items = await history(client)
     assert status == 200
-    assert items == [{"user": "hello there", "AI": body["response"]}]
-    assert set(items[0]) == {"user", "AI"}
+    (item,) = items
+    assert (item["user"], item["AI"], item["turn"]) == ("hello there", body["response"], 1)
+    assert set(item) == {"user", "AI", "turn", "created_at", "model", "usage"}
+    # The dummy counts words: two in, as many out as the reply has.
+    assert item["model"] == "dummy-1"
+    assert item["usage"] == {"input_tokens": 2, "output_tokens": len(body["response"].split())}
 
 
 async def test_history_is_oldest_first(make_client: MakeClient) -> None:

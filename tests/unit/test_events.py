@@ -73,7 +73,8 @@ async def test_a_follower_gets_each_new_exchange_with_its_cursor(make_client: Ma
     await post(client, "two")
     one, two = await read_events(stream, 2)
     assert (one.event, one.data["user"], two.data["user"]) == ("exchange", "one", "two")
-    assert set(one.data) == {"user", "AI"}
+    assert set(one.data) == {"user", "AI", "turn", "created_at", "model", "usage"}
+    assert (one.data["turn"], one.data["model"]) == (2, "dummy-1")
     assert one.data["AI"].startswith('You said: "one".')
     # The id is the exchange's cursor, its turn in the conversation (the other room's
     # exchange counts for nothing): a history page before it ends with "before anyone".

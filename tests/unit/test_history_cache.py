@@ -70,6 +70,11 @@ async def page_of(cache: HistoryCache, query: HistoryQuery) -> RenderedPage:
     )
 
 
+# What a history item holds besides its two texts, for turns 1 to 9 of a reply with no
+# model or usage recorded: its JSON is this many bytes longer than the texts alone.
+ITEM_EXTRA = len(',"turn":1,"created_at":"2026-01-01T00:00:00.000Z","model":null,"usage":null')
+
+
 def users(body: bytes) -> list[str]:
     return [item["user"] for item in json.loads(body)]
 
@@ -90,7 +95,10 @@ def exchange(turn: int, conversation: str = "default") -> Exchange:
 def test_body_and_cursor_follow_the_contract() -> None:
     page = HistoryPage((exchange(7), exchange(8)), has_older=True)
     rendered = render(page)
-    assert rendered.body == b'[{"user":"u7","AI":"a7"},{"user":"u8","AI":"a8"}]'
+    assert rendered.body == (
+        b'[{"user":"u7","AI":"a7","turn":7,"created_at":"t","model":null,"usage":null},'
+        b'{"user":"u8","AI":"a8","turn":8,"created_at":"t","model":null,"usage":null}]'
+    )
     assert rendered.next_before_turn == 7, "the next older page ends before this one's first"
     last = HistoryPage((exchange(1), exchange(2)), has_older=False)
     assert render(last).next_before_turn is None
@@ -272,7 +280,9 @@ async def test_the_whole_history_is_built_once_and_kept_until_the_next_commit(
     # Two reads however many ask: the newest exchanges, and the whole document.
     assert observer.reads == reads + 2
     assert all(page.body is concurrent[0].body for page in concurrent), "one shared build"
-    assert json.loads(concurrent[0].body) == [{"user": t, "AI": t[::-1]} for t in texts]
+    document = json.loads(concurrent[0].body)
+    assert [(item["user"], item["AI"]) for item in document] == [(t, t[::-1]) for t in texts]
+    assert [item["turn"] for item in document] == list(range(1, 51))
     assert await reads_of(observer, lambda: page_of(cache, query(limit=None))) == 0
     await store.append(ref("c"), "newer", "r")
     after = await page_of(cache, query(limit=None))
@@ -389,14 +399,14 @@ async def test_rendered_pages_count_against_the_bound(
 ) -> None:
     await fill(store, "a", 20)
     await fill(store, "b", 20)
-    cache = HistoryCache(store, store, max_bytes=100)
+    cache = HistoryCache(store, store, max_bytes=100 + ITEM_EXTRA)
     await cache.newest(ref("a"), 1)
     await cache.newest(ref("b"), 1)  # 40 characters held
     body = json.dumps([{"user": text_of(20), "AI": text_of(20)}], separators=(",", ":"))
-    assert len(body) == 41
-    await page_of(cache, query("b", limit=1))  # 41 bytes of JSON: 81
+    assert len(body) + ITEM_EXTRA == 116
+    await page_of(cache, query("b", limit=1))  # 116 bytes of JSON: 156 of 175
     assert await held(cache, observer, "a", "b") == ["a", "b"]
-    await page_of(cache, query("b", limit=2))  # the same 41 bytes again, kept for its size: 122
+    await page_of(cache, query("b", limit=2))  # the same 116 bytes again, kept for its size: 272
     assert await held(cache, observer, "a") == []
 
 
@@ -474,17 +484,17 @@ async def test_concurrent_first_reads_of_two_conversations_each_get_their_own(
 
 def document_of(chars: int) -> int:
     """The length of the one-exchange document whose texts have ``chars`` characters in all:
-    ``[{"user":"...","AI":"..."}]``."""
-    return len('[{"user":"","AI":""}]') + chars
+    ``[{"user":"...","AI":"...",...}]``."""
+    return len('[{"user":"","AI":""}]') + ITEM_EXTRA + chars
 
 
 async def test_a_document_at_a_quarter_of_the_bound_is_kept_one_byte_more_is_not(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    await store.append(ref("exact"), "x" * 40, "y" * 39)  # 79 characters: a 100-byte document
-    await store.append(ref("over"), "x" * 40, "y" * 40)  # 101 bytes
-    assert document_of(79) == 100
-    cache = HistoryCache(store, store, max_bytes=400)
+    await store.append(ref("exact"), "x" * 40, "y" * 39)  # 79 characters: a 175-byte document
+    await store.append(ref("over"), "x" * 40, "y" * 40)  # 176 bytes
+    assert document_of(79) == 175
+    cache = HistoryCache(store, store, max_bytes=700)
     for name in ("exact", "over"):
         await page_of(cache, query(name, limit=None))
     assert await reads_of(observer, lambda: page_of(cache, query("exact", limit=None))) == 0
@@ -494,20 +504,21 @@ async def test_a_document_at_a_quarter_of_the_bound_is_kept_one_byte_more_is_not
 async def test_kept_documents_count_against_the_bound_until_a_commit_drops_them(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    smaller = HistoryCache(store, store, max_bytes=160)  # documents up to 40 bytes are kept
-    await store.append(ref("c"), "x" * 5, "y" * 5)  # 31-byte document, 10 characters
-    await store.append(ref("d"), "x" * 50, "y" * 50)  # 100 characters
+    smaller = HistoryCache(store, store, max_bytes=424)  # documents up to 106 bytes are kept
+    await store.append(ref("c"), "x" * 5, "y" * 5)  # 106-byte document, 10 characters
+    assert document_of(10) == 106
+    await store.append(ref("d"), "x" * 150, "y" * 150)  # 300 characters
     await smaller.newest(ref("d"), 1)
-    await page_of(smaller, query("c", limit=None))  # c: 10 + 31; with d, 141 of 160
+    await page_of(smaller, query("c", limit=None))  # c: 10 + 106; with d, 416 of 424
     assert await held(smaller, observer, "d", "c") == ["d", "c"]
-    await store.append(ref("d"), "z", "")  # d: 101; 142 in all
+    await store.append(ref("d"), "z", "")  # d: 301; 417 in all
     await smaller.newest(ref("d"), 1)
     assert await held(smaller, observer, "c", "d") == ["c", "d"]
-    await store.append(ref("c"), "x" * 10, "y" * 9)  # c's document dropped: c 29, d 101: 130
+    await store.append(ref("c"), "x" * 10, "y" * 9)  # c's document dropped: c 29, d 301: 330
     assert await reads_of(observer, lambda: smaller.newest(ref("c"), 1)) == 0, "extended in place"
-    await store.append(ref("d"), "w" * 25, "")  # d 126: 155 in all, within the bound
+    await store.append(ref("d"), "w" * 25, "")  # d 326: 355 in all, 461 with the document
     await smaller.newest(ref("d"), 1)
-    assert await held(smaller, observer, "c", "d") == ["c", "d"], "the dropped 31 stopped counting"
+    assert await held(smaller, observer, "c", "d") == ["c", "d"], "the dropped 106 stopped counting"
 
 
 async def test_pages_stop_counting_when_a_commit_drops_them(
@@ -515,13 +526,13 @@ async def test_pages_stop_counting_when_a_commit_drops_them(
 ) -> None:
     await fill(store, "a", 20)
     await fill(store, "b", 20)
-    cache = HistoryCache(store, store, max_bytes=100)
+    cache = HistoryCache(store, store, max_bytes=100 + ITEM_EXTRA)
     await cache.newest(ref("a"), 1)
     await cache.newest(ref("b"), 1)
-    await page_of(cache, query("b", limit=1))  # 41 bytes: 81 in all
+    await page_of(cache, query("b", limit=1))  # 116 bytes: 156 of 175 in all
     await fill(store, "b", 2)  # the page is dropped, 2 characters come: 42
     await cache.newest(ref("b"), 1)
-    await fill(store, "b", 40)  # 82: within the bound only if the 41 stopped counting
+    await fill(store, "b", 40)  # 82: within the bound only if the 116 stopped counting
     await cache.newest(ref("b"), 1)
     assert await held(cache, observer, "a", "b") == ["a", "b"]
 
@@ -548,11 +559,11 @@ async def test_reading_a_conversation_again_replaces_what_it_counted(tmp_path: P
 async def test_a_kept_document_counts_against_the_bound(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    await store.append(ref("d"), "x" * 50, "y" * 50)  # 100 characters
-    await store.append(ref("c"), "x" * 5, "y" * 5)  # 10 characters, a 31-byte document
+    await store.append(ref("d"), "x" * 145, "y" * 144)  # 289 characters
+    await store.append(ref("c"), "x" * 5, "y" * 5)  # 10 characters, a 106-byte document
     await store.append(ref("e"), "x" * 10, "y" * 10)  # 20 characters
-    cache = HistoryCache(store, store, max_bytes=160)  # documents up to 40 bytes are kept
+    cache = HistoryCache(store, store, max_bytes=424)  # documents up to 106 bytes are kept
     await cache.newest(ref("d"), 1)
-    await page_of(cache, query("c", limit=None))  # 100 + 10 + 31: 141
-    await cache.newest(ref("e"), 1)  # 161: one over, so d, the least recently used, goes
+    await page_of(cache, query("c", limit=None))  # 289 + 10 + 106: 405
+    await cache.newest(ref("e"), 1)  # 425: one over, so d, the least recently used, goes
     assert await held(cache, observer, "c", "e", "d") == ["c", "e"]

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from chat_service.chat.domain import Conversation
+from chat_service.chat.domain import Conversation, HistoryKeys
 from chat_service.store import StoreError, StoreOpenError
 from chat_service.store.postgres import PostgresChatStore, migrate
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
@@ -178,12 +178,16 @@ async def test_history_json_is_the_whole_history_under_the_given_keys(
     texts = [f'line {i} "quoted" \\ é 😀 \u2028' for i in range(40)]
     turns = [(await store.append(ref("c"), text, text[::-1])).turn for text in texts]
     await store.append(ref("other"), "elsewhere", "x")
-    document = json.loads(await store.history_json(ref("c"), keys=("user", "AI")))
-    assert document == [{"user": t, "AI": t[::-1]} for t in texts]
-    assert list(document[0]) == ["user", "AI"], "the keys in the order given"
-    older = json.loads(await store.history_json(ref("c"), keys=("q", "a"), before_turn=turns[2]))
-    assert older == [{"q": t, "a": t[::-1]} for t in texts[:2]]
-    assert json.loads(await store.history_json(ref("nobody"), keys=("user", "AI"))) == []
+    keys = HistoryKeys("user", "AI")
+    document = json.loads(await store.history_json(ref("c"), keys=keys))
+    assert [(item["user"], item["AI"]) for item in document] == [(t, t[::-1]) for t in texts]
+    assert list(document[0]) == [*keys[:6]], "the keys in the order given"
+    others = HistoryKeys("q", "a", "n", "at", "m", "u", "in", "out")
+    older = json.loads(await store.history_json(ref("c"), keys=others, before_turn=turns[2]))
+    assert [(item["q"], item["a"], item["n"]) for item in older] == [
+        (t, t[::-1], n) for n, t in enumerate(texts[:2], start=1)
+    ]
+    assert json.loads(await store.history_json(ref("nobody"), keys=keys)) == []
 
 
 async def test_exchanges_round_trip_with_their_timestamps(store: PostgresChatStore) -> None:

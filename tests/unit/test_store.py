@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chat_service.chat.domain import Conversation, Exchange
+from chat_service.chat.domain import Conversation, Exchange, HistoryKeys
 from chat_service.store import StoreError, StoreOpenError
 from chat_service.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.sqlite import SQLiteChatStore
@@ -91,7 +91,7 @@ async def test_reads_by_turn_are_served_by_the_turn_index(store: SQLiteChatStore
     await store._reader.set_trace_callback(statements.append)  # with the values filled in
     await store.history(ref("c"), limit=2)
     await store.history(ref("c"), limit=2, before_turn=3)
-    await store.history_json(ref("c"), keys=("q", "a"), before_turn=3)
+    await store.history_json(ref("c"), keys=HistoryKeys("q", "a"), before_turn=3)
     await store.exchanges_after(ref("c"), 1, limit=3)
     await store.last_turn(ref("c"))
     assert len(statements) == 5
@@ -389,12 +389,14 @@ async def test_history_json_is_the_whole_history_in_order(store: SQLiteChatStore
     texts = [f'line {i} "quoted" \\ é 😀 \x00' for i in range(300)]
     await asyncio.gather(*(store.append(ref("c"), text, text[::-1]) for text in texts))
     await store.append(ref("other"), "elsewhere", "x")
-    document = json.loads(await store.history_json(ref("c"), keys=("q", "a")))
-    assert document == [{"q": t, "a": t[::-1]} for t in texts]
-    assert list(document[0]) == ["q", "a"]
-    older = json.loads(await store.history_json(ref("c"), keys=("q", "a"), before_turn=3))
+    keys = HistoryKeys("q", "a", "n", "at", "m", "u", "in", "out")
+    document = json.loads(await store.history_json(ref("c"), keys=keys))
+    assert [(item["q"], item["a"]) for item in document] == [(t, t[::-1]) for t in texts]
+    assert list(document[0]) == ["q", "a", "n", "at", "m", "u"]
+    assert [item["n"] for item in document] == list(range(1, 301))
+    older = json.loads(await store.history_json(ref("c"), keys=keys, before_turn=3))
     assert [item["q"] for item in older] == texts[:2]
-    assert json.loads(await store.history_json(ref("nobody"), keys=("q", "a"))) == []
+    assert json.loads(await store.history_json(ref("nobody"), keys=keys)) == []
 
 
 async def test_readiness_proves_a_real_commit(store: SQLiteChatStore) -> None:

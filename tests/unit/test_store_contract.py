@@ -10,10 +10,17 @@ import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from chat_service.chat.contract import HISTORY_KEYS, history_json
-from chat_service.chat.domain import ConversationCursor, ConversationRef, Exchange
+from chat_service.chat.domain import (
+    NO_ORIGIN,
+    ConversationCursor,
+    ConversationRef,
+    Exchange,
+    ReplyOrigin,
+)
 from chat_service.store import ChatStore
 from chat_service.store.postgres import PostgresChatStore
 from chat_service.store.sqlite import SQLiteChatStore
@@ -155,6 +162,34 @@ async def test_history_json_is_what_the_contract_writes_byte_for_byte(store: Cha
     older = await store.history_json(ref("c"), keys=HISTORY_KEYS, before_turn=stored[2].turn)
     assert older == history_json(stored[:2])
     assert await store.history_json(ref("nobody"), keys=HISTORY_KEYS) == b"[]"
+
+
+async def test_each_reply_keeps_its_origin(store: ChatStore) -> None:
+    """The model that answered and the tokens it reported are stored with the reply, and
+    come back from every read; what is unknown stays unknown (null), not zero."""
+    origins = [
+        ReplyOrigin("gpt-4o-2024-08-06", 1200, 0),
+        ReplyOrigin("llama3.1:8b"),
+        ReplyOrigin(None, None, 17),
+        NO_ORIGIN,
+    ]
+    appended = [
+        await store.append(ref("c"), f"m{i}", f"r{i}", origin=origin)
+        for i, origin in enumerate(origins)
+    ]
+    assert [e.origin for e in appended] == origins
+    assert [e.origin for e in (await store.history(ref("c"))).exchanges] == origins
+    assert [e.origin for e in await store.exchanges_after(ref("c"), 1, limit=9)] == origins[1:]
+    document = await store.history_json(ref("c"), keys=HISTORY_KEYS)
+    assert document == history_json(appended), "SQLite's own JSON is the contract's too"
+    items = orjson.loads(document)
+    assert [(item["model"], item["usage"]) for item in items] == [
+        ("gpt-4o-2024-08-06", {"input_tokens": 1200, "output_tokens": 0}),
+        ("llama3.1:8b", None),
+        (None, {"input_tokens": None, "output_tokens": 17}),
+        (None, None),
+    ]
+    assert all(TIMESTAMP.fullmatch(item["created_at"]) for item in items)
 
 
 async def test_commit_listeners_hear_each_commit_before_its_append_returns(

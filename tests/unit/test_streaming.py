@@ -62,7 +62,13 @@ class Scripted:
                 await asyncio.sleep(self.pause_s)
             if self.error is not None:
                 raise self.error
-            yield Completion(model=self.model, finish_reason="stop")
+            # The server names the model it ran (a dated version of the one asked for).
+            yield Completion(
+                model=f"{self.model}-0501",
+                finish_reason="stop",
+                input_tokens=len(message),
+                output_tokens=len(self.pieces),
+            )
             self.finished = True
         finally:
             self.closed.set()
@@ -97,9 +103,9 @@ def streams_open(client: Client) -> float:
 
 
 async def history(client: Client) -> list[dict[str, str]]:
+    """The history's texts, each exchange's message and reply."""
     response = await client.get("/chat/history")
-    result: list[dict[str, str]] = await response.json()
-    return result
+    return [{"user": item["user"], "AI": item["AI"]} for item in await response.json()]
 
 
 async def test_deltas_then_done(aiohttp_client: Any, settings: Settings) -> None:
@@ -116,6 +122,9 @@ async def test_deltas_then_done(aiohttp_client: Any, settings: Settings) -> None
         ("done", {"status": "Success", "response": "Hello!"}),
     ]
     assert await history(client) == [{"user": "hi", "AI": "Hello!"}]
+    (stored,) = await (await client.get("/chat/history")).json()
+    assert (stored["turn"], stored["model"]) == (1, "scripted-0501"), "the model that answered"
+    assert stored["usage"] == {"input_tokens": 2, "output_tokens": 3}
 
 
 async def test_an_empty_reply_is_a_done_with_nothing_before_it(
@@ -256,7 +265,9 @@ async def test_a_client_that_leaves_stops_the_model_and_keeps_what_it_was_sent(
         if stored and recorded:
             break
         await asyncio.sleep(0.01)
-    assert stored == [{"user": "go", "AI": "one two\n"}], "what the client was sent"
+    assert [(item["user"], item["AI"]) for item in stored] == [("go", "one two\n")], "as sent"
+    # Stopped before the model said what it ran and spent: the model asked, no usage.
+    assert (stored[0]["model"], stored[0]["usage"]) == ("scripted", None)
     ((reply, flags, fields),) = recorded
     assert (reply, flags) == ("one two\n", {"streamed": True, "stopped": True})
     assert (fields["message_chars"], fields["reply_chars"], fields["turn"]) == (2, 8, 1)
