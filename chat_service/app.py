@@ -25,6 +25,7 @@ from chat_service.chat.facade import Chat
 from chat_service.chat.history import HistoryCache
 from chat_service.chat.live import LiveUpdates
 from chat_service.chat.model_slots import ModelSlots
+from chat_service.chat.models import ModelCatalogue
 from chat_service.chat.replies import ReplyService
 from chat_service.chat.reply_cache import ReplyCache
 from chat_service.config import Settings
@@ -132,7 +133,10 @@ def chat_ctx(
                 else None,
                 context=history.newest,
             )
-            app[CHAT] = Chat(store, history, LiveUpdates(store, store), replies)
+            models = ModelCatalogue(
+                model, default=settings.model or model.model, configured=settings.models
+            )
+            app[CHAT] = Chat(store, history, LiveUpdates(store, store), replies, models)
             try:
                 yield
             finally:

@@ -34,6 +34,10 @@ class ConfigError(ValueError):
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
+# The longest model name accepted, in CHAT_MODELS and in requests.
+MAX_MODEL_CHARS = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service reads from its environment, validated."""
@@ -60,6 +64,8 @@ class Settings:
     context_turns: int = 20
     # The OpenAI-compatible assistant (CHAT_ASSISTANT=openai).
     model: str | None = None
+    # The models conversations may choose from (CHAT_MODEL first); empty: the server's list.
+    models: tuple[str, ...] = ()
     system_prompt: str | None = None
     max_output_tokens: int | None = None
     model_timeout_s: float = 60.0
@@ -153,6 +159,16 @@ class Settings:
         _require(
             self.reply_cache_ttl_s >= 0, "CHAT_REPLY_CACHE_TTL_S must not be negative (0 = off)"
         )
+        for model in self.models:
+            _require(
+                len(model) <= MAX_MODEL_CHARS and model.isprintable(),
+                f"CHAT_MODELS: {model[:MAX_MODEL_CHARS]!r} is not a model name "
+                f"(printable, at most {MAX_MODEL_CHARS} characters)",
+            )
+        _require(
+            not self.models or self.assistant == "openai",
+            "CHAT_MODELS needs CHAT_ASSISTANT=openai (the dummy offers only itself)",
+        )
         if self.assistant == "openai":
             _require(bool(self.model), "CHAT_ASSISTANT=openai needs CHAT_MODEL (the model to ask)")
             _require(
@@ -239,6 +255,7 @@ class Settings:
             assistant_token_ms=read("CHAT_ASSISTANT_TOKEN_MS", int, defaults.assistant_token_ms),
             context_turns=read("CHAT_CONTEXT_TURNS", int, defaults.context_turns),
             model=read("CHAT_MODEL", str, defaults.model),
+            models=read("CHAT_MODELS", _split_list, defaults.models),
             system_prompt=environ.get("CHAT_SYSTEM_PROMPT", "").strip() or None,
             max_output_tokens=read("CHAT_MAX_OUTPUT_TOKENS", int, defaults.max_output_tokens),
             model_timeout_s=read("CHAT_MODEL_TIMEOUT_S", float, defaults.model_timeout_s),

@@ -19,6 +19,7 @@ from chat_service.api.errors import ApiError, error_response, when_the_store_fai
 from chat_service.api.identity import caller, callers_conversation
 from chat_service.api.jsonio import json_response, raw_json_response
 from chat_service.api.keys import CHAT, SETTINGS, STREAM_LIMITS
+from chat_service.api.models import refuse_models_not_offered
 from chat_service.api.replies import (
     log_model_failure,
     model_failure,
@@ -76,7 +77,10 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     )
     with holding:
         chat = request.config_dict[CHAT]
-        async with chat.turn(conversation, new.text, caller=caller(request)) as turn:
+        await refuse_models_not_offered(chat, new.model)
+        async with chat.turn(
+            conversation, new.text, caller=caller(request), model=new.model
+        ) as turn:
             if streamed:
                 return await stream_reply(request, turn, trace_id)
             return await plain_reply(request, turn, trace_id)

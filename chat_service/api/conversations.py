@@ -15,13 +15,14 @@ from chat_service.api.body import read_body
 from chat_service.api.errors import ApiError, when_the_store_fails
 from chat_service.api.identity import callers_conversation, owner
 from chat_service.api.jsonio import json_response
-from chat_service.api.keys import CHAT
+from chat_service.api.keys import CHAT, SETTINGS
+from chat_service.api.models import refuse_models_not_offered
 from chat_service.api.validation import (
     encode_cursor,
+    parse_change_body,
     parse_conversation_id,
     parse_conversations_query,
     parse_new_conversation_body,
-    parse_rename_body,
 )
 from chat_service.chat.contract import conversation_body
 from chat_service.chat.domain import Conversation, ConversationCursor, ConversationRef
@@ -60,8 +61,12 @@ async def list_conversations(request: web.Request) -> web.Response:
 @when_the_store_fails(FAILED.format("create"))
 async def create_conversation(request: web.Request) -> web.Response:
     # client_max_size (CHAT_MAX_BODY_BYTES) bounds the read: 413 above it (errors.py).
-    title = parse_new_conversation_body(await read_body(request))
-    created = await request.config_dict[CHAT].start_conversation(owner(request), title)
+    title, settings = parse_new_conversation_body(
+        await read_body(request), max_prompt_chars=request.config_dict[SETTINGS].max_message_chars
+    )
+    chat = request.config_dict[CHAT]
+    await refuse_models_not_offered(chat, settings.model)
+    created = await chat.start_conversation(owner(request), title, settings)
     location = f"/chat/conversations/{created.id}"
     return json_response(conversation_body(created), status=201, headers={"Location": location})
 
@@ -74,11 +79,24 @@ async def get_conversation(request: web.Request) -> web.Response:
 
 
 @routes.patch("/conversations/{conversation_id}")
-@when_the_store_fails(FAILED.format("rename"))
-async def rename_conversation(request: web.Request) -> web.Response:
+@when_the_store_fails(FAILED.format("change"))
+async def change_conversation(request: web.Request) -> web.Response:
+    """Rename it, or change its model or instructions (what its next message is answered
+    with), or any of these at once."""
     conversation = _path_conversation(request)
-    title = parse_rename_body(await read_body(request))
-    return found_or_404(await request.config_dict[CHAT].rename_conversation(conversation, title))
+    title, settings = parse_change_body(
+        await read_body(request), max_prompt_chars=request.config_dict[SETTINGS].max_message_chars
+    )
+    chat = request.config_dict[CHAT]
+    await refuse_models_not_offered(chat, settings.model)
+    changed = None
+    if title is not None:
+        changed = await chat.rename_conversation(conversation, title)
+        if changed is None:
+            raise ApiError(404, NOT_FOUND)
+    if settings.changes_anything:
+        changed = await chat.configure_conversation(conversation, settings)
+    return found_or_404(changed)
 
 
 @routes.delete("/conversations/{conversation_id}")

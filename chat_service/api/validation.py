@@ -16,9 +16,14 @@ from chat_service.api.cursors import EarlierCursor, turn_of
 from chat_service.api.errors import ApiError
 from chat_service.chat.domain import (
     DEFAULT_CONVERSATION,
+    DEFAULTS,
+    KEEP,
     ConversationCursor,
+    Keep,
+    SettingsChange,
     is_format_character,
 )
+from chat_service.config import MAX_MODEL_CHARS
 from chat_service.timestamps import rfc3339
 
 MAX_HISTORY_LIMIT = 1000
@@ -42,6 +47,7 @@ _POSITIVE_INT = re.compile(r"[0-9]{1,18}")
 class NewMessage:
     conversation_id: str
     text: str
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +102,8 @@ def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
         raise ApiError(400, f"Field 'message' must be at most {max_chars} characters.")
     if "conversation_id" in body and body["conversation_id"] is None:
         raise ApiError(400, "'conversation_id' must be a string when given.")
-    return NewMessage(_conversation_id(body.get("conversation_id")), message)
+    model = _model(body["model"]) if "model" in body else None
+    return NewMessage(_conversation_id(body.get("conversation_id")), message, model)
 
 
 def parse_history_query(query: Mapping[str, str]) -> HistoryQuery:
@@ -219,20 +226,67 @@ def decode_cursor(text: str) -> ConversationCursor:
     return ConversationCursor(rfc3339(int(millis) / 1000), conversation_id)
 
 
-def parse_new_conversation_body(raw: bytes) -> str | None:
-    """``POST /chat/conversations``: an optional body with an optional ``title``."""
+def parse_new_conversation_body(
+    raw: bytes, *, max_prompt_chars: int
+) -> tuple[str | None, SettingsChange]:
+    """``POST /chat/conversations``: an optional body with an optional ``title``, ``model``
+    and ``system_prompt``."""
     if not raw.strip():
-        return None
+        return None, DEFAULTS
     body = _json_object(raw)
-    return _title(body["title"]) if "title" in body else None
+    title = _title(body["title"]) if "title" in body else None
+    return title, _settings(body, max_prompt_chars)
 
 
-def parse_rename_body(raw: bytes) -> str:
-    """``PATCH /chat/conversations/{id}``: ``{"title": ...}``."""
+def parse_change_body(raw: bytes, *, max_prompt_chars: int) -> tuple[str | None, SettingsChange]:
+    """``PATCH /chat/conversations/{id}``: any of ``title``, ``model`` and ``system_prompt``
+    (null: back to the deployment's), at least one."""
     body = _json_object(raw)
-    if "title" not in body:
-        raise ApiError(400, "Field 'title' is required.")
-    return _title(body["title"])
+    if not {"title", "model", "system_prompt"} & body.keys():
+        raise ApiError(400, "Give at least one of 'title', 'model' and 'system_prompt'.")
+    title = _title(body["title"]) if "title" in body else None
+    return title, _settings(body, max_prompt_chars)
+
+
+def _settings(body: dict[str, Any], max_prompt_chars: int) -> SettingsChange:
+    """A conversation's model and instructions as a body gives them: absent (kept), null
+    (the deployment's) or a value."""
+    model: str | Keep | None = KEEP
+    prompt: str | Keep | None = KEEP
+    if "model" in body:
+        model = None if body["model"] is None else _model(body["model"])
+    if "system_prompt" in body:
+        value = body["system_prompt"]
+        prompt = None if value is None else _system_prompt(value, max_prompt_chars)
+    return SettingsChange(model, prompt)
+
+
+def _model(value: object) -> str:
+    """A model's name: what GET /chat/models lists (whether it is offered is the handler's
+    question, asked of the facade)."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_MODEL_CHARS
+        or not value.isprintable()
+    ):
+        raise ApiError(
+            400,
+            f"Field 'model' must be a model's name (1-{MAX_MODEL_CHARS} printable characters); "
+            "GET /chat/models lists them.",
+        )
+    return value
+
+
+def _system_prompt(value: object, max_chars: int) -> str:
+    """Instructions: text like a message, as long as one may be; empty means none at all
+    (null, the deployment's)."""
+    if not isinstance(value, str):
+        raise ApiError(400, "Field 'system_prompt' must be a string or null.")
+    if "\x00" in value or not _is_encodable(value):
+        raise ApiError(400, "Field 'system_prompt' must be Unicode text without NUL characters.")
+    if len(value) > max_chars:
+        raise ApiError(400, f"Field 'system_prompt' must be at most {max_chars} characters.")
+    return value
 
 
 def _title(title: object) -> str:

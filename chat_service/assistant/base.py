@@ -55,9 +55,23 @@ class Assistant(Protocol):
     model: str
     server_url: str | None
 
-    def stream(self, message: str, history: Sequence[Exchange]) -> AsyncGenerator[ReplyChunk, None]:
+    def stream(
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+    ) -> AsyncGenerator[ReplyChunk, None]:
         """Answer ``message``; ``history`` is the conversation's latest exchanges, oldest
-        first. An async generator: ``aclose()`` it to stop early."""
+        first; ``model`` and ``system_prompt`` what the conversation asks for (None: the
+        assistant's own; an empty prompt: none). An async generator: ``aclose()`` it to
+        stop early."""
+        ...
+
+    async def models(self) -> Sequence[str]:
+        """The models the assistant can answer with (raises AssistantError if it cannot
+        say)."""
         ...
 
     async def close(self) -> None:

@@ -58,8 +58,14 @@ class DummyAssistant:
         self._exchange_tokens: dict[int, int] = {}
 
     async def stream(
-        self, message: str, history: Sequence[Exchange]
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
     ) -> AsyncGenerator[ReplyChunk, None]:
+        """The rules' reply; there is one model (itself), and no prompt changes its rules."""
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
         turn = history[-1].turn + 1 if history else 1
@@ -101,6 +107,10 @@ class DummyAssistant:
                 return "Hello! Nice to meet you. This is the start of our conversation."
             return f"Hello again! We are at turn {turn} of our conversation."
         return f'You said: "{message}". This is turn {turn} of our conversation.'
+
+    async def models(self) -> Sequence[str]:
+        """The dummy offers itself."""
+        return (self.model,)
 
     async def close(self) -> None:
         """Nothing to release."""

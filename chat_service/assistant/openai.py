@@ -88,12 +88,14 @@ class OpenAIAssistant:
         self._max_completion_tokens = limit if parameter == "max_completion_tokens" else openai.omit
 
     def messages(
-        self, message: str, history: Sequence[Exchange]
+        self, message: str, history: Sequence[Exchange], system_prompt: str | None = None
     ) -> list[ChatCompletionMessageParam]:
-        """The system prompt, the recent exchanges as alternating turns, then ``message``."""
+        """The system prompt (``system_prompt``, else the deployment's; none when empty),
+        the recent exchanges as alternating turns, then ``message``."""
         messages: list[ChatCompletionMessageParam] = []
-        if self._system_prompt:
-            messages.append({"role": "system", "content": self._system_prompt})
+        prompt = self._system_prompt if system_prompt is None else system_prompt
+        if prompt:
+            messages.append({"role": "system", "content": prompt})
         for exchange in history:
             messages.append({"role": "user", "content": exchange.user})
             messages.append({"role": "assistant", "content": exchange.ai})
@@ -101,8 +103,14 @@ class OpenAIAssistant:
         return messages
 
     async def stream(
-        self, message: str, history: Sequence[Exchange]
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
     ) -> AsyncGenerator[ReplyChunk, None]:
+        asked = model or self.model
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
         # Leaving this block closes the HTTP response: the server sees the client go,
@@ -110,14 +118,16 @@ class OpenAIAssistant:
         async with contextlib.AsyncExitStack() as stack:
             try:
                 async with asyncio.timeout_at(deadline):
-                    response = await self._open(stack, self.messages(message, history))
+                    response = await self._open(
+                        stack, asked, self.messages(message, history, system_prompt)
+                    )
             except TimeoutError:
                 raise AssistantError(
                     f"no answer from the model within {self._timeout_s:g} s",
                     error_type="TimeoutError",
                 ) from None
             chunks = aiter(read_chunks(response.iter_lines()))
-            model, finish_reason, response_id = self.model, "", None
+            answered, finish_reason, response_id = asked, "", None
             input_tokens = output_tokens = None
             first = True
             while True:
@@ -138,7 +148,7 @@ class OpenAIAssistant:
                     raise AssistantError(str(exc), error_type=openai.APIError.__qualname__) from exc
                 except httpx2.HTTPError as exc:
                     raise _failure(exc) from exc
-                model = chunk.model or model
+                answered = chunk.model or answered
                 response_id = response_id or chunk.response_id
                 if chunk.input_tokens is not None or chunk.output_tokens is not None:
                     input_tokens, output_tokens = chunk.input_tokens, chunk.output_tokens
@@ -147,7 +157,7 @@ class OpenAIAssistant:
                     first = False
                     yield chunk.text
         yield Completion(
-            model=model,
+            model=answered,
             finish_reason=finish_reason or "stop",
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -155,7 +165,10 @@ class OpenAIAssistant:
         )
 
     async def _open(
-        self, stack: contextlib.AsyncExitStack, messages: list[ChatCompletionMessageParam]
+        self,
+        stack: contextlib.AsyncExitStack,
+        model: str,
+        messages: list[ChatCompletionMessageParam],
     ) -> openai.AsyncAPIResponse[Any]:
         """Send the request (the SDK retries it) and return the streaming response once its
         status is a success; ``stack`` closes it."""
@@ -163,7 +176,7 @@ class OpenAIAssistant:
         try:
             return await stack.enter_async_context(
                 self._client.chat.completions.with_streaming_response.create(
-                    model=self.model,
+                    model=model,
                     messages=messages,
                     stream=True,
                     stream_options={"include_usage": True},
@@ -175,6 +188,16 @@ class OpenAIAssistant:
             raise _failure(exc) from exc
         finally:
             _attempts.reset(token)
+
+    async def models(self) -> Sequence[str]:
+        """The ids the server's ``GET /models`` lists, sorted."""
+        try:
+            page = await self._client.models.list()
+            return sorted({model.id async for model in page})
+        except openai.APIError as exc:
+            raise _failure(exc) from exc
+        except httpx2.HTTPError as exc:
+            raise _failure(exc) from exc
 
     async def _before_request(self, request: httpx2.Request) -> None:
         """httpx's request hook: runs for every attempt, retries included, in the caller's

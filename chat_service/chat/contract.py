@@ -52,4 +52,6 @@ def conversation_body(conversation: Conversation) -> dict[str, object]:
         "created_at": conversation.created_at,
         "updated_at": conversation.updated_at,
         "exchanges": conversation.exchanges,
+        "model": conversation.model,
+        "system_prompt": conversation.system_prompt,
     }

@@ -8,6 +8,7 @@ assistants import it without importing the application layer above them.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,6 +147,41 @@ class Conversation:
     created_at: str
     updated_at: str
     exchanges: int
+    # Its own model and instructions; None: the deployment's (CHAT_MODEL, CHAT_SYSTEM_PROMPT).
+    model: str | None = None
+    system_prompt: str | None = None
+
+
+class Keep(enum.Enum):
+    """A setting a change leaves as it is (None would set it back to the default)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """A change to a conversation's model and instructions: each a new value, None to go
+    back to the deployment's default, or KEEP."""
+
+    model: str | Keep | None = KEEP
+    system_prompt: str | Keep | None = KEEP
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.model is not KEEP or self.system_prompt is not KEEP
+
+    def as_created(self) -> tuple[str | None, str | None]:
+        """The model and instructions of a conversation created with this change."""
+        model = None if isinstance(self.model, Keep) else self.model
+        prompt = None if isinstance(self.system_prompt, Keep) else self.system_prompt
+        return model, prompt
+
+
+# A conversation created with no settings of its own: the deployment's model and instructions.
+DEFAULTS = SettingsChange()
 
 
 @dataclass(frozen=True, slots=True)

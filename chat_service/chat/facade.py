@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from chat_service.chat.domain import (
+    DEFAULTS,
     Conversation,
     ConversationCursor,
     ConversationRef,
     Exchange,
+    SettingsChange,
 )
 from chat_service.chat.history import HistoryCache, RenderedPage
 from chat_service.chat.live import LiveUpdates
+from chat_service.chat.models import ModelCatalogue
 from chat_service.chat.replies import ReplyService, Turn
 from chat_service.store import ChatStore
 
@@ -31,11 +34,13 @@ class Chat:
         history: HistoryCache,
         live: LiveUpdates,
         replies: ReplyService,
+        models: ModelCatalogue,
     ) -> None:
         self._store = store
         self._history = history
         self._live = live
         self._replies = replies
+        self._models = models
 
     # -- one conversation's exchanges -----------------------------------------------------
 
@@ -47,12 +52,28 @@ class Chat:
         return await self._history.page(conversation, limit=limit, before_turn=before_turn)
 
     def turn(
-        self, conversation: ConversationRef, message: str, *, caller: str
+        self,
+        conversation: ConversationRef,
+        message: str,
+        *,
+        caller: str,
+        model: str | None = None,
     ) -> AbstractAsyncContextManager[Turn]:
         """The conversation's turn to answer ``message`` (one message at a time, in arrival
         order): the reply, plain or streamed, then its storing, happen inside it. ``caller``
-        (a principal, or an address): whose share of the model's slots the reply takes."""
-        return self._replies.turn(conversation, message, caller)
+        (a principal, or an address): whose share of the model's slots the reply takes;
+        ``model``: one the message asks for (checked with :meth:`offers`), over the
+        conversation's."""
+        return self._replies.turn(conversation, message, caller, model=model)
+
+    # -- models ---------------------------------------------------------------------------
+
+    async def models(self) -> tuple[str, Sequence[str]]:
+        """The default model, and every model offered (the default first)."""
+        return self._models.default, await self._models.offered()
+
+    async def offers(self, model: str) -> bool:
+        return await self._models.offers(model)
 
     def follow(
         self, conversation: ConversationRef, after_turn: int | None = None
@@ -76,13 +97,21 @@ class Chat:
     async def conversation(self, conversation: ConversationRef) -> Conversation | None:
         return await self._store.conversation(conversation)
 
-    async def start_conversation(self, owner: str, title: str | None) -> Conversation:
+    async def start_conversation(
+        self, owner: str, title: str | None, settings: SettingsChange = DEFAULTS
+    ) -> Conversation:
         """A new, empty conversation of ``owner``, under an id the service chooses."""
         while True:  # 128 random bits: a second round is all but impossible
             conversation = ConversationRef(owner, secrets.token_hex(16))
-            created = await self._store.create_conversation(conversation, title)
+            created = await self._store.create_conversation(conversation, title, settings)
             if created is not None:
                 return created
+
+    async def configure_conversation(
+        self, conversation: ConversationRef, settings: SettingsChange
+    ) -> Conversation | None:
+        """Change its model and instructions (what the next message is answered with)."""
+        return await self._store.configure_conversation(conversation, settings)
 
     async def rename_conversation(
         self, conversation: ConversationRef, title: str

@@ -61,14 +61,23 @@ class ReplyService:
 
     @contextlib.asynccontextmanager
     async def turn(
-        self, conversation: ConversationRef, message: str, caller: str
+        self,
+        conversation: ConversationRef,
+        message: str,
+        caller: str,
+        *,
+        model: str | None = None,
     ) -> AsyncIterator[Turn]:
-        """Wait for the conversation's turn and read its context; the turn is this
-        conversation's until the ``with`` block ends. ``caller``: who the model's slots are
-        shared between (model_slots.py). Raises StoreError."""
+        """Wait for the conversation's turn and read its context and settings; the turn is
+        this conversation's until the ``with`` block ends. ``caller``: who the model's slots
+        are shared between (model_slots.py); ``model``: the message's own choice, over the
+        conversation's. Raises StoreError."""
         async with self._locks.hold(conversation):
             history = await self._read_context(conversation, self.context_turns)
-            yield Turn(self, conversation, message, history, caller)
+            settings = await self.conversations.conversation(conversation)
+            asked = model or (settings and settings.model) or self.assistant.model
+            prompt = settings.system_prompt if settings is not None else None
+            yield Turn(self, conversation, message, history, caller, asked, prompt)
 
     async def delete(self, conversation: ConversationRef) -> bool:
         """Delete the conversation once a reply being written to it here is stored, so the
@@ -95,15 +104,20 @@ class Turn:
         message: str,
         history: Sequence[Exchange],
         caller: str,
+        model: str,
+        system_prompt: str | None = None,
     ) -> None:
         self._service = service
         self.conversation = conversation
         self.message = message
         self.history = history
         self.caller = caller
+        self.model = model
+        # The conversation's own instructions; None: the deployment's.
+        self.system_prompt = system_prompt
         # What is stored with the reply: the model asked, until the model says which answered
         # and what it cost (a cached or stopped reply spent no tokens the model told of).
-        self.origin = ReplyOrigin(model=service.assistant.model)
+        self.origin = ReplyOrigin(model=model)
 
     async def reply(self) -> AsyncGenerator[str, None]:
         """The reply, piece by piece. Raises ModelBusy or TooManyReplies (before the first
@@ -113,8 +127,8 @@ class Turn:
         if service.cache is not None:
             key = cache_key(
                 self.conversation.owner,
-                service.assistant.model,
-                service.system_prompt,
+                self.model,
+                service.system_prompt if self.system_prompt is None else self.system_prompt,
                 self.history,
                 self.message,
             )
@@ -130,7 +144,12 @@ class Turn:
         pieces: list[str] = []
         completion: Completion | None = None
         async with service.slots.take(self.caller):
-            stream = service.assistant.stream(self.message, self.history)
+            stream = service.assistant.stream(
+                self.message,
+                self.history,
+                model=self.model,
+                system_prompt=self.system_prompt,
+            )
             async with contextlib.aclosing(self._observe(stream, cached=False)) as chunks:
                 async for chunk in chunks:
                     if isinstance(chunk, Completion):
@@ -155,6 +174,8 @@ class Turn:
             history=self.history,
             # The caller's id for it: the principal is on the request's span (enduser.id).
             conversation_id=self.conversation.id,
+            model=self.model,
+            system_prompt=self.system_prompt,
             cached=cached,
         )
 

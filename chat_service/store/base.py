@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from chat_service.chat.domain import (
+    DEFAULTS,
     NO_ORIGIN,
     Conversation,
     ConversationCursor,
@@ -25,6 +26,7 @@ from chat_service.chat.domain import (
     HistoryKeys,
     HistoryPage,
     ReplyOrigin,
+    SettingsChange,
     StoreError,
     StoreOpenError,
 )
@@ -155,9 +157,20 @@ class ConversationCatalogue(Protocol):
     async def conversation(self, conversation: ConversationRef) -> Conversation | None: ...
 
     async def create_conversation(
-        self, conversation: ConversationRef, title: str | None
+        self,
+        conversation: ConversationRef,
+        title: str | None,
+        settings: SettingsChange = DEFAULTS,
     ) -> Conversation | None:
-        """The new, empty conversation, or None if it exists already."""
+        """The new, empty conversation (with the model and instructions ``settings`` give,
+        the deployment's default for those it keeps), or None if it exists already."""
+        ...
+
+    async def configure_conversation(
+        self, conversation: ConversationRef, settings: SettingsChange
+    ) -> Conversation | None:
+        """The conversation with its model and instructions changed as ``settings`` says,
+        or None if there is none."""
         ...
 
     async def rename_conversation(

@@ -48,6 +48,8 @@ from opentelemetry.trace import TracerProvider
 from yarl import URL
 
 from chat_service.chat.domain import (
+    DEFAULTS,
+    KEEP,
     Conversation,
     ConversationCursor,
     ConversationRef,
@@ -55,6 +57,7 @@ from chat_service.chat.domain import (
     HistoryKeys,
     HistoryPage,
     ReplyOrigin,
+    SettingsChange,
     StoreError,
     StoreOpenError,
     history_item,
@@ -90,7 +93,7 @@ from chat_service.store.postgres_shredding import (
     rewrite_unsealed_tables,
 )
 from chat_service.store.reads import TracedReads
-from chat_service.store.sealing import AI, TITLE, USER, new_key, seal, unseal
+from chat_service.store.sealing import AI, PROMPT, TITLE, USER, new_key, seal, unseal
 from chat_service.timestamps import rfc3339, utc_now
 
 log = logging.getLogger(__name__)
@@ -140,7 +143,9 @@ ON CONFLICT (id) DO UPDATE SET
     title_sealed = COALESCE(c.title_sealed, excluded.title_sealed)
 RETURNING id, exchanges
 """
-_CONVERSATION_COLUMNS = "public_id, title_sealed, created_at, updated_at, exchanges, key"
+_CONVERSATION_COLUMNS = (
+    "public_id, title_sealed, created_at, updated_at, exchanges, model, system_prompt_sealed, key"
+)
 _CONVERSATIONS = "conversations JOIN conversation_keys ON conversation_id = id"
 _INSERT = """
 INSERT INTO exchanges (
@@ -419,21 +424,28 @@ class PostgresChatStore(GroupCommitted):
         return _conversation(rows[0]) if rows else None
 
     async def create_conversation(
-        self, conversation: ConversationRef, title: str | None
+        self,
+        conversation: ConversationRef,
+        title: str | None,
+        settings: SettingsChange = DEFAULTS,
     ) -> Conversation | None:
         key = storage_key(conversation)
+        model, prompt = settings.as_created()
         try:
             async with self._connection() as conn, conn.transaction():
                 conversation_key = (await _keys_of(conn, [key]))[key]
                 row = await conn.fetchrow(
                     "INSERT INTO conversations (id, exchanges, title_sealed, created_at, "
-                    "updated_at) VALUES ($1, 0, $2, $3::text::timestamptz, $3::text::timestamptz) "
+                    "updated_at, model, system_prompt_sealed) "
+                    "VALUES ($1, 0, $2, $3::text::timestamptz, $3::text::timestamptz, $5, $6) "
                     "ON CONFLICT (id) DO NOTHING RETURNING public_id, title_sealed, created_at, "
-                    "updated_at, exchanges, $4::bytea AS key",
+                    "updated_at, exchanges, model, system_prompt_sealed, $4::bytea AS key",
                     key,
                     None if title is None else seal(conversation_key, title, TITLE),
                     utc_now(),
                     conversation_key,
+                    model,
+                    None if prompt is None else seal(conversation_key, prompt, PROMPT),
                 )
         except _FAILURES as exc:
             log.error("create failed: %s", exc or type(exc).__name__)
@@ -454,7 +466,8 @@ class PostgresChatStore(GroupCommitted):
                     return None
                 row = await conn.fetchrow(
                     "UPDATE conversations SET title_sealed = $2 WHERE id = $1 RETURNING "
-                    "public_id, title_sealed, created_at, updated_at, exchanges, $3::bytea AS key",
+                    "public_id, title_sealed, created_at, updated_at, exchanges, model, "
+                    "system_prompt_sealed, $3::bytea AS key",
                     key,
                     seal(conversation_key, title, TITLE),
                     conversation_key,
@@ -462,6 +475,37 @@ class PostgresChatStore(GroupCommitted):
         except _FAILURES as exc:
             log.error("rename failed: %s", exc or type(exc).__name__)
             raise StoreError(f"rename failed: {exc or type(exc).__name__}") from exc
+        return None if row is None else _conversation(row)
+
+    async def configure_conversation(
+        self, conversation: ConversationRef, settings: SettingsChange
+    ) -> Conversation | None:
+        key = storage_key(conversation)
+        model, prompt = settings.as_created()
+        try:
+            async with self._connection() as conn, conn.transaction():
+                conversation_key = await conn.fetchval(
+                    "SELECT key FROM conversation_keys WHERE conversation_id = $1 FOR KEY SHARE",
+                    key,
+                )
+                if conversation_key is None:
+                    return None
+                row = await conn.fetchrow(
+                    "UPDATE conversations SET "
+                    "model = CASE WHEN $2 THEN $3 ELSE model END, "
+                    "system_prompt_sealed = CASE WHEN $4 THEN $5 ELSE system_prompt_sealed END "
+                    "WHERE id = $1 RETURNING public_id, title_sealed, created_at, updated_at, "
+                    "exchanges, model, system_prompt_sealed, $6::bytea AS key",
+                    key,
+                    settings.model is not KEEP,
+                    model,
+                    settings.system_prompt is not KEEP,
+                    None if prompt is None else seal(conversation_key, prompt, PROMPT),
+                    conversation_key,
+                )
+        except _FAILURES as exc:
+            log.error("configure failed: %s", exc or type(exc).__name__)
+            raise StoreError(f"configure failed: {exc or type(exc).__name__}") from exc
         return None if row is None else _conversation(row)
 
     async def delete_conversation(self, conversation: ConversationRef) -> bool:
@@ -647,13 +691,15 @@ def _created_at(value: datetime) -> str:
 
 
 def _conversation(row: asyncpg.Record) -> Conversation:
-    sealed_title = row["title_sealed"]
+    sealed_title, sealed_prompt = row["title_sealed"], row["system_prompt_sealed"]
     return Conversation(
         id=row["public_id"],
         title=None if sealed_title is None else unseal(row["key"], sealed_title, TITLE),
         created_at=_created_at(row["created_at"]),
         updated_at=_created_at(row["updated_at"]),
         exchanges=row["exchanges"],
+        model=row["model"],
+        system_prompt=None if sealed_prompt is None else unseal(row["key"], sealed_prompt, PROMPT),
     )
 
 

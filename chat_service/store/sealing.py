@@ -30,6 +30,7 @@ VERSION = b"\x01"
 USER = b"user"
 AI = b"ai"
 TITLE = b"title"
+PROMPT = b"system_prompt"
 
 
 def new_key() -> bytes:

@@ -32,6 +32,8 @@ from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 
 from chat_service.chat.domain import (
+    DEFAULTS,
+    KEEP,
     Conversation,
     ConversationCursor,
     ConversationRef,
@@ -39,6 +41,7 @@ from chat_service.chat.domain import (
     HistoryKeys,
     HistoryPage,
     ReplyOrigin,
+    SettingsChange,
     StoreError,
     StoreOpenError,
     page_of_newest,
@@ -106,7 +109,14 @@ SELECT json_group_array(json_object(
         ELSE json_object(?7, input_tokens, ?8, output_tokens) END
 ))
 """
-_CONVERSATION_COLUMNS = "public_id, title, created_at, updated_at, exchanges"
+_CONVERSATION_COLUMNS = "public_id, title, created_at, updated_at, exchanges, model, system_prompt"
+# A settings change: ?1/?3 say whether the model/instructions change, ?2/?4 to what.
+_CONFIGURE = f"""
+UPDATE conversations SET
+    model = CASE WHEN ?1 THEN ?2 ELSE model END,
+    system_prompt = CASE WHEN ?3 THEN ?4 ELSE system_prompt END
+WHERE key = ?5 RETURNING {_CONVERSATION_COLUMNS}
+"""
 _PROBE = "UPDATE store_probe SET checked_at = ? WHERE id = 1"
 _COLUMNS = (
     "id, conversation_id, turn, user_message, ai_response, created_at, trace_id, "
@@ -278,17 +288,22 @@ class SQLiteChatStore(GroupCommitted):
         return Conversation(*rows[0]) if rows else None
 
     async def create_conversation(
-        self, conversation: ConversationRef, title: str | None
+        self,
+        conversation: ConversationRef,
+        title: str | None,
+        settings: SettingsChange = DEFAULTS,
     ) -> Conversation | None:
         now = utc_now()
         key, owner, public_id = storage_key(conversation), conversation.owner, conversation.id
+        model, prompt = settings.as_created()
         rows = await self._write(
             [
                 (
                     "INSERT INTO conversations (key, owner, public_id, title, created_at, "
-                    "updated_at, exchanges) VALUES (?, ?, ?, ?, ?, ?, 0) "
+                    "updated_at, exchanges, model, system_prompt) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
                     f"ON CONFLICT (key) DO NOTHING RETURNING {_CONVERSATION_COLUMNS}",
-                    (key, owner, public_id, title, now, now),
+                    (key, owner, public_id, title, now, now, model, prompt),
                 )
             ]
         )
@@ -306,6 +321,20 @@ class SQLiteChatStore(GroupCommitted):
                 )
             ]
         )
+        return Conversation(*rows[0]) if rows else None
+
+    async def configure_conversation(
+        self, conversation: ConversationRef, settings: SettingsChange
+    ) -> Conversation | None:
+        model, prompt = settings.as_created()
+        params = (
+            settings.model is not KEEP,
+            model,
+            settings.system_prompt is not KEEP,
+            prompt,
+            storage_key(conversation),
+        )
+        rows = await self._write([(_CONFIGURE, params)])
         return Conversation(*rows[0]) if rows else None
 
     async def delete_conversation(self, conversation: ConversationRef) -> bool:

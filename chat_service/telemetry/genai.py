@@ -67,16 +67,18 @@ class GenAITelemetry:
             url = urlsplit(server_url)
             default_port = 443 if url.scheme == "https" else 80
             self._server = {"server_address": url.hostname, "server_port": url.port or default_port}
-        # gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model
-        labels = (OPERATION, provider, model)
-        self._labels = labels
-        self._duration_ok = metrics.genai_duration.labels(*labels, "")
-        self._input_tokens = metrics.genai_tokens.labels(*labels, "input")
-        self._output_tokens = metrics.genai_tokens.labels(*labels, "output")
-        self._first_chunk = metrics.genai_time_to_first_chunk.labels(*labels)
-        self._next_chunk = metrics.genai_time_per_chunk.labels(*labels)
+        # Each model's instruments, bound once (the models a deployment offers: CHAT_MODELS).
+        self._by_model: dict[str, _ModelInstruments] = {}
         self._cache_hits = metrics.reply_cache.labels(result="hit")
         self._cache_misses = metrics.reply_cache.labels(result="miss")
+        self.instruments(model)  # the default model's series exist from the start
+
+    def instruments(self, model: str) -> _ModelInstruments:
+        """The metrics of calls asking for ``model``, labelled with it."""
+        found = self._by_model.get(model)
+        if found is None:
+            found = self._by_model[model] = _ModelInstruments(self._metrics, self.provider, model)
+        return found
 
     def retried(self) -> None:
         """A model request is being retried (the assistant's retry hook)."""
@@ -92,11 +94,19 @@ class GenAITelemetry:
         message: str,
         history: Sequence[Exchange],
         conversation_id: str,
+        model: str | None = None,
+        system_prompt: str | None = None,
         cached: bool = False,
     ) -> AsyncGenerator[ReplyChunk, None]:
-        """Pass ``chunks`` through, timing them; ``cached``: a reply replayed from the cache,
-        which gets the span (marked) but none of a model call's metrics."""
-        invocation = self._start(message, history, conversation_id, cached=cached)
+        """Pass ``chunks`` through, timing them; ``model`` and ``system_prompt``: what the
+        call asks for (the deployment's when None); ``cached``: a reply replayed from the
+        cache, which gets the span (marked) but none of a model call's metrics."""
+        request_model = model or self.model
+        metered = self.instruments(request_model)
+        prompt = self._system_prompt if system_prompt is None else system_prompt
+        invocation = self._start(
+            message, history, conversation_id, request_model, prompt, cached=cached
+        )
         started = time.perf_counter()
         last_chunk: float | None = None
         completion: Completion | None = None
@@ -112,15 +122,15 @@ class GenAITelemetry:
                             if invocation is not None:
                                 invocation.ttfc_seconds = now - started
                             if not cached:
-                                self._first_chunk.observe(now - started, current_exemplar())
+                                metered.first_chunk.observe(now - started, current_exemplar())
                         elif not cached:
-                            self._next_chunk.observe(now - last_chunk)
+                            metered.next_chunk.observe(now - last_chunk)
                         last_chunk = now
                         if invocation is not None and invocation.should_capture_content:
                             text.append(chunk)
                     yield chunk
         except AssistantError as exc:
-            self._failed(invocation, started, exc.error_type, str(exc))
+            self._failed(invocation, metered, started, exc.error_type, str(exc))
             raise
         except (GeneratorExit, asyncio.CancelledError):
             # Our caller stopped the reply (the client went away): not a failure of the
@@ -130,15 +140,22 @@ class GenAITelemetry:
                 invocation.stop()
             raise
         except BaseException as exc:
-            self._failed(invocation, started, type(exc).__qualname__, str(exc))
+            self._failed(invocation, metered, started, type(exc).__qualname__, str(exc))
             raise
         if invocation is not None:
             self._finish(invocation, completion, "".join(text))
         if not cached:
-            self._record(time.perf_counter() - started, completion, invocation is not None)
+            metered.record(time.perf_counter() - started, completion, invocation is not None)
 
     def _start(
-        self, message: str, history: Sequence[Exchange], conversation_id: str, *, cached: bool
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        conversation_id: str,
+        request_model: str,
+        system_prompt: str | None,
+        *,
+        cached: bool,
     ) -> InferenceInvocation | None:
         if not trace.get_current_span().is_recording():
             # The request's trace is not recorded, so neither would this child be (parent-
@@ -146,7 +163,7 @@ class GenAITelemetry:
             return None
         invocation = self._handler.inference(
             self.provider,
-            request_model=self.model,
+            request_model=request_model,
             conversation_id=conversation_id,
             **self._server,
         )
@@ -154,8 +171,8 @@ class GenAITelemetry:
         if cached:
             invocation.attributes[CACHE_HIT_ATTRIBUTE] = True
         if invocation.should_capture_content:
-            if self._system_prompt:
-                invocation.system_instruction = [TextPart(content=self._system_prompt)]
+            if system_prompt:
+                invocation.system_instruction = [TextPart(content=system_prompt)]
             invocation.input_messages = [*_as_messages(history), _user(message)]
         return invocation
 
@@ -178,29 +195,44 @@ class GenAITelemetry:
             ]
         invocation.stop()
 
-    def _record(self, seconds: float, completion: Completion | None, sampled: bool) -> None:
-        # An unrecorded request (no invocation) has no trace for an exemplar to point to.
-        exemplar = current_exemplar() if sampled else None
-        self._duration_ok.observe(seconds, exemplar)
-        if completion is None:
-            return
-        if completion.input_tokens is not None:
-            self._input_tokens.observe(completion.input_tokens, exemplar)
-        if completion.output_tokens is not None:
-            self._output_tokens.observe(completion.output_tokens, exemplar)
-
     def _failed(
         self,
         invocation: InferenceInvocation | None,
+        metered: _ModelInstruments,
         started: float,
         error_type: str,
         message: str,
     ) -> None:
         if invocation is not None:
             invocation.fail(Error(message=message, type=error_type))
-        self._metrics.genai_duration.labels(*self._labels, error_type).observe(
+        self._metrics.genai_duration.labels(*metered.labels, error_type).observe(
             time.perf_counter() - started, current_exemplar()
         )
+
+
+class _ModelInstruments:
+    """The GenAI metrics of one requested model, bound to its labels once rather than
+    looked up on every chunk."""
+
+    def __init__(self, metrics: Metrics, provider: str, model: str) -> None:
+        # gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model
+        self.labels = labels = (OPERATION, provider, model)
+        self.duration_ok = metrics.genai_duration.labels(*labels, "")
+        self.input_tokens = metrics.genai_tokens.labels(*labels, "input")
+        self.output_tokens = metrics.genai_tokens.labels(*labels, "output")
+        self.first_chunk = metrics.genai_time_to_first_chunk.labels(*labels)
+        self.next_chunk = metrics.genai_time_per_chunk.labels(*labels)
+
+    def record(self, seconds: float, completion: Completion | None, sampled: bool) -> None:
+        # An unrecorded request (no invocation) has no trace for an exemplar to point to.
+        exemplar = current_exemplar() if sampled else None
+        self.duration_ok.observe(seconds, exemplar)
+        if completion is None:
+            return
+        if completion.input_tokens is not None:
+            self.input_tokens.observe(completion.input_tokens, exemplar)
+        if completion.output_tokens is not None:
+            self.output_tokens.observe(completion.output_tokens, exemplar)
 
 
 def _user(text: str) -> InputMessage:

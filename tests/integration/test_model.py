@@ -351,3 +351,50 @@ def test_idle_streams_get_a_keepalive_comment(
     events = list(stream.events())
     assert [e.event for e in events] == ["delta", "delta", "done"]
     assert "ping" in stream.comments, "a comment line kept the idle stream open"
+
+
+def test_the_models_offered_are_the_model_servers(
+    start_service: StartService, model_server: ModelServer
+) -> None:
+    service = start_service(env=model_server.openai_env())
+    status, _, body = service.request("GET", "/chat/models")
+    assert (status, body) == (
+        200,
+        {"default": "gpt-test", "models": [{"id": "gpt-test"}, {"id": "gpt-test-mini"}]},
+    )
+    listed = start_service(env=model_server.openai_env(CHAT_MODELS="big-one, gpt-test"))
+    assert listed.request("GET", "/chat/models")[2] == {
+        "default": "gpt-test",
+        "models": [{"id": "gpt-test"}, {"id": "big-one"}],
+    }
+
+
+def test_a_conversations_model_and_instructions_reach_the_model_server(
+    start_service: StartService, model_server: ModelServer
+) -> None:
+    service = start_service(env=model_server.openai_env(CHAT_SYSTEM_PROMPT="Be brief."))
+    status, _, created = service.request(
+        "POST",
+        "/chat/conversations",
+        {"model": "gpt-test-mini", "system_prompt": "Answer in French."},
+    )
+    assert status == 201
+    service.request("POST", "/chat/message", {"message": "hello", "conversation_id": created["id"]})
+    service.request(
+        "POST",
+        "/chat/message",
+        {"message": "again", "conversation_id": created["id"], "model": "gpt-test"},
+    )
+    first, second = (r["body"] for r in model_server.requests())
+    assert (first["model"], first["messages"][0]) == (
+        "gpt-test-mini",
+        {"role": "system", "content": "Answer in French."},
+    )
+    assert (second["model"], second["messages"][0]["content"]) == ("gpt-test", "Answer in French.")
+    assert [item["model"] for item in stored(service, created["id"])] == [
+        "gpt-test-mini",
+        "gpt-test",
+    ]
+    refused = service.request("POST", "/chat/message", {"message": "x", "model": "gpt-5"})
+    assert refused[0] == 400
+    assert len(model_server.requests()) == 2, "a model not offered never reaches the server"

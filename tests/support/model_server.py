@@ -168,8 +168,13 @@ def _error(request: web.Request, status: int, behaviour: Behaviour) -> web.Respo
     return web.json_response({"error": {**error, "code": code}}, status=status, headers=headers)
 
 
+# The models the server offers besides those it has been asked for.
+OFFERED = ("gpt-test", "gpt-test-mini")
+
+
 async def list_models(request: web.Request) -> web.Response:
-    known = sorted({r["body"].get("model", "") for r in request.app[RECORDS]} - {""})
+    asked = {r["body"].get("model", "") for r in request.app[RECORDS]} - {""}
+    known = sorted(asked | set(OFFERED))
     data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in known]
     return web.json_response({"object": "list", "data": data})
 

@@ -233,7 +233,7 @@ async def test_renaming(make_client: MakeClient) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({}, "Field 'title' is required."),
+        ({}, "Give at least one of 'title', 'model' and 'system_prompt'."),
         ({"title": None}, "Field 'title' must be a string."),
         ({"title": 5}, "Field 'title' must be a string."),
         ({"title": ""}, "Field 'title' must be 1-200 characters, not blank."),

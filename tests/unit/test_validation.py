@@ -18,11 +18,13 @@ from chat_service.api.validation import (
     EventsQuery,
     HistoryQuery,
     NewMessage,
+    parse_change_body,
     parse_events_query,
     parse_history_query,
     parse_message_body,
-    parse_rename_body,
+    parse_new_conversation_body,
 )
+from chat_service.chat.domain import SettingsChange
 from tests.support.openapi import spec
 
 LIMIT = 10  # CHAT_MAX_MESSAGE_CHARS, small for the tests
@@ -209,7 +211,7 @@ def test_the_conversation_of_a_history_query() -> None:
 
 def _refuses_title(title: str) -> bool:
     try:
-        parse_rename_body(body({"title": title}))
+        parse_change_body(body({"title": title}), max_prompt_chars=10)
     except ApiError:
         return True
     return False
@@ -248,3 +250,61 @@ def test_the_openapi_title_pattern_refuses_what_the_service_refuses() -> None:
     ]:
         assert title.is_valid(fine), fine
         assert not _refuses_title(fine), fine
+
+
+def rejection(parse: object, raw: bytes) -> str:
+    with pytest.raises(ApiError) as refused:
+        parse(raw, max_prompt_chars=10)  # type: ignore[operator]
+    assert refused.value.status == 400
+    return str(refused.value.message)
+
+
+def test_a_change_says_what_it_changes_and_keeps_the_rest() -> None:
+    assert parse_change_body(body({"title": " A  b "}), max_prompt_chars=10) == (
+        "A b",
+        SettingsChange(),
+    )
+    assert parse_change_body(body({"model": "gpt-4o"}), max_prompt_chars=10) == (
+        None,
+        SettingsChange(model="gpt-4o"),
+    )
+    # null: back to the deployment's; "": no instructions at all.
+    assert parse_change_body(body({"model": None, "system_prompt": ""}), max_prompt_chars=10) == (
+        None,
+        SettingsChange(model=None, system_prompt=""),
+    )
+    assert parse_change_body(body({"system_prompt": "x" * 10}), max_prompt_chars=10)[1] == (
+        SettingsChange(system_prompt="x" * 10)
+    ), "as long as a message may be"
+    assert not SettingsChange().changes_anything
+    assert SettingsChange(model=None).changes_anything
+    assert SettingsChange(system_prompt=None).changes_anything
+
+
+def test_a_change_that_changes_nothing_or_something_unreadable_is_refused() -> None:
+    assert "at least one" in rejection(parse_change_body, body({}))
+    assert "at least one" in rejection(parse_change_body, body({"name": "x"}))
+    assert "at most 10" in rejection(parse_change_body, body({"system_prompt": "x" * 11}))
+    assert "NUL" in rejection(parse_change_body, body({"system_prompt": "a\x00b"}))
+    assert "string or null" in rejection(parse_change_body, body({"system_prompt": 3}))
+    for model in ["", "x" * 201, "tab\there", 42, ["gpt-4o"]]:
+        assert "GET /chat/models" in rejection(parse_change_body, body({"model": model})), model
+    assert parse_change_body(body({"model": "m" * 200}), max_prompt_chars=10)[1].model == "m" * 200
+
+
+def test_a_new_conversation_may_come_with_its_settings() -> None:
+    assert parse_new_conversation_body(b"", max_prompt_chars=10) == (None, SettingsChange())
+    assert parse_new_conversation_body(
+        body({"model": "llama3", "system_prompt": "Be brief."}), max_prompt_chars=10
+    ) == (None, SettingsChange(model="llama3", system_prompt="Be brief."))
+    assert SettingsChange(model="llama3").as_created() == ("llama3", None)
+    assert SettingsChange(system_prompt="").as_created() == (None, "")
+    assert "at most 10" in rejection(parse_new_conversation_body, body({"system_prompt": "x" * 11}))
+
+
+def test_a_message_may_name_its_model() -> None:
+    assert parse_message_body(body({"message": "hi"}), max_chars=10).model is None
+    named = parse_message_body(body({"message": "hi", "model": "gpt-4o"}), max_chars=10)
+    assert named.model == "gpt-4o"
+    with pytest.raises(ApiError, match="GET /chat/models"):
+        parse_message_body(body({"message": "hi", "model": None}), max_chars=10)
