@@ -8,6 +8,8 @@ erases its text from the database (the application layer and the store see to bo
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from aiohttp import web
 from yarl import URL
 
@@ -26,6 +28,7 @@ from chat_service.api.validation import (
 )
 from chat_service.chat.contract import conversation_body
 from chat_service.chat.domain import Conversation, ConversationCursor, ConversationRef
+from chat_service.chat.export import FORMATS
 
 routes = web.RouteTableDef()
 NOT_FOUND = "Conversation not found."
@@ -99,6 +102,26 @@ async def change_conversation(request: web.Request) -> web.Response:
     return found_or_404(changed)
 
 
+@routes.get("/conversations/{conversation_id}/export")
+@when_the_store_fails(FAILED.format("export"))
+async def export_conversation(request: web.Request) -> web.Response:
+    """The conversation as a file to download: ``?format=markdown`` (the default) or ``json``."""
+    conversation = _path_conversation(request)
+    kind = request.query.get("format", "markdown")
+    if kind not in FORMATS:
+        raise ApiError(400, "Query parameter 'format' must be 'markdown' or 'json'.")
+    exported = await request.config_dict[CHAT].export(conversation, kind)
+    if exported is None:
+        raise ApiError(404, NOT_FOUND)
+    return web.Response(
+        body=exported.body,
+        headers={
+            "Content-Type": exported.content_type,
+            "Content-Disposition": content_disposition(exported.name),
+        },
+    )
+
+
 @routes.delete("/conversations/{conversation_id}")
 @when_the_store_fails(FAILED.format("delete"))
 async def delete_conversation(request: web.Request) -> web.Response:
@@ -111,3 +134,9 @@ def _path_conversation(request: web.Request) -> ConversationRef:
     return callers_conversation(
         request, parse_conversation_id(request.match_info["conversation_id"])
     )
+
+
+def content_disposition(name: str) -> str:
+    """An attachment named ``name`` (RFC 6266): ASCII for old clients, UTF-8 for the rest."""
+    ascii_name = "".join(char if char.isascii() and char.isprintable() else "_" for char in name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -20,6 +20,7 @@ from chat_service.chat.domain import (
     Exchange,
     SettingsChange,
 )
+from chat_service.chat.export import ExportFile, export
 from chat_service.chat.history import HistoryCache, RenderedPage
 from chat_service.chat.live import LiveUpdates
 from chat_service.chat.models import ModelCatalogue
@@ -117,6 +118,14 @@ class Chat:
         self, conversation: ConversationRef, title: str
     ) -> Conversation | None:
         return await self._store.rename_conversation(conversation, title)
+
+    async def export(self, conversation: ConversationRef, kind: str) -> ExportFile | None:
+        """The conversation as a file of ``kind`` (export.FORMATS), None if there is none."""
+        found = await self._store.conversation(conversation)
+        if found is None:
+            return None
+        exchanges = (await self._store.history(conversation)).exchanges
+        return export(found, exchanges, kind)
 
     async def delete_conversation(self, conversation: ConversationRef) -> bool:
         """Erase it, once a reply being written to it here is stored (that one goes too)."""

@@ -217,11 +217,19 @@ class FailingAssistant:
         self.error: Exception | None = error
 
     async def stream(
-        self, message: str, history: Sequence[Exchange]
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
     ) -> AsyncGenerator[ReplyChunk, None]:
         if self.error is not None:  # always: the yield only makes this an async generator
             raise self.error
         yield ""
+
+    async def models(self) -> Sequence[str]:
+        return (self.model,)
 
     async def close(self) -> None:
         return None

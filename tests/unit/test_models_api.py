@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from chat_service.api.keys import OPENAPI_DOCUMENT
 from chat_service.app import create_app
 from chat_service.assistant.base import Completion, ReplyChunk
 from chat_service.chat.domain import Exchange
@@ -188,3 +189,12 @@ async def test_the_reply_cache_tells_models_and_instructions_apart(
     # The fourth is the first again (same model, instructions, context and words): from the
     # cache. The others each asked the model.
     assert menu.calls == [("big", None), ("small", None), ("big", "Be terse.")]
+
+
+async def test_the_api_document_names_the_models_offered(client: Client) -> None:
+    document = await (await client.get("/openapi.json")).json()
+    assert document["components"]["schemas"]["ModelName"]["enum"] == ["big", "small"]
+    again = await (await client.get("/openapi.json")).json()
+    assert again == document
+    loaded = client.app[OPENAPI_DOCUMENT] if client.app is not None else {}
+    assert "enum" not in loaded["components"]["schemas"]["ModelName"], "the loaded one unchanged"

@@ -355,10 +355,10 @@ async def test_the_record_shows_what_was_sent(
     assert "traceparent" not in second["headers"]
 
 
-async def test_models_lists_the_models_asked_for(
+async def test_models_lists_its_own_and_the_models_asked_for(
     client: AsyncOpenAI, model_server: ModelServer
 ) -> None:
     await client.chat.completions.create(model="gpt-a", messages=MESSAGES)
     await client.chat.completions.create(model="gpt-b", messages=MESSAGES)
     models = [model.id async for model in client.models.list()]
-    assert sorted(models) == ["gpt-a", "gpt-b"]
+    assert sorted(models) == ["gpt-a", "gpt-b", "gpt-test", "gpt-test-mini"]

@@ -255,7 +255,12 @@ class TogetherAssistant(DummyAssistant):
         self.most_at_once = 0
 
     async def stream(
-        self, message: str, history: Sequence[Exchange]
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
     ) -> AsyncGenerator[ReplyChunk, None]:
         self.under_way += 1
         self.most_at_once = max(self.most_at_once, self.under_way)
@@ -270,6 +275,13 @@ class CountingAssistant(DummyAssistant):
         super().__init__(token_ms=token_ms)
         self.calls = 0
 
-    def stream(self, message: str, history: Sequence[Exchange]) -> AsyncGenerator[ReplyChunk, None]:
+    def stream(
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+    ) -> AsyncGenerator[ReplyChunk, None]:
         self.calls += 1
-        return super().stream(message, history)
+        return super().stream(message, history, model=model, system_prompt=system_prompt)

@@ -54,7 +54,12 @@ class Scripted:
         self.finished = False
 
     async def stream(
-        self, message: str, history: Sequence[Exchange]
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
     ) -> AsyncGenerator[ReplyChunk, None]:
         try:
             for piece in self.pieces:
@@ -72,6 +77,9 @@ class Scripted:
             self.finished = True
         finally:
             self.closed.set()
+
+    async def models(self) -> Sequence[str]:
+        return (self.model,)
 
     async def close(self) -> None:
         return None
