@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from chat_service.chat.domain import Conversation, HistoryKeys
+from chat_service.chat.domain import Conversation, HistoryKeys, SettingsChange
 from chat_service.store import StoreError, StoreOpenError
 from chat_service.store.postgres import PostgresChatStore, migrate
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
@@ -203,6 +203,31 @@ async def test_exchanges_round_trip_with_their_timestamps(store: PostgresChatSto
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", read.created_at)
     written = datetime.fromisoformat(read.created_at).timestamp()
     assert before - 0.001 <= written <= time.time()
+
+
+async def test_a_conversations_instructions_are_sealed_and_its_model_is_not(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    """The instructions are the owner's words: sealed like the title. The model's name is
+    the deployment's."""
+    created = await store.create_conversation(
+        ref("key:alice/a"), None, SettingsChange(model="m-1", system_prompt="secret recipe")
+    )
+    assert created is not None
+    assert (created.model, created.system_prompt) == ("m-1", "secret recipe")
+    await store.configure_conversation(
+        ref("key:alice/a"), SettingsChange(system_prompt="another secret")
+    )
+    (row,) = await fetch(
+        postgres_url,
+        "SELECT c.model, c.system_prompt_sealed, k.key FROM conversations c "
+        "JOIN conversation_keys k ON k.conversation_id = c.id",
+    )
+    assert row["model"] == "m-1"
+    assert b"secret" not in row["system_prompt_sealed"]
+    assert open_sealed(row["key"], row["system_prompt_sealed"], "system_prompt") == (
+        "another secret"
+    )
 
 
 async def test_text_is_sealed_with_a_key_of_its_conversation(

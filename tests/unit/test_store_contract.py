@@ -20,6 +20,7 @@ from chat_service.chat.domain import (
     ConversationRef,
     Exchange,
     ReplyOrigin,
+    SettingsChange,
 )
 from chat_service.store import ChatStore
 from chat_service.store.postgres import PostgresChatStore
@@ -243,6 +244,48 @@ async def test_a_conversation_is_renamed_by_its_owner_only(store: ChatStore) -> 
     assert (renamed.id, renamed.title, renamed.exchanges) == ("c", "Renamed", 1)
     assert await store.rename_conversation(ref("c", BOB), "Stolen") is None
     assert await store.rename_conversation(ref("missing", ALICE), "Nothing") is None
+
+
+async def test_a_conversations_model_and_instructions_are_its_owners_to_change(
+    store: ChatStore,
+) -> None:
+    plain = await store.create_conversation(ref("p", ALICE), "plain")
+    assert plain is not None
+    assert (plain.model, plain.system_prompt) == (None, None), "the deployment's"
+    made = await store.create_conversation(
+        ref("c", ALICE), "t", SettingsChange(model="m1", system_prompt="Be brief.")
+    )
+    assert made is not None
+    assert (made.title, made.model, made.system_prompt) == ("t", "m1", "Be brief.")
+    model_only = await store.configure_conversation(ref("c", ALICE), SettingsChange(model="m2"))
+    assert model_only is not None
+    assert (model_only.model, model_only.system_prompt) == ("m2", "Be brief."), "prompt kept"
+    prompt_only = await store.configure_conversation(
+        ref("c", ALICE), SettingsChange(system_prompt="")
+    )
+    assert prompt_only is not None
+    assert (prompt_only.model, prompt_only.system_prompt) == ("m2", "")
+    await store.append(ref("c", ALICE), "m", "r")
+    renamed = await store.rename_conversation(ref("c", ALICE), "new")
+    assert renamed is not None
+    assert (renamed.title, renamed.model, renamed.system_prompt, renamed.exchanges) == (
+        "new",
+        "m2",
+        "",
+        1,
+    )
+    reset = await store.configure_conversation(
+        ref("c", ALICE), SettingsChange(model=None, system_prompt=None)
+    )
+    assert reset is not None
+    assert (reset.model, reset.system_prompt) == (None, None)
+    assert await store.configure_conversation(ref("c", BOB), SettingsChange(model="x")) is None
+    assert await store.configure_conversation(ref("nope", ALICE), SettingsChange()) is None
+    listed = await store.conversations(ALICE, limit=5)
+    assert {c.id: (c.model, c.system_prompt) for c in listed} == {
+        "c": (None, None),
+        "p": (None, None),
+    }
 
 
 async def test_deleting_takes_the_conversation_and_its_exchanges(store: ChatStore) -> None:
