@@ -4,8 +4,8 @@
 // No DOM: markdown.js builds the blocks; this decides what goes into them.
 //
 // highlight.js returns HTML: the code's text escaped (& < > " '), wrapped in <span class=
-// "hljs-…">. That string goes through DOMPurify with the rest of the reply (markdown.js), which
-// keeps only spans and, through allowedClasses below, only highlight.js's own class names.
+// "hljs-…">. markdown.js sanitizes that string with DOMPurify, which keeps only spans and,
+// through allowedClasses below, only highlight.js's own class names.
 
 /**
  * What the page uses of highlight.js (vendor/highlight.js, the ES module build of npm's
@@ -17,8 +17,9 @@
  *   highlightAuto: (code: string) => HighlightResult,
  *   getLanguage: (name: string) => object | undefined,
  * }} Hljs
- * @typedef {{ html: string, language: string | null }} Highlighted the code as HTML, and the
- *   language to show on its block (the fence's, or the one detected; none when neither)
+ * @typedef {{ html: string | null, language: string | null }} Highlighted highlight.js's HTML
+ *   of the code (null: no colours, the code stays text), and the language to show on its block
+ *   (the fence's, or the one detected; none when neither)
  * @typedef {(code: string, language: string | null) => Highlighted} Highlight
  */
 
@@ -62,10 +63,11 @@ export function closedFence(raw) {
 }
 
 /**
- * Highlighting without highlight.js: the code escaped, the fence's language kept for the label.
+ * No highlighting (no highlight.js, or a block still being streamed): the fence's language kept
+ * for the label.
  * @type {Highlight}
  */
-export const plain = (code, language) => ({ html: escapeHtml(code), language });
+export const plain = (code, language) => ({ html: null, language });
 
 /**
  * Highlighting with highlight.js, remembering the last blocks done: a streamed reply renders

@@ -25,7 +25,7 @@ import {
   highlighter,
   languageOf,
   plain,
-} from "./code-blocks.js?v=c5ec50257a";
+} from "./code-blocks.js?v=a1d88af3f5";
 import { copyButton } from "./copy-button.js?v=fe998d82ab";
 
 // "span" and "class" for highlight.js's token spans alone: the class names are filtered to
@@ -43,6 +43,7 @@ const SAFE_URL = /^(?:https?:|mailto:)/i;
 /** @typedef {typeof import("dompurify")} PurifyModule */
 /** @typedef {import("#page/code-blocks.js").Hljs} Hljs */
 /** @typedef {import("#page/code-blocks.js").Highlight} Highlight */
+/** @typedef {import("#page/code-blocks.js").Highlighted} Highlighted */
 /**
  * Renders a reply; `complete` is false while it is still being streamed.
  * @typedef {(text: string, options?: { complete?: boolean }) => DocumentFragment} RenderMarkdown
@@ -70,6 +71,11 @@ export async function loadMarkdown() {
   // Whether the reply being rendered is whole: while it streams, a code block is highlighted
   // once its closing fence has arrived (it will not change again), not on every frame before.
   let complete = true;
+  // The highlighting of each code block of the reply being rendered, in document order: the
+  // blocks go through marked and the reply's sanitizing as plain text, and their tokens are
+  // put in afterwards (colour, below).
+  /** @type {Highlighted[]} */
+  let blocks = [];
   const parser = new marked({
     gfm: true,
     breaks: true,
@@ -78,15 +84,15 @@ export async function loadMarkdown() {
       html: ({ text }) => escapeHtml(text),
       // An image becomes a link to it: the page loads nothing from elsewhere.
       image: ({ href, text }) => `<a href="${escapeHtml(href ?? "")}">${escapeHtml(text || href || "")}</a>`,
-      // The code's text is escaped, by highlight.js or here; its language is a class name of
-      // LANGUAGE's characters only (code-blocks.js), which the label below reads.
+      // The code as text; its language a class name of LANGUAGE's characters only
+      // (code-blocks.js), which the label below reads.
       code: ({ text, lang, raw }) => {
         const code = `${text.replace(/\n$/, "")}\n`;
         const fenced = fenceLanguage(lang);
-        const { html, language } =
-          complete || closedFence(raw) ? highlight(code, fenced) : plain(code, fenced);
-        const classes = language ? `hljs language-${language}` : "hljs";
-        return `<pre><code class="${classes}">${html}</code></pre>\n`;
+        const block = complete || closedFence(raw) ? highlight(code, fenced) : plain(code, fenced);
+        blocks.push(block);
+        const classes = block.language ? `hljs language-${block.language}` : "hljs";
+        return `<pre><code class="${classes}">${escapeHtml(code)}</code></pre>\n`;
       },
     },
   });
@@ -111,14 +117,34 @@ export async function loadMarkdown() {
     ALLOWED_URI_REGEXP: SAFE_URL,
     RETURN_DOM_FRAGMENT: true,
   });
+  /** @param {string} html */
+  const sanitize = (html) =>
+    // A fragment, by the configuration set above (RETURN_DOM_FRAGMENT).
+    /** @type {DocumentFragment} */ (/** @type {unknown} */ (DOMPurify.sanitize(html)));
+  // Each block's tokens, sanitized once: a streamed reply renders again on every frame, with
+  // its finished blocks unchanged (the highlighter hands back the same object for them), and
+  // copying their elements costs a fraction of parsing and sanitizing them again.
+  /** @type {WeakMap<Highlighted, DocumentFragment>} */
+  const tokens = new WeakMap();
+  /** @param {Highlighted} block @param {string} html */
+  const tokensOf = (block, html) => {
+    let sanitized = tokens.get(block);
+    if (!sanitized) tokens.set(block, (sanitized = sanitize(html)));
+    return sanitized.cloneNode(true);
+  };
   return (text, options = {}) => {
     complete = options.complete ?? true;
+    blocks = [];
     // Trimmed: the newline after the last block would be a stray text node.
-    const html = parser.parse(text, { async: false }).trim();
-    // A fragment, by the configuration set above (RETURN_DOM_FRAGMENT).
-    const fragment = /** @type {DocumentFragment} */ (
-      /** @type {unknown} */ (DOMPurify.sanitize(html))
-    );
+    const fragment = sanitize(parser.parse(text, { async: false }).trim());
+    const codes = fragment.querySelectorAll("pre > code");
+    // One code element per block rendered, in the same order (raw HTML never makes one).
+    if (codes.length === blocks.length) {
+      codes.forEach((code, n) => {
+        const { html } = blocks[n];
+        if (html !== null) code.replaceChildren(tokensOf(blocks[n], html));
+      });
+    }
     for (const pre of fragment.querySelectorAll("pre")) {
       // A code line longer than the bubble scrolls inside its block: the keyboard can reach
       // and scroll it too (WCAG 2.1.1).

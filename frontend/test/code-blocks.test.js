@@ -44,17 +44,14 @@ test("a fenced block is finished once its closing fence is there", () => {
 
 test("highlighted code is escaped: an attack in it stays text", () => {
   const highlight = highlighter(hljs);
-  for (const language of ["python", "html", "javascript", null]) {
-    const { html } = highlight(`x = '${ATTACK}'\n`, language);
+  for (const language of ["python", "html", "javascript"]) {
+    const html = highlight(`x = '${ATTACK}'\n`, language).html ?? "";
     // Markup is highlight.js's spans alone; every other < and > is escaped.
     const text = html.replace(/<span class="[\w -]+">|<\/span>/g, "");
     assert.doesNotMatch(text, /[<>]/, `${language}: ${html}`);
     assert.match(text, /(&lt;|&#60;)img src=x onerror=alert\(1\)(&gt;|&#62;)/);
   }
-  assert.deepEqual(plain(`${ATTACK}\n`, "text"), {
-    html: "&#60;img src=x onerror=alert(1)&#62;\n",
-    language: "text",
-  });
+  assert.deepEqual(plain(`${ATTACK}\n`, "text"), { html: null, language: "text" });
 });
 
 test("a named language is highlighted and keeps its name, known or not", () => {
@@ -66,7 +63,7 @@ test("a named language is highlighted and keeps its name, known or not", () => {
     '<span class="hljs-built_in">print</span>(<span class="hljs-string">&#x27;hello&#x27;</span>)\n',
   );
   assert.deepEqual(highlight("a <b>\n", "no-such-language"), {
-    html: "a &#60;b&#62;\n",
+    html: null,
     language: "no-such-language",
   });
 });
@@ -77,10 +74,7 @@ test("a block without a language is detected when the guess is sure, else left p
     "const items = document.querySelectorAll('li');\n" +
     "for (const item of items) {\n  console.log(item.textContent);\n}\n";
   assert.equal(highlight(code, null).language, "javascript");
-  assert.deepEqual(highlight("some words, not code\n", null), {
-    html: "some words, not code\n",
-    language: null,
-  });
+  assert.deepEqual(highlight("some words, not code\n", null), { html: null, language: null });
   // Too long to guess at on every language's rules.
   const long = `${code}\n`.repeat(Math.ceil(MAX_DETECTED_CHARS / code.length));
   assert.equal(highlight(long, null).language, null);

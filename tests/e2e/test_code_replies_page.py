@@ -27,6 +27,15 @@ JAVASCRIPT = (
     "  console.log(item.textContent);\n"
     "}\n"
 )
+PYTHON = (
+    "@cache\n"
+    "def greet(name: str) -> str:\n"
+    "    # say hello\n"
+    "    return f'Hello, {name}!' + str(42) if True else None\n"
+    "\n"
+    "class Greeter(Base):\n"
+    "    pass\n"
+)
 # The same attack outside code, inside a fenced block of a highlighted language, of a language
 # highlight.js reads as markup, of one it does not know, without a language, inside inline
 # code, and as class names that would pass for highlight.js's own.
@@ -97,6 +106,26 @@ def test_a_python_block_is_coloured_and_labelled(
     # Each token has a colour of its own, not the code's: the theme's stylesheet applies.
     assert all(t["colour"] != t["plain"] for t in tokens), tokens
     assert len({t["colour"] for t in tokens}) == 2, tokens
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_colour_of_the_theme_is_shown(
+    open_page: OpenPage, service: ServiceProcess, model_server: ModelServer, scheme: ColorScheme
+) -> None:
+    """A block with every kind of token the theme colours: each differs from the code's own
+    colour, and axe-core (at the end of the test) finds each readable on the code's ground."""
+    model_server.script({"reply": f"```python\n{PYTHON}```\n"})
+    chat = open_chat(open_page, service.base_url, scheme)
+    chat.send("all the colours")
+    code = code_block(chat.page.locator(AI).last).locator("pre code")
+    expect(code).to_have_text(PYTHON)
+    tokens = code.evaluate(_TOKEN_COLOURS)
+    kinds = {t["token"].split()[0] for t in tokens}
+    assert kinds >= {"hljs-keyword", "hljs-comment", "hljs-title", "hljs-string", "hljs-number"}
+    # Parameters and a string's {substitution} hold other tokens, in the code's own colour.
+    coloured = [t for t in tokens if t["token"] not in {"hljs-params", "hljs-subst"}]
+    assert all(t["colour"] != t["plain"] for t in coloured), tokens
+    assert len({t["colour"] for t in coloured}) >= 6, tokens
 
 
 def test_a_block_without_a_language_is_detected_or_left_plain(
