@@ -2,13 +2,18 @@
 // Assistant replies as Markdown, made safe: marked parses, DOMPurify sanitizes, and the result
 // reaches the page as a DocumentFragment, never through an HTML sink of ours.
 //
-// Both libraries come from npm (frontend/package.json); `npm ci` copies their ES module builds
-// to vendor/. Without them (no Node when the page was set up) replies stay plain text.
+// Code blocks are highlighted by highlight.js (code-blocks.js): its HTML of a block, the code
+// escaped inside <span class="hljs-…">, is sanitized by the same DOMPurify, once per block.
+//
+// The libraries come from npm (frontend/package.json); `npm ci` copies their ES module builds
+// to vendor/. Without them (no Node when the page was set up) replies stay plain text; without
+// highlight.js alone, code blocks stay uncoloured.
 //
 // What a reply can never put in the page: raw HTML (marked's html tokens are rendered as
-// text), scripts, styles, event-handler attributes, images (they would load from anywhere),
-// or links other than http(s) and mailto (no javascript: or data:). Links open in a new tab
-// without access to this page (rel="noopener noreferrer").
+// text), scripts, styles, event-handler attributes, class names other than highlight.js's,
+// images (they would load from anywhere), or links other than http(s) and mailto (no
+// javascript: or data:). Links open in a new tab without access to this page
+// (rel="noopener noreferrer").
 //
 // Trusted Types: DOMPurify parses with DOMParser, a Trusted Types sink, through its own
 // policy named "dompurify", the only policy the Content-Security-Policy allows
