@@ -9,13 +9,14 @@ The assistant is the real OpenAI-compatible one, talking to the model server of 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.browser import ColorScheme
 from tests.e2e.chat_page import AI, ChatPage
-from tests.e2e.conftest import OpenPage, StartModuleService
+from tests.e2e.conftest import OpenPage, StartModuleService, copy_page
 from tests.e2e.nginx import FRONTEND_DIR
 from tests.e2e.test_streaming_page import MARKDOWN, require_markdown_libraries
 from tests.support.model import ModelServer
@@ -257,3 +258,34 @@ def test_copy_is_the_next_stop_of_the_keyboard_before_the_message_box(
     chat.page.keyboard.press("Enter")
     expect(reply.get_by_role("button", name="Copied", exact=True)).to_be_visible()
     assert chat.page.evaluate("navigator.clipboard.readText()") == "Plain words, **some bold**."
+
+
+@pytest.fixture(scope="module")
+def uncoloured_service(
+    start_module_service: StartModuleService,
+    model_server_process: ModelServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServiceProcess:
+    """The page with marked and DOMPurify but without highlight.js."""
+    require_markdown_libraries()
+    folder: Path = copy_page(tmp_path_factory.mktemp("frontend-uncoloured"), libraries=True)
+    (folder / "vendor" / "highlight.js").unlink()
+    return start_module_service(env=model_server_process.openai_env(CHAT_FRONTEND_DIR=str(folder)))
+
+
+def test_without_highlight_js_code_is_uncoloured_and_the_rest_works(
+    open_page: OpenPage, uncoloured_service: ServiceProcess, model_server: ModelServer
+) -> None:
+    model_server.script({"reply": MARKDOWN})
+    watched = open_page()
+    watched.expect_failed_requests("/vendor/highlight.js")
+    chat = ChatPage(watched, uncoloured_service.base_url).open()
+    chat.send("markdown without colours")
+    reply = chat.page.locator(AI).last
+    expect(reply.locator("strong")).to_have_text("bold")
+    block = code_block(reply)
+    expect(block.locator("pre code")).to_have_text("print('hello')\n")
+    expect(block.locator("pre span")).to_have_count(0)
+    # The fence still names the language.
+    expect(block.locator(".code-block__language")).to_have_text("python")
+    assert any("without colours" in message.text for message in watched.console)
