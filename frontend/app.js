@@ -13,16 +13,16 @@
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
 import { Api } from "./api.js?v=eac6aa86a2";
-import { Composer } from "./composer.js?v=dc01e44764";
+import { Composer } from "./composer.js?v=0319d978b9";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
 import { Connection } from "./connection.js?v=0a5a74b341";
 import { byId } from "./dom.js?v=fbc38dea4b";
 import { Draft } from "./draft.js?v=d603fbc87d";
 import { Follow } from "./follow.js?v=18f3ad6df5";
 import { History } from "./history.js?v=a6a3be826d";
-import { Live } from "./live.js?v=7bfbe7f03f";
-import { loadMarkdown } from "./markdown.js?v=3679db4b10";
-import { Messages } from "./messages.js?v=4a53ce0e9d";
+import { Live } from "./live.js?v=b014dd6697";
+import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
+import { Messages } from "./messages.js?v=cd84e06808";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
 import { Sidebar } from "./sidebar.js?v=792095938a";
 import { SignIn } from "./signin.js?v=422350a62a";

@@ -4,7 +4,7 @@
 // shown, as the service stores it).
 import { ApiError } from "./api.js?v=eac6aa86a2";
 import { errorNotice } from "./dom.js?v=fbc38dea4b";
-import { shownText } from "./messages.js?v=4a53ce0e9d";
+import { shownText } from "./messages.js?v=cd84e06808";
 import { readReply, startReply } from "./reply.js?v=59a69d165d";
 import { traceIdOf } from "./protocol.js?v=190aaaf13f";
 

@@ -1,6 +1,7 @@
 // Copies what the pages load from node_modules/ into vendor/ (npm runs it after `npm ci`): the
-// ES module builds the chat page imports, and Swagger UI's bundle and stylesheet for the API
-// docs (docs.html). Both folders are git-ignored: only package.json and the lock file are ours.
+// ES module builds the chat page imports (marked, DOMPurify, highlight.js), and Swagger UI's
+// bundle and stylesheet for the API docs (docs.html). Both folders are git-ignored: only
+// package.json and the lock file are ours.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,6 +10,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const files = {
   "marked.js": "node_modules/marked/lib/marked.esm.js",
   "purify.js": "node_modules/dompurify/dist/purify.es.mjs",
+  // highlight.js with its common languages in one ES module (@highlightjs/cdn-assets): the
+  // highlight.js package's own ES build imports each language from a file of its own.
+  "highlight.js": "node_modules/@highlightjs/cdn-assets/es/highlight.min.js",
   // The standalone preset (a top bar that loads any URL's document) is left out: the docs
   // page shows this service's document only.
   "swagger-ui-bundle.js": "node_modules/swagger-ui-dist/swagger-ui-bundle.js",

@@ -37,6 +37,15 @@
 
 const status = /** @type {HTMLElement} */ (document.getElementById("docs-status"));
 
+// Light or dark as the reader's system is, like the chat page, and live when it changes. Swagger
+// UI's stylesheet has its dark theme under html.dark-mode (it has no switch of its own in this
+// layout); docs.css follows the same class, and prefers-color-scheme where Swagger UI is absent.
+const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
+const followScheme = () =>
+  document.documentElement.classList.toggle("dark-mode", darkScheme.matches);
+followScheme();
+darkScheme.addEventListener("change", followScheme);
+
 /** @returns {Promise<{ SwaggerUIBundle: SwaggerUIBundle, DOMPurify: DOMPurify } | null>} */
 async function loadLibraries() {
   const bundle = /** @type {{ SwaggerUIBundle?: unknown }} */ (window).SwaggerUIBundle;

@@ -8,7 +8,7 @@
 // stream again when it ends or breaks, resuming after the last exchange it received
 // (last_event_id), so nothing is missed and nothing repeated.
 import { authorizedFetch } from "./credentials.js?v=b03bf63721";
-import { shownText, UNSETTLED } from "./messages.js?v=4a53ce0e9d";
+import { shownText, UNSETTLED } from "./messages.js?v=cd84e06808";
 import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=190aaaf13f";
 import { Reconciler } from "./reconcile.js?v=e5c134a487";
 import { readEvents } from "./sse.js?v=27108deb90";

@@ -2,11 +2,12 @@
 // The conversation's messages as the page shows them: the items (text only, through textContent;
 // replies as sanitized Markdown once markdown.js has its libraries), the list they sit in, and
 // whether its empty state shows.
+import { copyButton } from "./copy-button.js?v=fe998d82ab";
 import { element } from "./dom.js?v=fbc38dea4b";
 
 /** @typedef {"user" | "ai"} Role */
 /** @typedef {import("#page/protocol.js").Exchange} Exchange */
-/** @typedef {(text: string) => DocumentFragment} RenderMarkdown */
+/** @typedef {import("#page/markdown.js").RenderMarkdown} RenderMarkdown */
 
 // Messages that are not (yet) part of the stored conversation: they stay after it.
 export const UNSETTLED =
@@ -41,6 +42,8 @@ export class Messages {
     /** @type {RenderMarkdown | null} */
     this.renderMarkdown = null;
     this.jaegerBaseUrl = "";
+    /** @type {WeakMap<HTMLElement, string>} each reply's Markdown, as written, for its Copy */
+    this.sources = new WeakMap();
   }
 
   /**
@@ -66,6 +69,7 @@ export class Messages {
     bubble.append(element("span", "visually-hidden", role === "user" ? "You: " : "Assistant: "));
     bubble.append(element("div", "message__text"));
     body.append(bubble);
+    if (role === "ai") this.addCopy(item, body);
     if (traceId && this.jaegerBaseUrl) body.append(this.traceLink(traceId));
     item.append(body);
     this.setText(item, role, text);
@@ -81,12 +85,29 @@ export class Messages {
   setText(item, role, text) {
     const content = item.querySelector(".message__text");
     if (!content) return;
+    if (role === "ai") this.sources.set(item, text);
     if (role === "ai" && this.renderMarkdown) {
       content.classList.add("message__text--markdown");
-      content.replaceChildren(this.renderMarkdown(text));
+      // While it streams, only its finished code blocks are highlighted (markdown.js).
+      const complete = !item.classList.contains("message--streaming");
+      content.replaceChildren(this.renderMarkdown(text, { complete }));
     } else {
       content.textContent = text;
     }
+  }
+
+  /**
+   * A reply's Copy button, under it: the reply's Markdown as the model wrote it (what the page
+   * shows is that rendered), the whole of it as shown now. Hidden while the reply streams.
+   * @param {HTMLElement} item
+   * @param {HTMLElement} body
+   */
+  addCopy(item, body) {
+    const copy = copyButton("reply", () => this.sources.get(item) ?? "", "message__copy");
+    if (!copy) return;
+    const actions = element("div", "message__actions");
+    actions.append(copy);
+    body.append(actions);
   }
 
   /**

@@ -6,6 +6,9 @@ declare module "./api.js?v=*" {
 declare module "./app.js?v=*" {
   export * from "#page/app.js";
 }
+declare module "./code-blocks.js?v=*" {
+  export * from "#page/code-blocks.js";
+}
 declare module "./composer.js?v=*" {
   export * from "#page/composer.js";
 }
@@ -20,6 +23,9 @@ declare module "./conversation-item.js?v=*" {
 }
 declare module "./conversations.js?v=*" {
   export * from "#page/conversations.js";
+}
+declare module "./copy-button.js?v=*" {
+  export * from "#page/copy-button.js";
 }
 declare module "./credentials.js?v=*" {
   export * from "#page/credentials.js";

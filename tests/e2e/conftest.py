@@ -33,7 +33,7 @@ StartModuleService = Callable[..., ServiceProcess]
 
 OUTPUT_DIR = REPO / "test-results" / "e2e"
 # What `npm ci` in frontend/ copies into vendor/ (make does it when Node.js is installed).
-LIBRARY_PATHS = ("/vendor/marked.js", "/vendor/purify.js")
+LIBRARY_PATHS = ("/vendor/marked.js", "/vendor/purify.js", "/vendor/highlight.js")
 
 
 def markdown_libraries_installed() -> bool:

@@ -3,10 +3,11 @@ and dark, 1280 and 360 px wide.
 
 Every e2e test's pages are checked as the test leaves them (conftest.py's ``open_page``); here
 the states a reader passes through are reached on purpose and checked on the way: the page
-before anything was said; a conversation with a Markdown reply (a code block with its Copy
-button, a link); a reply being written, Stop in place of Send, then stopped; the service out of
-reach; the sidebar with several chats, renaming one and the delete confirmation (at 360 px, in
-the drawer); and the API docs, an operation tried out, its schemas, the authorization dialog.
+before anything was said; a conversation with a Markdown reply (a code block, coloured, with
+its language and Copy button, a link, the reply's own Copy); a reply being written, Stop in
+place of Send, then stopped; the service out of reach; the sidebar with several chats,
+renaming one and the delete confirmation (at 360 px, in the drawer); and the API docs, an
+operation tried out, its schemas, the authorization dialog.
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ def test_a_conversation_with_a_markdown_reply(
     reply.get_by_role("button", name="Copy code").click()
     expect(reply.get_by_role("button", name="Copied")).to_be_visible()
     check(chat.page, "a code block just copied", look)
+    expect(reply.get_by_role("button", name="Copy code")).to_be_visible()
+    reply.get_by_role("button", name="Copy reply").click()
+    expect(reply.get_by_role("button", name="Copied")).to_be_visible()
+    check(chat.page, "a reply just copied", look)
 
 
 def test_a_reply_being_written_then_stopped(

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.browser import ColorScheme
 from tests.e2e.conftest import OpenPage, StartModuleService, copy_page
 from tests.e2e.nginx import FRONTEND_DIR
 from tests.support.binaries import in_ci
@@ -86,6 +87,33 @@ def test_the_docs_list_the_operations_and_try_one_out(open_page: OpenPage, base_
     expect(answer.locator(".response-col_description")).to_contain_text(GREETING)
 
 
+_BACKGROUNDS = """() => ({
+  page: getComputedStyle(document.body).backgroundColor,
+  docs: getComputedStyle(document.querySelector('.swagger-ui')).backgroundColor,
+  bar: getComputedStyle(document.querySelector('.docs-bar__title')).color,
+})"""
+DARK = {"page": "rgb(28, 32, 34)", "docs": "rgb(28, 32, 34)", "bar": "rgb(228, 230, 230)"}
+
+
+def test_the_docs_follow_the_dark_theme_and_its_changes(
+    open_page: OpenPage, service: ServiceProcess
+) -> None:
+    """Dark when the system prefers dark, as the chat page: the bar and Swagger UI (its own
+    dark theme, html.dark-mode) alike; light again when the system changes back. Contrast in
+    both is axe-core's (test_accessibility.py)."""
+    require_swagger_ui()
+    page = open_page(color_scheme="dark").page
+    open_docs(page, service.base_url)
+    expect(page.locator("#operations-chat-postChatMessage")).to_be_visible()
+    expect(page.locator("html")).to_have_class("dark-mode")
+    assert page.evaluate(_BACKGROUNDS) == DARK
+    page.emulate_media(color_scheme="light")
+    expect(page.locator("html")).not_to_have_class("dark-mode")
+    light = page.evaluate(_BACKGROUNDS)
+    assert light["page"] == "rgb(255, 255, 255)", light
+    assert light["bar"] == "rgb(26, 31, 39)", light
+
+
 def test_an_open_operation_is_in_the_address_and_the_address_opens_it(
     open_page: OpenPage, service: ServiceProcess
 ) -> None:
@@ -130,10 +158,11 @@ def plain_service(
     return start_module_service(env={"CHAT_FRONTEND_DIR": str(folder)})
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_without_swagger_ui_the_docs_point_at_the_document(
-    open_page: OpenPage, plain_service: ServiceProcess
+    open_page: OpenPage, plain_service: ServiceProcess, scheme: ColorScheme
 ) -> None:
-    watched = open_page()
+    watched = open_page(color_scheme=scheme)
     watched.expect_failed_requests(*SWAGGER_UI_PATHS)
     page = watched.page
     open_docs(page, plain_service.base_url)
@@ -143,3 +172,6 @@ def test_without_swagger_ui_the_docs_point_at_the_document(
     expect(status.get_by_role("link", name="/openapi.json")).to_have_attribute(
         "href", "openapi.json"
     )
+    # The page's own colours follow the scheme without Swagger UI's stylesheet.
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert (background == "rgb(255, 255, 255)") == (scheme == "light"), background
