@@ -39,6 +39,9 @@ declare module "./draft.js?v=*" {
 declare module "./drawer.js?v=*" {
   export * from "#page/drawer.js";
 }
+declare module "./event-stream.js?v=*" {
+  export * from "#page/event-stream.js";
+}
 declare module "./follow.js?v=*" {
   export * from "#page/follow.js";
 }
@@ -47,6 +50,9 @@ declare module "./history.js?v=*" {
 }
 declare module "./key-dialog.js?v=*" {
   export * from "#page/key-dialog.js";
+}
+declare module "./list-live.js?v=*" {
+  export * from "#page/list-live.js";
 }
 declare module "./live.js?v=*" {
   export * from "#page/live.js";
