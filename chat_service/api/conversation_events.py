@@ -27,7 +27,7 @@ from aiohttp_sse import EventSourceResponse
 
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.identity import owner
-from chat_service.api.keys import CHAT, SETTINGS, STREAM_LIMITS
+from chat_service.api.keys import CHAT, METRICS, SETTINGS, STREAM_LIMITS
 from chat_service.chat.contract import conversation_body
 from chat_service.chat.domain import Conversation
 from chat_service.chat.list_updates import Deleted, ListChange
@@ -49,11 +49,14 @@ async def _send_events(
     keepalive = request.config_dict[SETTINGS].stream_keepalive_s
     response = EventSourceResponse(ping_interval=keepalive)
     await response.prepare(request)
+    gauge = request.config_dict[METRICS].list_subscriptions
+    gauge.inc()
     try:
         async for change in changes:
             event, data = event_of(change)
             await response.send(orjson.dumps(data).decode(), event=event)
     finally:
+        gauge.dec()
         response.stop_streaming()  # the keep-alive comments
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()

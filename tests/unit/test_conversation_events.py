@@ -14,7 +14,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from chat_service.api.keys import CHAT
+from chat_service.api.keys import CHAT, METRICS
 from chat_service.app import create_app
 from chat_service.chat.domain import Conversation, ConversationRef, StoreError
 from chat_service.chat.list_updates import (
@@ -188,11 +188,14 @@ async def test_another_principals_stream_hears_nothing_of_it(make_client: MakeCl
 async def test_every_stream_of_the_caller_hears_each_change(make_client: MakeClient) -> None:
     client = await make_client()
     streams = [await listening(client, ALICE) for _ in range(3)]
+    gauge = client.app[METRICS].list_subscriptions
+    assert gauge._value.get() == 3
     made = await create(client, ALICE, "for everyone")
     for stream in streams:
         assert (await next_change(stream)).data == made
         stream.close()
     await eventually(lambda: client.app[CHAT].list_followers == 0)
+    await eventually(lambda: gauge._value.get() == 0)
 
 
 async def test_stopping_the_service_ends_every_stream(make_client: MakeClient) -> None:
