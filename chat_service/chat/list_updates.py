@@ -55,9 +55,6 @@ class Deleted:
 class Reload:
     """Load the whole list (again): from here on, no change is missed."""
 
-    def __repr__(self) -> str:
-        return "RELOAD"
-
 
 RELOAD: Final = Reload()
 
@@ -110,6 +107,11 @@ class ListUpdates:
     @property
     def followers(self) -> int:
         return sum(len(owner.followers) for owner in self._owners.values())
+
+    @property
+    def reads(self) -> int:
+        """Reads under way (each holds its task until it ends, and no longer)."""
+        return len(self._tasks)
 
     @contextlib.asynccontextmanager
     async def follow(self, owner: str) -> AsyncIterator[AsyncIterator[ListChange]]:

@@ -429,3 +429,22 @@ async def test_closing_ends_every_stream_and_refuses_new_ones(
     with pytest.raises(StoreError):
         async with lists.follow(""):
             pass
+
+
+async def test_nothing_is_read_or_kept_for_an_owner_nobody_follows_any_more(
+    sqlite_store: SQLiteChatStore, held: HeldReads, lists: ListUpdates
+) -> None:
+    """The last follower leaves while a read is under way and more changes wait: they are
+    not read, and the hub keeps nothing of the owner (its memory is for owners followed)."""
+    async with lists.follow("") as changes:
+        await take(changes, 1)
+        release = held.hold_next_read()
+        await sqlite_store.create_conversation(ref("a"), None)
+        await held.reached()
+        await sqlite_store.create_conversation(ref("b"), None)
+    assert lists.reads == 1
+    release.set()
+    await eventually(lambda: lists.reads == 0)
+    assert lists._owners == {}
+    await sqlite_store.create_conversation(ref("c"), None)
+    assert held.reads == [ref("a")]
