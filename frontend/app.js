@@ -20,11 +20,12 @@ import { byId } from "./dom.js?v=fbc38dea4b";
 import { Draft } from "./draft.js?v=d603fbc87d";
 import { Follow } from "./follow.js?v=18f3ad6df5";
 import { History } from "./history.js?v=a6a3be826d";
-import { Live } from "./live.js?v=b014dd6697";
+import { ListLive } from "./list-live.js?v=bb3b73bef4";
+import { Live } from "./live.js?v=e6f055c278";
 import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
 import { Messages } from "./messages.js?v=cd84e06808";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
-import { Sidebar } from "./sidebar.js?v=792095938a";
+import { Sidebar } from "./sidebar.js?v=2b3794c1a3";
 import { SignIn } from "./signin.js?v=422350a62a";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
@@ -92,7 +93,9 @@ class ChatPage {
       onSelect: (id) => this.select(id),
       onNewChat: () => this.newChat(),
       onDeleted: (id, neighbour) => this.deleted(id, neighbour),
+      onLoaded: () => this.listLive.start(),
     });
+    this.listLive = new ListLive(this.sidebar);
     // The conversation shown: a new object for each, so answers for another are told apart.
     /** @type {Shown} */
     this.shown = { id: conversationIn(location.search).id };
@@ -139,7 +142,8 @@ class ChatPage {
    */
   historyLoaded(loaded) {
     // The list of chats, once the service has answered (not while it is away: a page opened
-    // during an outage asks once, for the history, and its Retry brings both).
+    // during an outage asks once, for the history, and its Retry brings both). Once loaded, it
+    // follows what other tabs and devices do to it.
     if (!this.sidebar.loaded) this.sidebar.load();
     this.live.start(loaded);
   }

@@ -45,6 +45,9 @@ declare module "./draft.js?v=*" {
 declare module "./drawer.js?v=*" {
   export * from "#page/drawer.js";
 }
+declare module "./event-stream.js?v=*" {
+  export * from "#page/event-stream.js";
+}
 declare module "./follow.js?v=*" {
   export * from "#page/follow.js";
 }
@@ -53,6 +56,9 @@ declare module "./history.js?v=*" {
 }
 declare module "./key-dialog.js?v=*" {
   export * from "#page/key-dialog.js";
+}
+declare module "./list-live.js?v=*" {
+  export * from "#page/list-live.js";
 }
 declare module "./live.js?v=*" {
   export * from "#page/live.js";

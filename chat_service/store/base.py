@@ -2,7 +2,8 @@
 
 - :class:`ExchangeLog`: appending exchanges (durably, group-committed) and reading them back.
 - :class:`ConversationCatalogue`: an owner's conversations, to list, create, rename, delete.
-- :class:`ChangeFeed`: which conversations changed or went, by any process.
+- :class:`ChangeFeed`: which conversations changed, were created or renamed, or went, by any
+  process.
 
 Each backend (sqlite.py, postgres.py) is all three (:class:`ChatStore`), and the
 behavioural suite in tests/unit/test_store_contract.py holds each part to the same rules on
@@ -45,6 +46,7 @@ __all__ = [
 CommitListener = Callable[[Sequence[Exchange]], None]
 ChangeListener = Callable[[ConversationRef | None], None]
 RemovalListener = Callable[[ConversationRef], None]
+CatalogueListener = Callable[[ConversationRef], None]
 _Heard = TypeVar("_Heard")
 
 log = logging.getLogger(__name__)
@@ -198,6 +200,13 @@ class ChangeFeed(Protocol):
     def add_removal_listener(self, listener: RemovalListener) -> None:
         """Call ``listener(conversation)`` for every conversation deleted, by any process,
         once the deletion committed."""
+        ...
+
+    def add_catalogue_listener(self, listener: CatalogueListener) -> None:
+        """Call ``listener(conversation)`` for every conversation created or renamed, by any
+        process, once that committed (the list of an owner's conversations changed, its
+        exchanges did not). What a lost notification channel missed, change listeners hear
+        of (``None``)."""
         ...
 
 

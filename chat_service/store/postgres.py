@@ -65,6 +65,7 @@ from chat_service.chat.domain import (
     title_from_message,
 )
 from chat_service.store.base import (
+    CatalogueListener,
     ChangeListener,
     NullObserver,
     RemovalListener,
@@ -81,6 +82,7 @@ from chat_service.store.postgres_failures import FAILURES as _FAILURES
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.postgres_notify import (
     PostgresChangeFeed,
+    notify_catalogued,
     notify_changed,
     notify_removed,
 )
@@ -333,6 +335,10 @@ class PostgresChatStore(GroupCommitted):
         """Deletions by every replica, this one included (postgres_notify.py)."""
         self._feed.add_removal_listener(listener)
 
+    def add_catalogue_listener(self, listener: CatalogueListener) -> None:
+        """Creations and renamings by every replica, this one included (postgres_notify.py)."""
+        self._feed.add_catalogue_listener(listener)
+
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction: count the batch into its conversations, insert it, commit."""
         keyed = [(storage_key(new.conversation), new) for new in writes]
@@ -447,6 +453,8 @@ class PostgresChatStore(GroupCommitted):
                     model,
                     None if prompt is None else seal(conversation_key, prompt, PROMPT),
                 )
+                if row is not None:
+                    await notify_catalogued(conn, conversation)
         except _FAILURES as exc:
             log.error("create failed: %s", exc or type(exc).__name__)
             raise StoreError(f"create failed: {exc or type(exc).__name__}") from exc
@@ -472,6 +480,8 @@ class PostgresChatStore(GroupCommitted):
                     seal(conversation_key, title, TITLE),
                     conversation_key,
                 )
+                if row is not None:
+                    await notify_catalogued(conn, conversation)
         except _FAILURES as exc:
             log.error("rename failed: %s", exc or type(exc).__name__)
             raise StoreError(f"rename failed: {exc or type(exc).__name__}") from exc

@@ -48,6 +48,7 @@ from chat_service.chat.domain import (
     title_from_message,
 )
 from chat_service.store.base import (
+    CatalogueListener,
     ChangeListener,
     NullObserver,
     RemovalListener,
@@ -210,6 +211,9 @@ class SQLiteChatStore(GroupCommitted):
     def add_removal_listener(self, listener: RemovalListener) -> None:
         self._feed.add_removal_listener(listener)
 
+    def add_catalogue_listener(self, listener: CatalogueListener) -> None:
+        self._feed.add_catalogue_listener(listener)
+
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction on the writer thread; the inserted rows, in the batch's order."""
         statements = [(_PROBE, (utc_now(),))] if probe else []
@@ -307,7 +311,7 @@ class SQLiteChatStore(GroupCommitted):
                 )
             ]
         )
-        return Conversation(*rows[0]) if rows else None
+        return self._catalogued(conversation, rows)
 
     async def rename_conversation(
         self, conversation: ConversationRef, title: str
@@ -321,7 +325,15 @@ class SQLiteChatStore(GroupCommitted):
                 )
             ]
         )
-        return Conversation(*rows[0]) if rows else None
+        return self._catalogued(conversation, rows)
+
+    def _catalogued(self, conversation: ConversationRef, rows: list[Any]) -> Conversation | None:
+        """The conversation a creation or renaming returned, once its listeners heard of it
+        (committed: the writer returns after the commit); None when it changed nothing."""
+        if not rows:
+            return None
+        self._feed.catalogued(conversation)
+        return Conversation(*rows[0])
 
     async def configure_conversation(
         self, conversation: ConversationRef, settings: SettingsChange

@@ -322,3 +322,25 @@ async def test_the_feed_names_each_conversation_deleted(store: ChatStore) -> Non
     assert await store.delete_conversation(ref("c", ALICE))
     await eventually(lambda: bool(removed))
     assert removed == [ConversationRef(ALICE, "c")]
+
+
+async def test_the_feed_names_each_conversation_created_or_renamed(store: ChatStore) -> None:
+    """Creations and renamings (which commit no exchange) are heard of, by catalogue
+    listeners only; one that changed nothing is not. A deletion is not a renaming."""
+    catalogued: list[ConversationRef] = []
+    store.add_catalogue_listener(catalogued.append)
+    changed = await listening(store)
+    assert await store.create_conversation(ref("new", ALICE), None) is not None
+    assert await store.create_conversation(ref("new", ALICE), "again") is None
+    assert await store.rename_conversation(ref("new", ALICE), "Named") is not None
+    assert await store.rename_conversation(ref("none-such", BOB), "Named") is None
+    assert await store.delete_conversation(ref("new", ALICE))
+    # Something after them all: once its notification is here, theirs have come.
+    assert await store.create_conversation(ref("last", BOB), None) is not None
+    await eventually(lambda: ConversationRef(BOB, "last") in catalogued)
+    assert catalogued == [
+        ConversationRef(ALICE, "new"),
+        ConversationRef(ALICE, "new"),
+        ConversationRef(BOB, "last"),
+    ]
+    assert changed == []
