@@ -3,6 +3,7 @@
 - :class:`ExchangeLog`: appending exchanges (durably, group-committed) and reading them back.
 - :class:`ConversationCatalogue`: an owner's conversations, to list, create, rename, delete.
 - :class:`ChangeFeed`: which conversations changed or went, by any process.
+- :class:`Search`: an owner's exchanges that hold given words.
 
 Each backend (sqlite.py, postgres.py) is all three (:class:`ChatStore`), and the
 behavioural suite in tests/unit/test_store_contract.py holds each part to the same rules on
@@ -22,6 +23,7 @@ from chat_service.chat.domain import (
     ConversationRef,
     Exchange,
     HistoryPage,
+    SearchHit,
     StoreError,
     StoreOpenError,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "ConversationCatalogue",
     "ExchangeLog",
     "NullObserver",
+    "Search",
     "StoreError",
     "StoreObserver",
     "StoreOpenError",
@@ -178,7 +181,18 @@ class ChangeFeed(Protocol):
         ...
 
 
-class ChatStore(ExchangeLog, ConversationCatalogue, ChangeFeed, Protocol):
+class Search(Protocol):
+    """Full-text search of one owner's exchanges (their messages and replies)."""
+
+    async def search(self, owner: str, words: Sequence[str], *, limit: int) -> Sequence[SearchHit]:
+        """Up to ``limit`` of ``owner``'s exchanges that hold every one of ``words`` (folded
+        as search_terms.py folds them; at least one), best match first. Only ``owner``'s:
+        no other principal's exchange is ever among them. A deleted conversation's
+        exchanges are not found once its deletion has committed."""
+        ...
+
+
+class ChatStore(ExchangeLog, ConversationCatalogue, ChangeFeed, Search, Protocol):
     """A whole backend, as the application opens, probes and closes it."""
 
     async def ping(self) -> None:

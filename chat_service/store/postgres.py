@@ -53,6 +53,7 @@ from chat_service.chat.domain import (
     ConversationRef,
     Exchange,
     HistoryPage,
+    SearchHit,
     StoreError,
     StoreOpenError,
     page_of_newest,
@@ -72,7 +73,7 @@ from chat_service.store.group_commit import (
 )
 from chat_service.store.keys import storage_key
 from chat_service.store.postgres_failures import FAILURES as _FAILURES
-from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
+from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION, terms_literal
 from chat_service.store.postgres_notify import (
     PostgresChangeFeed,
     notify_changed,
@@ -88,6 +89,7 @@ from chat_service.store.postgres_shredding import (
 )
 from chat_service.store.reads import TracedReads
 from chat_service.store.sealing import AI, TITLE, USER, new_key, seal, unseal
+from chat_service.store.search_terms import keyed_term, keyed_terms, rank, search_key
 from chat_service.timestamps import rfc3339, utc_now
 
 log = logging.getLogger(__name__)
@@ -137,12 +139,43 @@ RETURNING id, exchanges
 _CONVERSATION_COLUMNS = "public_id, title_sealed, created_at, updated_at, exchanges, key"
 _CONVERSATIONS = "conversations JOIN conversation_keys ON conversation_id = id"
 _INSERT = """
-INSERT INTO exchanges (conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id)
-SELECT c, t, u, a, ts::timestamptz, tr
-FROM unnest($1::text[], $2::int[], $3::bytea[], $4::bytea[], $5::text[], $6::text[])
-    AS batch (c, t, u, a, ts, tr)
+INSERT INTO exchanges
+    (conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id, search_terms)
+SELECT c, t, u, a, ts::timestamptz, tr, st::bigint[]
+FROM unnest($1::text[], $2::int[], $3::bytea[], $4::bytea[], $5::text[], $6::text[], $7::text[])
+    AS batch (c, t, u, a, ts, tr, st)
 RETURNING id, conversation_id, turn
 """
+# Searches go by keyed terms (search_terms.py): a word's term differs from one conversation
+# to the next, so the owner's conversations and their keys come first, then the exchanges
+# that hold the terms of every word under their own conversation's key. $2 holds each
+# conversation's terms in turn ($3 of them each): the GIN index finds the rows holding any
+# of them (&&), and each row is then held to its own conversation's. The newest CANDIDATES
+# of those are read, and ranked here, where their text is.
+_OWNERS_KEYS = """
+SELECT c.id, k.key FROM conversations AS c
+JOIN conversation_keys AS k ON k.conversation_id = c.id
+WHERE c.owner = $1
+"""
+_SEARCH = """
+WITH wanted AS (
+    SELECT w.id, ($2::bigint[])[(w.n - 1) * $3 + 1 : w.n * $3] AS terms
+    FROM unnest($1::text[]) WITH ORDINALITY AS w (id, n)
+), found AS MATERIALIZED (
+    SELECT e.id FROM exchanges AS e JOIN wanted ON wanted.id = e.conversation_id
+    WHERE e.search_terms && $2::bigint[] AND e.search_terms @> wanted.terms
+    ORDER BY e.id DESC
+    LIMIT $4
+)
+SELECT e.id, e.conversation_id, e.turn, e.user_sealed, e.ai_sealed, e.created_at, e.trace_id,
+       k.key, c.public_id, c.title_sealed
+FROM found
+JOIN exchanges AS e USING (id)
+JOIN conversations AS c ON c.id = e.conversation_id
+JOIN conversation_keys AS k ON k.conversation_id = e.conversation_id
+"""
+# How many of the newest matches a search ranks (their text is unsealed to rank them).
+CANDIDATES = 200
 _PROBE = "UPDATE store_probe SET checked_at = now() WHERE id = 1"
 
 
@@ -331,6 +364,7 @@ class PostgresChatStore(GroupCommitted):
                 turns: list[int] = []
                 if writes:
                     keys = await _keys_of(conn, sorted(counts))
+                    search_keys = {key: search_key(value) for key, value in keys.items()}
                     titles = [title_from_message(first[key].user) for key in counts]
                     counted = await conn.fetch(
                         _COUNT,
@@ -354,6 +388,10 @@ class PostgresChatStore(GroupCommitted):
                         [seal(keys[key], new.ai, AI) for key, new in keyed],
                         [new.created_at for new in writes],
                         [new.trace_id for new in writes],
+                        [
+                            terms_literal(keyed_terms(search_keys[key], (new.user, new.ai)))
+                            for key, new in keyed
+                        ],
                     )
                 if probe:
                     await conn.execute(_PROBE)
@@ -537,6 +575,31 @@ class PostgresChatStore(GroupCommitted):
         page = await self.history(conversation, before_turn=before_turn)
         user, ai = keys
         return orjson.dumps([{user: e.user, ai: e.ai} for e in page.exchanges])
+
+    async def search(self, owner: str, words: Sequence[str], *, limit: int) -> Sequence[SearchHit]:
+        """Exchanges holding every word, by their keyed terms; PostgreSQL sees neither the
+        words nor the text (search_terms.py). Ranked here among the newest CANDIDATES
+        matches, by how often and how densely they hold the words (search_terms.rank)."""
+        keys = await self._select(_OWNERS_KEYS, owner)
+        if not keys:
+            return []
+        terms: list[int] = []
+        for row in keys:
+            key = search_key(row["key"])
+            terms.extend(keyed_term(key, word) for word in words)
+        rows = await self._select(
+            _SEARCH, [row["id"] for row in keys], terms, len(words), CANDIDATES
+        )
+        hits = [
+            SearchHit(
+                _exchange(row, ConversationRef(owner, row["public_id"])),
+                None
+                if row["title_sealed"] is None
+                else unseal(row["key"], row["title_sealed"], TITLE),
+            )
+            for row in rows
+        ]
+        return rank(hits, words)[:limit]
 
     async def ping(self) -> None:
         """Raise StoreError unless the database answers and takes a commit right now."""

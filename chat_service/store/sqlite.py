@@ -37,6 +37,7 @@ from chat_service.chat.domain import (
     ConversationRef,
     Exchange,
     HistoryPage,
+    SearchHit,
     StoreError,
     StoreOpenError,
     page_of_newest,
@@ -94,6 +95,19 @@ ON CONFLICT (key) DO UPDATE SET
     title = COALESCE(conversations.title, excluded.title)
 """
 _CONVERSATION_COLUMNS = "public_id, title, created_at, updated_at, exchanges"
+# An owner's exchanges that the index matches, best first (FTS5's bm25 rank; the newest first
+# among equals). The owner is a column of conversations: the anonymous owner's keys have no
+# prefix to filter exchanges by.
+_SEARCH = """
+SELECT e.id, e.conversation_id, e.turn, e.user_message, e.ai_response, e.created_at,
+       e.trace_id, c.title
+FROM exchanges_search AS s
+JOIN exchanges AS e ON e.id = s.rowid
+JOIN conversations AS c ON c.key = e.conversation_id
+WHERE exchanges_search MATCH ? AND c.owner = ?
+ORDER BY s.rank, e.id DESC
+LIMIT ?
+"""
 _PROBE = "UPDATE store_probe SET checked_at = ? WHERE id = 1"
 _COLUMNS = "id, conversation_id, turn, user_message, ai_response, created_at, trace_id"
 
@@ -399,6 +413,14 @@ class SQLiteChatStore(GroupCommitted):
         )
         document: str = rows[0][0]
         return document.encode()
+
+    async def search(self, owner: str, words: Sequence[str], *, limit: int) -> Sequence[SearchHit]:
+        """Exchanges holding every word, by FTS5 (migrations.py). Each word is quoted, so
+        nothing a user types is read as FTS5's syntax (words hold letters and digits only:
+        search_terms.py)."""
+        query = " ".join(f'"{word}"' for word in words)
+        rows = await self._select(_SEARCH, [query, owner, limit])
+        return [SearchHit(_exchange(row, conversation_of(row[1])), row[7]) for row in rows]
 
     async def ping(self) -> None:
         """Raise StoreError unless the store can both read and commit right now."""

@@ -28,6 +28,7 @@ from chat_service.store import StoreError, StoreOpenError
 from chat_service.store.postgres import PostgresChatStore, migrate
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.postgres_shredding import KeyShredder
+from chat_service.store.search_terms import keyed_term, search_key
 from chat_service.telemetry.metrics import Metrics
 from tests.support.postgres import PostgresServer
 from tests.support.refs import ref
@@ -503,7 +504,12 @@ async def test_a_database_of_the_first_release_is_migrated_sealed_and_rewritten(
                 (1, f"first\n  line {MARKER}", "r"),
                 (2, "second", f"{MARKER} reply"),
             ]
+            # Migration 4: the exchanges sealed by migration 3 are indexed for search.
+            hits = await store.search("", ["sealing", "5b2e"], limit=10)
+            assert sorted(h.exchange.turn for h in hits) == [1, 2]
+            assert [h.exchange.user for h in await store.search("", ["d"], limit=10)] == ["in d"]
             assert (await store.append(ref("c"), "third", "r")).turn == 3
+            assert [h.exchange.turn for h in await store.search("", ["third"], limit=10)] == [3]
         finally:
             await store.close()
         columns = await conn.fetch(
@@ -670,3 +676,32 @@ async def test_the_shredder_retries_and_finds_what_a_stopped_replica_left(
         await shredder.close()
         await holder.close()
     assert (await fetch(postgres_url, "SELECT keys_shredded FROM chat_shredding"))[0][0] == 1
+
+
+async def test_the_search_index_holds_keyed_terms_that_differ_by_conversation(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL is given each exchange's distinct words as HMACs under a key derived from
+    its conversation's key: the same word in two conversations is two unrelated numbers, and
+    nothing in the column is a word."""
+    store = await PostgresChatStore.open(postgres_url)
+    try:
+        await store.append(ref("a"), "Echidna echidna", "spines")
+        await store.append(ref("b"), "echidna", "r")
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT conversation_id, search_terms FROM exchanges ORDER BY conversation_id"
+        )
+    finally:
+        await conn.close()
+    terms = {row["conversation_id"]: row["search_terms"] for row in rows}
+    for conversation, words in (("a", ["echidna", "spines"]), ("b", ["echidna", "r"])):
+        key = await conversation_key(postgres_url, conversation)
+        assert key is not None
+        derived = search_key(key)
+        assert derived != key
+        assert terms[conversation] == sorted(keyed_term(derived, word) for word in words)
+    assert not set(terms["a"]) & set(terms["b"]), "the same word, unrelated terms"
