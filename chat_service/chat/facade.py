@@ -21,6 +21,7 @@ from chat_service.chat.domain import (
 from chat_service.chat.history import HistoryCache, RenderedPage
 from chat_service.chat.live import LiveUpdates
 from chat_service.chat.replies import ReplyService, Turn
+from chat_service.chat.search import SearchResult, result, words_of
 from chat_service.store import ChatStore
 
 
@@ -92,6 +93,15 @@ class Chat:
     async def delete_conversation(self, conversation: ConversationRef) -> bool:
         """Erase it, once a reply being written to it here is stored (that one goes too)."""
         return await self._replies.delete(conversation)
+
+    async def search(self, owner: str, query: str, *, limit: int) -> list[SearchResult]:
+        """Up to ``limit`` of ``owner``'s exchanges that hold every word of ``query``, best
+        first, each with a snippet; none for a query without words (punctuation alone)."""
+        words = words_of(query)
+        if not words:
+            return []
+        hits = await self._store.search(owner, words, limit=limit)
+        return [result(hit, words) for hit in hits]
 
     # -- the service's life ---------------------------------------------------------------
 

@@ -16,7 +16,14 @@ import pytest
 from tests.conftest import StartService
 
 # Cases each group generated at least (the seed is fixed); 1,000+ in all.
-MIN_CASES = {"message": 150, "history": 150, "conversations": 1000, "service": 10, "events": 40}
+MIN_CASES = {
+    "message": 150,
+    "history": 150,
+    "conversations": 1000,
+    "search": 150,
+    "service": 10,
+    "events": 40,
+}
 
 
 def run_schemathesis(base_url: str, cwd: Path, *args: str) -> int:
@@ -64,6 +71,7 @@ GROUPS = {
     "message": ("--include-path", "/chat/message"),
     "history": ("--include-path", "/chat/history"),
     "conversations": ("--include-path-regex", "^/chat/conversations"),
+    "search": ("--include-path", "/chat/search"),
     "service": ("--exclude-path-regex", "^/chat/"),
     "events": ("--include-path", "/chat/events", "--request-timeout", "0.5"),
 }
