@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from chat_service.chat.domain import Conversation
-from chat_service.store import StoreError, StoreOpenError
+from chat_service.store import StoreError, StoreOpenError, postgres
 from chat_service.store.postgres import PostgresChatStore, migrate
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.postgres_shredding import KeyShredder
@@ -705,3 +705,26 @@ async def test_the_search_index_holds_keyed_terms_that_differ_by_conversation(
         assert derived != key
         assert terms[conversation] == sorted(keyed_term(derived, word) for word in words)
     assert not set(terms["a"]) & set(terms["b"]), "the same word, unrelated terms"
+
+
+@pytest.mark.parametrize(
+    ("recent_rows", "why"),
+    [(4, "the newest rows hold enough matches"), (2, "they do not: the index finds them")],
+)
+async def test_a_search_reads_the_newest_matches_either_way(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, recent_rows: int, why: str
+) -> None:
+    """Of the matches, the newest CANDIDATES are ranked: found among the newest rows when
+    those hold as many, else by the index; the same either way."""
+    monkeypatch.setattr(postgres, "CANDIDATES", 2)
+    monkeypatch.setattr(postgres, "RECENT_ROWS", recent_rows)
+    store = await PostgresChatStore.open(postgres_url)
+    try:
+        for n in range(3):
+            await store.append(ref("a", "key:alice"), f"wallaby {n}", "r")
+        await store.append(ref("b", "key:alice"), "wallaby in b", "r")
+        await store.append(ref("c", "key:bob"), "bob's wallaby", "r")
+        hits = await store.search("key:alice", ["wallaby"], limit=5)
+    finally:
+        await store.close()
+    assert sorted(h.exchange.user for h in hits) == ["wallaby 2", "wallaby in b"], why

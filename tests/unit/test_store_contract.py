@@ -14,7 +14,7 @@ import pytest
 
 from chat_service.chat.contract import HISTORY_KEYS, history_json
 from chat_service.chat.domain import ConversationCursor, ConversationRef, Exchange
-from chat_service.store import ChatStore
+from chat_service.store import ChatStore, postgres, sqlite
 from chat_service.store.postgres import PostgresChatStore
 from chat_service.store.search_terms import query_words
 from chat_service.store.sqlite import SQLiteChatStore
@@ -278,6 +278,20 @@ async def test_search_ranks_the_exchange_most_about_the_words_first(store: ChatS
     await store.append(ref("c", ALICE), f"otter {filler}", "r")
     assert await found(store, ALICE, "otter") == ["b/1", "c/1", "a/1"], "then newest first"
     assert await found(store, ALICE, "otter", limit=2) == ["b/1", "c/1"]
+
+
+async def test_the_newest_matches_are_the_ones_ranked(
+    store: ChatStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word in thousands of exchanges is ranked among its newest CANDIDATES matches: the
+    oldest here, the densest, is left out."""
+    monkeypatch.setattr(sqlite, "CANDIDATES", 2)
+    monkeypatch.setattr(postgres, "CANDIDATES", 2)
+    await store.append(ref("a", ALICE), "koala koala koala", "koala")
+    await store.append(ref("b", ALICE), "a koala and many other words here", "r")
+    await store.append(ref("c", BOB), "bob's koala", "r")
+    await store.append(ref("a", ALICE), "koala koala", "r")
+    assert await found(store, ALICE, "koala", limit=5) == ["a/2", "b/1"]
 
 
 async def test_a_deleted_conversation_is_no_longer_found(store: ChatStore) -> None:
