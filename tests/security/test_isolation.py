@@ -237,9 +237,7 @@ async def search(client: Client, headers: Headers, query: str) -> list[dict[str,
 async def intrude_search(client: Client, owner: Headers, intruder: Headers, _: str) -> None:
     """The owner's search finds its secret (so the intruder's could); the intruder's finds
     none of the owner's exchanges, only its own, though both use the same conversation id."""
-    assert [r["conversation_id"] for r in await search(client, owner, "secret 7f3a")] == [
-        SHARED_ID
-    ]
+    assert [r["conversation_id"] for r in await search(client, owner, "secret 7f3a")] == [SHARED_ID]
     for query in ("secret 7f3a", "owner", "more", "7f3a"):
         assert await search(client, intruder, query) == []
     await send(client, intruder, "my own secret", SHARED_ID)

@@ -92,9 +92,7 @@ def test_keyed_terms_depend_on_the_key_and_the_word_only() -> None:
     assert keyed_term(one, "word") == term
     assert keyed_term(two, "word") != term
     assert keyed_term(one, "other") != term
-    assert keyed_terms(one, ["Word word", "other WORD"]) == sorted(
-        [term, keyed_term(one, "other")]
-    )
+    assert keyed_terms(one, ["Word word", "other WORD"]) == sorted([term, keyed_term(one, "other")])
     assert keyed_terms(one, ["", "!"]) == []
 
 
