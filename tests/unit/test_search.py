@@ -221,6 +221,40 @@ def test_the_lead_before_a_match_is_cut_at_a_space() -> None:
     assert snippet(nospace, {"fox"}) == (Part(ELLIPSIS, False), Part("fox", True))
 
 
+def test_the_lead_starts_at_the_first_space_within_it() -> None:
+    text = "a" * 60 + " " + "b" * 38 + " fox"
+    assert snippet(text, {"fox"}) == (
+        Part(ELLIPSIS, False),
+        Part("b" * 38 + " ", False),
+        Part("fox", True),
+    )
+    glued = "y" * 100 + "-fox tail"
+    assert snippet(glued, {"fox"}) == (
+        Part(ELLIPSIS, False),
+        Part("fox", True),
+        Part(" tail", False),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "width", "shown"),
+    [
+        ("ab cd", 5, "ab cd"),  # exactly the width: whole
+        ("aaaa bbbb cccc", 9, "aaaa bbbb"),  # a space right at the width
+        ("aaaa bbbbb cc", 9, "aaaa"),  # one just past it
+        (" " + "x" * 50, 20, " " + "x" * 19),  # a space at the start is no place to cut
+    ],
+)
+def test_the_cut_is_at_the_last_space_within_the_width(text: str, width: int, shown: str) -> None:
+    parts = snippet(text, set(), width=width)
+    assert joined(parts) == (shown if shown == text else shown + ELLIPSIS)
+
+
+def test_a_match_just_past_a_cut_inside_a_word_is_left_out() -> None:
+    parts = snippet("fox-aaa-fox-b", {"fox"}, width=8)
+    assert parts == (Part("fox", True), Part("-aaa-", False), Part(ELLIPSIS, False))
+
+
 def test_a_match_just_after_the_lead_is_shown_from_the_start() -> None:
     text = "a" * 39 + " fox"
     assert snippet(text, {"fox"})[0] == Part("a" * 39 + " ", False)
