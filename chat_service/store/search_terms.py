@@ -90,6 +90,13 @@ def _counts(text: str) -> Counter[str]:
     return Counter(words(text))
 
 
+def bm25(counts: Counter[str], length: int, average: float, query: Sequence[str]) -> float:
+    """BM25's weight of an exchange of ``length`` words, holding the words of ``counts``, for
+    the ``query`` (without the words' rarity: see :func:`rank`)."""
+    norm = K1 * (1 - B + B * length / average) if average else K1
+    return sum(counts[w] * (K1 + 1) / (counts[w] + norm) for w in query)
+
+
 def rank(hits: Sequence[SearchHit], query: Sequence[str]) -> list[SearchHit]:
     """``hits`` best first, by BM25's weighing of how often each of the ``query``'s words
     occurs in an exchange against its length (the average taken over ``hits``), the newest
@@ -99,12 +106,8 @@ def rank(hits: Sequence[SearchHit], query: Sequence[str]) -> list[SearchHit]:
     lengths = [sum(counts.values()) for counts in counted]
     average = sum(lengths) / len(lengths) if hits else 0.0
 
-    def score(counts: Counter[str], length: int) -> float:
-        norm = K1 * (1 - B + B * length / average) if average else K1
-        return sum(counts[w] * (K1 + 1) / (counts[w] + norm) for w in query)
-
     scored = [
-        (score(counts, length), hit)
+        (bm25(counts, length, average, query), hit)
         for counts, length, hit in zip(counted, lengths, hits, strict=True)
     ]
     scored.sort(key=lambda pair: (-pair[0], -pair[1].exchange.id))

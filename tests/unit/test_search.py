@@ -6,6 +6,7 @@ isolation between principals is the matrix's (tests/security/test_isolation.py).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from chat_service.chat.search import (
 )
 from chat_service.config import Settings
 from chat_service.store.search_terms import (
+    bm25,
     fold,
     keyed_term,
     keyed_terms,
@@ -120,6 +122,31 @@ def test_rank_puts_the_densest_first_then_the_newest() -> None:
     ranked = rank([long, dense, tie_old, tie_new], ["fox"])
     assert [h.exchange.id for h in ranked] == [2, 4, 3, 1]
     assert rank([], ["fox"]) == []
+
+
+def test_bm25_weighs_repeats_against_length() -> None:
+    assert bm25(Counter({"a": 2, "b": 1}), 4, 2.0, ["a"]) == pytest.approx(4.4 / 4.1)
+    assert bm25(Counter({"a": 1}), 3, 0.0, ["a", "z"]) == pytest.approx(1.0)
+    assert bm25(Counter({"a": 1, "b": 3}), 8, 4.0, ["a", "b"]) == pytest.approx(
+        2.2 / (1 + 1.2 * 1.75) + 6.6 / (3 + 1.2 * 1.75)
+    )
+
+
+def test_rank_takes_the_average_length_of_the_hits() -> None:
+    """1.375 against 1.158 with the average of 30 words; the other way round were the
+    average anything else."""
+    short = hit(1, "fox " + "w " * 9)
+    longer = hit(2, "fox fox " + "w " * 48)
+    assert [h.exchange.id for h in rank([longer, short], ["fox"])] == [1, 2]
+
+
+def test_rank_counts_the_words_of_message_and_reply_in_any_script() -> None:
+    in_reply = hit(1, "x", "fox fox")
+    once = hit(2, "fox y", "")
+    assert [h.exchange.id for h in rank([once, in_reply], ["fox"])] == [1, 2]
+    accented = hit(3, "Renée renée renee", "é")
+    plain = hit(4, "renee x y", "z")
+    assert [h.exchange.id for h in rank([plain, accented], ["renee"])] == [3, 4]
 
 
 def test_rank_weighs_every_word_of_the_query() -> None:
