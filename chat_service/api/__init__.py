@@ -32,6 +32,7 @@ from chat_service.api import (
     events,
     health,
     models,
+    search,
     sign_in,
 )
 from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
@@ -82,6 +83,7 @@ def chat_app(settings: Settings, identity: Identity) -> web.Application:
     app.router.add_routes(conversation_events.routes)
     app.router.add_routes(conversations.routes)
     app.router.add_routes(models.routes)
+    app.router.add_routes(search.routes)
     app.router.add_routes(sign_in.me_routes)
     return app
 

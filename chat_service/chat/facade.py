@@ -26,6 +26,7 @@ from chat_service.chat.list_updates import ListChange, ListUpdates
 from chat_service.chat.live import LiveUpdates
 from chat_service.chat.models import ModelCatalogue
 from chat_service.chat.replies import ReplyService, Turn
+from chat_service.chat.search import SearchResult, result, words_of
 from chat_service.store import ChatStore
 
 
@@ -140,6 +141,15 @@ class Chat:
         """``owner``'s list as it changes, by any replica: a reload, then each conversation
         created, renamed, written to or deleted."""
         return self._lists.follow(owner)
+
+    async def search(self, owner: str, query: str, *, limit: int) -> list[SearchResult]:
+        """Up to ``limit`` of ``owner``'s exchanges that hold every word of ``query``, best
+        first, each with a snippet; none for a query without words (punctuation alone)."""
+        words = words_of(query)
+        if not words:
+            return []
+        hits = await self._store.search(owner, words, limit=limit)
+        return [result(hit, words) for hit in hits]
 
     # -- the service's life ---------------------------------------------------------------
 

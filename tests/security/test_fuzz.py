@@ -20,6 +20,7 @@ MIN_CASES = {
     "message": 150,
     "history": 150,
     "conversations": 1000,
+    "search": 150,
     "service": 10,
     "events": 40,
     "conversation-events": 5,
@@ -72,6 +73,7 @@ GROUPS = {
     "message": ("--include-path", "/chat/message"),
     "history": ("--include-path", "/chat/history"),
     "conversations": ("--include-path-regex", "^/chat/conversations"),
+    "search": ("--include-path", "/chat/search"),
     "service": ("--exclude-path-regex", "^/chat/"),
     "events": ("--include-path", "/chat/events", "--request-timeout", "0.5"),
     "conversation-events": (

@@ -55,6 +55,7 @@ ENDPOINTS = [
     "configure",
     "export",
     "delete",
+    "search",
     "me",
     "models",
 ]
@@ -302,6 +303,25 @@ async def intrude_delete(client: Client, _: Headers, intruder: Headers, private_
         assert (response.status, await response.json()) == (404, NOT_FOUND)
 
 
+async def search(client: Client, headers: Headers, query: str) -> list[dict[str, Any]]:
+    response = await client.get("/chat/search", params={"q": query}, headers=headers)
+    assert response.status == 200
+    results: list[dict[str, Any]] = (await response.json())["results"]
+    return results
+
+
+async def intrude_search(client: Client, owner: Headers, intruder: Headers, _: str) -> None:
+    """The owner's search finds its secret (so the intruder's could); the intruder's finds
+    none of the owner's exchanges, only its own, though both use the same conversation id."""
+    assert [r["conversation_id"] for r in await search(client, owner, "secret 7f3a")] == [SHARED_ID]
+    for query in ("secret 7f3a", "owner", "more", "7f3a"):
+        assert await search(client, intruder, query) == []
+    await send(client, intruder, "my own secret", SHARED_ID)
+    mine = await search(client, intruder, "secret")
+    assert [(r["conversation_id"], r["turn"]) for r in mine] == [(SHARED_ID, 1)]
+    assert SECRET not in json.dumps(mine)
+
+
 async def intrude_me(client: Client, owner: Headers, intruder: Headers, _: str) -> None:
     """Who the intruder is, by /chat/me and by /chat/auth's caller: itself, never the owner,
     and nothing of the owner's conversations."""
@@ -330,6 +350,7 @@ INTRUSIONS = {
     "configure": intrude_configure,
     "export": intrude_export,
     "delete": intrude_delete,
+    "search": intrude_search,
     "me": intrude_me,
     "models": intrude_models,
 }
@@ -358,6 +379,7 @@ def test_the_matrix_covers_every_conversation_route() -> None:
         ("GET", "/chat/conversations/{conversation_id}/export"),  # export
         ("GET", "/chat/models"),  # models
         ("DELETE", "/chat/conversations/{conversation_id}"),  # delete
+        ("GET", "/chat/search"),  # search
         ("GET", "/chat/me"),  # me
         ("GET", "/chat/auth"),  # me (its caller)
     }
