@@ -19,7 +19,7 @@ from chat_service.store.search_terms import keyed_terms, search_key
 AnyConnection = Connection | PoolConnectionProxy
 Migration = str | Callable[[AnyConnection], Awaitable[None]]
 
-# Exchanges sealed per statement by migration 3, and indexed per statement by migration 4.
+# Exchanges sealed per statement by migration 3, and indexed per statement by migration 5.
 SEAL_PAGE = 1000
 
 # 3: conversations' text sealed with a key of their own (sealing.py), so that deleting the
