@@ -74,6 +74,7 @@ from chat_service.store.base import (
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
+    TABLE,
     GroupCommit,
     GroupCommitted,
     NewExchange,
@@ -95,7 +96,7 @@ from chat_service.store.postgres_shredding import (
     KeyShredder,
     rewrite_unsealed_tables,
 )
-from chat_service.store.reads import TracedReads
+from chat_service.store.reads import CONVERSATIONS, TracedReads
 from chat_service.store.sealing import AI, PROMPT, TITLE, USER, new_key, seal, unseal
 from chat_service.store.search_terms import CANDIDATES, keyed_term, keyed_terms, rank, search_key
 from chat_service.timestamps import rfc3339, utc_now
@@ -484,6 +485,7 @@ class PostgresChatStore(GroupCommitted):
             f"ORDER BY updated_at DESC, public_id DESC LIMIT ${len(params) + 1}",
             *params,
             limit,
+            table=CONVERSATIONS,
         )
         return [_conversation(row) for row in rows]
 
@@ -491,6 +493,7 @@ class PostgresChatStore(GroupCommitted):
         rows = await self._select(
             f"SELECT {_CONVERSATION_COLUMNS} FROM {_CONVERSATIONS} WHERE id = $1",
             storage_key(conversation),
+            table=CONVERSATIONS,
         )
         return _conversation(rows[0]) if rows else None
 
@@ -725,8 +728,8 @@ class PostgresChatStore(GroupCommitted):
         await self._query("SELECT 1")
         await self._commits.probe()
 
-    async def _select(self, sql: str, *params: Any) -> list[asyncpg.Record]:
-        return await self._reads.select(lambda: self._query(sql, *params))
+    async def _select(self, sql: str, *params: Any, table: str = TABLE) -> list[asyncpg.Record]:
+        return await self._reads.select(lambda: self._query(sql, *params), table)
 
     async def _query(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         try:

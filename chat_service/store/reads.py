@@ -1,7 +1,8 @@
-"""Traced, timed reads of the exchanges table, the same for every backend.
+"""Traced, timed reads, the same for every backend.
 
-A read in a recorded trace is a CLIENT span named ``SELECT exchanges`` with the database
-conventions' attributes and the rows it returned; in an unrecorded one (or with tracing
+A read in a recorded trace is a CLIENT span named after the table it reads (``SELECT
+exchanges``, ``SELECT conversations``) with the database conventions' attributes and the rows
+it returned; in an unrecorded one (or with tracing
 off) it costs only the timing the metrics need.
 """
 
@@ -17,6 +18,8 @@ from opentelemetry.trace import SpanKind, Tracer
 from chat_service.store.base import StoreError, StoreObserver
 from chat_service.store.group_commit import TABLE
 
+CONVERSATIONS = "conversations"
+
 R = TypeVar("R", bound=Sized)
 
 
@@ -26,21 +29,27 @@ class TracedReads:
     ) -> None:
         self._tracer = tracer
         self._observer = observer
-        self._attributes = {
-            **span_attributes,
-            "db.collection.name": TABLE,
-            "db.operation.name": "SELECT",
-        }
+        self._span_attributes = span_attributes
+        # Each table's span attributes, made once.
+        self._attributes: dict[str, dict[str, str | int]] = {}
 
-    async def select(self, read: Callable[[], Awaitable[R]]) -> R:
-        """Run ``read`` (it returns the rows; raises StoreError) inside its span."""
+    async def select(self, read: Callable[[], Awaitable[R]], table: str = TABLE) -> R:
+        """Run ``read`` (it returns the rows of ``table``; raises StoreError) inside its
+        span."""
         if not trace.get_current_span().is_recording():
             started = time.perf_counter()
             rows = await read()
             self._observer.store_read("SELECT", time.perf_counter() - started)
             return rows
+        attributes = self._attributes.get(table)
+        if attributes is None:
+            attributes = self._attributes[table] = {
+                **self._span_attributes,
+                "db.collection.name": table,
+                "db.operation.name": "SELECT",
+            }
         with self._tracer.start_as_current_span(
-            f"SELECT {TABLE}", kind=SpanKind.CLIENT, attributes=self._attributes
+            f"SELECT {table}", kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
             started = time.perf_counter()
             try:

@@ -57,13 +57,14 @@ from chat_service.store.base import (
 )
 from chat_service.store.group_commit import (
     MAX_BATCH,
+    TABLE,
     GroupCommit,
     GroupCommitted,
     NewExchange,
 )
 from chat_service.store.keys import conversation_of, storage_key
 from chat_service.store.local_feed import LocalChangeFeed
-from chat_service.store.reads import TracedReads
+from chat_service.store.reads import CONVERSATIONS, TracedReads
 from chat_service.store.search_terms import CANDIDATES, rank
 from chat_service.store.writer import (
     CONNECTION_PRAGMAS,
@@ -296,6 +297,7 @@ class SQLiteChatStore(GroupCommitted):
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE {where} "
             "ORDER BY updated_at DESC, public_id DESC LIMIT ?",
             [*params, limit],
+            table=CONVERSATIONS,
         )
         return [Conversation(*row) for row in rows]
 
@@ -303,6 +305,7 @@ class SQLiteChatStore(GroupCommitted):
         rows = await self._select(
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE key = ?",
             [storage_key(conversation)],
+            table=CONVERSATIONS,
         )
         return Conversation(*rows[0]) if rows else None
 
@@ -499,8 +502,8 @@ class SQLiteChatStore(GroupCommitted):
             self._read_fault = None
         await self._commits.probe()
 
-    async def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return await self._reads.select(functools.partial(self._read, sql, params))
+    async def _select(self, sql: str, params: Sequence[Any], *, table: str = TABLE) -> list[Any]:
+        return await self._reads.select(functools.partial(self._read, sql, params), table)
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         if self._closing:

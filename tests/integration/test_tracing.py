@@ -81,6 +81,11 @@ def test_one_post_exports_a_connected_trace(start_service: StartService, protoco
     assert select.attributes["db.system.name"] == "sqlite"
     assert select.attributes["db.operation.name"] == "SELECT"
     assert select.attributes["db.collection.name"] == "exchanges"
+    # Its model and instructions: one read of its row, named after the table it reads.
+    settings = by_name(spans, "SELECT conversations")
+    assert (settings.trace_id, settings.parent_span_id) == (server.trace_id, server.span_id)
+    assert settings.attributes["db.collection.name"] == "conversations"
+    assert settings.attributes["db.response.returned_rows"] == 0, "not created before its first"
 
     assert not [span for span in spans if span.name == "wait for group commit"]
     assert [name for name in server.events if "group commit" in name] == [
