@@ -531,6 +531,40 @@ class PostgresChatStore(GroupCommitted):
     async def rename_conversation(
         self, conversation: ConversationRef, title: str
     ) -> Conversation | None:
+        return await self._change(
+            conversation,
+            "rename",
+            "title_sealed = $2",
+            lambda key: (seal(key, title, TITLE),),
+        )
+
+    async def configure_conversation(
+        self, conversation: ConversationRef, settings: SettingsChange
+    ) -> Conversation | None:
+        model, prompt = settings.as_created()
+        return await self._change(
+            conversation,
+            "configure",
+            "model = CASE WHEN $2 THEN $3 ELSE model END, "
+            "system_prompt_sealed = CASE WHEN $4 THEN $5 ELSE system_prompt_sealed END",
+            lambda key: (
+                settings.model is not KEEP,
+                model,
+                settings.system_prompt is not KEEP,
+                None if prompt is None else seal(key, prompt, PROMPT),
+            ),
+        )
+
+    async def _change(
+        self,
+        conversation: ConversationRef,
+        operation: str,
+        assignments: str,
+        values: Callable[[bytes], tuple[Any, ...]],
+    ) -> Conversation | None:
+        """``UPDATE conversations SET <assignments>`` of one conversation (its id is $1, the
+        ``values`` made with its key $2 on), under its key's lock, so no deletion takes the key
+        meanwhile; every replica's catalogue listeners hear of it. None if there is none."""
         key = storage_key(conversation)
         try:
             async with self._connection() as conn, conn.transaction():
@@ -540,50 +574,20 @@ class PostgresChatStore(GroupCommitted):
                 )
                 if conversation_key is None:
                     return None
+                given = values(conversation_key)
                 row = await conn.fetchrow(
-                    "UPDATE conversations SET title_sealed = $2 WHERE id = $1 RETURNING "
+                    f"UPDATE conversations SET {assignments} WHERE id = $1 RETURNING "
                     "public_id, title_sealed, created_at, updated_at, exchanges, model, "
-                    "system_prompt_sealed, $3::bytea AS key",
+                    f"system_prompt_sealed, ${len(given) + 2}::bytea AS key",
                     key,
-                    seal(conversation_key, title, TITLE),
+                    *given,
                     conversation_key,
                 )
                 if row is not None:
                     await notify_catalogued(conn, conversation)
         except _FAILURES as exc:
-            log.error("rename failed: %s", exc or type(exc).__name__)
-            raise StoreError(f"rename failed: {exc or type(exc).__name__}") from exc
-        return None if row is None else _conversation(row)
-
-    async def configure_conversation(
-        self, conversation: ConversationRef, settings: SettingsChange
-    ) -> Conversation | None:
-        key = storage_key(conversation)
-        model, prompt = settings.as_created()
-        try:
-            async with self._connection() as conn, conn.transaction():
-                conversation_key = await conn.fetchval(
-                    "SELECT key FROM conversation_keys WHERE conversation_id = $1 FOR KEY SHARE",
-                    key,
-                )
-                if conversation_key is None:
-                    return None
-                row = await conn.fetchrow(
-                    "UPDATE conversations SET "
-                    "model = CASE WHEN $2 THEN $3 ELSE model END, "
-                    "system_prompt_sealed = CASE WHEN $4 THEN $5 ELSE system_prompt_sealed END "
-                    "WHERE id = $1 RETURNING public_id, title_sealed, created_at, updated_at, "
-                    "exchanges, model, system_prompt_sealed, $6::bytea AS key",
-                    key,
-                    settings.model is not KEEP,
-                    model,
-                    settings.system_prompt is not KEEP,
-                    None if prompt is None else seal(conversation_key, prompt, PROMPT),
-                    conversation_key,
-                )
-        except _FAILURES as exc:
-            log.error("configure failed: %s", exc or type(exc).__name__)
-            raise StoreError(f"configure failed: {exc or type(exc).__name__}") from exc
+            log.error("%s failed: %s", operation, exc or type(exc).__name__)
+            raise StoreError(f"{operation} failed: {exc or type(exc).__name__}") from exc
         return None if row is None else _conversation(row)
 
     async def delete_conversation(self, conversation: ConversationRef) -> bool:

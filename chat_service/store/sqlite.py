@@ -346,7 +346,8 @@ class SQLiteChatStore(GroupCommitted):
         return self._catalogued(conversation, rows)
 
     def _catalogued(self, conversation: ConversationRef, rows: list[Any]) -> Conversation | None:
-        """The conversation a creation or renaming returned, once its listeners heard of it
+        """The conversation a creation, renaming or change of settings returned, once its
+        listeners heard of it
         (committed: the writer returns after the commit); None when it changed nothing."""
         if not rows:
             return None
@@ -364,8 +365,7 @@ class SQLiteChatStore(GroupCommitted):
             prompt,
             storage_key(conversation),
         )
-        rows = await self._write([(_CONFIGURE, params)])
-        return Conversation(*rows[0]) if rows else None
+        return self._catalogued(conversation, await self._write([(_CONFIGURE, params)]))
 
     async def delete_conversation(self, conversation: ConversationRef) -> bool:
         """Delete, then checkpoint and truncate the WAL: with secure_delete the freed space

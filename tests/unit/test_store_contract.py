@@ -417,8 +417,9 @@ async def test_the_feed_names_each_conversation_deleted(store: ChatStore) -> Non
 
 
 async def test_the_feed_names_each_conversation_created_or_renamed(store: ChatStore) -> None:
-    """Creations and renamings (which commit no exchange) are heard of, by catalogue
-    listeners only; one that changed nothing is not. A deletion is not a renaming."""
+    """Creations, renamings and changes of settings (which commit no exchange) are heard of,
+    by catalogue listeners only; one that changed nothing is not. A deletion is not a
+    renaming."""
     catalogued: list[ConversationRef] = []
     store.add_catalogue_listener(catalogued.append)
     changed = await listening(store)
@@ -426,11 +427,14 @@ async def test_the_feed_names_each_conversation_created_or_renamed(store: ChatSt
     assert await store.create_conversation(ref("new", ALICE), "again") is None
     assert await store.rename_conversation(ref("new", ALICE), "Named") is not None
     assert await store.rename_conversation(ref("none-such", BOB), "Named") is None
+    assert await store.configure_conversation(ref("new", ALICE), SettingsChange(model="m"))
+    assert await store.configure_conversation(ref("none-such", BOB), SettingsChange()) is None
     assert await store.delete_conversation(ref("new", ALICE))
     # Something after them all: once its notification is here, theirs have come.
     assert await store.create_conversation(ref("last", BOB), None) is not None
     await eventually(lambda: ConversationRef(BOB, "last") in catalogued)
     assert catalogued == [
+        ConversationRef(ALICE, "new"),
         ConversationRef(ALICE, "new"),
         ConversationRef(ALICE, "new"),
         ConversationRef(BOB, "last"),
