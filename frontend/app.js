@@ -13,7 +13,7 @@
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
 import { Api } from "./api.js?v=47da704de6";
-import { ChatTools } from "./chat-tools.js?v=aaa2604a08";
+import { ChatTools } from "./chat-tools.js?v=c764fee347";
 import { Composer } from "./composer.js?v=a990b73d8c";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
 import { Connection } from "./connection.js?v=0a5a74b341";
@@ -148,6 +148,7 @@ class ChatPage {
     // during an outage asks once, for the history, and its Retry brings both).
     if (!this.sidebar.loaded) this.sidebar.load();
     this.live.start(loaded);
+    this.tools.loaded(this.shown, loaded.shown.length > 0);
   }
 
   /**
@@ -190,6 +191,7 @@ class ChatPage {
     }
     const id = await this.sidebar.create();
     if (id === null) return;
+    this.tools.created(id);
     this.open(id);
     this.sidebar.drawer.close({ restoreFocus: false });
     this.input.focus();
@@ -224,7 +226,7 @@ class ChatPage {
     if (!valid) history.replaceState({ c: id }, "", hrefFor(id));
     if (!signedIn) return;
     if (id !== this.shown.id) this.open(id, { history: "none" });
-    else await Promise.all([this.history.loadLatest(), this.tools.show(this.shown)]);
+    else await this.history.loadLatest();
   }
 }
 

@@ -64,6 +64,8 @@ export class ChatSettings {
     this.record = null;
     /** @type {string | null} the model chosen for a chat that does not exist yet */
     this.pendingModel = null;
+    /** @type {Set<string>} chats this page created: they exist before their first message */
+    this.created = new Set();
     /** @type {string | null} the deployment's model, which a chat's null stands for */
     this.defaultModel = null;
     this.select.addEventListener("change", () => this.choose(this.select.value));
@@ -75,19 +77,34 @@ export class ChatSettings {
   }
 
   /**
-   * Another chat is shown (or the same, loaded again): its record, and the picker for it.
+   * Another chat is shown: its tools wait for its history.
    * @param {Shown} shown
    */
-  async show(shown) {
-    if (shown !== this.shown) {
-      this.shown = shown;
-      this.record = null;
-      this.pendingModel = null;
-      this.tell("");
-      this.setReady();
-    }
+  show(shown) {
+    if (shown === this.shown) return;
+    this.shown = shown;
+    this.record = null;
+    this.pendingModel = null;
+    this.tell("");
+    this.setReady();
+  }
+
+  /**
+   * The chat's history is there: its record, and the picker for it. Only a chat with messages,
+   * or one this page created, is asked for: any other may not exist yet, and asking would be a
+   * 404 (which the browser reports as an error); it is asked for once its first exchange is
+   * stored (`stored`).
+   * @param {Shown} shown
+   * @param {boolean} hasMessages
+   */
+  async loaded(shown, hasMessages) {
+    this.show(shown);
     this.models ??= this.loadModels();
-    const [models, record] = await Promise.all([this.models, this.fetchRecord(shown.id)]);
+    const exists = hasMessages || this.created.has(shown.id);
+    const [models, record] = await Promise.all([
+      this.models,
+      exists ? this.fetchRecord(shown.id) : Promise.resolve(null),
+    ]);
     if (shown !== this.shown) return;
     this.record = record;
     this.fill(models);

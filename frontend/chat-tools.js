@@ -2,7 +2,7 @@
 // The open chat's toolbar, put together: the model picker and the chat's record
 // (chat-settings.js), its instructions (instructions-dialog.js), its export (export-menu.js), and
 // the stamps of streamed replies (message-stamp.js). app.js talks to this one object only.
-import { ChatSettings } from "./chat-settings.js?v=ec328f930c";
+import { ChatSettings } from "./chat-settings.js?v=6959235aad";
 import { ExportMenu } from "./export-menu.js?v=683a49aa69";
 import { InstructionsDialog } from "./instructions-dialog.js?v=d2f5c0d041";
 import { ReplyStamps } from "./message-stamp.js?v=e50529ef95";
@@ -19,9 +19,22 @@ export class ChatTools {
     this.stamps = new ReplyStamps(api);
   }
 
-  /** @param {Shown} shown */
+  /** @param {Shown} shown another chat is shown: nothing is known of it yet */
   show(shown) {
-    return this.settings.show(shown);
+    this.settings.show(shown);
+  }
+
+  /**
+   * @param {Shown} shown its history is there
+   * @param {boolean} hasMessages
+   */
+  loaded(shown, hasMessages) {
+    return this.settings.loaded(shown, hasMessages);
+  }
+
+  /** @param {string} id the page has just created this chat */
+  created(id) {
+    this.settings.created.add(id);
   }
 
   /** @param {string} id an exchange is stored in this chat */
