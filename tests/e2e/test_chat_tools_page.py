@@ -270,6 +270,8 @@ def test_times_models_and_tokens_for_history_live_and_streamed_replies(
 
     # Streamed, in the tab that sent it: stamped once stored, from the service's record.
     chat.send("one two three")
+    # The reply shows while it streams; it is stored once it has ended.
+    eventually(lambda: len(history(service, id_of(chat))), 1)
     stored = history(service, id_of(chat))
     assert stored[-1]["model"] == "gpt-test-mini" and stored[-1]["usage"] is not None
     assert_stamped(chat.page.locator(USER).last, chat.page.locator(AI).last, stored[-1])
