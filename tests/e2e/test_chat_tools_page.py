@@ -273,7 +273,8 @@ def test_times_models_and_tokens_for_history_live_and_streamed_replies(
     # The reply shows while it streams; it is stored once it has ended.
     eventually(lambda: len(history(service, id_of(chat))), 1)
     stored = history(service, id_of(chat))
-    assert stored[-1]["model"] == "gpt-test-mini" and stored[-1]["usage"] is not None
+    assert stored[-1]["model"] == "gpt-test-mini"
+    assert stored[-1]["usage"] is not None
     assert_stamped(chat.page.locator(USER).last, chat.page.locator(AI).last, stored[-1])
     # Live, in the other tab.
     expect(other.page.locator(AI)).to_have_count(1)
@@ -285,3 +286,17 @@ def test_times_models_and_tokens_for_history_live_and_streamed_replies(
     assert_stamped(chat.page.locator(USER).last, chat.page.locator(AI).last, stored[-1])
     # The message's text itself is untouched.
     assert chat.user_texts() == ["one two three"]
+
+
+def test_the_picker_is_hidden_when_one_model_is_offered(
+    open_page: OpenPage, start_service: StartService, store_env: dict[str, str]
+) -> None:
+    """The dummy offers itself only: nothing to choose, so no picker; the other tools stay."""
+    service = start_service(env={**PAGE_ENV, **store_env})
+    chat = ChatPage(open_page(), service.base_url).open(new_chat_path())
+    chat.send("Hello")
+    # Filled from GET /chat/models, then left hidden.
+    expect(chat.page.locator("#model-select option")).to_have_text(["dummy-1 (default)"])
+    expect(picker(chat)).to_be_hidden()
+    expect(chat.page.get_by_role("button", name="Instructions")).to_be_enabled()
+    expect(chat.page.locator(AI).last.locator(".message__stamp")).to_contain_text("dummy-1")
