@@ -13,7 +13,7 @@
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
 import { Api } from "./api.js?v=47da704de6";
-import { ChatTools } from "./chat-tools.js?v=c764fee347";
+import { ChatTools } from "./chat-tools.js?v=737dbb0756";
 import { Composer } from "./composer.js?v=a990b73d8c";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
 import { Connection } from "./connection.js?v=0a5a74b341";

@@ -3,7 +3,7 @@
 // (chat-settings.js), its instructions (instructions-dialog.js), its export (export-menu.js), and
 // the stamps of streamed replies (message-stamp.js). app.js talks to this one object only.
 import { ChatSettings } from "./chat-settings.js?v=6959235aad";
-import { ExportMenu } from "./export-menu.js?v=683a49aa69";
+import { ExportMenu } from "./export-menu.js?v=be5a6b8366";
 import { InstructionsDialog } from "./instructions-dialog.js?v=d2f5c0d041";
 import { ReplyStamps } from "./message-stamp.js?v=e50529ef95";
 

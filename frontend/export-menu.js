@@ -41,7 +41,8 @@ export class ExportMenu {
       if (event.target instanceof Node && !this.menu.contains(event.target)) this.menu.open = false;
     });
     settings.onReady((ready) => {
-      this.menu.classList.toggle("export--off", !ready);
+      // Hidden, not greyed: a <summary> cannot be disabled (and would fail contrast greyed).
+      this.menu.hidden = !ready;
       for (const [button] of this.buttons) button.disabled = !ready;
       if (!ready) this.menu.open = false;
     });

@@ -218,6 +218,8 @@ def test_the_chat_exports_as_markdown_and_as_json(
 ) -> None:
     model_server.script({"reply": "Paris is the capital."})
     chat = ChatPage(open_page(), service.base_url).open(new_chat_path())
+    # Nothing to export before the first message makes the chat.
+    expect(chat.page.get_by_text("Export", exact=True)).to_be_hidden()
     chat.send("What is the capital of France?")
     expect(chat.page.get_by_role("button", name="Export as Markdown")).to_be_hidden()
 
