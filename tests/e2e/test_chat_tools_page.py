@@ -186,6 +186,8 @@ def test_instructions_longer_than_the_service_takes_are_refused_and_said(
     service = start_service(env=env)
     chat = ChatPage(open_page(), service.base_url).open(new_chat_path())
     chat.send("Hi")
+    # The refused PATCH, which Chromium logs as a console error.
+    chat.watched.expect_failed_requests(f"/chat/conversations/{id_of(chat)}")
     dialog = open_instructions(chat)
     box = dialog.get_by_label("Instructions", exact=True)
     # The page's own limit: the service's default, 4000 characters.
