@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 FRONTEND_DIR := $(wildcard frontend)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-only test-random test-js lint format audit lock bench mutate clean
+.PHONY: help run test test-only test-random test-js lint format audit lock bench bench-search mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ lint: $(VENV)/.installed-test ## ruff (lint and format check), mypy, and the imp
 
 bench: $(VENV)/.installed-test ## load benchmark (needs wrk; ARGS="--quick" for a short run)
 	$(BIN)/python -m bench $(ARGS)
+
+bench-search: $(VENV)/.installed-test ## search over 100,000 exchanges on both stores (p50/p95; needs postgres)
+	$(BIN)/python -m bench.search $(ARGS)
 
 # ARGS=chat_service/api/validation.py mutates that module only: mutmut names a mutant
 # module.x_function__mutmut_N (a package's own code: package.x_...).

@@ -23,6 +23,7 @@ from chat_service.api.telemetry import RequestSpans
 from chat_service.assistant import Assistant, create_assistant
 from chat_service.chat.facade import Chat
 from chat_service.chat.history import HistoryCache
+from chat_service.chat.list_updates import ListUpdates
 from chat_service.chat.live import LiveUpdates
 from chat_service.chat.model_slots import ModelSlots
 from chat_service.chat.models import ModelCatalogue
@@ -136,7 +137,8 @@ def chat_ctx(
             models = ModelCatalogue(
                 model, default=settings.model or model.model, configured=settings.models
             )
-            app[CHAT] = Chat(store, history, LiveUpdates(store, store), replies, models)
+            live, lists = LiveUpdates(store, store), ListUpdates(store, store)
+            app[CHAT] = Chat(store, history, live, lists, replies, models)
             try:
                 yield
             finally:

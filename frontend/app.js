@@ -21,11 +21,12 @@ import { byId } from "./dom.js?v=fbc38dea4b";
 import { Draft } from "./draft.js?v=d603fbc87d";
 import { Follow } from "./follow.js?v=18f3ad6df5";
 import { History } from "./history.js?v=c89f4eadc7";
-import { Live } from "./live.js?v=8ec696f813";
+import { ListLive } from "./list-live.js?v=bb3b73bef4";
+import { Live } from "./live.js?v=e04ba549a6";
 import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
 import { Messages } from "./messages.js?v=0d39805290";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
-import { Sidebar } from "./sidebar.js?v=792095938a";
+import { Sidebar } from "./sidebar.js?v=2b3794c1a3";
 import { SignIn } from "./signin.js?v=02453c5bc0";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
@@ -98,7 +99,9 @@ class ChatPage {
       onSelect: (id) => this.select(id),
       onNewChat: () => this.newChat(),
       onDeleted: (id, neighbour) => this.deleted(id, neighbour),
+      onLoaded: () => this.listLive.start(),
     });
+    this.listLive = new ListLive(this.sidebar);
     // The conversation shown: a new object for each, so answers for another are told apart.
     /** @type {Shown} */
     this.shown = { id: conversationIn(location.search).id };
@@ -145,7 +148,8 @@ class ChatPage {
    */
   historyLoaded(loaded) {
     // The list of chats, once the service has answered (not while it is away: a page opened
-    // during an outage asks once, for the history, and its Retry brings both).
+    // during an outage asks once, for the history, and its Retry brings both). Once loaded, it
+    // follows what other tabs and devices do to it.
     if (!this.sidebar.loaded) this.sidebar.load();
     this.live.start(loaded);
     this.tools.loaded(this.shown, loaded.shown.length > 0);

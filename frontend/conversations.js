@@ -81,3 +81,31 @@ export function goneIds(listed, page, more, current) {
     .filter((item) => !ids.has(item.id) && activity(item) >= oldest && item.id !== current)
     .map((item) => item.id);
 }
+
+/**
+ * @typedef {{ kind: "ready" } | { kind: "conversation", conversation: Conversation }
+ *   | { kind: "deleted", id: string }} ListChange
+ */
+
+/**
+ * What an event of the list's stream (chat/conversation-events) says: load the list (again), a
+ * conversation as it now stands, or one deleted; null for anything else (a later version's).
+ * @param {{ type: string, data: string }} event
+ * @returns {ListChange | null}
+ */
+export function listChange(event) {
+  if (event.type === "ready") return { kind: "ready" };
+  let data;
+  try {
+    data = JSON.parse(event.data);
+  } catch {
+    return null;
+  }
+  if (event.type === "conversation" && isConversation(data)) {
+    return { kind: "conversation", conversation: data };
+  }
+  if (event.type === "deleted" && typeof data?.id === "string") {
+    return { kind: "deleted", id: data.id };
+  }
+  return null;
+}

@@ -3,16 +3,13 @@
 // elsewhere (another tab or device, any replica, any client) appear as they are committed. One
 // Live per conversation shown; reconcile.js decides which event is which, this module shows it.
 //
-// The stream is read with fetch() (sse.js), not EventSource, which cannot send the reader's
-// credential: a header, never a URL parameter (credentials.js). Like EventSource, it opens the
-// stream again when it ends or breaks, resuming after the last exchange it received
-// (last_event_id), so nothing is missed and nothing repeated.
-import { authorizedFetch } from "./credentials.js?v=b03bf63721";
+// The stream (event-stream.js) is opened again when it ends or breaks, resuming after the last
+// exchange it received (last_event_id), so nothing is missed and nothing repeated.
+import { EventStream } from "./event-stream.js?v=518a5167dc";
 import { stampExchange } from "./message-stamp.js?v=e50529ef95";
 import { shownText, UNSETTLED } from "./messages.js?v=0d39805290";
 import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=618811bbaf";
 import { Reconciler } from "./reconcile.js?v=5855fda681";
-import { readEvents } from "./sse.js?v=27108deb90";
 
 /** @typedef {import("#page/follow.js").Follow} Follow */
 /** @typedef {import("#page/history.js").Loaded} Loaded */
@@ -24,11 +21,6 @@ import { readEvents } from "./sse.js?v=27108deb90";
  */
 /** @typedef {import("#page/reconcile.js").Decision<HTMLElement, Mine>} Decision */
 
-// After the stream ends, breaks or is refused (NGINX's 502 while the service restarts), it is
-// opened again after these delays, once it has worked: a service that never streamed (an
-// older one, without chat/events) is left alone, and so is a reader the service refused (401:
-// the page asks them to sign in, and starts again once they have).
-const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
 // Messages from elsewhere that arrive together (a catch-up after a reconnect) are announced
 // once, not one over the other.
 const ANNOUNCE_BATCH_MS = 150;
@@ -52,13 +44,18 @@ export class Live {
     this.onStored = onStored;
     /** @type {Reconciler<HTMLElement, Mine>} */
     this.reconciler = new Reconciler();
-    /** @type {AbortController | null} ends the stream, open once the history has loaded */
-    this.source = null;
-    this.opened = false; // the stream worked at least once (the service has it)
     /** @type {string | null} the id the stream resumes after when the page opens it again */
     this.after = null;
-    this.retry = 0;
-    this.retryTimer = 0;
+    // Opened once the history has loaded.
+    this.events = new EventStream(
+      "Live updates",
+      () => {
+        const params = new URLSearchParams({ conversation_id: this.conversationId });
+        if (this.after !== null) params.set("last_event_id", this.after);
+        return `chat/events?${params}`;
+      },
+      (event) => this.onEvent(event),
+    );
     this.batch = { count: 0, last: "", timer: 0 }; // announcements of messages from elsewhere
   }
 
@@ -67,75 +64,15 @@ export class Live {
    * @param {Loaded} loaded
    */
   start(loaded) {
-    if (this.source) return;
+    if (this.events.source) return;
     this.after = loaded.after;
     if (loaded.after !== null) this.reconciler.replay(loaded.shown);
-    this.open();
-  }
-
-  open() {
-    const controller = new AbortController();
-    this.source = controller;
-    this.stream(controller.signal).catch((error) => {
-      if (!controller.signal.aborted) console.error("Live updates stopped:", error);
-    });
-  }
-
-  /**
-   * Reads the stream until it ends, then opens it again after a delay, until `signal` aborts.
-   * @param {AbortSignal} signal
-   */
-  async stream(signal) {
-    for (;;) {
-      const params = new URLSearchParams({ conversation_id: this.conversationId });
-      if (this.after !== null) params.set("last_event_id", this.after);
-      try {
-        const response = await authorizedFetch(`chat/events?${params}`, {
-          headers: { Accept: "text/event-stream" },
-          signal,
-        });
-        const type = response.headers.get("Content-Type") ?? "";
-        const streaming = response.ok && type.startsWith("text/event-stream");
-        if (!streaming) {
-          await response.body?.cancel();
-          if (!this.opened || response.status === 401) return;
-        } else {
-          this.opened = true;
-          this.retry = 0;
-          for await (const event of readEvents(response)) {
-            if (signal.aborted) return; // closed while a read held several events
-            this.onEvent(event);
-          }
-        }
-      } catch {
-        if (signal.aborted) return;
-        if (!this.opened) return; // never streamed: nothing to resume
-      }
-      if (signal.aborted) return;
-      await this.pause(signal);
-      if (signal.aborted) return;
-    }
-  }
-
-  /**
-   * The next delay before opening the stream again (cut short by `signal`).
-   * @param {AbortSignal} signal
-   */
-  pause(signal) {
-    const delays = RETRY_DELAYS_MS;
-    const delay = delays[Math.min(this.retry, delays.length - 1)];
-    this.retry += 1;
-    return new Promise((resolve) => {
-      this.retryTimer = setTimeout(resolve, delay);
-      signal.addEventListener("abort", () => resolve(undefined), { once: true });
-    });
+    this.events.open();
   }
 
   // The conversation shown changes: its stream, timers and announcements go with it.
   close() {
-    this.source?.abort();
-    this.source = null;
-    clearTimeout(this.retryTimer);
+    this.events.close();
     clearTimeout(this.batch.timer);
   }
 

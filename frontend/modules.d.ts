@@ -54,6 +54,9 @@ declare module "./draft.js?v=*" {
 declare module "./drawer.js?v=*" {
   export * from "#page/drawer.js";
 }
+declare module "./event-stream.js?v=*" {
+  export * from "#page/event-stream.js";
+}
 declare module "./export-menu.js?v=*" {
   export * from "#page/export-menu.js";
 }
@@ -68,6 +71,9 @@ declare module "./instructions-dialog.js?v=*" {
 }
 declare module "./key-dialog.js?v=*" {
   export * from "#page/key-dialog.js";
+}
+declare module "./list-live.js?v=*" {
+  export * from "#page/list-live.js";
 }
 declare module "./live.js?v=*" {
   export * from "#page/live.js";

@@ -7,7 +7,7 @@
 // /chat/conversations/{id}) through the page's Api; the page decides which conversation is shown
 // and what the URL says, and tells the sidebar (setCurrent). Titles are user text: they reach
 // the page through textContent only.
-import { conversationItem, label } from "./conversation-item.js?v=aeb16d6673";
+import { conversationItem, label } from "./conversation-item.js?v=20410d5a1b";
 import {
   byActivity,
   goneIds,
@@ -15,11 +15,11 @@ import {
   isConversationList,
   titleOf,
   touchedAt,
-} from "./conversations.js?v=cf5bc3766d";
+} from "./conversations.js?v=239fb18723";
 import { DeleteDialog } from "./delete-dialog.js?v=1998296be3";
 import { byId, errorNotice } from "./dom.js?v=fbc38dea4b";
 import { Drawer } from "./drawer.js?v=3e7cfd1d28";
-import { isRenaming, startRename } from "./rename.js?v=f79794905f";
+import { isRenaming, startRename } from "./rename.js?v=b4abcdaf2a";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/conversation-item.js").Item} Item */
@@ -47,16 +47,19 @@ export class Sidebar {
    *   onSelect: (id: string) => void,
    *   onNewChat: () => void,
    *   onDeleted: (id: string, neighbour: string | null) => Promise<void>,
+   *   onLoaded: () => void,
    * }} parts hrefFor: the page's URL for a conversation; onSelect: the reader chose one;
-   *   onNewChat: the New chat button; onDeleted: a conversation is gone
+   *   onNewChat: the New chat button; onDeleted: a conversation is gone; onLoaded: the list is
+   *   there (the page follows its changes from then on)
    */
-  constructor({ api, announce, hrefFor, onSelect, onNewChat, onDeleted }) {
+  constructor({ api, announce, hrefFor, onSelect, onNewChat, onDeleted, onLoaded }) {
     this.api = api;
     this.announce = announce;
     this.hrefFor = hrefFor;
     this.onSelect = onSelect;
     this.onNewChat = onNewChat;
     this.onDeleted = onDeleted;
+    this.onLoaded = onLoaded;
     this.sidebar = byId("sidebar", HTMLElement);
     this.newChat = byId("new-chat", HTMLButtonElement);
     this.list = byId("conversations", HTMLOListElement);
@@ -101,6 +104,7 @@ export class Sidebar {
       this.loaded = true;
       this.render();
       this.sidebar.dataset.state = "ready";
+      this.onLoaded();
     } catch (error) {
       const { message, status } = failure(error);
       if (status === 404 || status === 405) {

@@ -24,7 +24,17 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from chat_service.api import chat, conversations, docs, events, health, models, sign_in
+from chat_service.api import (
+    chat,
+    conversation_events,
+    conversations,
+    docs,
+    events,
+    health,
+    models,
+    search,
+    sign_in,
+)
 from chat_service.api.cors import CorsOrigins, add_cors_headers, cors_middleware
 from chat_service.api.csrf import csrf_middleware
 from chat_service.api.errors import json_errors
@@ -70,8 +80,10 @@ def chat_app(settings: Settings, identity: Identity) -> web.Application:
     )
     app.router.add_routes(chat.routes)
     app.router.add_routes(events.routes)
+    app.router.add_routes(conversation_events.routes)
     app.router.add_routes(conversations.routes)
     app.router.add_routes(models.routes)
+    app.router.add_routes(search.routes)
     app.router.add_routes(sign_in.me_routes)
     return app
 

@@ -30,6 +30,9 @@ MAX_HISTORY_LIMIT = 1000
 DEFAULT_CONVERSATIONS_LIMIT = 50
 MAX_CONVERSATIONS_LIMIT = 100
 MAX_TITLE_CHARS = 200
+DEFAULT_SEARCH_LIMIT = 20
+MAX_SEARCH_LIMIT = 50
+MAX_SEARCH_CHARS = 200
 _CURSOR = re.compile(r"[0-9]{1,13}\.[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # C0 and C1 control characters and DEL: never part of a title.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -208,6 +211,28 @@ def parse_conversations_query(query: Mapping[str, str]) -> ConversationsQuery:
         limit=limit or DEFAULT_CONVERSATIONS_LIMIT,
         after=None if cursor is None else decode_cursor(cursor),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    text: str
+    limit: int
+
+
+def parse_search_query(query: Mapping[str, str]) -> SearchQuery:
+    """``GET /chat/search``: ``q``, the words to look for (as typed: any characters, none of
+    them syntax), and ``limit`` (default and bound below)."""
+    text = query.get("q")
+    if text is None:
+        raise ApiError(400, "Query parameter 'q' is required.")
+    if not text.strip(_BLANK):
+        raise ApiError(400, "Query parameter 'q' must not be blank.")
+    if len(text) > MAX_SEARCH_CHARS:
+        raise ApiError(400, f"Query parameter 'q' must be at most {MAX_SEARCH_CHARS} characters.")
+    limit = _positive_int(query, "limit")
+    if limit is not None and limit > MAX_SEARCH_LIMIT:
+        raise ApiError(400, f"Query parameter 'limit' must be at most {MAX_SEARCH_LIMIT}.")
+    return SearchQuery(text, limit or DEFAULT_SEARCH_LIMIT)
 
 
 def encode_cursor(cursor: ConversationCursor) -> str:

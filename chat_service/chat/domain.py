@@ -185,6 +185,14 @@ DEFAULTS = SettingsChange()
 
 
 @dataclass(frozen=True, slots=True)
+class SearchHit:
+    """An exchange that a search found, with its conversation's title."""
+
+    exchange: Exchange
+    title: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationCursor:
     """Where a page of an owner's conversations (most recently active first) ends."""
 

@@ -49,7 +49,8 @@ def export_json(conversation: Conversation, exchanges: Sequence[Exchange]) -> by
 
 def export_markdown(conversation: Conversation, exchanges: Sequence[Exchange]) -> bytes:
     lines = [f"# {conversation.title or 'Untitled chat'}", ""]
-    facts = [f"Started {conversation.created_at}", f"{len(exchanges)} exchanges"]
+    count = len(exchanges)
+    facts = [f"Started {conversation.created_at}", f"{count} exchange{'' if count == 1 else 's'}"]
     if conversation.model:
         facts.append(f"model {conversation.model}")
     lines += [" · ".join(facts), ""]

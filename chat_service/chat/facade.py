@@ -22,9 +22,11 @@ from chat_service.chat.domain import (
 )
 from chat_service.chat.export import ExportFile, export
 from chat_service.chat.history import HistoryCache, RenderedPage
+from chat_service.chat.list_updates import ListChange, ListUpdates
 from chat_service.chat.live import LiveUpdates
 from chat_service.chat.models import ModelCatalogue
 from chat_service.chat.replies import ReplyService, Turn
+from chat_service.chat.search import SearchResult, result, words_of
 from chat_service.store import ChatStore
 
 
@@ -34,12 +36,14 @@ class Chat:
         store: ChatStore,
         history: HistoryCache,
         live: LiveUpdates,
+        lists: ListUpdates,
         replies: ReplyService,
         models: ModelCatalogue,
     ) -> None:
         self._store = store
         self._history = history
         self._live = live
+        self._lists = lists
         self._replies = replies
         self._models = models
 
@@ -131,6 +135,22 @@ class Chat:
         """Erase it, once a reply being written to it here is stored (that one goes too)."""
         return await self._replies.delete(conversation)
 
+    def follow_conversations(
+        self, owner: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[ListChange]]:
+        """``owner``'s list as it changes, by any replica: a reload, then each conversation
+        created, renamed, written to or deleted."""
+        return self._lists.follow(owner)
+
+    async def search(self, owner: str, query: str, *, limit: int) -> list[SearchResult]:
+        """Up to ``limit`` of ``owner``'s exchanges that hold every word of ``query``, best
+        first, each with a snippet; none for a query without words (punctuation alone)."""
+        words = words_of(query)
+        if not words:
+            return []
+        hits = await self._store.search(owner, words, limit=limit)
+        return [result(hit, words) for hit in hits]
+
     # -- the service's life ---------------------------------------------------------------
 
     @property
@@ -138,10 +158,17 @@ class Chat:
         """Live streams open right now, of every conversation."""
         return self._live.followers
 
+    @property
+    def list_followers(self) -> int:
+        """Streams of owners' conversation lists open right now."""
+        return self._lists.followers
+
     async def ready(self) -> None:
         """Return when the store both reads and commits; StoreError otherwise."""
         await self._store.ping()
 
     def stop_following(self) -> None:
-        """End every live stream (the service is stopping): clients reconnect elsewhere."""
+        """End every live stream, of conversations and of lists (the service is stopping):
+        clients reconnect elsewhere."""
         self._live.close()
+        self._lists.close()

@@ -2,7 +2,9 @@
 
 - :class:`ExchangeLog`: appending exchanges (durably, group-committed) and reading them back.
 - :class:`ConversationCatalogue`: an owner's conversations, to list, create, rename, delete.
-- :class:`ChangeFeed`: which conversations changed or went, by any process.
+- :class:`ChangeFeed`: which conversations changed, were created or renamed, or went, by any
+  process.
+- :class:`Search`: an owner's exchanges that hold given words.
 
 Each backend (sqlite.py, postgres.py) is all three (:class:`ChatStore`), and the
 behavioural suite in tests/unit/test_store_contract.py holds each part to the same rules on
@@ -26,6 +28,7 @@ from chat_service.chat.domain import (
     HistoryKeys,
     HistoryPage,
     ReplyOrigin,
+    SearchHit,
     SettingsChange,
     StoreError,
     StoreOpenError,
@@ -37,6 +40,7 @@ __all__ = [
     "ConversationCatalogue",
     "ExchangeLog",
     "NullObserver",
+    "Search",
     "StoreError",
     "StoreObserver",
     "StoreOpenError",
@@ -45,6 +49,7 @@ __all__ = [
 CommitListener = Callable[[Sequence[Exchange]], None]
 ChangeListener = Callable[[ConversationRef | None], None]
 RemovalListener = Callable[[ConversationRef], None]
+CatalogueListener = Callable[[ConversationRef], None]
 _Heard = TypeVar("_Heard")
 
 log = logging.getLogger(__name__)
@@ -200,8 +205,26 @@ class ChangeFeed(Protocol):
         once the deletion committed."""
         ...
 
+    def add_catalogue_listener(self, listener: CatalogueListener) -> None:
+        """Call ``listener(conversation)`` for every conversation created or renamed, by any
+        process, once that committed (the list of an owner's conversations changed, its
+        exchanges did not). What a lost notification channel missed, change listeners hear
+        of (``None``)."""
+        ...
 
-class ChatStore(ExchangeLog, ConversationCatalogue, ChangeFeed, Protocol):
+
+class Search(Protocol):
+    """Full-text search of one owner's exchanges (their messages and replies)."""
+
+    async def search(self, owner: str, words: Sequence[str], *, limit: int) -> Sequence[SearchHit]:
+        """Up to ``limit`` of ``owner``'s exchanges that hold every one of ``words`` (folded
+        as search_terms.py folds them; at least one), best match first. Only ``owner``'s:
+        no other principal's exchange is ever among them. A deleted conversation's
+        exchanges are not found once its deletion has committed."""
+        ...
+
+
+class ChatStore(ExchangeLog, ConversationCatalogue, ChangeFeed, Search, Protocol):
     """A whole backend, as the application opens, probes and closes it."""
 
     async def ping(self) -> None:

@@ -6,6 +6,36 @@ ones; never edit one that has shipped, because existing databases already ran it
 
 from __future__ import annotations
 
+# Full-text search of the messages and replies (store/sqlite.py's ``search``): an FTS5 index
+# whose content is the exchanges table itself (external content: the text is stored once),
+# kept in step by triggers, so every statement that inserts, changes or deletes exchanges
+# (a conversation's deletion, or any later one) changes the index in the same transaction,
+# with no code of its own. The tokenizer folds case and diacritics as search_terms.py does.
+# 'rebuild' indexes the exchanges already stored.
+SEARCH_INDEX = """
+CREATE VIRTUAL TABLE exchanges_search USING fts5 (
+    user_message, ai_response,
+    content = 'exchanges', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER exchanges_search_insert AFTER INSERT ON exchanges BEGIN
+    INSERT INTO exchanges_search (rowid, user_message, ai_response)
+    VALUES (new.id, new.user_message, new.ai_response);
+END;
+CREATE TRIGGER exchanges_search_delete AFTER DELETE ON exchanges BEGIN
+    INSERT INTO exchanges_search (exchanges_search, rowid, user_message, ai_response)
+    VALUES ('delete', old.id, old.user_message, old.ai_response);
+END;
+CREATE TRIGGER exchanges_search_update AFTER UPDATE OF user_message, ai_response ON exchanges
+BEGIN
+    INSERT INTO exchanges_search (exchanges_search, rowid, user_message, ai_response)
+    VALUES ('delete', old.id, old.user_message, old.ai_response);
+    INSERT INTO exchanges_search (rowid, user_message, ai_response)
+    VALUES (new.id, new.user_message, new.ai_response);
+END;
+INSERT INTO exchanges_search (exchanges_search) VALUES ('rebuild');
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: exchanges. ``turn`` numbers the exchanges of one conversation from 1; the
     # (conversation_id, id) index serves both history pages and the next turn number.
@@ -70,6 +100,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE conversations ADD COLUMN model TEXT;
     ALTER TABLE conversations ADD COLUMN system_prompt TEXT;
     """,
+    # 6: full-text search of messages and replies.
+    SEARCH_INDEX,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -57,6 +57,7 @@ from chat_service.chat.domain import (
     HistoryKeys,
     HistoryPage,
     ReplyOrigin,
+    SearchHit,
     SettingsChange,
     StoreError,
     StoreOpenError,
@@ -65,6 +66,7 @@ from chat_service.chat.domain import (
     title_from_message,
 )
 from chat_service.store.base import (
+    CatalogueListener,
     ChangeListener,
     NullObserver,
     RemovalListener,
@@ -78,9 +80,10 @@ from chat_service.store.group_commit import (
 )
 from chat_service.store.keys import storage_key
 from chat_service.store.postgres_failures import FAILURES as _FAILURES
-from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
+from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION, terms_literal
 from chat_service.store.postgres_notify import (
     PostgresChangeFeed,
+    notify_catalogued,
     notify_changed,
     notify_removed,
 )
@@ -94,6 +97,7 @@ from chat_service.store.postgres_shredding import (
 )
 from chat_service.store.reads import TracedReads
 from chat_service.store.sealing import AI, PROMPT, TITLE, USER, new_key, seal, unseal
+from chat_service.store.search_terms import CANDIDATES, keyed_term, keyed_terms, rank, search_key
 from chat_service.timestamps import rfc3339, utc_now
 
 log = logging.getLogger(__name__)
@@ -150,15 +154,73 @@ _CONVERSATIONS = "conversations JOIN conversation_keys ON conversation_id = id"
 _INSERT = """
 INSERT INTO exchanges (
     conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id,
-    model, input_tokens, output_tokens
+    model, input_tokens, output_tokens, search_terms
 )
-SELECT c, t, u, a, ts::timestamptz, tr, m, i, o
+SELECT c, t, u, a, ts::timestamptz, tr, m, i, o, st::bigint[]
 FROM unnest(
     $1::text[], $2::int[], $3::bytea[], $4::bytea[], $5::text[], $6::text[],
-    $7::text[], $8::int[], $9::int[]
-) AS batch (c, t, u, a, ts, tr, m, i, o)
+    $7::text[], $8::int[], $9::int[], $10::text[]
+) AS batch (c, t, u, a, ts, tr, m, i, o, st)
 RETURNING id, conversation_id, turn
 """
+# Searches go by keyed terms (search_terms.py): a word's term differs from one conversation
+# to the next, so the owner's conversations and their keys come first, then, for each of
+# them, the exchanges that hold the terms of every word under its key. $2 holds each
+# conversation's terms in turn ($3 of them each). The newest CANDIDATES matches are read,
+# and ranked here, where their text is; two ways of finding them, the first that serves:
+# - _RECENT: the newest RECENT_ROWS exchanges of the database, checked row by row. When they
+#   hold CANDIDATES matches, those are the newest of all (a word in most exchanges: found
+#   by the index, it would be tens of thousands of rows to read and sort).
+# - _FOUND: one GIN scan per conversation (the lateral subquery, kept a subquery by OFFSET
+#   0). Given the whole array at once, GIN checks every candidate row against every term of
+#   every conversation: a second at 1,000 conversations (bench/README.md).
+_OWNERS_KEYS = """
+SELECT c.id, k.key FROM conversations AS c
+JOIN conversation_keys AS k ON k.conversation_id = c.id
+WHERE c.owner = $1
+"""
+_WANTED = """
+WITH wanted AS (
+    SELECT w.id, ($2::bigint[])[(w.n - 1) * $3 + 1 : w.n * $3] AS terms
+    FROM unnest($1::text[]) WITH ORDINALITY AS w (id, n)
+)
+"""
+_RECENT = (
+    _WANTED
+    + """
+SELECT r.id FROM (
+    SELECT id, conversation_id, search_terms FROM exchanges ORDER BY id DESC LIMIT $5
+) AS r
+JOIN wanted ON wanted.id = r.conversation_id
+WHERE r.search_terms @> wanted.terms
+ORDER BY r.id DESC
+LIMIT $4
+"""
+)
+_FOUND = (
+    _WANTED
+    + """
+SELECT m.id FROM wanted
+CROSS JOIN LATERAL (
+    SELECT x.id, x.conversation_id FROM exchanges AS x
+    WHERE x.search_terms @> wanted.terms
+    OFFSET 0
+) AS m
+WHERE m.conversation_id = wanted.id
+ORDER BY m.id DESC
+LIMIT $4
+"""
+)
+_MATCHES = """
+SELECT e.id, e.conversation_id, e.turn, e.user_sealed, e.ai_sealed, e.created_at, e.trace_id,
+       e.model, e.input_tokens, e.output_tokens, k.key, c.public_id, c.title_sealed
+FROM exchanges AS e
+JOIN conversations AS c ON c.id = e.conversation_id
+JOIN conversation_keys AS k ON k.conversation_id = e.conversation_id
+WHERE e.id = ANY($1::bigint[])
+"""
+RECENT_ROWS = 2000
+
 _PROBE = "UPDATE store_probe SET checked_at = now() WHERE id = 1"
 
 
@@ -333,6 +395,10 @@ class PostgresChatStore(GroupCommitted):
         """Deletions by every replica, this one included (postgres_notify.py)."""
         self._feed.add_removal_listener(listener)
 
+    def add_catalogue_listener(self, listener: CatalogueListener) -> None:
+        """Creations and renamings by every replica, this one included (postgres_notify.py)."""
+        self._feed.add_catalogue_listener(listener)
+
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction: count the batch into its conversations, insert it, commit."""
         keyed = [(storage_key(new.conversation), new) for new in writes]
@@ -347,6 +413,7 @@ class PostgresChatStore(GroupCommitted):
                 turns: list[int] = []
                 if writes:
                     keys = await _keys_of(conn, sorted(counts))
+                    search_keys = {key: search_key(value) for key, value in keys.items()}
                     titles = [title_from_message(first[key].user) for key in counts]
                     counted = await conn.fetch(
                         _COUNT,
@@ -373,6 +440,10 @@ class PostgresChatStore(GroupCommitted):
                         [new.origin.model for new in writes],
                         [new.origin.input_tokens for new in writes],
                         [new.origin.output_tokens for new in writes],
+                        [
+                            terms_literal(keyed_terms(search_keys[key], (new.user, new.ai)))
+                            for key, new in keyed
+                        ],
                     )
                 if probe:
                     await conn.execute(_PROBE)
@@ -447,6 +518,8 @@ class PostgresChatStore(GroupCommitted):
                     model,
                     None if prompt is None else seal(conversation_key, prompt, PROMPT),
                 )
+                if row is not None:
+                    await notify_catalogued(conn, conversation)
         except _FAILURES as exc:
             log.error("create failed: %s", exc or type(exc).__name__)
             raise StoreError(f"create failed: {exc or type(exc).__name__}") from exc
@@ -472,6 +545,8 @@ class PostgresChatStore(GroupCommitted):
                     seal(conversation_key, title, TITLE),
                     conversation_key,
                 )
+                if row is not None:
+                    await notify_catalogued(conn, conversation)
         except _FAILURES as exc:
             log.error("rename failed: %s", exc or type(exc).__name__)
             raise StoreError(f"rename failed: {exc or type(exc).__name__}") from exc
@@ -595,6 +670,53 @@ class PostgresChatStore(GroupCommitted):
         serialised here: PostgreSQL never sees the text to build the document itself."""
         page = await self.history(conversation, before_turn=before_turn)
         return orjson.dumps([history_item(e, keys) for e in page.exchanges])
+
+    async def search(self, owner: str, words: Sequence[str], *, limit: int) -> Sequence[SearchHit]:
+        """Exchanges holding every word, by their keyed terms; PostgreSQL sees neither the
+        words nor the text (search_terms.py). Ranked here among the newest CANDIDATES
+        matches, by how often and how densely they hold the words (search_terms.rank)."""
+        keys = await self._select(_OWNERS_KEYS, owner)
+        if not keys:
+            return []
+        terms: list[int] = []
+        for row in keys:
+            key = search_key(row["key"])
+            terms.extend(keyed_term(key, word) for word in words)
+        rows = await self._reads.select(
+            lambda: self._search([row["id"] for row in keys], terms, len(words))
+        )
+        hits = [
+            SearchHit(
+                _exchange(row, ConversationRef(owner, row["public_id"])),
+                None
+                if row["title_sealed"] is None
+                else unseal(row["key"], row["title_sealed"], TITLE),
+            )
+            for row in rows
+        ]
+        return rank(hits, words)[:limit]
+
+    async def _search(
+        self, conversations: list[str], terms: list[int], words: int
+    ) -> list[asyncpg.Record]:
+        """The matches (_RECENT's, else _FOUND's), in one read-only transaction whose plans
+        are made for its parameters each time and not compiled: a prepared statement's
+        generic plan, made without the terms, scanned every row (2 s at 20,000 exchanges),
+        and _FOUND's estimate is over the JIT threshold, whose compiling cost more than the
+        scans themselves."""
+        params = (conversations, terms, words, CANDIDATES)
+        try:
+            async with self._connection() as conn, conn.transaction(readonly=True):
+                await conn.execute(
+                    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off"
+                )
+                ids = [row["id"] for row in await conn.fetch(_RECENT, *params, RECENT_ROWS)]
+                if len(ids) < CANDIDATES:
+                    ids = [row["id"] for row in await conn.fetch(_FOUND, *params)]
+                rows: list[asyncpg.Record] = await conn.fetch(_MATCHES, ids)
+                return rows
+        except _FAILURES as exc:
+            raise StoreError(f"read failed: {exc or type(exc).__name__}") from exc
 
     async def ping(self) -> None:
         """Raise StoreError unless the database answers and takes a commit right now."""

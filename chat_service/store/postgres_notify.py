@@ -1,12 +1,15 @@
-"""PostgreSQL's change feed: what every replica committed or deleted, by LISTEN/NOTIFY.
+"""PostgreSQL's change feed: what every replica committed, created, renamed or deleted, by
+LISTEN/NOTIFY.
 
 A transaction that writes to conversations notifies ``chat_exchanges`` with each one's
-storage key (keys.py), or with the key behind ``-`` when it deleted one (no key starts with
-it); PostgreSQL delivers the notifications when, and only if, it commits, and folds equal
-payloads of one transaction into one. Every replica holds one connection of its own (not
-one of the pool's: it stays in LISTEN) that hears them and tells its listeners. A lost
-connection is reopened, and its listeners are then told that anything may have changed
-meanwhile (``None``), since notifications sent while away are gone.
+storage key (keys.py), with the key behind ``-`` when it deleted one, or behind ``+`` when it
+created or renamed one (no key starts with either: an owner's namespace starts with its kind,
+an anonymous conversation's id with a letter or digit); PostgreSQL delivers the
+notifications when, and only if, it commits, and folds equal payloads of one transaction
+into one. Every replica holds one connection of its own (not one of the pool's: it stays in
+LISTEN) that hears them and tells its listeners. A lost connection is reopened, and its
+change listeners are then told that anything may have changed meanwhile (``None``), since
+notifications sent while away are gone.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from chat_service.chat.domain import ConversationRef
-from chat_service.store.base import ChangeListener, RemovalListener, call_each
+from chat_service.store.base import (
+    CatalogueListener,
+    ChangeListener,
+    RemovalListener,
+    call_each,
+)
 from chat_service.store.keys import conversation_of, storage_key
 from chat_service.store.postgres_failures import FAILURES
 
@@ -28,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CHANGES_CHANNEL = "chat_exchanges"
 REMOVED = "-"
+CATALOGUED = "+"
 _NOTIFY = f"SELECT pg_notify('{CHANGES_CHANNEL}', c) FROM unnest($1::text[]) AS c"
 # The listening connection checks it is still alive this often (a silent network loss
 # raises nothing by itself) and waits this long before reconnecting.
@@ -49,6 +58,13 @@ async def notify_removed(
     await conn.execute(_NOTIFY, [REMOVED + storage_key(conversation)])
 
 
+async def notify_catalogued(
+    conn: asyncpg.Connection | PoolConnectionProxy, conversation: ConversationRef
+) -> None:
+    """In the creating or renaming transaction: this conversation is new, or has a new title."""
+    await conn.execute(_NOTIFY, [CATALOGUED + storage_key(conversation)])
+
+
 class PostgresChangeFeed:
     """The listeners of one replica, and the connection that hears for them."""
 
@@ -56,6 +72,7 @@ class PostgresChangeFeed:
         self.url = url
         self._change_listeners: list[ChangeListener] = []
         self._removal_listeners: list[RemovalListener] = []
+        self._catalogue_listeners: list[CatalogueListener] = []
         self._listening: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -67,6 +84,11 @@ class PostgresChangeFeed:
     def add_removal_listener(self, listener: RemovalListener) -> None:
         """Deletions by every replica, this one included."""
         self._removal_listeners.append(listener)
+        self._start_listening()
+
+    def add_catalogue_listener(self, listener: CatalogueListener) -> None:
+        """Creations and renamings by every replica, this one included."""
+        self._catalogue_listeners.append(listener)
         self._start_listening()
 
     def _start_listening(self) -> None:
@@ -107,6 +129,8 @@ class PostgresChangeFeed:
         text = str(payload)
         if text.startswith(REMOVED):
             self._removed(conversation_of(text.removeprefix(REMOVED)))
+        elif text.startswith(CATALOGUED):
+            call_each(self._catalogue_listeners, conversation_of(text.removeprefix(CATALOGUED)))
         else:
             self._changed(conversation_of(text))
 

@@ -125,6 +125,8 @@ def erase(conn: sqlite3.Connection, key: str) -> bool:
     with immediate_transaction(conn):
         conn.execute("DELETE FROM exchanges WHERE conversation_id = ?", (key,))
         deleted = conn.execute("DELETE FROM conversations WHERE key = ?", (key,)).rowcount > 0
+        if deleted:
+            erase_from_search_index(conn)
     if deleted:
         # The deletion is committed whatever happens here: a failure is logged, not raised.
         try:
@@ -138,6 +140,17 @@ def erase(conn: sqlite3.Connection, key: str) -> bool:
             # the latest); until then it may hold the deleted pages.
             log.warning("the log could not be truncated after a deletion: %s", reason)
     return deleted
+
+
+def erase_from_search_index(conn: sqlite3.Connection) -> None:
+    """Take deleted exchanges' words out of the search index's files, inside the deleting
+    transaction. The triggers (migrations.py) already left them out of every search, but
+    FTS5 records a deletion as a new entry beside the old one, which keeps the deleted
+    words in its pages until a merge rewrites them ('secure-delete' would avoid that; it
+    needs SQLite 3.42, and this one is 3.40). 'optimize' merges the whole index into one
+    segment without them; ``secure_delete`` zeroes the pages the old segments leave free.
+    It rewrites the whole index: bench/README.md measures what that costs a deletion."""
+    conn.execute("INSERT INTO exchanges_search (exchanges_search) VALUES ('optimize')")
 
 
 def transaction(

@@ -174,6 +174,12 @@ class Metrics:
             "Live-update streams (GET /chat/events) open right now.",
             registry=registry,
         )
+        self.list_subscriptions = Gauge(
+            "chat_conversation_list_subscriptions",
+            "Streams of callers' lists of conversations (GET /chat/conversation-events) open "
+            "right now.",
+            registry=registry,
+        )
         self.store_duration = Histogram(
             "chat_store_operation_duration_seconds",
             "Duration of store operations (reads, and each group-commit transaction).",

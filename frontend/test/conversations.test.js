@@ -6,6 +6,7 @@ import {
   byActivity,
   goneIds,
   isConversation,
+  listChange,
   titleOf,
   touchedAt,
 } from "../conversations.js";
@@ -51,4 +52,22 @@ test("a first page with more: only chats at least as new as its last are known g
   const listed = [at("a", "2024-01-05"), at("b", "2024-01-04"), at("older", "2024-01-01")];
   const page = [at("a", "2024-01-05"), at("c", "2024-01-03")];
   assert.deepEqual(goneIds(listed, page, true, null), ["b"]);
+});
+
+test("the list's stream: ready, a conversation as it stands, a deletion; nothing else", () => {
+  const listed = { id: "a", title: "Plans", updated_at: "2026-01-01T00:00:00Z", exchanges: 2 };
+  assert.deepEqual(listChange({ type: "ready", data: "{}" }), { kind: "ready" });
+  assert.deepEqual(listChange({ type: "conversation", data: JSON.stringify(listed) }), {
+    kind: "conversation",
+    conversation: listed,
+  });
+  assert.deepEqual(listChange({ type: "deleted", data: '{"id":"a"}' }), {
+    kind: "deleted",
+    id: "a",
+  });
+  assert.equal(listChange({ type: "conversation", data: '{"id":"a"}' }), null);
+  assert.equal(listChange({ type: "deleted", data: '{"id":5}' }), null);
+  assert.equal(listChange({ type: "deleted", data: "null" }), null);
+  assert.equal(listChange({ type: "conversation", data: "not json" }), null);
+  assert.equal(listChange({ type: "renamed", data: JSON.stringify(listed) }), null);
 });

@@ -302,7 +302,7 @@ def test_after_a_restart_the_page_shows_what_it_missed(
 ) -> None:
     chat = open_chat(open_page, base_url)
     # While the service is down, the stream's reconnections fail (through NGINX: a 502).
-    chat.watched.expect_failed_requests("/chat/events")
+    chat.watched.expect_failed_requests("/chat/events", "/chat/conversation-events")
     failed: list[str] = []
 
     def on_request_failed(request: Request) -> None:  # refused: straight to the service
@@ -407,7 +407,8 @@ def test_an_event_source_with_an_earlier_versions_id_follows_on_without_a_refusa
     instead its stream restarts from now, and the restart's id becomes its last, so the
     reconnection after the service restarts resumes exactly, with nothing missed."""
     chat = ChatPage(open_page(), fresh_service.base_url).open()
-    chat.watched.expect_failed_requests("/chat/events")  # while the service is down
+    # While the service is down: the conversation's stream, and the list's.
+    chat.watched.expect_failed_requests("/chat/events", "/chat/conversation-events")
     for n in range(2):
         post(fresh_service, unique(f"before the update {n}"))
     url = "chat/events?conversation_id=default&last_event_id=41"

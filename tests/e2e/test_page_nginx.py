@@ -148,9 +148,15 @@ def test_a_rejected_message_shows_the_services_reason(
 def test_service_down_shows_errors_in_place_and_retry_recovers(
     chat: ChatPage, service: ServiceProcess
 ) -> None:
-    # The live updates stream reconnects while the service is down, and fails too.
+    # The live streams (the conversation's and the list's) reconnect while the service is
+    # down, and fail too.
     chat.watched.expect_failed_requests(
-        "/chat/auth", "/chat/history", "/chat/message", "/readyz", "/chat/events"
+        "/chat/auth",
+        "/chat/history",
+        "/chat/message",
+        "/readyz",
+        "/chat/events",
+        "/chat/conversation-events",
     )
     text = "Sent while the service was down"
     chat.open()

@@ -160,9 +160,15 @@ def test_unreachable_service_errors_in_place_and_retry_recovers(
     chat: ChatPage, service: ServiceProcess
 ) -> None:
     """The page stays open while the service is down; every failure is shown where it happened."""
-    # The live updates stream reconnects while the service is down, and fails too.
+    # The live streams (the conversation's and the list's) reconnect while the service is
+    # down, and fail too.
     chat.watched.expect_failed_requests(
-        "/chat/auth", "/chat/history", "/chat/message", "/readyz", "/chat/events"
+        "/chat/auth",
+        "/chat/history",
+        "/chat/message",
+        "/readyz",
+        "/chat/events",
+        "/chat/conversation-events",
     )
     total = len(stored_history(service))
     chat.open()

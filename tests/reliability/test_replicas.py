@@ -261,3 +261,49 @@ def test_a_deletion_reaches_every_replica(start_service: StartService, postgres_
         assert [item["user"] for item in body] == ["doomed"], "bob's own 'c' is untouched"
     finally:
         stream.close()
+
+
+def test_the_list_of_conversations_is_live_on_every_replica(
+    start_service: StartService, postgres_url: str
+) -> None:
+    """Alice's list, followed through the second replica, hears what the first does to her
+    conversations: created, renamed, written to, deleted; bob's writes to his conversation
+    of the same id are not on it."""
+    keys = {"CHAT_API_KEYS": f"alice:{ALICE_KEY},bob:{BOB_KEY}"}
+    env = {**UNLIMITED, "CHAT_DATABASE_URL": postgres_url, **keys}
+    first, second = (start_service(env=env) for _ in range(2))
+    alice = {"Authorization": f"Bearer {ALICE_KEY}"}
+    bob = {"Authorization": f"Bearer {BOB_KEY}"}
+    stream = get_stream(second.port, "/chat/conversation-events", headers=alice)
+    assert stream.status == 200
+    events = (event for event in stream.events() if event.event != "ready")
+    try:
+        # Until the second replica's LISTEN is in place, a change is heard only as another
+        # ready: a warm-up made through the first replica shows that it is.
+        warm_up = {"title": "warm-up"}
+        while True:
+            made = first.request("POST", "/chat/conversations", warm_up, alice)[2]
+            if next(events).data["id"] == made["id"]:
+                break
+        # Each change heard before the next is made (changes made while the hub reads are
+        # read together, as the conversation then stands).
+        status, _, made = first.request("POST", "/chat/conversations", {"title": "Plans"}, alice)
+        assert status == 201
+        assert next(events).data == made
+        path = f"/chat/conversations/{made['id']}"
+        assert first.request("PATCH", path, {"title": "Holiday"}, alice)[0] == 200
+        assert next(events).data["title"] == "Holiday"
+        for owner in (bob, alice):  # bob's is another conversation, not on alice's list
+            body = {"message": "hi", "conversation_id": made["id"]}
+            assert first.request("POST", "/chat/message", body, owner)[0] == 200
+        posted = next(events)
+        assert (posted.event, posted.data["id"], posted.data["exchanges"]) == (
+            "conversation",
+            made["id"],
+            1,
+        )
+        assert first.request("DELETE", path, None, alice)[0] == 204
+        deleted = next(events)
+        assert (deleted.event, deleted.data) == ("deleted", {"id": made["id"]})
+    finally:
+        stream.close()

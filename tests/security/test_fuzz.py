@@ -16,7 +16,15 @@ import pytest
 from tests.conftest import StartService
 
 # Cases each group generated at least (the seed is fixed); 1,000+ in all.
-MIN_CASES = {"message": 150, "history": 150, "conversations": 1000, "service": 10, "events": 40}
+MIN_CASES = {
+    "message": 150,
+    "history": 150,
+    "conversations": 1000,
+    "search": 150,
+    "service": 10,
+    "events": 40,
+    "conversation-events": 5,
+}
 
 
 def run_schemathesis(base_url: str, cwd: Path, *args: str) -> int:
@@ -59,15 +67,23 @@ def run_schemathesis(base_url: str, cwd: Path, *args: str) -> int:
 # message to a deleted conversation's id starts a new one (README, Conversations), which the
 # stateful phase reads as the old one resurrected. GET /chat/events never ends by itself:
 # each case reads what the stream sends within the request timeout, then checks it, so it
-# gets fewer cases of its own.
+# gets fewer cases of its own; GET /chat/conversation-events, which takes no parameters, has
+# only its credentials to vary.
 GROUPS = {
     "message": ("--include-path", "/chat/message"),
     "history": ("--include-path", "/chat/history"),
     "conversations": ("--include-path-regex", "^/chat/conversations"),
+    "search": ("--include-path", "/chat/search"),
     "service": ("--exclude-path-regex", "^/chat/"),
     "events": ("--include-path", "/chat/events", "--request-timeout", "0.5"),
+    "conversation-events": (
+        "--include-path",
+        "/chat/conversation-events",
+        "--request-timeout",
+        "0.5",
+    ),
 }
-EXAMPLES = {"events": "40"}
+EXAMPLES = {"events": "40", "conversation-events": "20"}
 
 
 @pytest.mark.timeout(400)

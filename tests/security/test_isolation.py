@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from chat_service.app import create_app
@@ -46,6 +47,7 @@ ENDPOINTS = [
     "message",
     "stream",
     "events",
+    "conversation-events",
     "list",
     "get",
     "create",
@@ -53,6 +55,7 @@ ENDPOINTS = [
     "configure",
     "export",
     "delete",
+    "search",
     "me",
     "models",
 ]
@@ -141,7 +144,7 @@ async def test_nothing_crosses(
 
     after = await owners_state(client, owner)
     assert [item["user"] for item in after[0]][:2] == [SECRET, "and more"]
-    if endpoint != "events":  # there the owner writes on purpose
+    if endpoint not in ("events", "conversation-events"):  # there the owner writes on purpose
         assert after == before, "the owner's conversations are untouched"
 
 
@@ -197,6 +200,48 @@ async def intrude_events(
                 pass
         assert json.loads(line.removeprefix("data:"))["user"] == expected
         stream.close()
+
+
+async def intrude_conversation_events(
+    client: Client, owner: Headers, intruder: Headers, private_id: str
+) -> None:
+    """The intruder follows its list while the owner creates, renames, writes to (both ids)
+    and deletes a conversation; then the intruder writes to its own: the first change its
+    stream carries is that one, and nothing of the owner's."""
+    stream = await client.get("/chat/conversation-events", headers=intruder)
+    assert stream.status == 200
+    assert await next_event(stream) == ("ready", {})
+    created = await client.post("/chat/conversations", json={"title": SECRET}, headers=owner)
+    doomed = (await created.json())["id"]
+    path = f"/chat/conversations/{doomed}"
+    renamed = await client.patch(path, json={"title": SECRET + " renamed"}, headers=owner)
+    assert renamed.status == 200
+    await send(client, owner, SECRET + " again", SHARED_ID)
+    await send(client, owner, SECRET + " again", private_id)
+    assert (await client.delete(path, headers=owner)).status == 204
+    await send(client, intruder, "mine", SHARED_ID)
+    async with asyncio.timeout(5):
+        # PostgreSQL's listener may say ready again, when its connection comes up.
+        while (event := await next_event(stream))[0] == "ready":
+            pass
+    name, data = event
+    assert (name, data["id"], data["title"], data["exchanges"]) == (
+        "conversation",
+        SHARED_ID,
+        "mine",
+        1,
+    )
+    stream.close()
+
+
+async def next_event(stream: ClientResponse) -> tuple[str, Any]:
+    """The next event's name and data."""
+    name = "message"
+    async with asyncio.timeout(5):
+        while not (line := (await stream.content.readline()).decode()).startswith("data:"):
+            if line.startswith("event:"):
+                name = line.removeprefix("event:").strip()
+    return name, json.loads(line.removeprefix("data:"))
 
 
 async def intrude_list(client: Client, _: Headers, intruder: Headers, private_id: str) -> None:
@@ -258,6 +303,25 @@ async def intrude_delete(client: Client, _: Headers, intruder: Headers, private_
         assert (response.status, await response.json()) == (404, NOT_FOUND)
 
 
+async def search(client: Client, headers: Headers, query: str) -> list[dict[str, Any]]:
+    response = await client.get("/chat/search", params={"q": query}, headers=headers)
+    assert response.status == 200
+    results: list[dict[str, Any]] = (await response.json())["results"]
+    return results
+
+
+async def intrude_search(client: Client, owner: Headers, intruder: Headers, _: str) -> None:
+    """The owner's search finds its secret (so the intruder's could); the intruder's finds
+    none of the owner's exchanges, only its own, though both use the same conversation id."""
+    assert [r["conversation_id"] for r in await search(client, owner, "secret 7f3a")] == [SHARED_ID]
+    for query in ("secret 7f3a", "owner", "more", "7f3a"):
+        assert await search(client, intruder, query) == []
+    await send(client, intruder, "my own secret", SHARED_ID)
+    mine = await search(client, intruder, "secret")
+    assert [(r["conversation_id"], r["turn"]) for r in mine] == [(SHARED_ID, 1)]
+    assert SECRET not in json.dumps(mine)
+
+
 async def intrude_me(client: Client, owner: Headers, intruder: Headers, _: str) -> None:
     """Who the intruder is, by /chat/me and by /chat/auth's caller: itself, never the owner,
     and nothing of the owner's conversations."""
@@ -278,6 +342,7 @@ INTRUSIONS = {
     "message": intrude_message,
     "stream": intrude_stream,
     "events": intrude_events,
+    "conversation-events": intrude_conversation_events,
     "list": intrude_list,
     "get": intrude_get,
     "create": intrude_create,
@@ -285,6 +350,7 @@ INTRUSIONS = {
     "configure": intrude_configure,
     "export": intrude_export,
     "delete": intrude_delete,
+    "search": intrude_search,
     "me": intrude_me,
     "models": intrude_models,
 }
@@ -305,6 +371,7 @@ def test_the_matrix_covers_every_conversation_route() -> None:
         ("GET", "/chat/history"),  # history
         ("POST", "/chat/message"),  # message, stream
         ("GET", "/chat/events"),  # events
+        ("GET", "/chat/conversation-events"),  # conversation-events
         ("GET", "/chat/conversations"),  # list
         ("POST", "/chat/conversations"),  # create
         ("GET", "/chat/conversations/{conversation_id}"),  # get
@@ -312,6 +379,7 @@ def test_the_matrix_covers_every_conversation_route() -> None:
         ("GET", "/chat/conversations/{conversation_id}/export"),  # export
         ("GET", "/chat/models"),  # models
         ("DELETE", "/chat/conversations/{conversation_id}"),  # delete
+        ("GET", "/chat/search"),  # search
         ("GET", "/chat/me"),  # me
         ("GET", "/chat/auth"),  # me (its caller)
     }

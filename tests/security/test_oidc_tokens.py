@@ -26,6 +26,7 @@ CALLS = [
     ("GET", "/chat/conversations", None),
     ("POST", "/chat/conversations", {"title": "mine"}),
     ("GET", "/chat/events?conversation_id=default", None),
+    ("GET", "/chat/conversation-events", None),
 ]
 
 

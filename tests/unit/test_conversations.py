@@ -30,6 +30,11 @@ Client = TestClient[Any, Any]
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 BAD_CURSOR = "Query parameter 'before' must be a cursor from a previous page's Link."
 MARKER = "zq-erase-me-8c1d"
+# One word, as the search index holds words (the marker is four of them). The index stores
+# a word after the one before it as the length of their common start and the rest: its end
+# is in the file whatever precedes it.
+WORD = "xylophonist8c1d"
+WORD_END = WORD[-10:].encode()
 NOT_FOUND = {"status": "error", "message": "Conversation not found."}
 FORMAT_CHARACTER = "Field 'title' must not contain invisible format characters (found U+{})."
 
@@ -382,14 +387,22 @@ async def test_deleted_text_is_gone_from_the_sqlite_files(tmp_path: Path) -> Non
     store = await SQLiteChatStore.open(path)
     try:
         for n in range(3):
-            await store.append(ref("doomed"), f"{MARKER} question {n}", f"{MARKER} answer {n}")
+            await store.append(
+                ref("doomed"), f"{MARKER} question {n}", f"{MARKER} {WORD} answer {n}"
+            )
             await store.append(ref("kept"), f"kept question {n}", "kept answer")
         await store.rename_conversation(ref("doomed"), f"{MARKER} title")
         assert MARKER.encode() in database_bytes(path), "the text was on disk to begin with"
+        assert len(await store.search("", [WORD], limit=5)) == 3, "found by search"
+        on_disk = database_bytes(path)
+        assert on_disk.count(WORD_END) > 3, "in the index's pages as well as the 3 texts"
         assert await store.delete_conversation(ref("doomed"))
         on_disk = database_bytes(path)
         assert MARKER.encode() not in on_disk
+        assert WORD_END not in on_disk, "nor in the search index's pages"
+        assert await store.search("", [WORD], limit=5) == []
         assert b"kept question 2" in on_disk
+        assert len(await store.search("", ["kept"], limit=5)) == 3
         assert [e.user for e in (await store.history(ref("kept"))).exchanges][
             -1
         ] == "kept question 2"
@@ -430,8 +443,11 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
         # alone would leave in the page's free space.
         for n in range(3):
             await store.append(ref("kept"), f"kept question {n}", "kept answer")
-            await store.append(ref("doomed"), f"{MARKER} question {n}", f"{MARKER} answer {n}")
+            await store.append(
+                ref("doomed"), f"{MARKER} question {n}", f"{MARKER} {WORD} answer {n}"
+            )
         await store.rename_conversation(ref("doomed"), f"{MARKER} title")
+        assert len(await store.search("", [WORD], limit=5)) == 3, "found by search"
         key = await conversation_key(url, "doomed")
         assert key is not None
         assert any(f.startswith("pg_wal/") for f in server.files_contain(key)), "its WAL record"
@@ -439,11 +455,13 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
         server.execute("CHECKPOINT")
         assert server.files_contain(MARKER.encode()) == []
         assert server.files_contain(b"kept question") == [], "no text is ever in the clear"
+        assert server.files_contain(WORD_END) == [], "nor a word of it, in the search index"
         keys_file = server.execute("SELECT pg_relation_filepath('conversation_keys')", "erasure")
         tables = [f for f in server.files_contain(key) if not f.startswith("pg_wal/")]
         assert tables == [keys_file.strip()], "the key's row, and no statistics of it"
 
         assert await store.delete_conversation(ref("doomed"))
+        assert await store.search("", [WORD], limit=5) == []
         for _ in range(200):  # the shredder's next look, a quarter interval later
             if store.shredder.rewrites:
                 break
@@ -454,6 +472,7 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
         server.execute("SELECT pg_switch_wal()")
         server.execute("CHECKPOINT")
         assert server.files_contain(key) == []
+        assert server.files_contain(WORD_END) == []
         assert await conversation_key(url, "doomed") is None
         assert [e.user for e in (await store.history(ref("kept"))).exchanges][
             -1

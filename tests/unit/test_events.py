@@ -444,6 +444,9 @@ class HeldReads:
     def add_removal_listener(self, listener: Callable[[ConversationRef], None]) -> None:
         self.store.add_removal_listener(listener)
 
+    def add_catalogue_listener(self, listener: Callable[[ConversationRef], None]) -> None:
+        self.store.add_catalogue_listener(listener)
+
     async def last_turn(self, conversation: ConversationRef) -> int:
         return await self.store.last_turn(conversation)
 

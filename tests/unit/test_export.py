@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from chat_service.app import create_app
 from chat_service.chat.domain import Conversation, Exchange, ReplyOrigin
-from chat_service.chat.export import export_markdown, file_name
+from chat_service.chat.export import export_json, export_markdown, file_name
 from chat_service.config import Settings
 from tests.support.refs import ref
 
@@ -126,3 +126,37 @@ def test_markdown_of_a_bare_conversation_and_of_unknown_origins() -> None:
     assert "## Instructions" not in text
     assert "## Assistant\n\na\n" in text
     assert "## m · ? in, 5 out\n\na2\n" in text
+
+
+def test_file_names_lose_separators_at_their_ends_only() -> None:
+    assert file_name(conversation("-.plan"), "md") == "plan.md"
+    assert file_name(conversation("Xmas list X"), "md") == "Xmas-list-X.md"
+    assert file_name(conversation("X" * 70), "md") == "X" * 60 + ".md"
+    assert file_name(conversation("x" * 59 + " y"), "md") == "x" * 59 + ".md", "no dash at the cut"
+
+
+def test_the_whole_markdown_of_a_short_chat() -> None:
+    exchanges = [
+        Exchange(
+            1,
+            ref("c"),
+            1,
+            "Hi",
+            "Hello!",
+            "2026-12-05T10:00:01.000Z",
+            origin=ReplyOrigin("m", 3, 2),
+        )
+    ]
+    text = export_markdown(conversation("Hi", system_prompt="Be kind."), exchanges).decode()
+    assert text == (
+        "# Hi\n\nStarted 2026-12-05T10:00:00.000Z · 1 exchange\n\n"
+        "## Instructions\n\nBe kind.\n\n"
+        "## You · 2026-12-05T10:00:01.000Z\n\nHi\n\n"
+        "## m · 3 in, 2 out\n\nHello!\n"
+    )
+
+
+def test_json_is_indented_for_people_to_read_too() -> None:
+    body = export_json(conversation("t"), []).decode()
+    assert body.startswith('{\n  "id": "c0ffee",\n  "title": "t",')
+    assert body.endswith('\n  "history": []\n}')

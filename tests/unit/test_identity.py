@@ -542,6 +542,7 @@ async def test_the_store_is_checked_before_the_issuer(
         ("GET", "/chat/history"),
         ("POST", "/chat/message"),
         ("GET", "/chat/events"),
+        ("GET", "/chat/conversation-events"),
         ("GET", "/chat/conversations"),
         ("POST", "/chat/conversations"),
     ],

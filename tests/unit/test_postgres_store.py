@@ -24,10 +24,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from chat_service.chat.domain import Conversation, HistoryKeys, SettingsChange
-from chat_service.store import StoreError, StoreOpenError
+from chat_service.store import StoreError, StoreOpenError, postgres
 from chat_service.store.postgres import PostgresChatStore, migrate
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.postgres_shredding import KeyShredder
+from chat_service.store.search_terms import keyed_term, search_key
 from chat_service.telemetry.metrics import Metrics
 from tests.support.postgres import PostgresServer
 from tests.support.refs import ref
@@ -532,7 +533,12 @@ async def test_a_database_of_the_first_release_is_migrated_sealed_and_rewritten(
                 (1, f"first\n  line {MARKER}", "r"),
                 (2, "second", f"{MARKER} reply"),
             ]
+            # Migration 4: the exchanges sealed by migration 3 are indexed for search.
+            hits = await store.search("", ["sealing", "5b2e"], limit=10)
+            assert sorted(h.exchange.turn for h in hits) == [1, 2]
+            assert [h.exchange.user for h in await store.search("", ["d"], limit=10)] == ["in d"]
             assert (await store.append(ref("c"), "third", "r")).turn == 3
+            assert [h.exchange.turn for h in await store.search("", ["third"], limit=10)] == [3]
         finally:
             await store.close()
         columns = await conn.fetch(
@@ -699,3 +705,55 @@ async def test_the_shredder_retries_and_finds_what_a_stopped_replica_left(
         await shredder.close()
         await holder.close()
     assert (await fetch(postgres_url, "SELECT keys_shredded FROM chat_shredding"))[0][0] == 1
+
+
+async def test_the_search_index_holds_keyed_terms_that_differ_by_conversation(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL is given each exchange's distinct words as HMACs under a key derived from
+    its conversation's key: the same word in two conversations is two unrelated numbers, and
+    nothing in the column is a word."""
+    store = await PostgresChatStore.open(postgres_url)
+    try:
+        await store.append(ref("a"), "Echidna echidna", "spines")
+        await store.append(ref("b"), "echidna", "r")
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT conversation_id, search_terms FROM exchanges ORDER BY conversation_id"
+        )
+    finally:
+        await conn.close()
+    terms = {row["conversation_id"]: row["search_terms"] for row in rows}
+    for conversation, words in (("a", ["echidna", "spines"]), ("b", ["echidna", "r"])):
+        key = await conversation_key(postgres_url, conversation)
+        assert key is not None
+        derived = search_key(key)
+        assert derived != key
+        assert terms[conversation] == sorted(keyed_term(derived, word) for word in words)
+    assert not set(terms["a"]) & set(terms["b"]), "the same word, unrelated terms"
+
+
+@pytest.mark.parametrize(
+    ("recent_rows", "why"),
+    [(4, "the newest rows hold enough matches"), (2, "they do not: the index finds them")],
+)
+async def test_a_search_reads_the_newest_matches_either_way(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, recent_rows: int, why: str
+) -> None:
+    """Of the matches, the newest CANDIDATES are ranked: found among the newest rows when
+    those hold as many, else by the index; the same either way."""
+    monkeypatch.setattr(postgres, "CANDIDATES", 2)
+    monkeypatch.setattr(postgres, "RECENT_ROWS", recent_rows)
+    store = await PostgresChatStore.open(postgres_url)
+    try:
+        for n in range(3):
+            await store.append(ref("a", "key:alice"), f"wallaby {n}", "r")
+        await store.append(ref("b", "key:alice"), "wallaby in b", "r")
+        await store.append(ref("c", "key:bob"), "bob's wallaby", "r")
+        hits = await store.search("key:alice", ["wallaby"], limit=5)
+    finally:
+        await store.close()
+    assert sorted(h.exchange.user for h in hits) == ["wallaby 2", "wallaby in b"], why

@@ -328,7 +328,13 @@ async def test_a_database_of_the_first_release_is_migrated_keeping_its_rows(
                 "c", "from before", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z", 2
             ),
         ]
+        # Migration 5: the exchanges stored before it are found by search.
+        hits = await store.search("", ["before", "still"], limit=10)
+        assert [(h.exchange.conversation.id, h.exchange.turn, h.title) for h in hits] == [
+            ("c", 1, "from before")
+        ]
         assert (await store.append(ref("c"), "new", "reply")).turn == 3
+        assert len(await store.search("", ["reply"], limit=10)) == 1, "and those after it"
         found = await store.conversation(ref("c"))
         assert found is not None
         assert found.exchanges == 3

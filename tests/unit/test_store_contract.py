@@ -22,8 +22,9 @@ from chat_service.chat.domain import (
     ReplyOrigin,
     SettingsChange,
 )
-from chat_service.store import ChatStore
+from chat_service.store import ChatStore, postgres, sqlite
 from chat_service.store.postgres import PostgresChatStore
+from chat_service.store.search_terms import query_words
 from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.refs import ref
 
@@ -302,6 +303,97 @@ async def test_deleting_takes_the_conversation_and_its_exchanges(store: ChatStor
     assert again.turn == 1, "the same id starts a new conversation"
 
 
+# -- search -----------------------------------------------------------------------------
+
+
+async def found(store: ChatStore, owner: str, query: str, limit: int = 20) -> list[str]:
+    """What a search finds, as ``conversation id/turn``."""
+    hits = await store.search(owner, query_words(query, most=16), limit=limit)
+    return [f"{hit.exchange.conversation.id}/{hit.exchange.turn}" for hit in hits]
+
+
+async def test_search_finds_exchanges_holding_every_word(store: ChatStore) -> None:
+    await store.append(ref("trip", ALICE), "Plan a trip to Zürich", "Take the train.")
+    await store.append(ref("trip", ALICE), "What about Lisbon?", "Lisbon is sunny; take a plane")
+    await store.append(ref("food", ALICE), "A café near the TRAIN station", "Try the bakery.")
+    assert sorted(await found(store, ALICE, "train")) == ["food/1", "trip/1"]
+    assert await found(store, ALICE, "zurich train") == ["trip/1"], "message and reply"
+    assert await found(store, ALICE, "CAFE") == ["food/1"], "case and accents folded"
+    assert await found(store, ALICE, "lisbon plane") == ["trip/2"]
+    assert await found(store, ALICE, "lisbon train") == [], "every word, not any"
+    assert await found(store, ALICE, "trai") == [], "whole words"
+    assert await found(store, ALICE, "nowhere") == []
+
+
+async def test_a_hit_is_the_exchange_as_stored_with_its_conversations_title(
+    store: ChatStore,
+) -> None:
+    stored = await store.append(ref("c", ALICE), "quokka facts", "They smile.", trace_id="cd" * 16)
+    await store.rename_conversation(ref("c", ALICE), "Marsupials")
+    await store.create_conversation(ref("untitled", ALICE), None)
+    (hit,) = await store.search(ALICE, ["quokka"], limit=5)
+    assert (hit.exchange, hit.title) == (stored, "Marsupials")
+
+
+async def test_search_finds_only_the_owners_exchanges(store: ChatStore) -> None:
+    await store.append(ref("c", ALICE), "alice's wombat", "r")
+    await store.append(ref("c", BOB), "bob's wombat", "r")
+    await store.append(ref("c"), "anybody's wombat", "r")
+    alices = await store.search(ALICE, ["wombat"], limit=10)
+    assert [(h.exchange.conversation, h.exchange.user) for h in alices] == [
+        (ConversationRef(ALICE, "c"), "alice's wombat")
+    ]
+    assert [h.exchange.user for h in await store.search("", ["wombat"], limit=10)] == [
+        "anybody's wombat"
+    ]
+    assert await store.search("key:carol", ["wombat"], limit=10) == []
+
+
+async def test_search_ranks_the_exchange_most_about_the_words_first(store: ChatStore) -> None:
+    filler = " ".join(f"filler{i}" for i in range(30))
+    await store.append(ref("a", ALICE), f"otter {filler}", "r")
+    await store.append(ref("b", ALICE), "otter otter otter", "about otters: otter")
+    await store.append(ref("c", ALICE), f"otter {filler}", "r")
+    assert await found(store, ALICE, "otter") == ["b/1", "c/1", "a/1"], "then newest first"
+    assert await found(store, ALICE, "otter", limit=2) == ["b/1", "c/1"]
+
+
+async def test_the_newest_matches_are_the_ones_ranked(
+    store: ChatStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word in thousands of exchanges is ranked among its newest CANDIDATES matches: the
+    oldest here, the densest, is left out."""
+    monkeypatch.setattr(sqlite, "CANDIDATES", 2)
+    monkeypatch.setattr(postgres, "CANDIDATES", 2)
+    await store.append(ref("a", ALICE), "koala koala koala", "koala")
+    await store.append(ref("b", ALICE), "a koala and many other words here", "r")
+    await store.append(ref("c", BOB), "bob's koala", "r")
+    await store.append(ref("a", ALICE), "koala koala", "r")
+    assert await found(store, ALICE, "koala", limit=5) == ["a/2", "b/1"]
+
+
+async def test_a_deleted_conversation_is_no_longer_found(store: ChatStore) -> None:
+    await store.append(ref("doomed", ALICE), "platypus", "r")
+    await store.append(ref("kept", ALICE), "platypus too", "r")
+    assert sorted(await found(store, ALICE, "platypus")) == ["doomed/1", "kept/1"]
+    assert await store.delete_conversation(ref("doomed", ALICE))
+    assert await found(store, ALICE, "platypus") == ["kept/1"]
+    await store.append(ref("doomed", ALICE), "a fresh start", "r")
+    assert await found(store, ALICE, "platypus") == ["kept/1"]
+    assert await found(store, ALICE, "fresh") == ["doomed/1"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"', "NEAR(a b) OR c*", "-x AND NOT y", "col:umn ^start", "a + b", "'single' \\ back"],
+)
+async def test_search_syntax_typed_by_a_user_is_only_words(store: ChatStore, query: str) -> None:
+    words = query_words(query, most=16)
+    await store.append(ref("c", ALICE), " ".join(words) or "nothing", "r")
+    hits = await store.search(ALICE, words or ["nothing"], limit=5)
+    assert [hit.exchange.turn for hit in hits] == [1]
+
+
 # -- the change feed ---------------------------------------------------------------------
 
 
@@ -322,3 +414,25 @@ async def test_the_feed_names_each_conversation_deleted(store: ChatStore) -> Non
     assert await store.delete_conversation(ref("c", ALICE))
     await eventually(lambda: bool(removed))
     assert removed == [ConversationRef(ALICE, "c")]
+
+
+async def test_the_feed_names_each_conversation_created_or_renamed(store: ChatStore) -> None:
+    """Creations and renamings (which commit no exchange) are heard of, by catalogue
+    listeners only; one that changed nothing is not. A deletion is not a renaming."""
+    catalogued: list[ConversationRef] = []
+    store.add_catalogue_listener(catalogued.append)
+    changed = await listening(store)
+    assert await store.create_conversation(ref("new", ALICE), None) is not None
+    assert await store.create_conversation(ref("new", ALICE), "again") is None
+    assert await store.rename_conversation(ref("new", ALICE), "Named") is not None
+    assert await store.rename_conversation(ref("none-such", BOB), "Named") is None
+    assert await store.delete_conversation(ref("new", ALICE))
+    # Something after them all: once its notification is here, theirs have come.
+    assert await store.create_conversation(ref("last", BOB), None) is not None
+    await eventually(lambda: ConversationRef(BOB, "last") in catalogued)
+    assert catalogued == [
+        ConversationRef(ALICE, "new"),
+        ConversationRef(ALICE, "new"),
+        ConversationRef(BOB, "last"),
+    ]
+    assert changed == []

@@ -1,0 +1,72 @@
+"""``GET /chat/conversation-events``: the caller's list of conversations, live, as server-sent
+events (the page's sidebar, in every tab and on every device, follows it).
+
+First a ``ready`` event: from then on nothing is missed, so a client (re)loads the list
+(``GET /chat/conversations``) when it comes. Then, for each of the caller's conversations
+created, renamed, written to or deleted by any replica, a ``conversation`` event whose data is
+the conversation as ``GET /chat/conversations/{id}`` gives it, or a ``deleted`` event whose
+data is ``{"id": ...}``. ``ready`` comes again whenever changes may have been missed (a
+replica lost its notifications for a while): the client loads the list again. Events have no
+ids and a stream does not resume: a client that reconnects gets ``ready`` and reloads.
+
+Not under ``/chat/conversations/``: there ``events`` would be a conversation's id. Auth, CORS,
+rate limits and the caps on open streams are ``/chat``'s, as for ``/chat/events``; the stream
+ends when the caller falls more than 256 changes behind or the service stops (clients
+reconnect), and only ever tells the caller of its own conversations (chat/list_updates.py
+follows an owner, the caller's namespace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from chat_service.api.errors import when_the_store_fails
+from chat_service.api.identity import owner
+from chat_service.api.keys import CHAT, METRICS, SETTINGS, STREAM_LIMITS
+from chat_service.chat.contract import conversation_body
+from chat_service.chat.domain import Conversation
+from chat_service.chat.list_updates import Deleted, ListChange
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/conversation-events")
+@when_the_store_fails("Failed to follow the conversations.")
+async def get_conversation_events(request: web.Request) -> web.StreamResponse:
+    with request.config_dict[STREAM_LIMITS].hold(request):
+        async with request.config_dict[CHAT].follow_conversations(owner(request)) as changes:
+            return await _send_events(request, changes)
+
+
+async def _send_events(
+    request: web.Request, changes: AsyncIterator[ListChange]
+) -> web.StreamResponse:
+    keepalive = request.config_dict[SETTINGS].stream_keepalive_s
+    response = EventSourceResponse(ping_interval=keepalive)
+    await response.prepare(request)
+    gauge = request.config_dict[METRICS].list_subscriptions
+    gauge.inc()
+    try:
+        async for change in changes:
+            event, data = event_of(change)
+            await response.send(orjson.dumps(data).decode(), event=event)
+    finally:
+        gauge.dec()
+        response.stop_streaming()  # the keep-alive comments
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+def event_of(change: ListChange) -> tuple[str, object]:
+    """A change's event: its name and its data."""
+    if isinstance(change, Conversation):
+        return "conversation", conversation_body(change)
+    if isinstance(change, Deleted):
+        return "deleted", {"id": change.id}
+    return "ready", {}
