@@ -12,21 +12,22 @@
 //
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
-import { Api } from "./api.js?v=eac6aa86a2";
-import { Composer } from "./composer.js?v=0319d978b9";
+import { Api } from "./api.js?v=47da704de6";
+import { ChatTools } from "./chat-tools.js?v=737dbb0756";
+import { Composer } from "./composer.js?v=a990b73d8c";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
 import { Connection } from "./connection.js?v=0a5a74b341";
 import { byId } from "./dom.js?v=fbc38dea4b";
 import { Draft } from "./draft.js?v=d603fbc87d";
 import { Follow } from "./follow.js?v=18f3ad6df5";
-import { History } from "./history.js?v=a6a3be826d";
+import { History } from "./history.js?v=c89f4eadc7";
 import { ListLive } from "./list-live.js?v=bb3b73bef4";
-import { Live } from "./live.js?v=e6f055c278";
+import { Live } from "./live.js?v=e04ba549a6";
 import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
-import { Messages } from "./messages.js?v=cd84e06808";
+import { Messages } from "./messages.js?v=0d39805290";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
 import { Sidebar } from "./sidebar.js?v=2b3794c1a3";
-import { SignIn } from "./signin.js?v=422350a62a";
+import { SignIn } from "./signin.js?v=02453c5bc0";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
 /** @typedef {import("#page/history.js").Shown} Shown */
@@ -44,7 +45,10 @@ class ChatPage {
       announcer.textContent = text;
     };
     /** @param {string} id */
-    const onStored = (id) => this.sidebar.touched(id);
+    const onStored = (id) => {
+      this.sidebar.touched(id);
+      this.tools.stored(id);
+    };
     this.input = input;
     this.announce = announce;
     this.connection = new Connection(
@@ -52,6 +56,7 @@ class ChatPage {
       byId("connection-label", HTMLElement),
     );
     this.api = new Api(this.connection);
+    this.tools = new ChatTools({ api: this.api, announce });
     this.messages = new Messages(byId("messages", HTMLOListElement), byId("empty", HTMLElement));
     this.follow = new Follow(log, byId("jump", HTMLButtonElement));
     this.liveParts = { messages: this.messages, follow: this.follow, announce, onStored };
@@ -76,6 +81,7 @@ class ChatPage {
       connection: this.connection,
       announce,
       onStored,
+      ...this.tools.composerParts(),
     });
     // Before the sidebar's own Escape handler (its drawer closes on Escape), so that this one
     // still sees the drawer open and leaves the reply alone.
@@ -146,6 +152,7 @@ class ChatPage {
     // follows what other tabs and devices do to it.
     if (!this.sidebar.loaded) this.sidebar.load();
     this.live.start(loaded);
+    this.tools.loaded(this.shown, loaded.shown.length > 0);
   }
 
   /**
@@ -161,6 +168,7 @@ class ChatPage {
     if (id === this.shown.id && this.messages.historyLoaded) return;
     this.live.close();
     this.shown = { id };
+    this.tools.show(this.shown);
     this.live = new Live(id, this.liveParts);
     this.composer.show(this.shown, this.live);
     this.history.show(this.shown);
@@ -187,6 +195,7 @@ class ChatPage {
     }
     const id = await this.sidebar.create();
     if (id === null) return;
+    this.tools.created(id);
     this.open(id);
     this.sidebar.drawer.close({ restoreFocus: false });
     this.input.focus();

@@ -2,11 +2,11 @@
 // Sending: the message box, Send and Stop, the message shown at once, the reply as it streams,
 // and what stays when it fails (the message, marked, with a Retry) or stops early (the part
 // shown, as the service stores it).
-import { ApiError } from "./api.js?v=eac6aa86a2";
+import { ApiError } from "./api.js?v=47da704de6";
 import { errorNotice } from "./dom.js?v=fbc38dea4b";
-import { shownText } from "./messages.js?v=cd84e06808";
-import { readReply, startReply } from "./reply.js?v=59a69d165d";
-import { traceIdOf } from "./protocol.js?v=190aaaf13f";
+import { shownText } from "./messages.js?v=0d39805290";
+import { readReply, startReply } from "./reply.js?v=c6784539ce";
+import { traceIdOf } from "./protocol.js?v=618811bbaf";
 
 /** @typedef {import("#page/connection.js").Connection} Connection */
 /** @typedef {import("#page/follow.js").Follow} Follow */
@@ -29,9 +29,18 @@ export class Composer {
    *   connection: Connection,
    *   announce: (text: string) => void,
    *   onStored: (conversationId: string) => void,
-   * }} parts onStored: an exchange is stored in that conversation (the sidebar moves it up)
+   *   messageModel?: () => string | null,
+   *   onReplied?: (conversationId: string, id: string | null, user: HTMLElement,
+   *     ai: HTMLElement) => void,
+   * }} parts onStored: an exchange is stored in that conversation (the sidebar moves it up);
+   *   messageModel: the model to name in a message, if any; onReplied: a streamed reply is
+   *   stored whole, with its id from the done event
    */
-  constructor({ form, input, send, stop, log, messages, follow, connection, announce, onStored }) {
+  constructor(parts) {
+    const { form, input, send, stop, log, messages, follow, connection, announce, onStored } =
+      parts;
+    this.messageModel = parts.messageModel ?? (() => null);
+    this.onReplied = parts.onReplied ?? (() => {});
     this.input = input;
     this.sendButton = send;
     this.stopButton = stop;
@@ -101,7 +110,8 @@ export class Composer {
     const streamed = { item: null, text: "", frame: 0 };
     let stored = false; // the exchange is in the conversation now
     try {
-      const response = await startReply(text, shown.id, reply.controller);
+      const model = this.messageModel();
+      const response = await startReply(text, shown.id, reply.controller, model);
       this.connection.set("online");
       const traceId = traceIdOf(response.headers.get("traceresponse"));
       const { text: whole, id } = await readReply(response, (piece) => {
@@ -122,6 +132,7 @@ export class Composer {
       stored = true;
       if (!isShown()) return;
       live.own(id, { user: text, shown: whole, userItem, aiItem: item });
+      this.onReplied(shown.id, id, userItem, item);
       this.announce(`Assistant: ${shownText(item)}`);
       this.follow.followOrNotify();
     } catch (caught) {

@@ -2,9 +2,9 @@
 // The conversation's history: its latest page when the conversation opens, older pages on
 // "Load earlier messages" or when the top of the history scrolls into view. Paging follows the
 // Link header (rel="next"), so the page never builds a cursor itself.
-import { ApiError } from "./api.js?v=eac6aa86a2";
+import { ApiError } from "./api.js?v=47da704de6";
 import { errorNotice } from "./dom.js?v=fbc38dea4b";
-import { isExchangeList, replayStart } from "./protocol.js?v=190aaaf13f";
+import { isExchangeList, replayStart } from "./protocol.js?v=618811bbaf";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/connection.js").Connection} Connection */

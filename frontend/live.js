@@ -6,9 +6,10 @@
 // The stream (event-stream.js) is opened again when it ends or breaks, resuming after the last
 // exchange it received (last_event_id), so nothing is missed and nothing repeated.
 import { EventStream } from "./event-stream.js?v=518a5167dc";
-import { shownText, UNSETTLED } from "./messages.js?v=cd84e06808";
-import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=190aaaf13f";
-import { Reconciler } from "./reconcile.js?v=e5c134a487";
+import { stampExchange } from "./message-stamp.js?v=e50529ef95";
+import { shownText, UNSETTLED } from "./messages.js?v=0d39805290";
+import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=618811bbaf";
+import { Reconciler } from "./reconcile.js?v=5855fda681";
 
 /** @typedef {import("#page/follow.js").Follow} Follow */
 /** @typedef {import("#page/history.js").Loaded} Loaded */
@@ -83,7 +84,7 @@ export class Live {
     if (event.type !== "exchange") return;
     const data = parseJson(event.data);
     if (id === null || !isExchange(data)) return;
-    this.apply(this.reconciler.receive({ id, user: data.user, AI: data.AI }));
+    this.apply(this.reconciler.receive({ ...data, id }));
   }
 
   /**
@@ -117,6 +118,7 @@ export class Live {
       } else if (decision.kind === "confirmed") {
         const mine = decision.own;
         mine.userItem.dataset.exchange = decision.id;
+        stampExchange(mine.userItem, mine.aiItem, decision.exchange);
         // Stored now (a reply stopped or cut off): its chat moves up the list.
         this.onStored(this.conversationId);
         // A stopped reply is stored with every piece the service had sent, which can be more
@@ -140,6 +142,7 @@ export class Live {
     const userItem = messages.item("user", exchange.user);
     const aiItem = messages.item("ai", exchange.AI);
     userItem.dataset.exchange = exchange.id;
+    stampExchange(userItem, aiItem, exchange);
     const identified = /** @type {NodeListOf<HTMLElement>} */ (
       messages.list.querySelectorAll(".message--user[data-exchange]")
     );

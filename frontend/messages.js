@@ -4,6 +4,7 @@
 // whether its empty state shows.
 import { copyButton } from "./copy-button.js?v=fe998d82ab";
 import { element } from "./dom.js?v=fbc38dea4b";
+import { stampExchange } from "./message-stamp.js?v=e50529ef95";
 
 /** @typedef {"user" | "ai"} Role */
 /** @typedef {import("#page/protocol.js").Exchange} Exchange */
@@ -136,7 +137,10 @@ export class Messages {
   exchangeItems(exchanges) {
     const fragment = document.createDocumentFragment();
     for (const exchange of exchanges) {
-      fragment.append(this.item("user", exchange.user), this.item("ai", exchange.AI));
+      const userItem = this.item("user", exchange.user);
+      const aiItem = this.item("ai", exchange.AI);
+      stampExchange(userItem, aiItem, exchange);
+      fragment.append(userItem, aiItem);
     }
     return fragment;
   }

@@ -6,6 +6,12 @@ declare module "./api.js?v=*" {
 declare module "./app.js?v=*" {
   export * from "#page/app.js";
 }
+declare module "./chat-settings.js?v=*" {
+  export * from "#page/chat-settings.js";
+}
+declare module "./chat-tools.js?v=*" {
+  export * from "#page/chat-tools.js";
+}
 declare module "./code-blocks.js?v=*" {
   export * from "#page/code-blocks.js";
 }
@@ -33,6 +39,9 @@ declare module "./credentials.js?v=*" {
 declare module "./delete-dialog.js?v=*" {
   export * from "#page/delete-dialog.js";
 }
+declare module "./disposition.js?v=*" {
+  export * from "#page/disposition.js";
+}
 declare module "./docs.js?v=*" {
   export * from "#page/docs.js";
 }
@@ -48,11 +57,17 @@ declare module "./drawer.js?v=*" {
 declare module "./event-stream.js?v=*" {
   export * from "#page/event-stream.js";
 }
+declare module "./export-menu.js?v=*" {
+  export * from "#page/export-menu.js";
+}
 declare module "./follow.js?v=*" {
   export * from "#page/follow.js";
 }
 declare module "./history.js?v=*" {
   export * from "#page/history.js";
+}
+declare module "./instructions-dialog.js?v=*" {
+  export * from "#page/instructions-dialog.js";
 }
 declare module "./key-dialog.js?v=*" {
   export * from "#page/key-dialog.js";
@@ -65,6 +80,9 @@ declare module "./live.js?v=*" {
 }
 declare module "./markdown.js?v=*" {
   export * from "#page/markdown.js";
+}
+declare module "./message-stamp.js?v=*" {
+  export * from "#page/message-stamp.js";
 }
 declare module "./messages.js?v=*" {
   export * from "#page/messages.js";
@@ -95,6 +113,9 @@ declare module "./signin.js?v=*" {
 }
 declare module "./sse.js?v=*" {
   export * from "#page/sse.js";
+}
+declare module "./stamps.js?v=*" {
+  export * from "#page/stamps.js";
 }
 declare module "./tab-storage.js?v=*" {
   export * from "#page/tab-storage.js";

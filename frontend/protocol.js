@@ -3,12 +3,14 @@
 // history's Link header, the traceresponse header, error bodies. Unit-tested with node --test.
 
 /**
- * An exchange as the history and the live stream carry it.
- * @typedef {{ user: string, AI: string }} Exchange
+ * An exchange as the history and the live stream carry it; services since issue 25 add when it
+ * was stored, the model that replied and the tokens it cost (stamps.js reads them).
+ * @typedef {{ user: string, AI: string, turn?: unknown, created_at?: unknown, model?: unknown,
+ *   usage?: unknown }} Exchange
  */
 /**
  * An exchange with its id (the live stream's event id).
- * @typedef {{ id: string, user: string, AI: string }} StoredExchange
+ * @typedef {Exchange & { id: string }} StoredExchange
  */
 
 // An exchange's id (its history cursor), as the service writes it: "t" and the exchange's turn

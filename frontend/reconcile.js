@@ -23,11 +23,11 @@
  * What the page does with a live event:
  * - "identified": an exchange it shows (`ref`) has this id;
  * - "confirmed": its own exchange `own`, shown without an id, has come back stored: `id`, and the
- *   reply `AI` as stored (a stopped reply can hold more than reached the page);
+ *   reply `AI` as stored (a stopped reply can hold more than reached the page), in `exchange`;
  * - "new": an exchange from elsewhere, to show.
  * @template R, O
  * @typedef {{ kind: "identified", id: string, ref: R }
- *   | { kind: "confirmed", id: string, own: O, AI: string }
+ *   | { kind: "confirmed", id: string, own: O, AI: string, exchange: StoredExchange }
  *   | { kind: "new", exchange: StoredExchange }} Decision
  */
 
@@ -125,7 +125,7 @@ export class Reconciler {
     );
     if (index !== -1) {
       const [own] = this.unconfirmed.splice(index, 1);
-      return [{ kind: "confirmed", id: exchange.id, own, AI: exchange.AI }];
+      return [{ kind: "confirmed", id: exchange.id, own, AI: exchange.AI, exchange }];
     }
     return [{ kind: "new", exchange }];
   }

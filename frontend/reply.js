@@ -2,9 +2,9 @@
 // A reply from the service, streamed: the POST that asks for it and the reading of its events
 // (delta pieces, then done with the whole reply and the exchange's id, or error). No DOM here:
 // composer.js shows what this reads.
-import { ApiError, readJson } from "./api.js?v=eac6aa86a2";
+import { ApiError, readJson } from "./api.js?v=47da704de6";
 import { authorizedFetch } from "./credentials.js?v=b03bf63721";
-import { exchangeId, parseJson } from "./protocol.js?v=190aaaf13f";
+import { exchangeId, parseJson } from "./protocol.js?v=618811bbaf";
 import { readEvents } from "./sse.js?v=27108deb90";
 
 // How long the page waits for a reply to start. A real model can be slow to begin; NGINX's
@@ -19,8 +19,9 @@ const SEND_TIMEOUT_MS = 120_000;
  * @param {string} text
  * @param {string} conversationId
  * @param {AbortController} controller
+ * @param {string | null} [model] for this message only (a chat not created yet: chat-settings.js)
  */
-export async function startReply(text, conversationId, controller) {
+export async function startReply(text, conversationId, controller, model = null) {
   const timer = setTimeout(
     () => controller.abort(new DOMException("", "TimeoutError")),
     SEND_TIMEOUT_MS,
@@ -30,7 +31,11 @@ export async function startReply(text, conversationId, controller) {
     response = await authorizedFetch("chat/message", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify({ message: text, conversation_id: conversationId }),
+      body: JSON.stringify({
+        message: text,
+        conversation_id: conversationId,
+        ...(model === null ? {} : { model }),
+      }),
       signal: controller.signal,
     });
   } catch (error) {

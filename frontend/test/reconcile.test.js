@@ -87,8 +87,9 @@ test("a stopped reply is recognised by its message and what the page showed", ()
   const own = mine("q", "The first");
   assert.deepEqual(live.own(null, own, "mine q"), []);
   // Stored with every piece the service had sent, more than reached the page.
-  assert.deepEqual(live.receive(exchange("9", "q", "The first words")), [
-    { kind: "confirmed", id: "9", own, AI: "The first words" },
+  const stored = { ...exchange("9", "q", "The first words"), model: "m", usage: null };
+  assert.deepEqual(live.receive(stored), [
+    { kind: "confirmed", id: "9", own, AI: "The first words", exchange: stored },
   ]);
   assert.deepEqual(live.receive(exchange("9", "q", "The first words")), []);
 });
@@ -99,7 +100,15 @@ test("a stopped reply's exchange arriving while it is still answered is confirme
   assert.deepEqual(live.receive(exchange("9", "q", "Partial reply")), []);
   const own = mine("q", "Partial");
   live.own(null, own, "mine q");
-  assert.deepEqual(live.endAnswer(), [{ kind: "confirmed", id: "9", own, AI: "Partial reply" }]);
+  assert.deepEqual(live.endAnswer(), [
+    {
+      kind: "confirmed",
+      id: "9",
+      own,
+      AI: "Partial reply",
+      exchange: exchange("9", "q", "Partial reply"),
+    },
+  ]);
 });
 
 test("an exchange whose reply does not start with what the page showed is not its own", () => {

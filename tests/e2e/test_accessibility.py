@@ -217,6 +217,32 @@ def test_the_chats_renaming_one_and_the_delete_confirmation(
     expect(dialog).to_be_hidden()
 
 
+def test_the_chat_tools_model_instructions_and_export(
+    open_page: OpenPage, model_service: ServiceProcess, model_server: ModelServer, look: Look
+) -> None:
+    """The model picker (the model server offers two), a reply with its time, model and tokens,
+    the instructions dialog and the export menu."""
+    model_server.script({"reply": "Hello! What shall we look at?"})
+    chat = open_chat(open_page, model_service.base_url, look, new_chat_path())
+    page = chat.page
+    chat.send("Hello!")
+    expect(page.get_by_label("Model", exact=True)).to_be_visible()
+    expect(page.locator(AI).last.locator(".message__stamp")).to_contain_text(" out")
+    check(page, "the model picker, and a reply with its time, model and tokens", look)
+
+    page.get_by_role("button", name="Instructions").click()
+    dialog = page.get_by_role("dialog", name="Instructions for this chat")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Instructions", exact=True).fill("Answer briefly.")
+    check(page, "the instructions dialog", look)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+
+    page.get_by_text("Export", exact=True).click()
+    expect(page.get_by_role("button", name="Export as JSON")).to_be_visible()
+    check(page, "the export menu open", look)
+
+
 def test_the_api_docs(open_page: OpenPage, service: ServiceProcess, look: Look) -> None:
     require_swagger_ui()
     page = open_page(viewport=look.viewport, color_scheme=look.scheme).page

@@ -110,6 +110,7 @@ TEXT_TARGETS = [
     [".bubble", None],
     [".thinking__label", None],
     [".trace-link", None],
+    [".message__stamp", None],
     [".notice__text", None],
     [".notice .button", None],
     ["#load-earlier", None],
@@ -187,6 +188,7 @@ def test_looks_right_and_reads_well(
     results: list[dict[str, Any]] = page.evaluate(MEASURE_CONTRAST, TEXT_TARGETS)
     measured = {r["selector"] for r in results}
     assert {".bubble", ".trace-link", ".notice__text", "#message::placeholder"} <= measured
+    assert ".message__stamp" in measured, "each message's time is measured too"
     low = [
         f"{r['selector']}: {r['ratio']:.2f}"
         for r in results
