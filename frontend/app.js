@@ -25,7 +25,7 @@ import { Live } from "./live.js?v=e6f055c278";
 import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
 import { Messages } from "./messages.js?v=cd84e06808";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
-import { Sidebar } from "./sidebar.js?v=ae59a0c850";
+import { Sidebar } from "./sidebar.js?v=2e0ac0a64e";
 import { SignIn } from "./signin.js?v=422350a62a";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
@@ -145,6 +145,7 @@ class ChatPage {
     // during an outage asks once, for the history, and its Retry brings both). Once loaded, it
     // follows what other tabs and devices do to it.
     if (!this.sidebar.loaded) this.sidebar.load();
+    this.sidebar.search.historyShown(this.shown.id, loaded);
     this.live.start(loaded);
   }
 

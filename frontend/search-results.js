@@ -101,3 +101,19 @@ export function shortDate(createdAt, now) {
   if (when.getFullYear() !== now.getFullYear()) options.year = "numeric";
   return new Intl.DateTimeFormat("en-GB", options).format(when);
 }
+
+/**
+ * Where the exchange at `turn` is among the exchanges a history page shows (oldest first), or
+ * null when the page does not show it. `after` is the exchange just before the page, as
+ * history.js's Loaded has it ("t0" when the page starts at the beginning; null: unknown).
+ * @param {number} turn
+ * @param {string | null} after
+ * @param {number} count how many exchanges the page shows
+ * @returns {number | null}
+ */
+export function indexOfTurn(turn, after, count) {
+  const match = after === null ? null : /^t([0-9]{1,9})$/.exec(after);
+  if (match === null) return null;
+  const index = turn - Number(match[1]) - 1;
+  return index >= 0 && index < count ? index : null;
+}

@@ -11,14 +11,17 @@
 import { titleOf } from "./conversations.js?v=239fb18723";
 import { byId, element, errorNotice } from "./dom.js?v=fbc38dea4b";
 import {
+  indexOfTurn,
   matchesText,
   queryOf,
   searchPath,
   searchResults,
   shortDate,
-} from "./search-results.js?v=61132ce3c4";
+} from "./search-results.js?v=17c6a55688";
 
 /** @typedef {import("#page/api.js").Api} Api */
+/** @typedef {import("#page/history.js").Loaded} Loaded */
+/** @typedef {{ id: string, turn: number, field: string }} Found a result chosen */
 /** @typedef {import("#page/search-results.js").SearchResult} SearchResult */
 
 const DEBOUNCE_MS = 300;
@@ -50,6 +53,10 @@ export class SidebarSearch {
     this.asked = 0; // searches asked for: an answer to an earlier one is dropped
     /** @type {string | null} the query shown */
     this.query = null;
+    /** @type {Found | null} a result chosen, to point at once its chat's history is shown */
+    this.pending = null;
+    /** @type {{ id: string, loaded: Loaded } | null} the latest history page shown */
+    this.latest = null;
     this.wire();
   }
 
@@ -79,7 +86,17 @@ export class SidebarSearch {
       if (!(link instanceof HTMLAnchorElement) || link.dataset.id === undefined) return;
       if (!plainClick(event)) return; // with a modifier, the browser opens the link
       event.preventDefault();
-      this.onSelect(link.dataset.id);
+      const found = {
+        id: link.dataset.id,
+        turn: Number(link.dataset.turn),
+        field: link.dataset.field ?? "user",
+      };
+      this.pending = found;
+      this.onSelect(found.id);
+      // The chat was shown already: its history is not read again.
+      if (this.pending === found && this.latest?.id === found.id) {
+        this.historyShown(found.id, this.latest.loaded);
+      }
     });
   }
 
@@ -129,6 +146,7 @@ export class SidebarSearch {
     link.href = this.hrefFor(result.conversation_id);
     link.dataset.id = result.conversation_id;
     link.dataset.turn = String(result.turn);
+    link.dataset.field = result.field;
     const title = titleOf({
       id: result.conversation_id,
       title: result.conversation_title,
@@ -148,6 +166,29 @@ export class SidebarSearch {
     link.append(head, snippet);
     item.append(link);
     return item;
+  }
+
+  /**
+   * The latest page of a chat's history is shown (the page tells): when it holds the exchange
+   * of the result just chosen, that message or reply is scrolled to and highlighted. An older
+   * exchange is not paged for: the chat is open, at its latest messages.
+   * @param {string} id
+   * @param {Loaded} loaded
+   */
+  historyShown(id, loaded) {
+    this.latest = { id, loaded };
+    const found = this.pending;
+    this.pending = null;
+    if (found?.id !== id) return;
+    const index = indexOfTurn(found.turn, loaded.after, loaded.shown.length);
+    const user = index === null ? undefined : loaded.shown[index]?.ref;
+    const target = found.field === "user" ? user : user?.nextElementSibling;
+    if (!(target instanceof HTMLElement) || !target.isConnected) return;
+    for (const old of document.querySelectorAll(".message--found")) {
+      old.classList.remove("message--found");
+    }
+    target.classList.add("message--found");
+    target.scrollIntoView({ block: "center" });
   }
 
   /**

@@ -21,7 +21,7 @@ import { DeleteDialog } from "./delete-dialog.js?v=1998296be3";
 import { byId, errorNotice } from "./dom.js?v=fbc38dea4b";
 import { Drawer } from "./drawer.js?v=3e7cfd1d28";
 import { isRenaming, startRename } from "./rename.js?v=b4abcdaf2a";
-import { SidebarSearch } from "./sidebar-search.js?v=6c43585f6f";
+import { SidebarSearch } from "./sidebar-search.js?v=1bb8186899";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/conversation-item.js").Item} Item */

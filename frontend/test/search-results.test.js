@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 
 import {
+  indexOfTurn,
   isSearchResult,
   matchesText,
   queryOf,
@@ -77,4 +78,18 @@ test("a result's date is short, with the year only when it is another year's", (
   // The reader's day: 23:30 UTC on 31 Dec 2025 is 1 Jan 2026 in Berlin.
   process.env.TZ = "Europe/Berlin";
   assert.equal(shortDate("2025-12-31T23:30:00Z", now), "1 Jan");
+});
+
+test("a result's exchange is found on the history page that shows its turn", () => {
+  // The whole conversation (after t0): turn 1 is the first exchange shown.
+  assert.equal(indexOfTurn(1, "t0", 3), 0);
+  assert.equal(indexOfTurn(3, "t0", 3), 2);
+  assert.equal(indexOfTurn(4, "t0", 3), null);
+  // The latest 50 of 80 (after t30): turn 31 is the first, turn 30 is on an earlier page.
+  assert.equal(indexOfTurn(31, "t30", 50), 0);
+  assert.equal(indexOfTurn(80, "t30", 50), 49);
+  assert.equal(indexOfTurn(30, "t30", 50), null);
+  // Where the page starts is unknown: nothing to point at.
+  assert.equal(indexOfTurn(1, null, 3), null);
+  assert.equal(indexOfTurn(1, "30", 3), null);
 });

@@ -285,3 +285,26 @@ def test_a_refused_search_shows_the_services_message(
     expect(notice).to_contain_text("Couldn't search.")
     expect(chat.page.locator("#search-results[data-state=failed]")).to_have_count(1)
     expect(notice.get_by_role("button", name="Retry")).to_be_visible()
+
+
+def test_a_result_scrolls_to_its_exchange_and_highlights_it(
+    open_page: OpenPage, service: ServiceProcess
+) -> None:
+    """A match early in a long chat (its latest page holds it) is scrolled into view, marked."""
+    me = USERS[0]
+    word = f"platypus{next(_numbers)}"
+    long_chat = new_chat(service, me, f"The {word} comes first")
+    for turn in range(2, 31):
+        say(service, me, long_chat, f"Message number {turn}, about nothing in particular")
+    chat = open_as(open_page(), service, me)
+    field = search_field(chat)
+    field.fill(word)
+    field.press("Enter")
+    results(chat).get_by_role("link").first.click()
+    expect(chat.page).to_have_url(f"{service.base_url}/?c={long_chat}")
+    found = chat.page.locator(".message--found")
+    expect(found).to_have_count(1)
+    expect(found).to_contain_text(f"The {word} comes first")
+    expect(found).to_be_in_viewport()
+    # The latest message, 29 exchanges below, is out of view: the page did not stay at the end.
+    expect(chat.page.locator(USER).last).not_to_be_in_viewport()
