@@ -4,8 +4,9 @@
 // the group's own list of chats, so screen readers can move from group to group by heading.
 //
 // Rendering moves only the nodes out of place, so a chat that keeps its place keeps focus, and a
-// chat that became active moves to its new group as it is rendered again.
-import { groupByDate } from "./date-groups.js?v=128e02d4a0";
+// chat that became active moves to its new group as it is rendered again. At local midnight the
+// list is rendered again by itself: today's chats become yesterday's.
+import { groupByDate, nextMidnight } from "./date-groups.js?v=b562279585";
 import { element } from "./dom.js?v=fbc38dea4b";
 
 /** @typedef {import("#page/conversation-item.js").Item} Item */
@@ -17,6 +18,8 @@ export class ChatGroups {
     this.list = list;
     /** @type {Map<string, Group>} by the group's key */
     this.groups = new Map();
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.midnight = undefined;
   }
 
   /**
@@ -38,6 +41,10 @@ export class ChatGroups {
       group.node.remove();
       this.groups.delete(key);
     }
+    clearTimeout(this.midnight);
+    // A second past midnight, so that the clock has surely turned.
+    const wait = nextMidnight(now).getTime() - now.getTime() + 1000;
+    this.midnight = setTimeout(() => this.render(ordered, new Date()), wait);
   }
 
   /**

@@ -56,6 +56,15 @@ export function dateGroup(updatedAt, now) {
 }
 
 /**
+ * The next local midnight after `now`, when the groups change (a day of daylight saving time
+ * has 23 or 25 hours; where midnight itself is skipped, the first time of the new day).
+ * @param {Date} now
+ */
+export function nextMidnight(now) {
+  return new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
+}
+
+/**
  * Chats in the order shown (newest activity first) cut into their groups, in that order. The
  * order of the chats is kept: a group is the run of consecutive chats with the same key.
  * @template {{ updated_at: string }} T

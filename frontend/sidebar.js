@@ -7,7 +7,7 @@
 // /chat/conversations/{id}) through the page's Api; the page decides which conversation is shown
 // and what the URL says, and tells the sidebar (setCurrent). Titles are user text: they reach
 // the page through textContent only.
-import { ChatGroups } from "./chat-groups.js?v=c514ff1598";
+import { ChatGroups } from "./chat-groups.js?v=8fc5e86552";
 import { conversationItem, label } from "./conversation-item.js?v=20410d5a1b";
 import {
   byActivity,

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 
-import { dateGroup, groupByDate } from "../date-groups.js";
+import { dateGroup, groupByDate, nextMidnight } from "../date-groups.js";
 
 const originalTz = process.env.TZ;
 afterEach(() => {
@@ -113,4 +113,27 @@ test("groups keep the list's order and cut it where the group changes", () => {
     ["September 2026", ["f"]],
   ]);
   assert.deepEqual(groupByDate([], now), []);
+});
+
+test("the groups change at the next local midnight, whatever the day's length", () => {
+  process.env.TZ = "Europe/Berlin";
+  assert.equal(
+    nextMidnight(new Date("2026-12-05T13:00:00+01:00")).toISOString(),
+    "2026-12-05T23:00:00.000Z",
+  );
+  // The night of the change to summer time (23 hours) and back (25 hours).
+  assert.equal(
+    nextMidnight(new Date("2026-03-29T00:30:00+01:00")).toISOString(),
+    "2026-03-29T22:00:00.000Z",
+  );
+  assert.equal(
+    nextMidnight(new Date("2026-10-25T00:30:00+02:00")).toISOString(),
+    "2026-10-25T23:00:00.000Z",
+  );
+  // A second before midnight: that midnight.
+  process.env.TZ = "UTC";
+  assert.equal(
+    nextMidnight(new Date("2026-12-31T23:59:59Z")).toISOString(),
+    "2027-01-01T00:00:00.000Z",
+  );
 });
