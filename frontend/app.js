@@ -25,7 +25,7 @@ import { Live } from "./live.js?v=e6f055c278";
 import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
 import { Messages } from "./messages.js?v=cd84e06808";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
-import { Sidebar } from "./sidebar.js?v=91dcd99f4e";
+import { Sidebar } from "./sidebar.js?v=fb94d04765";
 import { SignIn } from "./signin.js?v=422350a62a";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */

@@ -80,7 +80,11 @@ export class Sidebar {
     this.dialog = new DeleteDialog((id) => this.remove(id));
     this.search = new SidebarSearch({ api, announce, hrefFor, onSelect });
     this.drawer = new Drawer(this.sidebar, {
-      focusTarget: () => (this.current && this.items.get(this.current)?.link) || this.newChat,
+      // While a search is shown, the list is hidden: its field has focus.
+      focusTarget: () =>
+        (this.search.query === null
+          ? this.current && this.items.get(this.current)?.link
+          : this.search.input) || this.newChat,
       escapeTaken: () => this.dialog.open,
     });
     this.wire();

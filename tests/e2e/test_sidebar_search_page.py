@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import Locator, expect
 
 from tests.conftest import StartService
-from tests.e2e.browser import WatchedPage
+from tests.e2e.browser import NARROW, WatchedPage
 from tests.e2e.chat_page import USER, ChatPage, Sidebar
 from tests.e2e.conftest import OpenPage
 from tests.e2e.nginx import FRONTEND_DIR
@@ -269,20 +269,19 @@ def test_search_finds_only_the_callers_text_marks_it_and_opens_the_chat(
 def test_a_refused_search_shows_the_services_message(
     open_page: OpenPage, service: ServiceProcess
 ) -> None:
-    """The service's reason, in place, with Retry (here: a query the service refuses, sent by
-    a page whose field takes more than the service's 200 characters)."""
+    """The service's reason, in place, with Retry. The page never sends a blank query, so the
+    request is made blank on its way (the service answers 400 with its reason)."""
     chat = open_as(open_page(), service, USERS[0])
     chat.watched.expect_failed_requests("/chat/search")
-    field = search_field(chat)
-    field.evaluate("(input) => input.removeAttribute('maxlength')")
     chat.page.route(
         "**/chat/search?*",
-        lambda route: route.continue_(url=route.request.url.replace("q=", "q=%20%20%20&x=")),
+        lambda route: route.continue_(url=route.request.url.replace("q=", "q=%20%20&x=")),
     )
+    field = search_field(chat)
     field.fill("anything")
     field.press("Enter")
     notice = chat.page.locator("#search-status").get_by_role("alert")
-    expect(notice).to_contain_text("Couldn't search.")
+    expect(notice).to_contain_text("Couldn't search. Query parameter 'q' must not be blank.")
     expect(chat.page.locator("#search-results[data-state=failed]")).to_have_count(1)
     expect(notice.get_by_role("button", name="Retry")).to_be_visible()
 
@@ -308,3 +307,32 @@ def test_a_result_scrolls_to_its_exchange_and_highlights_it(
     expect(found).to_be_in_viewport()
     # The latest message, 29 exchanges below, is out of view: the page did not stay at the end.
     expect(chat.page.locator(USER).last).not_to_be_in_viewport()
+
+
+def test_searching_in_the_drawer_at_360_px(open_page: OpenPage, service: ServiceProcess) -> None:
+    """In the drawer: a result chosen closes it and opens the chat; opened again, the drawer
+    puts focus in the search (the list is hidden behind it); Escape empties the field, then
+    closes the drawer."""
+    me = USERS[0]
+    word = f"echidna{next(_numbers)}"
+    wanted = new_chat(service, me, f"An {word} in the drawer")
+    new_chat(service, me, "Another chat")
+    chat = open_as(open_page(viewport=NARROW), service, me)
+    sidebar = Sidebar(chat.page)
+    sidebar.toggle.click()
+    field = search_field(chat)
+    field.fill(word)
+    field.press("Enter")
+    results(chat).get_by_role("link", name=f"An {word} in the drawer").first.click()
+    expect(sidebar.toggle).to_have_attribute("aria-expanded", "false")
+    expect(chat.page).to_have_url(f"{service.base_url}/?c={wanted}")
+
+    sidebar.toggle.click()
+    expect(field).to_be_focused()
+    expect(field).to_have_value(word)
+    field.press("Escape")
+    expect(field).to_have_value("")
+    expect(sidebar.items).to_have_count(2)
+    expect(sidebar.toggle).to_have_attribute("aria-expanded", "true")
+    field.press("Escape")
+    expect(sidebar.toggle).to_have_attribute("aria-expanded", "false")
