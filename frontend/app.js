@@ -26,7 +26,7 @@ import { Live } from "./live.js?v=e04ba549a6";
 import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
 import { Messages } from "./messages.js?v=0d39805290";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
-import { Sidebar } from "./sidebar.js?v=2b3794c1a3";
+import { Sidebar } from "./sidebar.js?v=fb94d04765";
 import { SignIn } from "./signin.js?v=02453c5bc0";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
@@ -151,6 +151,7 @@ class ChatPage {
     // during an outage asks once, for the history, and its Retry brings both). Once loaded, it
     // follows what other tabs and devices do to it.
     if (!this.sidebar.loaded) this.sidebar.load();
+    this.sidebar.search.historyShown(this.shown.id, loaded);
     this.live.start(loaded);
     this.tools.loaded(this.shown, loaded.shown.length > 0);
   }

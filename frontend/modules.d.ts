@@ -6,6 +6,9 @@ declare module "./api.js?v=*" {
 declare module "./app.js?v=*" {
   export * from "#page/app.js";
 }
+declare module "./chat-groups.js?v=*" {
+  export * from "#page/chat-groups.js";
+}
 declare module "./chat-settings.js?v=*" {
   export * from "#page/chat-settings.js";
 }
@@ -35,6 +38,9 @@ declare module "./copy-button.js?v=*" {
 }
 declare module "./credentials.js?v=*" {
   export * from "#page/credentials.js";
+}
+declare module "./date-groups.js?v=*" {
+  export * from "#page/date-groups.js";
 }
 declare module "./delete-dialog.js?v=*" {
   export * from "#page/delete-dialog.js";
@@ -104,6 +110,12 @@ declare module "./reply.js?v=*" {
 }
 declare module "./routing.js?v=*" {
   export * from "#page/routing.js";
+}
+declare module "./search-results.js?v=*" {
+  export * from "#page/search-results.js";
+}
+declare module "./sidebar-search.js?v=*" {
+  export * from "#page/sidebar-search.js";
 }
 declare module "./sidebar.js?v=*" {
   export * from "#page/sidebar.js";

@@ -7,6 +7,7 @@
 // /chat/conversations/{id}) through the page's Api; the page decides which conversation is shown
 // and what the URL says, and tells the sidebar (setCurrent). Titles are user text: they reach
 // the page through textContent only.
+import { ChatGroups } from "./chat-groups.js?v=8fc5e86552";
 import { conversationItem, label } from "./conversation-item.js?v=20410d5a1b";
 import {
   byActivity,
@@ -20,6 +21,7 @@ import { DeleteDialog } from "./delete-dialog.js?v=1998296be3";
 import { byId, errorNotice } from "./dom.js?v=fbc38dea4b";
 import { Drawer } from "./drawer.js?v=3e7cfd1d28";
 import { isRenaming, startRename } from "./rename.js?v=b4abcdaf2a";
+import { SidebarSearch } from "./sidebar-search.js?v=1bb8186899";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/conversation-item.js").Item} Item */
@@ -63,6 +65,7 @@ export class Sidebar {
     this.sidebar = byId("sidebar", HTMLElement);
     this.newChat = byId("new-chat", HTMLButtonElement);
     this.list = byId("conversations", HTMLOListElement);
+    this.groups = new ChatGroups(this.list);
     this.empty = byId("conversations-empty", HTMLElement);
     this.more = byId("more-conversations", HTMLButtonElement);
     this.notice = byId("conversations-notice", HTMLElement);
@@ -75,8 +78,13 @@ export class Sidebar {
     this.loaded = false;
     this.refreshing = new Set(); // ids being read again
     this.dialog = new DeleteDialog((id) => this.remove(id));
+    this.search = new SidebarSearch({ api, announce, hrefFor, onSelect });
     this.drawer = new Drawer(this.sidebar, {
-      focusTarget: () => (this.current && this.items.get(this.current)?.link) || this.newChat,
+      // While a search is shown, the list is hidden: its field has focus.
+      focusTarget: () =>
+        (this.search.query === null
+          ? this.current && this.items.get(this.current)?.link
+          : this.search.input) || this.newChat,
       escapeTaken: () => this.dialog.open,
     });
     this.wire();
@@ -237,14 +245,11 @@ export class Sidebar {
     this.render();
   }
 
-  // Newest activity first. Only nodes out of place move, so focus stays where it is.
+  // Newest activity first, under date headings (chat-groups.js). Only nodes out of place move,
+  // so focus stays where it is.
   render() {
     const ordered = [...this.items.values()].sort((a, b) => byActivity(a.data, b.data));
-    ordered.forEach((item, index) => {
-      if (this.list.children[index] !== item.node) {
-        this.list.insertBefore(item.node, this.list.children[index] ?? null);
-      }
-    });
+    this.groups.render(ordered, new Date());
     this.empty.hidden = !this.loaded || this.items.size > 0;
   }
 
@@ -325,8 +330,7 @@ export class Sidebar {
     const item = this.items.get(id);
     if (!item) return;
     const name = titleOf(item.data);
-    const nodes = /** @type {HTMLElement[]} */ ([...this.list.children]);
-    const order = nodes.map((node) => node.dataset.id);
+    const order = this.groups.shown().map((node) => node.dataset.id);
     const index = order.indexOf(id);
     const neighbour = order[index + 1] ?? order[index - 1] ?? null;
     item.rename.disabled = true;

@@ -6,7 +6,8 @@ the states a reader passes through are reached on purpose and checked on the way
 before anything was said; a conversation with a Markdown reply (a code block, coloured, with
 its language and Copy button, a link, the reply's own Copy); a reply being written, Stop in
 place of Send, then stopped; the service out of reach; the sidebar with several chats,
-renaming one and the delete confirmation (at 360 px, in the drawer); and the API docs, an
+renaming one and the delete confirmation (at 360 px, in the drawer); the chats under their date
+headings, search results and a search that found nothing; and the API docs, an
 operation tried out, its schemas, the authorization dialog.
 """
 
@@ -241,6 +242,40 @@ def test_the_chat_tools_model_instructions_and_export(
     page.get_by_text("Export", exact=True).click()
     expect(page.get_by_role("button", name="Export as JSON")).to_be_visible()
     check(page, "the export menu open", look)
+
+
+def test_the_chats_grouped_by_date_and_searching_them(
+    open_page: OpenPage, service: ServiceProcess, look: Look
+) -> None:
+    """The list under its date heading (Today), then the search's results (matches marked) and
+    its "no chats match", in the drawer at 360 px."""
+    word = unique("wombat").replace(" ", "")
+    status, _, body = service.request("POST", "/chat/conversations", {})
+    assert status == 201, body
+    message = {"message": f"Where do a {word} and its friends live?", "conversation_id": body["id"]}
+    assert service.request("POST", "/chat/message", message)[0] == 200
+    chat = open_chat(open_page, service.base_url, look)
+    page = chat.page
+    sidebar = Sidebar(page)
+    if look.narrow:
+        sidebar.toggle.click()
+        expect(sidebar.toggle).to_have_attribute("aria-expanded", "true")
+    expect(sidebar.nav.get_by_role("heading", name="Today", level=3)).to_be_visible()
+    check(page, "the chats under a date heading", look)
+
+    field = page.get_by_role("searchbox", name="Search chats")
+    field.fill(word)
+    field.press("Enter")
+    results = page.get_by_role("list", name="Search results")
+    expect(results.locator("mark").first).to_have_text(word)
+    check(page, "search results, matches marked", look)
+
+    field.fill("zzyzx-no-such-word")
+    field.press("Enter")
+    expect(page.locator("#search-status")).to_have_text("No chats match")
+    check(page, "a search that found nothing", look)
+    field.press("Escape")
+    expect(sidebar.items.first).to_be_visible()
 
 
 def test_the_api_docs(open_page: OpenPage, service: ServiceProcess, look: Look) -> None:
