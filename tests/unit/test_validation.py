@@ -18,13 +18,15 @@ from chat_service.api.validation import (
     EventsQuery,
     HistoryQuery,
     NewMessage,
+    decode_cursor,
     parse_change_body,
+    parse_conversations_query,
     parse_events_query,
     parse_history_query,
     parse_message_body,
     parse_new_conversation_body,
 )
-from chat_service.chat.domain import SettingsChange
+from chat_service.chat.domain import ConversationCursor, SettingsChange
 from tests.support.openapi import spec
 
 LIMIT = 10  # CHAT_MAX_MESSAGE_CHARS, small for the tests
@@ -284,12 +286,24 @@ def test_a_change_says_what_it_changes_and_keeps_the_rest() -> None:
 def test_a_change_that_changes_nothing_or_something_unreadable_is_refused() -> None:
     assert "at least one" in rejection(parse_change_body, body({}))
     assert "at least one" in rejection(parse_change_body, body({"name": "x"}))
-    assert "at most 10" in rejection(parse_change_body, body({"system_prompt": "x" * 11}))
-    assert "NUL" in rejection(parse_change_body, body({"system_prompt": "a\x00b"}))
-    assert "string or null" in rejection(parse_change_body, body({"system_prompt": 3}))
+    assert rejection(parse_change_body, body({"system_prompt": "x" * 11})) == (
+        "Field 'system_prompt' must be at most 10 characters."
+    )
+    # A NUL, and a lone surrogate (valid JSON, escaped, but no Unicode text).
+    for raw in (body({"system_prompt": "a\x00b"}), b'{"system_prompt": "\\ud800"}'):
+        assert rejection(parse_change_body, raw) == (
+            "Field 'system_prompt' must be Unicode text without NUL characters."
+        )
+    assert rejection(parse_change_body, body({"system_prompt": 3})) == (
+        "Field 'system_prompt' must be a string or null."
+    )
     for model in ["", "x" * 201, "tab\there", 42, ["gpt-4o"]]:
-        assert "GET /chat/models" in rejection(parse_change_body, body({"model": model})), model
-    assert parse_change_body(body({"model": "m" * 200}), max_prompt_chars=10)[1].model == "m" * 200
+        assert rejection(parse_change_body, body({"model": model})) == (
+            "Field 'model' must be a model's name (1-200 printable characters); "
+            "GET /chat/models lists them."
+        ), model
+    for model in ("m", "m" * 200):
+        assert parse_change_body(body({"model": model}), max_prompt_chars=10)[1].model == model
 
 
 def test_a_new_conversation_may_come_with_its_settings() -> None:
@@ -308,3 +322,14 @@ def test_a_message_may_name_its_model() -> None:
     assert named.model == "gpt-4o"
     with pytest.raises(ApiError, match="GET /chat/models"):
         parse_message_body(body({"message": "hi", "model": None}), max_chars=10)
+
+
+def test_a_conversations_cursor_keeps_an_id_with_dots_and_the_limit_its_bound() -> None:
+    """What mutation testing found untested: the id after the cursor's first dot is the
+    conversation's whole id (ids may hold dots), and a limit of exactly the bound is taken."""
+    assert decode_cursor("1764936000000.team.a") == ConversationCursor(
+        "2025-12-05T12:00:00.000Z", "team.a"
+    )
+    assert parse_conversations_query({"limit": "100"}).limit == 100
+    with pytest.raises(ApiError):
+        parse_conversations_query({"limit": "101"})
