@@ -160,6 +160,7 @@ def test_service_down_shows_errors_in_place_and_retry_recovers(
         "/readyz",
         "/chat/events",
         "/chat/conversation-events",
+        "/chat/conversations",  # the list reloads when its live stream comes back
     )
     text = "Sent while the service was down"
     chat.open()
