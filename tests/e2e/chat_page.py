@@ -80,7 +80,10 @@ class ChatPage:
         return self.wait_for_reply(replies)
 
     def wait_for_reply(self, replies_before: int) -> str:
+        """The text of the next reply once it is whole: a streamed reply is shown empty first,
+        and filled at the next animation frame."""
         expect(self.page.locator(AI)).to_have_count(replies_before + 1)
+        expect(self.page.locator(".message--streaming")).to_have_count(0)
         return self.ai_texts()[-1]
 
     def scroll_metrics(self) -> dict[str, float]:

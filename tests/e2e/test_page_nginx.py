@@ -18,6 +18,22 @@ from tests.support.service import ServiceProcess
 
 MAX_CHARS = 500
 
+# The page's state while a reply is pending, read in one go once "thinking" is shown.
+PENDING_STATE = """() => {
+  const thinking = document.querySelector('.message--thinking');
+  if (!thinking || !thinking.checkVisibility()) return null;
+  const shown = (name) => [...document.querySelectorAll('button')]
+    .some(b => b.textContent.trim() === name && b.checkVisibility());
+  const sent = [...document.querySelectorAll('#messages .message--user')].at(-1);
+  return {
+    thinking: thinking.querySelector('.thinking__label').textContent,
+    send: shown('Send'),
+    stop: shown('Stop'),
+    sent: sent ? sent.querySelector('.message__text').textContent : null,
+    box: document.getElementById('message').value,
+  };
+}"""
+
 
 @pytest.fixture(scope="module")
 def service(start_module_service: StartModuleService) -> ServiceProcess:
@@ -38,13 +54,16 @@ def test_send_a_message_and_see_the_reply(chat: ChatPage) -> None:
     chat.send_button.click()
 
     # While the reply is pending: the message is shown, the assistant is thinking, and
-    # Stop takes the place of Send, so a second message cannot be sent.
-    expect(chat.thinking).to_be_visible()
-    expect(chat.thinking).to_contain_text("Thinking")
-    expect(chat.send_button).to_be_hidden()
-    expect(chat.stop_button).to_be_visible()
-    assert chat.user_texts()[-1] == "What is the capital of France?"
-    expect(chat.input).to_have_value("")
+    # Stop takes the place of Send, so a second message cannot be sent. All seen at one
+    # moment: one check after another could outlast the pending state on a loaded machine.
+    pending = chat.page.wait_for_function(PENDING_STATE)
+    assert pending.json_value() == {
+        "thinking": "Thinking…",
+        "send": False,
+        "stop": True,
+        "sent": "What is the capital of France?",
+        "box": "",
+    }
 
     reply = chat.wait_for_reply(replies)
     assert re.fullmatch(r'You said: "What is the capital of France\?"\. This is turn \d+.*', reply)

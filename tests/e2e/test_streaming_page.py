@@ -482,10 +482,9 @@ def test_a_long_code_line_scrolls_in_its_block_not_the_chat(
     assert {k: v for k, v in measured.items() if k != "codeScrolls" and v > 0.5} == {}, measured
     # The keyboard reaches the block, and scrolls it.
     code = chat.page.locator(AI).last.locator("pre")
-    code.focus()
-    chat.page.keyboard.press("ArrowRight")
-    code.evaluate(
-        "pre => new Promise(done => { const wait = () => pre.scrollLeft > 0 ? done()"
-        " : requestAnimationFrame(wait); wait(); })"
+    code.press("ArrowRight")  # focuses the block, then the key
+    chat.page.wait_for_function(
+        "() => [...document.querySelectorAll('#messages .message--ai pre')].at(-1).scrollLeft > 0",
+        timeout=10_000,
     )
     assert chat.page.evaluate(_OVERFLOW)["logScrolls"] <= 0.5
