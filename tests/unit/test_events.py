@@ -357,6 +357,60 @@ async def test_an_exchange_both_caught_up_and_live_is_sent_once(
         assert await nothing_more(exchanges)
 
 
+class RecordedReads:
+    """The store as the hub sees it, recording the turns each read of new exchanges got."""
+
+    def __init__(self, store: SQLiteChatStore) -> None:
+        self.store = store
+        self.returned: list[list[int]] = []
+
+    async def position(self, conversation: ConversationRef) -> Position:
+        return await self.store.position(conversation)
+
+    async def exchanges_after(
+        self, conversation: ConversationRef, after_turn: int, *, limit: int, generation: int = 0
+    ) -> Sequence[Exchange]:
+        read = await self.store.exchanges_after(
+            conversation, after_turn, limit=limit, generation=generation
+        )
+        self.returned.append([exchange.turn for exchange in read])
+        return read
+
+
+async def test_a_cut_is_sent_before_what_replaces_it_and_read_once(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """Followers hear of a cut, then of what replaces it; after it, the hub reads only what
+    is new, knowing the generation it published (not again from the cut each time)."""
+    recorded = RecordedReads(sqlite_store)
+    live = LiveUpdates(recorded, sqlite_store)
+    for n in range(1, 4):
+        await sqlite_store.append(ref("c"), f"m{n}", "r")
+    async with live.follow(ref("c")) as changes:
+        await sqlite_store.append(ref("c"), "m2 edited", "r", replaces_turn=2)
+        assert await take(changes, 2) == ["cut at 2", "m2 edited"]
+        await sqlite_store.append(ref("c"), "m3 again", "r")
+        assert await take(changes, 1) == ["m3 again"]
+        assert recorded.returned[-1] == [3], "only the new exchange was read"
+        assert await nothing_more(changes)
+
+
+async def test_a_follower_resuming_at_the_generation_it_knows_is_sent_no_cut(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    recorded = RecordedReads(sqlite_store)
+    live = LiveUpdates(recorded, sqlite_store)
+    for n in range(1, 4):
+        await sqlite_store.append(ref("c"), f"m{n}", "r")
+    await sqlite_store.append(ref("c"), "m2 edited", "r", replaces_turn=2)
+    await sqlite_store.append(ref("c"), "m3 again", "r")
+    async with live.follow(ref("c"), Position(2, 1)) as changes:
+        assert await take(changes, 1) == ["m3 again"]
+        assert recorded.returned[0] == [3], "read from its turn, not from the cut"
+    async with live.follow(ref("c"), Position(3, 0)) as changes:
+        assert await take(changes, 3) == ["cut at 2", "m2 edited", "m3 again"]
+
+
 async def test_resuming_past_the_conversations_end_starts_it_over(
     sqlite_store: SQLiteChatStore, caplog: pytest.LogCaptureFixture
 ) -> None:

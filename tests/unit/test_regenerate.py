@@ -47,6 +47,7 @@ async def test_regenerating_the_last_reply_replaces_it(make_client: MakeClient) 
     client = await make_client()
     for message in ("first", "second"):
         assert (await send(client, message)).status == 200
+    assert len(await history(client)) == 2  # read, and kept by the history cache
     response = await send(client, "second", replace_turn=2)
     assert await response.json() == {"status": "Success", "response": said("second", 2)}
     assert await history(client) == [
