@@ -4,7 +4,8 @@
 // whether its empty state shows.
 import { copyButton } from "./copy-button.js?v=fe998d82ab";
 import { element } from "./dom.js?v=fbc38dea4b";
-import { stampExchange } from "./message-stamp.js?v=e50529ef95";
+import { stampExchange } from "./message-stamp.js?v=482d60f2a1";
+import { generationOf, idOfItem, turnOf } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {"user" | "ai"} Role */
 /** @typedef {import("#page/protocol.js").Exchange} Exchange */
@@ -28,6 +29,18 @@ function avatar() {
   const node = element("span", "avatar", "AI");
   node.setAttribute("aria-hidden", "true");
   return node;
+}
+
+/**
+ * Both items of a stored exchange carry its id, so that a cut finds them, and the page knows
+ * which turn a Regenerate or an Edit replaces.
+ * @param {HTMLElement} userItem
+ * @param {HTMLElement | null} aiItem
+ * @param {string} id canonical
+ */
+export function setExchange(userItem, aiItem, id) {
+  userItem.dataset.exchange = id;
+  if (aiItem) aiItem.dataset.exchange = id;
 }
 
 export class Messages {
@@ -140,6 +153,8 @@ export class Messages {
       const userItem = this.item("user", exchange.user);
       const aiItem = this.item("ai", exchange.AI);
       stampExchange(userItem, aiItem, exchange);
+      const id = idOfItem(exchange);
+      if (id !== null) setExchange(userItem, aiItem, id);
       fragment.append(userItem, aiItem);
     }
     return fragment;
@@ -172,6 +187,25 @@ export class Messages {
   // ones are not, and stay after it.
   removeSettled() {
     for (const item of this.list.querySelectorAll(SETTLED)) item.remove();
+  }
+
+  /**
+   * The stored exchanges shown from `turn` on, of generation `generation` or lower, go (a cut:
+   * the conversation was regenerated or edited there). Returns how many exchanges went.
+   * @param {number} turn
+   * @param {number} [generation] an exchange of a higher one was stored after the cut: it stays
+   */
+  removeFrom(turn, generation = Infinity) {
+    let removed = 0;
+    for (const item of /** @type {NodeListOf<HTMLElement>} */ (
+      this.list.querySelectorAll(".message[data-exchange]")
+    )) {
+      const id = item.dataset.exchange ?? "";
+      if (turnOf(id) < turn || generationOf(id) > generation) continue;
+      if (item.classList.contains("message--user")) removed += 1;
+      item.remove();
+    }
+    return removed;
   }
 
   updateEmptyState() {

@@ -1,0 +1,199 @@
+// @ts-check
+// Regenerate and Edit: the last reply asked for again, or one of the reader's stored messages
+// sent again changed, each in place of that exchange and every later one (the service erases
+// them once the new reply is stored: `replace_turn`, composer.js sends it).
+//
+// The buttons follow what the list shows, whoever changed it (the history, the live stream, the
+// page's own sends): every stored message of the reader's (an item with its exchange's id) has
+// an Edit, and the newest stored reply the one Regenerate. Editing is a state of the message
+// box: its text in the box, "Editing a message" above it with a Cancel (Escape too); sending
+// then replaces that exchange. While a reply is awaited, neither can be used.
+import { element } from "./dom.js?v=fbc38dea4b";
+import { shownText } from "./messages.js?v=fcf2b8faef";
+import { turnOf } from "./protocol.js?v=bfc17f51c7";
+
+/** @typedef {import("#page/composer.js").Replace} Replace */
+
+const STORED_USER = ".message--user[data-exchange]";
+const STORED_REPLY = ".message--ai[data-exchange]";
+
+/**
+ * A small button whose name ends in words only screen readers hear ("Edit message"), like
+ * the reply's Copy: its visible word begins its name (WCAG 2.5.3).
+ * @param {string} shown
+ * @param {string} hidden
+ * @param {string} className
+ */
+function actionButton(shown, hidden, className) {
+  const button = element("button", `button button--small ${className}`, shown);
+  button.type = "button";
+  button.append(element("span", "visually-hidden", ` ${hidden}`));
+  return button;
+}
+
+/**
+ * The row of actions under a message's bubble, made when the message has none yet.
+ * @param {HTMLElement} item
+ */
+function actionsOf(item) {
+  const body = item.querySelector(".message__body");
+  const existing = body?.querySelector(":scope > .message__actions");
+  if (existing instanceof HTMLElement) return existing;
+  const actions = element("div", "message__actions");
+  body?.append(actions);
+  return actions;
+}
+
+export class Revise {
+  /**
+   * @param {{
+   *   list: HTMLOListElement,
+   *   input: HTMLTextAreaElement,
+   *   editing: HTMLElement,
+   *   cancel: HTMLButtonElement,
+   *   stop: HTMLButtonElement,
+   *   announce: (text: string) => void,
+   *   send: (text: string, replace: Replace) => void,
+   * }} parts editing: the "Editing a message" bar above the box, with its Cancel; stop: where
+   *   the focus goes when Regenerate, which leaves the page, is pressed; send: the composer's
+   */
+  constructor({ list, input, editing, cancel, stop, announce, send }) {
+    this.list = list;
+    this.input = input;
+    this.bar = editing;
+    this.stopButton = stop;
+    this.announce = announce;
+    this.send = send;
+    this.pending = false;
+    /** @type {{ item: HTMLElement, draft: string } | null} the message edited, the box before */
+    this.editing = null;
+    this.regenerateButton = actionButton("Regenerate", "reply", "message__regenerate");
+    this.regenerateButton.addEventListener("click", () => this.regenerate());
+    cancel.addEventListener("click", () => this.cancel());
+    input.addEventListener("keydown", (event) => {
+      if (event.isComposing || event.altKey || event.ctrlKey || event.metaKey) return;
+      if (event.key === "ArrowUp" && !event.shiftKey && !input.value) {
+        // Up in an empty box edits the last message, as in many chats.
+        const last = [...list.querySelectorAll(STORED_USER)].at(-1);
+        if (!(last instanceof HTMLElement) || this.pending) return;
+        event.preventDefault();
+        this.edit(last);
+      } else if (event.key === "Escape" && this.editing) {
+        event.preventDefault();
+        this.cancel();
+      }
+    });
+    // Only the list's own items and their ids matter, not a reply's text as it streams.
+    new MutationObserver((records) => {
+      if (records.some((record) => record.type === "attributes" || record.target === list)) {
+        this.follow();
+      }
+    }).observe(list, {
+      childList: true,
+      subtree: true,
+      attributes: true,
+      attributeFilter: ["data-exchange"],
+    });
+  }
+
+  // The buttons where the list's stored messages are now; editing ends when its message left
+  // (cut elsewhere, another chat shown: the text stays in the box).
+  follow() {
+    for (const item of /** @type {NodeListOf<HTMLElement>} */ (
+      this.list.querySelectorAll(STORED_USER)
+    )) {
+      if (item.querySelector(".message__edit")) continue;
+      const edit = actionButton("Edit", "message", "message__edit");
+      edit.disabled = this.pending;
+      edit.addEventListener("click", () => this.edit(item));
+      actionsOf(item).append(edit);
+    }
+    const last = [...this.list.querySelectorAll(STORED_REPLY)].at(-1);
+    if (last instanceof HTMLElement) {
+      if (!last.contains(this.regenerateButton)) actionsOf(last).append(this.regenerateButton);
+    } else {
+      this.regenerateButton.remove();
+    }
+    if (this.editing && !this.editing.item.isConnected) this.end();
+  }
+
+  /** @param {boolean} pending a reply is awaited: nothing can be regenerated or edited */
+  setPending(pending) {
+    this.pending = pending;
+    this.regenerateButton.disabled = pending;
+    for (const edit of this.list.querySelectorAll(".message__edit")) {
+      if (edit instanceof HTMLButtonElement) edit.disabled = pending;
+    }
+  }
+
+  // The newest reply, asked for again: the same message in place of its exchange.
+  regenerate() {
+    const reply = this.regenerateButton.closest(STORED_REPLY);
+    if (this.pending || !(reply instanceof HTMLElement)) return;
+    const id = reply.dataset.exchange ?? "";
+    const user = [...this.list.querySelectorAll(STORED_USER)].find(
+      (item) => item instanceof HTMLElement && item.dataset.exchange === id,
+    );
+    if (!(user instanceof HTMLElement)) return;
+    if (this.editing?.item === user) this.cancel();
+    this.send(shownText(user), { turn: turnOf(id), edited: false });
+    // The button left with its reply: Stop, which took Send's place, takes the focus.
+    this.stopButton.focus();
+    this.announce("Regenerating the reply");
+  }
+
+  /**
+   * Its text into the box, to change and send in its place.
+   * @param {HTMLElement} item one of the reader's stored messages
+   */
+  edit(item) {
+    if (this.pending || !item.isConnected) return;
+    const draft = this.editing ? this.editing.draft : this.input.value;
+    this.editing?.item.classList.remove("message--editing");
+    this.editing = { item, draft };
+    item.classList.add("message--editing");
+    this.bar.hidden = false;
+    this.input.setAttribute("aria-describedby", `editing-label ${this.describedBy()}`);
+    this.input.value = shownText(item);
+    this.input.focus();
+    this.input.setSelectionRange(this.input.value.length, this.input.value.length);
+    this.announce("Editing a message. Send replaces it and what follows; Escape cancels.");
+  }
+
+  // Cancel (or Escape): the box holds again what it held before.
+  cancel() {
+    if (!this.editing) return;
+    const { draft } = this.editing;
+    this.end();
+    this.input.value = draft;
+    this.input.focus();
+    this.announce("Editing cancelled");
+  }
+
+  /**
+   * What the message being sent replaces (composer.js asks as it sends): the message edited, if
+   * any, whose editing ends.
+   * @returns {Replace | null}
+   */
+  take() {
+    if (!this.editing) return null;
+    const id = this.editing.item.dataset.exchange;
+    this.end();
+    return id ? { turn: turnOf(id), edited: true } : null;
+  }
+
+  end() {
+    this.editing?.item.classList.remove("message--editing");
+    this.editing = null;
+    this.bar.hidden = true;
+    this.input.setAttribute("aria-describedby", this.describedBy());
+    // The Cancel button had the focus: it is hidden now.
+    if (document.activeElement === document.body) this.input.focus();
+  }
+
+  // The box's own description (its keys), without the editing state's.
+  describedBy() {
+    const ids = (this.input.getAttribute("aria-describedby") ?? "").split(/\s+/);
+    return ids.filter((id) => id && id !== "editing-label").join(" ");
+  }
+}
