@@ -13,22 +13,22 @@
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
 import { Api } from "./api.js?v=fa6542a0b2";
-import { ChatTools } from "./chat-tools.js?v=515855858e";
-import { Composer } from "./composer.js?v=4a3fdb0378";
+import { ChatTools } from "./chat-tools.js?v=29845b50c8";
+import { Composer } from "./composer.js?v=92e1b8b325";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
 import { Connection } from "./connection.js?v=0a5a74b341";
-import { byId } from "./dom.js?v=fbc38dea4b";
+import { byId } from "./dom.js?v=e991253526";
 import { Draft } from "./draft.js?v=d603fbc87d";
 import { Follow } from "./follow.js?v=18f3ad6df5";
-import { History } from "./history.js?v=b395aab16d";
+import { History } from "./history.js?v=41f4200137";
 import { ListLive } from "./list-live.js?v=bb3b73bef4";
-import { Live } from "./live.js?v=15dd8ddc44";
+import { Live } from "./live.js?v=ab3f53b4d4";
 import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
-import { Messages } from "./messages.js?v=fcf2b8faef";
-import { Revise } from "./revise.js?v=ba632e5f15";
+import { Messages } from "./messages.js?v=2247cbb84c";
+import { Revise } from "./revise.js?v=87d80130e7";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
-import { Sidebar } from "./sidebar.js?v=fb94d04765";
-import { SignIn } from "./signin.js?v=fc05c3a11f";
+import { Sidebar } from "./sidebar.js?v=6e54255e0a";
+import { SignIn } from "./signin.js?v=87f6e3f008";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
 /** @typedef {import("#page/history.js").Shown} Shown */
@@ -78,6 +78,7 @@ class ChatPage {
       editing: byId("editing", HTMLElement),
       cancel: byId("edit-cancel", HTMLButtonElement),
       stop,
+      follow: this.follow,
       announce,
       send: (text, replace) => this.composer.send(text, replace),
     });

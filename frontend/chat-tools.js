@@ -2,10 +2,10 @@
 // The open chat's toolbar, put together: the model picker and the chat's record
 // (chat-settings.js), its instructions (instructions-dialog.js), its export (export-menu.js), and
 // the stamps of streamed replies (message-stamp.js). app.js talks to this one object only.
-import { ChatSettings } from "./chat-settings.js?v=37a583fe88";
-import { ExportMenu } from "./export-menu.js?v=598bcc0eaa";
-import { InstructionsDialog } from "./instructions-dialog.js?v=351b84f994";
-import { ReplyStamps } from "./message-stamp.js?v=482d60f2a1";
+import { ChatSettings } from "./chat-settings.js?v=f0bf4a01ab";
+import { ExportMenu } from "./export-menu.js?v=e8c428c249";
+import { InstructionsDialog } from "./instructions-dialog.js?v=298cc1eba7";
+import { ReplyStamps } from "./message-stamp.js?v=8f8a8af74a";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/history.js").Shown} Shown */

@@ -3,8 +3,8 @@
 // and what stays when it fails (the message, marked, with a Retry) or stops early (the part
 // shown, as the service stores it).
 import { ApiError } from "./api.js?v=fa6542a0b2";
-import { errorNotice } from "./dom.js?v=fbc38dea4b";
-import { shownText } from "./messages.js?v=fcf2b8faef";
+import { errorNotice } from "./dom.js?v=e991253526";
+import { shownText } from "./messages.js?v=2247cbb84c";
 import { readReply, startReply } from "./reply.js?v=414609c080";
 import { traceIdOf } from "./protocol.js?v=bfc17f51c7";
 

@@ -6,7 +6,7 @@
 import { ApiError } from "./api.js?v=fa6542a0b2";
 import { authorizedFetch } from "./credentials.js?v=b03bf63721";
 import { dispositionName, fallbackName } from "./disposition.js?v=c317b96d92";
-import { byId } from "./dom.js?v=fbc38dea4b";
+import { byId } from "./dom.js?v=e991253526";
 
 /** @typedef {import("#page/chat-settings.js").ChatSettings} ChatSettings */
 

@@ -3,7 +3,7 @@
 // "Load earlier messages" or when the top of the history scrolls into view. Paging follows the
 // Link header (rel="next"), so the page never builds a cursor itself.
 import { ApiError } from "./api.js?v=fa6542a0b2";
-import { errorNotice } from "./dom.js?v=fbc38dea4b";
+import { errorNotice } from "./dom.js?v=e991253526";
 import { generationShown, isExchangeList, replayStart } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {import("#page/api.js").Api} Api */

@@ -3,7 +3,7 @@
 // kept in sessionStorage (this tab only, gone when it closes), and sent only in the
 // Authorization header.
 import { readJson } from "./api.js?v=fa6542a0b2";
-import { byId } from "./dom.js?v=fbc38dea4b";
+import { byId } from "./dom.js?v=e991253526";
 import { errorMessage } from "./protocol.js?v=bfc17f51c7";
 import { keepInTab, readTab } from "./tab-storage.js?v=5b7e2456a0";
 

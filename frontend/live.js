@@ -6,8 +6,8 @@
 // The stream (event-stream.js) is opened again when it ends or breaks, resuming after the last
 // exchange it received (last_event_id), so nothing is missed and nothing repeated.
 import { EventStream } from "./event-stream.js?v=518a5167dc";
-import { stampExchange } from "./message-stamp.js?v=482d60f2a1";
-import { setExchange, shownText, UNSETTLED } from "./messages.js?v=fcf2b8faef";
+import { stampExchange } from "./message-stamp.js?v=8f8a8af74a";
+import { setExchange, shownText, UNSETTLED } from "./messages.js?v=2247cbb84c";
 import { cutTurn, exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=bfc17f51c7";
 import { Reconciler } from "./reconcile.js?v=90f53f5707";
 
@@ -149,8 +149,8 @@ export class Live {
         this.onStored(this.conversationId);
         // A stopped reply is stored with every piece the service had sent, which can be more
         // than reached the page before it closed the stream: show what the history will show.
-        if (decision.AI === mine.shown) continue;
-        this.messages.setText(mine.aiItem, "ai", decision.AI);
+        if (decision.AI !== mine.shown) this.messages.setText(mine.aiItem, "ai", decision.AI);
+        // (Its stamp and Edit show now too.)
         if (this.follow.following) this.follow.toBottom();
       } else if (!this.messages.list.querySelector(`[data-exchange="${decision.exchange.id}"]`)) {
         // (Unless a reload of the history shows it already.)

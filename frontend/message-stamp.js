@@ -4,7 +4,7 @@
 // "gpt-4o · 512 in · 48 out". What is known only: an older service's items, and messages not
 // stored yet, get nothing. A streamed reply is stamped once stored, from the service's own
 // record of it (ReplyStamps), not from the page's clock.
-import { element } from "./dom.js?v=fbc38dea4b";
+import { element } from "./dom.js?v=e991253526";
 import { idOfItem, isExchange } from "./protocol.js?v=bfc17f51c7";
 import { fullTime, originLabel, originText, shortTime, timeOf } from "./stamps.js?v=896d9e3827";
 

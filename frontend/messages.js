@@ -3,8 +3,8 @@
 // replies as sanitized Markdown once markdown.js has its libraries), the list they sit in, and
 // whether its empty state shows.
 import { copyButton } from "./copy-button.js?v=fe998d82ab";
-import { element } from "./dom.js?v=fbc38dea4b";
-import { stampExchange } from "./message-stamp.js?v=482d60f2a1";
+import { actionButton, element } from "./dom.js?v=e991253526";
+import { stampExchange } from "./message-stamp.js?v=8f8a8af74a";
 import { generationOf, idOfItem, turnOf } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {"user" | "ai"} Role */
@@ -29,6 +29,16 @@ function avatar() {
   const node = element("span", "avatar", "AI");
   node.setAttribute("aria-hidden", "true");
   return node;
+}
+
+/**
+ * The row of buttons under a message's bubble.
+ * @param {HTMLElement} button
+ */
+function actionsOf(button) {
+  const actions = element("div", "message__actions");
+  actions.append(button);
+  return actions;
 }
 
 /**
@@ -84,6 +94,9 @@ export class Messages {
     bubble.append(element("div", "message__text"));
     body.append(bubble);
     if (role === "ai") this.addCopy(item, body);
+    // Shown once the message is stored (it has its exchange's id: style.css); there from the
+    // start, so that a page of older messages is as tall when it is placed as it stays.
+    if (role === "user") body.append(actionsOf(actionButton("Edit", "message", "message__edit")));
     if (traceId && this.jaegerBaseUrl) body.append(this.traceLink(traceId));
     item.append(body);
     this.setText(item, role, text);
@@ -119,9 +132,7 @@ export class Messages {
   addCopy(item, body) {
     const copy = copyButton("reply", () => this.sources.get(item) ?? "", "message__copy");
     if (!copy) return;
-    const actions = element("div", "message__actions");
-    actions.append(copy);
-    body.append(actions);
+    body.append(actionsOf(copy));
   }
 
   /**

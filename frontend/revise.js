@@ -3,33 +3,20 @@
 // sent again changed, each in place of that exchange and every later one (the service erases
 // them once the new reply is stored: `replace_turn`, composer.js sends it).
 //
-// The buttons follow what the list shows, whoever changed it (the history, the live stream, the
-// page's own sends): every stored message of the reader's (an item with its exchange's id) has
-// an Edit, and the newest stored reply the one Regenerate. Editing is a state of the message
+// Every stored message of the reader's (an item with its exchange's id) shows its Edit
+// (messages.js makes it with the item). The one Regenerate follows what the list shows, whoever
+// changed it (the history, the live stream, the page's own sends): on the newest stored reply. Editing is a state of the message
 // box: its text in the box, "Editing a message" above it with a Cancel (Escape too); sending
 // then replaces that exchange. While a reply is awaited, neither can be used.
-import { element } from "./dom.js?v=fbc38dea4b";
-import { shownText } from "./messages.js?v=fcf2b8faef";
+import { actionButton, element } from "./dom.js?v=e991253526";
+import { shownText } from "./messages.js?v=2247cbb84c";
 import { turnOf } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {import("#page/composer.js").Replace} Replace */
+/** @typedef {import("#page/follow.js").Follow} Follow */
 
 const STORED_USER = ".message--user[data-exchange]";
 const STORED_REPLY = ".message--ai[data-exchange]";
-
-/**
- * A small button whose name ends in words only screen readers hear ("Edit message"), like
- * the reply's Copy: its visible word begins its name (WCAG 2.5.3).
- * @param {string} shown
- * @param {string} hidden
- * @param {string} className
- */
-function actionButton(shown, hidden, className) {
-  const button = element("button", `button button--small ${className}`, shown);
-  button.type = "button";
-  button.append(element("span", "visually-hidden", ` ${hidden}`));
-  return button;
-}
 
 /**
  * The row of actions under a message's bubble, made when the message has none yet.
@@ -52,13 +39,15 @@ export class Revise {
    *   editing: HTMLElement,
    *   cancel: HTMLButtonElement,
    *   stop: HTMLButtonElement,
+   *   follow: Follow,
    *   announce: (text: string) => void,
    *   send: (text: string, replace: Replace) => void,
    * }} parts editing: the "Editing a message" bar above the box, with its Cancel; stop: where
    *   the focus goes when Regenerate, which leaves the page, is pressed; send: the composer's
    */
-  constructor({ list, input, editing, cancel, stop, announce, send }) {
+  constructor({ list, input, editing, cancel, stop, follow, announce, send }) {
     this.list = list;
+    this.follower = follow;
     this.input = input;
     this.bar = editing;
     this.stopButton = stop;
@@ -70,6 +59,11 @@ export class Revise {
     this.regenerateButton = actionButton("Regenerate", "reply", "message__regenerate");
     this.regenerateButton.addEventListener("click", () => this.regenerate());
     cancel.addEventListener("click", () => this.cancel());
+    list.addEventListener("click", (event) => {
+      const target = event.target instanceof Element ? event.target : null;
+      const item = target?.closest(".message__edit")?.closest(STORED_USER);
+      if (item instanceof HTMLElement) this.edit(item);
+    });
     input.addEventListener("keydown", (event) => {
       if (event.isComposing || event.altKey || event.ctrlKey || event.metaKey) return;
       if (event.key === "ArrowUp" && !event.shiftKey && !input.value) {
@@ -86,7 +80,7 @@ export class Revise {
     // Only the list's own items and their ids matter, not a reply's text as it streams.
     new MutationObserver((records) => {
       if (records.some((record) => record.type === "attributes" || record.target === list)) {
-        this.follow();
+        this.place();
       }
     }).observe(list, {
       childList: true,
@@ -96,23 +90,21 @@ export class Revise {
     });
   }
 
-  // The buttons where the list's stored messages are now; editing ends when its message left
-  // (cut elsewhere, another chat shown: the text stays in the box).
-  follow() {
-    for (const item of /** @type {NodeListOf<HTMLElement>} */ (
-      this.list.querySelectorAll(STORED_USER)
-    )) {
-      if (item.querySelector(".message__edit")) continue;
-      const edit = actionButton("Edit", "message", "message__edit");
-      edit.disabled = this.pending;
-      edit.addEventListener("click", () => this.edit(item));
-      actionsOf(item).append(edit);
+  // Regenerate on the newest stored reply, every Edit usable or not; editing ends when its
+  // message left (cut elsewhere, another chat shown: the text stays in the box).
+  place() {
+    for (const edit of this.list.querySelectorAll(".message__edit")) {
+      if (edit instanceof HTMLButtonElement && edit.disabled !== this.pending) {
+        edit.disabled = this.pending;
+      }
     }
     const last = [...this.list.querySelectorAll(STORED_REPLY)].at(-1);
-    if (last instanceof HTMLElement) {
-      if (!last.contains(this.regenerateButton)) actionsOf(last).append(this.regenerateButton);
-    } else {
+    if (!(last instanceof HTMLElement)) {
       this.regenerateButton.remove();
+    } else if (!last.contains(this.regenerateButton)) {
+      actionsOf(last).append(this.regenerateButton);
+      // Without a Copy (no clipboard), its row is new: a reader at the end stays there.
+      if (this.follower.following) this.follower.toBottom();
     }
     if (this.editing && !this.editing.item.isConnected) this.end();
   }
