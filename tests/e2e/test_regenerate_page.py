@@ -183,6 +183,9 @@ def test_editing_an_earlier_message_cuts_what_followed_here_and_in_another_tab(
         chat.send(text)
     other = ChatPage(open_page(), service.base_url).open(path)
     expect(other.page.locator(USER_TEXTS)).to_have_text(["one", "two", "three"])
+    # The other tab is editing its last message, which the cut will take away.
+    other.input.press("ArrowUp")
+    expect(other.input).to_have_value("three")
 
     edit_buttons(chat).nth(1).click()
     expect(editing_bar(chat)).to_be_visible()
@@ -209,9 +212,19 @@ def test_editing_an_earlier_message_cuts_what_followed_here_and_in_another_tab(
     expect(other.page.locator(AI_TEXTS)).to_have_text(["Reply 1: one", "Reply 2: two, changed"])
     expect(announced(other)).to_contain_text("Messages from turn 2 on were removed elsewhere.")
     expect(announced(other)).to_contain_text("two, changed")
+    # Its edit ended with its message; what it had in the box stays there.
+    expect(editing_bar(other)).to_be_hidden()
+    expect(other.input).to_have_value("three")
     # The service: the edited exchange at its turn, nothing after it.
     stored = history(service, id_of(chat))
     assert [(item["turn"], item["user"]) for item in stored] == [(1, "one"), (2, "two, changed")]
+    # Opened again, the other tab follows from the generation it shows: t0.1, the whole
+    # conversation shown, which has been cut once.
+    with other.page.expect_request(re.compile(r".*/chat/events\?")) as events:
+        other.page.reload()
+    assert "last_event_id=t0.1" in events.value.url
+    other.open(path)
+    expect(other.page.locator(USER_TEXTS)).to_have_text(["one", "two, changed"])
     # Both tabs can go on from there, and each shows every exchange once.
     chat.send("four")
     expect(other.page.locator(USER_TEXTS)).to_have_text(["one", "two, changed", "four"])
