@@ -297,3 +297,37 @@ def test_an_edit_of_a_turn_cut_meanwhile_is_refused_and_the_page_shows_the_histo
     expect(chat.page.locator(AI_TEXTS)).to_have_text(["Reply 1: one, elsewhere"])
     stored = history(service, id_of(chat))
     assert [item["user"] for item in stored] == ["one, elsewhere"]
+
+
+def test_a_regenerate_the_model_refuses_cuts_nothing_and_retries_as_one(
+    open_page: OpenPage, service: ServiceProcess, model_server: ModelServer
+) -> None:
+    chat = ChatPage(open_page(), service.base_url).open(new_chat_path())
+    chat.watched.expect_failed_requests("/chat/message")
+    chat.send("one")
+    chat.send("two")
+    # A 400 is not retried by the service: the reply fails at once, and nothing is cut.
+    model_server.script({"status": 400})
+    regenerate_button(chat).click()
+    expect(chat.failed.get_by_role("alert")).to_contain_text("Not sent.")
+    # The page read the history again: the old reply is back, the message not sent after it.
+    expect(chat.page.locator(AI_TEXTS)).to_have_text(["Reply 1: one", "Reply 2: two"])
+    expect(chat.page.locator(USER_TEXTS)).to_have_text(["one", "two", "two"])
+    # It was not typed: the box stays empty.
+    expect(chat.input).to_have_value("")
+    stored = history(service, id_of(chat))
+    assert [(item["user"], item["AI"]) for item in stored] == [
+        ("one", "Reply 1: one"),
+        ("two", "Reply 2: two"),
+    ]
+    model_server.script({"reply": "Two, at last"})
+    chat.failed.get_by_role("button", name="Retry").click()
+    expect(chat.page.locator(AI_TEXTS)).to_have_text(["Reply 1: one", "Two, at last"])
+    expect(chat.page.locator(".message--streaming")).to_have_count(0)
+    expect(chat.page.locator(USER_TEXTS)).to_have_text(["one", "two"])
+    expect(chat.failed).to_have_count(0)
+    stored = history(service, id_of(chat))
+    assert [(item["user"], item["AI"]) for item in stored] == [
+        ("one", "Reply 1: one"),
+        ("two", "Two, at last"),
+    ]
