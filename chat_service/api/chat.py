@@ -31,7 +31,7 @@ from chat_service.api.streaming import stream_reply, wants_event_stream
 from chat_service.api.validation import HistoryQuery, parse_history_query, parse_message_body
 from chat_service.assistant import AssistantError
 from chat_service.chat.contract import reply_body
-from chat_service.chat.domain import DEFAULT_CONVERSATION
+from chat_service.chat.domain import DEFAULT_CONVERSATION, TurnNotFound
 from chat_service.chat.model_slots import ModelBusy, TooManyReplies
 from chat_service.chat.replies import Turn
 
@@ -78,12 +78,19 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     with holding:
         chat = request.config_dict[CHAT]
         await refuse_models_not_offered(chat, new.model)
-        async with chat.turn(
-            conversation, new.text, caller=caller(request), model=new.model
-        ) as turn:
-            if streamed:
-                return await stream_reply(request, turn, trace_id)
-            return await plain_reply(request, turn, trace_id)
+        try:
+            async with chat.turn(
+                conversation,
+                new.text,
+                caller=caller(request),
+                model=new.model,
+                replaces_turn=new.replace_turn,
+            ) as turn:
+                if streamed:
+                    return await stream_reply(request, turn, trace_id)
+                return await plain_reply(request, turn, trace_id)
+        except TurnNotFound as gone:  # raised before the turn began: nothing was asked
+            raise ApiError(409, f"{gone} Load the history again.") from None
 
 
 async def plain_reply(request: web.Request, turn: Turn, trace_id: str | None) -> web.Response:

@@ -1,10 +1,14 @@
 """``GET /chat/events``: a conversation's new exchanges, live, as server-sent events.
 
 Each exchange committed to the conversation after the request, by any replica, is one
-``exchange`` event whose ``id`` is the exchange's cursor (its turn, ``t42``: cursors.py)
-and whose data is the contract's history item, ``{"user": ..., "AI": ...}``. The
+``exchange`` event whose ``id`` is the exchange's cursor (its turn, ``t42``, and its
+generation once the conversation was cut, ``t7.1``: cursors.py) and whose data is the
+contract's history item, ``{"user": ..., "AI": ...}``. When the conversation is cut at a
+turn (a message regenerated or edited), a ``cut`` event without an id, ``{"turn": 7}``,
+says that every exchange from that turn on is gone; the ones that replace them follow. The
 browser's EventSource reconnects by itself with ``Last-Event-ID``, and the stream resumes
-after that exchange, with no gap and no repeat (see chat_service/chat/live.py).
+after that exchange, with no gap and no repeat, and with the cuts it missed (see
+chat_service/chat/live.py).
 
 A cursor of an earlier version (a bare number: an exchange's global id) is not refused:
 an EventSource reconnects with the last id it saw, and a page loaded before an update
@@ -34,7 +38,8 @@ from chat_service.api.identity import callers_conversation
 from chat_service.api.keys import CHAT, METRICS, SETTINGS, STREAM_LIMITS
 from chat_service.api.validation import parse_events_query
 from chat_service.chat.contract import exchange_json
-from chat_service.chat.domain import Exchange, StoreError
+from chat_service.chat.domain import Position, StoreError
+from chat_service.chat.live import Cut, LiveChange
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +53,24 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     conversation = callers_conversation(request, query.conversation_id)
     chat = request.config_dict[CHAT]
     with request.config_dict[STREAM_LIMITS].hold(request):
-        after_turn = query.after_turn
+        after = None
+        if query.after_turn is not None:
+            after = Position(query.after_turn, query.generation)
+        restart = None
         if query.earlier_cursor_in is not None:
-            after_turn = await chat.last_turn(conversation)
-        async with chat.follow(conversation, after_turn) as exchanges:
-            restart = None
-            if query.earlier_cursor_in is not None and after_turn is not None:
-                restart = (restart_json(query.earlier_cursor_in), cursor(after_turn))
-            return await _send_events(request, exchanges, restart)
+            after = await chat.position(conversation)
+            restart = (restart_json(query.earlier_cursor_in), cursor(*after))
+        async with chat.follow(conversation, after) as changes:
+            return await _send_events(request, changes, restart)
 
 
 async def _send_events(
     request: web.Request,
-    exchanges: AsyncIterator[Exchange],
+    changes: AsyncIterator[LiveChange],
     restart: tuple[str, str] | None,
 ) -> web.StreamResponse:
     """The stream: first the ``restart`` event (its data and id) when the client resumed
-    from an earlier version's cursor, then each exchange as it is committed."""
+    from an earlier version's cursor, then each exchange as it is committed, and each cut."""
     keepalive = request.config_dict[SETTINGS].stream_keepalive_s
     response = EventSourceResponse(ping_interval=keepalive)
     await response.prepare(request)
@@ -74,8 +80,11 @@ async def _send_events(
         if restart is not None:
             data, event_id = restart
             await response.send(data, event="restart", id=event_id)
-        async for exchange in exchanges:
-            await response.send(exchange_json(exchange), event="exchange", id=cursor(exchange.turn))
+        async for change in changes:
+            if isinstance(change, Cut):
+                await response.send(orjson.dumps({"turn": change.turn}).decode(), event="cut")
+            else:
+                await response.send(exchange_json(change), event="exchange", id=change.cursor)
     except StoreError:
         # Catching up failed mid-stream: end it; the client resumes where it was.
         log.warning("live updates stream ended by a store error", exc_info=True)

@@ -24,7 +24,6 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from chat_service.api.cursors import cursor
 from chat_service.api.errors import INTERNAL_ERROR, STORE_FAILED, error_response
 from chat_service.api.keys import METRICS, SETTINGS
 from chat_service.api.replies import (
@@ -148,7 +147,7 @@ async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.Strea
     record_exchange(request, turn, exchange, reply, streamed=True)
     # Its id is the exchange's cursor, as in GET /chat/events: a page that follows the
     # conversation knows this exchange when it comes back there.
-    await response.send(_json(reply_body(reply)), event="done", id=cursor(exchange.turn))
+    await response.send(_json(reply_body(reply)), event="done", id=exchange.cursor)
     return response
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chat_service.api.cursors import EarlierCursor, turn_of
+from chat_service.api.cursors import MAX_TURN, EarlierCursor, position_of, turn_of
 from chat_service.api.errors import ApiError
 from chat_service.chat.domain import (
     DEFAULT_CONVERSATION,
@@ -20,6 +20,7 @@ from chat_service.chat.domain import (
     KEEP,
     ConversationCursor,
     Keep,
+    Position,
     SettingsChange,
     is_format_character,
 )
@@ -51,6 +52,8 @@ class NewMessage:
     conversation_id: str
     text: str
     model: str | None = None
+    # The turn this message is answered in place of (regenerate, edit).
+    replace_turn: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,19 @@ def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
     if "conversation_id" in body and body["conversation_id"] is None:
         raise ApiError(400, "'conversation_id' must be a string when given.")
     model = _model(body["model"]) if "model" in body else None
-    return NewMessage(_conversation_id(body.get("conversation_id")), message, model)
+    replace_turn = _replace_turn(body["replace_turn"]) if "replace_turn" in body else None
+    return NewMessage(_conversation_id(body.get("conversation_id")), message, model, replace_turn)
+
+
+def _replace_turn(value: object) -> int:
+    """A turn of the conversation (history items' ``turn``): a JSON integer from 1 up to
+    what a cursor can name (cursors.py). Whether the conversation has it is the turn's
+    question (409 when not)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TURN:
+        raise ApiError(
+            400, f"Field 'replace_turn' must be a turn of the conversation (1-{MAX_TURN})."
+        )
+    return value
 
 
 def parse_history_query(query: Mapping[str, str]) -> HistoryQuery:
@@ -148,6 +163,8 @@ class EventsQuery:
     after_turn: int | None
     # Which of the two carried a cursor of an earlier version, when one did.
     earlier_cursor_in: str | None = None
+    # The highest generation the client knows of (the cursor's, after its dot).
+    generation: int = 0
 
 
 def parse_events_query(query: Mapping[str, str], headers: Mapping[str, str]) -> EventsQuery:
@@ -165,25 +182,25 @@ def parse_events_query(query: Mapping[str, str], headers: Mapping[str, str]) -> 
         )
         if raw  # absent, or empty (what the SSE specification sends for "no id yet")
     ]
-    resume: list[tuple[str, int | None]] = []
+    resume: list[tuple[str, Position | None]] = []
     for name, raw in given:
         try:
-            resume.append((name, _event_turn(raw, name)))
+            resume.append((name, _event_position(raw, name)))
         except EarlierCursor:
             resume.append((name, None))
     if not resume:
         return EventsQuery(conversation_id, None)
-    name, turn = resume[0]  # the header's, when there is one
-    if turn is None:
+    name, position = resume[0]  # the header's, when there is one
+    if position is None:
         return EventsQuery(conversation_id, None, earlier_cursor_in=name)
-    return EventsQuery(conversation_id, turn)
+    return EventsQuery(conversation_id, position.turn, generation=position.generation)
 
 
-def _event_turn(raw: str, name: str) -> int:
-    turn = turn_of(raw)
-    if turn is None:
+def _event_position(raw: str, name: str) -> Position:
+    position = position_of(raw)
+    if position is None:
         raise ApiError(400, f"{name} must be the id of an exchange's event, such as t42.")
-    return turn
+    return position
 
 
 def _is_encodable(text: str) -> bool:

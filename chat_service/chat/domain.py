@@ -51,6 +51,15 @@ class ExchangeNotStored(StoreError):
     """A reply was made, but the exchange could not be stored (so nothing was)."""
 
 
+class TurnNotFound(Exception):
+    """A message was to replace a turn the conversation does not have (it was cut, or
+    never reached)."""
+
+    def __init__(self, turn: int) -> None:
+        super().__init__(f"The conversation has no turn {turn}.")
+        self.turn = turn
+
+
 class ConversationRef(NamedTuple):
     """A conversation as its owner names it: ``owner`` is the principal's namespace (empty
     for the anonymous principal), ``id`` the conversation id the owner chose or was given.
@@ -89,12 +98,36 @@ class Exchange:
     created_at: str
     trace_id: str | None = None
     origin: ReplyOrigin = NO_ORIGIN
+    # How many times the conversation had been cut (regenerate, edit) when this was stored:
+    # it never decreases from one turn to the next, so it tells a client that holds a turn
+    # whether what it holds is still there (chat/live.py).
+    generation: int = 0
+
+    @property
+    def cursor(self) -> str:
+        return exchange_cursor(self.turn, self.generation)
+
+
+class Position(NamedTuple):
+    """Where a client stands in a conversation: the turn of the last exchange it holds, and
+    the highest generation it knows of (a cut since is one of a higher generation)."""
+
+    turn: int
+    generation: int = 0
+
+
+def exchange_cursor(turn: int, generation: int) -> str:
+    """What clients are given to name an exchange (history items' ``id``, events' ids, the
+    history's ``before``): ``t`` and its turn, and after a dot its generation when the
+    conversation has been cut (``t42``, ``t7.1``). Turns and generations are one
+    conversation's: a cursor tells nothing of anyone else's traffic."""
+    return f"t{turn}.{generation}" if generation else f"t{turn}"
 
 
 class HistoryKeys(NamedTuple):
     """The keys of a history item (chat/contract.py), for a store that writes the JSON
-    itself: the user's message and the reply, then the exchange's turn, time, model and
-    token usage (an object of the two counts, or null when neither is known)."""
+    itself: the user's message and the reply, then the exchange's turn, time, model, token
+    usage (an object of the two counts, or null when neither is known) and cursor."""
 
     user: str
     ai: str
@@ -104,6 +137,7 @@ class HistoryKeys(NamedTuple):
     usage: str = "usage"
     input_tokens: str = "input_tokens"
     output_tokens: str = "output_tokens"
+    id: str = "id"
 
 
 def history_item(exchange: Exchange, keys: HistoryKeys) -> dict[str, object]:
@@ -119,6 +153,7 @@ def history_item(exchange: Exchange, keys: HistoryKeys) -> dict[str, object]:
         keys.created_at: exchange.created_at,
         keys.model: origin.model,
         keys.usage: usage,
+        keys.id: exchange.cursor,
     }
 
 

@@ -17,13 +17,13 @@ from chat_service.chat.domain import (
     Conversation,
     ConversationCursor,
     ConversationRef,
-    Exchange,
+    Position,
     SettingsChange,
 )
 from chat_service.chat.export import ExportFile, export
 from chat_service.chat.history import HistoryCache, RenderedPage
 from chat_service.chat.list_updates import ListChange, ListUpdates
-from chat_service.chat.live import LiveUpdates
+from chat_service.chat.live import LiveChange, LiveUpdates
 from chat_service.chat.models import ModelCatalogue
 from chat_service.chat.replies import ReplyService, Turn
 from chat_service.chat.search import SearchResult, result, words_of
@@ -63,13 +63,18 @@ class Chat:
         *,
         caller: str,
         model: str | None = None,
+        replaces_turn: int | None = None,
     ) -> AbstractAsyncContextManager[Turn]:
         """The conversation's turn to answer ``message`` (one message at a time, in arrival
         order): the reply, plain or streamed, then its storing, happen inside it. ``caller``
         (a principal, or an address): whose share of the model's slots the reply takes;
         ``model``: one the message asks for (checked with :meth:`offers`), over the
-        conversation's."""
-        return self._replies.turn(conversation, message, caller, model=model)
+        conversation's; ``replaces_turn``: the turn it is answered in place of (regenerate,
+        edit), cutting the conversation there once the reply is stored (TurnNotFound when
+        there is no such turn)."""
+        return self._replies.turn(
+            conversation, message, caller, model=model, replaces_turn=replaces_turn
+        )
 
     # -- models ---------------------------------------------------------------------------
 
@@ -81,16 +86,16 @@ class Chat:
         return await self._models.offers(model)
 
     def follow(
-        self, conversation: ConversationRef, after_turn: int | None = None
-    ) -> AbstractAsyncContextManager[AsyncIterator[Exchange]]:
-        """The conversation's exchanges as they are committed (after turn ``after_turn``
-        when resuming), by any replica."""
-        return self._live.follow(conversation, after_turn)
+        self, conversation: ConversationRef, after: Position | None = None
+    ) -> AbstractAsyncContextManager[AsyncIterator[LiveChange]]:
+        """The conversation's exchanges as they are committed, and its cuts, by any replica
+        (what a client at ``after`` lacks first, when resuming)."""
+        return self._live.follow(conversation, after)
 
-    async def last_turn(self, conversation: ConversationRef) -> int:
-        """The turn of the conversation's newest exchange, 0 for none: where a follower
-        that cannot say where it stands starts."""
-        return await self._store.last_turn(conversation)
+    async def position(self, conversation: ConversationRef) -> Position:
+        """Where the conversation's newest exchange stands (``Position(0)`` for none): where
+        a follower that cannot say where it stands starts."""
+        return await self._store.position(conversation)
 
     # -- an owner's conversations ---------------------------------------------------------
 

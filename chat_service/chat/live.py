@@ -10,6 +10,14 @@ only grow (they are handed out one commit at a time, and a commit is visible bef
 next turn is), so nothing is missed and nothing comes twice. Turns, not the store's global
 ids: a follower's positions say nothing of other conversations' traffic (issue 23).
 
+A conversation may be cut at a turn (regenerate, edit): the exchanges from there on are
+erased, and what replaces them is stored under a higher generation (domain.Exchange). A
+follower knows the highest generation it was sent; an exchange of a higher one comes after
+a cut, so the follower is first sent a :class:`Cut` at that exchange's turn (its client drops
+what it holds from there), then the exchange. The hub and resuming followers read with the
+generation they know (store.ExchangeLog.exchanges_after), so a cut at a turn they had passed
+is read from where it began.
+
 Turns start again at 1 when a deleted conversation's id is written to again. So a deletion
 ends its followers and retires the conversation's topic (the next follower starts a fresh
 one), and a follower resuming after a turn the conversation has not reached (a position
@@ -30,7 +38,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chat_service.chat.domain import ConversationRef, Exchange, StoreError
+from chat_service.chat.domain import ConversationRef, Exchange, Position, StoreError
 from chat_service.store import ChangeFeed
 
 
@@ -38,11 +46,28 @@ class ExchangesAfter(Protocol):
     """What of the exchange log (store.ExchangeLog) live updates read: where a conversation
     stands, and what is new in it."""
 
-    async def last_turn(self, conversation: ConversationRef) -> int: ...
+    async def position(self, conversation: ConversationRef) -> Position: ...
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after_turn: int, *, limit: int
+        self,
+        conversation: ConversationRef,
+        after_turn: int,
+        *,
+        limit: int,
+        generation: int = 0,
     ) -> Sequence[Exchange]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """The conversation was cut: every exchange from ``turn`` on is gone (those that replace
+    them follow)."""
+
+    turn: int
+
+
+# What a follower is sent.
+LiveChange = Exchange | Cut
 
 
 log = logging.getLogger(__name__)
@@ -54,9 +79,10 @@ READ_PAGE = 100
 class Follower:
     """One subscription: the exchanges to send, in order, each once."""
 
-    def __init__(self, conversation: ConversationRef, after_turn: int) -> None:
+    def __init__(self, conversation: ConversationRef, after: Position) -> None:
         self.conversation = conversation
-        self.sent = after_turn  # the turn of the last exchange sent (or to resume after)
+        self.sent = after.turn  # the turn of the last exchange sent (or to resume after)
+        self.generation = after.generation  # the highest generation it was sent
         # None ends the stream (the service is stopping, or the conversation was deleted).
         self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue(QUEUE_SIZE)
         self.dropped = False
@@ -80,7 +106,7 @@ class _Topic:
     to them."""
 
     followers: set[Follower] = field(default_factory=set)
-    published: int | None = None  # read from the store when the first follower arrives
+    published: Position | None = None  # read from the store when the first follower arrives
     removed: bool = False  # the conversation was deleted: this topic is retired
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     joining: int = 0  # follow() calls between finding the topic and joining it
@@ -108,23 +134,27 @@ class LiveUpdates:
 
     @contextlib.asynccontextmanager
     async def follow(
-        self, conversation: ConversationRef, after_turn: int | None = None
-    ) -> AsyncIterator[AsyncIterator[Exchange]]:
-        """Follow ``conversation``: the exchanges committed after this call, or after turn
-        ``after_turn`` when resuming. Raises StoreError before anything is yielded."""
+        self, conversation: ConversationRef, after: Position | None = None
+    ) -> AsyncIterator[AsyncIterator[LiveChange]]:
+        """Follow ``conversation``: the exchanges committed after this call, or, when
+        resuming, what a client at ``after`` lacks (cuts included). Raises StoreError before
+        anything is yielded."""
         if self._closing:
             raise StoreError("the service is stopping")
-        # A turn the conversation has not reached is from before it was deleted (no client
-        # is told of a turn before its commit is visible): start it over.
-        if after_turn and after_turn > await self._log.last_turn(conversation):
-            after_turn = 0
+        # A turn the conversation has not reached, and no cut since to explain it, is from
+        # before the conversation was deleted (no client is told of a turn before its commit
+        # is visible): start it over.
+        if after is not None and after.turn:
+            stands = await self._log.position(conversation)
+            if after.turn > stands.turn and stands.generation <= after.generation:
+                after = Position(0)
         topic = self._topics.setdefault(conversation, _Topic())
         topic.joining += 1
         try:
             async with topic.lock:
                 if topic.published is None:
-                    topic.published = await self._log.last_turn(conversation)
-                start = topic.published if after_turn is None else after_turn
+                    topic.published = await self._log.position(conversation)
+                start = topic.published if after is None else after
                 follower = Follower(conversation, start)
                 topic.followers.add(follower)
                 if topic.removed:  # deleted while this joined: end it, as its peers were
@@ -133,26 +163,28 @@ class LiveUpdates:
             topic.joining -= 1
             self._forget(conversation, topic)
         try:
-            yield self._exchanges(follower, resume=after_turn is not None)
+            yield self._changes(follower, resume=after is not None)
         finally:
             topic.followers.discard(follower)
             self._forget(conversation, topic)
 
-    async def _exchanges(self, follower: Follower, *, resume: bool) -> AsyncIterator[Exchange]:
+    async def _changes(self, follower: Follower, *, resume: bool) -> AsyncIterator[LiveChange]:
         if resume:  # what was missed, read page by page; live ones queue up meanwhile
             while True:
                 missed = await self._log.exchanges_after(
-                    follower.conversation, follower.sent, limit=READ_PAGE
+                    follower.conversation,
+                    follower.sent,
+                    limit=READ_PAGE,
+                    generation=follower.generation,
                 )
                 for exchange in missed:
-                    follower.sent = exchange.turn
-                    yield exchange
+                    for change in _news(follower, exchange):
+                        yield change
                 if len(missed) < READ_PAGE:
                     break
         while (live := await follower.next()) is not None:
-            if live.turn > follower.sent:
-                follower.sent = live.turn
-                yield live
+            for change in _news(follower, live):
+                yield change
 
     def changed(self, conversation: ConversationRef | None) -> None:
         """The store's change listener: ``None`` means any conversation may have changed."""
@@ -180,13 +212,20 @@ class LiveUpdates:
                     if topic.published is None:
                         return  # its first follower is still reading where it starts
                     while True:
+                        published = topic.published
                         new = await self._log.exchanges_after(
-                            conversation, topic.published, limit=READ_PAGE
+                            conversation,
+                            published.turn,
+                            limit=READ_PAGE,
+                            generation=published.generation,
                         )
                         for exchange in new:
                             for follower in topic.followers:
                                 follower.offer(exchange)
-                            topic.published = exchange.turn
+                            published = Position(
+                                exchange.turn, max(published.generation, exchange.generation)
+                            )
+                        topic.published = published
                         if len(new) < READ_PAGE:
                             break
                 if not topic.again:
@@ -216,3 +255,21 @@ class LiveUpdates:
         for topic in self._topics.values():
             for follower in topic.followers:
                 follower.offer(None)
+
+
+def _news(follower: Follower, exchange: Exchange) -> list[LiveChange]:
+    """What ``exchange`` is to ``follower``: nothing when it was sent already (the same turn
+    and generation, or older: a live one that queued while the follower read past it) or
+    is of a generation the follower has left behind; the exchange when it comes next; a cut
+    at its turn, then the exchange, when it is of a higher generation than the follower
+    knows."""
+    if exchange.generation < follower.generation:
+        return []
+    if exchange.generation > follower.generation:
+        follower.generation = exchange.generation
+        follower.sent = exchange.turn
+        return [Cut(exchange.turn), exchange]
+    if exchange.turn <= follower.sent:
+        return []
+    follower.sent = exchange.turn
+    return [exchange]

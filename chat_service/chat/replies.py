@@ -8,6 +8,12 @@ so the API can still answer with a status instead of starting a stream.
 
 What the client is sent decides what is stored: the API saves the whole reply once it is
 complete, or, when the client stops a stream, the part of it that was sent.
+
+A message may replace an earlier turn (regenerate, edit): the model sees only the exchanges
+before it, the reply cache is not asked (a new reply is the point; the reply is still
+cached for a plain repeat), and storing the exchange cuts the conversation there, in the
+same transaction (store.ExchangeLog.append). Nothing is cut until then: a reply that fails,
+or is stopped before anything was sent, leaves the conversation as it was.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from chat_service.chat.domain import (
     ExchangeNotStored,
     ReplyOrigin,
     StoreError,
+    TurnNotFound,
 )
 from chat_service.chat.model_slots import ModelSlots
 from chat_service.chat.ordering import ConversationLocks
@@ -67,17 +74,25 @@ class ReplyService:
         caller: str,
         *,
         model: str | None = None,
+        replaces_turn: int | None = None,
     ) -> AsyncIterator[Turn]:
         """Wait for the conversation's turn and read its context and settings; the turn is
         this conversation's until the ``with`` block ends. ``caller``: who the model's slots
         are shared between (model_slots.py); ``model``: the message's own choice, over the
-        conversation's. Raises StoreError."""
+        conversation's; ``replaces_turn``: the turn this message is answered in place of.
+        Raises StoreError, or TurnNotFound when the conversation has no such turn (by the
+        time the turn came: another request may have cut it)."""
         async with self._locks.hold(conversation):
-            history = await self._read_context(conversation, self.context_turns)
+            if replaces_turn is None:
+                history = await self._read_context(conversation, self.context_turns)
+            else:
+                if replaces_turn > await self.exchanges.last_turn(conversation):
+                    raise TurnNotFound(replaces_turn)
+                history = await self._read_before(conversation, replaces_turn)
             settings = await self.conversations.conversation(conversation)
             asked = model or (settings and settings.model) or self.assistant.model
             prompt = settings.system_prompt if settings is not None else None
-            yield Turn(self, conversation, message, history, caller, asked, prompt)
+            yield Turn(self, conversation, message, history, caller, asked, prompt, replaces_turn)
 
     async def delete(self, conversation: ConversationRef) -> bool:
         """Delete the conversation once a reply being written to it here is stored, so the
@@ -89,6 +104,15 @@ class ReplyService:
         if count <= 0:
             return ()
         return (await self.exchanges.history(conversation, limit=count)).exchanges
+
+    async def _read_before(self, conversation: ConversationRef, turn: int) -> Sequence[Exchange]:
+        """The context of a message that replaces ``turn``: what came before it."""
+        if self.context_turns <= 0:
+            return ()
+        page = await self.exchanges.history(
+            conversation, limit=self.context_turns, before_turn=turn
+        )
+        return page.exchanges
 
     async def close(self) -> None:
         await self.assistant.close()
@@ -106,6 +130,7 @@ class Turn:
         caller: str,
         model: str,
         system_prompt: str | None = None,
+        replaces_turn: int | None = None,
     ) -> None:
         self._service = service
         self.conversation = conversation
@@ -115,6 +140,7 @@ class Turn:
         self.model = model
         # The conversation's own instructions; None: the deployment's.
         self.system_prompt = system_prompt
+        self.replaces_turn = replaces_turn
         # What is stored with the reply: the model asked, until the model says which answered
         # and what it cost (a cached or stopped reply spent no tokens the model told of).
         self.origin = ReplyOrigin(model=model)
@@ -132,8 +158,10 @@ class Turn:
                 self.history,
                 self.message,
             )
-            cached = service.cache.get(key)
-            service.telemetry.cache_lookup(hit=cached is not None)
+            cached = None
+            if self.replaces_turn is None:  # asked again, it is answered anew (regenerate)
+                cached = service.cache.get(key)
+                service.telemetry.cache_lookup(hit=cached is not None)
             if cached is not None:
                 replay = self._observe(_replay(cached), cached=True)
                 async with contextlib.aclosing(replay) as chunks:
@@ -184,7 +212,12 @@ class Turn:
         ExchangeNotStored (a StoreError) when it could not be."""
         try:
             return await self._service.exchanges.append(
-                self.conversation, self.message, reply, trace_id=trace_id, origin=self.origin
+                self.conversation,
+                self.message,
+                reply,
+                trace_id=trace_id,
+                origin=self.origin,
+                replaces_turn=self.replaces_turn,
             )
         except StoreError as exc:
             raise ExchangeNotStored(str(exc)) from exc

@@ -27,6 +27,7 @@ from chat_service.chat.domain import (
     Exchange,
     HistoryKeys,
     HistoryPage,
+    Position,
     ReplyOrigin,
     SearchHit,
     SettingsChange,
@@ -98,8 +99,17 @@ class ExchangeLog(Protocol):
         ai: str,
         trace_id: str | None = None,
         origin: ReplyOrigin = NO_ORIGIN,
+        *,
+        replaces_turn: int | None = None,
     ) -> Exchange:
-        """Store the exchange (with the reply's ``origin``: its model and token counts)."""
+        """Store the exchange (with the reply's ``origin``: its model and token counts).
+
+        With ``replaces_turn``, in place of the exchange at that turn: in the same
+        transaction, it and every later exchange are erased the way a deletion erases them
+        (their text out of the database's files and the search index), the conversation's
+        generation goes up by one, and the new exchange takes that turn (or the next, when
+        the conversation is shorter), under the new generation. The caller holds the
+        conversation (replies.py): no other append to it is in the same batch."""
         ...
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -119,6 +129,11 @@ class ExchangeLog(Protocol):
         conversation's exchanges from 1, gap-free; they start again at 1 after a deletion)."""
         ...
 
+    async def position(self, conversation: ConversationRef) -> Position:
+        """The turn and generation of the conversation's newest exchange (``Position(0)``
+        for none): where a client that holds all of it stands."""
+        ...
+
     async def history(
         self,
         conversation: ConversationRef,
@@ -131,9 +146,18 @@ class ExchangeLog(Protocol):
         ...
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after_turn: int, *, limit: int
+        self,
+        conversation: ConversationRef,
+        after_turn: int,
+        *,
+        limit: int,
+        generation: int = 0,
     ) -> Sequence[Exchange]:
-        """Up to ``limit`` exchanges whose turn is above ``after_turn``, oldest first."""
+        """Up to ``limit`` exchanges, oldest first, that a holder of the conversation up to
+        turn ``after_turn`` at generation ``generation`` lacks: those whose turn is above
+        ``after_turn``, and, when the conversation was cut at that turn or before since
+        (the exchange there is gone, or of a higher generation), everything from the first
+        exchange of a higher generation on (store/since.py)."""
         ...
 
     async def history_json(

@@ -57,6 +57,9 @@ class NewExchange:
     created_at: str
     trace_id: str | None = None
     origin: ReplyOrigin = NO_ORIGIN
+    # Stored in place of the exchange at this turn: it and every later one are erased in the
+    # same transaction (ExchangeLog.append).
+    replaces_turn: int | None = None
 
 
 class Transaction(Protocol):
@@ -132,9 +135,11 @@ class GroupCommit:
         ai: str,
         trace_id: str | None = None,
         origin: ReplyOrigin = NO_ORIGIN,
+        *,
+        replaces_turn: int | None = None,
     ) -> Exchange:
         future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
-        new = NewExchange(conversation, user, ai, utc_now(), trace_id, origin)
+        new = NewExchange(conversation, user, ai, utc_now(), trace_id, origin, replaces_turn)
         current = trace.get_current_span()
         if not current.is_recording():
             self._enqueue(_PendingWrite(new, future))
@@ -271,8 +276,12 @@ class GroupCommitted:
         ai: str,
         trace_id: str | None = None,
         origin: ReplyOrigin = NO_ORIGIN,
+        *,
+        replaces_turn: int | None = None,
     ) -> Exchange:
-        return await self._commits.append(conversation, user, ai, trace_id, origin)
+        return await self._commits.append(
+            conversation, user, ai, trace_id, origin, replaces_turn=replaces_turn
+        )
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._commits.add_listener(listener)

@@ -102,6 +102,13 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: full-text search of messages and replies.
     SEARCH_INDEX,
+    # 7: cutting a conversation at a turn (regenerate, edit). Each conversation counts its
+    # cuts, and each exchange keeps the count it was stored under (domain.Exchange), which
+    # tells a client that holds an exchange whether it was cut since (chat/live.py).
+    """
+    ALTER TABLE exchanges ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conversations ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -56,6 +56,7 @@ from chat_service.chat.domain import (
     Exchange,
     HistoryKeys,
     HistoryPage,
+    Position,
     ReplyOrigin,
     SearchHit,
     SettingsChange,
@@ -80,6 +81,7 @@ from chat_service.store.group_commit import (
     NewExchange,
 )
 from chat_service.store.keys import storage_key
+from chat_service.store.postgres_cut import cut
 from chat_service.store.postgres_failures import FAILURES as _FAILURES
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION, terms_literal
 from chat_service.store.postgres_notify import (
@@ -99,6 +101,7 @@ from chat_service.store.postgres_shredding import (
 from chat_service.store.reads import CONVERSATIONS, TracedReads
 from chat_service.store.sealing import AI, PROMPT, TITLE, USER, new_key, seal, unseal
 from chat_service.store.search_terms import CANDIDATES, keyed_term, keyed_terms, rank, search_key
+from chat_service.store.since import exchanges_since
 from chat_service.timestamps import rfc3339, utc_now
 
 log = logging.getLogger(__name__)
@@ -119,7 +122,7 @@ COMMAND_TIMEOUT_S = 30.0
 # An exchange and its conversation's key (one index lookup: the key's primary key).
 _COLUMNS = (
     "id, conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id, "
-    "model, input_tokens, output_tokens, key"
+    "model, input_tokens, output_tokens, generation, key"
 )
 _EXCHANGES = "exchanges JOIN conversation_keys USING (conversation_id)"
 # The keys of a batch's conversations, locked against a deletion until the batch commits, in
@@ -146,7 +149,19 @@ ON CONFLICT (id) DO UPDATE SET
     exchanges = c.exchanges + excluded.exchanges,
     updated_at = GREATEST(c.updated_at, excluded.updated_at),
     title_sealed = COALESCE(c.title_sealed, excluded.title_sealed)
-RETURNING id, exchanges
+RETURNING id, exchanges, generation
+"""
+# A conversation cut by the batch (postgres_cut.py), once _COUNT locked and counted it: the
+# turns before the cut ($3) are left, then this batch's ($2); one generation more; its title
+# and instructions sealed under its new key ($4, $5; a title _COUNT just gave it already is).
+_COUNT_CUT = """
+UPDATE conversations SET
+    exchanges = LEAST(exchanges - $2, $3 - 1) + $2,
+    generation = generation + 1,
+    title_sealed = COALESCE($4, title_sealed),
+    system_prompt_sealed = $5
+WHERE id = $1
+RETURNING exchanges, generation
 """
 _CONVERSATION_COLUMNS = (
     "public_id, title_sealed, created_at, updated_at, exchanges, model, system_prompt_sealed, key"
@@ -155,13 +170,13 @@ _CONVERSATIONS = "conversations JOIN conversation_keys ON conversation_id = id"
 _INSERT = """
 INSERT INTO exchanges (
     conversation_id, turn, user_sealed, ai_sealed, created_at, trace_id,
-    model, input_tokens, output_tokens, search_terms
+    model, input_tokens, output_tokens, search_terms, generation
 )
-SELECT c, t, u, a, ts::timestamptz, tr, m, i, o, st::bigint[]
+SELECT c, t, u, a, ts::timestamptz, tr, m, i, o, st::bigint[], g
 FROM unnest(
     $1::text[], $2::int[], $3::bytea[], $4::bytea[], $5::text[], $6::text[],
-    $7::text[], $8::int[], $9::int[], $10::text[]
-) AS batch (c, t, u, a, ts, tr, m, i, o, st)
+    $7::text[], $8::int[], $9::int[], $10::text[], $11::int[]
+) AS batch (c, t, u, a, ts, tr, m, i, o, st, g)
 RETURNING id, conversation_id, turn
 """
 # Searches go by keyed terms (search_terms.py): a word's term differs from one conversation
@@ -214,7 +229,8 @@ LIMIT $4
 )
 _MATCHES = """
 SELECT e.id, e.conversation_id, e.turn, e.user_sealed, e.ai_sealed, e.created_at, e.trace_id,
-       e.model, e.input_tokens, e.output_tokens, k.key, c.public_id, c.title_sealed
+       e.model, e.input_tokens, e.output_tokens, e.generation, k.key, c.public_id,
+       c.title_sealed
 FROM exchanges AS e
 JOIN conversations AS c ON c.id = e.conversation_id
 JOIN conversation_keys AS k ON k.conversation_id = e.conversation_id
@@ -412,8 +428,17 @@ class PostgresChatStore(GroupCommitted):
             async with self._connection() as conn, conn.transaction():
                 inserted: list[Any] = []
                 turns: list[int] = []
+                generations: dict[str, int] = {}
                 if writes:
                     keys = await _keys_of(conn, sorted(counts))
+                    # Conversations this batch cuts, in the order of their keys' locks.
+                    cut_from = {
+                        key: new.replaces_turn
+                        for key, new in sorted(keyed, key=lambda pair: pair[0])
+                        if new.replaces_turn is not None
+                    }
+                    cuts = {key: await cut(conn, key, turn) for key, turn in cut_from.items()}
+                    keys |= {key: done.key for key, done in cuts.items()}
                     search_keys = {key: search_key(value) for key, value in keys.items()}
                     titles = [title_from_message(first[key].user) for key in counts]
                     counted = await conn.fetch(
@@ -427,6 +452,18 @@ class PostgresChatStore(GroupCommitted):
                         [last[key].created_at for key in counts],
                     )
                     totals = {row["id"]: row["exchanges"] for row in counted}
+                    generations = {row["id"]: row["generation"] for row in counted}
+                    for key, done in cuts.items():
+                        # _COUNT made the row if it had none: there is exactly one.
+                        (row,) = await conn.fetch(
+                            _COUNT_CUT,
+                            key,
+                            counts[key],
+                            cut_from[key],
+                            done.title,
+                            done.system_prompt,
+                        )
+                        totals[key], generations[key] = row["exchanges"], row["generation"]
                     turns = _turns([key for key, _ in keyed], counts, totals)
                     # Delivered to every replica's listener when (and only if) this commits.
                     await notify_changed(conn, [first[key].conversation for key in counts])
@@ -445,6 +482,7 @@ class PostgresChatStore(GroupCommitted):
                             terms_literal(keyed_terms(search_keys[key], (new.user, new.ai)))
                             for key, new in keyed
                         ],
+                        [generations[key] for key, _ in keyed],
                     )
                 if probe:
                     await conn.execute(_PROBE)
@@ -467,6 +505,7 @@ class PostgresChatStore(GroupCommitted):
                 created_at=new.created_at,
                 trace_id=new.trace_id,
                 origin=new.origin,
+                generation=generations[key],
             )
             for (key, new), turn in zip(keyed, turns, strict=True)
         ]
@@ -626,11 +665,15 @@ class PostgresChatStore(GroupCommitted):
         return int(rows[0]["id"]) if rows else 0
 
     async def last_turn(self, conversation: ConversationRef) -> int:
+        return (await self.position(conversation)).turn
+
+    async def position(self, conversation: ConversationRef) -> Position:
         rows = await self._select(
-            "SELECT turn FROM exchanges WHERE conversation_id = $1 ORDER BY turn DESC LIMIT 1",
+            "SELECT turn, generation FROM exchanges WHERE conversation_id = $1 "
+            "ORDER BY turn DESC LIMIT 1",
             storage_key(conversation),
         )
-        return int(rows[0]["turn"]) if rows else 0
+        return Position(rows[0]["turn"], rows[0]["generation"]) if rows else Position(0)
 
     async def history(
         self,
@@ -655,16 +698,35 @@ class PostgresChatStore(GroupCommitted):
         return page_of_newest([_exchange(row, conversation) for row in rows], limit)
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after_turn: int, *, limit: int
+        self,
+        conversation: ConversationRef,
+        after_turn: int,
+        *,
+        limit: int,
+        generation: int = 0,
     ) -> Sequence[Exchange]:
-        rows = await self._select(
-            f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE conversation_id = $1 AND turn > $2 "
-            "ORDER BY turn LIMIT $3",
-            storage_key(conversation),
-            after_turn,
-            limit,
-        )
-        return [_exchange(row, conversation) for row in rows]
+        key = storage_key(conversation)
+
+        async def rows_from(turn: int, count: int) -> list[Exchange]:
+            rows = await self._select(
+                f"SELECT {_COLUMNS} FROM {_EXCHANGES} WHERE conversation_id = $1 "
+                "AND turn >= $2 ORDER BY turn LIMIT $3",
+                key,
+                turn,
+                count,
+            )
+            return [_exchange(row, conversation) for row in rows]
+
+        async def first_turn_above(known: int) -> int | None:
+            rows = await self._select(
+                "SELECT min(turn) AS turn FROM exchanges "
+                "WHERE conversation_id = $1 AND generation > $2",
+                key,
+                known,
+            )
+            return rows[0]["turn"] if rows else None
+
+        return await exchanges_since(rows_from, first_turn_above, after_turn, generation, limit)
 
     async def history_json(
         self,
@@ -843,4 +905,5 @@ def _exchange(row: asyncpg.Record, conversation: ConversationRef) -> Exchange:
         created_at=_created_at(row["created_at"]),
         trace_id=row["trace_id"],
         origin=ReplyOrigin(row["model"], row["input_tokens"], row["output_tokens"]),
+        generation=row["generation"],
     )

@@ -227,6 +227,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 5: full-text search, by keyed terms.
     _index_for_search,
+    # 6: cutting a conversation at a turn (regenerate, edit). Each conversation counts its
+    # cuts, and each exchange keeps the count it was stored under (domain.Exchange), which
+    # tells a client that holds an exchange whether it was cut since (chat/live.py).
+    """
+    ALTER TABLE exchanges ADD COLUMN generation integer NOT NULL DEFAULT 0;
+    ALTER TABLE conversations ADD COLUMN generation integer NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -40,6 +40,7 @@ from chat_service.chat.domain import (
     Exchange,
     HistoryKeys,
     HistoryPage,
+    Position,
     ReplyOrigin,
     SearchHit,
     SettingsChange,
@@ -66,12 +67,15 @@ from chat_service.store.keys import conversation_of, storage_key
 from chat_service.store.local_feed import LocalChangeFeed
 from chat_service.store.reads import CONVERSATIONS, TracedReads
 from chat_service.store.search_terms import CANDIDATES, rank
+from chat_service.store.since import exchanges_since
 from chat_service.store.writer import (
     CONNECTION_PRAGMAS,
+    ERASE_FROM_SEARCH_INDEX,
     WriterThread,
     erase,
     migrate,
     transaction,
+    truncate_log,
 )
 from chat_service.timestamps import utc_now
 
@@ -80,10 +84,28 @@ log = logging.getLogger(__name__)
 # Conversations whose version (newest exchange id) is kept in memory; others are read.
 MAX_KNOWN_VERSIONS = 65_536
 
+# The statements run for every row of a batch, in this order (writer.transaction):
+# - _CUT erases, for an exchange stored in place of another (:cut_from, else NULL), that one
+#   and every later one (the search index's triggers take their words out with them);
+# - _COUNT counts the exchange into its conversation, creating it (titled by its first
+#   message) when this is its first; a cut leaves the turns before it, and is counted as one
+#   more generation (turns are gap-free from 1, so a count is the last turn);
+# - _INSERT stores it after the conversation's last exchange, under its generation.
+_CUT = "DELETE FROM exchanges WHERE conversation_id = :conversation_id AND turn >= :cut_from"
+_COUNT = """
+INSERT INTO conversations (key, owner, public_id, title, created_at, updated_at, exchanges)
+VALUES (:conversation_id, :owner, :public_id, :title, :created_at, :created_at, 1)
+ON CONFLICT (key) DO UPDATE SET
+    updated_at = max(conversations.updated_at, excluded.updated_at),
+    exchanges = CASE WHEN :cut_from IS NULL THEN conversations.exchanges
+        ELSE min(conversations.exchanges, :cut_from - 1) END + 1,
+    generation = conversations.generation + (:cut_from IS NOT NULL),
+    title = COALESCE(conversations.title, excluded.title)
+"""
 _INSERT = """
 INSERT INTO exchanges (
     conversation_id, turn, user_message, ai_response, created_at, trace_id,
-    model, input_tokens, output_tokens
+    model, input_tokens, output_tokens, generation
 )
 VALUES (
     :conversation_id,
@@ -92,25 +114,18 @@ VALUES (
          ORDER BY id DESC LIMIT 1),
         0
     ) + 1,
-    :user, :ai, :created_at, :trace_id, :model, :input_tokens, :output_tokens
+    :user, :ai, :created_at, :trace_id, :model, :input_tokens, :output_tokens,
+    (SELECT generation FROM conversations WHERE key = :conversation_id)
 )
 """
-# Counts each exchange into its conversation, creating it (titled by its first message)
-# when this is its first; runs before _INSERT for every row of a batch.
-_COUNT = """
-INSERT INTO conversations (key, owner, public_id, title, created_at, updated_at, exchanges)
-VALUES (:conversation_id, :owner, :public_id, :title, :created_at, :created_at, 1)
-ON CONFLICT (key) DO UPDATE SET
-    updated_at = max(conversations.updated_at, excluded.updated_at),
-    exchanges = conversations.exchanges + 1,
-    title = COALESCE(conversations.title, excluded.title)
-"""
-# One history item per row, under the keys given as the first eight parameters (HistoryKeys).
+# One history item per row, under the keys given as the first nine parameters (HistoryKeys);
+# its id is domain.exchange_cursor's.
 _HISTORY_ITEMS = """
 SELECT json_group_array(json_object(
     ?1, user_message, ?2, ai_response, ?3, turn, ?4, created_at, ?5, model,
     ?6, CASE WHEN input_tokens IS NULL AND output_tokens IS NULL THEN NULL
-        ELSE json_object(?7, input_tokens, ?8, output_tokens) END
+        ELSE json_object(?7, input_tokens, ?8, output_tokens) END,
+    ?9, 't' || turn || CASE WHEN generation THEN '.' || generation ELSE '' END
 ))
 """
 _CONVERSATION_COLUMNS = "public_id, title, created_at, updated_at, exchanges, model, system_prompt"
@@ -126,7 +141,7 @@ WHERE key = ?5 RETURNING {_CONVERSATION_COLUMNS}
 # anonymous owner's keys have no prefix to filter exchanges by.
 _SEARCH = """
 SELECT e.id, e.conversation_id, e.turn, e.user_message, e.ai_response, e.created_at,
-       e.trace_id, e.model, e.input_tokens, e.output_tokens, c.title
+       e.trace_id, e.model, e.input_tokens, e.output_tokens, e.generation, c.title
 FROM exchanges_search AS s
 JOIN exchanges AS e ON e.id = s.rowid
 JOIN conversations AS c ON c.key = e.conversation_id
@@ -137,7 +152,7 @@ LIMIT ?
 _PROBE = "UPDATE store_probe SET checked_at = ? WHERE id = 1"
 _COLUMNS = (
     "id, conversation_id, turn, user_message, ai_response, created_at, trace_id, "
-    "model, input_tokens, output_tokens"
+    "model, input_tokens, output_tokens, generation"
 )
 
 
@@ -232,7 +247,7 @@ class SQLiteChatStore(GroupCommitted):
 
     async def _transaction(self, writes: Sequence[NewExchange], *, probe: bool) -> list[Exchange]:
         """One transaction on the writer thread; the inserted rows, in the batch's order."""
-        statements = [(_PROBE, (utc_now(),))] if probe else []
+        statements: list[tuple[str, Sequence[Any]]] = [(_PROBE, (utc_now(),))] if probe else []
         params = [
             {
                 "conversation_id": storage_key(new.conversation),
@@ -246,16 +261,20 @@ class SQLiteChatStore(GroupCommitted):
                 "model": new.origin.model,
                 "input_tokens": new.origin.input_tokens,
                 "output_tokens": new.origin.output_tokens,
+                "cut_from": new.replaces_turn,
             }
             for new in writes
         ]
+        cuts = any(new.replaces_turn is not None for new in writes)
+        if cuts:
+            statements.append((ERASE_FROM_SEARCH_INDEX, ()))
         read_back = f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?"
         try:
             rows = await self._writer.run(
                 functools.partial(
                     transaction,
                     statements=statements,
-                    inserts=((_COUNT, _INSERT), params),
+                    inserts=((_CUT, _COUNT, _INSERT), params),
                     read_back=read_back,
                 )
             )
@@ -263,6 +282,8 @@ class SQLiteChatStore(GroupCommitted):
             # StoreError: reopening the writer refused (e.g. WAL mode could not be set).
             log.error("group commit failed: %s", exc, extra={"batch_size": len(writes)})
             raise await self._write_failed(exc) from exc
+        if cuts:
+            await self._writer.run(truncate_log)
         return [_exchange(row, conversation_of(row[1])) for row in rows]
 
     async def _write_failed(self, exc: BaseException) -> StoreError:
@@ -413,11 +434,15 @@ class SQLiteChatStore(GroupCommitted):
         return version
 
     async def last_turn(self, conversation: ConversationRef) -> int:
+        return (await self.position(conversation)).turn
+
+    async def position(self, conversation: ConversationRef) -> Position:
         rows = await self._select(
-            "SELECT turn FROM exchanges WHERE conversation_id = ? ORDER BY turn DESC LIMIT 1",
+            "SELECT turn, generation FROM exchanges WHERE conversation_id = ? "
+            "ORDER BY turn DESC LIMIT 1",
             [storage_key(conversation)],
         )
-        return int(rows[0][0]) if rows else 0
+        return Position(rows[0][0], rows[0][1]) if rows else Position(0)
 
     async def history(
         self,
@@ -444,14 +469,31 @@ class SQLiteChatStore(GroupCommitted):
         return page_of_newest([_exchange(row, conversation) for row in rows], limit)
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after_turn: int, *, limit: int
+        self,
+        conversation: ConversationRef,
+        after_turn: int,
+        *,
+        limit: int,
+        generation: int = 0,
     ) -> Sequence[Exchange]:
-        rows = await self._select(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = ? AND turn > ? "
-            "ORDER BY turn LIMIT ?",
-            [storage_key(conversation), after_turn, limit],
-        )
-        return [_exchange(row, conversation) for row in rows]
+        key = storage_key(conversation)
+
+        async def rows_from(turn: int, count: int) -> list[Exchange]:
+            rows = await self._select(
+                f"SELECT {_COLUMNS} FROM exchanges WHERE conversation_id = ? AND turn >= ? "
+                "ORDER BY turn LIMIT ?",
+                [key, turn, count],
+            )
+            return [_exchange(row, conversation) for row in rows]
+
+        async def first_turn_above(known: int) -> int | None:
+            rows = await self._select(
+                "SELECT min(turn) FROM exchanges WHERE conversation_id = ? AND generation > ?",
+                [key, known],
+            )
+            return rows[0][0] if rows else None
+
+        return await exchanges_since(rows_from, first_turn_above, after_turn, generation, limit)
 
     async def history_json(
         self,
@@ -485,7 +527,7 @@ class SQLiteChatStore(GroupCommitted):
         (bench/README.md), against 1 ms for the newest 200."""
         query = " ".join(f'"{word}"' for word in words)
         rows = await self._select(_SEARCH, [query, owner, CANDIDATES])
-        hits = [SearchHit(_exchange(row, conversation_of(row[1])), row[10]) for row in rows]
+        hits = [SearchHit(_exchange(row, conversation_of(row[1])), row[11]) for row in rows]
         return rank(hits, words)[:limit]
 
     async def ping(self) -> None:
@@ -563,4 +605,5 @@ def _exchange(row: Sequence[Any], conversation: ConversationRef) -> Exchange:
         created_at=row[5],
         trace_id=row[6],
         origin=ReplyOrigin(row[7], row[8], row[9]),
+        generation=row[10],
     )

@@ -118,39 +118,43 @@ def conn_path(conn: sqlite3.Connection) -> str:
 
 
 def erase(conn: sqlite3.Connection, key: str) -> bool:
-    """Delete a conversation and its exchanges in one transaction, then copy the WAL into
-    the database and truncate it, so no copy of the deleted pages stays in the log (with
-    ``secure_delete`` the database file's freed space is already zeroed). False if there
-    was no such conversation."""
+    """Delete a conversation and its exchanges in one transaction, then empty the log
+    (:func:`truncate_log`). False if there was no such conversation."""
     with immediate_transaction(conn):
         conn.execute("DELETE FROM exchanges WHERE conversation_id = ?", (key,))
         deleted = conn.execute("DELETE FROM conversations WHERE key = ?", (key,)).rowcount > 0
         if deleted:
-            erase_from_search_index(conn)
+            conn.execute(ERASE_FROM_SEARCH_INDEX)
     if deleted:
-        # The deletion is committed whatever happens here: a failure is logged, not raised.
-        try:
-            (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.Error as exc:
-            busy, reason = 1, str(exc)
-        else:
-            reason = "a reader held an old snapshot past the busy timeout"
-        if busy:
-            # The log is truncated by the next checkpoint that completes (SQLite's own, at
-            # the latest); until then it may hold the deleted pages.
-            log.warning("the log could not be truncated after a deletion: %s", reason)
+        truncate_log(conn)
     return deleted
 
 
-def erase_from_search_index(conn: sqlite3.Connection) -> None:
-    """Take deleted exchanges' words out of the search index's files, inside the deleting
-    transaction. The triggers (migrations.py) already left them out of every search, but
-    FTS5 records a deletion as a new entry beside the old one, which keeps the deleted
-    words in its pages until a merge rewrites them ('secure-delete' would avoid that; it
-    needs SQLite 3.42, and this one is 3.40). 'optimize' merges the whole index into one
-    segment without them; ``secure_delete`` zeroes the pages the old segments leave free.
-    It rewrites the whole index: bench/README.md measures what that costs a deletion."""
-    conn.execute("INSERT INTO exchanges_search (exchanges_search) VALUES ('optimize')")
+def truncate_log(conn: sqlite3.Connection) -> None:
+    """After a transaction that erased text: copy the WAL into the database and truncate
+    it, so no copy of the erased pages stays in the log (with ``secure_delete`` the
+    database file's freed space is already zeroed). The erasure is committed whatever
+    happens here: a failure is logged, not raised."""
+    try:
+        (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        busy, reason = 1, str(exc)
+    else:
+        reason = "a reader held an old snapshot past the busy timeout"
+    if busy:
+        # The log is truncated by the next checkpoint that completes (SQLite's own, at
+        # the latest); until then it may hold the erased pages.
+        log.warning("the log could not be truncated after an erasure: %s", reason)
+
+
+# Takes erased exchanges' words out of the search index's files, inside the erasing
+# transaction. The triggers (migrations.py) already left them out of every search, but
+# FTS5 records a deletion as a new entry beside the old one, which keeps the deleted words
+# in its pages until a merge rewrites them ('secure-delete' would avoid that; it needs
+# SQLite 3.42, and this one is 3.40). 'optimize' merges the whole index into one segment
+# without them; ``secure_delete`` zeroes the pages the old segments leave free. It rewrites
+# the whole index: bench/README.md measures what that costs a deletion.
+ERASE_FROM_SEARCH_INDEX = "INSERT INTO exchanges_search (exchanges_search) VALUES ('optimize')"
 
 
 def transaction(

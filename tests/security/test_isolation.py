@@ -45,6 +45,7 @@ PAIRS = {
 ENDPOINTS = [
     "history",
     "message",
+    "regenerate",
     "stream",
     "events",
     "conversation-events",
@@ -160,6 +161,24 @@ async def intrude_message(client: Client, _: Headers, intruder: Headers, private
     assert [item["user"] for item in await history(client, intruder, SHARED_ID)] == ["hello"]
     await send(client, intruder, "x", private_id)
     assert [item["user"] for item in await history(client, intruder, private_id)] == ["x"]
+
+
+async def intrude_regenerate(
+    client: Client, _: Headers, intruder: Headers, private_id: str
+) -> None:
+    """Replacing a turn of the owner's ids cuts nothing of theirs: the intruder's own
+    conversations of those ids have no such turn (as one that does not exist has none)."""
+    for conversation in (SHARED_ID, private_id):
+        response = await client.post(
+            "/chat/message",
+            json={"message": "mine now", "conversation_id": conversation, "replace_turn": 1},
+            headers=intruder,
+        )
+        assert response.status == 409
+        assert await response.json() == {
+            "status": "error",
+            "message": "The conversation has no turn 1. Load the history again.",
+        }
 
 
 async def intrude_stream(client: Client, _: Headers, intruder: Headers, private_id: str) -> None:
@@ -340,6 +359,7 @@ async def intrude_me(client: Client, owner: Headers, intruder: Headers, _: str) 
 INTRUSIONS = {
     "history": intrude_history,
     "message": intrude_message,
+    "regenerate": intrude_regenerate,
     "stream": intrude_stream,
     "events": intrude_events,
     "conversation-events": intrude_conversation_events,

@@ -69,7 +69,8 @@ async def test_post_answers_success_and_is_in_history(make_client: MakeClient) -
     assert status == 200
     (item,) = items
     assert (item["user"], item["AI"], item["turn"]) == ("hello there", body["response"], 1)
-    assert set(item) == {"user", "AI", "turn", "created_at", "model", "usage"}
+    assert set(item) == {"user", "AI", "id", "turn", "created_at", "model", "usage"}
+    assert item["id"] == "t1"  # its cursor: the conversation was never cut
     # The dummy counts words: two in, as many out as the reply has.
     assert item["model"] == "dummy-1"
     assert item["usage"] == {"input_tokens": 2, "output_tokens": len(body["response"].split())}

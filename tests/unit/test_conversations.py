@@ -411,6 +411,29 @@ async def test_deleted_text_is_gone_from_the_sqlite_files(tmp_path: Path) -> Non
     assert MARKER.encode() not in database_bytes(path)
 
 
+async def test_cut_text_is_gone_from_the_sqlite_files(tmp_path: Path) -> None:
+    """An edit or a regeneration erases what it cuts the way a deletion does."""
+    path = tmp_path / "chat.db"
+    store = await SQLiteChatStore.open(path)
+    try:
+        await store.append(ref("c"), "kept question", "kept answer")
+        for n in range(3):
+            await store.append(ref("c"), f"{MARKER} question {n}", f"{MARKER} {WORD} answer {n}")
+        assert len(await store.search("", [WORD], limit=5)) == 3, "found by search"
+        assert database_bytes(path).count(WORD_END) > 3, "in the index's pages too"
+        new = await store.append(ref("c"), "edited question", "new answer", replaces_turn=2)
+        assert new.turn == 2
+        on_disk = database_bytes(path)
+        assert MARKER.encode() not in on_disk
+        assert WORD_END not in on_disk, "nor in the search index's pages"
+        assert await store.search("", [WORD], limit=5) == []
+        assert b"kept question" in on_disk
+        assert b"edited question" in on_disk
+    finally:
+        await store.close()
+    assert MARKER.encode() not in database_bytes(path)
+
+
 @pytest.fixture(scope="module")
 def wal_removing_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of its own, whose data directory holds only this module's data,
@@ -477,5 +500,51 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
         assert [e.user for e in (await store.history(ref("kept"))).exchanges][
             -1
         ] == "kept question 2"
+    finally:
+        await store.close()
+
+
+async def test_cut_text_is_gone_from_the_postgresql_files(
+    wal_removing_server: PostgresServer,
+) -> None:
+    """A cut re-keys the conversation (store/postgres_cut.py): what is left is sealed under
+    a new key, and the old one, which opens the cut text's every copy, leaves the files as a
+    deleted conversation's key does."""
+    server = wal_removing_server
+    url = server.create_database("cut")
+    store = await PostgresChatStore.open(url, shred_interval_s=0.2)
+    try:
+        await store.append(ref("c"), "kept question", "kept answer")
+        for n in range(3):
+            await store.append(ref("c"), f"{MARKER} question {n}", f"{MARKER} {WORD} answer {n}")
+        await store.rename_conversation(ref("c"), "kept title")
+        old_key = await conversation_key(url, "c")
+        assert old_key is not None
+        assert len(await store.search("", [WORD], limit=5)) == 3, "found by search"
+        new = await store.append(ref("c"), "edited question", "new answer", replaces_turn=2)
+        assert new.turn == 2
+        new_key = await conversation_key(url, "c")
+        assert new_key is not None
+        assert new_key != old_key
+        assert await store.search("", [WORD], limit=5) == []
+        assert len(await store.search("", ["kept"], limit=5)) == 1, "terms under the new key"
+        conversation = await store.conversation(ref("c"))
+        assert conversation is not None
+        assert conversation.title == "kept title"
+        assert [e.user for e in (await store.history(ref("c"))).exchanges] == [
+            "kept question",
+            "edited question",
+        ]
+        for _ in range(200):  # the shredder's next look, a quarter interval later
+            if store.shredder.rewrites:
+                break
+            await asyncio.sleep(0.05)
+        assert store.shredder.rewrites == 1
+        server.execute("CHECKPOINT")
+        assert [f for f in server.files_contain(old_key) if not f.startswith("pg_wal/")] == []
+        server.execute("SELECT pg_switch_wal()")
+        server.execute("CHECKPOINT")
+        assert server.files_contain(old_key) == []
+        assert server.files_contain(MARKER.encode()) == [], "never in the clear"
     finally:
         await store.close()

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from chat_service.api.keys import CHAT, METRICS
 from chat_service.app import create_app
-from chat_service.chat.domain import ConversationRef, Exchange
-from chat_service.chat.live import QUEUE_SIZE, LiveUpdates
+from chat_service.chat.domain import ConversationRef, Exchange, Position
+from chat_service.chat.live import QUEUE_SIZE, LiveChange, LiveUpdates
 from chat_service.config import Settings
 from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.openapi import validate_response
@@ -73,7 +73,8 @@ async def test_a_follower_gets_each_new_exchange_with_its_cursor(make_client: Ma
     await post(client, "two")
     one, two = await read_events(stream, 2)
     assert (one.event, one.data["user"], two.data["user"]) == ("exchange", "one", "two")
-    assert set(one.data) == {"user", "AI", "turn", "created_at", "model", "usage"}
+    assert set(one.data) == {"user", "AI", "id", "turn", "created_at", "model", "usage"}
+    assert one.data["id"] == one.id
     assert (one.data["turn"], one.data["model"]) == (2, "dummy-1")
     assert one.data["AI"].startswith('You said: "one".')
     # The id is the exchange's cursor, its turn in the conversation (the other room's
@@ -252,7 +253,7 @@ async def test_a_follower_that_falls_behind_is_dropped_without_holding_up_commit
             for i in range(QUEUE_SIZE + 20):  # nobody reads meanwhile
                 await store.append(ref("room"), f"m{i}", "r")
             await asyncio.sleep(0.2)  # the hub's reads of the new exchanges
-            received = [exchange.user async for exchange in exchanges]
+            received = [user_of(exchange) async for exchange in exchanges]
         assert received == [f"m{i}" for i in range(QUEUE_SIZE)], "what it held, then the end"
     finally:
         await store.close()
@@ -290,17 +291,23 @@ async def test_the_done_event_of_a_streamed_reply_carries_the_exchange_id(
     stream.close()
 
 
-async def take(exchanges: AsyncIterator[Exchange], count: int) -> list[str]:
+def user_of(change: LiveChange) -> str:
+    """An exchange's message, or a cut as ``cut at <turn>``."""
+    return change.user if isinstance(change, Exchange) else f"cut at {change.turn}"
+
+
+async def take(exchanges: AsyncIterator[LiveChange], count: int) -> list[str]:
+    """The messages of the next ``count`` changes."""
     taken = []
     async with asyncio.timeout(READ_TIMEOUT_S):
         async for exchange in exchanges:
-            taken.append(exchange.user)
+            taken.append(user_of(exchange))
             if len(taken) == count:
                 break
     return taken
 
 
-async def nothing_more(exchanges: AsyncIterator[Exchange]) -> bool:
+async def nothing_more(exchanges: AsyncIterator[LiveChange]) -> bool:
     """True when no further exchange comes within a moment (the wait ends the iterator)."""
     try:
         await asyncio.wait_for(anext(exchanges), 0.3)
@@ -342,7 +349,7 @@ async def test_an_exchange_both_caught_up_and_live_is_sent_once(
 ) -> None:
     await sqlite_store.append(ref("c"), "old", "r")
     live = LiveUpdates(sqlite_store, sqlite_store)
-    async with live.follow(ref("c"), after_turn=0) as exchanges:
+    async with live.follow(ref("c"), Position(0)) as exchanges:
         await sqlite_store.append(ref("c"), "new", "r")  # published to the follower's queue ...
         await asyncio.sleep(0.1)
         # ... and read again by its catch-up, which starts only now.
@@ -363,7 +370,7 @@ async def test_resuming_past_the_conversations_end_starts_it_over(
         assert await sqlite_store.delete_conversation(ref("c"))
     assert caplog.records == [], "no listener failed"
     await sqlite_store.append(ref("c"), "new 1", "r")
-    async with live.follow(ref("c"), after_turn=3) as exchanges:
+    async with live.follow(ref("c"), Position(3)) as exchanges:
         await sqlite_store.append(ref("c"), "new 2", "r")
         assert await take(exchanges, 2) == ["new 1", "new 2"]
         assert await nothing_more(exchanges)
@@ -383,7 +390,7 @@ async def test_a_deletion_retires_the_conversations_topic(sqlite_store: SQLiteCh
             for text in ("new 1", "new 2", "new 3"):
                 await sqlite_store.append(ref("c"), text, "r")
             assert await take(after, 3) == ["new 1", "new 2", "new 3"]
-        assert [exchange.user async for exchange in before] == [], "it ended"
+        assert [user_of(exchange) async for exchange in before] == [], "it ended"
 
 
 class SlowToPlace:
@@ -395,15 +402,17 @@ class SlowToPlace:
         self.reading = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def last_turn(self, conversation: ConversationRef) -> int:
+    async def position(self, conversation: ConversationRef) -> Position:
         self.reading.set()
         await self.release.wait()
-        return await self.store.last_turn(conversation)
+        return await self.store.position(conversation)
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after_turn: int, *, limit: int
+        self, conversation: ConversationRef, after_turn: int, *, limit: int, generation: int = 0
     ) -> Sequence[Exchange]:
-        return await self.store.exchanges_after(conversation, after_turn, limit=limit)
+        return await self.store.exchanges_after(
+            conversation, after_turn, limit=limit, generation=generation
+        )
 
 
 async def test_a_follower_joining_as_its_conversation_is_deleted_is_ended(
@@ -417,7 +426,7 @@ async def test_a_follower_joining_as_its_conversation_is_deleted_is_ended(
 
     async def join() -> list[str]:
         async with live.follow(ref("c")) as exchanges:
-            return [exchange.user async for exchange in exchanges]
+            return [user_of(exchange) async for exchange in exchanges]
 
     joining = asyncio.create_task(join())
     await asyncio.wait_for(slow.reading.wait(), READ_TIMEOUT_S)
@@ -447,8 +456,8 @@ class HeldReads:
     def add_catalogue_listener(self, listener: Callable[[ConversationRef], None]) -> None:
         self.store.add_catalogue_listener(listener)
 
-    async def last_turn(self, conversation: ConversationRef) -> int:
-        return await self.store.last_turn(conversation)
+    async def position(self, conversation: ConversationRef) -> Position:
+        return await self.store.position(conversation)
 
     def hold_next_read(self) -> asyncio.Event:
         """Hold the next read once it has read (``reached`` returns then); set the event
@@ -461,10 +470,12 @@ class HeldReads:
         await asyncio.wait_for(self.holding.wait(), READ_TIMEOUT_S)
 
     async def exchanges_after(
-        self, conversation: ConversationRef, after_turn: int, *, limit: int
+        self, conversation: ConversationRef, after_turn: int, *, limit: int, generation: int = 0
     ) -> Sequence[Exchange]:
         self.reads += 1
-        read = await self.store.exchanges_after(conversation, after_turn, limit=limit)
+        read = await self.store.exchanges_after(
+            conversation, after_turn, limit=limit, generation=generation
+        )
         if self.hold is not None:
             hold, self.hold = self.hold, None  # one read held, the next ones not
             self.holding.set()

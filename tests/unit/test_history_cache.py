@@ -72,7 +72,9 @@ async def page_of(cache: HistoryCache, query: HistoryQuery) -> RenderedPage:
 
 # What a history item holds besides its two texts, for turns 1 to 9 of a reply with no
 # model or usage recorded: its JSON is this many bytes longer than the texts alone.
-ITEM_EXTRA = len(',"turn":1,"created_at":"2026-01-01T00:00:00.000Z","model":null,"usage":null')
+ITEM_EXTRA = len(
+    ',"turn":1,"created_at":"2026-01-01T00:00:00.000Z","model":null,"usage":null,"id":"t1"'
+)
 
 
 def users(body: bytes) -> list[str]:
@@ -96,8 +98,10 @@ def test_body_and_cursor_follow_the_contract() -> None:
     page = HistoryPage((exchange(7), exchange(8)), has_older=True)
     rendered = render(page)
     assert rendered.body == (
-        b'[{"user":"u7","AI":"a7","turn":7,"created_at":"t","model":null,"usage":null},'
-        b'{"user":"u8","AI":"a8","turn":8,"created_at":"t","model":null,"usage":null}]'
+        b'[{"user":"u7","AI":"a7","turn":7,"created_at":"t","model":null,"usage":null,'
+        b'"id":"t7"},'
+        b'{"user":"u8","AI":"a8","turn":8,"created_at":"t","model":null,"usage":null,'
+        b'"id":"t8"}]'
     )
     assert rendered.next_before_turn == 7, "the next older page ends before this one's first"
     last = HistoryPage((exchange(1), exchange(2)), has_older=False)
@@ -403,10 +407,10 @@ async def test_rendered_pages_count_against_the_bound(
     await cache.newest(ref("a"), 1)
     await cache.newest(ref("b"), 1)  # 40 characters held
     body = json.dumps([{"user": text_of(20), "AI": text_of(20)}], separators=(",", ":"))
-    assert len(body) + ITEM_EXTRA == 116
-    await page_of(cache, query("b", limit=1))  # 116 bytes of JSON: 156 of 175
+    assert len(body) + ITEM_EXTRA == 126
+    await page_of(cache, query("b", limit=1))  # 126 bytes of JSON: 166 of 185
     assert await held(cache, observer, "a", "b") == ["a", "b"]
-    await page_of(cache, query("b", limit=2))  # the same 116 bytes again, kept for its size: 272
+    await page_of(cache, query("b", limit=2))  # the same 126 bytes again, kept for its size: 292
     assert await held(cache, observer, "a") == []
 
 
@@ -491,9 +495,9 @@ def document_of(chars: int) -> int:
 async def test_a_document_at_a_quarter_of_the_bound_is_kept_one_byte_more_is_not(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    await store.append(ref("exact"), "x" * 40, "y" * 39)  # 79 characters: a 175-byte document
-    await store.append(ref("over"), "x" * 40, "y" * 40)  # 176 bytes
-    assert document_of(79) == 175
+    await store.append(ref("exact"), "x" * 35, "y" * 34)  # 69 characters: a 175-byte document
+    await store.append(ref("over"), "x" * 35, "y" * 35)  # 176 bytes
+    assert document_of(69) == 175
     cache = HistoryCache(store, store, max_bytes=700)
     for name in ("exact", "over"):
         await page_of(cache, query(name, limit=None))
@@ -504,21 +508,21 @@ async def test_a_document_at_a_quarter_of_the_bound_is_kept_one_byte_more_is_not
 async def test_kept_documents_count_against_the_bound_until_a_commit_drops_them(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    smaller = HistoryCache(store, store, max_bytes=424)  # documents up to 106 bytes are kept
-    await store.append(ref("c"), "x" * 5, "y" * 5)  # 106-byte document, 10 characters
-    assert document_of(10) == 106
+    smaller = HistoryCache(store, store, max_bytes=464)  # documents up to 116 bytes are kept
+    await store.append(ref("c"), "x" * 5, "y" * 5)  # 116-byte document, 10 characters
+    assert document_of(10) == 116
     await store.append(ref("d"), "x" * 150, "y" * 150)  # 300 characters
     await smaller.newest(ref("d"), 1)
-    await page_of(smaller, query("c", limit=None))  # c: 10 + 106; with d, 416 of 424
+    await page_of(smaller, query("c", limit=None))  # c: 10 + 116; with d, 426 of 464
     assert await held(smaller, observer, "d", "c") == ["d", "c"]
-    await store.append(ref("d"), "z", "")  # d: 301; 417 in all
+    await store.append(ref("d"), "z", "")  # d: 301; 427 in all
     await smaller.newest(ref("d"), 1)
     assert await held(smaller, observer, "c", "d") == ["c", "d"]
     await store.append(ref("c"), "x" * 10, "y" * 9)  # c's document dropped: c 29, d 301: 330
     assert await reads_of(observer, lambda: smaller.newest(ref("c"), 1)) == 0, "extended in place"
-    await store.append(ref("d"), "w" * 25, "")  # d 326: 355 in all, 461 with the document
+    await store.append(ref("d"), "w" * 25, "")  # d 326: 355 in all, 471 with the document
     await smaller.newest(ref("d"), 1)
-    assert await held(smaller, observer, "c", "d") == ["c", "d"], "the dropped 106 stopped counting"
+    assert await held(smaller, observer, "c", "d") == ["c", "d"], "the dropped 116 stopped counting"
 
 
 async def test_pages_stop_counting_when_a_commit_drops_them(
@@ -559,11 +563,11 @@ async def test_reading_a_conversation_again_replaces_what_it_counted(tmp_path: P
 async def test_a_kept_document_counts_against_the_bound(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
-    await store.append(ref("d"), "x" * 145, "y" * 144)  # 289 characters
-    await store.append(ref("c"), "x" * 5, "y" * 5)  # 10 characters, a 106-byte document
+    await store.append(ref("d"), "x" * 160, "y" * 159)  # 319 characters
+    await store.append(ref("c"), "x" * 5, "y" * 5)  # 10 characters, a 116-byte document
     await store.append(ref("e"), "x" * 10, "y" * 10)  # 20 characters
-    cache = HistoryCache(store, store, max_bytes=424)  # documents up to 106 bytes are kept
+    cache = HistoryCache(store, store, max_bytes=464)  # documents up to 116 bytes are kept
     await cache.newest(ref("d"), 1)
-    await page_of(cache, query("c", limit=None))  # 289 + 10 + 106: 405
-    await cache.newest(ref("e"), 1)  # 425: one over, so d, the least recently used, goes
+    await page_of(cache, query("c", limit=None))  # 319 + 10 + 116: 445
+    await cache.newest(ref("e"), 1)  # 465: one over, so d, the least recently used, goes
     assert await held(cache, observer, "c", "e", "d") == ["c", "e"]

@@ -35,6 +35,7 @@ def test_every_route_and_error_is_documented() -> None:
         == {
             "200",
             "400",
+            "409",
             "413",
             "500",
             "503",

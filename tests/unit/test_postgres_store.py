@@ -182,7 +182,7 @@ async def test_history_json_is_the_whole_history_under_the_given_keys(
     keys = HistoryKeys("user", "AI")
     document = json.loads(await store.history_json(ref("c"), keys=keys))
     assert [(item["user"], item["AI"]) for item in document] == [(t, t[::-1]) for t in texts]
-    assert list(document[0]) == [*keys[:6]], "the keys in the order given"
+    assert list(document[0]) == [*keys[:6], keys.id], "the keys in the order given"
     others = HistoryKeys("q", "a", "n", "at", "m", "u", "in", "out")
     older = json.loads(await store.history_json(ref("c"), keys=others, before_turn=turns[2]))
     assert [(item["q"], item["a"], item["n"]) for item in older] == [

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chat_service.assistant import DummyAssistant, ReplyChunk
-from chat_service.chat.domain import Exchange
+from chat_service.chat.domain import Exchange, TurnNotFound
 from chat_service.chat.model_slots import ModelSlots
 from chat_service.chat.ordering import ConversationLocks
 from chat_service.chat.replies import ReplyService
@@ -174,8 +174,12 @@ def service_for(
     )
 
 
-async def answer(service: ReplyService, conversation: str, message: str) -> str:
-    async with service.turn(ref(conversation), message, CALLER) as turn:
+async def answer(
+    service: ReplyService, conversation: str, message: str, replaces_turn: int | None = None
+) -> str:
+    async with service.turn(
+        ref(conversation), message, CALLER, replaces_turn=replaces_turn
+    ) as turn:
         async with contextlib.aclosing(turn.reply()) as pieces:
             reply = "".join([piece async for piece in pieces])
         await turn.save(reply)
@@ -285,3 +289,65 @@ class CountingAssistant(DummyAssistant):
     ) -> AsyncGenerator[ReplyChunk, None]:
         self.calls += 1
         return super().stream(message, history, model=model, system_prompt=system_prompt)
+
+
+# -- regenerate and edit -------------------------------------------------------------------
+
+
+async def test_a_message_that_replaces_a_turn_sees_only_what_came_before(
+    store: SQLiteChatStore,
+) -> None:
+    service = service_for(store, DummyAssistant(), context_turns=2)
+    for n in range(1, 5):
+        await answer(service, "c", f"m{n}")
+    async with service.turn(ref("c"), "m3 edited", CALLER, replaces_turn=3) as turn:
+        assert [e.user for e in turn.history] == ["m1", "m2"]
+    async with service.turn(ref("c"), "m1 edited", CALLER, replaces_turn=1) as turn:
+        assert turn.history == []
+    reply = await answer(service, "c", "m2 edited", replaces_turn=2)
+    assert reply == 'You said: "m2 edited". This is turn 2 of our conversation.'
+    history = (await store.history(ref("c"))).exchanges
+    assert [(e.user, e.generation) for e in history] == [("m1", 0), ("m2 edited", 1)]
+
+
+async def test_a_turn_the_conversation_lacks_is_refused_before_the_model(
+    store: SQLiteChatStore,
+) -> None:
+    assistant = CountingAssistant()
+    service = service_for(store, assistant)
+    await answer(service, "c", "m1")
+    for turn in (2, 9):
+        with pytest.raises(TurnNotFound, match=f"no turn {turn}"):
+            await answer(service, "c", "again", replaces_turn=turn)
+    with pytest.raises(TurnNotFound):
+        await answer(service, "empty", "again", replaces_turn=1)
+    assert assistant.calls == 1
+    assert [e.user for e in (await store.history(ref("c"))).exchanges] == ["m1"]
+
+
+async def test_regenerating_asks_the_model_again_and_caches_the_new_reply(
+    store: SQLiteChatStore,
+) -> None:
+    metrics = Metrics()
+    assistant = CountingAssistant()
+    service = service_for(store, assistant, metrics, cache=ReplyCache(60))
+    await answer(service, "a", "same question")
+    await answer(service, "a", "same question", replaces_turn=1)
+    assert assistant.calls == 2, "not the cached reply"
+    await answer(service, "b", "same question")  # a plain repeat: the cache serves it
+    assert assistant.calls == 2
+    hits = metrics.reply_cache.labels(result="hit")._value.get()
+    misses = metrics.reply_cache.labels(result="miss")._value.get()
+    assert (hits, misses) == (1, 1), "a regeneration does not look"
+
+
+async def test_nothing_is_cut_when_the_reply_is_not_stored(store: SQLiteChatStore) -> None:
+    assistant = CountingAssistant(token_ms=1)
+    service = service_for(store, assistant)
+    await answer(service, "c", "m1")
+    await answer(service, "c", "m2")
+    async with service.turn(ref("c"), "m1 again", CALLER, replaces_turn=1) as turn:
+        pieces = turn.reply()
+        await anext(pieces)
+        await pieces.aclose()  # stopped, and the API did not save it
+    assert [e.user for e in (await store.history(ref("c"))).exchanges] == ["m1", "m2"]

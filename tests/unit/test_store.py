@@ -92,9 +92,11 @@ async def test_reads_by_turn_are_served_by_the_turn_index(store: SQLiteChatStore
     await store.history(ref("c"), limit=2)
     await store.history(ref("c"), limit=2, before_turn=3)
     await store.history_json(ref("c"), keys=HistoryKeys("q", "a"), before_turn=3)
+    # After a turn the conversation has not reached: the exchange there, then where it was
+    # cut (store/since.py).
     await store.exchanges_after(ref("c"), 1, limit=3)
     await store.last_turn(ref("c"))
-    assert len(statements) == 5
+    assert len(statements) == 6
     with sqlite3.connect(store.path) as conn:
         for sql in statements:
             plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
@@ -398,7 +400,7 @@ async def test_history_json_is_the_whole_history_in_order(store: SQLiteChatStore
     keys = HistoryKeys("q", "a", "n", "at", "m", "u", "in", "out")
     document = json.loads(await store.history_json(ref("c"), keys=keys))
     assert [(item["q"], item["a"]) for item in document] == [(t, t[::-1]) for t in texts]
-    assert list(document[0]) == ["q", "a", "n", "at", "m", "u"]
+    assert list(document[0]) == ["q", "a", "n", "at", "m", "u", "id"]
     assert [item["n"] for item in document] == list(range(1, 301))
     older = json.loads(await store.history_json(ref("c"), keys=keys, before_turn=3))
     assert [item["q"] for item in older] == texts[:2]

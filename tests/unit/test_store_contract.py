@@ -303,6 +303,100 @@ async def test_deleting_takes_the_conversation_and_its_exchanges(store: ChatStor
     assert again.turn == 1, "the same id starts a new conversation"
 
 
+# -- cuts (regenerate, edit) ----------------------------------------------------------------
+
+
+async def test_an_exchange_stored_in_place_of_a_turn_cuts_the_conversation_there(
+    store: ChatStore,
+) -> None:
+    for i in range(1, 5):
+        await store.append(ref("c", ALICE), f"m{i}", f"r{i}")
+    await store.append(ref("c", BOB), "bob's own c", "r")
+    new = await store.append(ref("c", ALICE), "edited m2", "new r2", replaces_turn=2)
+    assert (new.turn, new.generation, new.user) == (2, 1, "edited m2")
+    history = (await store.history(ref("c", ALICE))).exchanges
+    assert [(e.turn, e.user, e.generation) for e in history] == [(1, "m1", 0), new_row(new)]
+    conversation = await store.conversation(ref("c", ALICE))
+    assert conversation is not None
+    assert conversation.exchanges == 2
+    assert await store.position(ref("c", ALICE)) == (2, 1)
+    after = await store.append(ref("c", ALICE), "m3 again", "r")
+    assert (after.turn, after.generation) == (3, 1), "later exchanges keep the generation"
+    again = await store.append(ref("c", ALICE), "m1 regenerated", "r", replaces_turn=1)
+    assert (again.turn, again.generation) == (1, 2)
+    assert [e.user for e in (await store.history(ref("c", ALICE))).exchanges] == ["m1 regenerated"]
+    assert [e.user for e in (await store.history(ref("c", BOB))).exchanges] == ["bob's own c"]
+
+
+def new_row(exchange: Exchange) -> tuple[int, str, int]:
+    return exchange.turn, exchange.user, exchange.generation
+
+
+async def test_a_cut_past_the_end_only_appends(store: ChatStore) -> None:
+    """Another replica cut the conversation shorter meanwhile: nothing is left to erase, and
+    the exchange comes after the last, gap-free."""
+    await store.append(ref("c"), "m1", "r")
+    new = await store.append(ref("c"), "m", "r", replaces_turn=5)
+    assert (new.turn, [e.turn for e in (await store.history(ref("c"))).exchanges]) == (2, [1, 2])
+    conversation = await store.conversation(ref("c"))
+    assert conversation is not None
+    assert conversation.exchanges == 2
+
+
+async def test_a_holder_of_a_cut_turn_reads_from_the_cut(store: ChatStore) -> None:
+    """What a client lacks, by where it stands (turn, generation): after a cut at or before
+    its turn, everything from the cut; otherwise what follows its turn."""
+    for i in range(1, 6):
+        await store.append(ref("c"), f"m{i}", "r")
+    assert [e.turn for e in await store.exchanges_after(ref("c"), 3, limit=10)] == [4, 5]
+    await store.append(ref("c"), "new m3", "r", replaces_turn=3)
+    await store.append(ref("c"), "new m4", "r")
+
+    async def lacks(turn: int, generation: int, limit: int = 10) -> list[tuple[int, int]]:
+        after = await store.exchanges_after(ref("c"), turn, limit=limit, generation=generation)
+        return [(e.turn, e.generation) for e in after]
+
+    assert await lacks(5, 0) == [(3, 1), (4, 1)], "its turns 3-5 were cut"
+    assert await lacks(3, 0) == [(3, 1), (4, 1)], "its turn 3 was replaced"
+    assert await lacks(5, 0, limit=1) == [(3, 1)]
+    assert await lacks(2, 0) == [(3, 1), (4, 1)], "nothing it holds was cut"
+    assert await lacks(3, 1) == [(4, 1)], "it has the new turn 3"
+    assert await lacks(4, 1) == []
+    assert await lacks(0, 0) == [(1, 0), (2, 0), (3, 1), (4, 1)]
+
+
+async def test_cut_exchanges_are_no_longer_found(store: ChatStore) -> None:
+    await store.append(ref("c"), "kept about lisbon", "r")
+    await store.append(ref("c"), "doomed about zurich", "r")
+    assert await found(store, "", "zurich") == ["c/2"]
+    await store.append(ref("c"), "now about porto", "r", replaces_turn=2)
+    assert await found(store, "", "zurich") == []
+    assert await found(store, "", "lisbon") == ["c/1"], "what is left is still found"
+    assert await found(store, "", "porto") == ["c/2"]
+
+
+async def test_a_cut_keeps_the_conversations_title_and_instructions(store: ChatStore) -> None:
+    await store.append(ref("c"), "first", "r")
+    await store.rename_conversation(ref("c"), "Named")
+    await store.configure_conversation(ref("c"), SettingsChange(system_prompt="Be brief."))
+    await store.append(ref("c"), "second", "r")
+    await store.append(ref("c"), "second again", "r", replaces_turn=2)
+    conversation = await store.conversation(ref("c"))
+    assert conversation is not None
+    assert (conversation.title, conversation.system_prompt) == ("Named", "Be brief.")
+    assert [e.user for e in (await store.history(ref("c"))).exchanges] == [
+        "first",
+        "second again",
+    ]
+
+
+async def test_the_feed_names_a_cut_conversation(store: ChatStore) -> None:
+    await store.append(ref("c"), "m1", "r")
+    changed = await listening(store)
+    await store.append(ref("c"), "again", "r", replaces_turn=1)
+    await eventually(lambda: ref("c") in changed)
+
+
 # -- search -----------------------------------------------------------------------------
 
 

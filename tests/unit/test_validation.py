@@ -168,7 +168,7 @@ BAD_CURSOR = "Query parameter 'before' must be a cursor from a Link header, such
 @pytest.mark.parametrize(
     "value",
     # Ten digits could pass the stores' 32-bit turns: refused as a bad cursor, never a 500.
-    ["", "t", "t-1", "T5", "t 5", "t1.5", "t٣", "t1234567890", "ten", "9" * 19],
+    ["", "t", "t-1", "T5", "t 5", "t1.", "t1.x", "t.5", "t٣", "t1234567890", "ten", "9" * 19],
 )
 def test_anything_else_is_no_cursor(value: str) -> None:
     assert query_rejected(before=value) == BAD_CURSOR
@@ -194,6 +194,13 @@ def test_an_event_stream_resumes_after_a_turn_the_header_first() -> None:
     assert events({"last_event_id": ""}, {"Last-Event-ID": ""}) == EventsQuery("default", None)
     assert events({"last_event_id": "t1"}, {"last-event-id": "t9"}).after_turn == 9
     assert events({"last_event_id": "t1"}, {"Last-Event-ID": ""}).after_turn == 1
+
+
+def test_an_event_stream_resumes_at_the_generation_it_knows() -> None:
+    assert events({"last_event_id": "t7.2"}) == EventsQuery("default", 7, generation=2)
+    assert events({}, {"Last-Event-ID": "t7.10"}) == EventsQuery("default", 7, generation=10)
+    assert events({"last_event_id": "t7"}).generation == 0
+    assert query(before="t7.3").before_turn == 7, "an item's id pages the history too"
 
 
 def test_an_event_streams_earlier_cursor_is_noted_not_refused() -> None:
