@@ -102,9 +102,14 @@ export class Revise {
     if (!(last instanceof HTMLElement)) {
       this.regenerateButton.remove();
     } else if (!last.contains(this.regenerateButton)) {
+      // Without a Copy (no clipboard), its row is new: a reader at the very end stays there.
+      // (Read from the log itself: a scroll just made, to a search result, has not been
+      // reported to Follow yet.)
+      const log = this.follower.log;
+      const newRow = !last.querySelector(".message__actions");
+      const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight <= 1;
       actionsOf(last).append(this.regenerateButton);
-      // Without a Copy (no clipboard), its row is new: a reader at the end stays there.
-      if (this.follower.following) this.follower.toBottom();
+      if (newRow && atEnd) this.follower.toBottom();
     }
     if (this.editing && !this.editing.item.isConnected) this.end();
   }

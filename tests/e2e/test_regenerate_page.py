@@ -130,7 +130,7 @@ def test_regenerate_replaces_the_last_reply(
         ("assistant", "Reply 1: first"),
         ("user", "second"),
     ]
-    stored = history(service, id_of(chat))
+    stored = stored_when(service, id_of(chat), lambda items: items[-1]["AI"] != "Reply 2: second")
     assert [(item["turn"], item["user"], item["AI"]) for item in stored] == [
         (1, "first", "Reply 1: first"),
         (2, "second", "Another second reply"),
@@ -216,7 +216,7 @@ def test_editing_an_earlier_message_cuts_what_followed_here_and_in_another_tab(
     expect(editing_bar(other)).to_be_hidden()
     expect(other.input).to_have_value("three")
     # The service: the edited exchange at its turn, nothing after it.
-    stored = history(service, id_of(chat))
+    stored = stored_when(service, id_of(chat), lambda items: len(items) == 2)
     assert [(item["turn"], item["user"]) for item in stored] == [(1, "one"), (2, "two, changed")]
     # Opened again, the other tab follows from the generation it shows: t0.1, the whole
     # conversation shown, which has been cut once.
@@ -265,7 +265,8 @@ def test_up_in_an_empty_box_edits_the_last_message_and_escape_cancels(
     chat.send_button.click()
     expect(chat.page.locator(AI_TEXTS)).to_have_text(["Reply 1: alpha", "Reply 2: beta, better"])
     expect(chat.page.locator(USER_TEXTS)).to_have_text(["alpha", "beta, better"])
-    stored = history(service, id_of(chat))
+    # Stored: the page shows the streamed reply a moment before the commit.
+    stored = stored_when(service, id_of(chat), lambda items: items[-1]["user"] != "beta")
     assert [item["user"] for item in stored] == ["alpha", "beta, better"]
 
 
@@ -326,7 +327,7 @@ def test_a_regenerate_the_model_refuses_cuts_nothing_and_retries_as_one(
     expect(chat.page.locator(".message--streaming")).to_have_count(0)
     expect(chat.page.locator(USER_TEXTS)).to_have_text(["one", "two"])
     expect(chat.failed).to_have_count(0)
-    stored = history(service, id_of(chat))
+    stored = stored_when(service, id_of(chat), lambda items: items[-1]["AI"] != "Reply 2: two")
     assert [(item["user"], item["AI"]) for item in stored] == [
         ("one", "Reply 1: one"),
         ("two", "Two, at last"),
