@@ -115,8 +115,10 @@ def parse_message_body(raw: bytes, *, max_chars: int) -> NewMessage:
 
 def _replace_turn(value: object) -> int:
     """A turn of the conversation (history items' ``turn``): a JSON integer from 1 up to
-    what a cursor can name (cursors.py). Whether the conversation has it is the turn's
-    question (409 when not)."""
+    what a cursor can name (cursors.py); ``2.0`` is one too, as JSON Schema counts it.
+    Whether the conversation has it is the turn's question (409 when not)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TURN:
         raise ApiError(
             400, f"Field 'replace_turn' must be a turn of the conversation (1-{MAX_TURN})."

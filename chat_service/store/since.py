@@ -35,10 +35,11 @@ async def exchanges_since(
     ``generation`` lacks, oldest first (see the module's docstring)."""
     if after_turn <= 0:
         return await rows_from(1, limit)
+    # Turns are gap-free: the first row read, when there is one, is the one at its turn.
     rows = await rows_from(after_turn, limit + 1)
-    if rows and rows[0].turn == after_turn and rows[0].generation <= generation:
+    if rows and rows[0].generation <= generation:
         return rows[1:]
     cut_at = await first_turn_above(generation)
-    if cut_at is None:  # no cut since: the conversation is only shorter than the turn held
-        return [row for row in rows if row.turn > after_turn][:limit]
+    if cut_at is None:  # no cut since: the conversation is shorter than the turn held
+        return []
     return await rows_from(cut_at, limit)

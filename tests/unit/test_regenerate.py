@@ -120,6 +120,17 @@ async def test_replace_turn_must_be_a_turn(make_client: MakeClient, value: objec
     assert len(await history(client)) == 1
 
 
+async def test_a_whole_number_written_with_a_point_is_a_turn(make_client: MakeClient) -> None:
+    """JSON Schema's integers include 2.0, and so does the API document's ``replace_turn``."""
+    client = await make_client()
+    await send(client, "one")
+    response = await client.post(
+        "/chat/message", json={"message": "uno", "conversation_id": "room", "replace_turn": 1.0}
+    )
+    assert response.status == 200
+    assert [item[0] for item in await history(client)] == ["uno"]
+
+
 async def test_a_follower_is_told_of_the_cut_then_gets_what_replaces_it(
     make_client: MakeClient,
 ) -> None:
