@@ -4,7 +4,7 @@
 // URLs are relative ("chat/history"), so the page works behind NGINX
 // and from the service alike. Every answer from the service itself marks the connection online.
 import { authorizedFetch } from "./credentials.js?v=b03bf63721";
-import { errorMessage, nextTarget } from "./protocol.js?v=618811bbaf";
+import { errorMessage, nextTarget } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {import("#page/connection.js").Connection} Connection */
 

@@ -12,22 +12,23 @@
 //
 // Imports are versioned like the page's other assets (?v= is the file's content hash, written by
 // `npm run stamp`), so NGINX may let browsers cache them for good.
-import { Api } from "./api.js?v=47da704de6";
-import { ChatTools } from "./chat-tools.js?v=737dbb0756";
-import { Composer } from "./composer.js?v=a990b73d8c";
+import { Api } from "./api.js?v=fa6542a0b2";
+import { ChatTools } from "./chat-tools.js?v=29845b50c8";
+import { Composer } from "./composer.js?v=92e1b8b325";
 import { loadJaegerBaseUrl } from "./config.js?v=3fd5858778";
 import { Connection } from "./connection.js?v=0a5a74b341";
-import { byId } from "./dom.js?v=fbc38dea4b";
+import { byId } from "./dom.js?v=e991253526";
 import { Draft } from "./draft.js?v=d603fbc87d";
 import { Follow } from "./follow.js?v=18f3ad6df5";
-import { History } from "./history.js?v=c89f4eadc7";
+import { History } from "./history.js?v=41f4200137";
 import { ListLive } from "./list-live.js?v=bb3b73bef4";
-import { Live } from "./live.js?v=e04ba549a6";
+import { Live } from "./live.js?v=ab3f53b4d4";
 import { loadMarkdown } from "./markdown.js?v=ca35ce558a";
-import { Messages } from "./messages.js?v=0d39805290";
+import { Messages } from "./messages.js?v=2247cbb84c";
+import { Revise } from "./revise.js?v=b20bf4ba8e";
 import { conversationIn, urlFor } from "./routing.js?v=03817483de";
-import { Sidebar } from "./sidebar.js?v=fb94d04765";
-import { SignIn } from "./signin.js?v=02453c5bc0";
+import { Sidebar } from "./sidebar.js?v=6e54255e0a";
+import { SignIn } from "./signin.js?v=87f6e3f008";
 
 /** @typedef {import("#page/history.js").Loaded} Loaded */
 /** @typedef {import("#page/history.js").Shown} Shown */
@@ -70,11 +71,22 @@ class ChatPage {
       notice: byId("history-notice", HTMLElement),
       onLoaded: (loaded) => this.historyLoaded(loaded),
     });
+    const stop = byId("stop", HTMLButtonElement);
+    this.revise = new Revise({
+      list: this.messages.list,
+      input,
+      editing: byId("editing", HTMLElement),
+      cancel: byId("edit-cancel", HTMLButtonElement),
+      stop,
+      follow: this.follow,
+      announce,
+      send: (text, replace) => this.composer.send(text, replace),
+    });
     this.composer = new Composer({
       form: byId("composer", HTMLFormElement),
       input,
       send: byId("send", HTMLButtonElement),
-      stop: byId("stop", HTMLButtonElement),
+      stop,
       log,
       messages: this.messages,
       follow: this.follow,
@@ -82,6 +94,10 @@ class ChatPage {
       announce,
       onStored,
       ...this.tools.composerParts(),
+      onPending: (pending) => this.revise.setPending(pending),
+      takeReplace: () => this.revise.take(),
+      // A regenerate or edit that cut nothing: the page shows the service's history again.
+      onReplaceFailed: () => this.history.loadLatest(),
     });
     // Before the sidebar's own Escape handler (its drawer closes on Escape), so that this one
     // still sees the drawer open and leaves the reply alone.

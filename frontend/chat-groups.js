@@ -7,7 +7,7 @@
 // chat that became active moves to its new group as it is rendered again. At local midnight the
 // list is rendered again by itself: today's chats become yesterday's.
 import { groupByDate, nextMidnight } from "./date-groups.js?v=b562279585";
-import { element } from "./dom.js?v=fbc38dea4b";
+import { element } from "./dom.js?v=e991253526";
 
 /** @typedef {import("#page/conversation-item.js").Item} Item */
 /** @typedef {{ node: HTMLLIElement, heading: HTMLHeadingElement, list: HTMLOListElement }} Group */

@@ -7,8 +7,8 @@
 // id, starts with its first message (POST chat/conversations chooses its own ids, so the page
 // cannot create it under its id). Until then a model chosen here is sent with each message, and
 // once the first exchange is stored it is PATCHed onto the chat, so it stays after a reload.
-import { ApiError } from "./api.js?v=47da704de6";
-import { byId, element } from "./dom.js?v=fbc38dea4b";
+import { ApiError } from "./api.js?v=fa6542a0b2";
+import { byId, element } from "./dom.js?v=e991253526";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/history.js").Shown} Shown */

@@ -2,10 +2,10 @@
 // The open chat's toolbar, put together: the model picker and the chat's record
 // (chat-settings.js), its instructions (instructions-dialog.js), its export (export-menu.js), and
 // the stamps of streamed replies (message-stamp.js). app.js talks to this one object only.
-import { ChatSettings } from "./chat-settings.js?v=6959235aad";
-import { ExportMenu } from "./export-menu.js?v=be5a6b8366";
-import { InstructionsDialog } from "./instructions-dialog.js?v=d2f5c0d041";
-import { ReplyStamps } from "./message-stamp.js?v=e50529ef95";
+import { ChatSettings } from "./chat-settings.js?v=f0bf4a01ab";
+import { ExportMenu } from "./export-menu.js?v=e8c428c249";
+import { InstructionsDialog } from "./instructions-dialog.js?v=298cc1eba7";
+import { ReplyStamps } from "./message-stamp.js?v=8f8a8af74a";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/history.js").Shown} Shown */

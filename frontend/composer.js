@@ -2,11 +2,11 @@
 // Sending: the message box, Send and Stop, the message shown at once, the reply as it streams,
 // and what stays when it fails (the message, marked, with a Retry) or stops early (the part
 // shown, as the service stores it).
-import { ApiError } from "./api.js?v=47da704de6";
-import { errorNotice } from "./dom.js?v=fbc38dea4b";
-import { shownText } from "./messages.js?v=0d39805290";
-import { readReply, startReply } from "./reply.js?v=c6784539ce";
-import { traceIdOf } from "./protocol.js?v=618811bbaf";
+import { ApiError } from "./api.js?v=fa6542a0b2";
+import { errorNotice } from "./dom.js?v=e991253526";
+import { shownText } from "./messages.js?v=2247cbb84c";
+import { readReply, startReply } from "./reply.js?v=414609c080";
+import { traceIdOf } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {import("#page/connection.js").Connection} Connection */
 /** @typedef {import("#page/follow.js").Follow} Follow */
@@ -15,6 +15,11 @@ import { traceIdOf } from "./protocol.js?v=618811bbaf";
 /** @typedef {import("#page/messages.js").Messages} Messages */
 /** @typedef {{ controller: AbortController, stopped: boolean }} Reply the reply streaming now */
 /** @typedef {{ item: HTMLElement | null, text: string, frame: number }} Streamed */
+/**
+ * A message sent in place of the exchange at `turn` and every later one (Regenerate: its own
+ * text; Edit: a new one, `edited`).
+ * @typedef {{ turn: number, edited: boolean }} Replace
+ */
 
 export class Composer {
   /**
@@ -32,15 +37,23 @@ export class Composer {
    *   messageModel?: () => string | null,
    *   onReplied?: (conversationId: string, id: string | null, user: HTMLElement,
    *     ai: HTMLElement) => void,
+   *   onPending?: (pending: boolean) => void,
+   *   takeReplace?: () => Replace | null,
+   *   onReplaceFailed?: (replace: Replace) => void,
    * }} parts onStored: an exchange is stored in that conversation (the sidebar moves it up);
    *   messageModel: the model to name in a message, if any; onReplied: a streamed reply is
-   *   stored whole, with its id from the done event
+   *   stored whole, with its id from the done event; onPending: a reply is awaited, or no
+   *   longer; takeReplace: what the message in the box replaces (an Edit), if anything;
+   *   onReplaceFailed: a regenerate or edit cut nothing (the page shows the history again)
    */
   constructor(parts) {
     const { form, input, send, stop, log, messages, follow, connection, announce, onStored } =
       parts;
     this.messageModel = parts.messageModel ?? (() => null);
     this.onReplied = parts.onReplied ?? (() => {});
+    this.onPending = parts.onPending ?? (() => {});
+    this.takeReplace = parts.takeReplace ?? (() => null);
+    this.onReplaceFailed = parts.onReplaceFailed ?? (() => {});
     this.input = input;
     this.sendButton = send;
     this.stopButton = stop;
@@ -80,20 +93,26 @@ export class Composer {
     if (this.pending) this.setPending(false);
   }
 
-  // The message in the box, unless one is being answered.
+  // The message in the box, unless one is being answered; in place of the one being edited.
   submit() {
     const text = this.input.value;
     if (this.pending || !text.trim()) return;
+    const replace = this.takeReplace();
     this.input.value = "";
     this.dropFailedCopies(text);
-    this.send(text);
+    this.send(text, replace);
   }
 
-  /** @param {string} text */
-  async send(text) {
+  /**
+   * @param {string} text
+   * @param {Replace | null} [replace] sent in place of that exchange and every later one, which
+   *   leave the page at once: the new exchange takes their place
+   */
+  async send(text, replace = null) {
     const target = this.target;
     if (this.pending || target === null) return;
     const { shown, live } = target;
+    if (replace) this.removeFrom(replace.turn);
     const isShown = () => this.target === target;
     const reply = { controller: new AbortController(), stopped: false };
     this.reply = reply;
@@ -111,7 +130,10 @@ export class Composer {
     let stored = false; // the exchange is in the conversation now
     try {
       const model = this.messageModel();
-      const response = await startReply(text, shown.id, reply.controller, model);
+      const response = await startReply(text, shown.id, reply.controller, {
+        model,
+        replaceTurn: replace?.turn ?? null,
+      });
       this.connection.set("online");
       const traceId = traceIdOf(response.headers.get("traceresponse"));
       const { text: whole, id } = await readReply(response, (piece) => {
@@ -157,7 +179,9 @@ export class Composer {
         const reason = reply.stopped
           ? "Stopped before the reply began."
           : (error?.message ?? String(caught));
-        this.markFailed(userItem, text, reason);
+        this.markFailed(userItem, text, reason, replace);
+        // Nothing was cut (or, refused, the turn was gone): the service's history is the truth.
+        if (replace) this.onReplaceFailed(replace);
       }
     } finally {
       if (isShown()) {
@@ -206,9 +230,19 @@ export class Composer {
     this.reply.controller.abort();
   }
 
+  /**
+   * The exchange at `turn` and every later one leave the page (a regenerate or an edit of it).
+   * @param {number} turn
+   */
+  removeFrom(turn) {
+    this.messages.removeFrom(turn);
+    this.messages.updateEmptyState();
+  }
+
   /** @param {boolean} pending */
   setPending(pending) {
     this.pending = pending;
+    this.onPending(pending);
     const sendHadFocus = document.activeElement === this.sendButton;
     const stopHadFocus = document.activeElement === this.stopButton;
     this.sendButton.hidden = pending;
@@ -224,21 +258,24 @@ export class Composer {
   /**
    * The failed message stays in the log, marked, with a Retry; its text also goes back into the
    * box (unless the reader has started another one), so nothing typed is ever lost.
+   * A failed regenerate or edit retries as one (a regenerated message was not typed: it does
+   * not go into the box).
    * @param {HTMLElement} userItem
    * @param {string} text
    * @param {string} reason
+   * @param {Replace | null} replace
    */
-  markFailed(userItem, text, reason) {
+  markFailed(userItem, text, reason, replace) {
     userItem.classList.replace("message--pending", "message--failed");
     const notice = errorNotice(`Not sent. ${reason}`, () => {
       if (this.pending) return; // one message at a time; this one keeps its Retry
       userItem.remove();
       if (this.input.value === text) this.input.value = "";
-      this.send(text);
+      this.send(text, replace);
     });
     notice.classList.add("message__error");
     userItem.querySelector(".message__body")?.append(notice);
-    if (!this.input.value) this.input.value = text;
+    if (!this.input.value && (!replace || replace.edited)) this.input.value = text;
     this.follow.followOrNotify();
   }
 

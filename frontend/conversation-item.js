@@ -2,7 +2,7 @@
 // One chat in the sidebar's list: its link (the page's URL for it) and its Rename and Delete
 // buttons, with line icons. The title is user text: textContent only.
 import { titleOf } from "./conversations.js?v=239fb18723";
-import { element } from "./dom.js?v=fbc38dea4b";
+import { element } from "./dom.js?v=e991253526";
 
 /** @typedef {import("#page/conversations.js").Conversation} Conversation */
 /**

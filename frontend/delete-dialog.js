@@ -1,7 +1,7 @@
 // @ts-check
 // The confirmation before a chat is deleted: a modal <dialog> in the page (never confirm()),
 // Cancel focused, so Enter alone deletes nothing.
-import { byId } from "./dom.js?v=fbc38dea4b";
+import { byId } from "./dom.js?v=e991253526";
 
 export class DeleteDialog {
   /** @param {(id: string) => void} onConfirm the reader chose Delete for this chat */

@@ -46,3 +46,17 @@ export function errorNotice(message, onRetry) {
   notice.append(retry);
   return notice;
 }
+
+/**
+ * A small button whose name ends in words only screen readers hear ("Edit message"), like a
+ * reply's Copy: the visible word begins its name (WCAG 2.5.3).
+ * @param {string} shown
+ * @param {string} hidden
+ * @param {string} className
+ */
+export function actionButton(shown, hidden, className) {
+  const button = element("button", `button button--small ${className}`, shown);
+  button.type = "button";
+  button.append(element("span", "visually-hidden", ` ${hidden}`));
+  return button;
+}

@@ -2,7 +2,7 @@
 // The sidebar as a drawer on narrow screens (below 48rem): opened from the header's Chats button
 // and closed by Escape, its close button or a click beside it. The page behind it is inert
 // meanwhile, so the keyboard stays in the drawer.
-import { byId } from "./dom.js?v=fbc38dea4b";
+import { byId } from "./dom.js?v=e991253526";
 
 // The same breakpoint as style.css.
 const NARROW = "(max-width: 47.99rem)";

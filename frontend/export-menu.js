@@ -3,10 +3,10 @@
 // request carries the reader's credential in a header (credentials.js), so it cannot be a plain
 // link: the file is fetched, then saved from a Blob through an <a download>, named as the
 // service's Content-Disposition says (else after the chat's title).
-import { ApiError } from "./api.js?v=47da704de6";
+import { ApiError } from "./api.js?v=fa6542a0b2";
 import { authorizedFetch } from "./credentials.js?v=b03bf63721";
 import { dispositionName, fallbackName } from "./disposition.js?v=c317b96d92";
-import { byId } from "./dom.js?v=fbc38dea4b";
+import { byId } from "./dom.js?v=e991253526";
 
 /** @typedef {import("#page/chat-settings.js").ChatSettings} ChatSettings */
 

@@ -2,9 +2,9 @@
 // The conversation's history: its latest page when the conversation opens, older pages on
 // "Load earlier messages" or when the top of the history scrolls into view. Paging follows the
 // Link header (rel="next"), so the page never builds a cursor itself.
-import { ApiError } from "./api.js?v=47da704de6";
-import { errorNotice } from "./dom.js?v=fbc38dea4b";
-import { isExchangeList, replayStart } from "./protocol.js?v=618811bbaf";
+import { ApiError } from "./api.js?v=fa6542a0b2";
+import { errorNotice } from "./dom.js?v=e991253526";
+import { generationShown, isExchangeList, replayStart } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/connection.js").Connection} Connection */
@@ -17,9 +17,11 @@ import { isExchangeList, replayStart } from "./protocol.js?v=618811bbaf";
  * @typedef {{ readonly id: string }} Shown
  */
 /**
- * The history the page shows, for the live stream: where it starts (see replayStart) and the
- * exchanges shown, oldest first, each with its user item.
- * @typedef {{ after: string | null, shown: Array<Exchange & { ref: HTMLElement }> }} Loaded
+ * The history the page shows, for the live stream: where it starts (see replayStart), the
+ * highest generation of what it shows (an exchange with a lower one was cut), and the exchanges
+ * shown, oldest first, each with its user item.
+ * @typedef {{ after: string | null, generation: number,
+ *   shown: Array<Exchange & { ref: HTMLElement }> }} Loaded
  */
 
 const HISTORY_PAGE_SIZE = 50;
@@ -97,8 +99,10 @@ export class History {
       this.messages.updateEmptyState();
       this.follow.toBottom();
       this.watchTop();
+      const generation = generationShown(body);
       this.onLoaded({
-        after: replayStart(response.headers.get("Link"), response.url),
+        after: replayStart(response.headers.get("Link"), response.url, generation),
+        generation,
         shown: body.map((exchange, index) => ({ ...exchange, ref: userItems[index] })),
       });
     } catch (error) {

@@ -3,8 +3,8 @@
 // system_prompt. Save PATCHes what is written ("" for no instructions at all), "Use the default"
 // sets null (the deployment's CHAT_SYSTEM_PROMPT). The box holds at most the service's default
 // message limit; a service set lower answers 400, which the dialog shows.
-import { ApiError } from "./api.js?v=47da704de6";
-import { byId } from "./dom.js?v=fbc38dea4b";
+import { ApiError } from "./api.js?v=fa6542a0b2";
+import { byId } from "./dom.js?v=e991253526";
 
 /** @typedef {import("#page/chat-settings.js").ChatSettings} ChatSettings */
 

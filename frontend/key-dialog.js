@@ -2,9 +2,9 @@
 // API keys in the page: the "Use an API key" dialog, and the key this tab keeps. The key is
 // kept in sessionStorage (this tab only, gone when it closes), and sent only in the
 // Authorization header.
-import { readJson } from "./api.js?v=47da704de6";
-import { byId } from "./dom.js?v=fbc38dea4b";
-import { errorMessage } from "./protocol.js?v=618811bbaf";
+import { readJson } from "./api.js?v=fa6542a0b2";
+import { byId } from "./dom.js?v=e991253526";
+import { errorMessage } from "./protocol.js?v=bfc17f51c7";
 import { keepInTab, readTab } from "./tab-storage.js?v=5b7e2456a0";
 
 const KEY_STORAGE = "chat-service.api-key";

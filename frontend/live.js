@@ -6,10 +6,10 @@
 // The stream (event-stream.js) is opened again when it ends or breaks, resuming after the last
 // exchange it received (last_event_id), so nothing is missed and nothing repeated.
 import { EventStream } from "./event-stream.js?v=518a5167dc";
-import { stampExchange } from "./message-stamp.js?v=e50529ef95";
-import { shownText, UNSETTLED } from "./messages.js?v=0d39805290";
-import { exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=618811bbaf";
-import { Reconciler } from "./reconcile.js?v=5855fda681";
+import { stampExchange } from "./message-stamp.js?v=8f8a8af74a";
+import { setExchange, shownText, UNSETTLED } from "./messages.js?v=2247cbb84c";
+import { cutTurn, exchangeId, isExchange, isLater, parseJson } from "./protocol.js?v=bfc17f51c7";
+import { Reconciler } from "./reconcile.js?v=90f53f5707";
 
 /** @typedef {import("#page/follow.js").Follow} Follow */
 /** @typedef {import("#page/history.js").Loaded} Loaded */
@@ -56,7 +56,9 @@ export class Live {
       },
       (event) => this.onEvent(event),
     );
-    this.batch = { count: 0, last: "", timer: 0 }; // announcements of messages from elsewhere
+    // Announcements of messages from elsewhere, and of a cut made elsewhere (said with the
+    // exchanges that replace it, in one announcement).
+    this.batch = { count: 0, last: "", cut: "", timer: 0 };
   }
 
   /**
@@ -66,7 +68,7 @@ export class Live {
   start(loaded) {
     if (this.events.source) return;
     this.after = loaded.after;
-    if (loaded.after !== null) this.reconciler.replay(loaded.shown);
+    this.reconciler.replay(loaded.after !== null ? loaded.shown : [], loaded.generation);
     this.events.open();
   }
 
@@ -81,6 +83,11 @@ export class Live {
     const id = exchangeId(event.id);
     // The stream resumes after the last id it sent: an exchange's, or where a restart began.
     if (id !== null) this.after = id;
+    if (event.type === "cut") {
+      const turn = cutTurn(parseJson(event.data));
+      if (turn !== null) this.cut(turn);
+      return;
+    }
     if (event.type !== "exchange") return;
     const data = parseJson(event.data);
     if (id === null || !isExchange(data)) return;
@@ -107,26 +114,46 @@ export class Live {
    * @param {Mine} mine
    */
   own(id, mine) {
+    if (id !== null) setExchange(mine.userItem, mine.aiItem, id);
     this.apply(this.reconciler.own(id, mine, mine.userItem));
+  }
+
+  /**
+   * Every exchange from `turn` on was erased (regenerated or edited here or elsewhere): what the
+   * page shows of them goes. The page's own regenerate or edit removed them already; from
+   * elsewhere, the reader is told.
+   * @param {number} turn
+   */
+  cut(turn) {
+    const removed = this.messages.removeFrom(turn, this.reconciler.cut(turn));
+    if (removed === 0) return;
+    this.messages.updateEmptyState();
+    if (this.follow.following) this.follow.toBottom();
+    this.batch.cut = `Messages from turn ${turn} on were removed elsewhere.`;
+    this.scheduleAnnouncement();
   }
 
   /** @param {Decision[]} decisions */
   apply(decisions) {
     for (const decision of decisions) {
       if (decision.kind === "identified") {
-        decision.ref.dataset.exchange = decision.id;
+        // A history item: its reply is the item after it.
+        const aiItem = decision.ref.nextElementSibling;
+        const isReply = aiItem instanceof HTMLElement && aiItem.matches(".message--ai");
+        setExchange(decision.ref, isReply ? aiItem : null, decision.id);
       } else if (decision.kind === "confirmed") {
         const mine = decision.own;
-        mine.userItem.dataset.exchange = decision.id;
+        setExchange(mine.userItem, mine.aiItem, decision.id);
         stampExchange(mine.userItem, mine.aiItem, decision.exchange);
         // Stored now (a reply stopped or cut off): its chat moves up the list.
         this.onStored(this.conversationId);
         // A stopped reply is stored with every piece the service had sent, which can be more
         // than reached the page before it closed the stream: show what the history will show.
-        if (decision.AI === mine.shown) continue;
-        this.messages.setText(mine.aiItem, "ai", decision.AI);
+        if (decision.AI !== mine.shown) this.messages.setText(mine.aiItem, "ai", decision.AI);
+        // (Its stamp and Edit show now too.)
         if (this.follow.following) this.follow.toBottom();
-      } else {
+      } else if (!this.messages.list.querySelector(`[data-exchange="${decision.exchange.id}"]`)) {
+        // (Unless a reload of the history shows it already.)
         this.showFromElsewhere(decision.exchange);
       }
     }
@@ -141,7 +168,7 @@ export class Live {
     const messages = this.messages;
     const userItem = messages.item("user", exchange.user);
     const aiItem = messages.item("ai", exchange.AI);
-    userItem.dataset.exchange = exchange.id;
+    setExchange(userItem, aiItem, exchange.id);
     stampExchange(userItem, aiItem, exchange);
     const identified = /** @type {NodeListOf<HTMLElement>} */ (
       messages.list.querySelectorAll(".message--user[data-exchange]")
@@ -167,14 +194,22 @@ export class Live {
     const batch = this.batch;
     batch.count += 1;
     batch.last = `You: ${shownText(userItem)} Assistant: ${shownText(aiItem)}`;
+    this.scheduleAnnouncement();
+  }
+
+  scheduleAnnouncement() {
+    const batch = this.batch;
     clearTimeout(batch.timer);
     batch.timer = setTimeout(() => {
-      this.announce(
-        batch.count === 1
-          ? `New message from elsewhere. ${batch.last}`
-          : `${batch.count} new messages from elsewhere. The latest: ${batch.last}`,
-      );
+      const news =
+        batch.count === 0
+          ? ""
+          : batch.count === 1
+            ? `New message from elsewhere. ${batch.last}`
+            : `${batch.count} new messages from elsewhere. The latest: ${batch.last}`;
+      this.announce([batch.cut, news].filter(Boolean).join(" "));
       batch.count = 0;
+      batch.cut = "";
     }, ANNOUNCE_BATCH_MS);
   }
 }

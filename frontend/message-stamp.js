@@ -4,7 +4,8 @@
 // "gpt-4o · 512 in · 48 out". What is known only: an older service's items, and messages not
 // stored yet, get nothing. A streamed reply is stamped once stored, from the service's own
 // record of it (ReplyStamps), not from the page's clock.
-import { element } from "./dom.js?v=fbc38dea4b";
+import { element } from "./dom.js?v=e991253526";
+import { idOfItem, isExchange } from "./protocol.js?v=bfc17f51c7";
 import { fullTime, originLabel, originText, shortTime, timeOf } from "./stamps.js?v=896d9e3827";
 
 /** @typedef {import("#page/stamps.js").Stamped} Stamped */
@@ -66,7 +67,8 @@ export class ReplyStamps {
 
   /**
    * @param {string} conversationId
-   * @param {string | null} id the exchange's id ("t<turn>"), from its done event
+   * @param {string | null} id the exchange's id ("t<turn>" or "t<turn>.<generation>"), from its
+   *   done event
    * @param {HTMLElement} userItem
    * @param {HTMLElement} aiItem
    */
@@ -76,10 +78,9 @@ export class ReplyStamps {
     try {
       const { body } = await this.api.call(`chat/history?${params}`, {}, TIMEOUT_MS);
       const newest = Array.isArray(body) ? body.at(-1) : null;
-      // Another message may have been stored since: only this exchange's own record will do.
-      if (newest && typeof newest === "object" && `t${newest.turn}` === id) {
-        stampExchange(userItem, aiItem, newest);
-      }
+      // Another message may have been stored since (or this one cut and replaced): only this
+      // exchange's own record will do.
+      if (isExchange(newest) && idOfItem(newest) === id) stampExchange(userItem, aiItem, newest);
     } catch {
       // Only the stamp is missing; the history shows it after a reload.
     }

@@ -3,8 +3,9 @@
 // replies as sanitized Markdown once markdown.js has its libraries), the list they sit in, and
 // whether its empty state shows.
 import { copyButton } from "./copy-button.js?v=fe998d82ab";
-import { element } from "./dom.js?v=fbc38dea4b";
-import { stampExchange } from "./message-stamp.js?v=e50529ef95";
+import { actionButton, element } from "./dom.js?v=e991253526";
+import { stampExchange } from "./message-stamp.js?v=8f8a8af74a";
+import { generationOf, idOfItem, turnOf } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {"user" | "ai"} Role */
 /** @typedef {import("#page/protocol.js").Exchange} Exchange */
@@ -28,6 +29,28 @@ function avatar() {
   const node = element("span", "avatar", "AI");
   node.setAttribute("aria-hidden", "true");
   return node;
+}
+
+/**
+ * The row of buttons under a message's bubble.
+ * @param {HTMLElement} button
+ */
+function actionsOf(button) {
+  const actions = element("div", "message__actions");
+  actions.append(button);
+  return actions;
+}
+
+/**
+ * Both items of a stored exchange carry its id, so that a cut finds them, and the page knows
+ * which turn a Regenerate or an Edit replaces.
+ * @param {HTMLElement} userItem
+ * @param {HTMLElement | null} aiItem
+ * @param {string} id canonical
+ */
+export function setExchange(userItem, aiItem, id) {
+  userItem.dataset.exchange = id;
+  if (aiItem) aiItem.dataset.exchange = id;
 }
 
 export class Messages {
@@ -71,6 +94,9 @@ export class Messages {
     bubble.append(element("div", "message__text"));
     body.append(bubble);
     if (role === "ai") this.addCopy(item, body);
+    // Shown once the message is stored (it has its exchange's id: style.css); there from the
+    // start, so that a page of older messages is as tall when it is placed as it stays.
+    if (role === "user") body.append(actionsOf(actionButton("Edit", "message", "message__edit")));
     if (traceId && this.jaegerBaseUrl) body.append(this.traceLink(traceId));
     item.append(body);
     this.setText(item, role, text);
@@ -106,9 +132,7 @@ export class Messages {
   addCopy(item, body) {
     const copy = copyButton("reply", () => this.sources.get(item) ?? "", "message__copy");
     if (!copy) return;
-    const actions = element("div", "message__actions");
-    actions.append(copy);
-    body.append(actions);
+    body.append(actionsOf(copy));
   }
 
   /**
@@ -140,6 +164,8 @@ export class Messages {
       const userItem = this.item("user", exchange.user);
       const aiItem = this.item("ai", exchange.AI);
       stampExchange(userItem, aiItem, exchange);
+      const id = idOfItem(exchange);
+      if (id !== null) setExchange(userItem, aiItem, id);
       fragment.append(userItem, aiItem);
     }
     return fragment;
@@ -172,6 +198,25 @@ export class Messages {
   // ones are not, and stay after it.
   removeSettled() {
     for (const item of this.list.querySelectorAll(SETTLED)) item.remove();
+  }
+
+  /**
+   * The stored exchanges shown from `turn` on, of generation `generation` or lower, go (a cut:
+   * the conversation was regenerated or edited there). Returns how many exchanges went.
+   * @param {number} turn
+   * @param {number} [generation] an exchange of a higher one was stored after the cut: it stays
+   */
+  removeFrom(turn, generation = Infinity) {
+    let removed = 0;
+    for (const item of /** @type {NodeListOf<HTMLElement>} */ (
+      this.list.querySelectorAll(".message[data-exchange]")
+    )) {
+      const id = item.dataset.exchange ?? "";
+      if (turnOf(id) < turn || generationOf(id) > generation) continue;
+      if (item.classList.contains("message--user")) removed += 1;
+      item.remove();
+    }
+    return removed;
   }
 
   updateEmptyState() {

@@ -108,6 +108,9 @@ declare module "./rename.js?v=*" {
 declare module "./reply.js?v=*" {
   export * from "#page/reply.js";
 }
+declare module "./revise.js?v=*" {
+  export * from "#page/revise.js";
+}
 declare module "./routing.js?v=*" {
   export * from "#page/routing.js";
 }

@@ -10,7 +10,13 @@
 //   (Stop, a cut-off stream) is stored but gets no done event: it is recognised as the exchange
 //   with the same message whose reply starts with what the page showed;
 // - everything else is from elsewhere: the page shows it, in id order.
+// A `cut` (an exchange regenerated or edited, here or elsewhere) erases every exchange from its
+// turn on: the page forgets their ids, and the exchanges that replace them come next, with ids
+// of a higher generation. The page's own replacement may be known already (its done event came
+// first): its generation is above any the stream has sent, and it stays.
 // No DOM here: what the page shows for an exchange is an opaque `ref`, so node --test covers it.
+
+import { generationOf, turnOf } from "./protocol.js?v=bfc17f51c7";
 
 /** @typedef {import("#page/protocol.js").StoredExchange} StoredExchange */
 
@@ -47,14 +53,37 @@ export class Reconciler {
     this.unconfirmed = [];
     /** @type {string | null} the message being answered now */
     this.answering = null;
+    // The highest generation the page knows the stream to have told it (the history's, then
+    // each exchange's): what a cut erases is of that generation or lower.
+    this.generation = 0;
   }
 
   /**
-   * The history shown, oldest first, which the stream is about to send again.
+   * The history shown, oldest first, which the stream is about to send again (none when the
+   * stream starts from now), and the highest generation among it.
    * @param {Array<{ user: string, AI: string, ref: R }>} shown
+   * @param {number} [generation]
    */
-  replay(shown) {
+  replay(shown, generation = 0) {
     this.replayed = [...shown];
+    this.generation = Math.max(this.generation, generation);
+  }
+
+  /**
+   * A cut: every exchange from `turn` on is erased. Their ids are forgotten (an exchange that
+   * replaces one comes with another id anyway), and so are the events held meanwhile. Returns
+   * the generation of what goes: exchanges shown with a higher one were stored after the cut.
+   * @param {number} turn
+   * @returns {number}
+   */
+  cut(turn) {
+    // The replay is over: the stream sends the exchanges shown below the cut first.
+    this.replayed = [];
+    const erased = (/** @type {string} */ id) =>
+      turnOf(id) >= turn && generationOf(id) <= this.generation;
+    for (const id of this.known) if (erased(id)) this.known.delete(id);
+    this.held = this.held.filter((exchange) => !erased(exchange.id));
+    return this.generation;
   }
 
   /**
@@ -100,6 +129,7 @@ export class Reconciler {
    * @returns {Array<Decision<R, O>>}
    */
   receive(exchange) {
+    this.generation = Math.max(this.generation, generationOf(exchange.id));
     if (this.replayed.length) {
       // The history shown, sent again: its next exchange (or a later one, should some have been
       // deleted meanwhile). Anything else means the replay is over.

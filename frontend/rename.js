@@ -2,7 +2,7 @@
 // Renaming a chat in place: its title becomes a text box; Enter (or leaving the box) saves,
 // Escape cancels. Saving itself (the PATCH) is the sidebar's.
 import { titleOf } from "./conversations.js?v=239fb18723";
-import { element } from "./dom.js?v=fbc38dea4b";
+import { element } from "./dom.js?v=e991253526";
 
 /** @typedef {import("#page/conversation-item.js").Item} Item */
 

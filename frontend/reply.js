@@ -2,9 +2,9 @@
 // A reply from the service, streamed: the POST that asks for it and the reading of its events
 // (delta pieces, then done with the whole reply and the exchange's id, or error). No DOM here:
 // composer.js shows what this reads.
-import { ApiError, readJson } from "./api.js?v=47da704de6";
+import { ApiError, readJson } from "./api.js?v=fa6542a0b2";
 import { authorizedFetch } from "./credentials.js?v=b03bf63721";
-import { exchangeId, parseJson } from "./protocol.js?v=618811bbaf";
+import { exchangeId, parseJson } from "./protocol.js?v=bfc17f51c7";
 import { readEvents } from "./sse.js?v=27108deb90";
 
 // How long the page waits for a reply to start. A real model can be slow to begin; NGINX's
@@ -19,9 +19,17 @@ const SEND_TIMEOUT_MS = 120_000;
  * @param {string} text
  * @param {string} conversationId
  * @param {AbortController} controller
- * @param {string | null} [model] for this message only (a chat not created yet: chat-settings.js)
+ * @param {{ model?: string | null, replaceTurn?: number | null }} [options] model: for this
+ *   message only (a chat not created yet: chat-settings.js); replaceTurn: the exchange this
+ *   message is sent in place of (Regenerate, Edit), erased with every later one once the reply
+ *   is stored
  */
-export async function startReply(text, conversationId, controller, model = null) {
+export async function startReply(
+  text,
+  conversationId,
+  controller,
+  { model = null, replaceTurn = null } = {},
+) {
   const timer = setTimeout(
     () => controller.abort(new DOMException("", "TimeoutError")),
     SEND_TIMEOUT_MS,
@@ -35,6 +43,7 @@ export async function startReply(text, conversationId, controller, model = null)
         message: text,
         conversation_id: conversationId,
         ...(model === null ? {} : { model }),
+        ...(replaceTurn === null ? {} : { replace_turn: replaceTurn }),
       }),
       signal: controller.signal,
     });

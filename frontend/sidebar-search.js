@@ -9,7 +9,7 @@
 // data-state on the results says where the search stands: searching, results, empty or failed
 // (tests wait for it).
 import { titleOf } from "./conversations.js?v=239fb18723";
-import { byId, element, errorNotice } from "./dom.js?v=fbc38dea4b";
+import { byId, element, errorNotice } from "./dom.js?v=e991253526";
 import {
   indexOfTurn,
   matchesText,

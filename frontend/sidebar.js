@@ -7,8 +7,8 @@
 // /chat/conversations/{id}) through the page's Api; the page decides which conversation is shown
 // and what the URL says, and tells the sidebar (setCurrent). Titles are user text: they reach
 // the page through textContent only.
-import { ChatGroups } from "./chat-groups.js?v=8fc5e86552";
-import { conversationItem, label } from "./conversation-item.js?v=20410d5a1b";
+import { ChatGroups } from "./chat-groups.js?v=2635f6e07f";
+import { conversationItem, label } from "./conversation-item.js?v=8bfcc0cc8d";
 import {
   byActivity,
   goneIds,
@@ -17,11 +17,11 @@ import {
   titleOf,
   touchedAt,
 } from "./conversations.js?v=239fb18723";
-import { DeleteDialog } from "./delete-dialog.js?v=1998296be3";
-import { byId, errorNotice } from "./dom.js?v=fbc38dea4b";
-import { Drawer } from "./drawer.js?v=3e7cfd1d28";
-import { isRenaming, startRename } from "./rename.js?v=b4abcdaf2a";
-import { SidebarSearch } from "./sidebar-search.js?v=1bb8186899";
+import { DeleteDialog } from "./delete-dialog.js?v=0b8bbdbdd3";
+import { byId, errorNotice } from "./dom.js?v=e991253526";
+import { Drawer } from "./drawer.js?v=948baf2731";
+import { isRenaming, startRename } from "./rename.js?v=925b167b12";
+import { SidebarSearch } from "./sidebar-search.js?v=f5eb158757";
 
 /** @typedef {import("#page/api.js").Api} Api */
 /** @typedef {import("#page/conversation-item.js").Item} Item */

@@ -10,8 +10,8 @@
 // reader, and nothing of the last one stays in memory. The message being typed is kept
 // (draft.js). An API key is kept for this tab only, in sessionStorage.
 import { authorizedFetch, useCredential } from "./credentials.js?v=b03bf63721";
-import { byId } from "./dom.js?v=fbc38dea4b";
-import { KeyDialog, storedKey, storeKey } from "./key-dialog.js?v=6a64ab0d81";
+import { byId } from "./dom.js?v=e991253526";
+import { KeyDialog, storedKey, storeKey } from "./key-dialog.js?v=841a0b7937";
 import { OidcSession, pageUrl } from "./oidc.js?v=6a7a8c9ed6";
 import { urlFor } from "./routing.js?v=03817483de";
 

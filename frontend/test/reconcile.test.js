@@ -127,3 +127,71 @@ test("two stopped replies to the same message are confirmed one each", () => {
   assert.equal(live.receive(exchange("5", "q", "B and more"))[0].own, second);
   assert.equal(live.receive(exchange("6", "q", "A and more"))[0].own, first);
 });
+
+// Cuts (a regenerate or an edit, here or elsewhere): ids are "t<turn>.<generation>".
+
+test("a cut forgets the exchanges from its turn on: their replacements are new", () => {
+  const live = new Reconciler();
+  live.replay([shown("a"), shown("b"), shown("c")]);
+  live.receive(exchange("t1", "a"));
+  live.receive(exchange("t2", "b"));
+  live.receive(exchange("t3", "c"));
+  assert.equal(live.cut(2), 0, "what goes is of generation 0");
+  assert.deepEqual([...live.known], ["t1"]);
+  const replacement = exchange("t2.1", "b2");
+  assert.deepEqual(live.receive(replacement), [{ kind: "new", exchange: replacement }]);
+  assert.equal(live.generation, 1);
+  // Sent again after a reconnect, the replacement is known; so is what came before the cut.
+  assert.deepEqual(live.receive(exchange("t2.1", "b2")), []);
+  assert.deepEqual(live.receive(exchange("t1", "a")), []);
+});
+
+test("the page's own replacement, identified first, outlives the cut making room for it", () => {
+  const live = new Reconciler();
+  live.replay([shown("a"), shown("b")], 0);
+  live.receive(exchange("t1", "a"));
+  live.receive(exchange("t2", "b"));
+  live.startAnswer("b again");
+  live.own("t2.1", mine("b again", "r"), "mine");
+  // Its generation is above what the stream told: it was stored after the cut, and stays.
+  assert.equal(live.cut(2), 0);
+  assert.ok(live.known.has("t2.1"));
+  assert.deepEqual(live.endAnswer(), []);
+  assert.deepEqual(live.receive(exchange("t2.1", "b again", "r")), []);
+});
+
+test("a later cut erases the page's own replacement too", () => {
+  const live = new Reconciler();
+  live.replay([shown("a"), shown("b"), shown("c")], 0);
+  for (const [id, user] of [["t1", "a"], ["t2", "b"], ["t3", "c"]]) {
+    live.receive(exchange(id, user));
+  }
+  live.own("t3.1", mine("c2", "r"), "mine");
+  live.cut(3);
+  assert.deepEqual(live.receive(exchange("t3.1", "c2", "r")), []);
+  // Elsewhere, turn 2 is edited: the page's own exchange at turn 3 goes with it.
+  assert.equal(live.cut(2), 1);
+  assert.deepEqual([...live.known], ["t1"]);
+});
+
+test("a cut drops the events held while the page is answered from its turn on", () => {
+  const live = new Reconciler();
+  live.startAnswer("q");
+  live.receive(exchange("t4", "q", "theirs"));
+  live.receive(exchange("t2", "q", "older"));
+  live.cut(3);
+  assert.deepEqual(live.held.map((held) => held.id), ["t2"]);
+  live.own("t3.1", mine("q", "mine"), "mine");
+  assert.deepEqual(live.endAnswer(), [{ kind: "new", exchange: exchange("t2", "q", "older") }]);
+});
+
+test("a cut ends the replay: what the page shows from there on is gone", () => {
+  const live = new Reconciler();
+  live.replay([shown("a"), shown("b"), shown("c")], 2);
+  assert.equal(live.generation, 2, "the history's generation");
+  live.receive(exchange("t1.2", "a"));
+  assert.equal(live.cut(2), 2);
+  assert.deepEqual(live.replayed, []);
+  const replacement = exchange("t2.3", "b");
+  assert.deepEqual(live.receive(replacement), [{ kind: "new", exchange: replacement }]);
+});

@@ -7,8 +7,9 @@ before anything was said; a conversation with a Markdown reply (a code block, co
 its language and Copy button, a link, the reply's own Copy); a reply being written, Stop in
 place of Send, then stopped; the service out of reach; the sidebar with several chats,
 renaming one and the delete confirmation (at 360 px, in the drawer); the chats under their date
-headings, search results and a search that found nothing; and the API docs, an
-operation tried out, its schemas, the authorization dialog.
+headings, search results and a search that found nothing; a conversation with its Edit and
+Regenerate buttons, a message being edited, and a reply being regenerated (the buttons
+disabled); and the API docs, an operation tried out, its schemas, the authorization dialog.
 """
 
 from __future__ import annotations
@@ -242,6 +243,37 @@ def test_the_chat_tools_model_instructions_and_export(
     page.get_by_text("Export", exact=True).click()
     expect(page.get_by_role("button", name="Export as JSON")).to_be_visible()
     check(page, "the export menu open", look)
+
+
+def test_regenerate_and_edit(
+    open_page: OpenPage, model_service: ServiceProcess, model_server: ModelServer, look: Look
+) -> None:
+    """Each of the reader's stored messages has an Edit, the last reply a Regenerate; editing
+    shows "Editing a message" and its Cancel above the box; while a reply is regenerated, the
+    buttons are disabled."""
+    chat = open_chat(open_page, model_service.base_url, look, new_chat_path())
+    page = chat.page
+    chat.send("Hello!")
+    chat.send("Tell me more")
+    regenerate = page.get_by_role("button", name="Regenerate reply", exact=True)
+    expect(regenerate).to_be_visible()
+    expect(page.get_by_role("button", name="Edit message", exact=True)).to_have_count(2)
+    check(page, "a conversation with Edit and Regenerate", look)
+
+    page.get_by_role("button", name="Edit message", exact=True).first.click()
+    expect(page.locator("#editing")).to_be_visible()
+    expect(chat.input).to_have_value("Hello!")
+    check(page, "a message being edited", look)
+    page.get_by_role("button", name="Cancel editing", exact=True).click()
+    expect(page.locator("#editing")).to_be_hidden()
+
+    model_server.script({"chunks": [f"word{n} " for n in range(40)], "chunk_delay_s": 0.2})
+    regenerate.click()
+    expect(page.locator(AI).last).to_contain_text("word1")
+    expect(regenerate).to_be_disabled()
+    check(page, "a reply being regenerated", look)
+    chat.stop_button.click()
+    expect(chat.send_button).to_be_visible()
 
 
 def test_the_chats_grouped_by_date_and_searching_them(

@@ -244,15 +244,18 @@ def test_copy_puts_the_replys_markdown_on_the_clipboard(
     assert copy_reply(chat.page, reply) == MARKDOWN
 
 
-def test_copy_is_the_next_stop_of_the_keyboard_before_the_message_box(
+def test_copy_is_a_stop_of_the_keyboard_just_before_the_message_box(
     open_page: OpenPage, service: ServiceProcess, model_server: ModelServer
 ) -> None:
+    """The last reply's buttons come right before the box: Regenerate, then Copy."""
     model_server.script({"reply": "Plain words, **some bold**."})
     chat = open_chat(open_page, service.base_url)
     chat.send("a short one")
     reply = chat.page.locator(AI).last
     written(reply)
     chat.input.focus()
+    chat.page.keyboard.press("Shift+Tab")
+    expect(reply.get_by_role("button", name="Regenerate reply", exact=True)).to_be_focused()
     chat.page.keyboard.press("Shift+Tab")
     expect(reply.get_by_role("button", name="Copy reply", exact=True)).to_be_focused()
     chat.page.keyboard.press("Enter")
