@@ -10,10 +10,12 @@ SQLite and on PostgreSQL (skipped locally without it, failing in CI).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +27,7 @@ from tests.e2e.chat_page import AI, USER, ChatPage
 from tests.e2e.conftest import OpenPage
 from tests.e2e.nginx import FRONTEND_DIR
 from tests.support.model import ModelServer
+from tests.support.sealed import conversation_key
 from tests.support.service import ServiceProcess
 
 PAGE_ENV = {"CHAT_FRONTEND_DIR": str(FRONTEND_DIR), "CHAT_RATE_LIMIT_RPS": "0"}
@@ -174,8 +177,24 @@ def test_a_regenerated_reply_streams_can_be_stopped_and_nothing_is_revised_meanw
     expect(edit_buttons(chat).first).to_be_enabled()
 
 
+def erasure_witness(
+    service: ServiceProcess, store_env: dict[str, str], conversation_id: str
+) -> bytes | None:
+    """On PostgreSQL, the conversation's sealing key as stored (its storage key is its id:
+    anonymous); None on SQLite, whose files are read instead."""
+    url = store_env.get("CHAT_DATABASE_URL")
+    if url is None:
+        return None
+    # Playwright's sync API runs an event loop in this thread: asyncpg gets one of its own.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, conversation_key(url, conversation_id)).result()
+
+
 def test_editing_an_earlier_message_cuts_what_followed_here_and_in_another_tab(
-    open_page: OpenPage, service: ServiceProcess, model_server: ModelServer
+    open_page: OpenPage,
+    service: ServiceProcess,
+    model_server: ModelServer,
+    store_env: dict[str, str],
 ) -> None:
     path = new_chat_path()
     chat = ChatPage(open_page(), service.base_url).open(path)
@@ -187,6 +206,7 @@ def test_editing_an_earlier_message_cuts_what_followed_here_and_in_another_tab(
     other.input.press("ArrowUp")
     expect(other.input).to_have_value("three")
 
+    key_before = erasure_witness(service, store_env, id_of(chat))
     edit_buttons(chat).nth(1).click()
     expect(editing_bar(chat)).to_be_visible()
     expect(editing_bar(chat)).to_contain_text("Editing a message")
@@ -218,6 +238,20 @@ def test_editing_an_earlier_message_cuts_what_followed_here_and_in_another_tab(
     # The service: the edited exchange at its turn, nothing after it.
     stored = stored_when(service, id_of(chat), lambda items: len(items) == 2)
     assert [(item["turn"], item["user"]) for item in stored] == [(1, "one"), (2, "two, changed")]
+    # And the database: SQLite's file and log hold no byte of what was cut; PostgreSQL's
+    # conversation is sealed under a new key, and the one that opens the cut text is gone.
+    if key_before is None:
+        on_disk = b"".join(
+            path.read_bytes()
+            for path in (service.db_path, service.db_path.with_name(service.db_path.name + "-wal"))
+            if path.exists()
+        )
+        assert b"Reply 3: three" not in on_disk
+        assert b"Reply 1: one" in on_disk, "what was kept is there"
+    else:
+        key_after = erasure_witness(service, store_env, id_of(chat))
+        assert key_after is not None
+        assert key_after != key_before
     # Opened again, the other tab follows from the generation it shows: t0.1, the whole
     # conversation shown, which has been cut once.
     with other.page.expect_request(re.compile(r".*/chat/events\?")) as events:
