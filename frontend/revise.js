@@ -5,9 +5,10 @@
 //
 // Every stored message of the reader's (an item with its exchange's id) shows its Edit
 // (messages.js makes it with the item). The one Regenerate follows what the list shows, whoever
-// changed it (the history, the live stream, the page's own sends): on the newest stored reply. Editing is a state of the message
-// box: its text in the box, "Editing a message" above it with a Cancel (Escape too); sending
-// then replaces that exchange. While a reply is awaited, neither can be used.
+// changed it (the history, the live stream, the page's own sends): on the newest stored reply.
+// Editing is a state of the message box: its text in the box, "Editing a message" above it with
+// a Cancel (Escape too); sending then replaces that exchange. While a reply is awaited, neither
+// can be used.
 import { actionButton, element } from "./dom.js?v=e991253526";
 import { shownText } from "./messages.js?v=2247cbb84c";
 import { turnOf } from "./protocol.js?v=bfc17f51c7";
