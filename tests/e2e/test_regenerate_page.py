@@ -238,6 +238,10 @@ def test_editing_an_earlier_message_cuts_what_followed_here_and_in_another_tab(
     # The service: the edited exchange at its turn, nothing after it.
     stored = stored_when(service, id_of(chat), lambda items: len(items) == 2)
     assert [(item["turn"], item["user"]) for item in stored] == [(1, "one"), (2, "two, changed")]
+    # Search no longer finds what was cut, and still finds what was kept.
+    for word, found in (("three", 0), ("one", 1)):
+        status, _, body = service.request("GET", f"/chat/search?q={word}")
+        assert (status, len(body["results"])) == (200, found), (word, body)
     # And the database: SQLite's file and log hold no byte of what was cut; PostgreSQL's
     # conversation is sealed under a new key, and the one that opens the cut text is gone.
     if key_before is None:
