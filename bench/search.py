@@ -8,7 +8,9 @@ search and the snippets of the 20 best (``Chat.search``), for queries of a commo
 and a rare word and of two words, each repeated. The text is words drawn with Zipf's law from
 a vocabulary of 20,000 made-up words, as natural language uses words: a few in every
 exchange, most seldom. It also times the deletion of one conversation (100 exchanges), which
-on SQLite rewrites the search index (writer.py's ``erase_from_search_index``).
+on SQLite rewrites the search index (writer.py's ``ERASE_FROM_SEARCH_INDEX``), and two cuts:
+a regeneration of a conversation's last reply and an edit of its 50th message, which erase
+what they cut the same way (PostgreSQL's re-seal what is left: store/postgres_cut.py).
 """
 
 from __future__ import annotations
@@ -123,6 +125,18 @@ async def measure(store: ChatStore, corpus: Corpus, repeats: int) -> list[str]:
     deleted_ms = (time.perf_counter() - started) * 1000
     each = EXCHANGES // CONVERSATIONS
     lines.append(f"| deleting a conversation of {each} exchanges | | {deleted_ms:.0f} | |")
+    # Cuts (regenerate, edit) erase as a deletion does: SQLite rewrites the index, PostgreSQL
+    # seals what is left under a new key.
+    for name, conversation, turn in (
+        ("regenerating the last reply", "c1", each),
+        (f"editing turn {each // 2} of {each}", "c2", each // 2),
+    ):
+        started = time.perf_counter()
+        await store.append(
+            ConversationRef(OWNER, conversation), "again", "anew", replaces_turn=turn
+        )
+        cut_ms = (time.perf_counter() - started) * 1000
+        lines.append(f"| {name} | | {cut_ms:.0f} | |")
     return lines
 
 
