@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chat_service.assistant import DummyAssistant, ReplyChunk
-from chat_service.chat.domain import Exchange, TurnNotFound
+from chat_service.chat.domain import ConversationRef, Exchange, TurnNotFound
 from chat_service.chat.model_slots import ModelSlots
 from chat_service.chat.ordering import ConversationLocks
 from chat_service.chat.replies import ReplyService
@@ -351,3 +351,47 @@ async def test_nothing_is_cut_when_the_reply_is_not_stored(store: SQLiteChatStor
         await anext(pieces)
         await pieces.aclose()  # stopped, and the API did not save it
     assert [e.user for e in (await store.history(ref("c"))).exchanges] == ["m1", "m2"]
+
+
+async def test_each_message_sees_at_most_its_context_turns_before_it(
+    store: SQLiteChatStore,
+) -> None:
+    """The newest ``context_turns`` exchanges before the message: before its own turn when it
+    replaces one, before the end otherwise."""
+    for n in range(1, 6):
+        await store.append(ref("c"), f"m{n}", "r")
+    for depth, before_turn_4, at_the_end in (
+        (1, ["m3"], ["m5"]),
+        (2, ["m2", "m3"], ["m4", "m5"]),
+    ):
+        service = service_for(store, DummyAssistant(), context_turns=depth)
+        async with service.turn(ref("c"), "x", CALLER, replaces_turn=4) as turn:
+            assert [e.user for e in turn.history] == before_turn_4
+        async with service.turn(ref("c"), "x", CALLER) as turn:
+            assert [e.user for e in turn.history] == at_the_end
+
+
+async def answer_as(service: ReplyService, conversation: ConversationRef, message: str) -> str:
+    async with service.turn(conversation, message, CALLER) as turn:
+        async with contextlib.aclosing(turn.reply()) as pieces:
+            reply = "".join([piece async for piece in pieces])
+        await turn.save(reply)
+    return reply
+
+
+async def test_the_reply_cache_tells_owners_and_messages_apart(store: SQLiteChatStore) -> None:
+    assistant = CountingAssistant()
+    service = service_for(store, assistant, cache=ReplyCache(60))
+    await answer_as(service, ref("a", "key:alice"), "same question")
+    await answer_as(service, ref("a", "key:bob"), "same question")
+    assert assistant.calls == 2, "one owner never gets another's reply"
+    await answer_as(service, ref("b", "key:alice"), "another question")
+    assert assistant.calls == 3, "nor one question another's"
+
+
+async def test_a_reply_streamed_in_pieces_is_cached_whole(store: SQLiteChatStore) -> None:
+    assistant = CountingAssistant(token_ms=1)
+    service = service_for(store, assistant, cache=ReplyCache(60))
+    first = await answer(service, "a", "a question of several words")
+    again = await answer(service, "b", "a question of several words")
+    assert (again, assistant.calls) == (first, 1)
