@@ -46,6 +46,17 @@ expect.set_options(timeout=10_000)
 
 # Package scope: Chromium and Playwright's own event loop are gone before other folders' async
 # tests run.
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The service's store, for tests that run on both: nothing for SQLite (its file in the
+    test's directory), else a fresh PostgreSQL database (skipped locally without PostgreSQL,
+    failing in CI)."""
+    if request.param == "sqlite":
+        return {}
+    url: str = request.getfixturevalue("postgres_url")
+    return {"CHAT_DATABASE_URL": url}
+
+
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     executable = require_binary("chromium", path=CHROMIUM)

@@ -49,14 +49,6 @@ def eventually(read: Callable[[], Any], expected: Any, timeout: float = 10.0) ->
         time.sleep(0.05)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    if request.param == "sqlite":
-        return {}
-    url: str = request.getfixturevalue("postgres_url")
-    return {"CHAT_DATABASE_URL": url}
-
-
 @pytest.fixture
 def service(
     start_service: StartService, model_server: ModelServer, store_env: dict[str, str]

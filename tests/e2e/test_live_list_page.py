@@ -42,12 +42,13 @@ class Replicas:
     second: ServiceProcess
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def replicas(request: pytest.FixtureRequest, start_service: StartService) -> Replicas:
-    if request.param == "sqlite":
+@pytest.fixture
+def replicas(start_service: StartService, store_env: dict[str, str]) -> Replicas:
+    """Two replicas on PostgreSQL; SQLite's one process twice (it has one writer)."""
+    if not store_env:
         service = start_service(env=SERVICE_ENV)
         return Replicas(service, service)
-    env = {**SERVICE_ENV, "CHAT_DATABASE_URL": request.getfixturevalue("postgres_url")}
+    env = {**SERVICE_ENV, **store_env}
     return Replicas(start_service(env=env), start_service(env=env))
 
 

@@ -47,14 +47,6 @@ def id_of(chat: ChatPage) -> str:
     return chat.page.url.split("?c=")[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    if request.param == "sqlite":
-        return {}
-    url: str = request.getfixturevalue("postgres_url")
-    return {"CHAT_DATABASE_URL": url}
-
-
 @pytest.fixture
 def service(
     start_service: StartService, model_server: ModelServer, store_env: dict[str, str]

@@ -50,29 +50,17 @@ def unique(text: str) -> str:
     return f"{text} {next(_numbers)}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    """None for SQLite, else a fresh PostgreSQL database's URL."""
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("postgres_url")
-    return url
+@pytest.fixture
+def service(start_service: StartService, store_env: dict[str, str]) -> ServiceProcess:
+    return start_service(env={**SERVICE_ENV, **store_env})
 
 
 @pytest.fixture
-def service(start_service: StartService, database_url: str | None) -> ServiceProcess:
-    env = (
-        SERVICE_ENV if database_url is None else {**SERVICE_ENV, "CHAT_DATABASE_URL": database_url}
-    )
-    return start_service(env=env)
-
-
-@pytest.fixture
-def backdate(service: ServiceProcess, database_url: str | None) -> Backdate:
+def backdate(service: ServiceProcess, store_env: dict[str, str]) -> Backdate:
     """Sets conversations' last activity (by id) in the store; returns the service, running."""
 
     def set_times(times: dict[str, datetime]) -> ServiceProcess:
-        url = database_url
+        url = store_env.get("CHAT_DATABASE_URL")
         if url is None:
             service.stop()
             with sqlite3.connect(service.db_path) as db:
