@@ -432,11 +432,13 @@ class PostgresChatStore(GroupCommitted):
                 if writes:
                     keys = await _keys_of(conn, sorted(counts))
                     # Conversations this batch cuts, in the order of their keys' locks.
-                    cut_from = {
-                        key: new.replaces_turn
-                        for key, new in sorted(keyed, key=lambda pair: pair[0])
-                        if new.replaces_turn is not None
-                    }
+                    cut_from = dict(
+                        sorted(
+                            (key, new.replaces_turn)
+                            for key, new in keyed
+                            if new.replaces_turn is not None
+                        )
+                    )
                     cuts = {key: await cut(conn, key, turn) for key, turn in cut_from.items()}
                     keys |= {key: done.key for key, done in cuts.items()}
                     search_keys = {key: search_key(value) for key, value in keys.items()}

@@ -86,7 +86,8 @@ MAX_KNOWN_VERSIONS = 65_536
 
 # The statements run for every row of a batch, in this order (writer.transaction):
 # - _CUT erases, for an exchange stored in place of another (:cut_from, else NULL), that one
-#   and every later one (the search index's triggers take their words out with them);
+#   and every later one (the search index's triggers take their words out with them); only
+#   in a batch that cuts, so that the others pay nothing for it;
 # - _COUNT counts the exchange into its conversation, creating it (titled by its first
 #   message) when this is its first; a cut leaves the turns before it, and is counted as one
 #   more generation (turns are gap-free from 1, so a count is the last turn);
@@ -274,7 +275,7 @@ class SQLiteChatStore(GroupCommitted):
                 functools.partial(
                     transaction,
                     statements=statements,
-                    inserts=((_CUT, _COUNT, _INSERT), params),
+                    inserts=((_CUT, _COUNT, _INSERT) if cuts else (_COUNT, _INSERT), params),
                     read_back=read_back,
                 )
             )

@@ -357,32 +357,12 @@ async def test_an_exchange_both_caught_up_and_live_is_sent_once(
         assert await nothing_more(exchanges)
 
 
-class RecordedReads:
-    """The store as the hub sees it, recording the turns each read of new exchanges got."""
-
-    def __init__(self, store: SQLiteChatStore) -> None:
-        self.store = store
-        self.returned: list[list[int]] = []
-
-    async def position(self, conversation: ConversationRef) -> Position:
-        return await self.store.position(conversation)
-
-    async def exchanges_after(
-        self, conversation: ConversationRef, after_turn: int, *, limit: int, generation: int = 0
-    ) -> Sequence[Exchange]:
-        read = await self.store.exchanges_after(
-            conversation, after_turn, limit=limit, generation=generation
-        )
-        self.returned.append([exchange.turn for exchange in read])
-        return read
-
-
 async def test_a_cut_is_sent_before_what_replaces_it_and_read_once(
     sqlite_store: SQLiteChatStore,
 ) -> None:
     """Followers hear of a cut, then of what replaces it; after it, the hub reads only what
     is new, knowing the generation it published (not again from the cut each time)."""
-    recorded = RecordedReads(sqlite_store)
+    recorded = HeldReads(sqlite_store)
     live = LiveUpdates(recorded, sqlite_store)
     for n in range(1, 4):
         await sqlite_store.append(ref("c"), f"m{n}", "r")
@@ -398,7 +378,7 @@ async def test_a_cut_is_sent_before_what_replaces_it_and_read_once(
 async def test_a_follower_resuming_at_the_generation_it_knows_is_sent_no_cut(
     sqlite_store: SQLiteChatStore,
 ) -> None:
-    recorded = RecordedReads(sqlite_store)
+    recorded = HeldReads(sqlite_store)
     live = LiveUpdates(recorded, sqlite_store)
     for n in range(1, 4):
         await sqlite_store.append(ref("c"), f"m{n}", "r")
@@ -491,15 +471,16 @@ async def test_a_follower_joining_as_its_conversation_is_deleted_is_ended(
 
 
 class HeldReads:
-    """The store as the hub sees it, except that a read of new exchanges can be held after
-    it read them and before the hub gets them: the moment when a commit that lands is one
-    that read did not see."""
+    """The store as the hub sees it, recording what each read of new exchanges got, except
+    that such a read can be held after it read them and before the hub gets them: the moment
+    when a commit that lands is one that read did not see."""
 
     def __init__(self, store: SQLiteChatStore) -> None:
         self.store = store
         self.hold: asyncio.Event | None = None
         self.holding = asyncio.Event()
         self.reads = 0  # of new exchanges
+        self.returned: list[list[int]] = []  # the turns each of those reads got
 
     def add_change_listener(self, listener: Callable[[ConversationRef | None], None]) -> None:
         self.store.add_change_listener(listener)
@@ -530,6 +511,7 @@ class HeldReads:
         read = await self.store.exchanges_after(
             conversation, after_turn, limit=limit, generation=generation
         )
+        self.returned.append([exchange.turn for exchange in read])
         if self.hold is not None:
             hold, self.hold = self.hold, None  # one read held, the next ones not
             self.holding.set()
