@@ -166,7 +166,10 @@ def test_stop_keeps_the_partial_reply_after_a_reload(
     model_server.script(SLOW)
     chat.open()
     replies = chat.page.locator(AI).count()
-    chat.input.fill("tell me everything")
+    # A message of its own: the service is the module's, and the history's last exchange may
+    # be another test's stopped reply to the same words until this one is stored.
+    message = f"tell me everything, {chat.base_url}"
+    chat.input.fill(message)
     chat.send_button.click()
     expect(chat.page.locator(AI)).to_have_count(replies + 1)
     # Stop right after a word arrives: the next one is 0.3 s away.
@@ -181,7 +184,7 @@ def test_stop_keeps_the_partial_reply_after_a_reload(
     shown = announced.removeprefix("Stopped. Assistant: ")
     assert len(shown.split()) < len(WORDS)
 
-    reply = stored_partial(chat, service, "tell me everything", shown)
+    reply = stored_partial(chat, service, message, shown)
     chat.page.reload()
     expect(chat.page.locator(AI)).to_have_count(replies + 1)
     assert last_reply(chat).strip() == reply.strip()
