@@ -180,61 +180,69 @@ FROM unnest(
 RETURNING id, conversation_id, turn
 """
 # Searches go by keyed terms (search_terms.py): a word's term differs from one conversation
-# to the next, so the owner's conversations and their keys come first, then, for each of
-# them, the exchanges that hold the terms of every word under its key. $2 holds each
-# conversation's terms in turn ($3 of them each). The newest CANDIDATES matches are read,
-# and ranked here, where their text is; two ways of finding them, the first that serves:
-# - _RECENT: the newest RECENT_ROWS exchanges of the database, checked row by row. When they
-#   hold CANDIDATES matches, those are the newest of all (a word in most exchanges: found
-#   by the index, it would be tens of thousands of rows to read and sort).
-# - _FOUND: one GIN scan per conversation (the lateral subquery, kept a subquery by OFFSET
-#   0). Given the whole array at once, GIN checks every candidate row against every term of
-#   every conversation: a second at 1,000 conversations (bench/README.md).
+# to the next, so the owner's conversations and their keys come first (_OWNERS_KEYS), then
+# _SEARCH: for each conversation ($1), the exchanges that hold the terms of every word under
+# its key ($2 holds each conversation's terms in turn, $3 of them each). The newest
+# CANDIDATES ($4) matches are read, with what it takes to unseal them, and ranked here, where
+# their text is. Two ways of finding them, in one statement (one round trip):
+# - recent: the newest RECENT_ROWS ($5) exchanges of the database, checked row by row. When
+#   they hold CANDIDATES matches, those are the newest of all (a word in most exchanges:
+#   found by the index, it would be tens of thousands of rows to read and sort).
+# - found, only when they do not (the condition on recent's count is a one-time filter: the
+#   scans are never started otherwise): one GIN scan per conversation (the lateral subquery,
+#   kept a subquery by OFFSET 0). Given the whole array at once, GIN checks every candidate
+#   row against every term of every conversation: a second at 1,000 conversations
+#   (bench/README.md).
+# The chosen ids are then read one by one, each with its conversation and key (the lateral
+# subqueries, kept so by OFFSET 0: joined flat, the planner misjudged the ids' count and
+# compared each of the owner's conversations with every id, 20-40 ms).
 _OWNERS_KEYS = """
 SELECT c.id, k.key FROM conversations AS c
 JOIN conversation_keys AS k ON k.conversation_id = c.id
 WHERE c.owner = $1
 """
-_WANTED = """
-WITH wanted AS (
+_SEARCH = """
+WITH wanted AS MATERIALIZED (
     SELECT w.id, ($2::bigint[])[(w.n - 1) * $3 + 1 : w.n * $3] AS terms
     FROM unnest($1::text[]) WITH ORDINALITY AS w (id, n)
+),
+recent AS MATERIALIZED (
+    SELECT r.id FROM (
+        SELECT id, conversation_id, search_terms FROM exchanges ORDER BY id DESC LIMIT $5
+    ) AS r
+    JOIN wanted ON wanted.id = r.conversation_id
+    WHERE r.search_terms @> wanted.terms
+    ORDER BY r.id DESC
+    LIMIT $4
+),
+found AS (
+    SELECT m.id FROM wanted
+    CROSS JOIN LATERAL (
+        SELECT x.id, x.conversation_id FROM exchanges AS x
+        WHERE x.search_terms @> wanted.terms
+        OFFSET 0
+    ) AS m
+    WHERE m.conversation_id = wanted.id AND (SELECT count(*) FROM recent) < $4
+    ORDER BY m.id DESC
+    LIMIT $4
+),
+chosen AS (
+    SELECT id FROM recent WHERE (SELECT count(*) FROM recent) >= $4
+    UNION ALL
+    SELECT id FROM found
 )
-"""
-_RECENT = (
-    _WANTED
-    + """
-SELECT r.id FROM (
-    SELECT id, conversation_id, search_terms FROM exchanges ORDER BY id DESC LIMIT $5
-) AS r
-JOIN wanted ON wanted.id = r.conversation_id
-WHERE r.search_terms @> wanted.terms
-ORDER BY r.id DESC
-LIMIT $4
-"""
-)
-_FOUND = (
-    _WANTED
-    + """
-SELECT m.id FROM wanted
-CROSS JOIN LATERAL (
-    SELECT x.id, x.conversation_id FROM exchanges AS x
-    WHERE x.search_terms @> wanted.terms
-    OFFSET 0
-) AS m
-WHERE m.conversation_id = wanted.id
-ORDER BY m.id DESC
-LIMIT $4
-"""
-)
-_MATCHES = """
 SELECT e.id, e.conversation_id, e.turn, e.user_sealed, e.ai_sealed, e.created_at, e.trace_id,
        e.model, e.input_tokens, e.output_tokens, e.generation, k.key, c.public_id,
        c.title_sealed
-FROM exchanges AS e
-JOIN conversations AS c ON c.id = e.conversation_id
-JOIN conversation_keys AS k ON k.conversation_id = e.conversation_id
-WHERE e.id = ANY($1::bigint[])
+FROM chosen
+CROSS JOIN LATERAL (SELECT * FROM exchanges AS e WHERE e.id = chosen.id OFFSET 0) AS e
+CROSS JOIN LATERAL (
+    SELECT c.public_id, c.title_sealed FROM conversations AS c
+    WHERE c.id = e.conversation_id OFFSET 0
+) AS c
+CROSS JOIN LATERAL (
+    SELECT k.key FROM conversation_keys AS k WHERE k.conversation_id = e.conversation_id OFFSET 0
+) AS k
 """
 RECENT_ROWS = 2000
 
@@ -756,12 +764,16 @@ class PostgresChatStore(GroupCommitted):
         rows = await self._reads.select(
             lambda: self._search([row["id"] for row in keys], terms, len(words))
         )
+        titles: dict[str, str | None] = {}  # unsealed once per conversation
+        for row in rows:
+            if row["public_id"] not in titles:
+                sealed = row["title_sealed"]
+                titles[row["public_id"]] = (
+                    None if sealed is None else unseal(row["key"], sealed, TITLE)
+                )
         hits = [
             SearchHit(
-                _exchange(row, ConversationRef(owner, row["public_id"])),
-                None
-                if row["title_sealed"] is None
-                else unseal(row["key"], row["title_sealed"], TITLE),
+                _exchange(row, ConversationRef(owner, row["public_id"])), titles[row["public_id"]]
             )
             for row in rows
         ]
@@ -770,21 +782,18 @@ class PostgresChatStore(GroupCommitted):
     async def _search(
         self, conversations: list[str], terms: list[int], words: int
     ) -> list[asyncpg.Record]:
-        """The matches (_RECENT's, else _FOUND's), in one read-only transaction whose plans
-        are made for its parameters each time and not compiled: a prepared statement's
-        generic plan, made without the terms, scanned every row (2 s at 20,000 exchanges),
-        and _FOUND's estimate is over the JIT threshold, whose compiling cost more than the
-        scans themselves."""
-        params = (conversations, terms, words, CANDIDATES)
+        """The matches (_SEARCH), in a read-only transaction whose plan is made for its
+        parameters each time and not compiled: a prepared statement's generic plan, made
+        without the terms, scanned every row (2 s at 20,000 exchanges), and the estimate of
+        the GIN scans is over the JIT threshold, whose compiling cost more than the scans."""
         try:
             async with self._connection() as conn, conn.transaction(readonly=True):
                 await conn.execute(
                     "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off"
                 )
-                ids = [row["id"] for row in await conn.fetch(_RECENT, *params, RECENT_ROWS)]
-                if len(ids) < CANDIDATES:
-                    ids = [row["id"] for row in await conn.fetch(_FOUND, *params)]
-                rows: list[asyncpg.Record] = await conn.fetch(_MATCHES, ids)
+                rows: list[asyncpg.Record] = await conn.fetch(
+                    _SEARCH, conversations, terms, words, CANDIDATES, RECENT_ROWS
+                )
                 return rows
         except _FAILURES as exc:
             raise StoreError(f"read failed: {exc or type(exc).__name__}") from exc
