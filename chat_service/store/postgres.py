@@ -131,9 +131,11 @@ _KEYS = """
 SELECT conversation_id, key FROM conversation_keys
 WHERE conversation_id = ANY($1::text[]) ORDER BY conversation_id FOR KEY SHARE
 """
+# A key is written with its search key (migration 7).
 _NEW_KEYS = """
-INSERT INTO conversation_keys (conversation_id, key)
-SELECT id, key FROM unnest($1::text[], $2::bytea[]) AS new (id, key) ORDER BY id
+INSERT INTO conversation_keys (conversation_id, key, search_key)
+SELECT id, key, search_key
+FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS new (id, key, search_key) ORDER BY id
 ON CONFLICT (conversation_id) DO NOTHING
 RETURNING conversation_id, key
 """
@@ -196,8 +198,10 @@ RETURNING id, conversation_id, turn
 # The chosen ids are then read one by one, each with its conversation and key (the lateral
 # subqueries, kept so by OFFSET 0: joined flat, the planner misjudged the ids' count and
 # compared each of the owner's conversations with every id, 20-40 ms).
+# The key itself only where a search key is missing (postgres_migrations.py, 7).
 _OWNERS_KEYS = """
-SELECT c.id, k.key FROM conversations AS c
+SELECT c.id, k.search_key, CASE WHEN k.search_key IS NULL THEN k.key END AS key
+FROM conversations AS c
 JOIN conversation_keys AS k ON k.conversation_id = c.id
 WHERE c.owner = $1
 """
@@ -759,7 +763,7 @@ class PostgresChatStore(GroupCommitted):
             return []
         terms: list[int] = []
         for row in keys:
-            key = search_key(row["key"])
+            key = row["search_key"] or search_key(row["key"])
             terms.extend(keyed_term(key, word) for word in words)
         rows = await self._reads.select(
             lambda: self._search([row["id"] for row in keys], terms, len(words))
@@ -880,7 +884,8 @@ async def _keys_of(
     keys = {row["conversation_id"]: row["key"] for row in await conn.fetch(_KEYS, conversation_ids)}
     missing = [cid for cid in conversation_ids if cid not in keys]
     if missing:
-        made = await conn.fetch(_NEW_KEYS, missing, [new_key() for _ in missing])
+        fresh = [new_key() for _ in missing]
+        made = await conn.fetch(_NEW_KEYS, missing, fresh, [search_key(key) for key in fresh])
         keys |= {row["conversation_id"]: row["key"] for row in made}
         if len(keys) < len(conversation_ids):  # another replica made one first: take it
             rest = [cid for cid in missing if cid not in keys]

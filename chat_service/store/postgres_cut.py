@@ -78,7 +78,10 @@ async def cut(conn: AnyConnection, conversation_id: str, from_turn: int) -> Cut:
         conversation_id,
     )
     await conn.execute(
-        "UPDATE conversation_keys SET key = $2 WHERE conversation_id = $1", conversation_id, fresh
+        "UPDATE conversation_keys SET key = $2, search_key = $3 WHERE conversation_id = $1",
+        conversation_id,
+        fresh,
+        terms_key,
     )
     await conn.execute(REQUEST)  # the old key out of the table's files, like a deletion's
     if sealed is None:  # first written to by this batch: nothing sealed yet

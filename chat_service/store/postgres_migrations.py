@@ -19,7 +19,8 @@ from chat_service.store.search_terms import keyed_terms, search_key
 AnyConnection = Connection | PoolConnectionProxy
 Migration = str | Callable[[AnyConnection], Awaitable[None]]
 
-# Exchanges sealed per statement by migration 3, and indexed per statement by migration 5.
+# Rows per statement: exchanges sealed by migration 3 and indexed by migration 5, search keys
+# stored by migration 7.
 SEAL_PAGE = 1000
 
 # 3: conversations' text sealed with a key of their own (sealing.py), so that deleting the
@@ -144,6 +145,53 @@ def _terms_of(row: Any) -> list[int]:
     return keyed_terms(search_key(key), texts)
 
 
+# 7: each conversation's search key kept beside its key, so that a search, which needs the
+# search key of every conversation of its owner, reads them instead of deriving each
+# (search_terms.search_key: an HMAC per conversation, a fifth of a search at 1,000
+# conversations: bench/README.md). It lives and dies with the key: the same row, which a
+# deletion deletes and the rewrite of the table (postgres_shredding.py) takes out of its
+# files, without statistics like the key. Every statement that writes a key writes its
+# search key; the trigger clears a search key that a statement changing the key did not
+# write (a replica of the previous release, still running during a rolling update, cuts
+# conversations that way), and a search derives the search key where there is none.
+_SEARCH_KEY_COLUMN = """
+ALTER TABLE conversation_keys
+    ADD COLUMN search_key bytea CHECK (octet_length(search_key) = 32);
+ALTER TABLE conversation_keys ALTER COLUMN search_key SET STATISTICS 0;
+CREATE FUNCTION chat_search_key_follows_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.search_key IS NOT DISTINCT FROM OLD.search_key THEN
+        NEW.search_key := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER search_key_follows_key
+    BEFORE UPDATE OF key ON conversation_keys
+    FOR EACH ROW WHEN (NEW.key IS DISTINCT FROM OLD.key)
+    EXECUTE FUNCTION chat_search_key_follows_key();
+"""
+
+
+async def _keep_search_keys(conn: AnyConnection) -> None:
+    await conn.execute(_SEARCH_KEY_COLUMN)
+    after = ""
+    while rows := await conn.fetch(
+        "SELECT conversation_id, key FROM conversation_keys "
+        "WHERE conversation_id > $1 ORDER BY conversation_id LIMIT $2",
+        after,
+        SEAL_PAGE,
+    ):
+        await conn.execute(
+            "UPDATE conversation_keys AS k SET search_key = s.search_key "
+            "FROM unnest($1::text[], $2::bytea[]) AS s (id, search_key) "
+            "WHERE k.conversation_id = s.id",
+            [row["conversation_id"] for row in rows],
+            [search_key(row["key"]) for row in rows],
+        )
+        after = rows[-1]["conversation_id"]
+
+
 def terms_literal(terms: list[int]) -> str:
     """Terms as a PostgreSQL array literal: unnest() cannot take an array of arrays of
     different lengths, so each row's terms travel as text and are cast back."""
@@ -234,6 +282,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE exchanges ADD COLUMN generation integer NOT NULL DEFAULT 0;
     ALTER TABLE conversations ADD COLUMN generation integer NOT NULL DEFAULT 0;
     """,
+    # 7: search keys stored, not derived at each search.
+    _keep_search_keys,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -19,6 +19,7 @@ from chat_service.api.keys import CHAT
 from chat_service.chat.domain import title_from_message
 from chat_service.config import Settings
 from chat_service.store.postgres import PostgresChatStore
+from chat_service.store.search_terms import search_key
 from chat_service.store.sqlite import SQLiteChatStore
 from tests.support.binaries import in_ci
 from tests.support.postgres import PostgresNotFound, PostgresServer
@@ -480,8 +481,11 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
         assert server.files_contain(b"kept question") == [], "no text is ever in the clear"
         assert server.files_contain(WORD_END) == [], "nor a word of it, in the search index"
         keys_file = server.execute("SELECT pg_relation_filepath('conversation_keys')", "erasure")
-        tables = [f for f in server.files_contain(key) if not f.startswith("pg_wal/")]
-        assert tables == [keys_file.strip()], "the key's row, and no statistics of it"
+        # The search key, which tests a word against the terms, is kept in the key's row.
+        key_of_terms = search_key(key)
+        for secret in (key, key_of_terms):
+            tables = [f for f in server.files_contain(secret) if not f.startswith("pg_wal/")]
+            assert tables == [keys_file.strip()], "the key's row, and no statistics of it"
 
         assert await store.delete_conversation(ref("doomed"))
         assert await store.search("", [WORD], limit=5) == []
@@ -491,10 +495,12 @@ async def test_deleted_text_is_gone_from_the_postgresql_files(
             await asyncio.sleep(0.05)
         assert store.shredder.rewrites == 1
         server.execute("CHECKPOINT")  # the old table file is removed at a checkpoint
-        assert [f for f in server.files_contain(key) if not f.startswith("pg_wal/")] == []
+        for secret in (key, key_of_terms):
+            assert [f for f in server.files_contain(secret) if not f.startswith("pg_wal/")] == []
         server.execute("SELECT pg_switch_wal()")
         server.execute("CHECKPOINT")
         assert server.files_contain(key) == []
+        assert server.files_contain(key_of_terms) == []
         assert server.files_contain(WORD_END) == []
         assert await conversation_key(url, "doomed") is None
         assert [e.user for e in (await store.history(ref("kept"))).exchanges][
@@ -541,10 +547,12 @@ async def test_cut_text_is_gone_from_the_postgresql_files(
             await asyncio.sleep(0.05)
         assert store.shredder.rewrites == 1
         server.execute("CHECKPOINT")
-        assert [f for f in server.files_contain(old_key) if not f.startswith("pg_wal/")] == []
+        for secret in (old_key, search_key(old_key)):
+            assert [f for f in server.files_contain(secret) if not f.startswith("pg_wal/")] == []
         server.execute("SELECT pg_switch_wal()")
         server.execute("CHECKPOINT")
         assert server.files_contain(old_key) == []
+        assert server.files_contain(search_key(old_key)) == []
         assert server.files_contain(MARKER.encode()) == [], "never in the clear"
     finally:
         await store.close()

@@ -24,11 +24,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from chat_service.chat.domain import Conversation, HistoryKeys, SettingsChange
-from chat_service.store import StoreError, StoreOpenError, postgres
+from chat_service.store import StoreError, StoreOpenError, postgres, postgres_migrations
 from chat_service.store.postgres import PostgresChatStore, migrate
 from chat_service.store.postgres_migrations import MIGRATIONS, SCHEMA_VERSION
 from chat_service.store.postgres_shredding import KeyShredder
-from chat_service.store.search_terms import keyed_term, search_key
+from chat_service.store.sealing import AI, TITLE, USER, new_key, seal
+from chat_service.store.search_terms import keyed_term, keyed_terms, search_key
 from chat_service.telemetry.metrics import Metrics
 from tests.support.postgres import PostgresServer
 from tests.support.refs import ref
@@ -734,6 +735,100 @@ async def test_the_search_index_holds_keyed_terms_that_differ_by_conversation(
         assert derived != key
         assert terms[conversation] == sorted(keyed_term(derived, word) for word in words)
     assert not set(terms["a"]) & set(terms["b"]), "the same word, unrelated terms"
+
+
+SEARCH_KEYS = "SELECT conversation_id, key, search_key FROM conversation_keys ORDER BY 1"
+
+
+async def test_each_key_is_stored_with_its_search_key_and_a_cut_replaces_both(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    """A search reads the search keys of its owner's conversations rather than deriving each
+    (migration 7): a key written by a message, by a creation and by a cut comes with the
+    search key derived from it."""
+    await store.append(ref("a"), "wombat", "r")
+    await store.create_conversation(ref("b"), "made empty")
+    await store.append(ref("c"), "wombat one", "r")
+    await store.append(ref("c"), "wombat two", "r")
+    before = {row["conversation_id"]: row for row in await fetch(postgres_url, SEARCH_KEYS)}
+    await store.append(ref("c"), "quokka", "r", replaces_turn=2)
+    rows = await fetch(postgres_url, SEARCH_KEYS)
+    assert [row["conversation_id"] for row in rows] == ["a", "b", "c"]
+    for row in rows:
+        assert row["search_key"] == search_key(row["key"]), row["conversation_id"]
+    assert rows[2]["search_key"] != before["c"]["search_key"], "the cut's new key's"
+    assert sorted(h.exchange.user for h in await store.search("", ["wombat"], limit=5)) == [
+        "wombat",
+        "wombat one",
+    ]
+    assert [h.exchange.user for h in await store.search("", ["quokka"], limit=5)] == ["quokka"]
+
+
+async def test_a_key_changed_without_its_search_key_loses_it_and_search_derives_it(
+    store: PostgresChatStore, postgres_url: str
+) -> None:
+    """A replica of the previous release cuts a conversation by writing its new key alone,
+    with what is left sealed and indexed under it: the old search key would find none of
+    that. The trigger clears it, and the search derives the search key from the key."""
+    await store.append(ref("c"), "kept wombat", "kept reply")
+    await store.rename_conversation(ref("c"), "kept title")
+    fresh = new_key()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        # What the previous release's cut does (its postgres_cut.py) to what is left.
+        await conn.execute(
+            "UPDATE exchanges SET user_sealed = $1, ai_sealed = $2, search_terms = $3",
+            seal(fresh, "kept wombat", USER),
+            seal(fresh, "kept reply", AI),
+            keyed_terms(search_key(fresh), ["kept wombat", "kept reply"]),
+        )
+        await conn.execute(
+            "UPDATE conversations SET title_sealed = $1", seal(fresh, "kept title", TITLE)
+        )
+        await conn.execute("UPDATE conversation_keys SET key = $1", fresh)
+        (row,) = await conn.fetch(SEARCH_KEYS)
+        assert (row["key"], row["search_key"]) == (fresh, None)
+        # A statement that writes both keeps both; one that leaves the key alone keeps it.
+        await conn.execute("UPDATE conversation_keys SET search_key = $1", search_key(fresh))
+        await conn.execute("UPDATE conversation_keys SET conversation_id = conversation_id")
+        assert await conn.fetchval("SELECT search_key FROM conversation_keys") == search_key(fresh)
+        await conn.execute("UPDATE conversation_keys SET search_key = NULL")
+    finally:
+        await conn.close()
+    (hit,) = await store.search("", ["wombat"], limit=5)
+    assert (hit.exchange.user, hit.title) == ("kept wombat", "kept title")
+
+
+async def test_the_migration_stores_the_search_keys_of_the_keys_there_are(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database of schema 6 (no search keys) holds keys for more than one page of the
+    migration's: each gets its search key."""
+    store = await PostgresChatStore.open(postgres_url)
+    try:
+        for name in ("a", "b", "c"):
+            await store.append(ref(name), f"{name} wombat", "r")
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute(
+            "ALTER TABLE conversation_keys DROP COLUMN search_key;"
+            "DROP FUNCTION chat_search_key_follows_key CASCADE;"
+            "DELETE FROM chat_schema WHERE version = 7"
+        )
+    finally:
+        await conn.close()
+    monkeypatch.setattr(postgres_migrations, "SEAL_PAGE", 2)
+    store = await PostgresChatStore.open(postgres_url)
+    try:
+        rows = await fetch(postgres_url, SEARCH_KEYS)
+        assert [row["conversation_id"] for row in rows] == ["a", "b", "c"]
+        for row in rows:
+            assert row["search_key"] == search_key(row["key"]), row["conversation_id"]
+        assert len(await store.search("", ["wombat"], limit=5)) == 3
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize(
