@@ -100,8 +100,10 @@ lint: $(VENV)/.installed-test ## ruff (lint and format check), mypy, and the imp
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(VENV)/.installed-test ## load benchmark (needs wrk; ARGS="--quick" for a short run)
+# The load scenarios, then search over 100,000 exchanges (10,000 in a quick run).
+bench: $(VENV)/.installed-test ## load benchmark and search (needs wrk, postgres; ARGS="--quick": short)
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.search $(if $(findstring --quick,$(ARGS)),--exchanges 10000 --repeats 20)
 
 bench-search: $(VENV)/.installed-test ## search over 100,000 exchanges on both stores (p50/p95; needs postgres)
 	$(BIN)/python -m bench.search $(ARGS)
