@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.common import ScenarioResult
 from bench.scenarios import REFERENCE
+from bench.stream_scenario import cpu_per_chunk_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +197,24 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
         f"added {added.get('p50', 0):.1f}/{added.get('p99', 0):.1f} ms",
         f"{streams.get('deltas', 0):,} deltas relayed, {chunks_per_s:,.0f} per second",
     ]
-    if result.server_cpu_seconds is not None and streams.get("deltas"):
+    service_us = cpu_per_chunk_us(result.server_cpu_seconds, streams.get("completed", 0))
+    if service_us is not None:
         parts.append(
-            f"server CPU {result.server_cpu_seconds:.2f} s, "
-            f"{1e6 * result.server_cpu_seconds / streams['deltas']:.0f} µs per relayed chunk"
+            f"server CPU {result.server_cpu_seconds:.2f} s, {service_us:.0f} µs per model chunk"
         )
+    if (reference := streams.get("reference")) is not None:
+        reference_us = cpu_per_chunk_us(reference.get("server_cpu_s"), reference["completed"])
+        reference_added = reference.get("added_ttft_ms") or {}
+        part = (
+            f"bare relay, same load: {reference['completed']:,}/{reference['streams']:,} "
+            f"completed, added TTFT p50/p99 {reference_added.get('p50', 0):.1f}/"
+            f"{reference_added.get('p99', 0):.1f} ms"
+        )
+        if reference_us is not None:
+            part += f", {reference_us:.0f} µs per model chunk"
+            if service_us is not None:
+                part += f" (the service: {service_us / reference_us:.2f}x)"
+        parts.append(part)
     if (capacity := streams.get("capacity")) is not None:
         tried = ", ".join(
             f"{run['streams']:,}: "

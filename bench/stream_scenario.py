@@ -156,6 +156,42 @@ def find_capacity(
     return {"target_ms": target_ms, "highest_meeting": met, "tried": tried}
 
 
+def run_reference_relay(
+    options: Options, base: dict[str, str], model_url: str, streams: int
+) -> dict[str, Any]:
+    """The same load on the bare relay (bench/reference_relay.py), pinned as the service is,
+    once the service is idle: its summary, with its CPU over the run and its added TTFT."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "bench.reference_relay", "--port", str(port)]
+    with running_server(
+        [*argv, "--model-url", f"{model_url}/v1"],
+        env=base,
+        cpu_prefix=options.pinning.server(),
+        ready_url=f"{url}/readyz",
+        output=options.workdir / "g-reference.log",
+        cwd=options.workdir,
+    ) as relay:
+        if options.warmup_s > 0:
+            drive(options, url, model_url, WARMUP_STREAMS, 5, "reference-warmup")
+            wait_idle(relay.pid)
+        cpu_before = cpu_seconds(relay.pid)
+        summary = drive(options, url, model_url, streams, options.direct_streams, "reference")
+        cpu_after = cpu_seconds(relay.pid)
+    if cpu_before is not None and cpu_after is not None:
+        summary["server_cpu_s"] = round(cpu_after - cpu_before, 3)
+    summary["added_ttft_ms"] = added_ttft_ms(summary)
+    return summary
+
+
+def cpu_per_chunk_us(cpu_s: float | None, completed: int) -> float | None:
+    """All of a relay's CPU over a run over the model chunks of its completed streams (a
+    relay may send several chunks as one delta, so deltas are not what is counted)."""
+    if cpu_s is None or not completed:
+        return None
+    return 1e6 * cpu_s / (completed * MODEL_CHUNKS)
+
+
 def run_streams_scenario(
     scenario: Scenario,
     options: Options,
@@ -229,6 +265,7 @@ def run_streams_scenario(
                 return run_added["p99"] if run_added and complete else None
 
             summary["capacity"] = find_capacity(measure, options.streams, target_ms)
+        summary["reference"] = run_reference_relay(options, base, model_url, options.streams)
     server_cpu = (
         cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     )

@@ -1,27 +1,25 @@
-"""Replies from any OpenAI-compatible chat-completions API, through the official SDK.
+"""Replies from any OpenAI-compatible chat-completions API.
 
 One client serves OpenAI and every server that speaks its API (Ollama, vLLM, llama.cpp's
 server, LiteLLM, gateways): ``OPENAI_BASE_URL`` picks the server, ``CHAT_MODEL`` the model.
 Replies are always streamed from the model, with ``stream_options.include_usage`` so the
-last chunk carries the model's own token counts. The SDK sends the request and hands back
-the raw streaming response, whose chunks are decoded in ``completion_stream.py`` (the SDK's
-typed chunk models cost more CPU than everything else a relayed chunk takes).
+last chunk carries the model's own token counts. The request goes straight to the server
+through one pooled aiohttp session (model_client.py, which retries it as the SDK did); the
+body is read a block at a time and its chunks decoded in ``completion_stream.py``. The
+official SDK, no longer on the path of a reply, lists the server's models.
 
-Retries on 429, 5xx and connection errors are the SDK's (with backoff that honours
-``Retry-After``), ``CHAT_MODEL_MAX_RETRIES`` of them. ``CHAT_MODEL_TIMEOUT_S`` bounds every
-wait for the model: each read from the server (the SDK's timeout) and, retries and their
-backoff included, the time until the reply's first piece arrives. Every request to the
-model carries the W3C ``traceparent`` of the span it is made in, so a model server that
-traces (vLLM does) joins the request's trace.
+Retries on 429, 5xx and connection errors, with backoff that honours ``Retry-After``,
+``CHAT_MODEL_MAX_RETRIES`` of them. ``CHAT_MODEL_TIMEOUT_S`` bounds every wait for the
+model: each read from the server and, retries and their backoff included, the time until
+the reply's first piece arrives. Every request to the model carries the W3C
+``traceparent`` of the span it is made in, so a model server that traces (vLLM does) joins
+the request's trace.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Any
 
 import httpx2
 import openai
@@ -29,16 +27,11 @@ from openai.types.chat import ChatCompletionMessageParam
 from opentelemetry import propagate
 
 from chat_service.assistant.base import AssistantError, Completion, ReplyChunk
-from chat_service.assistant.completion_stream import StreamError, read_chunks
+from chat_service.assistant.completion_stream import EventReader, StreamError
+from chat_service.assistant.model_client import ModelClient
 from chat_service.chat.domain import Exchange
 
 OPENAI_API_HOST = "api.openai.com"
-# Idle connections kept for reuse; more than this many at once are opened as needed.
-KEEPALIVE_CONNECTIONS = 100
-# Attempts of the model call running in this context, counted by the request hook.
-_attempts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "model_call_attempts", default=None
-)
 
 
 class OpenAIAssistant:
@@ -62,30 +55,26 @@ class OpenAIAssistant:
         self.model = model
         self._system_prompt = system_prompt
         self._timeout_s = timeout_s
-        self._on_retry = on_retry
-        timeout = httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0))
-        self._client = openai.AsyncOpenAI(
+        # The SDK: only to list the models (one request now and then, never a reply's).
+        self._sdk = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
-            timeout=timeout,
+            timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             max_retries=max_retries,
-            # aiohttp under the SDK (its `aiohttp` extra) rather than httpx's own transport:
-            # a relayed chunk costs a third less CPU, and taking a connection from the pool
-            # does not scan every open one, which grows with the streams open at once.
-            http_client=openai.DefaultAioHttpClient(
-                timeout=timeout,
-                limits=httpx2.Limits(
-                    max_connections=max_connections,
-                    max_keepalive_connections=min(max_connections, KEEPALIVE_CONNECTIONS),
-                ),
-                event_hooks={"request": [self._before_request]},
-            ),
+            http_client=openai.DefaultAioHttpClient(event_hooks={"request": [_with_traceparent]}),
         )
-        self.server_url: str | None = str(self._client.base_url)
-        limit: int | openai.Omit = openai.omit if max_output_tokens is None else max_output_tokens
-        parameter = output_limit_parameter(self._client.base_url.host)
-        self._max_tokens = limit if parameter == "max_tokens" else openai.omit
-        self._max_completion_tokens = limit if parameter == "max_completion_tokens" else openai.omit
+        self.server_url: str | None = str(self._sdk.base_url)
+        self._http = ModelClient(
+            base_url=self.server_url,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            max_connections=max_connections,
+            on_retry=on_retry,
+        )
+        self._limits: dict[str, int] = {}
+        if max_output_tokens is not None:
+            self._limits[output_limit_parameter(self._sdk.base_url.host)] = max_output_tokens
 
     def messages(
         self, message: str, history: Sequence[Exchange], system_prompt: str | None = None
@@ -111,34 +100,40 @@ class OpenAIAssistant:
         system_prompt: str | None = None,
     ) -> AsyncGenerator[ReplyChunk, None]:
         asked = model or self.model
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout_s
-        # Leaving this block closes the HTTP response: the server sees the client go,
-        # whether the reply ended, failed, or our caller stopped it (GeneratorExit here).
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    response = await self._open(
-                        stack, asked, self.messages(message, history, system_prompt)
-                    )
-            except TimeoutError:
-                raise AssistantError(
-                    f"no answer from the model within {self._timeout_s:g} s",
-                    error_type="TimeoutError",
-                ) from None
-            chunks = aiter(read_chunks(response.iter_lines()))
-            answered, finish_reason, response_id = asked, "", None
-            input_tokens = output_tokens = None
-            first = True
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        body = {
+            "model": asked,
+            "messages": self.messages(message, history, system_prompt),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **self._limits,
+        }
+        try:
+            async with asyncio.timeout_at(deadline):
+                body_read = await self._http.post("/chat/completions", body)
+        except TimeoutError:
+            raise AssistantError(
+                f"no answer from the model within {self._timeout_s:g} s",
+                error_type="TimeoutError",
+            ) from None
+        reader = EventReader()
+        answered, finish_reason, response_id = asked, "", None
+        input_tokens = output_tokens = None
+        first = True
+        # One step per block the server sent, however many chunks it holds. Leaving this
+        # block closes the body: the server sees the client go, whether the reply ended,
+        # failed, or our caller stopped it (GeneratorExit at the yield).
+        try:
             while True:
                 try:
                     if first:
                         async with asyncio.timeout_at(deadline):
-                            chunk = await anext(chunks)
+                            block = await body_read.read()
                     else:
-                        chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
+                        block = await body_read.read()
+                    if not block:
+                        break
+                    chunks = reader.feed(block)
                 except TimeoutError:
                     raise AssistantError(
                         f"no reply from the model within {self._timeout_s:g} s",
@@ -146,16 +141,20 @@ class OpenAIAssistant:
                     ) from None
                 except StreamError as exc:
                     raise AssistantError(str(exc), error_type=openai.APIError.__qualname__) from exc
-                except httpx2.HTTPError as exc:
-                    raise _failure(exc) from exc
-                answered = chunk.model or answered
-                response_id = response_id or chunk.response_id
-                if chunk.input_tokens is not None or chunk.output_tokens is not None:
-                    input_tokens, output_tokens = chunk.input_tokens, chunk.output_tokens
-                finish_reason = chunk.finish_reason or finish_reason
-                if chunk.text:
+                pieces = []
+                for chunk in chunks:
+                    answered = chunk.model or answered
+                    response_id = response_id or chunk.response_id
+                    if chunk.input_tokens is not None or chunk.output_tokens is not None:
+                        input_tokens, output_tokens = chunk.input_tokens, chunk.output_tokens
+                    finish_reason = chunk.finish_reason or finish_reason
+                    if chunk.text:
+                        pieces.append(chunk.text)
+                if pieces:
                     first = False
-                    yield chunk.text
+                    yield "".join(pieces)
+        finally:
+            body_read.close()
         yield Completion(
             model=answered,
             finish_reason=finish_reason or "stop",
@@ -164,53 +163,24 @@ class OpenAIAssistant:
             response_id=response_id,
         )
 
-    async def _open(
-        self,
-        stack: contextlib.AsyncExitStack,
-        model: str,
-        messages: list[ChatCompletionMessageParam],
-    ) -> openai.AsyncAPIResponse[Any]:
-        """Send the request (the SDK retries it) and return the streaming response once its
-        status is a success; ``stack`` closes it."""
-        token = _attempts.set([0])
-        try:
-            return await stack.enter_async_context(
-                self._client.chat.completions.with_streaming_response.create(
-                    model=model,
-                    messages=messages,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    max_tokens=self._max_tokens,
-                    max_completion_tokens=self._max_completion_tokens,
-                )
-            )
-        except openai.APIError as exc:
-            raise _failure(exc) from exc
-        finally:
-            _attempts.reset(token)
-
     async def models(self) -> Sequence[str]:
         """The ids the server's ``GET /models`` lists, sorted."""
         try:
-            page = await self._client.models.list()
+            page = await self._sdk.models.list()
             return sorted({model.id async for model in page})
         except openai.APIError as exc:
             raise _failure(exc) from exc
         except httpx2.HTTPError as exc:
             raise _failure(exc) from exc
 
-    async def _before_request(self, request: httpx2.Request) -> None:
-        """httpx's request hook: runs for every attempt, retries included, in the caller's
-        context, so the active span's ``traceparent`` goes along and retries are counted."""
-        propagate.inject(request.headers)
-        attempts = _attempts.get()
-        if attempts is not None:
-            attempts[0] += 1
-            if attempts[0] > 1 and self._on_retry is not None:
-                self._on_retry()
-
     async def close(self) -> None:
-        await self._client.close()
+        await self._http.close()
+        await self._sdk.close()
+
+
+async def _with_traceparent(request: httpx2.Request) -> None:
+    """The SDK's request hook: the active span's ``traceparent`` goes along."""
+    propagate.inject(request.headers)
 
 
 def output_limit_parameter(host: str) -> str:

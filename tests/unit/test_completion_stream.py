@@ -1,26 +1,22 @@
 """Decoding a streamed chat completion's body (chat_service/assistant/completion_stream.py).
 
-The wire format end to end, through the SDK and a real server, is in
-test_openai_assistant.py; these are the cases a server may send that ours does not.
+The wire format end to end, through a real server, is in test_openai_assistant.py; these are
+the cases a server may send that ours does not, and bodies cut into blocks anywhere.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 import pytest
 
-from chat_service.assistant.completion_stream import Chunk, StreamError, parse_chunk, read_chunks
+from chat_service.assistant.completion_stream import Chunk, EventReader, StreamError, parse_chunk
 
 
-async def _lines(lines: Iterable[str]) -> AsyncIterator[str]:
-    for line in lines:
-        yield line
-
-
-async def decode(lines: Iterable[str]) -> list[Chunk]:
-    return [chunk async for chunk in read_chunks(_lines(lines))]
+def decode(lines: Iterable[str], end: str = "\n") -> list[Chunk]:
+    """The chunks of a body made of ``lines``, each ended by ``end``, read in one block."""
+    return EventReader().feed("".join(line + end for line in lines).encode())
 
 
 def content(text: str, finish_reason: str | None = None) -> str:
@@ -29,8 +25,8 @@ def content(text: str, finish_reason: str | None = None) -> str:
     return json.dumps({"id": "chatcmpl-1", "model": "m-1", "choices": [choice]})
 
 
-async def test_each_event_is_a_chunk_and_done_ends_them() -> None:
-    chunks = await decode(
+def test_each_event_is_a_chunk_and_done_ends_them() -> None:
+    chunks = decode(
         [
             f"data: {content('Hel')}",
             "",
@@ -51,8 +47,8 @@ async def test_each_event_is_a_chunk_and_done_ends_them() -> None:
     assert (chunks[0].input_tokens, chunks[0].output_tokens) == (None, None)
 
 
-async def test_comments_other_fields_and_blank_runs_are_skipped() -> None:
-    chunks = await decode(
+def test_comments_other_fields_and_blank_runs_are_skipped() -> None:
+    chunks = decode(
         [
             ": keep-alive",
             "",
@@ -67,47 +63,74 @@ async def test_comments_other_fields_and_blank_runs_are_skipped() -> None:
     assert [c.text for c in chunks] == ["a"]
 
 
-async def test_data_lines_of_one_event_are_joined_by_a_newline() -> None:
-    [chunk] = await decode(['data: {"choices":[{"delta":', 'data: {"content":"x"}}]}', ""])
+def test_data_lines_of_one_event_are_joined_by_a_newline() -> None:
+    [chunk] = decode(['data: {"choices":[{"delta":', 'data: {"content":"x"}}]}', ""])
     assert chunk.text == "x"
 
 
-async def test_nothing_after_done_is_a_chunk_and_an_unended_event_is_dropped() -> None:
-    chunks = await decode(
-        [f"data: {content('a')}", "", "data: [DONE]", "", f"data: {content('b')}", ""]
-    )
+def test_nothing_after_done_is_a_chunk_and_an_unended_event_is_dropped() -> None:
+    chunks = decode([f"data: {content('a')}", "", "data: [DONE]", "", f"data: {content('b')}", ""])
     assert [c.text for c in chunks] == ["a"]
-    assert await decode([f"data: {content('a')}"]) == [], "no blank line: not dispatched"
+    assert decode([f"data: {content('a')}"]) == [], "no blank line: not dispatched"
 
 
-async def test_the_body_is_read_to_its_end_after_done() -> None:
-    read: list[str] = []
-
-    async def lines() -> AsyncIterator[str]:
-        for line in ["data: [DONE]", "", ": trailer", "", "data: {}", "", ": end"]:
-            read.append(line)
-            yield line
-
-    assert [chunk async for chunk in read_chunks(lines())] == []
-    assert len(read) == 7, "read to the end: the connection is left reusable"
+def test_done_is_noticed_and_what_follows_read_and_dropped() -> None:
+    reader = EventReader()
+    assert reader.feed(f"data: {content('a')}\n\ndata: [DONE]\n\n".encode())[0].text == "a"
+    assert reader.done, "the relay may stop asking once the body ends"
+    assert reader.feed(f": trailer\n\ndata: {content('b')}\n\n".encode()) == []
 
 
-async def test_an_error_object_mid_stream_fails_the_stream() -> None:
-    stream = read_chunks(
-        _lines(
-            [
-                f"data: {content('a')}",
-                "",
-                'data: {"error":{"message":"overloaded, key sk-123","type":"server_error"}}',
-                "",
-            ]
-        )
-    )
-    assert (await anext(stream)).text == "a"
+def test_an_error_object_mid_stream_fails_the_stream() -> None:
+    reader = EventReader()
+    assert reader.feed(f"data: {content('a')}\n\n".encode())[0].text == "a"
     with pytest.raises(StreamError) as failure:
-        await anext(stream)
+        reader.feed(
+            b'data: {"error":{"message":"overloaded, key sk-123","type":"server_error"}}\n\n'
+        )
     assert "sk-123" not in str(failure.value)
     assert str(failure.value) == "the model reported an error mid-stream"
+
+
+BODY = [
+    ": keep-alive",
+    "",
+    f"data: {content('Hé')}",
+    "",
+    'data: {"choices":[{"delta":',
+    'data: {"content":"llo"}}]}',
+    "",
+    f"data: {content('!', 'stop')}",
+    "",
+    "data: [DONE]",
+    "",
+]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_body_cut_into_blocks_anywhere_reads_the_same(end: str) -> None:
+    """A read returns what has arrived, which may end mid-line, mid-character, or between
+    the CR and the LF of a line end: cut at every byte, the body gives the same chunks."""
+    body = "".join(line + end for line in BODY).encode()
+    whole = [chunk.text for chunk in EventReader().feed(body)]
+    assert whole == ["Hé", "llo", "!"]
+    for cut in range(1, len(body)):
+        reader = EventReader()
+        texts = [chunk.text for chunk in reader.feed(body[:cut]) + reader.feed(body[cut:])]
+        assert texts == whole, (end, cut)
+    reader = EventReader()
+    one_byte_at_a_time = [chunk.text for byte in body for chunk in reader.feed(bytes([byte]))]
+    assert one_byte_at_a_time == whole
+    assert reader.done
+
+
+def test_several_events_in_one_block_are_read_together() -> None:
+    """Chunks that arrive in one read are decoded in one step (the relay sends them as one
+    piece)."""
+    chunks = EventReader().feed(
+        "".join(f"data: {content(word)}\n\n" for word in ("a ", "b ", "c")).encode()
+    )
+    assert [chunk.text for chunk in chunks] == ["a ", "b ", "c"]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The OpenAI-compatible assistant against a real OpenAI-compatible server process
-(tests/support/model_server.py), through the unmodified openai SDK."""
+(tests/support/model_server.py): its requests (model_client.py) and the reading of the
+streamed reply, and the SDK that lists the models."""
 
 from __future__ import annotations
 
@@ -77,9 +78,11 @@ async def test_sends_the_system_prompt_the_context_and_the_message(
 async def test_streams_the_pieces_and_ends_with_the_models_usage(
     assistant: OpenAIAssistant, model_server: ModelServer
 ) -> None:
-    model_server.script({"chunks": ["Hel", "lo ", "world"], "model": "gpt-test-2026-01-01"})
+    model_server.script(
+        {"chunks": ["Hel", "lo ", "world"], "model": "gpt-test-2026-01-01", "chunk_delay_s": 0.05}
+    )
     pieces, completion = await collect(assistant.stream("hi", []))
-    assert pieces == ["Hel", "lo ", "world"]
+    assert pieces == ["Hel", "lo ", "world"], "each piece as it comes"
     [request] = model_server.requests()
     assert completion.model == "gpt-test-2026-01-01"
     assert completion.finish_reason == "stop"
@@ -88,6 +91,18 @@ async def test_streams_the_pieces_and_ends_with_the_models_usage(
     assert completion.response_id is not None
     assert completion.response_id.startswith("chatcmpl-")
     assert request["completed"] is True
+
+
+async def test_pieces_that_arrive_together_are_given_as_one(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    """Chunks the server sent at once come in one read, and are one piece: one step of the
+    relay, one event to the client."""
+    model_server.script({"chunks": [f"{n} " for n in range(50)]})
+    pieces, completion = await collect(assistant.stream("hi", []))
+    assert "".join(pieces) == "".join(f"{n} " for n in range(50))
+    assert len(pieces) < 50
+    assert completion.output_tokens == 50
 
 
 async def test_the_finish_reason_is_the_models(
@@ -182,10 +197,14 @@ async def test_a_stall_mid_reply_fails_after_the_pieces_already_given(
 ) -> None:
     model_server.script({"hang_after_chunks": 2})
     stream = assistant.stream("one two three", [])
-    assert [await anext(stream), await anext(stream)] == ["Reply ", "1: "]
+    given = ""
+    while given != "Reply 1: ":  # the two pieces, in one read or two
+        given += str(await anext(stream))
+        assert "Reply 1: ".startswith(given), given
     with pytest.raises(AssistantError) as failure:
         await anext(stream)
     assert failure.value.error_type == "APITimeoutError"
+    assert str(failure.value) == "the model call failed (no HTTP answer)"
 
 
 async def test_closing_the_stream_closes_the_request_to_the_model(
