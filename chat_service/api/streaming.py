@@ -4,10 +4,10 @@ The reply goes out as it is produced: ``delta`` events with the next piece of te
 ``done`` with the contract's success body once the exchange is committed (so ``done``
 means what a 200 means), or ``error`` with the contract's error body (nothing stored).
 The response starts with the first piece, so anything that fails before it (validation,
-limits, a busy or failing model) is still a plain JSON error with its own status.
-aiohttp-sse supplies the headers streams need (``Cache-Control: no-cache``,
-``X-Accel-Buffering: no`` for NGINX) and a comment line every CHAT_STREAM_KEEPALIVE_S
-(15 s), which keeps an idle stream open through proxies.
+limits, a busy or failing model) is still a plain JSON error with its own status. The events
+are written by event_stream.py, with the headers streams need (``Cache-Control: no-cache``,
+``X-Accel-Buffering: no`` for NGINX) and a comment line after CHAT_STREAM_KEEPALIVE_S (15 s)
+without one, which keeps an idle stream open through proxies.
 
 A client that closes the connection stops the reply: the model call is closed (the model
 server sees it go and stops generating) and the part of the reply the client was sent is
@@ -22,9 +22,9 @@ import logging
 
 import orjson
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 
 from chat_service.api.errors import INTERNAL_ERROR, STORE_FAILED, error_response
+from chat_service.api.event_stream import EventStream
 from chat_service.api.keys import METRICS, SETTINGS
 from chat_service.api.replies import (
     log_model_failure,
@@ -83,7 +83,7 @@ async def stream_reply(
         # contract's error event, or the client waits for an end that never comes.
         log.exception("the event stream failed after it opened")
         await _send_error(stream.response, INTERNAL_ERROR)
-        return stream.response
+        return stream.response.response
     finally:
         stream.closed()
 
@@ -93,19 +93,20 @@ class _Stream:
 
     def __init__(self, request: web.Request) -> None:
         self.request = request
-        self.response: EventSourceResponse | None = None
+        self.response: EventStream | None = None
         self._gauge = request.config_dict[METRICS].streams_open
 
-    async def open(self) -> EventSourceResponse:
+    async def open(self) -> EventStream:
         if self.response is None:
             keepalive = self.request.config_dict[SETTINGS].stream_keepalive_s
-            self.response = EventSourceResponse(allow_all_methods=True, ping_interval=keepalive)
-            await self.response.prepare(self.request)
+            self.response = EventStream(self.request, keepalive_s=keepalive)
+            await self.response.open()
             self._gauge.inc()
         return self.response
 
     def closed(self) -> None:
         if self.response is not None:
+            self.response.close()
             self._gauge.dec()
 
 
@@ -120,8 +121,8 @@ async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.Strea
             contextlib.aclosing(turn.reply()) as pieces,
         ):
             async for piece in pieces:
-                response = await stream.open()
-                await response.send(_json({"text": piece}), event="delta")
+                events = await stream.open()
+                await events.send(b"delta", orjson.dumps({"text": piece}))
                 sent.append(piece)
     except (ModelBusy, TooManyReplies) as refusal:
         return no_slot_response(refusal)
@@ -131,29 +132,29 @@ async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.Strea
         if stream.response is None:
             return error_response(status, message)
         await _send_error(stream.response, message)
-        return stream.response
+        return stream.response.response
     except (asyncio.CancelledError, ConnectionResetError):
         # The client went away (or the server is stopping): keep what it was sent.
         await _save_stopped(request, turn, "".join(sent), trace_id)
         raise
     reply = "".join(sent)
-    response = await stream.open()  # already open, unless the reply is empty
+    events = await stream.open()  # already open, unless the reply is empty
     try:
         exchange = await turn.save(reply, trace_id=trace_id)
     except StoreError:  # after the stream opened: the error event, not the middleware's 500
         log.exception("failed to store the exchange")
-        await _send_error(response, STORE_FAILED)
-        return response
+        await _send_error(events, STORE_FAILED)
+        return events.response
     record_exchange(request, turn, exchange, reply, streamed=True)
     # Its id is the exchange's cursor, as in GET /chat/events: a page that follows the
     # conversation knows this exchange when it comes back there.
-    await response.send(_json(reply_body(reply)), event="done", id=exchange.cursor)
-    return response
+    await events.send(b"done", orjson.dumps(reply_body(reply)), exchange.cursor)
+    return events.response
 
 
-async def _send_error(response: EventSourceResponse, message: str) -> None:
+async def _send_error(events: EventStream, message: str) -> None:
     with contextlib.suppress(ConnectionResetError):
-        await response.send(_json({"status": "error", "message": message}), event="error")
+        await events.send(b"error", orjson.dumps({"status": "error", "message": message}))
 
 
 async def _save_stopped(request: web.Request, turn: Turn, reply: str, trace_id: str | None) -> None:
@@ -166,7 +167,3 @@ async def _save_stopped(request: web.Request, turn: Turn, reply: str, trace_id: 
         log.exception("failed to store the stopped reply")
         return
     record_exchange(request, turn, exchange, reply, streamed=True, stopped=True)
-
-
-def _json(data: object) -> str:
-    return orjson.dumps(data).decode()

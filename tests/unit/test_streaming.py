@@ -257,7 +257,7 @@ async def test_a_client_that_leaves_stops_the_model_and_keeps_what_it_was_sent(
     )
     received = b""
     while received.count(b"event: delta") < 3:
-        received += await response.content.readuntil(b"\r\n\r\n")
+        received += await response.content.readuntil(b"\n\n")
     assert [data for event, data in events(received.decode())] == [
         {"text": "one "},
         {"text": "two"},

@@ -1,0 +1,108 @@
+"""A reply's server-sent events (chat_service/api/event_stream.py), on a real aiohttp server:
+the bytes of each event, the headers, the keep-alive comment and the stalled-client timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from chat_service.api.event_stream import SEND_TIMEOUT_S, EventStream
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[[web.Application], Awaitable[Client]]
+USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)
+
+
+def app_streaming(
+    script: Callable[[EventStream], Awaitable[None]], *, keepalive_s: float = 15.0
+) -> tuple[web.Application, dict[str, object]]:
+    seen: dict[str, object] = {}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        events = EventStream(request, keepalive_s=keepalive_s)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if USER_TIMEOUT is not None and sock is not None:
+            seen["before"] = sock.getsockopt(socket.IPPROTO_TCP, USER_TIMEOUT)
+        await events.open()
+        if USER_TIMEOUT is not None and sock is not None:
+            seen["during"] = sock.getsockopt(socket.IPPROTO_TCP, USER_TIMEOUT)
+        try:
+            await script(events)
+        finally:
+            events.close()
+        if USER_TIMEOUT is not None and sock is not None:
+            seen["after"] = sock.getsockopt(socket.IPPROTO_TCP, USER_TIMEOUT)
+        return events.response
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    return app, seen
+
+
+async def test_each_event_is_its_name_id_and_one_data_line(aiohttp_client: MakeClient) -> None:
+    async def script(events: EventStream) -> None:
+        await events.send(b"delta", b'{"text":"a\\nb"}')
+        await events.send(b"done", b'{"status":"Success"}', "t7.1")
+
+    app, seen = app_streaming(script)
+    client = await aiohttp_client(app)
+    response = await client.get("/")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    assert await response.read() == (
+        b'event: delta\ndata: {"text":"a\\nb"}\n\n'
+        b'event: done\nid: t7.1\ndata: {"status":"Success"}\n\n'
+    )
+    if USER_TIMEOUT is not None:
+        assert seen["during"] == int(SEND_TIMEOUT_S * 1000), "a stalled client is dropped"
+        assert seen["after"] == seen["before"], "and the connection's own is put back"
+
+
+async def test_a_comment_keeps_an_idle_stream_open(aiohttp_client: MakeClient) -> None:
+    async def script(events: EventStream) -> None:
+        await asyncio.sleep(0.35)
+        await events.send(b"done", b"{}")
+
+    app, _ = app_streaming(script, keepalive_s=0.1)
+    client = await aiohttp_client(app)
+    body = await (await client.get("/")).read()
+    assert body.endswith(b"event: done\ndata: {}\n\n")
+    assert 2 <= body.count(b": ping\n\n") <= 3, body
+
+
+async def test_no_comment_while_events_flow(aiohttp_client: MakeClient) -> None:
+    """Each event counts as a sign of life: the keep-alive comes only after ``keepalive_s``
+    without one, and a write does not re-arm a timer (it is moved on when it fires)."""
+
+    async def script(events: EventStream) -> None:
+        for n in range(8):
+            await events.send(b"delta", b"%d" % n)
+            await asyncio.sleep(0.05)
+
+    app, _ = app_streaming(script, keepalive_s=0.15)
+    client = await aiohttp_client(app)
+    body = await (await client.get("/")).read()
+    assert b": ping" not in body
+    assert body.count(b"event: delta") == 8
+
+
+async def test_closing_stops_the_keepalive(aiohttp_client: MakeClient) -> None:
+    streams: list[EventStream] = []
+
+    async def script(events: EventStream) -> None:
+        streams.append(events)
+
+    app, _ = app_streaming(script, keepalive_s=0.05)
+    client = await aiohttp_client(app)
+    assert await (await client.get("/")).read() == b""
+    await asyncio.sleep(0.15)
+    (closed,) = streams
+    assert closed._timer is not None
+    assert closed._timer.cancelled()
