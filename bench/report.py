@@ -215,6 +215,15 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
             if service_us is not None:
                 part += f" (the service: {service_us / reference_us:.2f}x)"
         parts.append(part)
+    service_costs = streams.get("costs") or {}
+    reference_costs = (streams.get("reference") or {}).get("costs") or {}
+    for count, cost in service_costs.items():
+        bare = reference_costs.get(count) or {}
+        parts.append(
+            f"at {int(count):,} streams, CPU per stream set-up "
+            f"{_ratio(cost.get('setup_ms'), bare.get('setup_ms'), 'ms')}, per chunk "
+            f"{_ratio(cost.get('chunk_us'), bare.get('chunk_us'), 'µs')} (service / bare relay)"
+        )
     if (capacity := streams.get("capacity")) is not None:
         tried = ", ".join(
             f"{run['streams']:,}: "
@@ -234,6 +243,13 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
         f"client {streams.get('client_cpu_s', 0):.2f} s"
     )
     return parts
+
+
+def _ratio(service: float | None, bare: float | None, unit: str) -> str:
+    if service is None or bare is None:
+        return "not measured (a stream did not complete)"
+    ratio = f" = {service / bare:.2f}x" if bare > 0 else ""
+    return f"{service:.3g} / {bare:.3g} {unit}{ratio}"
 
 
 def _subscription_notes(result: ScenarioResult, results: list[ScenarioResult]) -> list[str]:

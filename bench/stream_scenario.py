@@ -178,10 +178,60 @@ def run_reference_relay(
         cpu_before = cpu_seconds(relay.pid)
         summary = drive(options, url, model_url, streams, options.direct_streams, "reference")
         cpu_after = cpu_seconds(relay.pid)
+        if options.find_capacity:
+            summary["costs"] = relay_costs(options, url, model_url, relay.pid, "reference")
     if cpu_before is not None and cpu_after is not None:
         summary["server_cpu_s"] = round(cpu_after - cpu_before, 3)
     summary["added_ttft_ms"] = added_ttft_ms(summary)
     return summary
+
+
+# The stream counts at which each relay's CPU per stream set-up and per chunk are measured,
+# and the chunks of the short replies that tell set-up from chunks apart.
+COST_COUNTS = (50, 200, 500)
+SHORT_CHUNKS = 1
+
+
+def set_reply_chunks(model_url: str, chunks: int) -> None:
+    """Every reply of the model server from now on: ``chunks`` pieces, 50 ms apart."""
+    behaviour = {"chunks": ["tok "] * chunks, "chunk_delay_s": MODEL_CHUNK_DELAY_S}
+    status, _ = http_get(f"{model_url}/_control/default", body=json.dumps(behaviour).encode())
+    if status != 200:
+        raise RuntimeError(f"the model server refused its behaviour: {status}")
+
+
+def relay_costs(
+    options: Options, url: str, model_url: str, pid: int, label: str
+) -> dict[str, dict[str, float | None]]:
+    """A relay's CPU per stream set-up and per relayed chunk at each of COST_COUNTS: the
+    same count of streams with replies of SHORT_CHUNKS pieces, then of MODEL_CHUNKS; what
+    the long run cost beyond the short one is chunks, the rest of the short one set-up."""
+    costs: dict[str, dict[str, float | None]] = {}
+    for count in COST_COUNTS:
+        cpu: dict[int, float | None] = {}
+        for chunks in (SHORT_CHUNKS, MODEL_CHUNKS):
+            set_reply_chunks(model_url, chunks)
+            wait_idle(pid)
+            before = cpu_seconds(pid)
+            run = drive(options, url, model_url, count, 0, f"{label}-cost{count}-{chunks}")
+            after = cpu_seconds(pid)
+            ok = run["completed"] == count
+            cpu[chunks] = (
+                after - before if ok and before is not None and after is not None else None
+            )
+        short, long = cpu[SHORT_CHUNKS], cpu[MODEL_CHUNKS]
+        per_chunk = (
+            None
+            if short is None or long is None
+            else (long - short) / (count * (MODEL_CHUNKS - SHORT_CHUNKS))
+        )
+        setup = None if short is None or per_chunk is None else short / count - per_chunk
+        costs[str(count)] = {
+            "setup_ms": None if setup is None else round(1e3 * setup, 3),
+            "chunk_us": None if per_chunk is None else round(1e6 * per_chunk, 1),
+        }
+    set_reply_chunks(model_url, MODEL_CHUNKS)
+    return costs
 
 
 def cpu_per_chunk_us(cpu_s: float | None, completed: int) -> float | None:
@@ -222,10 +272,7 @@ def run_streams_scenario(
                 cwd=options.workdir,
             )
         )
-        behaviour = {"chunks": ["tok "] * MODEL_CHUNKS, "chunk_delay_s": MODEL_CHUNK_DELAY_S}
-        status, _ = http_get(f"{model_url}/_control/default", body=json.dumps(behaviour).encode())
-        if status != 200:
-            raise RuntimeError(f"the model server refused its behaviour: {status}")
+        set_reply_chunks(model_url, MODEL_CHUNKS)
         argv = [sys.executable, "-m", "chat_service", "--host", "127.0.0.1", "--port", str(port)]
         server = stack.enter_context(
             running_server(
@@ -265,6 +312,8 @@ def run_streams_scenario(
                 return run_added["p99"] if run_added and complete else None
 
             summary["capacity"] = find_capacity(measure, options.streams, target_ms)
+        if options.find_capacity:  # not in a quick run
+            summary["costs"] = relay_costs(options, url, model_url, server.pid, "service")
         summary["reference"] = run_reference_relay(options, base, model_url, options.streams)
     server_cpu = (
         cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
