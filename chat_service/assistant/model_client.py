@@ -143,29 +143,23 @@ class ModelClient:
 class Body:
     """A successful answer's body, read a block at a time as it arrives."""
 
-    __slots__ = ("_response", "ended")
+    __slots__ = ("_response",)
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
-        self.ended = False
 
     async def read(self) -> bytes:
         """What the server sent since the last read (waiting for it); empty at the end.
         AssistantError when the read times out or the connection breaks."""
         try:
-            block = await self._response.content.readany()
+            return await self._response.content.readany()
         except aiohttp.ClientError as exc:
             raise unanswered(exc) from exc
-        self.ended = not block
-        return block
 
     def close(self) -> None:
-        """Give the connection back for another request when the body was read to its
-        end; otherwise close it, which tells the server the client went."""
-        if self.ended:
-            self._response.release()
-        else:
-            self._response.close()
+        """Give the connection back: to the pool when the body was read to its end;
+        otherwise aiohttp closes it, which tells the server the client went."""
+        self._response.release()
 
 
 def retry_delay(status: int, headers: Mapping[str, str], backoff: float) -> float | None:
@@ -192,8 +186,11 @@ def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time
             continue
         if not math.isnan(seconds):
             return seconds  # an infinite wait is one too long to retry after
+    value = headers.get("retry-after")
+    if value is None:
+        return None
     try:
-        date = email.utils.parsedate_to_datetime(headers.get("retry-after", ""))
+        date = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     return date.timestamp() - now()

