@@ -163,7 +163,7 @@ async def test_a_server_asking_for_more_than_a_minute_is_not_waited_for(
 async def test_the_request_is_the_body_given_with_the_key_and_reads_to_the_end(
     model_server: ModelServer,
 ) -> None:
-    model = client(model_server.base_url)
+    model = client(model_server.base_url + "/")  # a base URL's trailing slash is not doubled
     try:
         body = await model.post("/chat/completions", BODY)
         read = b""
@@ -175,8 +175,13 @@ async def test_the_request_is_the_body_given_with_the_key_and_reads_to_the_end(
         await model.close()
     [request] = model_server.requests()
     assert request["body"] == BODY
+    assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["authorization"] == "Bearer sk-client-test"
     assert request["headers"]["content-type"] == "application/json"
+    assert request["headers"]["accept"] == "text/event-stream"
+    assert request["headers"]["user-agent"] == "chat-service"
+    with pytest.raises(RuntimeError, match="closed"):  # a closed client asks nothing more
+        await model.post("/chat/completions", BODY)
 
 
 async def test_at_most_max_connections_requests_are_open_at_once(
