@@ -114,7 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ,
             metrics.spans_dropped.inc,
             capture_content=settings.capture_content,
-            instrument_openai=settings.assistant == "openai",
         )
     except ConfigError as exc:
         print(f"chat-service: configuration error: {exc}", file=sys.stderr)

@@ -2,13 +2,10 @@
 GenAI metrics.
 
 The span comes from ``opentelemetry-util-genai``, the GenAI conventions' own helper: it
-names it ``{operation} {model}`` (kind CLIENT), sets the ``gen_ai.*`` attributes, and
-owns the nesting rule that keeps it one span per model call: when the openai SDK is
-instrumented too (``opentelemetry-instrumentation-genai-openai``, installed when spans
-are exported), that instrumentation's invocation inside ours starts no span of its own
-and adds what it read from the SDK (server address, response details) to ours. What the
-conventions leave to the application is added here: the conversation, whether the reply
-came from the reply cache, whether the client stopped it.
+names it ``{operation} {model}`` (kind CLIENT) and sets the ``gen_ai.*`` attributes, the
+server's address and the response's details among them. What the conventions leave to the
+application is added here: the conversation, whether the reply came from the reply cache,
+whether the client stopped it.
 
 Metrics go to the service's Prometheus registry (the util's own OpenTelemetry metrics go
 to a no-op meter): operation duration and token usage per call, and for streams the time

@@ -169,10 +169,8 @@ def configure_tracing(
     on_spans_dropped: Callable[[int], None],
     *,
     capture_content: bool = False,
-    instrument_openai: bool = False,
 ) -> Tracing:
-    """Install the global tracer provider and, when spans are exported, instrument the
-    openai SDK."""
+    """Install the global tracer provider."""
     # Built before anything is installed, so a bad variable is one clear start-up error.
     exporter = build_exporter(environ)
     untraced = excluded_urls(environ)
@@ -200,16 +198,8 @@ def configure_tracing(
         # opentelemetry-util-genai reads its content switch from the process's environment,
         # and from nowhere else: CHAT_CAPTURE_CONTENT's one way through to it.
         os.environ.setdefault(CAPTURE_CONTENT_VARIABLE, "span_only")
-    if exporter is None:
-        return Tracing(provider, exporting=False, untraced=untraced, headers=headers)
-    if instrument_openai:
-        # Imported here: the SDK is loaded only when a model is used.
-        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
-
-        # Inside the service's own GenAI span (telemetry/genai.py) it adds what it reads
-        # from the SDK to that span instead of starting a second one.
-        OpenAIInstrumentor().instrument(tracer_provider=provider)
-    return Tracing(provider, exporting=True, untraced=untraced, headers=headers)
+    exporting = exporter is not None
+    return Tracing(provider, exporting=exporting, untraced=untraced, headers=headers)
 
 
 def tracing_ctx(provider: TracerProvider) -> Callable[[web.Application], AsyncIterator[None]]:
