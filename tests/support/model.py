@@ -79,6 +79,11 @@ class ModelServer:
         records: list[dict[str, Any]] = self._call("GET", "/_control/requests")
         return records
 
+    def listings(self) -> list[dict[str, Any]]:
+        """The model lists asked for (``GET /v1/models``), oldest first: their headers."""
+        records: list[dict[str, Any]] = self._call("GET", "/_control/listings")
+        return records
+
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The records once at least ``count`` requests arrived."""
         deadline = time.monotonic() + timeout

@@ -47,6 +47,7 @@ _ERROR_TYPES = {
 SCRIPT = web.AppKey("script", deque[Behaviour])
 DEFAULT = web.AppKey("default", dict[str, Behaviour])
 RECORDS = web.AppKey("records", list[dict[str, Any]])
+LISTINGS = web.AppKey("listings", list[dict[str, Any]])
 
 
 def default_reply(messages: list[dict[str, Any]]) -> str:
@@ -173,6 +174,9 @@ OFFERED = ("gpt-test", "gpt-test-mini")
 
 
 async def list_models(request: web.Request) -> web.Response:
+    request.app[LISTINGS].append(
+        {"headers": {name.lower(): value for name, value in request.headers.items()}}
+    )
     asked = {r["body"].get("model", "") for r in request.app[RECORDS]} - {""}
     known = sorted(asked | set(OFFERED))
     data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in known]
@@ -197,11 +201,16 @@ async def reset(request: web.Request) -> web.Response:
     request.app[SCRIPT].clear()
     request.app[DEFAULT]["behaviour"] = {}
     request.app[RECORDS].clear()
+    request.app[LISTINGS].clear()
     return web.json_response({"status": "ok"})
 
 
 async def requests(request: web.Request) -> web.Response:
     return web.json_response(request.app[RECORDS])
+
+
+async def listings(request: web.Request) -> web.Response:
+    return web.json_response(request.app[LISTINGS])
 
 
 def create_app() -> web.Application:
@@ -210,6 +219,7 @@ def create_app() -> web.Application:
     default: dict[str, Behaviour] = {"behaviour": {}}
     app[DEFAULT] = default
     app[RECORDS] = list[dict[str, Any]]()
+    app[LISTINGS] = list[dict[str, Any]]()
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/health", health)
@@ -217,6 +227,7 @@ def create_app() -> web.Application:
     app.router.add_post("/_control/default", set_default)
     app.router.add_post("/_control/reset", reset)
     app.router.add_get("/_control/requests", requests)
+    app.router.add_get("/_control/listings", listings)
     return app
 
 

@@ -17,7 +17,9 @@ from chat_service.assistant.openai import OpenAIAssistant, output_limit_paramete
 from chat_service.chat.domain import Exchange
 from chat_service.config import Settings
 from tests.support.model import ModelServer
+from tests.support.model_server import OFFERED
 from tests.support.refs import ref
+from tests.support.service import free_port
 
 HISTORY = [
     Exchange(
@@ -284,3 +286,35 @@ async def test_the_settings_build_this_assistant(model_server: ModelServer) -> N
 def test_an_assistant_error_is_named_by_its_cause_or_its_own_type() -> None:
     assert AssistantError("x", error_type="RateLimitError").error_type == "RateLimitError"
     assert AssistantError("x").error_type == "AssistantError"
+
+
+async def test_the_models_are_those_the_server_lists_sorted_once_each(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    """The SDK asks ``GET /models`` (the server's list holds the models it was asked for,
+    and its own), with the request's trace context."""
+    await collect(assistant.stream("hi", [], model="zz-asked"))
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("listing") as span:
+        listed = await assistant.models()
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+    assert listed == sorted({"zz-asked", *OFFERED})
+    assert model_server.listings()[-1]["headers"]["traceparent"].split("-")[1] == trace_id
+
+
+async def test_a_server_that_cannot_list_its_models_is_a_failure_without_its_words() -> None:
+    gone = OpenAIAssistant(
+        model="m",
+        api_key="sk-unit-test",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",
+        timeout_s=1,
+        max_retries=0,
+    )
+    try:
+        with pytest.raises(AssistantError) as failure:
+            await gone.models()
+    finally:
+        await gone.close()
+    # The SDK over aiohttp names a refused connection a connect timeout.
+    assert failure.value.error_type == "APITimeoutError"
+    assert str(failure.value) == "the model call failed (no HTTP answer)"
