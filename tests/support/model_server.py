@@ -4,7 +4,7 @@ A real HTTP server (``python -m tests.support.model_server --port N``) speaking 
 chat-completions wire format as OpenAI does: plain JSON completions, or ``text/event-stream``
 chunks (``chat.completion.chunk``: the role first, then the content pieces, then the finish
 reason, the usage chunk when ``stream_options.include_usage`` asks for it, then
-``data: [DONE]``), and OpenAI's error bodies. The service's SDK talks to it unmodified.
+``data: [DONE]``), and OpenAI's error bodies. The service's model client talks to it unmodified.
 
 Faults are injected per request (``/_control/script``) or for all (``/_control/default``).
 A behaviour is a JSON object, every field optional: ``status`` (an error status, with

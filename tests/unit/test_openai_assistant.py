@@ -318,3 +318,29 @@ async def test_a_server_that_cannot_list_its_models_is_a_failure_without_its_wor
     # The SDK over aiohttp names a refused connection a connect timeout.
     assert failure.value.error_type == "APITimeoutError"
     assert str(failure.value) == "the model call failed (no HTTP answer)"
+
+
+async def test_a_conversations_own_instructions_replace_the_deployments(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    await collect(assistant.stream("one", [], system_prompt="Answer in French."))
+    await collect(assistant.stream("two", [], system_prompt=""))
+    first, second = (request["body"]["messages"] for request in model_server.requests())
+    assert first[0] == {"role": "system", "content": "Answer in French."}
+    assert [m["role"] for m in second] == ["user"], "none at all"
+
+
+async def test_a_stream_without_text_until_the_timeout_fails_at_the_timeout(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    """Chunks that hold no text keep each read short, so only the wait for the first piece
+    of the reply (2 s here) ends it, as for a server that does not answer at all."""
+    model_server.script({"chunks": [""] * 40, "chunk_delay_s": 0.1})
+    started = time.monotonic()
+    with pytest.raises(AssistantError) as failure:
+        await collect(assistant.stream("hi", []))
+    assert 1.9 <= time.monotonic() - started < 3
+    assert (failure.value.error_type, str(failure.value)) == (
+        "TimeoutError",
+        "no reply from the model within 2 s",
+    )
