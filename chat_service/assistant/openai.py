@@ -8,7 +8,7 @@ through one pooled aiohttp session (model_client.py, which retries it as the SDK
 body is read a block at a time and its chunks decoded in ``completion_stream.py``. The
 official SDK, no longer on the path of a reply, lists the server's models.
 
-Retries on 429, 5xx and connection errors, with backoff that honours ``Retry-After``,
+Retries on 408, 409, 429, 5xx and connection errors, with backoff that honours ``Retry-After``,
 ``CHAT_MODEL_MAX_RETRIES`` of them. ``CHAT_MODEL_TIMEOUT_S`` bounds every wait for the
 model: each read from the server and, retries and their backoff included, the time until
 the reply's first piece arrives. Every request to the model carries the W3C
