@@ -192,6 +192,7 @@ async def test_a_model_that_never_answers_times_out(
     # The whole wait is bounded by the timeout (2 s), retries included.
     assert 1.9 <= elapsed < 3, elapsed
     assert failure.value.error_type == "TimeoutError"
+    assert str(failure.value) == "no answer from the model within 2 s"
 
 
 async def test_a_stall_mid_reply_fails_after_the_pieces_already_given(
