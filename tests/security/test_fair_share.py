@@ -54,14 +54,20 @@ async def subscribe(
         await asyncio.sleep(int(response.headers["Retry-After"]))
 
 
+async def next_event(response: aiohttp.ClientResponse, event: bytes) -> None:
+    """Read the stream line by line up to the next ``event`` (whichever line ends it uses)."""
+    async for line in response.content:
+        if line.rstrip(b"\r\n") == b"event: " + event:
+            return
+    raise AssertionError(f"the stream ended without {event.decode()}")
+
+
 async def first_delta(response: aiohttp.ClientResponse) -> None:
-    while b"event: delta" not in await response.content.readuntil(b"\r\n\r\n"):
-        pass
+    await next_event(response, b"delta")
 
 
 async def until_done(response: aiohttp.ClientResponse, finished: list[str], name: str) -> None:
-    while b"event: done" not in await response.content.readuntil(b"\r\n\r\n"):
-        pass
+    await next_event(response, b"done")
     finished.append(name)
 
 
