@@ -10,6 +10,18 @@ from tests.e2e.browser import WatchedPage
 
 USER = "#messages .message--user"
 AI = "#messages .message--ai:not(.message--thinking)"
+# What the page asks for while the service is down, which fails: its requests, and its live
+# streams (the conversation's and the list's) reconnecting; the list reloads when its
+# stream comes back.
+SERVICE_DOWN_FAILURES = (
+    "/chat/auth",
+    "/chat/history",
+    "/chat/message",
+    "/readyz",
+    "/chat/events",
+    "/chat/conversation-events",
+    "/chat/conversations",
+)
 # The message's text (a reply's rendered Markdown, read as text); beside it in the bubble is
 # the screen-reader-only speaker.
 _TEXTS = "items => items.map(item => item.querySelector('.message__text').textContent)"

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.chat_page import AI, USER, ChatPage
+from tests.e2e.chat_page import AI, SERVICE_DOWN_FAILURES, USER, ChatPage
 from tests.e2e.conftest import OpenPage, StartModuleService
 from tests.e2e.nginx import NginxServer
 from tests.support.service import ServiceProcess
@@ -170,17 +170,7 @@ def test_a_rejected_message_shows_the_services_reason(
 def test_service_down_shows_errors_in_place_and_retry_recovers(
     chat: ChatPage, service: ServiceProcess
 ) -> None:
-    # The live streams (the conversation's and the list's) reconnect while the service is
-    # down, and fail too.
-    chat.watched.expect_failed_requests(
-        "/chat/auth",
-        "/chat/history",
-        "/chat/message",
-        "/readyz",
-        "/chat/events",
-        "/chat/conversation-events",
-        "/chat/conversations",  # the list reloads when its live stream comes back
-    )
+    chat.watched.expect_failed_requests(*SERVICE_DOWN_FAILURES)
     text = "Sent while the service was down"
     chat.open()
     service.stop()

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from chat_service.assistant import DummyAssistant
 from chat_service.store.sqlite import SQLiteChatStore
-from tests.e2e.chat_page import AI, USER, ChatPage
+from tests.e2e.chat_page import AI, SERVICE_DOWN_FAILURES, USER, ChatPage
 from tests.e2e.conftest import OpenPage, StartModuleService, copy_page
 from tests.support.refs import ref
 from tests.support.service import ServiceProcess
@@ -160,16 +160,7 @@ def test_unreachable_service_errors_in_place_and_retry_recovers(
     chat: ChatPage, service: ServiceProcess
 ) -> None:
     """The page stays open while the service is down; every failure is shown where it happened."""
-    # The live streams (the conversation's and the list's) reconnect while the service is
-    # down, and fail too.
-    chat.watched.expect_failed_requests(
-        "/chat/auth",
-        "/chat/history",
-        "/chat/message",
-        "/readyz",
-        "/chat/events",
-        "/chat/conversation-events",
-    )
+    chat.watched.expect_failed_requests(*SERVICE_DOWN_FAILURES)
     total = len(stored_history(service))
     chat.open()
     expect(chat.page.locator(USER)).to_have_count(PAGE_SIZE)
