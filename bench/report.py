@@ -163,6 +163,8 @@ def notes(results: list[ScenarioResult]) -> list[str]:
             )
         if dropped := result.service_metrics.get("spans_dropped"):
             parts.append(f"{dropped:.0f} spans dropped")
+        if full := int(result.service_metrics.get("full_gc_count", 0)):
+            parts.append(_collector_note(result.service_metrics, full))
         if result.server_output_lines:
             parts.append(
                 f"stdout {result.server_output_lines:,} log lines "
@@ -178,6 +180,20 @@ def notes(results: list[ScenarioResult]) -> list[str]:
             parts.append(f"a request now answers: {result.error_sample}")
         lines.append(f"({result.scenario.key}) " + "; ".join(parts))
     return lines
+
+
+def _collector_note(metrics: dict[str, float], full: int) -> str:
+    """The garbage collector's pauses over the whole scenario (start-up and warm-up too)."""
+    full_ms = metrics.get("full_gc_seconds_sum", 0.0) * 1000
+    young_ms = (
+        metrics.get("young_gc_seconds_sum", 0.0) + metrics.get("middle_gc_seconds_sum", 0.0)
+    ) * 1000
+    thaws = int(metrics.get("gc_thaws", 0))
+    return (
+        f"garbage collector: {full:,} full collection{'' if full == 1 else 's'} "
+        f"({full_ms:,.0f} ms, {full_ms / full:,.1f} ms each; {thaws} of them thawing the frozen "
+        f"objects), {young_ms:,.0f} ms in younger ones"
+    )
 
 
 def _stream_notes(result: ScenarioResult) -> list[str]:

@@ -34,6 +34,7 @@ from chat_service.app import create_app
 from chat_service.config import ConfigError, Settings
 from chat_service.event_loop import choose_event_loop
 from chat_service.file_limit import raise_file_limit
+from chat_service.gc_policy import long_lived_ctx
 from chat_service.store import StoreOpenError
 from chat_service.telemetry.logs import configure_logging
 from chat_service.telemetry.metrics import Metrics
@@ -121,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     descriptors = raise_file_limit()
     # Everything imported and built so far lives as long as the process: move it out of the
     # collector's sight, so full collections only walk what requests allocate (shorter
-    # pauses, lower tail latency; see bench/README.md).
+    # pauses, lower tail latency; see bench/README.md). What lives long from then on is
+    # frozen as it proves to (gc_policy.py).
     gc.collect()
     gc.freeze()
     try:
@@ -136,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = sockets[0].getsockname()[1]  # the one the system chose, for port 0
     try:
         app = create_app(settings, metrics=metrics, tracing=tracing)
+        app.cleanup_ctx.append(long_lived_ctx(metrics.registry))
         gate = connection_gate(
             settings.max_connections,
             settings.max_connections_per_address,

@@ -149,6 +149,12 @@ def chat_ctx(
     return open_chat
 
 
+async def watch_gc(app: web.Application) -> AsyncIterator[None]:
+    """Time the garbage collector's pauses while the app runs (chat_gc_pause_seconds)."""
+    with app[METRICS].gc_pauses.watching():
+        yield
+
+
 async def mark_started(app: web.Application) -> None:
     """``on_startup``, after the cleanup contexts opened every resource: serving."""
     app[LIFECYCLE].started = True
@@ -206,6 +212,7 @@ def create_app(
     add_service_hooks(app)
     app.on_startup.append(mark_started)
     app.on_shutdown.append(start_draining)
+    app.cleanup_ctx.append(watch_gc)
     if tracing is not None:
         app.cleanup_ctx.append(tracing_ctx(tracing.provider))
     if identity.oidc is not None:

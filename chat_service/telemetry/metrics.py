@@ -24,6 +24,7 @@ from prometheus_client import (
 
 from chat_service import __version__
 from chat_service.telemetry.context import current_exemplar
+from chat_service.telemetry.gc_pauses import GCPauses
 
 # Recommended by the HTTP semantic conventions for http.server.request.duration.
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
@@ -92,6 +93,7 @@ class Metrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
+        self.gc_pauses = GCPauses(registry)
 
         self.build_info = Info(
             "chat_service_build", "Version of the running service.", registry=registry

@@ -233,3 +233,13 @@ def test_real_prometheus_scrapes_the_service(exporting: StartService, tmp_path: 
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_garbage_collector_pauses_are_exported(busy_service: tuple[ServiceProcess, str]) -> None:
+    service, _ = busy_service
+    _, text = scrape(service)
+    counts = {
+        s["generation"]: float(s["value"]) for s in samples(text, "chat_gc_pause_seconds_count")
+    }
+    assert set(counts) == {"0", "1", "2"}
+    assert counts["0"] > 0, "requests allocate: young collections happened, and were timed"

@@ -1,0 +1,113 @@
+"""gc_policy: survivors of a full collection frozen; the frozen thawed once they double."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from chat_service.gc_policy import LongLivedObjects
+
+
+class Node:
+    """An object in a reference cycle with itself: only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture(autouse=True)
+def thawed() -> Iterator[None]:
+    """Each test starts and ends with nothing frozen (what it froze would leak otherwise)."""
+    gc.unfreeze()
+    gc.collect()
+    yield
+    gc.unfreeze()
+    gc.collect()
+
+
+def tracked(obj: object) -> bool:
+    """Whether the collector still walks ``obj`` (frozen objects are in no generation)."""
+    return any(o is obj for o in gc.get_objects())
+
+
+def frozen_gauge(registry: CollectorRegistry) -> float:
+    """The gauge, as of the last full collection (frozen objects freed since are not in it:
+    the test's own temporaries, a few dozen)."""
+    return registry.get_sample_value("chat_gc_frozen_objects") or 0.0
+
+
+async def full_collection() -> None:
+    """A full collection as the collector runs it, then the loop turn the policy acts in."""
+    gc.collect(2)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+async def test_what_survives_a_full_collection_is_frozen() -> None:
+    registry = CollectorRegistry()
+    policy = LongLivedObjects(asyncio.get_running_loop(), registry, growth=1_000_000)
+    kept = [Node() for _ in range(1000)]
+    policy.start()
+    try:
+        assert tracked(kept[0])
+        await full_collection()
+        assert not tracked(kept[0])
+        assert gc.get_freeze_count() >= 1000
+        assert frozen_gauge(registry) == pytest.approx(gc.get_freeze_count(), abs=100)
+        assert registry.get_sample_value("chat_gc_thaws_total") == 0
+        # A younger collection is not evidence of a long life.
+        young = Node()
+        gc.collect(0)
+        await asyncio.sleep(0)
+        assert tracked(young)
+    finally:
+        policy.stop()
+    # Stopped: full collections freeze nothing more.
+    later = Node()
+    await full_collection()
+    assert tracked(later)
+
+
+async def test_frozen_cycles_are_collected_once_the_frozen_double() -> None:
+    registry = CollectorRegistry()
+    policy = LongLivedObjects(asyncio.get_running_loop(), registry, growth=2)
+    policy.start()  # nothing frozen yet: the baseline is one object
+    try:
+        garbage = Node()
+        gone = weakref.ref(garbage)
+        await full_collection()  # frozen, and grown past twice the baseline: thawed at once
+        assert registry.get_sample_value("chat_gc_thaws_total") == 1
+        baseline = gc.get_freeze_count()
+        assert tracked(gone()) is False and gone() is not None
+        del garbage  # now cyclic garbage, frozen: no collection sees it
+        gc.collect(2)
+        assert gone() is not None
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert registry.get_sample_value("chat_gc_thaws_total") == 1, "not doubled yet"
+        kept = [Node() for _ in range(baseline + 100)]  # more than doubles what is frozen
+        await full_collection()
+        assert registry.get_sample_value("chat_gc_thaws_total") == 2
+        assert gone() is None, "the thaw's collection freed the frozen cycle"
+        assert not tracked(kept[0]), "what is alive is frozen again"
+        assert frozen_gauge(registry) == pytest.approx(gc.get_freeze_count(), abs=100)
+    finally:
+        policy.stop()
+
+
+async def test_collections_in_other_threads_freeze_on_the_loops_thread() -> None:
+    policy = LongLivedObjects(asyncio.get_running_loop(), CollectorRegistry(), growth=1_000_000)
+    kept = Node()
+    policy.start()
+    try:
+        await asyncio.to_thread(gc.collect, 2)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not tracked(kept)
+    finally:
+        policy.stop()
