@@ -17,6 +17,8 @@ grown by a quarter), is amortised growth, but on what has proved long-lived:
   garbage in reference cycles stays, and for that the frozen objects are thawed and
   collected once their number has doubled since the last thaw (``GROWTH``): garbage held
   this way never exceeds what is alive, and the full walk it costs is paid once per doubling.
+  (They are counted after a full collection, at most every ``COUNT_EVERY_S``: counting walks
+  them too.)
 
 The process entry point (__main__) freezes what start-up built and then runs this; tests and
 embedders that call create_app themselves keep the collector's defaults.
@@ -33,6 +35,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 GROWTH = 2.0
+# Counting the frozen objects walks all of them (gc.get_freeze_count: a few milliseconds per
+# million), so it is done at most this often, not after every full collection.
+COUNT_EVERY_S = 5.0
 
 
 class LongLivedObjects:
@@ -45,16 +50,19 @@ class LongLivedObjects:
         registry: CollectorRegistry | None = None,
         *,
         growth: float = GROWTH,
+        count_every_s: float = COUNT_EVERY_S,
     ) -> None:
         self._loop = loop
         self._growth = growth
+        self._count_every_s = count_every_s
+        self._next_count = 0.0
         self._baseline = 0
         self._scheduled = False
         self._thawing = False
         self._frozen = Gauge(
             "chat_gc_frozen_objects",
             "Objects frozen out of the garbage collector's sight (survivors of a full "
-            "collection), as of the last full collection.",
+            f"collection), counted after a full collection at most every {count_every_s:g} s.",
             registry=registry,
         )
         self._thaws = Counter(
@@ -81,6 +89,10 @@ class LongLivedObjects:
     def _freeze_survivors(self) -> None:
         self._scheduled = False
         gc.freeze()
+        now = self._loop.time()
+        if now < self._next_count:
+            return
+        self._next_count = now + self._count_every_s
         frozen = gc.get_freeze_count()
         if frozen > self._growth * self._baseline:
             frozen = self._thaw()

@@ -18,14 +18,13 @@ follows an owner, the caller's namespace).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 
 from chat_service.api.errors import when_the_store_fails
+from chat_service.api.event_stream import EventStream
 from chat_service.api.identity import owner
 from chat_service.api.keys import CHAT, METRICS, SETTINGS, STREAM_LIMITS
 from chat_service.chat.contract import conversation_body
@@ -46,27 +45,24 @@ async def get_conversation_events(request: web.Request) -> web.StreamResponse:
 async def _send_events(
     request: web.Request, changes: AsyncIterator[ListChange]
 ) -> web.StreamResponse:
-    keepalive = request.config_dict[SETTINGS].stream_keepalive_s
-    response = EventSourceResponse(ping_interval=keepalive)
-    await response.prepare(request)
+    stream = EventStream(request, keepalive_s=request.config_dict[SETTINGS].stream_keepalive_s)
+    await stream.open()
     gauge = request.config_dict[METRICS].list_subscriptions
     gauge.inc()
     try:
         async for change in changes:
             event, data = event_of(change)
-            await response.send(orjson.dumps(data).decode(), event=event)
+            await stream.send(event, orjson.dumps(data))
     finally:
         gauge.dec()
-        response.stop_streaming()  # the keep-alive comments
-    with contextlib.suppress(ConnectionResetError):
-        await response.write_eof()
-    return response
+        stream.close()
+    return stream.response
 
 
-def event_of(change: ListChange) -> tuple[str, object]:
+def event_of(change: ListChange) -> tuple[bytes, object]:
     """A change's event: its name and its data."""
     if isinstance(change, Conversation):
-        return "conversation", conversation_body(change)
+        return b"conversation", conversation_body(change)
     if isinstance(change, Deleted):
-        return "deleted", {"id": change.id}
-    return "ready", {}
+        return b"deleted", {"id": change.id}
+    return b"ready", {}

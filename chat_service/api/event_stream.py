@@ -1,11 +1,14 @@
-"""A reply's server-sent events, written as ready-made bytes.
+"""Server-sent events, written as ready-made bytes: the reply streams (streaming.py) and the
+live streams (events.py, conversation_events.py).
 
-The reply stream (streaming.py) is the relay's hot path: every piece of every streamed reply
-passes here. aiohttp-sse, which the live streams (events.py) still use, spent a fifth of the
-relay's CPU in its ``send`` (bench/README.md, scenario g): a regular expression to split the
-data into lines, a string buffer, and an ``asyncio.timeout`` armed and cancelled around every
-write. Here an event is one bytes concatenation and one write. Its data is JSON from orjson,
-which never holds a line break, so it is always one ``data:`` line.
+The reply stream is the relay's hot path: every piece of every streamed reply passes here.
+aiohttp-sse, which served both before, spent a fifth of the relay's CPU in its ``send``
+(bench/README.md, scenario g): a regular expression to split the data into lines, a string
+buffer, and an ``asyncio.timeout`` armed and cancelled around every write. Here an event is
+one bytes concatenation and one write. Its data is JSON from orjson, which never holds a
+line break, so it is always one ``data:`` line. A live stream is mostly idle: aiohttp-sse
+kept a task per stream to send its keep-alive comments, each with its coroutine, frame and
+sleep; here it is one timer handle (bench/README.md, scenario h).
 
 What aiohttp-sse gave is kept:
 

@@ -24,16 +24,15 @@ reconnect.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 
 from chat_service.api.cursors import cursor
 from chat_service.api.errors import when_the_store_fails
+from chat_service.api.event_stream import EventStream
 from chat_service.api.identity import callers_conversation
 from chat_service.api.keys import CHAT, METRICS, SETTINGS, STREAM_LIMITS
 from chat_service.api.validation import parse_events_query
@@ -67,40 +66,37 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 async def _send_events(
     request: web.Request,
     changes: AsyncIterator[LiveChange],
-    restart: tuple[str, str] | None,
+    restart: tuple[bytes, str] | None,
 ) -> web.StreamResponse:
     """The stream: first the ``restart`` event (its data and id) when the client resumed
     from an earlier version's cursor, then each exchange as it is committed, and each cut."""
-    keepalive = request.config_dict[SETTINGS].stream_keepalive_s
-    response = EventSourceResponse(ping_interval=keepalive)
-    await response.prepare(request)
+    stream = EventStream(request, keepalive_s=request.config_dict[SETTINGS].stream_keepalive_s)
+    await stream.open()
     gauge = request.config_dict[METRICS].event_subscriptions
     gauge.inc()
     try:
         if restart is not None:
             data, event_id = restart
-            await response.send(data, event="restart", id=event_id)
+            await stream.send(b"restart", data, event_id)
         async for change in changes:
             if isinstance(change, Cut):
-                await response.send(orjson.dumps({"turn": change.turn}).decode(), event="cut")
+                await stream.send(b"cut", orjson.dumps({"turn": change.turn}))
             else:
-                await response.send(exchange_json(change), event="exchange", id=change.cursor)
+                await stream.send(b"exchange", exchange_json(change), change.cursor)
     except StoreError:
         # Catching up failed mid-stream: end it; the client resumes where it was.
         log.warning("live updates stream ended by a store error", exc_info=True)
     finally:
         gauge.dec()
-        response.stop_streaming()  # the keep-alive comments
-    with contextlib.suppress(ConnectionResetError):
-        await response.write_eof()
-    return response
+        stream.close()
+    return stream.response
 
 
-def restart_json(field: str) -> str:
+def restart_json(field: str) -> bytes:
     """The data of the ``restart`` event: what happened, and what a client should do."""
     message = (
         f"{field} is a cursor from an earlier version of the service. This stream follows "
         "the conversation from now on (its events' ids are the new cursors); load the "
         "history again for what came before."
     )
-    return orjson.dumps({"message": message}).decode()
+    return orjson.dumps({"message": message})

@@ -35,9 +35,9 @@ def history_json(exchanges: Iterable[Exchange]) -> bytes:
     return orjson.dumps([history_item(e) for e in exchanges])
 
 
-def exchange_json(exchange: Exchange) -> str:
+def exchange_json(exchange: Exchange) -> bytes:
     """One exchange as its history item, for an event's data."""
-    return orjson.dumps(history_item(exchange)).decode()
+    return orjson.dumps(history_item(exchange))
 
 
 def reply_body(reply: str) -> dict[str, str]:

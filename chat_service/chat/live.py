@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -77,27 +78,48 @@ READ_PAGE = 100
 
 
 class Follower:
-    """One subscription: the exchanges to send, in order, each once."""
+    """One subscription: the exchanges to send, in order, each once.
+
+    Most followers are idle most of the time, and thousands may be open (bench/README.md,
+    scenario h): an idle one holds a future to wake it and nothing else. The exchanges
+    waiting to be sent get a deque when there are some, and lose it when they are sent."""
+
+    __slots__ = ("_pending", "_waiter", "conversation", "dropped", "generation", "sent")
 
     def __init__(self, conversation: ConversationRef, after: Position) -> None:
         self.conversation = conversation
         self.sent = after.turn  # the turn of the last exchange sent (or to resume after)
         self.generation = after.generation  # the highest generation it was sent
         # None ends the stream (the service is stopping, or the conversation was deleted).
-        self._queue: asyncio.Queue[Exchange | None] = asyncio.Queue(QUEUE_SIZE)
+        self._pending: deque[Exchange | None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self.dropped = False
 
     def offer(self, item: Exchange | None) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = deque()
+        elif len(pending) >= QUEUE_SIZE:
             self.dropped = True  # what it holds still goes out; then its stream ends
+            return
+        pending.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next(self) -> Exchange | None:
         """The next exchange, or None once the stream should end."""
-        if self._queue.empty() and self.dropped:
-            return None
-        return await self._queue.get()
+        while not self._pending:
+            if self.dropped:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._pending.popleft()
+        if not self._pending:
+            self._pending = None
+        return item
 
 
 @dataclass(eq=False)

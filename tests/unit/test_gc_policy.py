@@ -50,7 +50,9 @@ async def full_collection() -> None:
 
 async def test_what_survives_a_full_collection_is_frozen() -> None:
     registry = CollectorRegistry()
-    policy = LongLivedObjects(asyncio.get_running_loop(), registry, growth=1_000_000)
+    policy = LongLivedObjects(
+        asyncio.get_running_loop(), registry, growth=1_000_000, count_every_s=0
+    )
     kept = [Node() for _ in range(1000)]
     policy.start()
     try:
@@ -75,7 +77,7 @@ async def test_what_survives_a_full_collection_is_frozen() -> None:
 
 async def test_frozen_cycles_are_collected_once_the_frozen_double() -> None:
     registry = CollectorRegistry()
-    policy = LongLivedObjects(asyncio.get_running_loop(), registry, growth=2)
+    policy = LongLivedObjects(asyncio.get_running_loop(), registry, growth=2, count_every_s=0)
     policy.start()  # nothing frozen yet: the baseline is one object
     try:
         garbage = Node()
@@ -83,7 +85,7 @@ async def test_frozen_cycles_are_collected_once_the_frozen_double() -> None:
         await full_collection()  # frozen, and grown past twice the baseline: thawed at once
         assert registry.get_sample_value("chat_gc_thaws_total") == 1
         baseline = gc.get_freeze_count()
-        assert tracked(gone()) is False and gone() is not None
+        assert not tracked(garbage), "alive through the thaw, so frozen again"
         del garbage  # now cyclic garbage, frozen: no collection sees it
         gc.collect(2)
         assert gone() is not None
@@ -101,7 +103,9 @@ async def test_frozen_cycles_are_collected_once_the_frozen_double() -> None:
 
 
 async def test_collections_in_other_threads_freeze_on_the_loops_thread() -> None:
-    policy = LongLivedObjects(asyncio.get_running_loop(), CollectorRegistry(), growth=1_000_000)
+    policy = LongLivedObjects(
+        asyncio.get_running_loop(), CollectorRegistry(), growth=1_000_000, count_every_s=0
+    )
     kept = Node()
     policy.start()
     try:
@@ -109,5 +113,22 @@ async def test_collections_in_other_threads_freeze_on_the_loops_thread() -> None
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert not tracked(kept)
+    finally:
+        policy.stop()
+
+
+async def test_the_frozen_are_counted_at_most_once_per_interval() -> None:
+    registry = CollectorRegistry()
+    policy = LongLivedObjects(asyncio.get_running_loop(), registry, growth=2, count_every_s=3600)
+    policy.start()
+    try:
+        await full_collection()  # the first is counted (and thaws: nothing was frozen)
+        assert registry.get_sample_value("chat_gc_thaws_total") == 1
+        counted = frozen_gauge(registry)
+        kept = [Node() for _ in range(int(counted) * 2)]
+        await full_collection()
+        assert not tracked(kept[0]), "frozen all the same"
+        assert registry.get_sample_value("chat_gc_thaws_total") == 1, "not counted: no thaw"
+        assert frozen_gauge(registry) == counted
     finally:
         policy.stop()
