@@ -187,6 +187,17 @@ class Conversation:
     system_prompt: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationSettings:
+    """What a conversation chooses for its replies; None: the deployment's choice."""
+
+    model: str | None = None
+    system_prompt: str | None = None
+
+
+NO_SETTINGS = ConversationSettings()
+
+
 class Keep(enum.Enum):
     """A setting a change leaves as it is (None would set it back to the default)."""
 

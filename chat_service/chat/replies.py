@@ -89,9 +89,9 @@ class ReplyService:
                 if replaces_turn > await self.exchanges.last_turn(conversation):
                     raise TurnNotFound(replaces_turn)
                 history = await self._read_before(conversation, replaces_turn)
-            settings = await self.conversations.conversation(conversation)
-            asked = model or (settings and settings.model) or self.assistant.model
-            prompt = settings.system_prompt if settings is not None else None
+            settings = await self.conversations.conversation_settings(conversation)
+            asked = model or settings.model or self.assistant.model
+            prompt = settings.system_prompt
             yield Turn(self, conversation, message, history, caller, asked, prompt, replaces_turn)
 
     async def delete(self, conversation: ConversationRef) -> bool:

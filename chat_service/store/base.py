@@ -24,6 +24,7 @@ from chat_service.chat.domain import (
     Conversation,
     ConversationCursor,
     ConversationRef,
+    ConversationSettings,
     Exchange,
     HistoryKeys,
     HistoryPage,
@@ -184,6 +185,11 @@ class ConversationCatalogue(Protocol):
         ...
 
     async def conversation(self, conversation: ConversationRef) -> Conversation | None: ...
+
+    async def conversation_settings(self, conversation: ConversationRef) -> ConversationSettings:
+        """The conversation's model and instructions, read for every message: NO_SETTINGS
+        for one that does not exist yet (its first message creates it with none)."""
+        ...
 
     async def create_conversation(
         self,

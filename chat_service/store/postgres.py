@@ -50,9 +50,11 @@ from yarl import URL
 from chat_service.chat.domain import (
     DEFAULTS,
     KEEP,
+    NO_SETTINGS,
     Conversation,
     ConversationCursor,
     ConversationRef,
+    ConversationSettings,
     Exchange,
     HistoryKeys,
     HistoryPage,
@@ -549,6 +551,13 @@ class PostgresChatStore(GroupCommitted):
             table=CONVERSATIONS,
         )
         return _conversation(rows[0]) if rows else None
+
+    async def conversation_settings(self, conversation: ConversationRef) -> ConversationSettings:
+        # Any replica may change them: read them each time.
+        found = await self.conversation(conversation)
+        if found is None:
+            return NO_SETTINGS
+        return ConversationSettings(found.model, found.system_prompt)
 
     async def create_conversation(
         self,

@@ -34,9 +34,11 @@ from opentelemetry.trace import TracerProvider
 from chat_service.chat.domain import (
     DEFAULTS,
     KEEP,
+    NO_SETTINGS,
     Conversation,
     ConversationCursor,
     ConversationRef,
+    ConversationSettings,
     Exchange,
     HistoryKeys,
     HistoryPage,
@@ -199,6 +201,10 @@ class SQLiteChatStore(GroupCommitted):
         # Conversation -> id of its newest exchange, least recently used first.
         self._versions: OrderedDict[ConversationRef, int] = OrderedDict()
         self._deletions = 0  # versions read across a deletion are not remembered
+        # Conversation -> its model and instructions, least recently used first. This process
+        # is the database's one writer: every change passes here (_catalogued, deletions).
+        self._settings: OrderedDict[ConversationRef, ConversationSettings] = OrderedDict()
+        self._settings_changes = 0  # settings read across a change are not remembered
 
     @classmethod
     async def open(
@@ -331,6 +337,34 @@ class SQLiteChatStore(GroupCommitted):
         )
         return Conversation(*rows[0]) if rows else None
 
+    async def conversation_settings(self, conversation: ConversationRef) -> ConversationSettings:
+        known = self._settings.get(conversation)
+        if known is not None:
+            self._settings.move_to_end(conversation)
+            return known
+        changes = self._settings_changes
+        rows = await self._select(
+            "SELECT model, system_prompt FROM conversations WHERE key = ?",
+            [storage_key(conversation)],
+            table=CONVERSATIONS,
+        )
+        settings = ConversationSettings(*rows[0]) if rows else NO_SETTINGS
+        if changes == self._settings_changes:
+            self._remember_settings(conversation, settings)
+        return settings
+
+    def _remember_settings(
+        self, conversation: ConversationRef, settings: ConversationSettings
+    ) -> None:
+        self._settings[conversation] = settings
+        self._settings.move_to_end(conversation)
+        if len(self._settings) > MAX_KNOWN_VERSIONS:
+            self._settings.popitem(last=False)
+
+    def _forget_settings(self, conversation: ConversationRef) -> None:
+        self._settings_changes += 1
+        self._settings.pop(conversation, None)
+
     async def create_conversation(
         self,
         conversation: ConversationRef,
@@ -374,7 +408,12 @@ class SQLiteChatStore(GroupCommitted):
         if not rows:
             return None
         self._feed.catalogued(conversation)
-        return Conversation(*rows[0])
+        found = Conversation(*rows[0])
+        self._forget_settings(conversation)
+        self._remember_settings(
+            conversation, ConversationSettings(found.model, found.system_prompt)
+        )
+        return found
 
     async def configure_conversation(
         self, conversation: ConversationRef, settings: SettingsChange
@@ -401,6 +440,7 @@ class SQLiteChatStore(GroupCommitted):
         if deleted:
             self._deletions += 1
             self._versions.pop(conversation, None)
+            self._forget_settings(conversation)
             self._feed.removed(conversation)
         return deleted
 

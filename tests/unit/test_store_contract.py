@@ -9,6 +9,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -16,8 +17,10 @@ import pytest
 from chat_service.chat.contract import HISTORY_KEYS, history_json
 from chat_service.chat.domain import (
     NO_ORIGIN,
+    NO_SETTINGS,
     ConversationCursor,
     ConversationRef,
+    ConversationSettings,
     Exchange,
     ReplyOrigin,
     SettingsChange,
@@ -534,3 +537,57 @@ async def test_the_feed_names_each_conversation_created_or_renamed(store: ChatSt
         ConversationRef(BOB, "last"),
     ]
     assert changed == []
+
+
+async def test_a_conversations_settings_follow_every_change(store: ChatStore) -> None:
+    """Read for every message (and remembered by SQLite, whose one writer is this process):
+    each read after a change gives the change, whatever was read before it."""
+    c = ref("c", ALICE)
+    assert await store.conversation_settings(c) == NO_SETTINGS, "not created yet"
+    await store.create_conversation(c, "t", SettingsChange(model="m1", system_prompt="Brief."))
+    assert await store.conversation_settings(c) == ConversationSettings("m1", "Brief.")
+    assert await store.conversation_settings(ref("c", BOB)) == NO_SETTINGS, "alice's only"
+    await store.configure_conversation(c, SettingsChange(model="m2"))
+    assert await store.conversation_settings(c) == ConversationSettings("m2", "Brief.")
+    await store.rename_conversation(c, "renamed")
+    assert await store.conversation_settings(c) == ConversationSettings("m2", "Brief.")
+    await store.configure_conversation(c, SettingsChange(model=None, system_prompt=None))
+    assert await store.conversation_settings(c) == NO_SETTINGS
+    await store.configure_conversation(c, SettingsChange(system_prompt="Long."))
+    assert await store.conversation_settings(c) == ConversationSettings(None, "Long.")
+    assert await store.delete_conversation(c)
+    assert await store.conversation_settings(c) == NO_SETTINGS, "gone with the conversation"
+    await store.append(c, "again", "r")  # a first message creates it, with no settings
+    assert await store.conversation_settings(c) == NO_SETTINGS
+    await store.create_conversation(ref("d", ALICE), None, SettingsChange(model="md"))
+    assert await store.conversation_settings(ref("d", ALICE)) == ConversationSettings("md", None)
+
+
+async def test_settings_read_while_they_change_are_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that got the old settings before a change committed, and returns after it,
+    must not be remembered by SQLite over the change."""
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        c = ref("c", ALICE)
+        await store.create_conversation(c, "t", SettingsChange(model="old"))
+        store._settings.clear()  # as after a restart: the next read goes to the database
+        read, release = asyncio.Event(), asyncio.Event()
+        select = store._select
+
+        async def read_then_wait(*args: Any, **kwargs: Any) -> list[Any]:
+            rows = await select(*args, **kwargs)
+            read.set()
+            await release.wait()
+            return rows
+
+        monkeypatch.setattr(store, "_select", read_then_wait)
+        reading = asyncio.create_task(store.conversation_settings(c))
+        await read.wait()
+        await store.configure_conversation(c, SettingsChange(model="new"))
+        release.set()
+        assert await reading == ConversationSettings("old", None), "read before the change"
+        assert await store.conversation_settings(c) == ConversationSettings("new", None)
+    finally:
+        await store.close()
