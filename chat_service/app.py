@@ -9,9 +9,11 @@ from aiohttp import web
 
 from chat_service.api import add_routes, add_service_hooks, service_middlewares
 from chat_service.api.docs import load_openapi
+from chat_service.api.event_stream import KeepAlive
 from chat_service.api.identity import Identity, parse_networks
 from chat_service.api.keys import (
     CHAT,
+    KEEPALIVE,
     LIFECYCLE,
     METRICS,
     OIDC_VERIFIER,
@@ -155,6 +157,11 @@ async def watch_gc(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def stop_keepalive(app: web.Application) -> None:
+    """``on_cleanup``: the streams are closed; their keep-alive timer goes with them."""
+    app[KEEPALIVE].close()
+
+
 async def mark_started(app: web.Application) -> None:
     """``on_startup``, after the cleanup contexts opened every resource: serving."""
     app[LIFECYCLE].started = True
@@ -208,10 +215,12 @@ def create_app(
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[LIFECYCLE] = Lifecycle()
+    app[KEEPALIVE] = KeepAlive(settings.stream_keepalive_s)
     app[OPENAPI_DOCUMENT] = load_openapi()
     add_service_hooks(app)
     app.on_startup.append(mark_started)
     app.on_shutdown.append(start_draining)
+    app.on_cleanup.append(stop_keepalive)
     app.cleanup_ctx.append(watch_gc)
     if tracing is not None:
         app.cleanup_ctx.append(tracing_ctx(tracing.provider))

@@ -26,7 +26,7 @@ from aiohttp import web
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.event_stream import EventStream
 from chat_service.api.identity import owner
-from chat_service.api.keys import CHAT, METRICS, SETTINGS, STREAM_LIMITS
+from chat_service.api.keys import CHAT, KEEPALIVE, METRICS, STREAM_LIMITS
 from chat_service.chat.contract import conversation_body
 from chat_service.chat.domain import Conversation
 from chat_service.chat.list_updates import Deleted, ListChange
@@ -45,7 +45,7 @@ async def get_conversation_events(request: web.Request) -> web.StreamResponse:
 async def _send_events(
     request: web.Request, changes: AsyncIterator[ListChange]
 ) -> web.StreamResponse:
-    stream = EventStream(request, keepalive_s=request.config_dict[SETTINGS].stream_keepalive_s)
+    stream = EventStream(request, request.config_dict[KEEPALIVE])
     await stream.open()
     gauge = request.config_dict[METRICS].list_subscriptions
     gauge.inc()

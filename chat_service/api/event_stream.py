@@ -8,7 +8,7 @@ buffer, and an ``asyncio.timeout`` armed and cancelled around every write. Here 
 one bytes concatenation and one write. Its data is JSON from orjson, which never holds a
 line break, so it is always one ``data:`` line. A live stream is mostly idle: aiohttp-sse
 kept a task per stream to send its keep-alive comments, each with its coroutine, frame and
-sleep; here it is one timer handle (bench/README.md, scenario h).
+sleep; here all of them share one timer (bench/README.md, scenario h).
 
 What aiohttp-sse gave is kept:
 
@@ -19,8 +19,11 @@ What aiohttp-sse gave is kept:
   hung peer at its first unanswered write, with no timer per write. The option is put back
   when the stream ends, for whatever the connection serves next.
 - **A comment line** (``: ping``) when nothing was written for ``keepalive_s``, which keeps an
-  idle stream open through proxies: one timer per stream, moved on only when it fires, never
-  by a write.
+  idle stream open through proxies. One timer for all the open streams (:class:`KeepAlive`),
+  not one per stream: it looks at them every quarter of ``keepalive_s`` (at most every
+  second) and writes the comments that are due, in one task, one after another. A write
+  never waits there: a stream with something still queued for its client is not pinged (its
+  client is not reading; the kernel's timeout above is on it).
 """
 
 from __future__ import annotations
@@ -43,61 +46,107 @@ HEADERS = {
 _TCP_USER_TIMEOUT: int | None = getattr(socket, "TCP_USER_TIMEOUT", None)
 
 
+MAX_TICK_S = 1.0
+
+
+class KeepAlive:
+    """The keep-alive comments of every open stream of an application, from one timer."""
+
+    def __init__(self, keepalive_s: float) -> None:
+        self.keepalive_s = keepalive_s
+        # A stream is pinged between keepalive_s and keepalive_s + tick idle.
+        self._tick_s = min(MAX_TICK_S, keepalive_s / 4)
+        self._streams: set[EventStream] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._pinging: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def add(self, stream: EventStream) -> None:
+        self._streams.add(stream)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._tick_s, self._tick)
+
+    def discard(self, stream: EventStream) -> None:
+        self._streams.discard(stream)
+        if not self._streams:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the timer (it starts again with the next stream)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = [s for s in self._streams if now - s.written_at >= self.keepalive_s]
+        # The last round's comments still going out: these wait for the next tick.
+        if due and (self._pinging is None or self._pinging.done()):
+            self._pinging = loop.create_task(_ping_each(due))
+        self._timer = loop.call_later(self._tick_s, self._tick)
+
+
+async def _ping_each(streams: list[EventStream]) -> None:
+    for stream in streams:
+        await stream.ping()
+
+
 class EventStream:
     """The event stream of one response, started by :meth:`open`, ended by :meth:`close`."""
 
-    def __init__(self, request: web.Request, *, keepalive_s: float) -> None:
+    def __init__(self, request: web.Request, keepalive: KeepAlive) -> None:
         self._request = request
-        self._keepalive_s = keepalive_s
+        self._keepalive = keepalive
         self._loop = asyncio.get_running_loop()
         self.response = web.StreamResponse(headers=HEADERS)
-        self._written_at = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._ping: asyncio.Task[None] | None = None
+        self.written_at = 0.0
+        self._open = False
         # The socket (asyncio's TransportSocket), its option and the value to put back.
         self._saved: tuple[Any, int, int] | None = None
 
     async def open(self) -> None:
-        """Send the status and headers, and start the keep-alive timer."""
+        """Send the status and headers; from now on it is kept alive."""
         self._drop_when_stalled()
         self.response.enable_chunked_encoding()
         await self.response.prepare(self._request)
-        self._written_at = self._loop.time()
-        self._timer = self._loop.call_later(self._keepalive_s, self._keepalive_due)
+        self.written_at = self._loop.time()
+        self._open = True
+        self._keepalive.add(self)
 
     async def send(self, event: bytes, data: bytes, event_id: str | None = None) -> None:
         """One event: ``event`` named, one line of ``data`` (no line break in it)."""
-        self._written_at = self._loop.time()
+        self.written_at = self._loop.time()
         head = b"event: " + event + b"\n"
         if event_id is not None:
             head += b"id: " + event_id.encode() + b"\n"
         await self.response.write(head + b"data: " + data + b"\n\n")
 
+    async def ping(self) -> None:
+        """The keep-alive comment, unless the stream ended or its client has not read what
+        was written yet (then the comment would only wait behind it)."""
+        transport = self._request.transport
+        if not self._open or transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size():
+            return
+        self.written_at = self._loop.time()
+        # A client gone meanwhile: the stream's own next write, or its cancellation, says so.
+        with contextlib.suppress(ConnectionResetError):
+            await self.response.write(PING)
+
     def close(self) -> None:
         """Stop the keep-alive and give the socket its own timeout back."""
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._ping is not None:
-            self._ping.cancel()
+        if self._open:
+            self._open = False
+            self._keepalive.discard(self)
         if self._saved is not None:
             sock, option, value = self._saved
             if sock.fileno() >= 0:  # not once the connection is closed
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
             self._saved = None
-
-    def _keepalive_due(self) -> None:
-        idle = self._loop.time() - self._written_at
-        if idle < self._keepalive_s:  # written since: look again when it would be due
-            self._timer = self._loop.call_later(self._keepalive_s - idle, self._keepalive_due)
-            return
-        self._written_at = self._loop.time()
-        self._ping = self._loop.create_task(self._send_ping())
-        self._timer = self._loop.call_later(self._keepalive_s, self._keepalive_due)
-
-    async def _send_ping(self) -> None:
-        # A client gone meanwhile: the reply's own next write, or its cancellation, says so.
-        with contextlib.suppress(ConnectionResetError):
-            await self.response.write(PING)
 
     def _drop_when_stalled(self) -> None:
         transport = self._request.transport

@@ -34,7 +34,7 @@ from chat_service.api.cursors import cursor
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.event_stream import EventStream
 from chat_service.api.identity import callers_conversation
-from chat_service.api.keys import CHAT, METRICS, SETTINGS, STREAM_LIMITS
+from chat_service.api.keys import CHAT, KEEPALIVE, METRICS, STREAM_LIMITS
 from chat_service.api.validation import parse_events_query
 from chat_service.chat.contract import exchange_json
 from chat_service.chat.domain import Position, StoreError
@@ -70,7 +70,7 @@ async def _send_events(
 ) -> web.StreamResponse:
     """The stream: first the ``restart`` event (its data and id) when the client resumed
     from an earlier version's cursor, then each exchange as it is committed, and each cut."""
-    stream = EventStream(request, keepalive_s=request.config_dict[SETTINGS].stream_keepalive_s)
+    stream = EventStream(request, request.config_dict[KEEPALIVE])
     await stream.open()
     gauge = request.config_dict[METRICS].event_subscriptions
     gauge.inc()

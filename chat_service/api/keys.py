@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chat_service.api.event_stream import KeepAlive
 from chat_service.api.stream_limits import StreamLimits
 from chat_service.chat.facade import Chat
 from chat_service.config import Settings
@@ -32,5 +33,7 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
 # Streams held open per caller and per address, counted where /chat is built.
 STREAM_LIMITS = web.AppKey("stream_limits", StreamLimits)
+# The keep-alive comments of every open event stream (api/event_stream.py).
+KEEPALIVE = web.AppKey("keepalive", KeepAlive)
 # Set only with CHAT_OIDC_ISSUER: the verifier of its tokens, whose state readiness reports.
 OIDC_VERIFIER = web.AppKey("oidc_verifier", OidcVerifier)

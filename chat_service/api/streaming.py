@@ -25,7 +25,7 @@ from aiohttp import web
 
 from chat_service.api.errors import INTERNAL_ERROR, STORE_FAILED, error_response
 from chat_service.api.event_stream import EventStream
-from chat_service.api.keys import METRICS, SETTINGS
+from chat_service.api.keys import KEEPALIVE, METRICS, SETTINGS
 from chat_service.api.replies import (
     log_model_failure,
     model_failure,
@@ -98,8 +98,7 @@ class _Stream:
 
     async def open(self) -> EventStream:
         if self.response is None:
-            keepalive = self.request.config_dict[SETTINGS].stream_keepalive_s
-            self.response = EventStream(self.request, keepalive_s=keepalive)
+            self.response = EventStream(self.request, self.request.config_dict[KEEPALIVE])
             await self.response.open()
             self._gauge.inc()
         return self.response

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from chat_service.api.event_stream import SEND_TIMEOUT_S, EventStream
+from chat_service.api.event_stream import SEND_TIMEOUT_S, EventStream, KeepAlive
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -23,9 +23,11 @@ def app_streaming(
     script: Callable[[EventStream], Awaitable[None]], *, keepalive_s: float = 15.0
 ) -> tuple[web.Application, dict[str, object]]:
     seen: dict[str, object] = {}
+    keepalive = KeepAlive(keepalive_s)
+    seen["keepalive"] = keepalive
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        events = EventStream(request, keepalive_s=keepalive_s)
+        events = EventStream(request, keepalive)
         sock = request.transport.get_extra_info("socket") if request.transport else None
         if sock is not None and sock.family not in (socket.AF_INET, socket.AF_INET6):
             sock = None  # no TCP options to look at
@@ -98,18 +100,62 @@ async def test_no_comment_while_events_flow(aiohttp_client: MakeClient) -> None:
 
 
 async def test_closing_stops_the_keepalive(aiohttp_client: MakeClient) -> None:
-    streams: list[EventStream] = []
-
-    async def script(events: EventStream) -> None:
-        streams.append(events)
-
-    app, _ = app_streaming(script, keepalive_s=0.05)
+    app, seen = app_streaming(lambda events: asyncio.sleep(0), keepalive_s=0.05)
+    keepalive = seen["keepalive"]
+    assert isinstance(keepalive, KeepAlive)
     client = await aiohttp_client(app)
     assert await (await client.get("/")).read() == b""
-    await asyncio.sleep(0.15)
-    (closed,) = streams
-    assert closed._timer is not None
-    assert closed._timer.cancelled()
+    assert len(keepalive) == 0
+    assert keepalive._timer is None, "no stream left: no timer"
+
+
+async def test_one_timer_keeps_every_open_stream_alive(aiohttp_client: MakeClient) -> None:
+    open_streams: list[int] = []
+    keepalives: list[KeepAlive] = []
+
+    async def script(events: EventStream) -> None:
+        await asyncio.sleep(0.3)
+        open_streams.append(len(keepalives[0]))
+        await events.send(b"done", b"{}")
+
+    app, seen = app_streaming(script, keepalive_s=0.1)
+    keepalive = seen["keepalive"]
+    assert isinstance(keepalive, KeepAlive)
+    keepalives.append(keepalive)
+    client = await aiohttp_client(app)
+
+    async def body() -> bytes:
+        return await (await client.get("/")).read()
+
+    bodies = await asyncio.gather(body(), body(), body())
+    assert max(open_streams) == 3, "the three streams share the one keep-alive"
+    for each in bodies:
+        assert each.count(b": ping\n\n") >= 1, each
+        assert each.endswith(b"event: done\ndata: {}\n\n")
+    assert keepalive._timer is None
+
+
+async def test_a_client_that_is_not_reading_is_not_pinged(aiohttp_client: MakeClient) -> None:
+    """The comment would only queue behind what the client has not read: it is left out."""
+    big = b"x" * (32 * 2**20)  # more than the kernel's buffers hold
+    pinged: list[bool] = []
+
+    async def script(events: EventStream) -> None:
+        sending = asyncio.create_task(events.send(b"big", big))
+        await asyncio.sleep(0.2)  # the client is not reading: the write is queued
+        before = events.written_at
+        await events.ping()
+        pinged.append(events.written_at != before)
+        await sending
+
+    app, _ = app_streaming(script)
+    client = await aiohttp_client(app)
+    response = await client.get("/")
+    await asyncio.sleep(0.4)
+    body = await response.read()
+    assert pinged == [False]
+    assert body.endswith(big + b"\n\n")
+    assert b": ping" not in body
 
 
 async def test_a_comment_follows_the_last_event_once_idle(aiohttp_client: MakeClient) -> None:
@@ -137,7 +183,7 @@ async def test_a_stream_never_opened_closes_quietly(aiohttp_client: MakeClient) 
     or twice: nothing was started, nothing is stopped."""
 
     async def handler(request: web.Request) -> web.Response:
-        events = EventStream(request, keepalive_s=1.0)
+        events = EventStream(request, KeepAlive(1.0))
         events.close()
         events.close()
         return web.Response(text=f"prepared: {events.response.prepared}")
@@ -168,4 +214,4 @@ async def test_a_stream_over_a_unix_socket_leaves_the_socket_alone(tmp_path: Pat
             assert await response.read() == b"event: done\ndata: {}\n\n"
     finally:
         await runner.cleanup()
-    assert seen == {}
+    assert set(seen) == {"keepalive"}, "no TCP option read or set"
