@@ -83,13 +83,15 @@ class ReplyService:
         Raises StoreError, or TurnNotFound when the conversation has no such turn (by the
         time the turn came: another request may have cut it)."""
         async with self._locks.hold(conversation):
+            # The settings first: a store that finds no conversation knows it has no
+            # exchanges either, and the context needs no read of its own (a new chat).
+            settings = await self.conversations.conversation_settings(conversation)
             if replaces_turn is None:
                 history = await self._read_context(conversation, self.context_turns)
             else:
                 if replaces_turn > await self.exchanges.last_turn(conversation):
                     raise TurnNotFound(replaces_turn)
                 history = await self._read_before(conversation, replaces_turn)
-            settings = await self.conversations.conversation_settings(conversation)
             asked = model or settings.model or self.assistant.model
             prompt = settings.system_prompt
             yield Turn(self, conversation, message, history, caller, asked, prompt, replaces_turn)

@@ -342,7 +342,7 @@ class SQLiteChatStore(GroupCommitted):
         if known is not None:
             self._settings.move_to_end(conversation)
             return known
-        changes = self._settings_changes
+        changes, deletions = self._settings_changes, self._deletions
         rows = await self._select(
             "SELECT model, system_prompt FROM conversations WHERE key = ?",
             [storage_key(conversation)],
@@ -351,6 +351,10 @@ class SQLiteChatStore(GroupCommitted):
         settings = ConversationSettings(*rows[0]) if rows else NO_SETTINGS
         if changes == self._settings_changes:
             self._remember_settings(conversation, settings)
+        # No row, no exchanges (the first one creates the row in its transaction): its
+        # version is 0, unless a commit landed meanwhile (and said so) or it was deleted.
+        if not rows and deletions == self._deletions and conversation not in self._versions:
+            self._remember_version(conversation, 0)
         return settings
 
     def _remember_settings(

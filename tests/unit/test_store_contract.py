@@ -591,3 +591,55 @@ async def test_settings_read_while_they_change_are_not_kept(
         assert await store.conversation_settings(c) == ConversationSettings("new", None)
     finally:
         await store.close()
+
+
+async def test_no_conversation_means_version_0_with_no_read_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new chat's first message: SQLite found no conversation when it read the settings,
+    so there are no exchanges either, and the history cache's version needs no read."""
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        c = ref("new", ALICE)
+        assert await store.conversation_settings(c) == NO_SETTINGS
+        select = store._select
+
+        async def no_read(*args: Any, **kwargs: Any) -> list[Any]:
+            raise AssertionError("read")
+
+        monkeypatch.setattr(store, "_select", no_read)
+        assert await store.version(c) == 0
+        monkeypatch.setattr(store, "_select", select)
+        stored = await store.append(c, "m", "r")
+        assert await store.version(c) == stored.id
+    finally:
+        await store.close()
+
+
+async def test_a_commit_during_the_settings_read_keeps_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings read found no conversation, but its first exchange committed before
+    the read returned: the version is that exchange's, not 0."""
+    store = await SQLiteChatStore.open(tmp_path / "chat.db")
+    try:
+        c = ref("new", ALICE)
+        read, release = asyncio.Event(), asyncio.Event()
+        select = store._select
+
+        async def read_then_wait(*args: Any, **kwargs: Any) -> list[Any]:
+            rows = await select(*args, **kwargs)
+            read.set()
+            await release.wait()
+            return rows
+
+        monkeypatch.setattr(store, "_select", read_then_wait)
+        reading = asyncio.create_task(store.conversation_settings(c))
+        await read.wait()
+        stored = await store.append(c, "m", "r")
+        release.set()
+        assert await reading == NO_SETTINGS
+        monkeypatch.setattr(store, "_select", select)
+        assert await store.version(c) == stored.id
+    finally:
+        await store.close()
