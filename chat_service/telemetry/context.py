@@ -45,5 +45,9 @@ def current_ids() -> SpanIds | None:
 
 
 def current_exemplar() -> dict[str, str] | None:
-    ids = current_ids()
-    return ids.exemplar if ids is not None else None
+    """The current span's ``trace_id`` exemplar, if it is sampled. Asked by every metric
+    observation: an unsampled span (tracing off) is not formatted at all."""
+    context = active()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {"trace_id": f"{context.trace_id:032x}"}

@@ -7,10 +7,12 @@ import logging
 from collections.abc import Sequence
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from chat_service.config import ConfigError
 from chat_service.telemetry.context import active, current_exemplar, span_ids
@@ -147,3 +149,14 @@ def test_no_span_no_header_no_exemplar() -> None:
 )
 def test_methods_are_bounded(method: str, label: str) -> None:
     assert bounded_method(method) == label
+
+
+def test_an_unsampled_span_has_ids_but_no_exemplar() -> None:
+    """Its trace was not recorded: an exemplar would link to nothing."""
+    unsampled = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+    with trace.use_span(NonRecordingSpan(unsampled)):
+        ids = span_ids(active())
+        assert ids is not None
+        assert ids.trace_id == f"{0xABC:032x}"
+        assert ids.exemplar is None
+        assert current_exemplar() is None
