@@ -80,6 +80,8 @@ class ModelClient:
             "Accept": "text/event-stream",
             "User-Agent": "chat-service",
         }
+        self._get_headers = {**self._headers, "Accept": "application/json"}
+        del self._get_headers["Content-Type"]
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=min(timeout_s, CONNECT_TIMEOUT_S), sock_read=timeout_s
         )
@@ -92,15 +94,23 @@ class ModelClient:
     async def post(self, path: str, body: Mapping[str, Any]) -> Body:
         """The body of the answer to ``body`` posted to ``path``, once its status is a
         success, unread (the caller reads and closes it); AssistantError if it never is."""
-        payload = orjson.dumps(body)
+        return await self._request("POST", path, orjson.dumps(body), self._headers)
+
+    async def get(self, path: str) -> Body:
+        """The body of the answer to a GET of ``path``, as :meth:`post`'s."""
+        return await self._request("GET", path, None, self._get_headers)
+
+    async def _request(
+        self, method: str, path: str, payload: bytes | None, sent_headers: Mapping[str, str]
+    ) -> Body:
         retries = 0
         while True:
-            headers = dict(self._headers)
+            headers = dict(sent_headers)
             propagate.inject(headers)
             delay: float | None
             try:
-                response = await self._client().post(
-                    self._base_url + path, data=payload, headers=headers
+                response = await self._client().request(
+                    method, self._base_url + path, data=payload, headers=headers
                 )
             except aiohttp.ClientError as exc:
                 failure, delay = unanswered(exc), self._backoff(retries)
@@ -155,6 +165,15 @@ class Body:
             return await self._response.content.readany()
         except aiohttp.ClientError as exc:
             raise unanswered(exc) from exc
+
+    async def read_all(self) -> bytes:
+        """The whole body (and the connection given back). AssistantError as :meth:`read`."""
+        try:
+            return await self._response.read()
+        except aiohttp.ClientError as exc:
+            raise unanswered(exc) from exc
+        finally:
+            self._response.release()
 
     def close(self) -> None:
         """Give the connection back: to the pool when the body was read to its end;

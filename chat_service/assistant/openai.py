@@ -5,8 +5,8 @@ server, LiteLLM, gateways): ``OPENAI_BASE_URL`` picks the server, ``CHAT_MODEL``
 Replies are always streamed from the model, with ``stream_options.include_usage`` so the
 last chunk carries the model's own token counts. The request goes straight to the server
 through one pooled aiohttp session (model_client.py, which retries it as the SDK did); the
-body is read a block at a time and its chunks decoded in ``completion_stream.py``. The
-official SDK, no longer on the path of a reply, lists the server's models.
+body is read a block at a time and its chunks decoded in ``completion_stream.py``. The same
+client lists the server's models (``GET /models``).
 
 Retries on 408, 409, 429, 5xx and connection errors, with backoff that honours ``Retry-After``,
 ``CHAT_MODEL_MAX_RETRIES`` of them. ``CHAT_MODEL_TIMEOUT_S`` bounds every wait for the
@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
+from urllib.parse import urlsplit
 
-import httpx2
-import openai
-from openai.types.chat import ChatCompletionMessageParam
-from opentelemetry import propagate
+import orjson
 
 from chat_service.assistant.base import AssistantError, Completion, ReplyChunk
 from chat_service.assistant.completion_stream import EventReader, StreamError
@@ -32,6 +30,9 @@ from chat_service.assistant.model_client import ModelClient
 from chat_service.chat.domain import Exchange
 
 OPENAI_API_HOST = "api.openai.com"
+DEFAULT_BASE_URL = f"https://{OPENAI_API_HOST}/v1"
+# A message of the request: its role and its text.
+Message = dict[str, str]
 
 
 class OpenAIAssistant:
@@ -55,15 +56,7 @@ class OpenAIAssistant:
         self.model = model
         self._system_prompt = system_prompt
         self._timeout_s = timeout_s
-        # The SDK: only to list the models (one request now and then, never a reply's).
-        self._sdk = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-            max_retries=max_retries,
-            http_client=openai.DefaultAioHttpClient(event_hooks={"request": [_with_traceparent]}),
-        )
-        self.server_url: str | None = str(self._sdk.base_url)
+        self.server_url: str | None = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/"
         self._http = ModelClient(
             base_url=self.server_url,
             api_key=api_key,
@@ -74,14 +67,15 @@ class OpenAIAssistant:
         )
         self._limits: dict[str, int] = {}
         if max_output_tokens is not None:
-            self._limits[output_limit_parameter(self._sdk.base_url.host)] = max_output_tokens
+            host = urlsplit(self.server_url).hostname or ""
+            self._limits[output_limit_parameter(host)] = max_output_tokens
 
     def messages(
         self, message: str, history: Sequence[Exchange], system_prompt: str | None = None
-    ) -> list[ChatCompletionMessageParam]:
+    ) -> list[Message]:
         """The system prompt (``system_prompt``, else the deployment's; none when empty),
         the recent exchanges as alternating turns, then ``message``."""
-        messages: list[ChatCompletionMessageParam] = []
+        messages: list[Message] = []
         prompt = self._system_prompt if system_prompt is None else system_prompt
         if prompt:
             messages.append({"role": "system", "content": prompt})
@@ -140,7 +134,7 @@ class OpenAIAssistant:
                         error_type="TimeoutError",
                     ) from None
                 except StreamError as exc:
-                    raise AssistantError(str(exc), error_type=openai.APIError.__qualname__) from exc
+                    raise AssistantError(str(exc), error_type="APIError") from exc
                 pieces = []
                 for chunk in chunks:
                     answered = chunk.model or answered
@@ -165,22 +159,29 @@ class OpenAIAssistant:
 
     async def models(self) -> Sequence[str]:
         """The ids the server's ``GET /models`` lists, sorted."""
+        raw = await (await self._http.get("/models")).read_all()
         try:
-            page = await self._sdk.models.list()
-            return sorted({model.id async for model in page})
-        except openai.APIError as exc:
-            raise _failure(exc) from exc
-        except httpx2.HTTPError as exc:
-            raise _failure(exc) from exc
+            return sorted(listed_ids(raw))
+        except ValueError as exc:
+            raise AssistantError(
+                "the model server's list of models could not be read",
+                error_type="APIResponseValidationError",
+            ) from exc
 
     async def close(self) -> None:
         await self._http.close()
-        await self._sdk.close()
 
 
-async def _with_traceparent(request: httpx2.Request) -> None:
-    """The SDK's request hook: the active span's ``traceparent`` goes along."""
-    propagate.inject(request.headers)
+def listed_ids(raw: bytes) -> set[str]:
+    """The model ids of a ``GET /models`` body (``{"data": [{"id": ...}, ...]}``); ValueError
+    when it is not one."""
+    try:
+        ids = {model["id"] for model in orjson.loads(raw)["data"]}
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError("not a list of models") from exc
+    if not all(isinstance(model_id, str) for model_id in ids):
+        raise ValueError("a model id that is not a string")
+    return ids
 
 
 def output_limit_parameter(host: str) -> str:
@@ -188,18 +189,3 @@ def output_limit_parameter(host: str) -> str:
     the current one; compatible servers (Ollama, llama.cpp, older vLLM) know only the older
     one, which OpenAI deprecated."""
     return "max_completion_tokens" if host == OPENAI_API_HOST else "max_tokens"
-
-
-def _failure(exc: BaseException) -> AssistantError:
-    """An AssistantError naming the failure by type and status, never its body (an error
-    body may quote the request, or a part of the key). A timeout or a broken connection
-    while the reply is read has the name the SDK gives it before the reply starts."""
-    status = getattr(exc, "status_code", None)
-    detail = f"HTTP {status}" if status is not None else "no HTTP answer"
-    if isinstance(exc, httpx2.TimeoutException):
-        error_type = openai.APITimeoutError.__qualname__
-    elif isinstance(exc, httpx2.HTTPError):
-        error_type = openai.APIConnectionError.__qualname__
-    else:
-        error_type = type(exc).__qualname__
-    return AssistantError(f"the model call failed ({detail})", error_type=error_type)

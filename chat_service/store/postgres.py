@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -130,7 +130,7 @@ _EXCHANGES = "exchanges JOIN conversation_keys USING (conversation_id)"
 # The keys of a batch's conversations, locked against a deletion until the batch commits, in
 # a fixed order like every lock a batch takes.
 _KEYS = """
-SELECT conversation_id, key FROM conversation_keys
+SELECT conversation_id, key, search_key FROM conversation_keys
 WHERE conversation_id = ANY($1::text[]) ORDER BY conversation_id FOR KEY SHARE
 """
 # A key is written with its search key (migration 7).
@@ -139,7 +139,7 @@ INSERT INTO conversation_keys (conversation_id, key, search_key)
 SELECT id, key, search_key
 FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS new (id, key, search_key) ORDER BY id
 ON CONFLICT (conversation_id) DO NOTHING
-RETURNING conversation_id, key
+RETURNING conversation_id, key, search_key
 """
 # Sorted by id in SQL: every replica takes the conversations' row locks in the same order.
 # A conversation written to for the first time is created, titled by its first message
@@ -444,7 +444,7 @@ class PostgresChatStore(GroupCommitted):
                 turns: list[int] = []
                 generations: dict[str, int] = {}
                 if writes:
-                    keys = await _keys_of(conn, sorted(counts))
+                    found = await _keys_of(conn, sorted(counts))
                     # Conversations this batch cuts, in the order of their keys' locks.
                     cut_from = dict(
                         sorted(
@@ -454,8 +454,9 @@ class PostgresChatStore(GroupCommitted):
                         )
                     )
                     cuts = {key: await cut(conn, key, turn) for key, turn in cut_from.items()}
-                    keys |= {key: done.key for key, done in cuts.items()}
-                    search_keys = {key: search_key(value) for key, value in keys.items()}
+                    found |= {key: Keys(done.key, done.search_key) for key, done in cuts.items()}
+                    keys = {key: both.key for key, both in found.items()}
+                    search_keys = {key: both.search_key for key, both in found.items()}
                     titles = [title_from_message(first[key].user) for key in counts]
                     counted = await conn.fetch(
                         _COUNT,
@@ -569,7 +570,7 @@ class PostgresChatStore(GroupCommitted):
         model, prompt = settings.as_created()
         try:
             async with self._connection() as conn, conn.transaction():
-                conversation_key = (await _keys_of(conn, [key]))[key]
+                conversation_key = (await _keys_of(conn, [key]))[key].key
                 row = await conn.fetchrow(
                     "INSERT INTO conversations (id, exchanges, title_sealed, created_at, "
                     "updated_at, model, system_prompt_sealed) "
@@ -772,8 +773,7 @@ class PostgresChatStore(GroupCommitted):
             return []
         terms: list[int] = []
         for row in keys:
-            key = row["search_key"] or search_key(row["key"])
-            terms.extend(keyed_term(key, word) for word in words)
+            terms.extend(keyed_term(_search_key_of(row), word) for word in words)
         rows = await self._reads.select(
             lambda: self._search([row["id"] for row in keys], terms, len(words))
         )
@@ -885,20 +885,37 @@ def _where(conversation_id: str, before_turn: int | None) -> tuple[str, list[Any
     return where, params
 
 
+class Keys(NamedTuple):
+    """A conversation's key, and the key of its search terms (derived from it)."""
+
+    key: bytes
+    search_key: bytes
+
+
+def _search_key_of(row: asyncpg.Record) -> bytes:
+    """A key row's search key: stored with the key since migration 7; derived where a
+    previous release changed the key alone and the trigger cleared it."""
+    stored: bytes | None = row["search_key"]
+    return stored if stored is not None else search_key(row["key"])
+
+
 async def _keys_of(
     conn: asyncpg.Connection | PoolConnectionProxy, conversation_ids: list[str]
-) -> dict[str, bytes]:
-    """The key of each conversation (sorted ids), made for those that have none, and locked
-    until the transaction ends so that no deletion takes it meanwhile."""
-    keys = {row["conversation_id"]: row["key"] for row in await conn.fetch(_KEYS, conversation_ids)}
+) -> dict[str, Keys]:
+    """The keys of each conversation (sorted ids), made for those that have none, and
+    locked until the transaction ends so that no deletion takes them meanwhile."""
+
+    def keys_in(rows: list[asyncpg.Record]) -> dict[str, Keys]:
+        return {row["conversation_id"]: Keys(row["key"], _search_key_of(row)) for row in rows}
+
+    keys = keys_in(await conn.fetch(_KEYS, conversation_ids))
     missing = [cid for cid in conversation_ids if cid not in keys]
     if missing:
         fresh = [new_key() for _ in missing]
-        made = await conn.fetch(_NEW_KEYS, missing, fresh, [search_key(key) for key in fresh])
-        keys |= {row["conversation_id"]: row["key"] for row in made}
+        keys |= keys_in(await conn.fetch(_NEW_KEYS, missing, fresh, [search_key(k) for k in fresh]))
         if len(keys) < len(conversation_ids):  # another replica made one first: take it
             rest = [cid for cid in missing if cid not in keys]
-            keys |= {row["conversation_id"]: row["key"] for row in await conn.fetch(_KEYS, rest)}
+            keys |= keys_in(await conn.fetch(_KEYS, rest))
     return keys
 
 

@@ -34,10 +34,12 @@ WHERE e.id = r.id
 
 @dataclass(frozen=True, slots=True)
 class Cut:
-    """A conversation cut, before the batch counts it: its new key, and its title and
-    instructions sealed under it (None where it has none), for the batch's count to write."""
+    """A conversation cut, before the batch counts it: its new key (and the search key
+    derived from it), and its title and instructions sealed under it (None where it has
+    none), for the batch's count to write."""
 
     key: bytes
+    search_key: bytes
     title: bytes | None
     system_prompt: bytes | None
 
@@ -85,9 +87,10 @@ async def cut(conn: AnyConnection, conversation_id: str, from_turn: int) -> Cut:
     )
     await conn.execute(REQUEST)  # the old key out of the table's files, like a deletion's
     if sealed is None:  # first written to by this batch: nothing sealed yet
-        return Cut(key=fresh, title=None, system_prompt=None)
+        return Cut(key=fresh, search_key=terms_key, title=None, system_prompt=None)
     return Cut(
         key=fresh,
+        search_key=terms_key,
         title=_reseal(sealed["title_sealed"], old, fresh, TITLE),
         system_prompt=_reseal(sealed["system_prompt_sealed"], old, fresh, PROMPT),
     )

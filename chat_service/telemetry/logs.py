@@ -112,9 +112,4 @@ def configure_logging(level: int, service_name: str) -> LineOutput | None:
     root.setLevel(level)
     # Python warnings (deprecations and the like) become log records too, not stray text.
     logging.captureWarnings(True)
-    # The model client's libraries log every request (httpx) and retry (openai) at INFO:
-    # a second line per request. Retries are counted in /metrics instead.
-    if level > logging.DEBUG:
-        for name in ("httpx", "httpx2", "openai"):
-            logging.getLogger(name).setLevel(logging.WARNING)
     return output

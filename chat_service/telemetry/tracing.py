@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing: SDK, OTLP exporter, and the openai SDK's instrumentation.
+"""OpenTelemetry tracing: the SDK and its OTLP exporter.
 
 Everything is configured by the standard OTEL_* variables, so the service drops into any
 OpenTelemetry setup: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG),
@@ -14,8 +14,7 @@ default), and which carry the headers OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_
 (telemetry/http_headers.py; credentials always redacted). Export happens in the
 BatchSpanProcessor's thread, never on the event loop: a slow or dead collector costs the
 requests nothing; spans it could not take are counted instead. The GenAI spans of model
-calls are the service's own (telemetry/genai.py); the openai instrumentation, installed
-when spans are exported and a model is used, adds to them what it reads from the SDK.
+calls are the service's own (telemetry/genai.py).
 """
 
 from __future__ import annotations
@@ -55,8 +54,8 @@ EXPORT_FLUSH_TIMEOUT_S = 5.0
 @dataclass(frozen=True, slots=True)
 class Tracing:
     """How tracing was set up: the process's provider, whether spans are exported (then
-    requests' spans are recorded, and the openai SDK is instrumented), the paths whose
-    requests are never recorded, and the headers recorded spans carry."""
+    requests' spans are recorded), the paths whose requests are never recorded, and the
+    headers recorded spans carry."""
 
     provider: TracerProvider
     exporting: bool

@@ -67,6 +67,10 @@ class ModelServer:
         """The next requests take these behaviours, one each, in order."""
         self._call("POST", "/_control/script", {"behaviours": list(behaviours)})
 
+    def script_listings(self, *behaviours: dict[str, Any]) -> None:
+        """The next ``GET /v1/models`` take these behaviours (``status``, ``body``)."""
+        self._call("POST", "/_control/listing-script", {"behaviours": list(behaviours)})
+
     def default(self, **behaviour: Any) -> None:
         """What every request does once the script is used up."""
         self._call("POST", "/_control/default", behaviour)

@@ -13,6 +13,8 @@ OpenAI's error body; ``error_message`` may quote the presented key as ``{api_key
 ``model`` (the response's model), ``finish_reason``, ``first_chunk_delay_s`` (before
 answering), ``chunk_delay_s`` or ``chunk_delays`` (before each content chunk), ``hang``
 (never answer) and ``hang_after_chunks`` (stall after that many content chunks).
+The models' listing (``GET /v1/models``) takes its own script (``/_control/listing-script``):
+``status`` and ``retry_after`` as above, or ``body`` (the raw text answered instead).
 Everything received is recorded (``/_control/requests``), including when the client went
 away: the server runs with aiohttp's handler cancellation, so a client closing its
 connection is noticed at once, even mid-pause.
@@ -48,6 +50,7 @@ SCRIPT = web.AppKey("script", deque[Behaviour])
 DEFAULT = web.AppKey("default", dict[str, Behaviour])
 RECORDS = web.AppKey("records", list[dict[str, Any]])
 LISTINGS = web.AppKey("listings", list[dict[str, Any]])
+LISTING_SCRIPT = web.AppKey("listing_script", deque[Behaviour])
 
 
 def default_reply(messages: list[dict[str, Any]]) -> str:
@@ -177,6 +180,11 @@ async def list_models(request: web.Request) -> web.Response:
     request.app[LISTINGS].append(
         {"headers": {name.lower(): value for name, value in request.headers.items()}}
     )
+    if request.app[LISTING_SCRIPT]:
+        behaviour = request.app[LISTING_SCRIPT].popleft()
+        if "body" in behaviour:
+            return web.Response(text=behaviour["body"], content_type="application/json")
+        return _error(request, int(behaviour["status"]), behaviour)
     asked = {r["body"].get("model", "") for r in request.app[RECORDS]} - {""}
     known = sorted(asked | set(OFFERED))
     data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in known]
@@ -192,6 +200,11 @@ async def script(request: web.Request) -> web.Response:
     return web.json_response({"queued": len(request.app[SCRIPT])})
 
 
+async def listing_script(request: web.Request) -> web.Response:
+    request.app[LISTING_SCRIPT].extend((await request.json())["behaviours"])
+    return web.json_response({"queued": len(request.app[LISTING_SCRIPT])})
+
+
 async def set_default(request: web.Request) -> web.Response:
     request.app[DEFAULT]["behaviour"] = await request.json()
     return web.json_response({"status": "ok"})
@@ -202,6 +215,7 @@ async def reset(request: web.Request) -> web.Response:
     request.app[DEFAULT]["behaviour"] = {}
     request.app[RECORDS].clear()
     request.app[LISTINGS].clear()
+    request.app[LISTING_SCRIPT].clear()
     return web.json_response({"status": "ok"})
 
 
@@ -220,11 +234,13 @@ def create_app() -> web.Application:
     app[DEFAULT] = default
     app[RECORDS] = list[dict[str, Any]]()
     app[LISTINGS] = list[dict[str, Any]]()
+    app[LISTING_SCRIPT] = deque[Behaviour]()
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/health", health)
     app.router.add_post("/_control/script", script)
     app.router.add_post("/_control/default", set_default)
+    app.router.add_post("/_control/listing-script", listing_script)
     app.router.add_post("/_control/reset", reset)
     app.router.add_get("/_control/requests", requests)
     app.router.add_get("/_control/listings", listings)

@@ -1,6 +1,6 @@
 """The OpenAI-compatible assistant against a real OpenAI-compatible server process
 (tests/support/model_server.py): its requests (model_client.py) and the reading of the
-streamed reply, and the SDK that lists the models."""
+streamed reply, and the listing of the models."""
 
 from __future__ import annotations
 
@@ -296,15 +296,18 @@ def test_an_assistant_error_is_named_by_its_cause_or_its_own_type() -> None:
 async def test_the_models_are_those_the_server_lists_sorted_once_each(
     assistant: OpenAIAssistant, model_server: ModelServer
 ) -> None:
-    """The SDK asks ``GET /models`` (the server's list holds the models it was asked for,
-    and its own), with the request's trace context."""
+    """``GET /models`` (the server's list holds the models it was asked for, and its own),
+    with the request's trace context and key."""
     await collect(assistant.stream("hi", [], model="zz-asked"))
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("listing") as span:
         listed = await assistant.models()
         trace_id = f"{span.get_span_context().trace_id:032x}"
     assert listed == sorted({"zz-asked", *OFFERED})
-    assert model_server.listings()[-1]["headers"]["traceparent"].split("-")[1] == trace_id
+    headers = model_server.listings()[-1]["headers"]
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert headers["authorization"] == "Bearer sk-unit-test"
+    assert headers["accept"] == "application/json"
 
 
 async def test_a_server_that_cannot_list_its_models_is_a_failure_without_its_words() -> None:
@@ -320,9 +323,47 @@ async def test_a_server_that_cannot_list_its_models_is_a_failure_without_its_wor
             await gone.models()
     finally:
         await gone.close()
-    # The SDK over aiohttp names a refused connection a connect timeout.
-    assert failure.value.error_type == "APITimeoutError"
+    # As a reply's request names it.
+    assert failure.value.error_type == "APIConnectionError"
     assert str(failure.value) == "the model call failed (no HTTP answer)"
+
+
+async def test_a_listing_refused_is_retried_then_named_by_its_status(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    model_server.script_listings({"status": 503, "retry_after": 0}, {"status": 503})
+    with pytest.raises(AssistantError) as failure:
+        await assistant.models()
+    assert failure.value.error_type == "InternalServerError"
+    assert str(failure.value) == "the model call failed (HTTP 503)"
+    assert len(model_server.listings()) == 2, "the one retry the assistant allows"
+    model_server.script_listings({"status": 401, "error_message": "bad key {api_key}"})
+    with pytest.raises(AssistantError) as refused:
+        await assistant.models()
+    assert refused.value.error_type == "AuthenticationError"
+    assert "sk-unit-test" not in str(refused.value)
+    assert len(model_server.listings()) == 3, "not retried"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        '{"object": "list"}',
+        '{"data": [{"object": "model"}]}',
+        '{"data": [{"id": 7}]}',
+        '{"data": "gpt"}',
+        "[]",
+    ],
+)
+async def test_a_listing_that_is_not_one_is_a_failure(
+    assistant: OpenAIAssistant, model_server: ModelServer, body: str
+) -> None:
+    model_server.script_listings({"body": body})
+    with pytest.raises(AssistantError) as failure:
+        await assistant.models()
+    assert failure.value.error_type == "APIResponseValidationError"
+    assert str(failure.value) == "the model server's list of models could not be read"
 
 
 async def test_a_conversations_own_instructions_replace_the_deployments(

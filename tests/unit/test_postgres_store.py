@@ -797,6 +797,10 @@ async def test_a_key_changed_without_its_search_key_loses_it_and_search_derives_
         await conn.close()
     (hit,) = await store.search("", ["wombat"], limit=5)
     assert (hit.exchange.user, hit.title) == ("kept wombat", "kept title")
+    # A message written then is indexed under the search key derived from the key, too.
+    await store.append(ref("c"), "later wombat", "later reply")
+    found = await store.search("", ["wombat"], limit=5)
+    assert sorted(hit.exchange.user for hit in found) == ["kept wombat", "later wombat"]
 
 
 async def test_the_migration_stores_the_search_keys_of_the_keys_there_are(
