@@ -28,11 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger(__name__)
 
 GROWTH = 2.0
 # Counting the frozen objects walks all of them (gc.get_freeze_count: a few milliseconds per
@@ -95,7 +99,17 @@ class LongLivedObjects:
         self._next_count = now + self._count_every_s
         frozen = gc.get_freeze_count()
         if frozen > self._growth * self._baseline:
+            started = time.perf_counter()
+            thawed = frozen
             frozen = self._thaw()
+            log.info(
+                "thawed and collected the frozen objects",
+                extra={
+                    "frozen_before": thawed,
+                    "frozen_after": frozen,
+                    "pause_ms": round(1000 * (time.perf_counter() - started), 1),
+                },
+            )
         self._frozen.set(frozen)
 
     def _thaw(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import weakref
 from collections.abc import Iterator
 
@@ -75,7 +76,10 @@ async def test_what_survives_a_full_collection_is_frozen() -> None:
     assert tracked(later)
 
 
-async def test_frozen_cycles_are_collected_once_the_frozen_double() -> None:
+async def test_frozen_cycles_are_collected_once_the_frozen_double(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="chat_service.gc_policy")
     registry = CollectorRegistry()
     policy = LongLivedObjects(asyncio.get_running_loop(), registry, growth=2, count_every_s=0)
     policy.start()  # nothing frozen yet: the baseline is one object
@@ -96,6 +100,14 @@ async def test_frozen_cycles_are_collected_once_the_frozen_double() -> None:
         await full_collection()
         assert registry.get_sample_value("chat_gc_thaws_total") == 2
         assert gone() is None, "the thaw's collection freed the frozen cycle"
+        thaws = [
+            r for r in caplog.records if r.getMessage() == "thawed and collected the frozen objects"
+        ]
+        assert len(thaws) == 2
+        last = thaws[-1].__dict__
+        assert last["frozen_before"] > 2 * baseline
+        assert last["frozen_after"] == pytest.approx(gc.get_freeze_count(), abs=100)
+        assert last["pause_ms"] >= 0
         assert not tracked(kept[0]), "what is alive is frozen again"
         assert frozen_gauge(registry) == pytest.approx(gc.get_freeze_count(), abs=100)
     finally:
