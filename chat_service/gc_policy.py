@@ -83,7 +83,8 @@ class LongLivedObjects:
     def stop(self) -> None:
         gc.callbacks.remove(self._collected)
 
-    def _collected(self, phase: str, info: dict[str, Any]) -> None:
+    # Called by the collector, as GCPauses._callback is: not wrapped by mutmut (see there).
+    def _collected(self, phase: str, info: dict[str, Any]) -> None:  # pragma: no mutate block
         # Any thread may trigger a collection: the freezing is done on the loop's thread.
         full = phase == "stop" and info["generation"] == 2
         if full and not self._thawing and not self._scheduled:

@@ -22,8 +22,13 @@ async def _run(settings: Settings, sqlite_sql: str, postgres_sql: str) -> None:
 
 
 async def break_table(settings: Settings) -> None:
-    """The table the store reads and writes is gone."""
-    await _run(settings, "DROP TABLE exchanges", "DROP TABLE exchanges")
+    """The tables the store reads and writes are gone: the exchanges, and the conversations
+    (a new chat's first message reads only its conversation's settings)."""
+    await _run(
+        settings,
+        "DROP TABLE exchanges; DROP TABLE conversations",
+        "DROP TABLE exchanges; DROP TABLE conversations CASCADE",
+    )
 
 
 async def refuse_inserts(settings: Settings, reason: str = "inserts refused") -> None:
