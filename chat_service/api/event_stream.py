@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from typing import Any
 
 from aiohttp import web
+
+log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 120.0
 PING = b": ping\n\n"
@@ -91,7 +94,10 @@ class KeepAlive:
 
 async def _ping_each(streams: list[EventStream]) -> None:
     for stream in streams:
-        await stream.ping()
+        try:
+            await stream.ping()
+        except Exception:  # one stream's fault must not leave the others unpinged
+            log.exception("a keep-alive comment could not be written")
 
 
 class EventStream:

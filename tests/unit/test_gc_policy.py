@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import gc
 import logging
 import weakref
@@ -52,7 +53,7 @@ async def full_collection() -> None:
 async def test_what_survives_a_full_collection_is_frozen() -> None:
     registry = CollectorRegistry()
     policy = LongLivedObjects(
-        asyncio.get_running_loop(), registry, growth=1_000_000, count_every_s=0
+        asyncio.get_running_loop(), registry, growth=math.inf, count_every_s=0
     )
     kept = [Node() for _ in range(1000)]
     policy.start()
@@ -116,7 +117,7 @@ async def test_frozen_cycles_are_collected_once_the_frozen_double(
 
 async def test_collections_in_other_threads_freeze_on_the_loops_thread() -> None:
     policy = LongLivedObjects(
-        asyncio.get_running_loop(), CollectorRegistry(), growth=1_000_000, count_every_s=0
+        asyncio.get_running_loop(), CollectorRegistry(), growth=math.inf, count_every_s=0
     )
     kept = Node()
     policy.start()
