@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import gc
 import logging
+import math
 import weakref
 from collections.abc import Iterator
 
