@@ -563,6 +563,24 @@ async def test_a_conversations_settings_follow_every_change(store: ChatStore) ->
     assert await store.conversation_settings(ref("d", ALICE)) == ConversationSettings("md", None)
 
 
+def hold_reads(
+    store: SQLiteChatStore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """From now on each read of ``store`` reads, sets the first event, and returns only once
+    the second is set: a change can commit between a read and its return."""
+    read, release = asyncio.Event(), asyncio.Event()
+    select = store._select
+
+    async def read_then_wait(*args: Any, **kwargs: Any) -> list[Any]:
+        rows = await select(*args, **kwargs)
+        read.set()
+        await release.wait()
+        return rows
+
+    monkeypatch.setattr(store, "_select", read_then_wait)
+    return read, release
+
+
 async def test_settings_read_while_they_change_are_not_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -573,16 +591,7 @@ async def test_settings_read_while_they_change_are_not_kept(
         c = ref("c", ALICE)
         await store.create_conversation(c, "t", SettingsChange(model="old"))
         store._settings.clear()  # as after a restart: the next read goes to the database
-        read, release = asyncio.Event(), asyncio.Event()
-        select = store._select
-
-        async def read_then_wait(*args: Any, **kwargs: Any) -> list[Any]:
-            rows = await select(*args, **kwargs)
-            read.set()
-            await release.wait()
-            return rows
-
-        monkeypatch.setattr(store, "_select", read_then_wait)
+        read, release = hold_reads(store, monkeypatch)
         reading = asyncio.create_task(store.conversation_settings(c))
         await read.wait()
         await store.configure_conversation(c, SettingsChange(model="new"))
@@ -624,22 +633,12 @@ async def test_a_commit_during_the_settings_read_keeps_its_version(
     store = await SQLiteChatStore.open(tmp_path / "chat.db")
     try:
         c = ref("new", ALICE)
-        read, release = asyncio.Event(), asyncio.Event()
-        select = store._select
-
-        async def read_then_wait(*args: Any, **kwargs: Any) -> list[Any]:
-            rows = await select(*args, **kwargs)
-            read.set()
-            await release.wait()
-            return rows
-
-        monkeypatch.setattr(store, "_select", read_then_wait)
+        read, release = hold_reads(store, monkeypatch)
         reading = asyncio.create_task(store.conversation_settings(c))
         await read.wait()
         stored = await store.append(c, "m", "r")
         release.set()
         assert await reading == NO_SETTINGS
-        monkeypatch.setattr(store, "_select", select)
         assert await store.version(c) == stored.id
     finally:
         await store.close()
