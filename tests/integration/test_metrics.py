@@ -243,3 +243,6 @@ def test_garbage_collector_pauses_are_exported(busy_service: tuple[ServiceProces
     }
     assert set(counts) == {"0", "1", "2"}
     assert counts["0"] > 0, "requests allocate: young collections happened, and were timed"
+    # The process froze what start-up built, and its policy says so (gc_policy.py).
+    (frozen,) = samples(text, "chat_gc_frozen_objects")
+    assert float(frozen["value"]) > 10_000

@@ -8,11 +8,13 @@ import logging
 import math
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from chat_service.gc_policy import LongLivedObjects
+from chat_service.gc_policy import LongLivedObjects, long_lived_ctx
 
 
 class Node:
@@ -145,3 +147,20 @@ async def test_the_frozen_are_counted_at_most_once_per_interval() -> None:
         assert frozen_gauge(registry) == counted
     finally:
         policy.stop()
+
+
+async def test_the_policy_runs_while_the_app_serves(aiohttp_client: Any) -> None:
+    """As the process entry point installs it: from start-up, its gauge says what the
+    start-up froze, and its callback goes with the app."""
+    kept = [Node() for _ in range(1000)]
+    gc.collect()
+    gc.freeze()
+    registry = CollectorRegistry()
+    app = web.Application()
+    app.cleanup_ctx.append(long_lived_ctx(registry))
+    callbacks = list(gc.callbacks)
+    client = await aiohttp_client(app)
+    assert len(gc.callbacks) == len(callbacks) + 1
+    assert frozen_gauge(registry) >= len(kept)
+    await client.close()
+    assert gc.callbacks == callbacks
