@@ -135,6 +135,19 @@ async def test_one_timer_keeps_every_open_stream_alive(aiohttp_client: MakeClien
     assert keepalive._timer is None
 
 
+async def test_a_closed_stream_is_not_pinged(aiohttp_client: MakeClient) -> None:
+    """A round of comments may reach a stream that closed after the round began."""
+
+    async def script(events: EventStream) -> None:
+        await events.send(b"done", b"{}")
+        events.close()
+        await events.ping()
+
+    app, _ = app_streaming(script)
+    client = await aiohttp_client(app)
+    assert await (await client.get("/")).read() == b"event: done\ndata: {}\n\n"
+
+
 async def test_a_client_that_is_not_reading_is_not_pinged(aiohttp_client: MakeClient) -> None:
     """The comment would only queue behind what the client has not read: it is left out."""
     big = b"x" * (32 * 2**20)  # more than the kernel's buffers hold

@@ -364,6 +364,10 @@ async def test_a_listing_that_is_not_one_is_a_failure(
         await assistant.models()
     assert failure.value.error_type == "APIResponseValidationError"
     assert str(failure.value) == "the model server's list of models could not be read"
+    assert str(failure.value.__cause__) in (
+        "not a list of models",
+        "a model id that is not a string",
+    ), "the log's traceback says what was wrong with it"
 
 
 async def test_a_conversations_own_instructions_replace_the_deployments(
