@@ -394,3 +394,25 @@ async def test_a_stream_without_text_until_the_timeout_fails_at_the_timeout(
         "TimeoutError",
         "no reply from the model within 2 s",
     )
+
+
+@pytest.mark.parametrize(
+    ("base_url", "server_url", "limit"),
+    [
+        (None, "https://api.openai.com/v1/", "max_completion_tokens"),
+        ("https://api.openai.com/v1/", "https://api.openai.com/v1/", "max_completion_tokens"),
+        ("http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1/", "max_tokens"),
+        ("http://127.0.0.1:11434/v1//", "http://127.0.0.1:11434/v1/", "max_tokens"),
+    ],
+)
+async def test_the_server_and_its_output_limit_come_from_the_base_url(
+    base_url: str | None, server_url: str, limit: str
+) -> None:
+    """OpenAI's own API when none is given; the GenAI telemetry's server address, and the name
+    of the output limit the server knows, from it."""
+    made = OpenAIAssistant(model="m", api_key="sk-x", base_url=base_url, max_output_tokens=50)
+    try:
+        assert made.server_url == server_url
+        assert made._limits == {limit: 50}
+    finally:
+        await made.close()
