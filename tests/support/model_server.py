@@ -12,7 +12,10 @@ OpenAI's error body; ``error_message`` may quote the presented key as ``{api_key
 ``retry_after`` (seconds), ``reply`` or ``chunks`` (the text, or its exact pieces),
 ``model`` (the response's model), ``finish_reason``, ``first_chunk_delay_s`` (before
 answering), ``chunk_delay_s`` or ``chunk_delays`` (before each content chunk), ``hang``
-(never answer) and ``hang_after_chunks`` (stall after that many content chunks).
+(never answer), ``hang_after_chunks`` (stall after that many content chunks),
+``error_after_chunks`` (an error object, as OpenAI sends one mid-stream, after that many,
+then the end), ``finish_reason: null`` (no finish reason sent) and ``usage: false`` (no usage
+chunk even when asked for).
 The models' listing (``GET /v1/models``) takes its own script (``/_control/listing-script``):
 ``status`` and ``retry_after`` as above, or ``body`` (the raw text answered instead).
 Everything received is recorded (``/_control/requests``), including when the client went
@@ -144,15 +147,21 @@ async def _answer(
     await send({"role": "assistant", "content": ""})
     hang_after = behaviour.get("hang_after_chunks")
     delays = behaviour.get("chunk_delays") or [behaviour.get("chunk_delay_s", 0)] * len(pieces)
+    error_after = behaviour.get("error_after_chunks")
     for number, piece in enumerate(pieces):
         if hang_after is not None and number == hang_after:
             await asyncio.Event().wait()
         if delays[number]:
             await asyncio.sleep(delays[number])
+        if error_after is not None and number == error_after:
+            error = {"message": "The server had an error", "type": "server_error", "code": None}
+            await response.write(f"data: {json.dumps({'error': error})}\n\n".encode())
+            await response.write_eof()
+            return response
         await send({"content": piece})
         record["chunks_sent"] += 1
     await send({}, finish)
-    if include_usage:
+    if include_usage and behaviour.get("usage", True):
         final = {**common, "object": "chat.completion.chunk", "choices": [], "usage": usage}
         await response.write(f"data: {json.dumps(final)}\n\n".encode())
     await response.write(b"data: [DONE]\n\n")

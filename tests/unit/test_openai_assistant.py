@@ -119,6 +119,37 @@ async def test_the_finish_reason_is_the_models(
     assert completion.finish_reason == "length"
 
 
+async def test_a_stream_without_finish_reason_or_usage_ends_as_stopped_and_uncounted(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    """Servers that send neither (some compatible ones): the reply is complete, its finish
+    reason ``stop``, its token counts unknown (None, not zero or empty)."""
+    model_server.script({"reply": "all of it", "finish_reason": None, "usage": False})
+    pieces, completion = await collect(assistant.stream("hi", []))
+    assert "".join(pieces) == "all of it"
+    assert completion.finish_reason == "stop"
+    assert (completion.input_tokens, completion.output_tokens) == (None, None)
+
+
+async def test_an_error_object_mid_stream_fails_the_reply_with_what_was_sent_before(
+    assistant: OpenAIAssistant, model_server: ModelServer
+) -> None:
+    model_server.script(
+        {"chunks": ["one ", "two ", "three"], "error_after_chunks": 2, "chunk_delay_s": 0.1}
+    )
+    received: list[str] = []
+
+    async def read() -> None:
+        async for piece in assistant.stream("hi", []):
+            received.append(str(piece))
+
+    with pytest.raises(AssistantError) as failure:
+        await read()
+    assert "".join(received) == "one two "
+    assert failure.value.error_type == "APIError"
+    assert str(failure.value) == "the model reported an error mid-stream"
+
+
 async def test_without_a_system_prompt_the_conversation_comes_first(
     model_server: ModelServer,
 ) -> None:
