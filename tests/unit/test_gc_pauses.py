@@ -50,3 +50,20 @@ def test_collections_are_not_timed_once_watching_ends() -> None:
     assert gc.callbacks == callbacks
     gc.collect(2)
     assert _count(registry, "2") == 0
+
+
+def test_one_series_per_generation_from_a_tenth_of_a_millisecond() -> None:
+    registry = CollectorRegistry()
+    GCPauses(registry)
+    (family,) = [f for f in registry.collect() if f.name == "chat_gc_pause_seconds"]
+    generations = {s.labels["generation"] for s in family.samples}
+    assert generations == {"0", "1", "2"}
+    bounds = sorted(
+        float(s.labels["le"])
+        for s in family.samples
+        if s.name.endswith("_bucket") and s.labels["generation"] == "2"
+    )
+    # Young collections take a fraction of a millisecond; full ones over millions of
+    # objects, seconds.
+    assert bounds[0] == 0.0001
+    assert bounds[-2] == 2.5
