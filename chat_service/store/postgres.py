@@ -815,6 +815,8 @@ class PostgresChatStore(GroupCommitted):
         """Raise StoreError unless the database answers and takes a commit right now."""
         if not self._commits.running:
             raise StoreError("the group commit task is not running")
+        if not self._feed.hearing:
+            raise StoreError("not yet listening for the other replicas' changes")
         await self._query("SELECT 1")
         await self._commits.probe()
 

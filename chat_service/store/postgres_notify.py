@@ -74,7 +74,15 @@ class PostgresChangeFeed:
         self._removal_listeners: list[RemovalListener] = []
         self._catalogue_listeners: list[CatalogueListener] = []
         self._listening: asyncio.Task[None] | None = None
+        self._heard = False  # the connection LISTENs right now
         self._closing = False
+
+    @property
+    def hearing(self) -> bool:
+        """Whether this replica hears the others' changes: nothing asked to, or its
+        connection LISTENs. Readiness waits for it (PostgresChatStore.ping): a replica
+        serving before then would miss a deletion, and keep its live streams open."""
+        return self._listening is None or self._heard
 
     def add_change_listener(self, listener: ChangeListener) -> None:
         """Changes by every replica, this one included."""
@@ -114,6 +122,7 @@ class PostgresChangeFeed:
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _: lost.set())
             await conn.add_listener(CHANGES_CHANNEL, self._notified)
+            self._heard = True
             self._changed(None)  # a catch-up: notifications sent while away are gone
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -121,6 +130,7 @@ class PostgresChangeFeed:
                 if not lost.is_set():
                     await conn.fetchval("SELECT 1", timeout=LISTEN_CHECK_S)
         finally:
+            self._heard = False
             # Nothing to finish on a connection that only listens, and a cancelled call may
             # have left it mid-message: drop it at once.
             conn.terminate()

@@ -856,3 +856,20 @@ async def test_a_search_reads_the_newest_matches_either_way(
     finally:
         await store.close()
     assert sorted(h.exchange.user for h in hits) == ["wallaby 2", "wallaby in b"], why
+
+
+async def test_not_ready_until_it_hears_the_other_replicas(store: PostgresChatStore) -> None:
+    """A replica that served before its LISTEN was in place would miss a deletion made
+    meanwhile, and its live streams of the deleted conversation would never end (CI saw
+    one stay open): readiness waits for it."""
+    await store.ping()  # nothing listens for changes: nothing to wait for
+    store.add_removal_listener(lambda conversation: None)
+    with pytest.raises(StoreError, match="listening"):
+        await store.ping()
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                await store.ping()
+                break
+            except StoreError:
+                await asyncio.sleep(0.05)
