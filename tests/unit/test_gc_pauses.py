@@ -24,7 +24,7 @@ def test_a_collection_is_timed_under_its_generation() -> None:
     registry = CollectorRegistry()
     pauses = GCPauses(registry)
     # Objects in cycles, so the full collection has something to walk and free.
-    garbage = [[] for _ in range(50_000)]
+    garbage: list[list[object]] = [[] for _ in range(50_000)]
     for item in garbage:
         item.append(item)
     del garbage
