@@ -47,15 +47,21 @@ class EventReader:
     """The chunks of a stream, block by block: :meth:`feed` takes what one read gave and
     returns the chunks of the events it completed; a line or an event cut by the end of a
     block is finished by the next. Events after ``[DONE]`` are read and ignored (the body is
-    read to its end, so the connection can be reused)."""
+    read to its end, so the connection can be reused).
 
-    __slots__ = ("_after_cr", "_data", "_partial", "done")
+    An event that is an error, or no chunk at all, ends the stream as ``[DONE]`` does and is
+    kept in :attr:`error`; the chunks before it in the same block are still returned, so
+    what a reply had before its failure does not depend on how the bytes were split into
+    reads."""
+
+    __slots__ = ("_after_cr", "_data", "_partial", "done", "error")
 
     def __init__(self) -> None:
         self._partial = b""  # the start of a line the block ended in
         self._after_cr = False  # the last block ended with CR: a LF first is its CRLF's
         self._data: list[bytes] = []  # the data lines of the event being read
         self.done = False
+        self.error: StreamError | None = None  # why the stream ended early, if it did
 
     def feed(self, block: bytes) -> list[Chunk]:
         if self._after_cr and block.startswith(b"\n"):
@@ -79,7 +85,10 @@ class EventReader:
             if payload.startswith(DONE):
                 self.done = True
                 continue
-            chunks.append(parse_chunk(payload))
+            try:
+                chunks.append(parse_chunk(payload))
+            except StreamError as exc:
+                self.error, self.done = exc, True
         return chunks
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from chat_service.assistant.base import AssistantError, Completion, ReplyChunk
-from chat_service.assistant.completion_stream import EventReader, StreamError
+from chat_service.assistant.completion_stream import EventReader
 from chat_service.assistant.model_client import ModelClient
 from chat_service.chat.domain import Exchange
 
@@ -133,8 +133,6 @@ class OpenAIAssistant:
                         f"no reply from the model within {self._timeout_s:g} s",
                         error_type="TimeoutError",
                     ) from None
-                except StreamError as exc:
-                    raise AssistantError(str(exc), error_type="APIError") from exc
                 pieces = []
                 for chunk in chunks:
                     answered = chunk.model or answered
@@ -147,6 +145,10 @@ class OpenAIAssistant:
                 if pieces:
                     first = False
                     yield "".join(pieces)
+                if reader.error is not None:  # after the pieces that came before it
+                    raise AssistantError(str(reader.error), error_type="APIError") from (
+                        reader.error
+                    )
         finally:
             body_read.close()
         yield Completion(

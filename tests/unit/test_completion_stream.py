@@ -84,12 +84,15 @@ def test_done_is_noticed_and_what_follows_read_and_dropped() -> None:
 def test_an_error_object_mid_stream_fails_the_stream() -> None:
     reader = EventReader()
     assert reader.feed(f"data: {content('a')}\n\n".encode())[0].text == "a"
-    with pytest.raises(StreamError) as failure:
+    assert (
         reader.feed(
             b'data: {"error":{"message":"overloaded, key sk-123","type":"server_error"}}\n\n'
         )
-    assert "sk-123" not in str(failure.value)
-    assert str(failure.value) == "the model reported an error mid-stream"
+        == []
+    )
+    assert reader.done
+    assert "sk-123" not in str(reader.error)
+    assert str(reader.error) == "the model reported an error mid-stream"
 
 
 BODY = [
@@ -131,6 +134,29 @@ def test_several_events_in_one_block_are_read_together() -> None:
         "".join(f"data: {content(word)}\n\n" for word in ("a ", "b ", "c")).encode()
     )
     assert [chunk.text for chunk in chunks] == ["a ", "b ", "c"]
+
+
+def test_an_error_after_chunks_in_the_same_block_keeps_the_chunks_before_it() -> None:
+    """Chunks that arrived before an error object in one read are the reply's so far: they
+    are returned, and the error is held for after them, whatever the read's size was."""
+    error = json.dumps({"error": {"message": "overloaded", "type": "server_error"}})
+    reader = EventReader()
+    chunks = reader.feed(
+        f"data: {content('a ')}\n\ndata: {content('b ')}\n\ndata: {error}\n\n"
+        f"data: {content('after')}\n\n".encode()
+    )
+    assert [chunk.text for chunk in chunks] == ["a ", "b "]
+    assert isinstance(reader.error, StreamError)
+    assert str(reader.error) == "the model reported an error mid-stream"
+    assert reader.feed(f"data: {content('later')}\n\n".encode()) == [], "nothing after it"
+    assert reader.done
+
+
+def test_no_error_is_held_while_the_chunks_are_good() -> None:
+    reader = EventReader()
+    assert [chunk.text for chunk in reader.feed(f"data: {content('a')}\n\n".encode())] == ["a"]
+    assert reader.error is None
+    assert not reader.done
 
 
 @pytest.mark.parametrize(
