@@ -16,11 +16,11 @@ import asyncio
 from aiohttp import web
 
 from chat_service.api.errors import ApiError
-from chat_service.api.keys import SETTINGS
+from chat_service.api.keys import SETTINGS, service_app
 
 
 async def read_body(request: web.Request) -> bytes:
-    timeout = request.config_dict[SETTINGS].body_timeout_s
+    timeout = service_app(request)[SETTINGS].body_timeout_s
     try:
         async with asyncio.timeout(timeout):
             return await request.read()

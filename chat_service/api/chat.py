@@ -18,7 +18,7 @@ from chat_service.api.cursors import cursor
 from chat_service.api.errors import ApiError, error_response, when_the_store_fails
 from chat_service.api.identity import caller, callers_conversation
 from chat_service.api.jsonio import json_response, raw_json_response
-from chat_service.api.keys import CHAT, SETTINGS, STREAM_LIMITS
+from chat_service.api.keys import CHAT, SETTINGS, STREAM_LIMITS, service_app
 from chat_service.api.models import refuse_models_not_offered
 from chat_service.api.replies import (
     log_model_failure,
@@ -43,7 +43,7 @@ routes = web.RouteTableDef()
 async def get_history(request: web.Request) -> web.Response:
     query = parse_history_query(request.query)
     conversation = callers_conversation(request, query.conversation_id)
-    page = await request.config_dict[CHAT].history(
+    page = await service_app(request)[CHAT].history(
         conversation, limit=query.limit, before_turn=query.before_turn
     )
     link = next_page_link(query, page.next_before_turn)
@@ -63,7 +63,8 @@ def next_page_link(query: HistoryQuery, before_turn: int | None) -> str | None:
 @routes.post("/message")
 @when_the_store_fails("Failed to load the conversation.")
 async def post_message(request: web.Request) -> web.StreamResponse:
-    settings = request.config_dict[SETTINGS]
+    service = service_app(request)
+    settings = service[SETTINGS]
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, f"Request body is larger than {settings.max_body_bytes} bytes.")
     new = parse_message_body(await read_body(request), max_chars=settings.max_message_chars)
@@ -76,7 +77,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         request.config_dict[STREAM_LIMITS].hold(request) if streamed else contextlib.nullcontext()
     )
     with holding:
-        chat = request.config_dict[CHAT]
+        chat = service[CHAT]
         await refuse_models_not_offered(chat, new.model)
         try:
             async with chat.turn(
@@ -98,7 +99,7 @@ async def plain_reply(request: web.Request, turn: Turn, trace_id: str | None) ->
     that fails here is the contract's "Failed to store the message.": errors.py)."""
     try:
         async with (
-            reply_deadline(request.config_dict[SETTINGS].reply_deadline_s),
+            reply_deadline(service_app(request)[SETTINGS].reply_deadline_s),
             contextlib.aclosing(turn.reply()) as pieces,
         ):
             reply = "".join([piece async for piece in pieces])

@@ -37,3 +37,12 @@ STREAM_LIMITS = web.AppKey("stream_limits", StreamLimits)
 KEEPALIVE = web.AppKey("keepalive", KeepAlive)
 # Set only with CHAT_OIDC_ISSUER: the verifier of its tokens, whose state readiness reports.
 OIDC_VERIFIER = web.AppKey("oidc_verifier", OidcVerifier)
+
+
+def service_app(request: web.Request) -> web.Application:
+    """The service's own (outermost) application, which holds every key above but
+    STREAM_LIMITS: a key read from it is one dict lookup. ``request.config_dict`` builds a
+    chain of the nested applications each time it is read, and raises KeyError in each inner
+    one before it reaches this one; the hot paths read it several times per request
+    (bench/README.md, issue 26)."""
+    return request.match_info.apps[0]

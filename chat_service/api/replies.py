@@ -13,7 +13,7 @@ from aiohttp import web
 
 from chat_service.api.access_log import EVENT_FIELDS
 from chat_service.api.errors import error_response
-from chat_service.api.keys import SETTINGS
+from chat_service.api.keys import SETTINGS, service_app
 from chat_service.assistant import AssistantError
 from chat_service.chat.domain import Exchange
 from chat_service.chat.model_slots import ModelBusy, TooManyReplies
@@ -127,6 +127,6 @@ def record_exchange(
         fields["streamed"] = True
     if stopped:
         fields["stopped"] = True
-    if request.config_dict[SETTINGS].log_content:
+    if service_app(request)[SETTINGS].log_content:
         fields |= {"user_message": turn.message, "ai_response": reply}
     request[EVENT_FIELDS] = fields

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from chat_service.api.errors import INTERNAL_ERROR, STORE_FAILED, error_response
 from chat_service.api.event_stream import EventStream
-from chat_service.api.keys import KEEPALIVE, METRICS, SETTINGS
+from chat_service.api.keys import KEEPALIVE, METRICS, SETTINGS, service_app
 from chat_service.api.replies import (
     log_model_failure,
     model_failure,
@@ -94,11 +94,11 @@ class _Stream:
     def __init__(self, request: web.Request) -> None:
         self.request = request
         self.response: EventStream | None = None
-        self._gauge = request.config_dict[METRICS].streams_open
+        self._gauge = service_app(request)[METRICS].streams_open
 
     async def open(self) -> EventStream:
         if self.response is None:
-            self.response = EventStream(self.request, self.request.config_dict[KEEPALIVE])
+            self.response = EventStream(self.request, service_app(self.request)[KEEPALIVE])
             await self.response.open()
             self._gauge.inc()
         return self.response
@@ -116,7 +116,7 @@ async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.Strea
         # The deadline outermost: when it ends the reply while a piece is being sent, the
         # cancellation is its own (ReplyTooSlow below), not a client that left.
         async with (
-            reply_deadline(request.config_dict[SETTINGS].reply_deadline_s),
+            reply_deadline(service_app(request)[SETTINGS].reply_deadline_s),
             contextlib.aclosing(turn.reply()) as pieces,
         ):
             async for piece in pieces:

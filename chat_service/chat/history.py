@@ -167,6 +167,8 @@ class HistoryCache:
         if entry is not None and entry.version == version:
             self._entries.move_to_end(conversation)
             return entry
+        if version == 0:  # nothing stored yet: nothing to read, nothing to share
+            return self._hold(conversation, _Entry(0, deque(maxlen=self.depth), has_older=False))
         key = (conversation, version)
         filling = self._filling.get(key)
         if filling is None:
@@ -176,18 +178,19 @@ class HistoryCache:
         return await asyncio.shield(filling)
 
     async def _fill(self, conversation: ConversationRef, version: int) -> _Entry:
-        if version == 0:  # nothing stored yet: nothing to read
-            entry = _Entry(0, deque(maxlen=self.depth), has_older=False)
-        else:
-            page = await self._store.history(conversation, limit=self.depth)
-            newest = page.exchanges
-            # Labelled with what it holds: a commit that landed after the version was
-            # read is in the rows too, and its id is the conversation's version now.
-            entry = _Entry(
-                newest[-1].id if newest else 0,
-                deque(newest, maxlen=self.depth),
-                has_older=page.has_older,
-            )
+        page = await self._store.history(conversation, limit=self.depth)
+        newest = page.exchanges
+        # Labelled with what it holds: a commit that landed after the version was read is
+        # in the rows too, and its id is the conversation's version now.
+        entry = _Entry(
+            newest[-1].id if newest else 0,
+            deque(newest, maxlen=self.depth),
+            has_older=page.has_older,
+        )
+        return self._hold(conversation, entry)
+
+    def _hold(self, conversation: ConversationRef, entry: _Entry) -> _Entry:
+        """Keep ``entry`` as the conversation's, in place of what was held."""
         self._drop(conversation)
         self._entries[conversation] = entry
         self._resize(entry, sum(_chars(exchange) for exchange in entry.newest))
