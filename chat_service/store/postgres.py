@@ -554,11 +554,18 @@ class PostgresChatStore(GroupCommitted):
         return _conversation(rows[0]) if rows else None
 
     async def conversation_settings(self, conversation: ConversationRef) -> ConversationSettings:
-        # Any replica may change them: read them each time.
-        found = await self.conversation(conversation)
-        if found is None:
+        # Any replica may change them: read them each time, and nothing else (every message
+        # asks; the title stays sealed).
+        rows = await self._select(
+            f"SELECT model, system_prompt_sealed, key FROM {_CONVERSATIONS} WHERE id = $1",
+            storage_key(conversation),
+            table=CONVERSATIONS,
+        )
+        if not rows:
             return NO_SETTINGS
-        return ConversationSettings(found.model, found.system_prompt)
+        model, sealed_prompt, key = rows[0]
+        prompt = None if sealed_prompt is None else unseal(key, sealed_prompt, PROMPT)
+        return ConversationSettings(model, prompt)
 
     async def create_conversation(
         self,
