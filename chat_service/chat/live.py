@@ -22,6 +22,10 @@ Turns start again at 1 when a deleted conversation's id is written to again. So 
 ends its followers and retires the conversation's topic (the next follower starts a fresh
 one), and a follower resuming after a turn the conversation has not reached (a position
 from before a deletion) gets the conversation from its beginning: all of it is new to it.
+A deletion whose notice was lost (PostgreSQL's listening connection was reconnecting) is
+found by the catch-up that follows the reconnection: the conversation stands short of the
+turn published to its followers, with no cut to explain it, and they are ended as they
+would have been.
 
 Bounded: a follower holds at most ``QUEUE_SIZE`` exchanges it has not sent yet. One that
 falls that far behind is dropped: it gets what it holds, then its stream ends, and the
@@ -134,6 +138,9 @@ class _Topic:
     joining: int = 0  # follow() calls between finding the topic and joining it
     refreshing: bool = False
     again: bool = False
+    # Removals may have been missed (the change feed reconnected): see whether it still
+    # stands where it was published before reading on.
+    recheck: bool = False
 
 
 class LiveUpdates:
@@ -217,6 +224,8 @@ class LiveUpdates:
         else:
             return  # nobody follows it here
         for name, followed in topics:
+            if conversation is None:
+                followed.recheck = True
             if followed.refreshing:
                 followed.again = True  # the running refresh reads once more
                 continue
@@ -233,6 +242,11 @@ class LiveUpdates:
                 async with topic.lock:
                     if topic.published is None:
                         return  # its first follower is still reading where it starts
+                    if topic.recheck:
+                        topic.recheck = False
+                        if await self._deleted_since(conversation, topic.published):
+                            self.removed(conversation)
+                            return
                     while True:
                         published = topic.published
                         new = await self._log.exchanges_after(
@@ -257,6 +271,13 @@ class LiveUpdates:
             log.warning("live updates could not read new exchanges", exc_info=True)
         finally:
             topic.refreshing = False
+
+    async def _deleted_since(self, conversation: ConversationRef, published: Position) -> bool:
+        """Whether the conversation stands short of the turn published to its followers,
+        with no cut since to explain it: it was deleted after that (turns start again at 1),
+        and the removal was not heard (follow() reads a resuming client's position so)."""
+        stands = await self._log.position(conversation)
+        return stands.turn < published.turn and stands.generation <= published.generation
 
     def removed(self, conversation: ConversationRef) -> None:
         """The store's removal listener: the conversation was deleted, so its streams end

@@ -600,6 +600,34 @@ async def test_a_lost_channel_catches_up_every_followed_conversation(
         await other.close()
 
 
+async def test_a_deletion_missed_while_the_channel_was_lost_ends_its_streams(
+    sqlite_store: SQLiteChatStore,
+) -> None:
+    """A conversation deleted while PostgreSQL's listening connection was away: its removal
+    was never heard, so the catch-up that follows the reconnection (``changed(None)``) finds
+    it short of the turn its followers were sent, and ends them as a removal would. The
+    other followed conversations go on."""
+    live = LiveUpdates(sqlite_store, sqlite_store)
+    other = await SQLiteChatStore.open(sqlite_store.path)  # changes this store never hears of
+    try:
+        async with live.follow(ref("gone")) as in_gone, live.follow(ref("kept")) as in_kept:
+            for name in ("gone", "kept"):
+                await sqlite_store.append(ref(name), f"in {name}", "r")
+            assert await take(in_gone, 1) == ["in gone"]
+            assert await take(in_kept, 1) == ["in kept"]
+            assert await other.delete_conversation(ref("gone"))
+            live.changed(None)
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                assert [user_of(change) async for change in in_gone] == [], "it ended"
+            await sqlite_store.append(ref("kept"), "still heard", "r")
+            assert await take(in_kept, 1) == ["still heard"]
+        async with live.follow(ref("gone")) as afresh:
+            await sqlite_store.append(ref("gone"), "new 1", "r")
+            assert await take(afresh, 1) == ["new 1"], "its topic was retired: from turn 0"
+    finally:
+        await other.close()
+
+
 async def test_a_conversation_nobody_follows_any_more_costs_nothing(
     sqlite_store: SQLiteChatStore,
 ) -> None:
