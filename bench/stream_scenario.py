@@ -190,6 +190,10 @@ def run_reference_relay(
 # and the chunks of the short replies that tell set-up from chunks apart.
 COST_COUNTS = (50, 200, 500)
 SHORT_CHUNKS = 1
+# Runs of each count and length, their CPU summed: the kernel counts CPU time in ticks of
+# 10 ms, which at 50 streams of one chunk (about 75 ms in all) is an error of up to 13% in
+# one run.
+COST_REPEATS = 3
 
 
 def set_reply_chunks(model_url: str, chunks: int) -> None:
@@ -204,28 +208,34 @@ def relay_costs(
     options: Options, url: str, model_url: str, pid: int, label: str
 ) -> dict[str, dict[str, float | None]]:
     """A relay's CPU per stream set-up and per relayed chunk at each of COST_COUNTS: the
-    same count of streams with replies of SHORT_CHUNKS pieces, then of MODEL_CHUNKS; what
-    the long run cost beyond the short one is chunks, the rest of the short one set-up."""
+    same count of streams with replies of SHORT_CHUNKS pieces, then of MODEL_CHUNKS, each
+    COST_REPEATS times; what the long runs cost beyond the short ones is chunks, the rest of
+    the short ones set-up."""
     costs: dict[str, dict[str, float | None]] = {}
     for count in COST_COUNTS:
         cpu: dict[int, float | None] = {}
         for chunks in (SHORT_CHUNKS, MODEL_CHUNKS):
             set_reply_chunks(model_url, chunks)
-            wait_idle(pid)
-            before = cpu_seconds(pid)
-            run = drive(options, url, model_url, count, 0, f"{label}-cost{count}-{chunks}")
-            after = cpu_seconds(pid)
-            ok = run["completed"] == count
-            cpu[chunks] = (
-                after - before if ok and before is not None and after is not None else None
-            )
+            spent: float | None = 0.0
+            for repeat in range(COST_REPEATS):
+                wait_idle(pid)
+                before = cpu_seconds(pid)
+                name = f"{label}-cost{count}-{chunks}-{repeat}"
+                run = drive(options, url, model_url, count, 0, name)
+                after = cpu_seconds(pid)
+                if spent is None or run["completed"] != count or before is None or after is None:
+                    spent = None
+                else:
+                    spent += after - before
+            cpu[chunks] = spent
+        streams = count * COST_REPEATS
         short, long = cpu[SHORT_CHUNKS], cpu[MODEL_CHUNKS]
         per_chunk = (
             None
             if short is None or long is None
-            else (long - short) / (count * (MODEL_CHUNKS - SHORT_CHUNKS))
+            else (long - short) / (streams * (MODEL_CHUNKS - SHORT_CHUNKS))
         )
-        setup = None if short is None or per_chunk is None else short / count - per_chunk
+        setup = None if short is None or per_chunk is None else short / streams - per_chunk
         costs[str(count)] = {
             "setup_ms": None if setup is None else round(1e3 * setup, 3),
             "chunk_us": None if per_chunk is None else round(1e6 * per_chunk, 1),

@@ -245,7 +245,8 @@ class LiveUpdates:
                     if topic.recheck:
                         topic.recheck = False
                         if await self._deleted_since(conversation, topic.published):
-                            self.removed(conversation)
+                            if self._topics.get(conversation) is topic:  # not retired yet
+                                self.removed(conversation)
                             return
                     while True:
                         published = topic.published
