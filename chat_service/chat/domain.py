@@ -271,5 +271,11 @@ def _one_line(text: str) -> str:
     character becomes a space, as it separated what it stood between; a format character
     becomes nothing, as that is how it was shown. What is left of a prefix of a text is a
     prefix of what is left of the text."""
-    visible = "".join(char for char in text if not is_format_character(char))
+    # Format characters are neither ASCII nor printable: most text is one or the other, and
+    # both tests are one C-level pass, where the filter is a Python call per character
+    # (every message is given a title in case it is a conversation's first: bench (a)).
+    if text.isascii() or text.isprintable():
+        visible = text
+    else:
+        visible = "".join(char for char in text if not is_format_character(char))
     return " ".join(_CONTROL.sub(" ", visible).split())

@@ -161,6 +161,8 @@ async def test_posting_to_a_new_id_creates_the_conversation(make_client: MakeCli
         ("zero\u200bwidth \u2066isolated\u2069", "zerowidth isolated"),
         ("\ufeffbom \u00adsoft \U000e0067tag", "bom soft tag"),
         ("\u200e\u200f\u2067\u2069", None),  # nothing visible: no title yet
+        ("crème brûlée", "crème brûlée"),
+        ("café\n\u202eau lait", "café au lait"),  # a line break does not hide an override
         # Long messages: the same title, wherever the visible text starts.
         ("word " * 800, "word word word word word word word word word word word…"),
         (" \n" * 300 + "late start", "late start"),
