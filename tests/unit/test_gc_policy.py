@@ -113,6 +113,9 @@ async def test_frozen_cycles_are_collected_once_the_frozen_double(
         assert last["pause_ms"] >= 0
         assert not tracked(kept[0]), "what is alive is frozen again"
         assert frozen_gauge(registry) == pytest.approx(gc.get_freeze_count(), abs=100)
+        after_thaw = Node()
+        await full_collection()
+        assert not tracked(after_thaw), "after a thaw, survivors are frozen as before"
     finally:
         policy.stop()
 
@@ -162,5 +165,8 @@ async def test_the_policy_runs_while_the_app_serves(aiohttp_client: Any) -> None
     client = await aiohttp_client(app)
     assert len(gc.callbacks) == len(callbacks) + 1
     assert frozen_gauge(registry) >= len(kept)
+    later = Node()
+    await full_collection()
+    assert not tracked(later), "survivors of a full collection while it serves are frozen"
     await client.close()
     assert gc.callbacks == callbacks
