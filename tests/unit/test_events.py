@@ -615,12 +615,21 @@ async def test_a_deletion_missed_while_the_channel_was_lost_ends_its_streams(
                 await sqlite_store.append(ref(name), f"in {name}", "r")
             assert await take(in_gone, 1) == ["in gone"]
             assert await take(in_kept, 1) == ["in kept"]
+            counting = sqlite_store._observer
+            assert isinstance(counting, CountingObserver)
+            reads = counting.reads
+            await sqlite_store.append(ref("kept"), "heard", "r")
+            assert await take(in_kept, 1) == ["heard"]
+            per_refresh = counting.reads - reads
             assert await other.delete_conversation(ref("gone"))
             live.changed(None)
             async with asyncio.timeout(READ_TIMEOUT_S):
                 assert [user_of(change) async for change in in_gone] == [], "it ended"
+            await eventually(lambda: live.refreshes == 0)  # the catch-up of "kept" too
+            reads = counting.reads
             await sqlite_store.append(ref("kept"), "still heard", "r")
             assert await take(in_kept, 1) == ["still heard"]
+            assert counting.reads - reads == per_refresh, "checked once, not at every refresh"
         async with live.follow(ref("gone")) as afresh:
             await sqlite_store.append(ref("gone"), "new 1", "r")
             assert await take(afresh, 1) == ["new 1"], "its topic was retired: from turn 0"
