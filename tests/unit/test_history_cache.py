@@ -319,6 +319,48 @@ async def test_an_empty_conversation_costs_no_history_read(
     assert [e.user for e in await cache.newest(ref("new"), 5)] == ["first"]
 
 
+class ToldByHand:
+    """The store as the cache sees it, except that its commits are not passed on by
+    themselves: the test hands the cache each batch (``committed``), as the group commit
+    would, in the order it chooses."""
+
+    def __init__(self, store: SQLiteChatStore) -> None:
+        self.store = store
+
+    def add_commit_listener(self, listener: Callable[[Sequence[Exchange]], None]) -> None:
+        pass
+
+    async def version(self, conversation: ConversationRef) -> int:
+        return await self.store.version(conversation)
+
+    async def history(self, conversation: ConversationRef, **kwargs: Any) -> HistoryPage:
+        return await self.store.history(conversation, **kwargs)
+
+
+async def test_each_exchange_of_a_batch_extends_its_own_conversation(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    """One batch of commits holds exchanges of several conversations. One the entry already
+    holds is skipped, one that does not continue its entry drops it, and neither stops the
+    exchanges after them from extending theirs."""
+    cache = HistoryCache(ToldByHand(store), store)  # type: ignore[arg-type]
+    for name in ("a", "b", "c"):
+        assert await cache.newest(ref(name), 5) == ()
+    a1 = await store.append(ref("a"), "a1", "r")
+    cache.committed([a1])
+    b1 = await store.append(ref("b"), "b1", "r")
+    cache.committed([a1, b1])  # a1 again: a read after the commit could have had it already
+    assert await reads_of(observer, lambda: cache.newest(ref("b"), 5)) == 0
+    assert [e.user for e in await cache.newest(ref("b"), 5)] == ["b1"]
+    await store.append(ref("a"), "a2", "r")  # never told: the cache's "a" misses a turn
+    a3 = await store.append(ref("a"), "a3", "r")
+    c1 = await store.append(ref("c"), "c1", "r")
+    cache.committed([a3, c1])
+    assert await reads_of(observer, lambda: cache.newest(ref("c"), 5)) == 0
+    assert [e.user for e in await cache.newest(ref("c"), 5)] == ["c1"]
+    assert [e.user for e in await cache.newest(ref("a"), 5)] == ["a1", "a2", "a3"], "read again"
+
+
 async def test_context_beyond_the_depth_is_read_from_the_database(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
@@ -363,6 +405,21 @@ async def test_the_text_held_is_bounded_and_the_bound_is_inclusive(
     await fill(store, "b", 2)  # 102: one over; a, least recently used, goes
     assert await held(cache, observer, "b") == ["b"]
     assert await held(cache, observer, "a") == []
+
+
+async def test_a_dropped_conversation_stops_counting(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    """A deleted conversation's entry leaves the bound's count with it: what is held after
+    it is counted from what is left."""
+    cache = HistoryCache(store, store, max_bytes=1000)
+    await fill(store, "a", 500)
+    await fill(store, "b", 100)
+    assert await held(cache, observer, "a", "b") == [], "read once"
+    assert await store.delete_conversation(ref("a"))  # 100 held
+    await fill(store, "c", 600)
+    assert await held(cache, observer, "c") == [], "read once: 700 held"
+    assert await held(cache, observer, "b", "c") == ["b", "c"], "within the bound: both kept"
 
 
 async def test_a_conversation_larger_than_the_bound_alone_is_kept(
