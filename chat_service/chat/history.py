@@ -172,12 +172,12 @@ class HistoryCache:
         key = (conversation, version)
         filling = self._filling.get(key)
         if filling is None:
-            filling = asyncio.ensure_future(self._fill(conversation, version))
+            filling = asyncio.ensure_future(self._fill(conversation))
             self._filling[key] = filling
             filling.add_done_callback(lambda done: self._filled(key, done))
         return await asyncio.shield(filling)
 
-    async def _fill(self, conversation: ConversationRef, version: int) -> _Entry:
+    async def _fill(self, conversation: ConversationRef) -> _Entry:
         page = await self._store.history(conversation, limit=self.depth)
         newest = page.exchanges
         # Labelled with what it holds: a commit that landed after the version was read is
