@@ -487,6 +487,48 @@ async def test_at_most_eight_page_sizes_are_kept_per_conversation(
     assert again.body == first.body
 
 
+async def test_pages_let_go_for_a_ninth_size_stop_counting(
+    store: SQLiteChatStore, observer: CountingObserver
+) -> None:
+    """The eight kept pages' bytes leave the bound's count when a ninth size lets them go:
+    what is held after is counted from what is left."""
+    for i in range(9):
+        await store.append(ref("c"), f"m{i}", "r")
+    await fill(store, "b", 100)
+    cache = HistoryCache(store, store, max_bytes=6000)
+    await cache.newest(ref("b"), 1)
+    for limit in range(1, 9):  # 3,896 bytes of pages, and 127 characters of text
+        await page_of(cache, query(limit=limit))
+    assert await held(cache, observer, "b") == ["b"]
+    await page_of(cache, query(limit=9))  # the eight go; the ninth, 973 bytes, stays
+    assert await held(cache, observer, "b") == ["b"], "1,100 held: b stays"
+
+
+class StaleVersion:
+    """The store as the cache sees it, except that its version of every conversation is
+    ``version``: a conversation deleted after its version was read."""
+
+    def __init__(self, store: SQLiteChatStore, version: int) -> None:
+        self.store, self._version = store, version
+
+    def add_commit_listener(self, listener: Callable[[Sequence[Exchange]], None]) -> None:
+        pass
+
+    async def version(self, conversation: ConversationRef) -> int:
+        return self._version
+
+    async def history(self, conversation: ConversationRef, **kwargs: Any) -> HistoryPage:
+        return await self.store.history(conversation, **kwargs)
+
+
+async def test_a_version_whose_rows_are_gone_is_an_empty_conversation(
+    store: SQLiteChatStore,
+) -> None:
+    cache = HistoryCache(StaleVersion(store, 5), store)  # type: ignore[arg-type]
+    assert await cache.newest(ref("gone"), 5) == ()
+    assert (await page_of(cache, query("gone"))).body == b"[]"
+
+
 async def test_a_read_between_commit_and_bookkeeping_does_not_duplicate(
     store: SQLiteChatStore, observer: CountingObserver
 ) -> None:
