@@ -415,7 +415,7 @@ async def test_a_dropped_conversation_stops_counting(
     cache = HistoryCache(store, store, max_bytes=1000)
     await fill(store, "a", 500)
     await fill(store, "b", 100)
-    assert await held(cache, observer, "a", "b") == [], "read once"
+    assert await held(cache, observer, "b", "a") == [], "read once; a the most recently used"
     assert await store.delete_conversation(ref("a"))  # 100 held
     await fill(store, "c", 600)
     assert await held(cache, observer, "c") == [], "read once: 700 held"
