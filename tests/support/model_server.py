@@ -15,7 +15,7 @@ answering), ``chunk_delay_s`` or ``chunk_delays`` (before each content chunk), `
 (never answer), ``hang_after_chunks`` (stall after that many content chunks),
 ``error_after_chunks`` (an error object, as OpenAI sends one mid-stream, after that many,
 then the end), ``finish_reason: null`` (no finish reason sent) and ``usage: false`` (no usage
-chunk even when asked for).
+chunk even when asked for) or an object (the usage chunk's ``usage``, as given).
 The models' listing (``GET /v1/models``) takes its own script (``/_control/listing-script``):
 ``status`` and ``retry_after`` as above, or ``body`` (the raw text answered instead).
 Everything received is recorded (``/_control/requests``), including when the client went
@@ -161,7 +161,10 @@ async def _answer(
         await send({"content": piece})
         record["chunks_sent"] += 1
     await send({}, finish)
-    if include_usage and behaviour.get("usage", True):
+    sent_usage = behaviour.get("usage", True)
+    if include_usage and sent_usage:
+        # An object is sent as given: a server that counts only some of the tokens.
+        usage = sent_usage if isinstance(sent_usage, dict) else usage
         final = {**common, "object": "chat.completion.chunk", "choices": [], "usage": usage}
         await response.write(f"data: {json.dumps(final)}\n\n".encode())
     await response.write(b"data: [DONE]\n\n")

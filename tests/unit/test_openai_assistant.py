@@ -132,6 +132,23 @@ async def test_a_stream_without_finish_reason_or_usage_ends_as_stopped_and_uncou
 
 
 @pytest.mark.parametrize(
+    ("usage", "counts"),
+    [({"completion_tokens": 3}, (None, 3)), ({"prompt_tokens": 7}, (7, None))],
+)
+async def test_a_usage_with_one_count_keeps_it(
+    assistant: OpenAIAssistant,
+    model_server: ModelServer,
+    usage: dict[str, int],
+    counts: tuple[int | None, int | None],
+) -> None:
+    """A server that counts only some of the tokens: what it counted is kept, the rest
+    unknown."""
+    model_server.script({"reply": "one two three", "usage": usage})
+    _, completion = await collect(assistant.stream("hi", []))
+    assert (completion.input_tokens, completion.output_tokens) == counts
+
+
+@pytest.mark.parametrize(
     "chunk_delay_s",
     [
         0.1,
