@@ -173,10 +173,8 @@ class LiveUpdates:
         # A turn the conversation has not reached, and no cut since to explain it, is from
         # before the conversation was deleted (no client is told of a turn before its commit
         # is visible): start it over.
-        if after is not None and after.turn:
-            stands = await self._log.position(conversation)
-            if after.turn > stands.turn and stands.generation <= after.generation:
-                after = Position(0)
+        if after is not None and after.turn and await self._deleted_since(conversation, after):
+            after = Position(0)
         topic = self._topics.setdefault(conversation, _Topic())
         topic.joining += 1
         try:
@@ -273,12 +271,12 @@ class LiveUpdates:
         finally:
             topic.refreshing = False
 
-    async def _deleted_since(self, conversation: ConversationRef, published: Position) -> bool:
-        """Whether the conversation stands short of the turn published to its followers,
-        with no cut since to explain it: it was deleted after that (turns start again at 1),
-        and the removal was not heard (follow() reads a resuming client's position so)."""
+    async def _deleted_since(self, conversation: ConversationRef, seen: Position) -> bool:
+        """Whether the conversation stands short of a position a client was sent (a
+        resuming client's, or the one published to followers), with no cut since to explain
+        it: it was deleted after that, since turns start again at 1."""
         stands = await self._log.position(conversation)
-        return stands.turn < published.turn and stands.generation <= published.generation
+        return stands.turn < seen.turn and stands.generation <= seen.generation
 
     def removed(self, conversation: ConversationRef) -> None:
         """The store's removal listener: the conversation was deleted, so its streams end
