@@ -504,21 +504,16 @@ async def test_pages_let_go_for_a_ninth_size_stop_counting(
     assert await held(cache, observer, "b") == ["b"], "1,100 held: b stays"
 
 
-class StaleVersion:
-    """The store as the cache sees it, except that its version of every conversation is
-    ``version``: a conversation deleted after its version was read."""
+class StaleVersion(ToldByHand):
+    """As :class:`ToldByHand`, and its version of every conversation is ``version``: a
+    conversation deleted after its version was read."""
 
     def __init__(self, store: SQLiteChatStore, version: int) -> None:
-        self.store, self._version = store, version
-
-    def add_commit_listener(self, listener: Callable[[Sequence[Exchange]], None]) -> None:
-        pass
+        super().__init__(store)
+        self._version = version
 
     async def version(self, conversation: ConversationRef) -> int:
         return self._version
-
-    async def history(self, conversation: ConversationRef, **kwargs: Any) -> HistoryPage:
-        return await self.store.history(conversation, **kwargs)
 
 
 async def test_a_version_whose_rows_are_gone_is_an_empty_conversation(
