@@ -90,9 +90,10 @@ async def test_no_comment_while_events_flow(aiohttp_client: MakeClient) -> None:
     async def script(events: EventStream) -> None:
         for n in range(8):
             await events.send(b"delta", b"%d" % n)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
 
-    app, _ = app_streaming(script, keepalive_s=0.15)
+    # Ten times the gap between events: a busy CI machine stretched 50 ms gaps past 150 ms.
+    app, _ = app_streaming(script, keepalive_s=0.5)
     client = await aiohttp_client(app)
     body = await (await client.get("/")).read()
     assert b": ping" not in body
