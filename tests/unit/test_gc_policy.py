@@ -152,7 +152,9 @@ async def test_the_frozen_are_counted_at_most_once_per_interval() -> None:
         policy.stop()
 
 
-async def test_the_policy_runs_while_the_app_serves(aiohttp_client: Any) -> None:
+async def test_the_policy_runs_while_the_app_serves(
+    aiohttp_client: Any, thresholds: tuple[int, int, int]
+) -> None:
     """As the process entry point installs it: from start-up, its gauge says what the
     start-up froze, and its callback goes with the app."""
     kept = [Node() for _ in range(1000)]
@@ -168,5 +170,34 @@ async def test_the_policy_runs_while_the_app_serves(aiohttp_client: Any) -> None
     later = Node()
     await full_collection()
     assert not tracked(later), "survivors of a full collection while it serves are frozen"
+    # Requests' young objects are collected in batches of thousands, not CPython's 700.
+    assert gc.get_threshold()[0] >= 5000
     await client.close()
     assert gc.callbacks == callbacks
+    assert gc.get_threshold() == thresholds
+
+
+@pytest.fixture
+def thresholds() -> Iterator[tuple[int, int, int]]:
+    """The collector's thresholds before the test, put back after it whatever it did."""
+    before = gc.get_threshold()
+    yield before
+    gc.set_threshold(*before)
+
+
+async def test_the_young_generation_is_collected_less_often(
+    thresholds: tuple[int, int, int],
+) -> None:
+    gc.set_threshold(700, 7, 9)
+    policy = LongLivedObjects(asyncio.get_running_loop(), CollectorRegistry(), young_threshold=4321)
+    policy.start()
+    try:
+        assert gc.get_threshold() == (4321, 7, 9), "the older generations keep theirs"
+        young_collections = gc.get_stats()[0]["collections"]
+        # Tracked containers: each counts as an allocation of the young generation.
+        garbage: list[list[int]] = [[] for _ in range(3000)]
+        del garbage
+        assert gc.get_stats()[0]["collections"] == young_collections, "700 would have run"
+    finally:
+        policy.stop()
+    assert gc.get_threshold() == (700, 7, 9)
