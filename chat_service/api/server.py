@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import socket
 import time
@@ -37,11 +36,10 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from chat_service.api.errors import INTERNAL_ERROR, REQUEST_ERROR, error_response
+from chat_service.api.identity import IpNetwork, is_trusted
 from chat_service.api.security import secure
 
 log = logging.getLogger(__name__)
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # The longest header field (name and value) and request line accepted.
 MAX_FIELD_BYTES = 32 * 1024
@@ -112,7 +110,7 @@ class ConnectionGate:
         if self._open >= self.total:
             self._refused("total")
             return _FULL
-        if address is not None and not self._is_trusted(address):
+        if address is not None and not is_trusted(address, self._trusted):
             if self._by_address.get(address, 0) >= self.per_address:
                 self._refused("per_address")
                 return _ADDRESS_FULL
@@ -146,13 +144,6 @@ class ConnectionGate:
                 self._by_address[address] = count - 1
             else:
                 del self._by_address[address]
-
-    def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._trusted)
 
 
 def connection_gate(

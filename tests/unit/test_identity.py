@@ -350,6 +350,15 @@ def test_a_trusted_proxy_without_x_forwarded_for_is_the_client() -> None:
     assert client_address(request(NGINX), TRUSTED) == NGINX
 
 
+def test_a_peer_is_judged_against_the_networks_asked_about() -> None:
+    """The verdicts are remembered: per peer and networks, never per peer alone."""
+    claim = {"X-Forwarded-For": "198.51.100.9"}
+    assert client_address(request(NGINX, claim), TRUSTED) == "198.51.100.9"
+    elsewhere = parse_networks(["192.168.0.0/16"])
+    assert client_address(request(NGINX, claim), elsewhere) == NGINX
+    assert client_address(request(NGINX, claim), TRUSTED) == "198.51.100.9"
+
+
 def test_entries_are_split_on_commas_even_without_spaces() -> None:
     forwarded = request(NGINX, {"X-Forwarded-For": "1.1.1.1,198.51.100.9"})
     assert client_address(forwarded, TRUSTED) == "198.51.100.9"
