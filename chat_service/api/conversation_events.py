@@ -26,7 +26,7 @@ from aiohttp import web
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.event_stream import EventStream
 from chat_service.api.identity import owner
-from chat_service.api.keys import CHAT, KEEPALIVE, METRICS, STREAM_LIMITS
+from chat_service.api.keys import CHAT, KEEPALIVE, METRICS, STREAM_LIMITS, service_app
 from chat_service.chat.contract import conversation_body
 from chat_service.chat.domain import Conversation
 from chat_service.chat.list_updates import Deleted, ListChange
@@ -38,16 +38,16 @@ routes = web.RouteTableDef()
 @when_the_store_fails("Failed to follow the conversations.")
 async def get_conversation_events(request: web.Request) -> web.StreamResponse:
     with request.config_dict[STREAM_LIMITS].hold(request):
-        async with request.config_dict[CHAT].follow_conversations(owner(request)) as changes:
+        async with service_app(request)[CHAT].follow_conversations(owner(request)) as changes:
             return await _send_events(request, changes)
 
 
 async def _send_events(
     request: web.Request, changes: AsyncIterator[ListChange]
 ) -> web.StreamResponse:
-    stream = EventStream(request, request.config_dict[KEEPALIVE])
+    stream = EventStream(request, service_app(request)[KEEPALIVE])
     await stream.open()
-    gauge = request.config_dict[METRICS].list_subscriptions
+    gauge = service_app(request)[METRICS].list_subscriptions
     gauge.inc()
     try:
         async for change in changes:

@@ -17,7 +17,7 @@ from chat_service.api.body import read_body
 from chat_service.api.errors import ApiError, when_the_store_fails
 from chat_service.api.identity import callers_conversation, owner
 from chat_service.api.jsonio import json_response
-from chat_service.api.keys import CHAT, SETTINGS
+from chat_service.api.keys import CHAT, SETTINGS, service_app
 from chat_service.api.models import refuse_models_not_offered
 from chat_service.api.validation import (
     encode_cursor,
@@ -47,7 +47,7 @@ def found_or_404(conversation: Conversation | None) -> web.Response:
 async def list_conversations(request: web.Request) -> web.Response:
     query = parse_conversations_query(request.query)
     # One more than asked tells whether a next page exists.
-    found = await request.config_dict[CHAT].conversations(
+    found = await service_app(request)[CHAT].conversations(
         owner(request), limit=query.limit + 1, after=query.after
     )
     page = found[: query.limit]
@@ -65,9 +65,9 @@ async def list_conversations(request: web.Request) -> web.Response:
 async def create_conversation(request: web.Request) -> web.Response:
     # client_max_size (CHAT_MAX_BODY_BYTES) bounds the read: 413 above it (errors.py).
     title, settings = parse_new_conversation_body(
-        await read_body(request), max_prompt_chars=request.config_dict[SETTINGS].max_message_chars
+        await read_body(request), max_prompt_chars=service_app(request)[SETTINGS].max_message_chars
     )
-    chat = request.config_dict[CHAT]
+    chat = service_app(request)[CHAT]
     await refuse_models_not_offered(chat, settings.model)
     created = await chat.start_conversation(owner(request), title, settings)
     location = f"/chat/conversations/{created.id}"
@@ -77,7 +77,7 @@ async def create_conversation(request: web.Request) -> web.Response:
 @routes.get("/conversations/{conversation_id}")
 @when_the_store_fails(FAILED.format("read"))
 async def get_conversation(request: web.Request) -> web.Response:
-    found = await request.config_dict[CHAT].conversation(_path_conversation(request))
+    found = await service_app(request)[CHAT].conversation(_path_conversation(request))
     return found_or_404(found)
 
 
@@ -88,9 +88,9 @@ async def change_conversation(request: web.Request) -> web.Response:
     with), or any of these at once."""
     conversation = _path_conversation(request)
     title, settings = parse_change_body(
-        await read_body(request), max_prompt_chars=request.config_dict[SETTINGS].max_message_chars
+        await read_body(request), max_prompt_chars=service_app(request)[SETTINGS].max_message_chars
     )
-    chat = request.config_dict[CHAT]
+    chat = service_app(request)[CHAT]
     await refuse_models_not_offered(chat, settings.model)
     changed = None
     if title is not None:
@@ -110,7 +110,7 @@ async def export_conversation(request: web.Request) -> web.Response:
     kind = request.query.get("format", "markdown")
     if kind not in FORMATS:
         raise ApiError(400, "Query parameter 'format' must be 'markdown' or 'json'.")
-    exported = await request.config_dict[CHAT].export(conversation, kind)
+    exported = await service_app(request)[CHAT].export(conversation, kind)
     if exported is None:
         raise ApiError(404, NOT_FOUND)
     return web.Response(
@@ -125,7 +125,7 @@ async def export_conversation(request: web.Request) -> web.Response:
 @routes.delete("/conversations/{conversation_id}")
 @when_the_store_fails(FAILED.format("delete"))
 async def delete_conversation(request: web.Request) -> web.Response:
-    if not await request.config_dict[CHAT].delete_conversation(_path_conversation(request)):
+    if not await service_app(request)[CHAT].delete_conversation(_path_conversation(request)):
         raise ApiError(404, NOT_FOUND)
     return web.Response(status=204)
 

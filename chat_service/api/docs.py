@@ -12,7 +12,7 @@ import yaml
 from aiohttp import web
 
 from chat_service.api.jsonio import json_response
-from chat_service.api.keys import CHAT, OPENAPI_DOCUMENT
+from chat_service.api.keys import CHAT, OPENAPI_DOCUMENT, service_app
 
 routes = web.RouteTableDef()
 
@@ -26,8 +26,8 @@ def load_openapi() -> dict[str, Any]:
 
 @routes.get("")  # mounted at /openapi.json (api/__init__.py)
 async def openapi_json(request: web.Request) -> web.Response:
-    document = request.config_dict[OPENAPI_DOCUMENT]
-    chat = request.config_dict.get(CHAT)
+    document = service_app(request)[OPENAPI_DOCUMENT]
+    chat = service_app(request).get(CHAT)
     if chat is not None:
         _, offered = await chat.models()
         document = with_models(document, offered)

@@ -34,7 +34,7 @@ from chat_service.api.cursors import cursor
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.event_stream import EventStream
 from chat_service.api.identity import callers_conversation
-from chat_service.api.keys import CHAT, KEEPALIVE, METRICS, STREAM_LIMITS
+from chat_service.api.keys import CHAT, KEEPALIVE, METRICS, STREAM_LIMITS, service_app
 from chat_service.api.validation import parse_events_query
 from chat_service.chat.contract import exchange_json
 from chat_service.chat.domain import Position, StoreError
@@ -50,7 +50,7 @@ routes = web.RouteTableDef()
 async def get_events(request: web.Request) -> web.StreamResponse:
     query = parse_events_query(request.query, request.headers)
     conversation = callers_conversation(request, query.conversation_id)
-    chat = request.config_dict[CHAT]
+    chat = service_app(request)[CHAT]
     with request.config_dict[STREAM_LIMITS].hold(request):
         after = None
         if query.after_turn is not None:
@@ -70,9 +70,9 @@ async def _send_events(
 ) -> web.StreamResponse:
     """The stream: first the ``restart`` event (its data and id) when the client resumed
     from an earlier version's cursor, then each exchange as it is committed, and each cut."""
-    stream = EventStream(request, request.config_dict[KEEPALIVE])
+    stream = EventStream(request, service_app(request)[KEEPALIVE])
     await stream.open()
-    gauge = request.config_dict[METRICS].event_subscriptions
+    gauge = service_app(request)[METRICS].event_subscriptions
     gauge.inc()
     try:
         if restart is not None:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from chat_service.api.errors import error_response
 from chat_service.api.jsonio import json_response
-from chat_service.api.keys import CHAT, LIFECYCLE, OIDC_VERIFIER
+from chat_service.api.keys import CHAT, LIFECYCLE, OIDC_VERIFIER, service_app
 from chat_service.chat.domain import StoreError
 
 log = logging.getLogger(__name__)
@@ -25,15 +25,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    if request.config_dict[LIFECYCLE].draining:
+    if service_app(request)[LIFECYCLE].draining:
         return error_response(503, "The service is shutting down.")
     try:
-        await request.config_dict[CHAT].ready()
+        await service_app(request)[CHAT].ready()
     except StoreError as exc:
         log.warning("not ready: %s", exc)
         return error_response(503, "The store is not available.")
     # The verifier's own back-off bounds what probes cost the issuer; it logs its fetches.
-    verifier = request.config_dict.get(OIDC_VERIFIER)
+    verifier = service_app(request).get(OIDC_VERIFIER)
     if verifier is not None and (problem := await verifier.probe()) is not None:
         return error_response(503, f"{problem}.")
     return json_response({"status": "ready"})

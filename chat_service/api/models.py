@@ -12,7 +12,7 @@ from aiohttp import web
 
 from chat_service.api.errors import ApiError
 from chat_service.api.jsonio import json_response
-from chat_service.api.keys import CHAT
+from chat_service.api.keys import CHAT, service_app
 from chat_service.chat.domain import Keep
 from chat_service.chat.facade import Chat
 
@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/models")
 async def list_models(request: web.Request) -> web.Response:
-    default, offered = await request.config_dict[CHAT].models()
+    default, offered = await service_app(request)[CHAT].models()
     return json_response({"default": default, "models": [{"id": model} for model in offered]})
 
 

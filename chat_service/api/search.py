@@ -12,7 +12,7 @@ from aiohttp import web
 from chat_service.api.errors import when_the_store_fails
 from chat_service.api.identity import owner
 from chat_service.api.jsonio import json_response
-from chat_service.api.keys import CHAT
+from chat_service.api.keys import CHAT, service_app
 from chat_service.api.validation import parse_search_query
 from chat_service.chat.search import result_body
 
@@ -23,5 +23,5 @@ routes = web.RouteTableDef()
 @when_the_store_fails("Failed to search the conversations.")
 async def search(request: web.Request) -> web.Response:
     query = parse_search_query(request.query)
-    found = await request.config_dict[CHAT].search(owner(request), query.text, limit=query.limit)
+    found = await service_app(request)[CHAT].search(owner(request), query.text, limit=query.limit)
     return json_response({"results": [result_body(each) for each in found]})

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from chat_service.api.identity import PRINCIPAL
 from chat_service.api.jsonio import json_response
-from chat_service.api.keys import SETTINGS
+from chat_service.api.keys import SETTINGS, service_app
 from chat_service.config import Settings
 from chat_service.identity.principal import Principal, PrincipalKind
 
@@ -61,7 +61,7 @@ def caller_body(principal: Principal) -> dict[str, Any]:
 @sign_in_routes.get("")
 async def get_sign_in_options(request: web.Request) -> web.Response:
     principal = request.get(PRINCIPAL)  # absent when the credential was refused, or missing
-    body = sign_in_options(request.config_dict[SETTINGS])
+    body = sign_in_options(service_app(request)[SETTINGS])
     body["caller"] = caller_body(principal) if principal is not None else None
     return json_response(body)
 
