@@ -56,6 +56,8 @@ class LongLivedObjects:
     ``growth``-fold since the last thaw (or since start). While it runs, the young generation
     is collected every ``young_threshold`` allocations (the older ones keep their thresholds)."""
 
+    _thresholds_before: tuple[int, int, int]  # the collector's, put back by stop()
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -68,7 +70,6 @@ class LongLivedObjects:
         self._loop = loop
         self._growth = growth
         self._young_threshold = young_threshold
-        self._thresholds_before = gc.get_threshold()
         self._count_every_s = count_every_s
         self._next_count = 0.0
         self._baseline = 0
@@ -94,7 +95,7 @@ class LongLivedObjects:
         self._baseline = max(1, gc.get_freeze_count())
         self._frozen.set(self._baseline)
         self._thresholds_before = gc.get_threshold()
-        gc.set_threshold(self._young_threshold, *self._thresholds_before[1:])
+        gc.set_threshold(self._young_threshold)  # the older generations keep theirs
         gc.callbacks.append(self._collected)
 
     def stop(self) -> None:
