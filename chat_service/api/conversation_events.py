@@ -45,9 +45,10 @@ async def get_conversation_events(request: web.Request) -> web.StreamResponse:
 async def _send_events(
     request: web.Request, changes: AsyncIterator[ListChange]
 ) -> web.StreamResponse:
-    stream = EventStream(request, service_app(request)[KEEPALIVE])
+    app = service_app(request)
+    stream = EventStream(request, app[KEEPALIVE])
     await stream.open()
-    gauge = service_app(request)[METRICS].list_subscriptions
+    gauge = app[METRICS].list_subscriptions
     gauge.inc()
     try:
         async for change in changes:

@@ -64,10 +64,11 @@ async def list_conversations(request: web.Request) -> web.Response:
 @when_the_store_fails(FAILED.format("create"))
 async def create_conversation(request: web.Request) -> web.Response:
     # client_max_size (CHAT_MAX_BODY_BYTES) bounds the read: 413 above it (errors.py).
+    app = service_app(request)
     title, settings = parse_new_conversation_body(
-        await read_body(request), max_prompt_chars=service_app(request)[SETTINGS].max_message_chars
+        await read_body(request), max_prompt_chars=app[SETTINGS].max_message_chars
     )
-    chat = service_app(request)[CHAT]
+    chat = app[CHAT]
     await refuse_models_not_offered(chat, settings.model)
     created = await chat.start_conversation(owner(request), title, settings)
     location = f"/chat/conversations/{created.id}"
@@ -87,10 +88,11 @@ async def change_conversation(request: web.Request) -> web.Response:
     """Rename it, or change its model or instructions (what its next message is answered
     with), or any of these at once."""
     conversation = _path_conversation(request)
+    app = service_app(request)
     title, settings = parse_change_body(
-        await read_body(request), max_prompt_chars=service_app(request)[SETTINGS].max_message_chars
+        await read_body(request), max_prompt_chars=app[SETTINGS].max_message_chars
     )
-    chat = service_app(request)[CHAT]
+    chat = app[CHAT]
     await refuse_models_not_offered(chat, settings.model)
     changed = None
     if title is not None:

@@ -26,8 +26,9 @@ def load_openapi() -> dict[str, Any]:
 
 @routes.get("")  # mounted at /openapi.json (api/__init__.py)
 async def openapi_json(request: web.Request) -> web.Response:
-    document = service_app(request)[OPENAPI_DOCUMENT]
-    chat = service_app(request).get(CHAT)
+    app = service_app(request)
+    document = app[OPENAPI_DOCUMENT]
+    chat = app.get(CHAT)
     if chat is not None:
         _, offered = await chat.models()
         document = with_models(document, offered)

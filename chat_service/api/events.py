@@ -70,9 +70,10 @@ async def _send_events(
 ) -> web.StreamResponse:
     """The stream: first the ``restart`` event (its data and id) when the client resumed
     from an earlier version's cursor, then each exchange as it is committed, and each cut."""
-    stream = EventStream(request, service_app(request)[KEEPALIVE])
+    app = service_app(request)
+    stream = EventStream(request, app[KEEPALIVE])
     await stream.open()
-    gauge = service_app(request)[METRICS].event_subscriptions
+    gauge = app[METRICS].event_subscriptions
     gauge.inc()
     try:
         if restart is not None:

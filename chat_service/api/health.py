@@ -25,15 +25,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    if service_app(request)[LIFECYCLE].draining:
+    app = service_app(request)
+    if app[LIFECYCLE].draining:
         return error_response(503, "The service is shutting down.")
     try:
-        await service_app(request)[CHAT].ready()
+        await app[CHAT].ready()
     except StoreError as exc:
         log.warning("not ready: %s", exc)
         return error_response(503, "The store is not available.")
     # The verifier's own back-off bounds what probes cost the issuer; it logs its fetches.
-    verifier = service_app(request).get(OIDC_VERIFIER)
+    verifier = app.get(OIDC_VERIFIER)
     if verifier is not None and (problem := await verifier.probe()) is not None:
         return error_response(503, f"{problem}.")
     return json_response({"status": "ready"})
