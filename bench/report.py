@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.common import ScenarioResult
 from bench.scenarios import REFERENCE
-from bench.stream_scenario import cpu_per_chunk_us
+from bench.stream_scenario import TARGET_STREAMS, cpu_per_chunk_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +250,12 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
             f"highest stream count meeting added TTFT p99 <= {capacity['target_ms']:g} ms: "
             f"{capacity['highest_meeting']:,} (added p99 in ms by count: {tried})"
         )
+    if (at_target := streams.get("at_target")) is not None:
+        bare_runs = (streams.get("reference") or {}).get("at_target") or []
+        parts.append(
+            f"at {TARGET_STREAMS:,} streams, {len(at_target)} runs, added TTFT p99 in ms: "
+            f"service {_p99s(at_target)}, bare relay {_p99s(bare_runs)}"
+        )
     if (total := streams.get("total_ms")) is not None:
         parts.append(f"stream duration p50/p99 {total['p50']:.0f}/{total['p99']:.0f} ms")
     if (overflows := streams.get("listen_overflows")) is not None:
@@ -259,6 +265,10 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
         f"client {streams.get('client_cpu_s', 0):.2f} s"
     )
     return parts
+
+
+def _p99s(runs: list[float | None]) -> str:
+    return ", ".join("incomplete" if p99 is None else f"{p99:.1f}" for p99 in runs) or "-"
 
 
 def _ratio(service: float | None, bare: float | None, unit: str) -> str:
