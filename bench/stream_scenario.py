@@ -207,14 +207,14 @@ COST_REPEATS = 3
 def repeated_added_p99(
     options: Options, url: str, model_url: str, pid: int, label: str
 ) -> list[float | None]:
-    """The added TTFT p99 of ``TARGET_REPEATS`` runs of ``TARGET_STREAMS`` streams, each once
-    the relay is idle (None: a run in which not every stream completed)."""
+    """The added TTFT p99 of ``TARGET_REPEATS`` runs of ``TARGET_STREAMS`` streams (fewer if
+    ``--streams`` asks for fewer), each once the relay is idle (None: a run in which not every
+    stream completed)."""
+    count = min(TARGET_STREAMS, options.streams)
     p99s: list[float | None] = []
     for repeat in range(TARGET_REPEATS):
         wait_idle(pid)
-        run = drive(
-            options, url, model_url, TARGET_STREAMS, options.direct_streams, f"{label}-{repeat}"
-        )
+        run = drive(options, url, model_url, count, options.direct_streams, f"{label}-{repeat}")
         added = added_ttft_ms(run)
         complete = run["completed"] == run["streams"]
         p99s.append(added["p99"] if added and complete else None)

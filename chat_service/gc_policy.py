@@ -99,8 +99,8 @@ class LongLivedObjects:
         gc.callbacks.append(self._collected)
 
     def stop(self) -> None:
+        gc.set_threshold(*self._thresholds_before)  # first: whatever the callbacks' state
         gc.callbacks.remove(self._collected)
-        gc.set_threshold(*self._thresholds_before)
 
     # Called by the collector, as GCPauses._callback is: not wrapped by mutmut (see there).
     def _collected(self, phase: str, info: dict[str, Any]) -> None:  # pragma: no mutate block

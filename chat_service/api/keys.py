@@ -44,5 +44,6 @@ def service_app(request: web.Request) -> web.Application:
     STREAM_LIMITS: a key read from it is one dict lookup. ``request.config_dict`` builds a
     chain of the nested applications each time it is read, and raises KeyError in each inner
     one before it reaches this one; the hot paths read it several times per request
-    (bench/README.md, issue 26)."""
+    (bench/README.md, issue 26). So ``create_app``'s application must be the one served, as
+    ``python -m chat_service`` and the tests serve it, not mounted inside another."""
     return request.match_info.apps[0]
