@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.common import ScenarioResult
 from bench.scenarios import REFERENCE
-from bench.stream_scenario import TARGET_STREAMS, cpu_per_chunk_us
+from bench.stream_scenario import cpu_per_chunk_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +251,11 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
             f"{capacity['highest_meeting']:,} (added p99 in ms by count: {tried})"
         )
     if (at_target := streams.get("at_target")) is not None:
-        bare_runs = (streams.get("reference") or {}).get("at_target") or []
+        runs = at_target["added_p99_ms"]
+        bare = (streams.get("reference") or {}).get("at_target") or {}
         parts.append(
-            f"at {min(TARGET_STREAMS, streams.get('streams', 0)):,} streams, {len(at_target)} "
-            "runs, added TTFT p99 in ms: "
-            f"service {_p99s(at_target)}, bare relay {_p99s(bare_runs)}"
+            f"at {at_target['streams']:,} streams, {len(runs)} runs, added TTFT p99 in ms: "
+            f"service {_p99s(runs)}, bare relay {_p99s(bare.get('added_p99_ms', []))}"
         )
     if (total := streams.get("total_ms")) is not None:
         parts.append(f"stream duration p50/p99 {total['p50']:.0f}/{total['p99']:.0f} ms")

@@ -185,9 +185,7 @@ def run_reference_relay(
         cpu_after = cpu_seconds(relay.pid)
         if options.find_capacity:
             summary["costs"] = relay_costs(options, url, model_url, relay.pid, "reference")
-            summary["at_target"] = repeated_added_p99(
-                options, url, model_url, relay.pid, "reference-target"
-            )
+            summary["at_target"] = at_target(options, url, model_url, relay.pid, "reference-target")
     if cpu_before is not None and cpu_after is not None:
         summary["server_cpu_s"] = round(cpu_after - cpu_before, 3)
     summary["added_ttft_ms"] = added_ttft_ms(summary)
@@ -204,21 +202,28 @@ SHORT_CHUNKS = 1
 COST_REPEATS = 3
 
 
-def repeated_added_p99(
-    options: Options, url: str, model_url: str, pid: int, label: str
-) -> list[float | None]:
-    """The added TTFT p99 of ``TARGET_REPEATS`` runs of ``TARGET_STREAMS`` streams (fewer if
-    ``--streams`` asks for fewer), each once the relay is idle (None: a run in which not every
-    stream completed)."""
+def added_p99(
+    options: Options, url: str, model_url: str, pid: int, count: int, run: str
+) -> float | None:
+    """One run of ``count`` streams, started once the relay (``pid``) is idle: its added TTFT
+    p99, or None when not every stream completed."""
+    wait_idle(pid)
+    summary = drive(options, url, model_url, count, options.direct_streams, run)
+    added = added_ttft_ms(summary)
+    return added["p99"] if added and summary["completed"] == summary["streams"] else None
+
+
+def at_target(options: Options, url: str, model_url: str, pid: int, label: str) -> dict[str, Any]:
+    """``TARGET_REPEATS`` runs of ``TARGET_STREAMS`` streams (fewer if ``--streams`` asks for
+    fewer): the count and each run's added TTFT p99."""
     count = min(TARGET_STREAMS, options.streams)
-    p99s: list[float | None] = []
-    for repeat in range(TARGET_REPEATS):
-        wait_idle(pid)
-        run = drive(options, url, model_url, count, options.direct_streams, f"{label}-{repeat}")
-        added = added_ttft_ms(run)
-        complete = run["completed"] == run["streams"]
-        p99s.append(added["p99"] if added and complete else None)
-    return p99s
+    return {
+        "streams": count,
+        "added_p99_ms": [
+            added_p99(options, url, model_url, pid, count, f"{label}-{repeat}")
+            for repeat in range(TARGET_REPEATS)
+        ],
+    }
 
 
 def set_reply_chunks(model_url: str, chunks: int) -> None:
@@ -338,18 +343,12 @@ def run_streams_scenario(
         if options.find_capacity and target_ms is not None and added and added["p99"] > target_ms:
 
             def measure(count: int) -> float | None:
-                wait_idle(server.pid)
-                run = drive(
-                    options, url, model_url, count, options.direct_streams, f"capacity{count}"
-                )
-                run_added = added_ttft_ms(run)
-                complete = run["completed"] == run["streams"]
-                return run_added["p99"] if run_added and complete else None
+                return added_p99(options, url, model_url, server.pid, count, f"capacity{count}")
 
             summary["capacity"] = find_capacity(measure, options.streams, target_ms)
         if options.find_capacity:  # not in a quick run
             summary["costs"] = relay_costs(options, url, model_url, server.pid, "service")
-            summary["at_target"] = repeated_added_p99(options, url, model_url, server.pid, "target")
+            summary["at_target"] = at_target(options, url, model_url, server.pid, "target")
         summary["reference"] = run_reference_relay(options, base, model_url, options.streams)
     server_cpu = (
         cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
