@@ -15,12 +15,18 @@ answering), ``chunk_delay_s`` or ``chunk_delays`` (before each content chunk), `
 (never answer), ``hang_after_chunks`` (stall after that many content chunks),
 ``error_after_chunks`` (an error object, as OpenAI sends one mid-stream, after that many,
 then the end), ``finish_reason: null`` (no finish reason sent) and ``usage: false`` (no usage
-chunk even when asked for) or an object (the usage chunk's ``usage``, as given).
+chunk even when asked for) or an object (the usage chunk's ``usage``, as given), and
+``stamp_first_chunk`` (a streamed reply's first content piece begins with the server's own
+time to it from the request's arrival, ``[model 0.050123 s] ``, read back by
+:func:`model_seconds`: the benchmark subtracts it from a client's time to the first piece,
+stream by stream, which leaves what the path to the model added).
 The models' listing (``GET /v1/models``) takes its own script (``/_control/listing-script``):
 ``status`` and ``retry_after`` as above, or ``body`` (the raw text answered instead).
 Everything received is recorded (``/_control/requests``), including when the client went
 away: the server runs with aiohttp's handler cancellation, so a client closing its
-connection is noticed at once, even mid-pause.
+connection is noticed at once, even mid-pause. ``--no-records`` records nothing: the
+benchmark never reads the records, and tens of thousands of them, kept for the whole run,
+made the server's garbage collections long enough to show in the times it measures.
 
 The default reply is predictable: ``"Reply {n}: {last}"``, where ``n`` counts the user
 messages sent (so a test can see how much context arrived) and ``last`` is the newest one;
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import re
@@ -43,6 +50,7 @@ from aiohttp import web
 Behaviour = dict[str, Any]
 
 _WORD = re.compile(r"\S+\s*|\s+")
+_STAMP = re.compile(r"\[model (\d+\.\d{6}) s\] ")
 _ids = itertools.count(1)
 _ERROR_TYPES = {
     401: ("invalid_request_error", "invalid_api_key"),
@@ -54,6 +62,14 @@ DEFAULT = web.AppKey("default", dict[str, Behaviour])
 RECORDS = web.AppKey("records", list[dict[str, Any]])
 LISTINGS = web.AppKey("listings", list[dict[str, Any]])
 LISTING_SCRIPT = web.AppKey("listing_script", deque[Behaviour])
+KEEP_RECORDS = web.AppKey("keep_records", bool)
+
+
+def model_seconds(text: str) -> float | None:
+    """The server's own time to the first piece, from a first piece it stamped
+    (``stamp_first_chunk``); None when ``text`` does not begin with a stamp."""
+    found = _STAMP.match(text)
+    return float(found.group(1)) if found else None
 
 
 def default_reply(messages: list[dict[str, Any]]) -> str:
@@ -75,6 +91,7 @@ def _usage(messages: list[dict[str, Any]], pieces: list[str]) -> dict[str, int]:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    arrived = time.perf_counter()
     body = await request.json()
     script = request.app[SCRIPT]
     behaviour = script.popleft() if script else request.app[DEFAULT]["behaviour"]
@@ -91,9 +108,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "disconnected_at": None,
         "ended_at": None,
     }
-    request.app[RECORDS].append(record)
+    if request.app[KEEP_RECORDS]:
+        request.app[RECORDS].append(record)
     try:
-        return await _answer(request, body, behaviour, record)
+        return await _answer(request, body, behaviour, record, arrived)
     except (asyncio.CancelledError, ConnectionResetError):
         record["disconnected_at"] = time.time()
         raise
@@ -102,7 +120,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _answer(
-    request: web.Request, body: dict[str, Any], behaviour: Behaviour, record: dict[str, Any]
+    request: web.Request,
+    body: dict[str, Any],
+    behaviour: Behaviour,
+    record: dict[str, Any],
+    arrived: float,
 ) -> web.StreamResponse:
     if delay := behaviour.get("first_chunk_delay_s"):
         await asyncio.sleep(delay)
@@ -148,6 +170,7 @@ async def _answer(
     hang_after = behaviour.get("hang_after_chunks")
     delays = behaviour.get("chunk_delays") or [behaviour.get("chunk_delay_s", 0)] * len(pieces)
     error_after = behaviour.get("error_after_chunks")
+    stamp = bool(behaviour.get("stamp_first_chunk"))
     for number, piece in enumerate(pieces):
         if hang_after is not None and number == hang_after:
             await asyncio.Event().wait()
@@ -158,6 +181,8 @@ async def _answer(
             await response.write(f"data: {json.dumps({'error': error})}\n\n".encode())
             await response.write_eof()
             return response
+        if stamp and number == 0:
+            piece = f"[model {time.perf_counter() - arrived:.6f} s] {piece}"
         await send({"content": piece})
         record["chunks_sent"] += 1
     await send({}, finish)
@@ -239,8 +264,9 @@ async def listings(request: web.Request) -> web.Response:
     return web.json_response(request.app[LISTINGS])
 
 
-def create_app() -> web.Application:
+def create_app(*, keep_records: bool = True) -> web.Application:
     app = web.Application()
+    app[KEEP_RECORDS] = keep_records
     app[SCRIPT] = deque[Behaviour]()
     default: dict[str, Behaviour] = {"behaviour": {}}
     app[DEFAULT] = default
@@ -263,9 +289,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--no-records", action="store_true", help="record no request (/_control/requests)"
+    )
     args = parser.parse_args()
+    # What start-up made stays for the process's life: kept out of every collection, whose
+    # pauses (tens of ms for a full one) would land in the times the benchmark measures.
+    gc.freeze()
     web.run_app(
-        create_app(),
+        create_app(keep_records=not args.no_records),
         host=args.host,
         port=args.port,
         handler_cancellation=True,  # a client going away cancels its handler: recorded

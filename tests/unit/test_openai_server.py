@@ -21,8 +21,10 @@ import openai
 import pytest
 from openai import AsyncOpenAI, AsyncStream, OpenAI
 from openai.types.chat import ChatCompletionChunk
+from pytest_aiohttp.plugin import AiohttpClient
 
 from tests.support.model import ModelServer
+from tests.support.model_server import create_app, model_seconds
 
 KEY = "sk-server-test-key"
 MESSAGES: list[Any] = [
@@ -291,6 +293,49 @@ async def test_a_slow_first_byte_is_slow(client: AsyncOpenAI, model_server: Mode
     completion = await client.chat.completions.create(model="m", messages=MESSAGES)
     assert time.monotonic() - started >= 0.35
     assert completion.choices[0].message.content == EXPECTED_TEXT
+
+
+async def test_a_stamped_first_piece_carries_the_servers_own_time_to_it(
+    client: AsyncOpenAI, model_server: ModelServer
+) -> None:
+    model_server.script(
+        {"chunks": ["a ", "b"], "first_chunk_delay_s": 0.2, "stamp_first_chunk": True}
+    )
+    started = time.perf_counter()
+    stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    pieces: list[str] = []
+    async for chunk in stream:
+        if chunk.choices and (content := chunk.choices[0].delta.content):
+            if not pieces:
+                waited = time.perf_counter() - started
+            pieces.append(content)
+    first, second = pieces
+    seconds = model_seconds(first)
+    assert seconds is not None, first
+    # The server's own time includes its delay and cannot exceed the client's wait.
+    assert 0.2 <= seconds <= waited
+    assert first == f"[model {seconds:.6f} s] a "
+    assert second == "b", "only the first piece is stamped"
+    assert model_seconds("a [model 0.100000 s] ") is None
+    assert model_seconds("[model 1 s] a") is None
+
+
+async def test_a_server_told_to_keep_no_records_answers_and_records_nothing(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    client = await aiohttp_client(create_app(keep_records=False))
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    async with client.post("/v1/chat/completions", json=body) as response:
+        assert response.status == 200
+        assert b"data: [DONE]" in await response.read()
+    async with client.get("/_control/requests") as response:
+        assert await response.json() == []
+    # The same server keeping records (the tests' default) lists the request.
+    recording = await aiohttp_client(create_app())
+    async with recording.post("/v1/chat/completions", json=body) as response:
+        await response.read()
+    async with recording.get("/_control/requests") as response:
+        assert [record["body"] for record in await response.json()] == [body]
 
 
 async def test_closing_a_stream_early_is_recorded_as_a_disconnect(
