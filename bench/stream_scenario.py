@@ -17,8 +17,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ CAPACITY_BISECTIONS = 3
 # and on the bare relay: one run's p99 of a few hundred streams moves by tens of ms from run to
 # run on a small VM, so a single run cannot say whether the count meets the target.
 TARGET_STREAMS = 500
+# The model server, recording nothing: its records would only grow (tests/support/model_server.py).
+MODEL_SERVER = (sys.executable, "-m", "tests.support.model_server", "--no-records")
 TARGET_REPEATS = 3
 
 
@@ -116,9 +119,18 @@ def service_environment(base: dict[str, str], model_url: str, options: Options) 
 
 
 def added_ttft_ms(summary: dict[str, Any]) -> dict[str, float] | None:
-    """Service TTFT minus direct TTFT, percentile by percentile: what the relay adds. (A
-    difference of percentiles, not a percentile of differences: the two sets of streams are
-    different requests.)"""
+    """What the relay added to the time to the first piece, p50 and p99 over the run's
+    streams, each stream measured on its own: its time to the first piece minus the model
+    server's own (bench/streams.py). None when no stream had a stamped first piece."""
+    added = summary.get("added_ms")
+    return None if not added else {name: added[name] for name in ("p50", "p99")}
+
+
+def ttft_difference_ms(summary: dict[str, Any]) -> dict[str, float] | None:
+    """The relay's TTFT percentiles minus the direct streams': the estimate of the added
+    time before each stream was measured on its own, kept for comparison. (A difference of
+    percentiles, not a percentile of differences: the two sets of streams are different
+    requests, and the direct ones are few.)"""
     service, direct = summary.get("ttft_ms"), (summary.get("direct") or {}).get("ttft_ms")
     if not service or not direct:
         return None
@@ -161,11 +173,18 @@ def find_capacity(
     return {"target_ms": target_ms, "highest_meeting": met, "tried": tried}
 
 
-def run_reference_relay(
-    options: Options, base: dict[str, str], model_url: str, streams: int
-) -> dict[str, Any]:
-    """The same load on the bare relay (bench/reference_relay.py), pinned as the service is,
-    once the service is idle: its summary, with its CPU over the run and its added TTFT."""
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """A relay under measurement: the service or the bare reference relay."""
+
+    label: str
+    url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def reference_relay(options: Options, base: dict[str, str], model_url: str) -> Iterator[Relay]:
+    """The bare relay (bench/reference_relay.py), running, pinned as the service is."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "bench.reference_relay", "--port", str(port)]
@@ -176,19 +195,23 @@ def run_reference_relay(
         ready_url=f"{url}/readyz",
         output=options.workdir / "g-reference.log",
         cwd=options.workdir,
-    ) as relay:
-        if options.warmup_s > 0:
-            drive(options, url, model_url, WARMUP_STREAMS, 5, "reference-warmup")
-            wait_idle(relay.pid)
-        cpu_before = cpu_seconds(relay.pid)
-        summary = drive(options, url, model_url, streams, options.direct_streams, "reference")
-        cpu_after = cpu_seconds(relay.pid)
-        if options.find_capacity:
-            summary["costs"] = relay_costs(options, url, model_url, relay.pid, "reference")
-            summary["at_target"] = at_target(options, url, model_url, relay.pid, "reference-target")
+    ) as process:
+        yield Relay("reference", url, process.pid)
+
+
+def measured_run(
+    options: Options, relay: Relay, model_url: str, streams: int, run: str
+) -> dict[str, Any]:
+    """One run of ``streams`` streams through ``relay``, started once it is idle: its
+    summary, with the relay's CPU over the run and its added TTFT."""
+    wait_idle(relay.pid)
+    cpu_before = cpu_seconds(relay.pid)
+    summary = drive(options, relay.url, model_url, streams, options.direct_streams, run)
+    cpu_after = cpu_seconds(relay.pid)
     if cpu_before is not None and cpu_after is not None:
         summary["server_cpu_s"] = round(cpu_after - cpu_before, 3)
     summary["added_ttft_ms"] = added_ttft_ms(summary)
+    summary["ttft_difference_ms"] = ttft_difference_ms(summary)
     return summary
 
 
@@ -202,76 +225,117 @@ SHORT_CHUNKS = 1
 COST_REPEATS = 3
 
 
-def added_p99(
-    options: Options, url: str, model_url: str, pid: int, count: int, run: str
-) -> float | None:
-    """One run of ``count`` streams, started once the relay (``pid``) is idle: its added TTFT
-    p99, or None when not every stream completed."""
-    wait_idle(pid)
-    summary = drive(options, url, model_url, count, options.direct_streams, run)
+def added_p99(options: Options, relay: Relay, model_url: str, count: int, run: str) -> float | None:
+    """One run of ``count`` streams, started once the relay is idle: its added TTFT p99, or
+    None when not every stream completed."""
+    return p99s_of_run(options, relay, model_url, count, run)[0]
+
+
+def p99s_of_run(
+    options: Options, relay: Relay, model_url: str, count: int, run: str
+) -> tuple[float | None, float | None]:
+    """One run of ``count`` streams, started once the relay is idle: its added TTFT p99 (None
+    when not every stream completed) and the same measure's p99 over the run's direct
+    streams, the load side's own (None without direct streams)."""
+    wait_idle(relay.pid)
+    summary = drive(options, relay.url, model_url, count, options.direct_streams, run)
     added = added_ttft_ms(summary)
-    return added["p99"] if added and summary["completed"] == summary["streams"] else None
+    direct = (summary.get("direct") or {}).get("added_ms")
+    complete = summary["completed"] == summary["streams"]
+    return (added["p99"] if added and complete else None, direct["p99"] if direct else None)
 
 
-def at_target(options: Options, url: str, model_url: str, pid: int, label: str) -> dict[str, Any]:
-    """``TARGET_REPEATS`` runs of ``TARGET_STREAMS`` streams (fewer if ``--streams`` asks for
-    fewer): the count and each run's added TTFT p99."""
+def at_target(options: Options, model_url: str, relays: Sequence[Relay]) -> dict[str, Any]:
+    """``TARGET_REPEATS`` runs of ``TARGET_STREAMS`` streams (fewer if ``--streams`` asks
+    for fewer) on each relay, the relays taking turns, so that a machine whose speed drifts
+    drifts under both: per relay, the count and each run's added TTFT p99, and its direct
+    streams' (what the load side alone added in that run)."""
     count = min(TARGET_STREAMS, options.streams)
-    return {
-        "streams": count,
-        "added_p99_ms": [
-            added_p99(options, url, model_url, pid, count, f"{label}-{repeat}")
-            for repeat in range(TARGET_REPEATS)
-        ],
+    found: dict[str, dict[str, Any]] = {
+        relay.label: {"streams": count, "added_p99_ms": [], "direct_added_p99_ms": []}
+        for relay in relays
     }
+    for repeat in range(TARGET_REPEATS):
+        for relay in relays:
+            run = f"{relay.label}-target-{repeat}"
+            added, direct = p99s_of_run(options, relay, model_url, count, run)
+            found[relay.label]["added_p99_ms"].append(added)
+            found[relay.label]["direct_added_p99_ms"].append(direct)
+    return found
 
 
 def set_reply_chunks(model_url: str, chunks: int) -> None:
-    """Every reply of the model server from now on: ``chunks`` pieces, 50 ms apart."""
-    behaviour = {"chunks": ["tok "] * chunks, "chunk_delay_s": MODEL_CHUNK_DELAY_S}
+    """Every reply of the model server from now on: ``chunks`` pieces, 50 ms apart, the
+    first stamped with the server's own time to it (bench/streams.py's ``added_ms``)."""
+    behaviour = {
+        "chunks": ["tok "] * chunks,
+        "chunk_delay_s": MODEL_CHUNK_DELAY_S,
+        "stamp_first_chunk": True,
+    }
     status, _ = http_get(f"{model_url}/_control/default", body=json.dumps(behaviour).encode())
     if status != 200:
         raise RuntimeError(f"the model server refused its behaviour: {status}")
 
 
 def relay_costs(
-    options: Options, url: str, model_url: str, pid: int, label: str
-) -> dict[str, dict[str, float | None]]:
-    """A relay's CPU per stream set-up and per relayed chunk at each of COST_COUNTS: the
+    options: Options, model_url: str, relays: Sequence[Relay]
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Each relay's CPU per stream set-up and per relayed chunk at each of COST_COUNTS: the
     same count of streams with replies of SHORT_CHUNKS pieces, then of MODEL_CHUNKS, each
     COST_REPEATS times; what the long runs cost beyond the short ones is chunks, the rest of
-    the short ones set-up."""
-    costs: dict[str, dict[str, float | None]] = {}
+    the short ones set-up. The relays take turns run by run, so that a machine whose speed
+    drifts over the minutes this takes drifts under both."""
+    costs: dict[str, dict[str, dict[str, float | None]]] = {r.label: {} for r in relays}
     for count in COST_COUNTS:
-        cpu: dict[int, float | None] = {}
+        cpu: dict[str, dict[int, float | None]] = {r.label: {} for r in relays}
         for chunks in (SHORT_CHUNKS, MODEL_CHUNKS):
             set_reply_chunks(model_url, chunks)
-            spent: float | None = 0.0
+            for relay in relays:
+                cpu[relay.label][chunks] = 0.0
             for repeat in range(COST_REPEATS):
-                wait_idle(pid)
-                before = cpu_seconds(pid)
-                name = f"{label}-cost{count}-{chunks}-{repeat}"
-                run = drive(options, url, model_url, count, 0, name)
-                after = cpu_seconds(pid)
-                if spent is None or run["completed"] != count or before is None or after is None:
-                    spent = None
-                else:
-                    spent += after - before
-            cpu[chunks] = spent
-        streams = count * COST_REPEATS
-        short, long = cpu[SHORT_CHUNKS], cpu[MODEL_CHUNKS]
-        per_chunk = (
-            None
-            if short is None or long is None
-            else (long - short) / (streams * (MODEL_CHUNKS - SHORT_CHUNKS))
-        )
-        setup = None if short is None or per_chunk is None else short / streams - per_chunk
-        costs[str(count)] = {
-            "setup_ms": None if setup is None else round(1e3 * setup, 3),
-            "chunk_us": None if per_chunk is None else round(1e6 * per_chunk, 1),
-        }
+                for relay in relays:
+                    name = f"{relay.label}-cost{count}-{chunks}-{repeat}"
+                    spent = cpu_of_run(options, relay, model_url, count, name)
+                    total = cpu[relay.label][chunks]
+                    cpu[relay.label][chunks] = (
+                        None if total is None or spent is None else total + spent
+                    )
+        for relay in relays:
+            costs[relay.label][str(count)] = setup_and_chunk(
+                cpu[relay.label][SHORT_CHUNKS], cpu[relay.label][MODEL_CHUNKS], count
+            )
     set_reply_chunks(model_url, MODEL_CHUNKS)
     return costs
+
+
+def cpu_of_run(
+    options: Options, relay: Relay, model_url: str, count: int, run: str
+) -> float | None:
+    """The relay's CPU seconds over one run of ``count`` streams (no direct ones), started
+    once it is idle; None when not every stream completed or its CPU could not be read."""
+    wait_idle(relay.pid)
+    before = cpu_seconds(relay.pid)
+    summary = drive(options, relay.url, model_url, count, 0, run)
+    after = cpu_seconds(relay.pid)
+    if before is None or after is None or summary["completed"] != count:
+        return None
+    return after - before
+
+
+def setup_and_chunk(short: float | None, long: float | None, count: int) -> dict[str, float | None]:
+    """CPU per stream set-up (ms) and per chunk (µs) from the CPU seconds of COST_REPEATS runs
+    of ``count`` short streams and of as many long ones."""
+    streams = count * COST_REPEATS
+    per_chunk = (
+        None
+        if short is None or long is None
+        else (long - short) / (streams * (MODEL_CHUNKS - SHORT_CHUNKS))
+    )
+    setup = None if short is None or per_chunk is None else short / streams - per_chunk
+    return {
+        "setup_ms": None if setup is None else round(1e3 * setup, 3),
+        "chunk_us": None if per_chunk is None else round(1e6 * per_chunk, 1),
+    }
 
 
 def cpu_per_chunk_us(cpu_s: float | None, completed: int) -> float | None:
@@ -287,9 +351,12 @@ def run_streams_scenario(
     options: Options,
     observe: Callable[[int], AbstractContextManager[object]] | None = None,
 ) -> ScenarioResult:
-    """Model server, service, a warm-up wave, then ``options.streams`` streams at once;
-    when the added TTFT misses its target, the highest stream count that meets it.
-    ``observe(server_pid)`` wraps the measured run (profiling)."""
+    """Model server, service and bare relay; a warm-up wave on each, then
+    ``options.streams`` streams at once through the service and then through the bare relay;
+    when the service's added TTFT misses its target, the highest stream count that meets it;
+    then (not in a quick run) both relays' costs and repeats at the target's count, the
+    relays taking turns. ``observe(server_pid)`` wraps the service's measured run
+    (profiling)."""
     # Each stream holds two sockets in the service (client and model side), and one in the
     # model server and the client each.
     raise_nofile_limit(2 * options.streams)
@@ -304,7 +371,7 @@ def run_streams_scenario(
     with contextlib.ExitStack() as stack:
         model = stack.enter_context(
             running_server(
-                [sys.executable, "-m", "tests.support.model_server", "--port", str(model_port)],
+                [*MODEL_SERVER, "--port", str(model_port)],
                 env=base,
                 cpu_prefix=options.pinning.load(),
                 ready_url=f"{model_url}/health",
@@ -324,11 +391,15 @@ def run_streams_scenario(
                 cwd=options.workdir,
             )
         )
+        reference = stack.enter_context(reference_relay(options, base, model_url))
+        service = Relay("service", url, server.pid)
         warmup_streams = 0
         if options.warmup_s > 0:
-            # Imports, the SDK's first client and the store's first commits, outside the run.
+            # Imports, the first connections and the store's first commits, outside the run.
             warmup_streams = drive(options, url, model_url, WARMUP_STREAMS, 5)["completed"]
-            wait_idle(server.pid)
+            drive(options, reference.url, model_url, WARMUP_STREAMS, 5, "reference-warmup")
+        wait_idle(server.pid)
+        wait_idle(reference.pid)
         cpu_before = cpu_seconds(server.pid)
         model_cpu_before = cpu_seconds(model.pid)
         overflows_before = listen_overflows()
@@ -338,18 +409,24 @@ def run_streams_scenario(
         model_cpu_after = cpu_seconds(model.pid)
         overflows_after = listen_overflows()
         rss = peak_rss_bytes(server.pid)
+        # The same load on the bare relay straight after, on the same machine state.
+        summary["reference"] = measured_run(
+            options, reference, model_url, options.streams, "reference"
+        )
         target_ms = scenario.target.max_added_ttft_p99_ms
         added = added_ttft_ms(summary)
         if options.find_capacity and target_ms is not None and added and added["p99"] > target_ms:
 
             def measure(count: int) -> float | None:
-                return added_p99(options, url, model_url, server.pid, count, f"capacity{count}")
+                return added_p99(options, service, model_url, count, f"capacity{count}")
 
             summary["capacity"] = find_capacity(measure, options.streams, target_ms)
         if options.find_capacity:  # not in a quick run
-            summary["costs"] = relay_costs(options, url, model_url, server.pid, "service")
-            summary["at_target"] = at_target(options, url, model_url, server.pid, "target")
-        summary["reference"] = run_reference_relay(options, base, model_url, options.streams)
+            costs = relay_costs(options, model_url, (service, reference))
+            repeats = at_target(options, model_url, (service, reference))
+            summary["costs"], summary["reference"]["costs"] = costs["service"], costs["reference"]
+            summary["at_target"] = repeats["service"]
+            summary["reference"]["at_target"] = repeats["reference"]
     server_cpu = (
         cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     )
@@ -361,6 +438,7 @@ def run_streams_scenario(
         "model_chunks": MODEL_CHUNKS,
         "model_chunk_delay_s": MODEL_CHUNK_DELAY_S,
         "added_ttft_ms": added_ttft_ms(summary),
+        "ttft_difference_ms": ttft_difference_ms(summary),
     }
     text = output.read_bytes()
     failed = summary["streams"] - summary["completed"]

@@ -12,6 +12,14 @@ streamed completions and records their time to the first chunk with content: the
 token the service relays as its first ``delta``. The two TTFTs, measured by one client against
 one model server under one load, differ by what the service adds.
 
+That difference of percentiles is noisy: the model server and this client share the load CPU,
+and their own delays move the direct streams' few samples. So each stream is measured on its
+own as well. The bench asks the model server to stamp every reply's first piece with its own
+time to it from the request's arrival (``stamp_first_chunk``); a stream's time to its first
+piece minus that stamp is what the path to the model added to that stream: the relay's work
+and hops for a stream through the service, the hops alone for a direct one. Its percentiles
+over the run's streams are ``added_ms``.
+
 It prints one line, ``BENCH_STREAMS {json}``, with the summary (percentiles, counts, its own
 CPU time); the bench reads it (bench/stream_scenario.py).
 """
@@ -20,15 +28,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
+
+from tests.support.model_server import model_seconds
 
 MARKER = "BENCH_STREAMS "
 # The first chunk of an OpenAI stream carries the role and empty content; the service relays
@@ -45,6 +57,8 @@ class Stream:
     completed: bool = False
     first_s: float | None = None
     total_s: float | None = None
+    # The model server's own time to the first piece (its stamp), when it stamped it.
+    model_s: float | None = None
     events: int = 0  # deltas (service) or content chunks (direct)
     error: str | None = None
 
@@ -64,10 +78,33 @@ class OpenCount:
         self.now -= 1
 
 
+def _stamp(data: bytes, text: Callable[[Any], Any]) -> float | None:
+    """The model server's stamp in an event's JSON data (``text`` finds the piece in it)."""
+    try:
+        piece = text(orjson.loads(data))
+    except (orjson.JSONDecodeError, LookupError, TypeError):
+        return None
+    return model_seconds(piece) if isinstance(piece, str) else None
+
+
+def _data_after(events: bytes, marker: bytes) -> bytes:
+    """The rest of the line after the first ``marker`` in ``events`` (which holds it)."""
+    start = events.index(marker) + len(marker)
+    end = events.find(b"\n", start)
+    return events[start:] if end < 0 else events[start:end]
+
+
+# What the relays write for each event (event_stream.py; bench/reference_relay.py).
+_DELTA, _DONE, _ERROR = b"event: delta\n", b"event: done\n", b"event: error\n"
+_DELTA_DATA = _DELTA + b"data: "
+_END = b"data: [DONE]"
+
+
 async def service_stream(
     session: aiohttp.ClientSession, url: str, conversation: str, opened: OpenCount
 ) -> Stream:
-    """One streamed chat; every event is read (the relay's cost is per event)."""
+    """One streamed chat: its first delta is waited for and timed as it arrives; the rest
+    of the stream, once it has all arrived (:func:`_rest`)."""
     stream = Stream()
     body = {"message": f"bench stream {conversation}", "conversation_id": conversation}
     started = time.perf_counter()
@@ -80,20 +117,24 @@ async def service_stream(
                 stream.error = f"status {response.status}"
                 await response.read()
                 return stream
-            event = b""
-            async for line in response.content:
-                if line.startswith(b"event:"):
-                    event = line[6:].strip()
-                    if event == b"delta":
-                        stream.events += 1
-                        if stream.first_s is None:
-                            stream.first_s = time.perf_counter() - started
-                    elif event == b"done":
-                        stream.completed = True
-                    elif event == b"error":
-                        stream.error = "error event"
-            if not stream.completed and stream.error is None:
-                stream.error = f"ended without done after {event.decode() or 'no event'}"
+            pending = events = b""
+            async for block in response.content.iter_any():
+                events, _, pending = (pending + block).rpartition(b"\n\n")
+                if _DELTA_DATA in events:
+                    stream.first_s = time.perf_counter() - started
+                    data = _data_after(events, _DELTA_DATA)
+                    stream.model_s = _stamp(data, lambda data: data["text"])
+                    break
+                if _ERROR in events or _DONE in events:  # a reply that ends before a delta
+                    break
+            events = events + b"\n\n" + await _rest(response, pending)
+            stream.events = events.count(_DELTA)
+            stream.completed = _DONE in events
+            if _ERROR in events:
+                stream.error = "error event"
+            elif not stream.completed:
+                last = events[events.rfind(b"event: ") :].split(b"\n", 1)[0]
+                stream.error = f"ended without done after {last[7:].decode() or 'no event'}"
     except (aiohttp.ClientError, TimeoutError) as exc:
         stream.error = _describe(exc)
     finally:
@@ -102,10 +143,22 @@ async def service_stream(
     return stream
 
 
+async def _rest(response: aiohttp.ClientResponse, pending: bytes) -> bytes:
+    """What is left of a response's body, once it has all arrived. aiohttp buffers what
+    arrives meanwhile without waking the reader, so the client spends next to nothing per
+    event: it shares the load CPU with the model server, and its own delays would land in
+    the times it measures. (A stream is a few KiB, well under the reader's buffer limit,
+    past which aiohttp would stop reading the socket.) The relay writes each event as it
+    comes whatever the client does: the kernel takes them into the socket's buffers."""
+    await response.content.wait_eof()
+    return pending + response.content.read_nowait()
+
+
 async def direct_stream(
     session: aiohttp.ClientSession, url: str, number: int, model: str
 ) -> Stream:
-    """One streamed completion straight from the model server, as the service asks for it."""
+    """One streamed completion straight from the model server, as the service asks for it,
+    read as :func:`service_stream` reads."""
     stream = Stream()
     body = {
         "model": model,
@@ -119,15 +172,18 @@ async def direct_stream(
                 stream.error = f"status {response.status}"
                 await response.read()
                 return stream
-            async for line in response.content:
-                if not line.startswith(b"data:"):
-                    continue
-                if line.startswith(b"data: [DONE]"):
-                    stream.completed = True
-                elif _CONTENT in line and _EMPTY_CONTENT not in line:
-                    stream.events += 1
-                    if stream.first_s is None:
-                        stream.first_s = time.perf_counter() - started
+            pending = events = b""
+            async for block in response.content.iter_any():
+                events, _, pending = (pending + block).rpartition(b"\n\n")
+                if events.count(_CONTENT) > events.count(_EMPTY_CONTENT):
+                    stream.first_s = time.perf_counter() - started
+                    stream.model_s = _first_stamp(events)
+                    break
+                if _END in events:
+                    break
+            events = events + b"\n\n" + await _rest(response, pending)
+            stream.events = events.count(_CONTENT) - events.count(_EMPTY_CONTENT)
+            stream.completed = _END in events
             if not stream.completed:
                 stream.error = "ended without [DONE]"
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -135,6 +191,15 @@ async def direct_stream(
     finally:
         stream.total_s = time.perf_counter() - started
     return stream
+
+
+def _first_stamp(events: bytes) -> float | None:
+    """The stamp of the first chunk with content among ``events`` (some have one)."""
+    for event in events.split(b"\n\n"):
+        if _CONTENT in event and _EMPTY_CONTENT not in event:
+            data = event.removeprefix(b"data: ")
+            return _stamp(data, lambda data: data["choices"][0]["delta"]["content"])
+    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -171,6 +236,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return await direct_stream(direct, direct_url, number, args.model)
 
         cpu_before = _own_cpu()
+        # No collection pauses in the middle of the times measured: the run is bounded, and
+        # what its cycles hold is freed when the process exits.
+        gc.disable()
         service_runs = [asyncio.create_task(one_service(n)) for n in range(args.streams)]
         direct_runs = [asyncio.create_task(one_direct(n)) for n in range(args.direct)]
         streams = await asyncio.gather(*service_runs)
@@ -205,6 +273,13 @@ def _errors(streams: Sequence[Stream]) -> dict[str, int]:
     return errors
 
 
+def added_s(streams: Sequence[Stream]) -> list[float]:
+    """Per stream with a stamped first piece: its time to it minus the model server's own."""
+    return [
+        s.first_s - s.model_s for s in streams if s.first_s is not None and s.model_s is not None
+    ]
+
+
 def summarise(
     streams: list[Stream],
     directs: list[Stream],
@@ -220,6 +295,7 @@ def summarise(
         "errors": _errors(streams),
         "deltas": sum(s.events for s in streams),
         "ttft_ms": percentiles_ms([s.first_s for s in streams if s.first_s is not None]),
+        "added_ms": percentiles_ms(added_s(streams)),
         "total_ms": percentiles_ms([s.total_s for s in streams if s.completed and s.total_s]),
         "wall_s": round(wall_s, 3),
         "ramp_s": ramp_s,
@@ -231,6 +307,7 @@ def summarise(
             "errors": _errors(directs),
             "chunks": sum(s.events for s in directs),
             "ttft_ms": percentiles_ms([s.first_s for s in directs if s.first_s is not None]),
+            "added_ms": percentiles_ms(added_s(directs)),
             "total_ms": percentiles_ms([s.total_s for s in directs if s.completed and s.total_s]),
         },
     }
