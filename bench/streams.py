@@ -1,11 +1,12 @@
 """``python -m bench.streams``: the load generator of scenario (g), many streamed chats at once.
 
-wrk cannot read a server-sent event stream event by event, so this is an asyncio + aiohttp
-client of our own, run as its own process on the load CPU (as wrk is). It opens ``--streams``
-streamed chats (``POST /chat/message`` with ``Accept: text/event-stream``, each a new message
-in its own conversation, so no conversation queues behind another), their starts spread evenly
-over ``--ramp`` seconds, reads every event, and records per stream whether it ended with
-``done``, the time to its first ``delta`` event and its total duration.
+wrk cannot read a server-sent event stream event by event, so this is a client of our own
+(HTTP/1.1 in asyncio's protocol callbacks: :class:`_Connection`), run as its own process on
+the load CPU (as wrk is). It opens ``--streams`` streamed chats (``POST /chat/message`` with
+``Accept: text/event-stream``, each a new message in its own conversation, so no conversation
+queues behind another), their starts spread evenly over ``--ramp`` seconds, reads every
+event, and records per stream whether it ended with ``done``, the time to its first ``delta``
+event and its total duration.
 
 In the same run, interleaved with them, it asks the model server directly for ``--direct``
 streamed completions and records their time to the first chunk with content: the same first
@@ -35,9 +36,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from tests.support.model_server import model_seconds
@@ -87,76 +88,196 @@ def _stamp(data: bytes, text: Callable[[Any], Any]) -> float | None:
     return model_seconds(piece) if isinstance(piece, str) else None
 
 
-def _data_after(events: bytes, marker: bytes) -> bytes:
-    """The rest of the line after the first ``marker`` in ``events`` (which holds it)."""
-    start = events.index(marker) + len(marker)
-    end = events.find(b"\n", start)
-    return events[start:] if end < 0 else events[start:end]
+def _line_after(body: bytes, marker: bytes) -> bytes:
+    """The rest of the line after the first ``marker`` in ``body`` (which holds it)."""
+    start = body.index(marker) + len(marker)
+    end = body.find(b"\n", start)
+    return body[start:] if end < 0 else body[start:end]
 
 
 # What the relays write for each event (event_stream.py; bench/reference_relay.py).
 _DELTA, _DONE, _ERROR = b"event: delta\n", b"event: done\n", b"event: error\n"
 _DELTA_DATA = _DELTA + b"data: "
 _END = b"data: [DONE]"
+# The end of a chunked body: the last chunk, empty, and no trailers.
+_LAST_CHUNK = b"\r\n0\r\n\r\n"
+_HEAD_END = b"\r\n\r\n"
+
+# Where the first piece starts in what arrived so far, searched from ``start``: (found, where
+# to search from next time).
+FirstPiece = Callable[[bytearray, int], tuple[bool, int]]
+
+
+def _first_delta(received: bytearray, start: int) -> tuple[bool, int]:
+    if received.find(_DELTA_DATA, start) >= 0:
+        return True, start
+    return False, max(0, len(received) - len(_DELTA_DATA) + 1)
+
+
+def _first_content(received: bytearray, start: int) -> tuple[bool, int]:
+    """A chunk whose content is not empty (the first, the role's, has empty content)."""
+    at = received.find(_CONTENT, start)
+    while at >= 0:
+        after = at + len(_CONTENT)
+        if after >= len(received):
+            return False, at  # undecided until the next byte arrives
+        if received[after] != ord('"'):
+            return True, at
+        at = received.find(_CONTENT, after)
+    return False, max(0, len(received) - len(_CONTENT) + 1)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one streamed response at a time, taken in as it
+    arrives by the protocol's callback: nothing wakes a task per event, and the time of the
+    first piece is taken in the callback that brings it. (aiohttp's client cost this process
+    about 2 ms of CPU per stream, and the model server shares its CPU: their own delays
+    landed in the times measured.) The relays' streams are chunked: a response ends with its
+    last, empty chunk."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.WriteTransport | None = None
+        self.first_at: float | None = None
+        self._received = bytearray()
+        self._first_piece: FirstPiece = _first_delta
+        self._searched = 0
+        self._ended: asyncio.Future[bytes] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.WriteTransport, transport)  # a TCP connection's
+
+    def data_received(self, data: bytes) -> None:
+        received = self._received
+        received += data
+        if self.first_at is None:
+            found, self._searched = self._first_piece(received, self._searched)
+            if found:
+                self.first_at = time.perf_counter()
+        ended = self._ended
+        if ended is not None and not ended.done() and _complete(received):
+            ended.set_result(bytes(received))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_exception(exc or ConnectionResetError("closed before the end"))
+
+    async def exchange(self, request: bytes, first_piece: FirstPiece) -> bytes:
+        """Send ``request``; the whole response once it has arrived."""
+        assert self.transport is not None
+        self._received = bytearray()
+        self._first_piece, self._searched, self.first_at = first_piece, 0, None
+        self._ended = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self._ended
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _complete(received: bytearray) -> bool:
+    """Whether a response has all arrived: a stream's last chunk, or any other response's
+    head (it is not read further: its connection is closed)."""
+    if not received.startswith(b"HTTP/1.1 200 "):
+        return received.find(_HEAD_END) >= 0
+    return received.endswith(_LAST_CHUNK)
+
+
+class Pool:
+    """Idle connections to one server, reused as aiohttp's pool would: a stream takes one
+    or opens a new one, and gives it back when its response ended."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlsplit(url)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.path = parsed.path or "/"
+        self._idle: list[_Connection] = []
+
+    async def take(self) -> _Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.transport is not None:
+                return connection
+        _, connection = await asyncio.get_running_loop().create_connection(
+            _Connection, self.host, self.port
+        )
+        return connection
+
+    def give_back(self, connection: _Connection) -> None:
+        self._idle.append(connection)
+
+    def close(self) -> None:
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
+
+    def request(self, body: dict[str, Any], accept: str) -> bytes:
+        payload = orjson.dumps(body)
+        head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nAccept: {accept}\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        )
+        return head.encode() + payload
+
+
+async def _exchange(
+    pool: Pool, request: bytes, first_piece: FirstPiece, timeout_s: float, stream: Stream
+) -> bytes | None:
+    """One request on a connection of ``pool``: the whole response, the stream's first time
+    recorded (from its ``started``), or None with the stream's error."""
+    connection: _Connection | None = None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout_s):
+            connection = await pool.take()
+            response = await connection.exchange(request, first_piece)
+    except (OSError, TimeoutError) as exc:
+        stream.error = _describe(exc)
+        if connection is not None:
+            connection.close()
+        return None
+    if connection.first_at is not None:
+        stream.first_s = connection.first_at - started
+    status = response[9:12].decode(errors="replace")
+    if status != "200":
+        stream.error = f"status {status}"
+        connection.close()
+        return None
+    pool.give_back(connection)
+    return response
 
 
 async def service_stream(
-    session: aiohttp.ClientSession, url: str, conversation: str, opened: OpenCount
+    pool: Pool, conversation: str, opened: OpenCount, timeout_s: float
 ) -> Stream:
-    """One streamed chat: its first delta is waited for and timed as it arrives; the rest
-    of the stream, once it has all arrived (:func:`_rest`)."""
+    """One streamed chat: the time to its first delta, then all of it, once it ended."""
     stream = Stream()
     body = {"message": f"bench stream {conversation}", "conversation_id": conversation}
+    request = pool.request(body, "text/event-stream")
     started = time.perf_counter()
     opened.enter()
     try:
-        async with session.post(
-            url, json=body, headers={"Accept": "text/event-stream"}
-        ) as response:
-            if response.status != 200:
-                stream.error = f"status {response.status}"
-                await response.read()
-                return stream
-            pending = events = b""
-            async for block in response.content.iter_any():
-                events, _, pending = (pending + block).rpartition(b"\n\n")
-                if _DELTA_DATA in events:
-                    stream.first_s = time.perf_counter() - started
-                    data = _data_after(events, _DELTA_DATA)
-                    stream.model_s = _stamp(data, lambda data: data["text"])
-                    break
-                if _ERROR in events or _DONE in events:  # a reply that ends before a delta
-                    break
-            events = events + b"\n\n" + await _rest(response, pending)
-            stream.events = events.count(_DELTA)
-            stream.completed = _DONE in events
-            if _ERROR in events:
-                stream.error = "error event"
-            elif not stream.completed:
-                last = events[events.rfind(b"event: ") :].split(b"\n", 1)[0]
-                stream.error = f"ended without done after {last[7:].decode() or 'no event'}"
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        stream.error = _describe(exc)
+        response = await _exchange(pool, request, _first_delta, timeout_s, stream)
     finally:
         opened.leave()
         stream.total_s = time.perf_counter() - started
+    if response is None:
+        return stream
+    if stream.first_s is not None:
+        stream.model_s = _stamp(_line_after(response, _DELTA_DATA), lambda data: data["text"])
+    stream.events = response.count(_DELTA)
+    stream.completed = _DONE in response
+    if _ERROR in response:
+        stream.error = "error event"
+    elif not stream.completed:
+        last = response[response.rfind(b"event: ") :].split(b"\n", 1)[0]
+        stream.error = f"ended without done after {last[7:].decode() or 'no event'}"
     return stream
 
 
-async def _rest(response: aiohttp.ClientResponse, pending: bytes) -> bytes:
-    """What is left of a response's body, once it has all arrived. aiohttp buffers what
-    arrives meanwhile without waking the reader, so the client spends next to nothing per
-    event: it shares the load CPU with the model server, and its own delays would land in
-    the times it measures. (A stream is a few KiB, well under the reader's buffer limit,
-    past which aiohttp would stop reading the socket.) The relay writes each event as it
-    comes whatever the client does: the kernel takes them into the socket's buffers."""
-    await response.content.wait_eof()
-    return pending + response.content.read_nowait()
-
-
-async def direct_stream(
-    session: aiohttp.ClientSession, url: str, number: int, model: str
-) -> Stream:
+async def direct_stream(pool: Pool, number: int, model: str, timeout_s: float) -> Stream:
     """One streamed completion straight from the model server, as the service asks for it,
     read as :func:`service_stream` reads."""
     stream = Stream()
@@ -165,41 +286,29 @@ async def direct_stream(
         "messages": [{"role": "user", "content": f"bench direct {number}"}],
         "stream": True,
     }
+    request = pool.request(body, "text/event-stream")
     started = time.perf_counter()
     try:
-        async with session.post(url, json=body) as response:
-            if response.status != 200:
-                stream.error = f"status {response.status}"
-                await response.read()
-                return stream
-            pending = events = b""
-            async for block in response.content.iter_any():
-                events, _, pending = (pending + block).rpartition(b"\n\n")
-                if events.count(_CONTENT) > events.count(_EMPTY_CONTENT):
-                    stream.first_s = time.perf_counter() - started
-                    stream.model_s = _first_stamp(events)
-                    break
-                if _END in events:
-                    break
-            events = events + b"\n\n" + await _rest(response, pending)
-            stream.events = events.count(_CONTENT) - events.count(_EMPTY_CONTENT)
-            stream.completed = _END in events
-            if not stream.completed:
-                stream.error = "ended without [DONE]"
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        stream.error = _describe(exc)
+        response = await _exchange(pool, request, _first_content, timeout_s, stream)
     finally:
         stream.total_s = time.perf_counter() - started
+    if response is None:
+        return stream
+    stream.events = response.count(_CONTENT) - response.count(_EMPTY_CONTENT)
+    stream.model_s = _first_stamp(response)
+    stream.completed = _END in response
+    if not stream.completed:
+        stream.error = "ended without [DONE]"
     return stream
 
 
-def _first_stamp(events: bytes) -> float | None:
-    """The stamp of the first chunk with content among ``events`` (some have one)."""
-    for event in events.split(b"\n\n"):
-        if _CONTENT in event and _EMPTY_CONTENT not in event:
-            data = event.removeprefix(b"data: ")
-            return _stamp(data, lambda data: data["choices"][0]["delta"]["content"])
-    return None
+def _first_stamp(response: bytes) -> float | None:
+    """The stamp of the first chunk with content in a direct stream's response."""
+    found, at = _first_content(bytearray(response), 0)
+    if not found:
+        return None
+    line = response[response.rfind(b"data: ", 0, at) + 6 : response.find(b"\n", at)]
+    return _stamp(line, lambda data: data["choices"][0]["delta"]["content"])
 
 
 def _describe(exc: BaseException) -> str:
@@ -215,25 +324,22 @@ async def _at(start: float, offset: float) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """All the streams of one run, service and direct interleaved over the ramp."""
-    timeout = aiohttp.ClientTimeout(total=args.timeout)
     opened = OpenCount()
-    # No connection limit: every stream holds its own connection, as separate users would.
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as service,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as direct,
-    ):
-        service_url = f"{args.url}/chat/message"
-        direct_url = f"{args.model_url}/v1/chat/completions"
+    # No limit on connections: every stream open at once holds its own, as separate users'
+    # would; one that ended is reused by a later stream.
+    service = Pool(f"{args.url}/chat/message")
+    direct = Pool(f"{args.model_url}/v1/chat/completions")
+    try:
         start = time.perf_counter()
 
         async def one_service(number: int) -> Stream:
             await _at(start, args.ramp * number / args.streams)
             conversation = f"{args.conversation_prefix}{number}"
-            return await service_stream(service, service_url, conversation, opened)
+            return await service_stream(service, conversation, opened, args.timeout)
 
         async def one_direct(number: int) -> Stream:
             await _at(start, args.ramp * (number + 0.5) / max(1, args.direct))
-            return await direct_stream(direct, direct_url, number, args.model)
+            return await direct_stream(direct, number, args.model, args.timeout)
 
         cpu_before = _own_cpu()
         # No collection pauses in the middle of the times measured: the run is bounded, and
@@ -245,6 +351,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         wall_s = time.perf_counter() - start
         directs = await asyncio.gather(*direct_runs)
         cpu_s = _own_cpu() - cpu_before
+    finally:
+        service.close()
+        direct.close()
     return summarise(list(streams), list(directs), wall_s, opened.peak, cpu_s, args.ramp)
 
 
@@ -337,9 +446,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where installed (the ``speedups`` extra), else asyncio's: on asyncio's own
+    loop each read cost the client about 20 µs of Python before its callback ran, 50 times a
+    stream, on the CPU it shares with the model server."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    summary = asyncio.run(run(args))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        summary = runner.run(run(args))
     print(MARKER + json.dumps(summary), flush=True)
     return 0
 

@@ -24,6 +24,8 @@ class ModelServer:
 
     workdir: Path
     port: int = field(default_factory=free_port)
+    # Command-line options beyond the port (--no-records, --uvloop: the benchmark's).
+    options: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] = field(init=False, repr=False)
 
     @property
@@ -38,7 +40,14 @@ class ModelServer:
         log = self.workdir / f"model-server-{self.port}.log"
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.model_server", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.model_server",
+                    "--port",
+                    str(self.port),
+                    *self.options,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -50,6 +50,7 @@ from aiohttp import web
 Behaviour = dict[str, Any]
 
 _WORD = re.compile(r"\S+\s*|\s+")
+_SLOT = "\x00"  # a text no reply holds: where a piece goes in an event made once
 _STAMP = re.compile(r"\[model (\d+\.\d{6}) s\] ")
 _ids = itertools.count(1)
 _ERROR_TYPES = {
@@ -156,7 +157,7 @@ async def _answer(
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
 
-    async def send(delta: dict[str, Any], finish_reason: str | None = None) -> None:
+    def event(delta: dict[str, Any], finish_reason: str | None = None) -> str:
         chunk = {
             **common,
             "object": "chat.completion.chunk",
@@ -164,7 +165,17 @@ async def _answer(
         }
         if include_usage:
             chunk["usage"] = None
-        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    async def send(delta: dict[str, Any], finish_reason: str | None = None) -> None:
+        await response.write(event(delta, finish_reason).encode())
+
+    # A content chunk's event around its text, made once: the same bytes as event()'s, for
+    # less of the load CPU per chunk in the benchmark.
+    before, after = event({"content": _SLOT}).split(json.dumps(_SLOT))
+
+    async def send_content(piece: str) -> None:
+        await response.write(f"{before}{json.dumps(piece)}{after}".encode())
 
     await send({"role": "assistant", "content": ""})
     hang_after = behaviour.get("hang_after_chunks")
@@ -183,7 +194,7 @@ async def _answer(
             return response
         if stamp and number == 0:
             piece = f"[model {time.perf_counter() - arrived:.6f} s] {piece}"
-        await send({"content": piece})
+        await send_content(piece)
         record["chunks_sent"] += 1
     await send({}, finish)
     sent_usage = behaviour.get("usage", True)
@@ -292,12 +303,23 @@ def main() -> None:
     parser.add_argument(
         "--no-records", action="store_true", help="record no request (/_control/requests)"
     )
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run on uvloop (the benchmark's: it shares the load CPU with the client)",
+    )
     args = parser.parse_args()
     # What start-up made stays for the process's life: kept out of every collection, whose
     # pauses (tens of ms for a full one) would land in the times the benchmark measures.
     gc.freeze()
+    loop = None
+    if args.uvloop:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
     web.run_app(
         create_app(keep_records=not args.no_records),
+        loop=loop,
         host=args.host,
         port=args.port,
         handler_cancellation=True,  # a client going away cancels its handler: recorded

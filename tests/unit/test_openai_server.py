@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,10 +23,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI, AsyncStream, OpenAI
 from openai.types.chat import ChatCompletionChunk
-from pytest_aiohttp.plugin import AiohttpClient
 
 from tests.support.model import ModelServer
-from tests.support.model_server import create_app, model_seconds
+from tests.support.model_server import model_seconds
 
 KEY = "sk-server-test-key"
 MESSAGES: list[Any] = [
@@ -320,22 +321,29 @@ async def test_a_stamped_first_piece_carries_the_servers_own_time_to_it(
     assert model_seconds("[model 1 s] a") is None
 
 
-async def test_a_server_told_to_keep_no_records_answers_and_records_nothing(
-    aiohttp_client: AiohttpClient,
-) -> None:
-    client = await aiohttp_client(create_app(keep_records=False))
-    body = {"model": "m", "messages": MESSAGES, "stream": True}
-    async with client.post("/v1/chat/completions", json=body) as response:
-        assert response.status == 200
-        assert b"data: [DONE]" in await response.read()
-    async with client.get("/_control/requests") as response:
-        assert await response.json() == []
-    # The same server keeping records (the tests' default) lists the request.
-    recording = await aiohttp_client(create_app())
-    async with recording.post("/v1/chat/completions", json=body) as response:
-        await response.read()
-    async with recording.get("/_control/requests") as response:
-        assert [record["body"] for record in await response.json()] == [body]
+def test_the_benchmarks_server_streams_on_uvloop_and_records_nothing(tmp_path: Path) -> None:
+    server = ModelServer(tmp_path, options=("--no-records", "--uvloop")).start()
+    try:
+        body = {"model": "m", "messages": MESSAGES, "stream": True}
+        request = urllib.request.Request(
+            f"{server.base_url}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read().decode()
+        pieces = [
+            json.loads(event.removeprefix("data: "))["choices"][0]["delta"].get("content")
+            for event in raw.split("\n\n")[:-2]
+        ]
+        assert "".join(piece or "" for piece in pieces) == EXPECTED_TEXT
+        assert raw.endswith("data: [DONE]\n\n")
+        assert server.requests() == []
+        # uvloop's event loop is loaded in the server's process.
+        maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+        assert "/uvloop/loop." in maps
+    finally:
+        server.kill()
 
 
 async def test_closing_a_stream_early_is_recorded_as_a_disconnect(
