@@ -249,7 +249,7 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
     if (capacity := streams.get("capacity")) is not None:
         tried = ", ".join(
             f"{run['streams']:,}: "
-            + ("incomplete" if (p99 := run["added_ttft_p99_ms"]) is None else f"{p99:.1f}")
+            + ("not measured" if (p99 := run["added_ttft_p99_ms"]) is None else f"{p99:.1f}")
             for run in capacity["tried"]
         )
         parts.append(
@@ -259,7 +259,7 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
     if (at_target := streams.get("at_target")) is not None:
         runs = at_target["added_p99_ms"]
         bare = (streams.get("reference") or {}).get("at_target") or {}
-        floors = [_p99s(r.get("direct_added_p99_ms", [])) for r in (at_target, bare)]
+        floors = [_p99s(r.get("direct_added_p99_ms", []), none="-") for r in (at_target, bare)]
         parts.append(
             f"at {at_target['streams']:,} streams, {len(runs)} runs, added TTFT p99 in ms: "
             f"service {_p99s(runs)}, bare relay {_p99s(bare.get('added_p99_ms', []))} (the "
@@ -276,8 +276,10 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
     return parts
 
 
-def _p99s(runs: list[float | None]) -> str:
-    return ", ".join("incomplete" if p99 is None else f"{p99:.1f}" for p99 in runs) or "-"
+def _p99s(runs: list[float | None], none: str = "not measured") -> str:
+    """Each run's p99; ``none`` for a run without one (a stream that did not complete, or
+    went unmeasured)."""
+    return ", ".join(none if p99 is None else f"{p99:.1f}" for p99 in runs) or "-"
 
 
 def _ratio(service: float | None, bare: float | None, unit: str) -> str:

@@ -122,9 +122,12 @@ def service_environment(base: dict[str, str], model_url: str, options: Options) 
 def added_ttft_ms(summary: dict[str, Any]) -> dict[str, float] | None:
     """What the relay added to the time to the first piece, p50 and p99 over the run's
     streams, each stream measured on its own: its time to the first piece minus the model
-    server's own (bench/streams.py). None when no stream had a stamped first piece."""
+    server's own (bench/streams.py). None when a completed stream had no stamped first piece
+    (a model server not asked to stamp)."""
     added = summary.get("added_ms")
-    return None if not added else {name: added[name] for name in ("p50", "p99")}
+    if not added or summary.get("stamped", 0) < summary.get("completed", 0):
+        return None  # some completed streams went unmeasured: the percentiles are not theirs
+    return {name: added[name] for name in ("p50", "p99")}
 
 
 def ttft_difference_ms(summary: dict[str, Any]) -> dict[str, float] | None:
@@ -176,15 +179,25 @@ def find_capacity(
 
 @dataclass(frozen=True, slots=True)
 class Relay:
-    """A relay under measurement: the service or the bare reference relay."""
+    """A relay under measurement: the service or the bare reference relay. The two share the
+    server's CPU, so a run starts once both are idle (``idle_first``): what one still does
+    after its run (commits, collections) must not land in the other's."""
 
     label: str
     url: str
     pid: int
+    idle_first: tuple[int, ...] = ()
+
+
+def wait_all_idle(relay: Relay) -> None:
+    for pid in (relay.pid, *relay.idle_first):
+        wait_idle(pid)
 
 
 @contextlib.contextmanager
-def reference_relay(options: Options, base: dict[str, str], model_url: str) -> Iterator[Relay]:
+def reference_relay(
+    options: Options, base: dict[str, str], model_url: str, idle_first: tuple[int, ...]
+) -> Iterator[Relay]:
     """The bare relay (bench/reference_relay.py), running, pinned as the service is."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -197,7 +210,7 @@ def reference_relay(options: Options, base: dict[str, str], model_url: str) -> I
         output=options.workdir / "g-reference.log",
         cwd=options.workdir,
     ) as process:
-        yield Relay("reference", url, process.pid)
+        yield Relay("reference", url, process.pid, idle_first)
 
 
 def measured_run(
@@ -205,7 +218,7 @@ def measured_run(
 ) -> dict[str, Any]:
     """One run of ``streams`` streams through ``relay``, started once it is idle: its
     summary, with the relay's CPU over the run and its added TTFT."""
-    wait_idle(relay.pid)
+    wait_all_idle(relay)
     cpu_before = cpu_seconds(relay.pid)
     summary = drive(options, relay.url, model_url, streams, options.direct_streams, run)
     cpu_after = cpu_seconds(relay.pid)
@@ -238,7 +251,7 @@ def p99s_of_run(
     """One run of ``count`` streams, started once the relay is idle: its added TTFT p99 (None
     when not every stream completed) and the same measure's p99 over the run's direct
     streams, the load side's own (None without direct streams)."""
-    wait_idle(relay.pid)
+    wait_all_idle(relay)
     summary = drive(options, relay.url, model_url, count, options.direct_streams, run)
     added = added_ttft_ms(summary)
     direct = (summary.get("direct") or {}).get("added_ms")
@@ -314,7 +327,7 @@ def cpu_of_run(
 ) -> float | None:
     """The relay's CPU seconds over one run of ``count`` streams (no direct ones), started
     once it is idle; None when not every stream completed or its CPU could not be read."""
-    wait_idle(relay.pid)
+    wait_all_idle(relay)
     before = cpu_seconds(relay.pid)
     summary = drive(options, relay.url, model_url, count, 0, run)
     after = cpu_seconds(relay.pid)
@@ -392,8 +405,9 @@ def run_streams_scenario(
                 cwd=options.workdir,
             )
         )
-        reference = stack.enter_context(reference_relay(options, base, model_url))
-        service = Relay("service", url, server.pid)
+        others = (server.pid, model.pid)
+        reference = stack.enter_context(reference_relay(options, base, model_url, others))
+        service = Relay("service", url, server.pid, (reference.pid, model.pid))
         warmup_streams = 0
         if options.warmup_s > 0:
             # Imports, the first connections and the store's first commits, outside the run.

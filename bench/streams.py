@@ -102,6 +102,7 @@ _END = b"data: [DONE]"
 # The end of a chunked body: the last chunk, empty, and no trailers.
 _LAST_CHUNK = b"\r\n0\r\n\r\n"
 _HEAD_END = b"\r\n\r\n"
+_CHUNKED = b"\r\ntransfer-encoding: chunked\r\n"
 
 # Where the first piece starts in what arrived so far, searched from ``start``: (found, where
 # to search from next time).
@@ -177,11 +178,15 @@ class _Connection(asyncio.Protocol):
 
 
 def _complete(received: bytearray) -> bool:
-    """Whether a response has all arrived: a stream's last chunk, or any other response's
-    head (it is not read further: its connection is closed)."""
-    if not received.startswith(b"HTTP/1.1 200 "):
-        return received.find(_HEAD_END) >= 0
-    return received.endswith(_LAST_CHUNK)
+    """Whether a response has all arrived: a chunked stream's last chunk, or any other
+    response's head (it is not read further: its connection is closed, and a 200 that is not
+    a chunked stream ends without its events)."""
+    head_end = received.find(_HEAD_END)
+    if head_end < 0:
+        return False
+    if received.startswith(b"HTTP/1.1 200 ") and _CHUNKED in received[: head_end + 2].lower():
+        return received.endswith(_LAST_CHUNK)
+    return True
 
 
 class Pool:
@@ -233,10 +238,12 @@ async def _exchange(
         async with asyncio.timeout(timeout_s):
             connection = await pool.take()
             response = await connection.exchange(request, first_piece)
-    except (OSError, TimeoutError) as exc:
+    except OSError as exc:  # TimeoutError included
         stream.error = _describe(exc)
         if connection is not None:
             connection.close()
+            if connection.first_at is not None:  # it failed after its first piece
+                stream.first_s = connection.first_at - started
         return None
     if connection.first_at is not None:
         stream.first_s = connection.first_at - started
@@ -245,7 +252,10 @@ async def _exchange(
         stream.error = f"status {status}"
         connection.close()
         return None
-    pool.give_back(connection)
+    if response.endswith(_LAST_CHUNK):
+        pool.give_back(connection)
+    else:  # not a chunked stream: what is left of it is not read
+        connection.close()
     return response
 
 
@@ -342,14 +352,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return await direct_stream(direct, number, args.model, args.timeout)
 
         cpu_before = _own_cpu()
-        # No collection pauses in the middle of the times measured: the run is bounded, and
-        # what its cycles hold is freed when the process exits.
+        # No collection pauses in the middle of the times measured: a run is bounded, and the
+        # collector is given back as it was found when it ends.
+        collecting = gc.isenabled()
         gc.disable()
-        service_runs = [asyncio.create_task(one_service(n)) for n in range(args.streams)]
-        direct_runs = [asyncio.create_task(one_direct(n)) for n in range(args.direct)]
-        streams = await asyncio.gather(*service_runs)
-        wall_s = time.perf_counter() - start
-        directs = await asyncio.gather(*direct_runs)
+        try:
+            service_runs = [asyncio.create_task(one_service(n)) for n in range(args.streams)]
+            direct_runs = [asyncio.create_task(one_direct(n)) for n in range(args.direct)]
+            streams = await asyncio.gather(*service_runs)
+            wall_s = time.perf_counter() - start
+            directs = await asyncio.gather(*direct_runs)
+        finally:
+            if collecting:
+                gc.enable()
         cpu_s = _own_cpu() - cpu_before
     finally:
         service.close()
@@ -405,6 +420,7 @@ def summarise(
         "deltas": sum(s.events for s in streams),
         "ttft_ms": percentiles_ms([s.first_s for s in streams if s.first_s is not None]),
         "added_ms": percentiles_ms(added_s(streams)),
+        "stamped": len(added_s(streams)),
         "total_ms": percentiles_ms([s.total_s for s in streams if s.completed and s.total_s]),
         "wall_s": round(wall_s, 3),
         "ramp_s": ramp_s,
@@ -417,6 +433,7 @@ def summarise(
             "chunks": sum(s.events for s in directs),
             "ttft_ms": percentiles_ms([s.first_s for s in directs if s.first_s is not None]),
             "added_ms": percentiles_ms(added_s(directs)),
+            "stamped": len(added_s(directs)),
             "total_ms": percentiles_ms([s.total_s for s in directs if s.completed and s.total_s]),
         },
     }

@@ -7,6 +7,7 @@ network splits it, the model server's stamp subtracted."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -48,8 +49,11 @@ async def test_every_stream_and_event_is_counted_and_the_stamp_subtracted(
             "--ramp=0.2",
         ]
     )
+    assert gc.isenabled()
     summary = await run(args)
+    assert gc.isenabled(), "the run gives the collector back as it found it"
     assert (summary["streams"], summary["completed"], summary["errors"]) == (20, 20, {})
+    assert (summary["stamped"], summary["direct"]["stamped"]) == (20, 4)
     assert summary["deltas"] == 20 * CHUNKS
     direct = summary["direct"]
     assert (direct["streams"], direct["completed"], direct["chunks"]) == (4, 4, 4 * CHUNKS)
@@ -109,3 +113,5 @@ def test_a_stream_ends_with_its_last_chunk_and_a_refusal_with_its_head() -> None
     refused = b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n"
     assert not _complete(bytearray(refused))
     assert _complete(bytearray(refused + b"\r\n"))
+    # A 200 that is not a chunked stream is not waited on past its head.
+    assert _complete(bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"))
