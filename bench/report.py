@@ -237,6 +237,14 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
             if service_us is not None:
                 part += f" (the service: {service_us / reference_us:.2f}x)"
         parts.append(part)
+    if (running := streams.get("running")) is not None:
+        bare_running = (streams.get("reference") or {}).get("running") or {}
+        parts.append(
+            f"{running['completed']}/{running['streams']} streams already running as they "
+            f"started, their longest wait between deltas p50/p99 "
+            f"{_gaps(running)} ms (bare relay: {_gaps(bare_running)} ms; the model sends a "
+            f"chunk every {1000 * streams.get('model_chunk_delay_s', 0):.0f} ms)"
+        )
     service_costs = streams.get("costs") or {}
     reference_costs = (streams.get("reference") or {}).get("costs") or {}
     for count, cost in service_costs.items():
@@ -274,6 +282,11 @@ def _stream_notes(result: ScenarioResult) -> list[str]:
         f"client {streams.get('client_cpu_s', 0):.2f} s"
     )
     return parts
+
+
+def _gaps(running: dict[str, Any]) -> str:
+    gaps = running.get("longest_gap_ms") or {}
+    return f"{gaps.get('p50', 0):.0f}/{gaps.get('p99', 0):.0f}" if gaps else "-"
 
 
 def _p99s(runs: list[float | None], none: str = "not measured") -> str:

@@ -8,6 +8,9 @@ queues behind another), their starts spread evenly over ``--ramp`` seconds, read
 event, and records per stream whether it ended with ``done``, the time to its first ``delta``
 event and its total duration.
 
+With ``--running N``, N more streams start over the ramp before those, and each keeps its
+longest wait between deltas: what the others' starts did to streams already running.
+
 In the same run, interleaved with them, it asks the model server directly for ``--direct``
 streamed completions and records their time to the first chunk with content: the same first
 token the service relays as its first ``delta``. The two TTFTs, measured by one client against
@@ -60,6 +63,8 @@ class Stream:
     total_s: float | None = None
     # The model server's own time to the first piece (its stamp), when it stamped it.
     model_s: float | None = None
+    # A stream already running when the others start: its longest wait between deltas.
+    longest_gap_s: float | None = None
     events: int = 0  # deltas (service) or content chunks (direct)
     error: str | None = None
 
@@ -143,6 +148,11 @@ class _Connection(asyncio.Protocol):
         self._first_piece: FirstPiece = _first_delta
         self._searched = 0
         self._ended: asyncio.Future[bytes] | None = None
+        # The longest wait between reads that brought deltas, when asked for (timing_gaps).
+        self._timing_gaps = False
+        self._deltas = 0
+        self._last_delta_at: float | None = None
+        self.longest_gap = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.WriteTransport, transport)  # a TCP connection's
@@ -154,6 +164,11 @@ class _Connection(asyncio.Protocol):
             found, self._searched = self._first_piece(received, self._searched)
             if found:
                 self.first_at = time.perf_counter()
+        if self._timing_gaps and (deltas := received.count(_DELTA)) > self._deltas:
+            now = time.perf_counter()
+            if self._last_delta_at is not None:
+                self.longest_gap = max(self.longest_gap, now - self._last_delta_at)
+            self._last_delta_at, self._deltas = now, deltas
         ended = self._ended
         if ended is not None and not ended.done() and _complete(received):
             ended.set_result(bytes(received))
@@ -163,11 +178,16 @@ class _Connection(asyncio.Protocol):
         if self._ended is not None and not self._ended.done():
             self._ended.set_exception(exc or ConnectionResetError("closed before the end"))
 
-    async def exchange(self, request: bytes, first_piece: FirstPiece) -> bytes:
-        """Send ``request``; the whole response once it has arrived."""
+    async def exchange(
+        self, request: bytes, first_piece: FirstPiece, *, timing_gaps: bool = False
+    ) -> bytes:
+        """Send ``request``; the whole response once it has arrived. ``timing_gaps``: keep
+        the longest wait between deltas (a few streams: it counts them at every read)."""
         assert self.transport is not None
         self._received = bytearray()
         self._first_piece, self._searched, self.first_at = first_piece, 0, None
+        self._timing_gaps, self._deltas, self._last_delta_at = timing_gaps, 0, None
+        self.longest_gap = 0.0
         self._ended = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         return await self._ended
@@ -228,7 +248,13 @@ class Pool:
 
 
 async def _exchange(
-    pool: Pool, request: bytes, first_piece: FirstPiece, timeout_s: float, stream: Stream
+    pool: Pool,
+    request: bytes,
+    first_piece: FirstPiece,
+    timeout_s: float,
+    stream: Stream,
+    *,
+    timing_gaps: bool = False,
 ) -> bytes | None:
     """One request on a connection of ``pool``: the whole response, the stream's first time
     recorded (from its ``started``), or None with the stream's error."""
@@ -237,7 +263,7 @@ async def _exchange(
     try:
         async with asyncio.timeout(timeout_s):
             connection = await pool.take()
-            response = await connection.exchange(request, first_piece)
+            response = await connection.exchange(request, first_piece, timing_gaps=timing_gaps)
     except OSError as exc:  # TimeoutError included
         stream.error = _describe(exc)
         if connection is not None:
@@ -247,6 +273,8 @@ async def _exchange(
         return None
     if connection.first_at is not None:
         stream.first_s = connection.first_at - started
+    if timing_gaps:
+        stream.longest_gap_s = connection.longest_gap
     status = response[9:12].decode(errors="replace")
     if status != "200":
         stream.error = f"status {status}"
@@ -260,16 +288,20 @@ async def _exchange(
 
 
 async def service_stream(
-    pool: Pool, conversation: str, opened: OpenCount, timeout_s: float
+    pool: Pool, conversation: str, opened: OpenCount, timeout_s: float, *, running: bool = False
 ) -> Stream:
-    """One streamed chat: the time to its first delta, then all of it, once it ended."""
+    """One streamed chat: the time to its first delta, then all of it, once it ended;
+    ``running``: one already running when the others start, whose longest wait between
+    deltas is kept."""
     stream = Stream()
     body = {"message": f"bench stream {conversation}", "conversation_id": conversation}
     request = pool.request(body, "text/event-stream")
     started = time.perf_counter()
     opened.enter()
     try:
-        response = await _exchange(pool, request, _first_delta, timeout_s, stream)
+        response = await _exchange(
+            pool, request, _first_delta, timeout_s, stream, timing_gaps=running
+        )
     finally:
         opened.leave()
         stream.total_s = time.perf_counter() - started
@@ -340,7 +372,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     service = Pool(f"{args.url}/chat/message")
     direct = Pool(f"{args.model_url}/v1/chat/completions")
     try:
-        start = time.perf_counter()
+        # Streams already running first, started over one ramp; the measured ones over the next.
+        begin = time.perf_counter()
+        start = begin + (args.ramp if args.running else 0.0)
+
+        async def one_running(number: int) -> Stream:
+            await _at(begin, args.ramp * number / args.running)
+            conversation = f"{args.conversation_prefix}running-{number}"
+            return await service_stream(service, conversation, opened, args.timeout, running=True)
 
         async def one_service(number: int) -> Stream:
             await _at(start, args.ramp * number / args.streams)
@@ -357,11 +396,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         collecting = gc.isenabled()
         gc.disable()
         try:
+            running_runs = [asyncio.create_task(one_running(n)) for n in range(args.running)]
             service_runs = [asyncio.create_task(one_service(n)) for n in range(args.streams)]
             direct_runs = [asyncio.create_task(one_direct(n)) for n in range(args.direct)]
             streams = await asyncio.gather(*service_runs)
             wall_s = time.perf_counter() - start
             directs = await asyncio.gather(*direct_runs)
+            running = await asyncio.gather(*running_runs)
         finally:
             if collecting:
                 gc.enable()
@@ -369,7 +410,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         service.close()
         direct.close()
-    return summarise(list(streams), list(directs), wall_s, opened.peak, cpu_s, args.ramp)
+    summary = summarise(list(streams), list(directs), wall_s, opened.peak, cpu_s, args.ramp)
+    if running:
+        summary["running"] = running_summary(running)
+    return summary
+
+
+def running_summary(running: Sequence[Stream]) -> dict[str, Any]:
+    """The streams already running when the others started: how many completed, and their
+    longest waits between deltas (at best the model's own interval between chunks)."""
+    return {
+        "streams": len(running),
+        "completed": sum(s.completed for s in running),
+        "longest_gap_ms": percentiles_ms(
+            [s.longest_gap_s for s in running if s.completed and s.longest_gap_s is not None]
+        ),
+    }
 
 
 def _own_cpu() -> float:
@@ -451,6 +507,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ramp", type=float, default=1.0, help="seconds over which starts are spread"
     )
+    parser.add_argument(
+        "--running",
+        type=int,
+        default=0,
+        help="streams started over one ramp before the others, their longest wait between "
+        "deltas measured as the others start (default %(default)s)",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="per stream, seconds")
     parser.add_argument(
         "--conversation-prefix",
@@ -458,8 +521,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="stream n is a message in conversation <prefix><n> (default %(default)s)",
     )
     args = parser.parse_args(argv)
-    if args.streams < 1 or args.direct < 0 or args.ramp < 0 or args.timeout <= 0:
-        parser.error("--streams must be positive, --direct and --ramp not negative")
+    if args.streams < 1 or min(args.direct, args.running, args.ramp) < 0 or args.timeout <= 0:
+        parser.error("--streams must be positive, --direct, --running and --ramp not negative")
     return args
 
 

@@ -78,9 +78,16 @@ def summary() -> dict[str, object]:
             "server_cpu_s": 0.25,
             "added_ttft_ms": {"p50": 1.0, "p99": 4.0},
             "costs": {"50": {"setup_ms": 0.8, "chunk_us": 60.0}},
+            "running": {"streams": 100, "completed": 100, "longest_gap_ms": None},
             "at_target": {"added_p99_ms": [6.0, None], "direct_added_p99_ms": [2.0, None]},
         },
         "costs": {"50": {"setup_ms": 2.0, "chunk_us": 75.0}},
+        "model_chunk_delay_s": 0.05,
+        "running": {
+            "streams": 100,
+            "completed": 99,
+            "longest_gap_ms": {"p50": 61.0, "p99": 180.4, "max": 200.0},
+        },
         "at_target": {
             "streams": 500,
             "added_p99_ms": [12.5, None],
@@ -98,6 +105,10 @@ def test_the_notes_say_which_added_time_is_which(summary: dict[str, object]) -> 
     assert "100 µs per model chunk" in line
     assert "50 µs per model chunk (the service: 2.00x)" in line
     assert "set-up 2 / 0.8 ms = 2.50x, per chunk 75 / 60 µs = 1.25x" in line
+    assert (
+        "99/100 streams already running as they started, their longest wait between deltas "
+        "p50/p99 61/180 ms (bare relay: - ms; the model sends a chunk every 50 ms)"
+    ) in line
     assert (
         "at 500 streams, 2 runs, added TTFT p99 in ms: service 12.5, not measured, "
         "bare relay 6.0, not measured (the direct streams' own in the same runs: 3.0, 4.0; 2.0, -)"

@@ -62,6 +62,29 @@ async def test_every_stream_and_event_is_counted_and_the_stamp_subtracted(
     assert ttft["p50"] >= 20
     assert 0 < added["p50"] < ttft["p50"] - 15
     assert 0 < direct["added_ms"]["p50"] < direct["ttft_ms"]["p50"] - 15
+    assert "running" not in summary, "none asked for"
+
+
+async def test_streams_already_running_have_their_longest_wait_between_deltas_timed(
+    stamping_model: ModelServer, bare_relay: str
+) -> None:
+    args = parse_args(
+        [
+            f"--url={bare_relay}",
+            f"--model-url={stamping_model.url}",
+            "--streams=10",
+            "--direct=0",
+            "--running=5",
+            "--ramp=0.1",
+        ]
+    )
+    summary = await run(args)
+    assert (summary["streams"], summary["completed"]) == (10, 10)
+    running = summary["running"]
+    assert (running["streams"], running["completed"]) == (5, 5)
+    # The model sends a chunk every 20 ms: no wait between deltas is shorter at its longest,
+    # and nothing here holds one back for long.
+    assert 15 <= running["longest_gap_ms"]["p50"] <= running["longest_gap_ms"]["max"] < 1000
 
 
 async def test_a_refused_stream_is_an_error_not_a_completion(stamping_model: ModelServer) -> None:
