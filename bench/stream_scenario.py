@@ -224,20 +224,38 @@ def reference_relay(
         yield Relay("reference", url, process.pid, idle_first)
 
 
+def timed_drive(
+    options: Options,
+    relay: Relay,
+    model_url: str,
+    count: int,
+    direct: int,
+    run: str,
+    running: int = 0,
+    observe: Callable[[int], AbstractContextManager[object]] | None = None,
+) -> tuple[dict[str, Any], float | None]:
+    """One run of the load generator through ``relay`` (:func:`drive`), started once every
+    process sharing the CPUs is idle: its summary, and the relay's CPU seconds over it (None
+    when they could not be read). ``observe(pid)`` wraps the run (profiling)."""
+    wait_all_idle(relay)
+    before = cpu_seconds(relay.pid)
+    with observe(relay.pid) if observe is not None else contextlib.nullcontext():
+        summary = drive(options, relay.url, model_url, count, direct, run, running)
+    after = cpu_seconds(relay.pid)
+    return summary, None if before is None or after is None else after - before
+
+
 def measured_run(
     options: Options, relay: Relay, model_url: str, streams: int, run: str
 ) -> dict[str, Any]:
     """One run of ``streams`` streams through ``relay`` (after ``RUNNING_STREAMS`` already
     running), started once it is idle: its summary, with the relay's CPU over the run and its
     added TTFT."""
-    wait_all_idle(relay)
-    cpu_before = cpu_seconds(relay.pid)
-    summary = drive(
-        options, relay.url, model_url, streams, options.direct_streams, run, RUNNING_STREAMS
+    summary, cpu_s = timed_drive(
+        options, relay, model_url, streams, options.direct_streams, run, RUNNING_STREAMS
     )
-    cpu_after = cpu_seconds(relay.pid)
-    if cpu_before is not None and cpu_after is not None:
-        summary["server_cpu_s"] = round(cpu_after - cpu_before, 3)
+    if cpu_s is not None:
+        summary["server_cpu_s"] = round(cpu_s, 3)
     summary["added_ttft_ms"] = added_ttft_ms(summary)
     summary["ttft_difference_ms"] = ttft_difference_ms(summary)
     return summary
@@ -265,8 +283,7 @@ def p99s_of_run(
     """One run of ``count`` streams, started once the relay is idle: its added TTFT p99 (None
     when not every stream completed) and the same measure's p99 over the run's direct
     streams, the load side's own (None without direct streams)."""
-    wait_all_idle(relay)
-    summary = drive(options, relay.url, model_url, count, options.direct_streams, run)
+    summary, _ = timed_drive(options, relay, model_url, count, options.direct_streams, run)
     added = added_ttft_ms(summary)
     direct = (summary.get("direct") or {}).get("added_ms")
     complete = summary["completed"] == summary["streams"]
@@ -341,13 +358,8 @@ def cpu_of_run(
 ) -> float | None:
     """The relay's CPU seconds over one run of ``count`` streams (no direct ones), started
     once it is idle; None when not every stream completed or its CPU could not be read."""
-    wait_all_idle(relay)
-    before = cpu_seconds(relay.pid)
-    summary = drive(options, relay.url, model_url, count, 0, run)
-    after = cpu_seconds(relay.pid)
-    if before is None or after is None or summary["completed"] != count:
-        return None
-    return after - before
+    summary, cpu_s = timed_drive(options, relay, model_url, count, 0, run)
+    return cpu_s if summary["completed"] == count else None
 
 
 def setup_and_chunk(short: float | None, long: float | None, count: int) -> dict[str, float | None]:
@@ -427,21 +439,19 @@ def run_streams_scenario(
             # Imports, the first connections and the store's first commits, outside the run.
             warmup_streams = drive(options, url, model_url, WARMUP_STREAMS, 5)["completed"]
             drive(options, reference.url, model_url, WARMUP_STREAMS, 5, "reference-warmup")
-        wait_idle(server.pid)
-        wait_idle(reference.pid)
-        cpu_before = cpu_seconds(server.pid)
+        wait_all_idle(service)  # the warm-up's work done, in the model server too
         model_cpu_before = cpu_seconds(model.pid)
         overflows_before = listen_overflows()
-        with observe(server.pid) if observe is not None else contextlib.nullcontext():
-            summary = drive(
-                options,
-                url,
-                model_url,
-                options.streams,
-                options.direct_streams,
-                running=RUNNING_STREAMS,
-            )
-        cpu_after = cpu_seconds(server.pid)
+        summary, server_cpu = timed_drive(
+            options,
+            service,
+            model_url,
+            options.streams,
+            options.direct_streams,
+            "main",
+            RUNNING_STREAMS,
+            observe,
+        )
         model_cpu_after = cpu_seconds(model.pid)
         overflows_after = listen_overflows()
         rss = peak_rss_bytes(server.pid)
@@ -463,9 +473,6 @@ def run_streams_scenario(
             summary["costs"], summary["reference"]["costs"] = costs["service"], costs["reference"]
             summary["at_target"] = repeats["service"]
             summary["reference"]["at_target"] = repeats["reference"]
-    server_cpu = (
-        cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
-    )
     if model_cpu_before is not None and model_cpu_after is not None:
         summary["model_server_cpu_s"] = round(model_cpu_after - model_cpu_before, 3)
     if overflows_before is not None and overflows_after is not None:

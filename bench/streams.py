@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from chat_service.event_loop import choose_event_loop
 from tests.support.model_server import model_seconds
 
 MARKER = "BENCH_STREAMS "
@@ -526,20 +527,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where installed (the ``speedups`` extra), else asyncio's: on asyncio's own
-    loop each read cost the client about 20 µs of Python before its callback ran, 50 times a
-    stream, on the CPU it shares with the model server."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+    # uvloop where installed, as the service chooses (the ``speedups`` extra): on asyncio's own
+    # loop each read cost this client about 20 µs of Python before its callback ran, 50 times
+    # a stream, on the CPU it shares with the model server.
+    with asyncio.Runner(loop_factory=choose_event_loop("auto").new_loop) as runner:
         summary = runner.run(run(args))
     print(MARKER + json.dumps(summary), flush=True)
     return 0

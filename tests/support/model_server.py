@@ -47,6 +47,8 @@ from typing import Any
 
 from aiohttp import web
 
+from chat_service.event_loop import choose_event_loop
+
 Behaviour = dict[str, Any]
 
 _WORD = re.compile(r"\S+\s*|\s+")
@@ -313,11 +315,7 @@ def main() -> None:
     # What start-up made stays for the process's life: kept out of every collection, whose
     # pauses (tens of ms for a full one) would land in the times the benchmark measures.
     gc.freeze()
-    loop = None
-    if args.uvloop:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
+    loop = choose_event_loop("uvloop").new_loop() if args.uvloop else None
     web.run_app(
         create_app(keep_records=not args.no_records),
         loop=loop,
