@@ -115,6 +115,7 @@ def running_server(
     ready_url: str,
     output: Path,
     cwd: Path,
+    ready_timeout_s: float = READY_TIMEOUT_S,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``argv`` (pinned), wait until ``ready_url`` answers 200, SIGTERM it on exit.
 
@@ -130,14 +131,14 @@ def running_server(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(process, ready_url, output)
+        _wait_ready(process, ready_url, output, ready_timeout_s)
         yield process
     finally:
         stop(process)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, output: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def _wait_ready(process: subprocess.Popen[bytes], url: str, output: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = output.read_text(errors="replace")[-2000:]
@@ -146,7 +147,7 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, output: Path) -> Non
             if http_get(url, timeout=1.0)[0] == 200:
                 return
         time.sleep(0.05)
-    raise RuntimeError(f"server not ready at {url} within {READY_TIMEOUT_S:.0f}s")
+    raise RuntimeError(f"server not ready at {url} within {timeout_s:.0f}s")
 
 
 def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> int:
