@@ -21,11 +21,11 @@ from chat_service.api.jsonio import json_response, raw_json_response
 from chat_service.api.keys import CHAT, SETTINGS, STREAM_LIMITS, service_app
 from chat_service.api.models import refuse_models_not_offered
 from chat_service.api.replies import (
+    ReplyDeadline,
     log_model_failure,
     model_failure,
     no_slot_response,
     record_exchange,
-    reply_deadline,
 )
 from chat_service.api.streaming import stream_reply, wants_event_stream
 from chat_service.api.validation import HistoryQuery, parse_history_query, parse_message_body
@@ -99,7 +99,7 @@ async def plain_reply(request: web.Request, turn: Turn, trace_id: str | None) ->
     that fails here is the contract's "Failed to store the message.": errors.py)."""
     try:
         async with (
-            reply_deadline(service_app(request)[SETTINGS].reply_deadline_s),
+            ReplyDeadline(service_app(request)[SETTINGS].reply_deadline_s),
             contextlib.aclosing(turn.reply()) as pieces,
         ):
             reply = "".join([piece async for piece in pieces])

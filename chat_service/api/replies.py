@@ -5,9 +5,8 @@ stored exchange."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+from types import TracebackType
 
 from aiohttp import web
 
@@ -70,18 +69,36 @@ class ReplyTooSlow(AssistantError):
         )
 
 
-@contextlib.asynccontextmanager
-async def reply_deadline(seconds: float) -> AsyncIterator[None]:
+class ReplyDeadline:
     """Bound a whole reply (the per-read timeout bounds each wait for the model, not a model
     that keeps trickling): past ``seconds``, whatever the block awaits is cancelled and
-    :class:`ReplyTooSlow` raised in its place. One timer per reply."""
-    try:
-        async with asyncio.timeout(seconds) as deadline:
-            yield
-    except TimeoutError:
-        if deadline.expired():
-            raise ReplyTooSlow(seconds) from None
-        raise
+    :class:`ReplyTooSlow` raised in its place. One timer per reply.
+
+    A class rather than a generator-based context manager: it wraps every reply, and the
+    generator machinery cost more than asyncio's timer itself (bench/README.md, issue 26).
+    """
+
+    __slots__ = ("_seconds", "_timeout")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._timeout = asyncio.timeout(seconds)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            await self._timeout.__aexit__(exc_type, exc, traceback)
+        except TimeoutError:
+            if self._timeout.expired():
+                raise ReplyTooSlow(self._seconds) from None
+            raise
 
 
 def model_failure(exc: AssistantError, *, mid_reply: bool = False) -> tuple[int, str]:

@@ -27,11 +27,11 @@ from chat_service.api.errors import INTERNAL_ERROR, STORE_FAILED, error_response
 from chat_service.api.event_stream import EventStream
 from chat_service.api.keys import KEEPALIVE, METRICS, SETTINGS, service_app
 from chat_service.api.replies import (
+    ReplyDeadline,
     log_model_failure,
     model_failure,
     no_slot_response,
     record_exchange,
-    reply_deadline,
 )
 from chat_service.assistant import AssistantError
 from chat_service.chat.contract import reply_body
@@ -116,7 +116,7 @@ async def _relay(stream: _Stream, turn: Turn, trace_id: str | None) -> web.Strea
         # The deadline outermost: when it ends the reply while a piece is being sent, the
         # cancellation is its own (ReplyTooSlow below), not a client that left.
         async with (
-            reply_deadline(service_app(request)[SETTINGS].reply_deadline_s),
+            ReplyDeadline(service_app(request)[SETTINGS].reply_deadline_s),
             contextlib.aclosing(turn.reply()) as pieces,
         ):
             async for piece in pieces:
