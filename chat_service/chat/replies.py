@@ -19,7 +19,7 @@ or is stopped before anything was sent, leaves the conversation as it was.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from chat_service.assistant.base import Assistant, Completion, ReplyChunk
 from chat_service.chat.domain import (
@@ -66,8 +66,7 @@ class ReplyService:
         self.cache = cache
         self._locks = ConversationLocks()
 
-    @contextlib.asynccontextmanager
-    async def turn(
+    def turn(
         self,
         conversation: ConversationRef,
         message: str,
@@ -75,26 +74,36 @@ class ReplyService:
         *,
         model: str | None = None,
         replaces_turn: int | None = None,
-    ) -> AsyncIterator[Turn]:
-        """Wait for the conversation's turn and read its context and settings; the turn is
-        this conversation's until the ``with`` block ends. ``caller``: who the model's slots
-        are shared between (model_slots.py); ``model``: the message's own choice, over the
-        conversation's; ``replaces_turn``: the turn this message is answered in place of.
-        Raises StoreError, or TurnNotFound when the conversation has no such turn (by the
-        time the turn came: another request may have cut it)."""
-        async with self._locks.hold(conversation):
-            # The settings first: a store that finds no conversation knows it has no
-            # exchanges either, and the context needs no read of its own (a new chat).
-            settings = await self.conversations.conversation_settings(conversation)
-            if replaces_turn is None:
-                history = await self._read_context(conversation, self.context_turns)
-            else:
-                if replaces_turn > await self.exchanges.last_turn(conversation):
-                    raise TurnNotFound(replaces_turn)
-                history = await self._read_before(conversation, replaces_turn)
-            asked = model or settings.model or self.assistant.model
-            prompt = settings.system_prompt
-            yield Turn(self, conversation, message, history, caller, asked, prompt, replaces_turn)
+    ) -> _TakenTurn:
+        """``async with``: wait for the conversation's turn and read its context and
+        settings; the turn is this conversation's until the block ends. ``caller``: who the
+        model's slots are shared between (model_slots.py); ``model``: the message's own
+        choice, over the conversation's; ``replaces_turn``: the turn this message is
+        answered in place of. Raises StoreError, or TurnNotFound when the conversation has
+        no such turn (by the time the turn came: another request may have cut it)."""
+        return _TakenTurn(self, conversation, message, caller, model, replaces_turn)
+
+    async def _begin(
+        self,
+        conversation: ConversationRef,
+        message: str,
+        caller: str,
+        model: str | None,
+        replaces_turn: int | None,
+    ) -> Turn:
+        """The turn, once the conversation is held: its settings and context read."""
+        # The settings first: a store that finds no conversation knows it has no
+        # exchanges either, and the context needs no read of its own (a new chat).
+        settings = await self.conversations.conversation_settings(conversation)
+        if replaces_turn is None:
+            history = await self._read_context(conversation, self.context_turns)
+        else:
+            if replaces_turn > await self.exchanges.last_turn(conversation):
+                raise TurnNotFound(replaces_turn)
+            history = await self._read_before(conversation, replaces_turn)
+        asked = model or settings.model or self.assistant.model
+        prompt = settings.system_prompt
+        return Turn(self, conversation, message, history, caller, asked, prompt, replaces_turn)
 
     async def delete(self, conversation: ConversationRef) -> bool:
         """Delete the conversation once a reply being written to it here is stored, so the
@@ -118,6 +127,37 @@ class ReplyService:
 
     async def close(self) -> None:
         await self.assistant.close()
+
+
+class _TakenTurn:
+    """:meth:`ReplyService.turn`'s ``async with``. A class rather than a generator-based
+    context manager: every message takes one (bench/README.md, issue 26)."""
+
+    __slots__ = ("_args", "_hold", "_service")
+
+    def __init__(
+        self,
+        service: ReplyService,
+        conversation: ConversationRef,
+        message: str,
+        caller: str,
+        model: str | None,
+        replaces_turn: int | None,
+    ) -> None:
+        self._service = service
+        self._args = (conversation, message, caller, model, replaces_turn)
+        self._hold = service._locks.hold(conversation)
+
+    async def __aenter__(self) -> Turn:
+        await self._hold.__aenter__()
+        try:
+            return await self._service._begin(*self._args)
+        except BaseException:
+            await self._hold.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._hold.__aexit__(*exc_info)
 
 
 class Turn:

@@ -70,6 +70,13 @@ async def test_a_waiter_that_gives_up_leaves_no_lock_behind() -> None:
     assert len(locks) == 0
 
 
+async def test_leaving_a_turn_never_taken_is_an_error() -> None:
+    locks = ConversationLocks()
+    with pytest.raises(RuntimeError, match="not taken"):
+        await locks.hold("c").__aexit__(None, None, None)
+    assert len(locks) == 0
+
+
 # -- reply cache ------------------------------------------------------------------------
 
 
