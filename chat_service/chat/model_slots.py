@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
 
 
 class ModelBusy(Exception):
@@ -62,10 +61,13 @@ class ModelSlots:
         queue = self._waiting.get(caller)
         return len(queue) if queue is not None else 0
 
-    @contextlib.asynccontextmanager
-    async def take(self, caller: str) -> AsyncIterator[None]:
-        """A slot for one of ``caller``'s model calls, held until the block ends. Raises
-        TooManyReplies (over the caller's cap) or ModelBusy (no slot within the wait)."""
+    def take(self, caller: str) -> _Slot:
+        """``async with``: a slot for one of ``caller``'s model calls, held until the block
+        ends. Raises TooManyReplies (over the caller's cap) or ModelBusy (no slot within
+        the wait)."""
+        return _Slot(self, caller)
+
+    async def _enter(self, caller: str) -> None:
         calls = self._calls.get(caller, 0)
         if calls >= self.per_caller:
             raise TooManyReplies(self.per_caller)
@@ -75,15 +77,21 @@ class ModelSlots:
                 self._running += 1  # a free slot and nobody before us: no timer armed
             else:
                 await self._wait(caller)
-            try:
-                yield
-            finally:
-                self._release()
+        except BaseException:
+            self._leave(caller)
+            raise
+
+    def _exit(self, caller: str) -> None:
+        try:
+            self._release()
         finally:
-            if (left := self._calls[caller] - 1) > 0:
-                self._calls[caller] = left
-            else:
-                del self._calls[caller]
+            self._leave(caller)
+
+    def _leave(self, caller: str) -> None:
+        if (left := self._calls[caller] - 1) > 0:
+            self._calls[caller] = left
+        else:
+            del self._calls[caller]
 
     async def _wait(self, caller: str) -> None:
         """Queue behind the callers waiting; return holding a slot that :meth:`_release`
@@ -129,3 +137,20 @@ class ModelSlots:
                 granted.set_result(None)
                 return  # the slot changes hands: still running
         self._running -= 1
+
+
+class _Slot:
+    """:meth:`ModelSlots.take`'s ``async with``. A class rather than a generator-based
+    context manager: every reply takes one (bench/README.md, issue 26)."""
+
+    __slots__ = ("_caller", "_slots")
+
+    def __init__(self, slots: ModelSlots, caller: str) -> None:
+        self._slots = slots
+        self._caller = caller
+
+    async def __aenter__(self) -> None:
+        await self._slots._enter(self._caller)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._slots._exit(self._caller)
