@@ -9,7 +9,7 @@ A caller's value is taken only when it is 1 to 200 printable ASCII characters: a
 
 from __future__ import annotations
 
-import uuid
+import os
 
 from aiohttp import web
 
@@ -24,7 +24,8 @@ def request_id(request: web.Request) -> str:
     if known is None:
         sent = request.headers.get(HEADER, "")
         acceptable = 0 < len(sent) <= MAX_LENGTH and sent.isascii() and sent.isprintable()
-        known = request[REQUEST_ID] = sent if acceptable else uuid.uuid4().hex
+        # 128 random bits, as a UUID4's hex but without building the UUID object.
+        known = request[REQUEST_ID] = sent if acceptable else os.urandom(16).hex()
     return known
 
 
