@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
-from chat_service.assistant.base import Assistant, Completion, ReplyChunk
+from chat_service.assistant.base import Assistant, Completion
 from chat_service.chat.domain import (
     ConversationRef,
     Exchange,
@@ -34,7 +34,7 @@ from chat_service.chat.model_slots import ModelSlots
 from chat_service.chat.ordering import ConversationLocks
 from chat_service.chat.reply_cache import ReplyCache, cache_key
 from chat_service.store import ConversationCatalogue, ExchangeLog
-from chat_service.telemetry.genai import GenAITelemetry
+from chat_service.telemetry.genai import GenAITelemetry, ReplyWatch
 
 # (conversation, count) -> the conversation's newest ``count`` exchanges, oldest first.
 ContextReader = Callable[[ConversationRef, int], Awaitable[Sequence[Exchange]]]
@@ -205,11 +205,9 @@ class Turn:
                 cached = service.cache.get(key)
                 service.telemetry.cache_lookup(hit=cached is not None)
             if cached is not None:
-                replay = self._observe(_replay(cached), cached=True)
-                async with contextlib.aclosing(replay) as chunks:
-                    async for chunk in chunks:
-                        if isinstance(chunk, str):
-                            yield chunk
+                with self._watch(cached=True) as watch:
+                    watch.piece(cached)
+                    yield cached
                 return
         pieces: list[str] = []
         completion: Completion | None = None
@@ -220,26 +218,28 @@ class Turn:
                 model=self.model,
                 system_prompt=self.system_prompt,
             )
-            async with contextlib.aclosing(self._observe(stream, cached=False)) as chunks:
-                async for chunk in chunks:
-                    if isinstance(chunk, Completion):
-                        completion = chunk
-                        self.origin = ReplyOrigin(
-                            chunk.model, chunk.input_tokens, chunk.output_tokens
-                        )
-                        continue
-                    if key is not None:
-                        pieces.append(chunk)
-                    yield chunk
+            # One loop over the model's chunks, the telemetry told of each, rather than a
+            # generator of its own around them (bench/README.md, issue 26).
+            with self._watch(cached=False) as watch:
+                async with contextlib.aclosing(stream):
+                    async for chunk in stream:
+                        if isinstance(chunk, Completion):
+                            watch.completed(chunk)
+                            completion = chunk
+                            self.origin = ReplyOrigin(
+                                chunk.model, chunk.input_tokens, chunk.output_tokens
+                            )
+                            continue
+                        watch.piece(chunk)
+                        if key is not None:
+                            pieces.append(chunk)
+                        yield chunk
         complete = completion is not None and completion.finish_reason == "stop"
         if key is not None and service.cache is not None and complete:
             service.cache.put(key, "".join(pieces))
 
-    def _observe(
-        self, chunks: AsyncGenerator[ReplyChunk, None], *, cached: bool
-    ) -> AsyncGenerator[ReplyChunk, None]:
-        return self._service.telemetry.observe(
-            chunks,
+    def _watch(self, *, cached: bool) -> ReplyWatch:
+        return self._service.telemetry.watch(
             message=self.message,
             history=self.history,
             # The caller's id for it: the principal is on the request's span (enduser.id).
@@ -263,7 +263,3 @@ class Turn:
             )
         except StoreError as exc:
             raise ExchangeNotStored(str(exc)) from exc
-
-
-async def _replay(reply: str) -> AsyncGenerator[ReplyChunk, None]:
-    yield reply

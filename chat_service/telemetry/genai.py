@@ -17,9 +17,9 @@ content capture is on (CHAT_CAPTURE_CONTENT, i.e. OTEL_INSTRUMENTATION_GENAI_CAP
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +29,7 @@ from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.invocation import InferenceInvocation
 from opentelemetry.util.genai.types import Error, InputMessage, OutputMessage, TextPart
 
-from chat_service.assistant.base import AssistantError, Completion, ReplyChunk
+from chat_service.assistant.base import AssistantError, Completion
 from chat_service.chat.domain import Exchange
 from chat_service.telemetry.context import current_exemplar
 from chat_service.telemetry.metrics import Metrics
@@ -84,9 +84,8 @@ class GenAITelemetry:
     def cache_lookup(self, *, hit: bool) -> None:
         (self._cache_hits if hit else self._cache_misses).inc()
 
-    async def observe(
+    def watch(
         self,
-        chunks: AsyncGenerator[ReplyChunk, None],
         *,
         message: str,
         history: Sequence[Exchange],
@@ -94,55 +93,23 @@ class GenAITelemetry:
         model: str | None = None,
         system_prompt: str | None = None,
         cached: bool = False,
-    ) -> AsyncGenerator[ReplyChunk, None]:
-        """Pass ``chunks`` through, timing them; ``model`` and ``system_prompt``: what the
-        call asks for (the deployment's when None); ``cached``: a reply replayed from the
-        cache, which gets the span (marked) but none of a model call's metrics."""
+    ) -> ReplyWatch:
+        """``with``, around the loop over a reply's chunks: tell it each piece
+        (:meth:`ReplyWatch.piece`) and the completion (:meth:`ReplyWatch.completed`); how
+        the block ends says how the call did (a model failure, the caller stopping, or
+        done). ``model`` and ``system_prompt``: what the call asks for (the deployment's
+        when None); ``cached``: a reply replayed from the cache, which gets the span
+        (marked) but none of a model call's metrics.
+
+        A context manager rather than a generator wrapped around the reply's: every reply,
+        and every chunk of it, would go through one more async generator (bench/README.md,
+        issue 26)."""
         request_model = model or self.model
-        metered = self.instruments(request_model)
         prompt = self._system_prompt if system_prompt is None else system_prompt
         invocation = self._start(
             message, history, conversation_id, request_model, prompt, cached=cached
         )
-        started = time.perf_counter()
-        last_chunk: float | None = None
-        completion: Completion | None = None
-        text: list[str] = []
-        try:
-            async with contextlib.aclosing(chunks):
-                async for chunk in chunks:
-                    if isinstance(chunk, Completion):
-                        completion = chunk
-                    else:
-                        now = time.perf_counter()
-                        if last_chunk is None:
-                            if invocation is not None:
-                                invocation.ttfc_seconds = now - started
-                            if not cached:
-                                metered.first_chunk.observe(now - started, current_exemplar())
-                        elif not cached:
-                            metered.next_chunk.observe(now - last_chunk)
-                        last_chunk = now
-                        if invocation is not None and invocation.should_capture_content:
-                            text.append(chunk)
-                    yield chunk
-        except AssistantError as exc:
-            self._failed(invocation, metered, started, exc.error_type, str(exc))
-            raise
-        except (GeneratorExit, asyncio.CancelledError):
-            # Our caller stopped the reply (the client went away): not a failure of the
-            # model, and no complete call to time.
-            if invocation is not None:
-                invocation.attributes[STOPPED_ATTRIBUTE] = True
-                invocation.stop()
-            raise
-        except BaseException as exc:
-            self._failed(invocation, metered, started, type(exc).__qualname__, str(exc))
-            raise
-        if invocation is not None:
-            self._finish(invocation, completion, "".join(text))
-        if not cached:
-            metered.record(time.perf_counter() - started, completion, invocation is not None)
+        return ReplyWatch(self, self.instruments(request_model), invocation, cached)
 
     def _start(
         self,
@@ -205,6 +172,88 @@ class GenAITelemetry:
         self._metrics.genai_duration.labels(*metered.labels, error_type).observe(
             time.perf_counter() - started, current_exemplar()
         )
+
+
+class ReplyWatch:
+    """One model call (or cache replay) being observed: see :meth:`GenAITelemetry.watch`."""
+
+    __slots__ = (
+        "_cached",
+        "_completion",
+        "_invocation",
+        "_last_chunk",
+        "_metered",
+        "_started",
+        "_telemetry",
+        "_text",
+    )
+
+    def __init__(
+        self,
+        telemetry: GenAITelemetry,
+        metered: _ModelInstruments,
+        invocation: InferenceInvocation | None,
+        cached: bool,
+    ) -> None:
+        self._telemetry = telemetry
+        self._metered = metered
+        self._invocation = invocation
+        self._cached = cached
+        self._completion: Completion | None = None
+        self._last_chunk: float | None = None
+        # Kept only for a span that captures content.
+        self._text: list[str] | None = (
+            [] if invocation is not None and invocation.should_capture_content else None
+        )
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> ReplyWatch:
+        return self
+
+    def piece(self, text: str) -> None:
+        """A piece of the reply arrived."""
+        now = time.perf_counter()
+        if self._last_chunk is None:
+            if self._invocation is not None:
+                self._invocation.ttfc_seconds = now - self._started
+            if not self._cached:
+                self._metered.first_chunk.observe(now - self._started, current_exemplar())
+        elif not self._cached:
+            self._metered.next_chunk.observe(now - self._last_chunk)
+        self._last_chunk = now
+        if self._text is not None:
+            self._text.append(text)
+
+    def completed(self, completion: Completion) -> None:
+        """The model said how the call ended and what it cost."""
+        self._completion = completion
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        invocation, started = self._invocation, self._started
+        if exc is None:
+            if invocation is not None:
+                text = "".join(self._text) if self._text is not None else ""
+                self._telemetry._finish(invocation, self._completion, text)
+            if not self._cached:
+                self._metered.record(
+                    time.perf_counter() - started, self._completion, invocation is not None
+                )
+        elif isinstance(exc, AssistantError):
+            self._telemetry._failed(invocation, self._metered, started, exc.error_type, str(exc))
+        elif isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
+            # Our caller stopped the reply (the client went away): not a failure of the
+            # model, and no complete call to time.
+            if invocation is not None:
+                invocation.attributes[STOPPED_ATTRIBUTE] = True
+                invocation.stop()
+        else:
+            error_type = type(exc).__qualname__
+            self._telemetry._failed(invocation, self._metered, started, error_type, str(exc))
 
 
 class _ModelInstruments:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -86,10 +87,31 @@ async def observe(
     tracer = provider.get_tracer("test")
     request = tracer.start_as_current_span("POST /chat/message") if sampled else _unrecorded()
     with request:
-        observed = telemetry.observe(
-            stream, message="hello", history=HISTORY, conversation_id="conv-1", cached=cached
+        observed = watched(
+            telemetry,
+            stream,
+            message="hello",
+            history=HISTORY,
+            conversation_id="conv-1",
+            cached=cached,
         )
         return [chunk async for chunk in observed]
+
+
+async def watched(
+    telemetry: GenAITelemetry,
+    stream: AsyncGenerator[ReplyChunk, None],
+    **call: Any,
+) -> AsyncGenerator[ReplyChunk, None]:
+    """``stream`` passed through, its chunks told to a watch, as Turn.reply does."""
+    with telemetry.watch(**call) as watch:
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                if isinstance(chunk, Completion):
+                    watch.completed(chunk)
+                else:
+                    watch.piece(chunk)
+                yield chunk
 
 
 @contextlib.contextmanager
@@ -178,7 +200,8 @@ async def test_a_stopped_call_is_marked_stopped_not_failed(
 ) -> None:
     telemetry = telemetry_for(metrics, provider)
     with provider.get_tracer("test").start_as_current_span("POST /chat/message"):
-        observed = telemetry.observe(
+        observed = watched(
+            telemetry,
             model_stream(["a", "b", "c"], COMPLETION),
             message="hello",
             history=[],
