@@ -42,39 +42,44 @@ class JsonAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
-        fields: dict[str, Any] = {
-            "http_method": request.method,
-            "route": request.get(REQUEST_ROUTE),
-            "path": request.path,
-            "status": response.status,
-            "duration_ms": round(time * 1000, 3),
-            "bytes_sent": response.body_length,  # status line and headers included
-            "remote": request.remote,
-            "user_agent": request.headers.get("User-Agent"),
-        }
+        method, path, status = request.method, request.path, response.status
+        message = f"{method} {path} {status}"
+        output = self.output
+        # The line's own keys first when it is written here, its fields after them: built
+        # as one dict, since every request writes one (issue 26).
+        line: dict[str, Any] = (
+            {}
+            if output is None
+            else {
+                "timestamp": utc_now(),
+                "level": "INFO",
+                "logger": self.logger.name,
+                "message": message,
+                "service": self.service_name,
+            }
+        )
+        line["http_method"] = method
+        line["route"] = request.get(REQUEST_ROUTE)
+        line["path"] = path
+        line["status"] = status
+        line["duration_ms"] = round(time * 1000, 3)
+        line["bytes_sent"] = response.body_length  # status line and headers included
+        line["remote"] = request.remote
+        line["user_agent"] = request.headers.get("User-Agent")
         if (request_id := request.get(REQUEST_ID)) is not None:
-            fields["request_id"] = request_id
+            line["request_id"] = request_id
         if (error := request.get(REQUEST_ERROR)) is not None:
-            fields["error"] = error
+            line["error"] = error
         if (principal := request.get(PRINCIPAL)) is not None and principal.namespace:
-            fields["principal"] = principal.namespace  # a name or a key's digest: no secret
+            line["principal"] = principal.namespace  # a name or a key's digest: no secret
         if (ids := request.get(REQUEST_TRACE_IDS)) is not None:
-            fields["trace_id"], fields["span_id"] = ids.trace_id, ids.span_id
+            line["trace_id"], line["span_id"] = ids.trace_id, ids.span_id
         if (event := request.get(EVENT_FIELDS)) is not None:
-            fields |= event
-        message = f"{request.method} {request.path} {response.status}"
-        if self.output is None:
-            self.logger.info(message, extra=fields)
+            line |= event
+        if output is None:
+            self.logger.info(message, extra=line)
             return
-        line = {
-            "timestamp": utc_now(),
-            "level": "INFO",
-            "logger": self.logger.name,
-            "message": message,
-            "service": self.service_name,
-            **fields,
-        }
-        self.output.write_soon(json_line(line))
+        output.write_soon(json_line(line))
 
     @property
     def enabled(self) -> bool:
