@@ -200,9 +200,12 @@ class Metrics:
             "Finished spans that could not be exported (collector down, slow or refusing).",
             registry=registry,
         )
-        # Pre-create the outcome series so that rate() works from the first scrape.
-        for outcome in ("stored", "failed"):
-            self.exchanges.labels(outcome=outcome)
+        # Pre-create the outcome series so that rate() works from the first scrape; the
+        # store's series are bound once: labels() takes a lock and a lookup on every call,
+        # and the store reports every read and commit (issue 26).
+        self._stored = self.exchanges.labels(outcome="stored")
+        self._failed = self.exchanges.labels(outcome="failed")
+        self._store_operations: dict[str, Histogram] = {}
         for result in ("hit", "miss"):
             self.reply_cache.labels(result=result)
 
@@ -241,15 +244,22 @@ class Metrics:
     # -- the store's observer (see chat_service.store.base.StoreObserver) -------------
 
     def store_read(self, operation: str, seconds: float) -> None:
-        self.store_duration.labels(db_operation_name=operation).observe(
-            seconds, exemplar=current_exemplar()
-        )
+        self._store_operation(operation).observe(seconds, exemplar=current_exemplar())
 
     def store_committed(self, batch_size: int, seconds: float) -> None:
         exemplar = current_exemplar()
-        self.store_duration.labels(db_operation_name="BATCH INSERT").observe(seconds, exemplar)
+        self._store_operation("BATCH INSERT").observe(seconds, exemplar)
         self.batch_size.observe(batch_size, exemplar)
-        self.exchanges.labels(outcome="stored").inc(batch_size)
+        self._stored.inc(batch_size)
 
     def store_commit_failed(self, batch_size: int) -> None:
-        self.exchanges.labels(outcome="failed").inc(batch_size)
+        self._failed.inc(batch_size)
+
+    def _store_operation(self, operation: str) -> Histogram:
+        """The duration series of ``operation`` (the store names a few: SELECT, ...)."""
+        series = self._store_operations.get(operation)
+        if series is None:
+            series = self._store_operations[operation] = self.store_duration.labels(
+                db_operation_name=operation
+            )
+        return series
