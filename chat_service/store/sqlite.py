@@ -275,7 +275,9 @@ class SQLiteChatStore(GroupCommitted):
         cuts = any(new.replaces_turn is not None for new in writes)
         if cuts:
             statements.append((ERASE_FROM_SEARCH_INDEX, ()))
-        read_back = f"SELECT {_COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?"
+        # Only what the database chose (id, turn, generation): the rest is what was
+        # written, already at hand, and reading the texts back cost both threads (issue 26).
+        read_back = "SELECT id, turn, generation FROM exchanges ORDER BY id DESC LIMIT ?"
         try:
             rows = await self._writer.run(
                 functools.partial(
@@ -291,7 +293,20 @@ class SQLiteChatStore(GroupCommitted):
             raise await self._write_failed(exc) from exc
         if cuts:
             await self._writer.run(truncate_log)
-        return [_exchange(row, conversation_of(row[1])) for row in rows]
+        return [
+            Exchange(
+                id=exchange_id,
+                conversation=new.conversation,
+                turn=turn,
+                user=new.user,
+                ai=new.ai,
+                created_at=new.created_at,
+                trace_id=new.trace_id,
+                origin=new.origin,
+                generation=generation,
+            )
+            for new, (exchange_id, turn, generation) in zip(writes, rows, strict=True)
+        ]
 
     async def _write_failed(self, exc: BaseException) -> StoreError:
         # Drop the connection: the next write reopens it, with a clean state and cache,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import instructions
-from bench.instructions import Count, message_body, parse_args, thread_totals
+from bench.instructions import Count, RelayCounts, message_body, parse_args, thread_totals
 from tests.support.binaries import require_binary
 
 BENCH = Path(instructions.__file__).resolve().parent
@@ -56,6 +56,24 @@ def test_counts_per_request_and_per_thread() -> None:
     }
 
 
+def test_a_relays_pieces_and_set_up_come_from_its_two_reply_lengths() -> None:
+    """Replies of 1 and of 21 pieces: the 20 more pieces cost the difference, and a stream
+    costs its set-up plus its pieces."""
+    few = Count(requests=10, threads={1: 10 * 1_500, 2: 10 * 200})
+    many = Count(requests=10, threads={1: 10 * 3_500, 2: 10 * 300})
+    counts = RelayCounts(few, many)
+    assert counts.per_piece == (3_800 - 1_700) / 20
+    assert counts.per_stream_set_up == 1_700 - 105
+    assert counts.summary() == {
+        "streams": 10,
+        "per_stream_of_1_piece": 1_700,
+        "per_stream_of_21_pieces": 3_800,
+        "per_piece": 105,
+        "per_stream_set_up": 1_595,
+        "other_threads_per_stream": 200,
+    }
+
+
 def test_the_load_is_bench_post_lua_s() -> None:
     """The same body as (a)'s wrk script: a distinct message of about 100 characters, in
     conversations taken round-robin from 1,024."""
@@ -71,11 +89,11 @@ def test_the_load_is_bench_post_lua_s() -> None:
     assert 100 <= len(first["message"]) <= 110
 
 
-def test_scenarios_other_than_a_and_e_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert parse_args(["--scenarios", "a, e"]).scenarios == ["a", "e"]
+def test_scenarios_other_than_a_e_g_and_r_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["--scenarios", "a, e,g,r"]).scenarios == ["a", "e", "g", "r"]
     with pytest.raises(SystemExit):
-        parse_args(["--scenarios", "a,g"])
-    assert "unknown scenarios: g" in capsys.readouterr().err
+        parse_args(["--scenarios", "a,h"])
+    assert "unknown scenarios: h" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_args(["--requests", "0"])
 
