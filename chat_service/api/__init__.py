@@ -47,7 +47,7 @@ from chat_service.api.ratelimit import (
     rate_limit_middleware,
 )
 from chat_service.api.request_id import add_request_id
-from chat_service.api.security import add_security_headers
+from chat_service.api.security import secure
 from chat_service.api.stream_limits import StreamLimits
 from chat_service.api.telemetry import RequestSpans, add_traceresponse, telemetry_middleware
 from chat_service.config import Settings
@@ -60,10 +60,16 @@ def service_middlewares(metrics: Metrics, spans: RequestSpans) -> list[Middlewar
 
 
 def add_service_hooks(app: web.Application) -> None:
-    """What every response carries."""
-    app.on_response_prepare.append(add_security_headers)
-    app.on_response_prepare.append(add_traceresponse)
-    app.on_response_prepare.append(add_request_id)
+    """What every response carries, errors and static files included."""
+    app.on_response_prepare.append(add_service_headers)
+
+
+async def add_service_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the security headers, ``traceresponse`` and the request id.
+    One hook for the three: each hook is a coroutine run for every response (issue 26)."""
+    secure(response.headers)
+    add_traceresponse(request, response)
+    add_request_id(request, response)
 
 
 def chat_app(settings: Settings, identity: Identity) -> web.Application:

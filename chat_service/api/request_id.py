@@ -29,6 +29,6 @@ def request_id(request: web.Request) -> str:
     return known
 
 
-async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: the id on every response."""
+def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """The id on every response."""
     response.headers[HEADER] = request_id(request)

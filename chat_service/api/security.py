@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-from aiohttp import hdrs, web
+from aiohttp import hdrs
 from yarl import URL
 
 _PAGE_POLICY = (
@@ -57,11 +57,6 @@ SECURITY_HEADERS = {
 # Instead of aiohttp's "Python/3.x aiohttp/3.x": versions tell an attacker which known flaws
 # to try. (NGINX sends "nginx" alone, with server_tokens off, in front of it.)
 SERVER = "chat-service"
-
-
-async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: runs for every response, errors and static files included."""
-    secure(response.headers)
 
 
 def secure(headers: MutableMapping[str, str]) -> None:

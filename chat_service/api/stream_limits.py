@@ -11,9 +11,6 @@ One more is refused with 429 and the error shape before it opens.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from aiohttp import web
 
 from chat_service.api.errors import ApiError
@@ -32,10 +29,9 @@ class StreamLimits:
         # too, and are held to both caps.
         self._open: dict[tuple[str, str], int] = {}
 
-    @contextlib.contextmanager
-    def hold(self, request: web.Request) -> Iterator[None]:
-        """Count one stream of the request's caller and address while the block runs;
-        ApiError 429 if either has its cap already."""
+    def hold(self, request: web.Request) -> _Held:
+        """``with``: count one stream of the request's caller and address while the block
+        runs; ApiError 429 if either has its cap already."""
         held = (("caller", caller(request)), ("address", request[CLIENT_ADDRESS]))
         for (kind, key), cap in zip(held, (self.per_caller, self.per_address), strict=True):
             if self._open.get((kind, key), 0) >= cap:
@@ -45,13 +41,26 @@ class StreamLimits:
                     f"Too many open streams ({cap}, {setting}); close one first.",
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 )
-        for slot in held:
+        return _Held(self._open, held)
+
+
+class _Held:
+    """The streams :meth:`StreamLimits.hold` counts, counted from ``with`` until its end. A
+    class rather than a generator-based context manager: every stream takes one (issue 26)."""
+
+    __slots__ = ("_held", "_open")
+
+    def __init__(self, open_: dict[tuple[str, str], int], held: tuple[tuple[str, str], ...]):
+        self._open = open_
+        self._held = held
+
+    def __enter__(self) -> None:
+        for slot in self._held:
             self._open[slot] = self._open.get(slot, 0) + 1
-        try:
-            yield
-        finally:
-            for slot in held:
-                if (left := self._open[slot] - 1) > 0:
-                    self._open[slot] = left
-                else:
-                    del self._open[slot]
+
+    def __exit__(self, *exc_info: object) -> None:
+        for slot in self._held:
+            if (left := self._open[slot] - 1) > 0:
+                self._open[slot] = left
+            else:
+                del self._open[slot]

@@ -192,8 +192,8 @@ def client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-async def add_traceresponse(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: the request's trace in a W3C ``traceresponse`` header."""
+def add_traceresponse(request: web.Request, response: web.StreamResponse) -> None:
+    """The request's trace in a W3C ``traceresponse`` header (on every response)."""
     if (ids := request.get(REQUEST_TRACE_IDS)) is not None:
         response.headers[TRACERESPONSE] = ids.traceresponse
 
