@@ -210,24 +210,19 @@ def count_scenario(key: str, args: argparse.Namespace) -> Count:
     """Scenario (a) or (e): the service, or the bare app, answering POSTs."""
     port = free_port()
     env = base_environment()
-    if key == "e":
-        argv = [sys.executable, "-m", "bench.reference_app", "--port", str(port)]
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-db-") as db:
+        if key == "e":
+            argv = [sys.executable, "-m", "bench.reference_app", "--port", str(port)]
+            cwd, ready = BENCH_DIR.parent, "/readyz"
+        else:
+            argv = [args.python, "-m", "chat_service"]
+            env |= service_settings(port, Path(db))
+            cwd, ready = args.source, "/healthz"
         return count(
             argv,
             env=env,
-            cwd=BENCH_DIR.parent,
-            ready_path="/readyz",
-            port=port,
-            requests=args.requests,
-            warmup=args.warmup,
-            connections=args.connections,
-        )
-    with tempfile.TemporaryDirectory(prefix="bench-instructions-db-") as db:
-        return count(
-            [args.python, "-m", "chat_service"],
-            env=env | service_settings(port, Path(db)),
-            cwd=args.source,
-            ready_path="/healthz",
+            cwd=cwd,
+            ready_path=ready,
             port=port,
             requests=args.requests,
             warmup=args.warmup,
@@ -313,7 +308,11 @@ def count_relay(key: str, args: argparse.Namespace) -> RelayCounts:
                 cwd, ready = BENCH_DIR.parent, "/readyz"
             else:
                 argv = [args.python, "-m", "chat_service"]
-                env |= service_settings(port, tmp) | {
+                # A database of its own: the same conversations in both runs would give the
+                # second run context to read and send, counted as its pieces' cost.
+                database = tmp / f"db-{pieces}"
+                database.mkdir()
+                env |= service_settings(port, database) | {
                     "CHAT_ASSISTANT": "openai",
                     "CHAT_MODEL": MODEL,
                     "OPENAI_BASE_URL": f"{model_url}/v1",

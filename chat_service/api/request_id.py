@@ -24,7 +24,7 @@ def request_id(request: web.Request) -> str:
     if known is None:
         sent = request.headers.get(HEADER, "")
         acceptable = 0 < len(sent) <= MAX_LENGTH and sent.isascii() and sent.isprintable()
-        # 128 random bits, as a UUID4's hex but without building the UUID object.
+        # 128 random bits in 32 hex digits (a UUID4's length, not a UUID: no version bits).
         known = request[REQUEST_ID] = sent if acceptable else os.urandom(16).hex()
     return known
 

@@ -86,16 +86,12 @@ class DummyAssistant:
 
     def _context_tokens(self, history: Sequence[Exchange]) -> int:
         known = self._exchange_tokens
-        try:  # the usual case: every exchange of the context counted before
-            return sum([known[exchange.id] for exchange in history])
-        except KeyError:
-            pass
         total = 0
         for exchange in history:
             tokens = known.get(exchange.id)
             if tokens is None:  # new in the context: counted once, then remembered
                 if len(known) >= _TOKEN_CACHE_SIZE:
-                    del known[next(iter(known))]  # the longest remembered goes
+                    known.clear()
                 tokens = count_tokens(exchange.user) + count_tokens(exchange.ai)
                 known[exchange.id] = tokens
             total += tokens

@@ -61,6 +61,20 @@ class NewExchange:
     # same transaction (ExchangeLog.append).
     replaces_turn: int | None = None
 
+    def stored(self, exchange_id: int, turn: int, generation: int) -> Exchange:
+        """This exchange as stored, under what the backend gave it."""
+        return Exchange(
+            id=exchange_id,
+            conversation=self.conversation,
+            turn=turn,
+            user=self.user,
+            ai=self.ai,
+            created_at=self.created_at,
+            trace_id=self.trace_id,
+            origin=self.origin,
+            generation=generation,
+        )
+
 
 class Transaction(Protocol):
     """The backend's part: insert ``writes`` (and rewrite the readiness row when ``probe``)

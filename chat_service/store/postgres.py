@@ -513,17 +513,7 @@ class PostgresChatStore(GroupCommitted):
             raise error from exc
         ids = {(row["conversation_id"], row["turn"]): row["id"] for row in inserted}
         return [
-            Exchange(
-                id=ids[(key, turn)],
-                conversation=new.conversation,
-                turn=turn,
-                user=new.user,
-                ai=new.ai,
-                created_at=new.created_at,
-                trace_id=new.trace_id,
-                origin=new.origin,
-                generation=generations[key],
-            )
+            new.stored(ids[(key, turn)], turn, generations[key])
             for (key, new), turn in zip(keyed, turns, strict=True)
         ]
 

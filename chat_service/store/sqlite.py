@@ -293,20 +293,7 @@ class SQLiteChatStore(GroupCommitted):
             raise await self._write_failed(exc) from exc
         if cuts:
             await self._writer.run(truncate_log)
-        return [
-            Exchange(
-                id=exchange_id,
-                conversation=new.conversation,
-                turn=turn,
-                user=new.user,
-                ai=new.ai,
-                created_at=new.created_at,
-                trace_id=new.trace_id,
-                origin=new.origin,
-                generation=generation,
-            )
-            for new, (exchange_id, turn, generation) in zip(writes, rows, strict=True)
-        ]
+        return [new.stored(*row) for new, row in zip(writes, rows, strict=True)]
 
     async def _write_failed(self, exc: BaseException) -> StoreError:
         # Drop the connection: the next write reopens it, with a clean state and cache,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from chat_service.assistant import Completion, DummyAssistant, create_assistant, dummy
+from chat_service.assistant import Completion, DummyAssistant, create_assistant
 from chat_service.assistant.dummy import HELP_TEXT, split_words
 from chat_service.chat.domain import Exchange
 from chat_service.config import Settings
@@ -139,27 +139,6 @@ async def test_an_exchanges_count_is_remembered_by_its_id() -> None:
     _, before = await reply(assistant, "hi", [first])
     _, after = await reply(assistant, "hi", [again])
     assert (before.input_tokens, after.input_tokens) == (1 + 3, 1 + 3)
-
-
-async def test_a_full_memory_of_counts_forgets_the_longest_remembered_first(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Past its size the memory drops the count it has kept longest, not all of them: the
-    newer ones are still taken as remembered (their text changed here to tell)."""
-    assistant = DummyAssistant()
-
-    def stored(id_: int, words: int) -> Exchange:
-        return Exchange(
-            id=id_, conversation=ref("c"), turn=id_, user="w " * words, ai="", created_at="t"
-        )
-
-    monkeypatch.setattr(dummy, "_TOKEN_CACHE_SIZE", 3)
-    for id_ in (1, 2, 3, 4):  # single-word exchanges; the fourth makes room by dropping 1
-        await reply(assistant, "hi", [stored(id_, 1)])
-    _, completion = await reply(assistant, "hi", [stored(2, 5), stored(3, 5), stored(4, 5)])
-    assert completion.input_tokens == 1 + 1 + 1 + 1  # all three still remembered
-    _, completion = await reply(assistant, "hi", [stored(1, 5)])
-    assert completion.input_tokens == 1 + 5  # forgotten: counted anew
 
 
 async def test_simulated_latency_comes_before_the_first_word() -> None:

@@ -4,8 +4,8 @@ conventions' attributes, and the Prometheus GenAI metrics."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import cast
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -15,6 +15,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from chat_service.assistant import AssistantError, Completion, ReplyChunk
 from chat_service.chat.domain import Exchange
+from chat_service.chat.model_slots import ModelSlots
+from chat_service.chat.replies import ReplyService, Turn
+from chat_service.chat.reply_cache import ReplyCache, cache_key
+from chat_service.store import ConversationCatalogue, ExchangeLog
 from chat_service.telemetry.genai import GenAITelemetry
 from chat_service.telemetry.metrics import Metrics
 from tests.support.refs import ref
@@ -24,6 +28,7 @@ LABELS = {
     "gen_ai_provider_name": "test-provider",
     "gen_ai_request_model": "test-model",
 }
+CALLER = "key:tester"
 HISTORY = [Exchange(id=1, conversation=ref("c"), turn=1, user="q1", ai="a1", created_at="t")]
 
 
@@ -75,43 +80,68 @@ COMPLETION = Completion(
 )
 
 
+class ScriptedModel:
+    """An assistant whose one call streams ``chunks``."""
+
+    provider = "test-provider"
+    model = "test-model"
+    server_url: str | None = None
+
+    def __init__(self, chunks: AsyncGenerator[ReplyChunk, None]) -> None:
+        self._chunks = chunks
+
+    def stream(
+        self,
+        message: str,
+        history: Sequence[Exchange],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+    ) -> AsyncGenerator[ReplyChunk, None]:
+        return self._chunks
+
+    async def models(self) -> Sequence[str]:
+        return (self.model,)
+
+    async def close(self) -> None:
+        return None
+
+
+def turn_for(
+    telemetry: GenAITelemetry,
+    chunks: AsyncGenerator[ReplyChunk, None],
+    cache: ReplyCache | None = None,
+) -> Turn:
+    """A turn of conversation ``conv-1`` answering "hello" after HISTORY, as the service
+    makes one (its reply reads nothing from the store, hence none)."""
+    service = ReplyService(
+        cast(ExchangeLog, None),
+        cast(ConversationCatalogue, None),
+        ScriptedModel(chunks),
+        telemetry,
+        context_turns=len(HISTORY),
+        slots=ModelSlots(4, wait_s=1),
+        cache=cache,
+    )
+    return Turn(service, ref("conv-1"), "hello", HISTORY, CALLER, "test-model")
+
+
 async def observe(
     telemetry: GenAITelemetry,
     provider: TracerProvider,
-    stream: AsyncGenerator[ReplyChunk, None],
+    chunks: AsyncGenerator[ReplyChunk, None],
     *,
-    cached: bool = False,
+    cache: ReplyCache | None = None,
     sampled: bool = True,
-) -> list[ReplyChunk]:
-    """Run ``stream`` through the telemetry inside a request span (recorded or not)."""
+) -> list[str]:
+    """The reply of a turn answered with ``chunks`` inside a request span (recorded or
+    not): Turn.reply, as the handlers run it."""
     tracer = provider.get_tracer("test")
     request = tracer.start_as_current_span("POST /chat/message") if sampled else _unrecorded()
     with request:
-        observed = watched(
-            telemetry,
-            stream,
-            message="hello",
-            history=HISTORY,
-            conversation_id="conv-1",
-            cached=cached,
-        )
-        return [chunk async for chunk in observed]
-
-
-async def watched(
-    telemetry: GenAITelemetry,
-    stream: AsyncGenerator[ReplyChunk, None],
-    **call: Any,
-) -> AsyncGenerator[ReplyChunk, None]:
-    """``stream`` passed through, its chunks told to a watch, as Turn.reply does."""
-    with telemetry.watch(**call) as watch:
-        async with contextlib.aclosing(stream):
-            async for chunk in stream:
-                if isinstance(chunk, Completion):
-                    watch.completed(chunk)
-                else:
-                    watch.piece(chunk)
-                yield chunk
+        turn = turn_for(telemetry, chunks, cache)
+        async with contextlib.aclosing(turn.reply()) as pieces:
+            return [piece async for piece in pieces]
 
 
 @contextlib.contextmanager
@@ -133,7 +163,7 @@ async def test_one_client_span_per_call_child_of_the_request(
 ) -> None:
     telemetry = telemetry_for(metrics, provider, server_url="https://models.example:8443/v1")
     chunks = await observe(telemetry, provider, model_stream(["Hel", "lo"], COMPLETION))
-    assert chunks == ["Hel", "lo", COMPLETION], "the stream passes through unchanged"
+    assert chunks == ["Hel", "lo"], "the text passes through unchanged"
 
     [span] = spans(exporter, "chat test-model")
     [request] = spans(exporter, "POST /chat/message")
@@ -200,15 +230,9 @@ async def test_a_stopped_call_is_marked_stopped_not_failed(
 ) -> None:
     telemetry = telemetry_for(metrics, provider)
     with provider.get_tracer("test").start_as_current_span("POST /chat/message"):
-        observed = watched(
-            telemetry,
-            model_stream(["a", "b", "c"], COMPLETION),
-            message="hello",
-            history=[],
-            conversation_id="c",
-        )
-        assert await anext(observed) == "a"
-        await observed.aclose()
+        reply = turn_for(telemetry, model_stream(["a", "b", "c"], COMPLETION)).reply()
+        assert await anext(reply) == "a"
+        await reply.aclose()  # the client went away
     [span] = spans(exporter, "chat test-model")
     assert (span.attributes or {})["chat_service.reply.stopped"] is True
     assert span.status.status_code != StatusCode.ERROR
@@ -220,9 +244,13 @@ async def test_a_cache_hit_has_a_marked_span_and_no_model_metrics(
     metrics: Metrics, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     telemetry = telemetry_for(metrics, provider)
-    await observe(telemetry, provider, model_stream(["cached reply"], None), cached=True)
+    cache = ReplyCache(ttl_s=60)
+    cache.put(cache_key("", "test-model", None, HISTORY, "hello"), "cached reply")
+    unasked = model_stream(["never asked"], COMPLETION)
+    assert await observe(telemetry, provider, unasked, cache=cache) == ["cached reply"]
     [span] = spans(exporter, "chat test-model")
     assert (span.attributes or {})["chat_service.reply_cache.hit"] is True
+    assert "gen_ai.response.time_to_first_chunk" in (span.attributes or {})
     assert sample(metrics, "gen_ai_client_operation_duration_seconds_count", error_type="") == 0
     assert sample(metrics, "gen_ai_client_operation_time_to_first_chunk_seconds_count") == 0
 

@@ -18,7 +18,12 @@ from chat_service.config import ConfigError
 from chat_service.telemetry.context import active, current_exemplar, span_ids
 from chat_service.telemetry.logs import TraceJsonFormatter
 from chat_service.telemetry.metrics import bounded_method
-from chat_service.telemetry.tracing import CountingExporter, build_exporter, build_resource
+from chat_service.telemetry.tracing import (
+    CountingExporter,
+    build_exporter,
+    build_resource,
+    configure_tracing,
+)
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 
@@ -62,6 +67,27 @@ def test_exporter_follows_the_standard_variables(
 def test_unsupported_exporter_settings_are_config_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         build_exporter(env)
+
+
+@pytest.mark.parametrize(("env", "exported"), [({}, False), (ENDPOINT, True)])
+def test_the_process_traces_with_the_sdk_only_when_spans_are_exported(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], exported: bool
+) -> None:
+    """Without an exporter the spans the process still asks for (the group commit's) come
+    from the API's no-op tracer, not from the SDK making each one to throw away."""
+    installed: list[trace.TracerProvider] = []
+    monkeypatch.setattr(trace, "set_tracer_provider", installed.append)
+    tracing = configure_tracing(env, lambda dropped: None)
+    try:
+        assert tracing.exporting is exported
+        [provider] = installed
+        if exported:
+            assert provider is tracing.provider
+        else:
+            assert isinstance(provider, trace.NoOpTracerProvider)
+            assert not provider.get_tracer("x").start_span("commit").get_span_context().is_valid
+    finally:
+        tracing.provider.shutdown()
 
 
 def test_resource_defaults_to_our_name_and_version(monkeypatch: pytest.MonkeyPatch) -> None:
