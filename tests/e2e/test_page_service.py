@@ -47,12 +47,14 @@ async def prefill(path: Path) -> None:
         await store.close()
 
 
-@pytest.fixture(scope="module")
-def service(
+def prefilled_service(
     start_module_service: StartModuleService,
     frontend_copy: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    latency_ms: int,
 ) -> ServiceProcess:
+    """The service on a prefilled history, serving the page, its replies ``latency_ms``
+    late."""
     db_path = tmp_path_factory.mktemp("prefilled") / "chat.db"
     # In a thread of its own: Playwright's event loop runs in this one.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -61,15 +63,40 @@ def service(
         db_path=db_path,
         env={
             "CHAT_FRONTEND_DIR": str(frontend_copy),
-            "CHAT_ASSISTANT_LATENCY_MS": "500",
+            "CHAT_ASSISTANT_LATENCY_MS": str(latency_ms),
             "CHAT_RATE_LIMIT_RPS": "0",
         },
     )
 
 
+@pytest.fixture(scope="module")
+def service(
+    start_module_service: StartModuleService,
+    frontend_copy: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServiceProcess:
+    return prefilled_service(start_module_service, frontend_copy, tmp_path_factory, 500)
+
+
+@pytest.fixture(scope="module")
+def slow_service(
+    start_module_service: StartModuleService,
+    frontend_copy: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServiceProcess:
+    """Replies 4 s late: time for a test to act while one is on its way, even on a machine
+    loaded enough to take a second over a click and a scroll (CI's once did)."""
+    return prefilled_service(start_module_service, frontend_copy, tmp_path_factory, 4_000)
+
+
 @pytest.fixture
 def chat(open_page: OpenPage, service: ServiceProcess) -> ChatPage:
     return ChatPage(open_page(), service.base_url)
+
+
+@pytest.fixture
+def slow_chat(open_page: OpenPage, slow_service: ServiceProcess) -> ChatPage:
+    return ChatPage(open_page(), slow_service.base_url)
 
 
 def stored_history(service: ServiceProcess) -> list[dict[str, str]]:
@@ -134,7 +161,8 @@ def test_scrolling_up_loads_older_messages_in_place(
     assert 0 <= top < chat.scroll_metrics()["client"], top
 
 
-def test_a_reader_who_scrolled_up_is_not_pulled_down(chat: ChatPage) -> None:
+def test_a_reader_who_scrolled_up_is_not_pulled_down(slow_chat: ChatPage) -> None:
+    chat = slow_chat
     chat.open()
     replies = chat.page.locator(AI).count()
     chat.input.fill("Reply while I read the older messages")
@@ -145,6 +173,8 @@ def test_a_reader_who_scrolled_up_is_not_pulled_down(chat: ChatPage) -> None:
     chat.log.evaluate("log => { log.scrollTop = log.scrollHeight / 2; }")
     chat.page.wait_for_function("document.getElementById('log').scrollTop > 0")
     reading_at = chat.scroll_metrics()["top"]
+    # The reply comes while the reader is up there (else there is nothing to test).
+    expect(chat.thinking).to_be_visible()
     chat.wait_for_reply(replies)
     assert chat.scroll_metrics()["top"] == pytest.approx(reading_at, abs=1)
     jump = chat.page.get_by_role("button", name="New reply")
