@@ -47,9 +47,9 @@ from typing import Any
 import aiohttp
 
 from bench.common import base_environment
-from bench.processes import free_port, http_get, plan_pinning, running_server
+from bench.processes import free_port, plan_pinning, running_server
 from bench.runner import SERVICE_DEFAULTS
-from bench.stream_scenario import MODEL, MODEL_SERVER
+from bench.stream_scenario import MODEL_SERVER, model_settings, set_reply_chunks
 
 BENCH_DIR = Path(__file__).resolve().parent
 CONVERSATIONS = 1_024  # as bench/post.lua
@@ -294,12 +294,7 @@ def count_relay(key: str, args: argparse.Namespace) -> RelayCounts:
         )
         counts = []
         for pieces in (FEW_PIECES, MANY_PIECES):
-            behaviour = {"chunks": ["tok "] * pieces, "chunk_delay_s": PIECE_DELAY_S}
-            status, _ = http_get(
-                f"{model_url}/_control/default", body=json.dumps(behaviour).encode()
-            )
-            if status != 200:
-                raise RuntimeError(f"the model server refused its behaviour: {status}")
+            set_reply_chunks(model_url, pieces, PIECE_DELAY_S, stamp=False)
             port = free_port()
             env = base_environment()
             if key == "r":
@@ -312,13 +307,7 @@ def count_relay(key: str, args: argparse.Namespace) -> RelayCounts:
                 # second run context to read and send, counted as its pieces' cost.
                 database = tmp / f"db-{pieces}"
                 database.mkdir()
-                env |= service_settings(port, database) | {
-                    "CHAT_ASSISTANT": "openai",
-                    "CHAT_MODEL": MODEL,
-                    "OPENAI_BASE_URL": f"{model_url}/v1",
-                    "OPENAI_API_KEY": "sk-bench-not-secret",
-                    "CHAT_MODEL_MAX_CONCURRENCY": "2000",
-                }
+                env |= service_settings(port, database) | model_settings(model_url)
                 cwd, ready = args.source, "/healthz"
             counts.append(
                 count(

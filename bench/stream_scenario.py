@@ -120,13 +120,20 @@ def service_environment(base: dict[str, str], model_url: str, options: Options) 
     return env | {
         "OTEL_TRACES_EXPORTER": "none",
         **LIMITS_OFF,
+        **model_settings(model_url),
+        **options.settings,
+    }
+
+
+def model_settings(model_url: str) -> dict[str, str]:
+    """The service's settings for answering with the model server at ``model_url``."""
+    return {
         "CHAT_ASSISTANT": "openai",
         "CHAT_MODEL": MODEL,
         "OPENAI_BASE_URL": f"{model_url}/v1",
         "OPENAI_API_KEY": "sk-bench-not-secret",
         # Above the stream count: the service's own limit must not be what is measured.
         "CHAT_MODEL_MAX_CONCURRENCY": "2000",
-        **options.settings,
     }
 
 
@@ -309,13 +316,16 @@ def at_target(options: Options, model_url: str, relays: Sequence[Relay]) -> dict
     return found
 
 
-def set_reply_chunks(model_url: str, chunks: int) -> None:
-    """Every reply of the model server from now on: ``chunks`` pieces, 50 ms apart, the
-    first stamped with the server's own time to it (bench/streams.py's ``added_ms``)."""
+def set_reply_chunks(
+    model_url: str, chunks: int, delay_s: float = MODEL_CHUNK_DELAY_S, *, stamp: bool = True
+) -> None:
+    """Every reply of the model server from now on: ``chunks`` pieces, ``delay_s`` apart
+    (50 ms), the first stamped with the server's own time to it (bench/streams.py's
+    ``added_ms``) unless ``stamp`` is false."""
     behaviour = {
         "chunks": ["tok "] * chunks,
-        "chunk_delay_s": MODEL_CHUNK_DELAY_S,
-        "stamp_first_chunk": True,
+        "chunk_delay_s": delay_s,
+        "stamp_first_chunk": stamp,
     }
     status, _ = http_get(f"{model_url}/_control/default", body=json.dumps(behaviour).encode())
     if status != 200:
